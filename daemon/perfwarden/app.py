@@ -1,0 +1,230 @@
+"""The composition root: builds the daemon's components from a config and runs them.
+
+Start order: lock the socket directory, bind the sockets, start ingest and the
+control server, start the interval task, then ``READY=1`` and ``daemon.started``.
+Stop order (SIGTERM / SIGINT): ``daemon.stopping``, ``STOPPING=1``, stop accepting,
+drain what the datagram socket already holds, close, remove the socket files.
+One loop thread owns every mutable structure; signal handlers only set events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from perfwarden import __version__
+from perfwarden.config import Config, ConfigError, load_config
+from perfwarden.control.server import ControlServer
+from perfwarden.handlers import build_commands
+from perfwarden.ingest import DatagramReceiver, Ingestor, StreamIngestServer
+from perfwarden.logs import get_logger
+from perfwarden.sockets import (
+    BoundSockets,
+    DirectoryLock,
+    bind_sockets,
+    prepare_directory,
+)
+from perfwarden.store import MetricStore
+from perfwarden.systemd import Notifier
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = ["Daemon", "ReloadOutcome"]
+
+_log = get_logger("perfwarden")
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadOutcome:
+    """What a reload did: applied (with the changed keys) or rejected (with errors)."""
+
+    ok: bool
+    changes: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+class Daemon:
+    """One perfwarden daemon: its config, store, sockets and tasks."""
+
+    def __init__(
+        self,
+        config: Config,
+        config_path: Path,
+        socket_dir: Path,
+        state_dir: Path,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.socket_dir = socket_dir
+        self.state_dir = state_dir
+        self.notifier = notifier or Notifier()
+        self.store = MetricStore(config.metric_window, config.statistics.max_series)
+        self.ingestor = Ingestor(self.store, config.ingest.max_line_bytes)
+        self.started_monotonic = time.monotonic()
+        self.started_at = time.time()
+        self.last_reload: dict[str, Any] | None = None
+        self.ticks = 0
+        self._stop = asyncio.Event()
+        self._reload_requested = asyncio.Event()
+        self._signals = 0
+
+    def request_stop(self) -> None:
+        """Ask the daemon to stop (safe from a signal handler)."""
+        self._signals += 1
+        if self._signals > 1:
+            os._exit(1)  # a second SIGTERM/SIGINT forces the exit
+        self._stop.set()
+
+    def reload(self) -> ReloadOutcome:
+        """Re-read the config file; swap it in only if the whole file validates."""
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            errors = [str(problem) for problem in exc.problems]
+            _log.error("config.rejected", path=str(self.config_path), errors=errors)
+            self.last_reload = {"ok": False, "at": time.time(), "errors": errors}
+            return ReloadOutcome(ok=False, errors=errors)
+        changes = _describe_changes(self.config, new)
+        self.config = new
+        self.store.reconfigure(new.metric_window, new.statistics.max_series)
+        self.ingestor.max_line = new.ingest.max_line_bytes
+        _log.info(
+            "config.reloaded",
+            path=str(self.config_path),
+            sha256=new.sha256,
+            changes=changes,
+        )
+        self.last_reload = {"ok": True, "at": time.time(), "changes": changes}
+        return ReloadOutcome(ok=True, changes=changes)
+
+    async def run(self) -> int:
+        """Run until asked to stop; return the process exit status."""
+        loop = asyncio.get_running_loop()
+        prepare_directory(self.socket_dir, self.config.sockets)
+        lock = DirectoryLock(self.socket_dir)
+        lock.acquire()
+        try:
+            sockets = bind_sockets(self.socket_dir, self.config.sockets)
+            try:
+                return await self._serve(loop, sockets)
+            finally:
+                sockets.close()
+        finally:
+            lock.release()
+
+    async def _serve(
+        self, loop: asyncio.AbstractEventLoop, sockets: BoundSockets
+    ) -> int:
+        ingest = self.config.ingest
+        receiver = DatagramReceiver(
+            sockets.metrics, self.ingestor, ingest.max_datagram_bytes, loop
+        )
+        streams = StreamIngestServer(
+            self.ingestor, ingest.max_connections, ingest.max_datagram_bytes
+        )
+        stream_server = await loop.create_unix_server(
+            streams.protocol_factory, sock=sockets.stream
+        )
+        control = ControlServer(build_commands(self), lambda: self.config.control)
+        await control.start(sockets.control)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, self._reload_requested.set)
+        tasks = [
+            asyncio.create_task(self._interval_loop(), name="interval"),
+            asyncio.create_task(self._reload_loop(), name="reload"),
+        ]
+        _log.info(
+            "daemon.started",
+            pid=os.getpid(),
+            version=__version__,
+            python=platform.python_version(),
+            config=str(self.config_path),
+            config_sha256=self.config.sha256,
+            socket_dir=str(self.socket_dir),
+            state_dir=str(self.state_dir),
+            metrics=len(self.config.metrics),
+        )
+        self.notifier.notify("READY=1", f"STATUS={self._status_line()}")
+        try:
+            await self._stop.wait()
+        finally:
+            _log.info("daemon.stopping", pid=os.getpid(), uptime=self.uptime())
+            self.notifier.notify("STOPPING=1")
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(signum)
+            stream_server.close()
+            receiver.close()
+            receiver.drain_now()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await control.close()
+            stream_server.close()
+        _log.info(
+            "daemon.stopped",
+            received=self.ingestor.counters.received,
+            series=len(self.store),
+        )
+        return 0
+
+    def uptime(self) -> float:
+        """Seconds since start."""
+        return time.monotonic() - self.started_monotonic
+
+    def _status_line(self) -> str:
+        counters = self.ingestor.counters
+        return f"{len(self.store)} series, {counters.accepted} lines accepted"
+
+    async def _interval_loop(self) -> None:
+        next_tick = time.monotonic()
+        while True:
+            interval = self.config.evaluation.interval
+            next_tick += interval
+            await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
+            self.store.roll_interval(interval)
+            self.ticks += 1
+            if self.ticks % 10 == 0:
+                self.notifier.notify(f"STATUS={self._status_line()}")
+
+    async def _reload_loop(self) -> None:
+        while True:
+            await self._reload_requested.wait()
+            self._reload_requested.clear()
+            self.reload()
+
+
+def _describe_changes(old: Config, new: Config) -> list[str]:
+    """Human-readable ``section.key: old -> new`` lines (top-level sections only)."""
+    changes: list[str] = []
+    for name in sorted(set(old.metrics) | set(new.metrics)):
+        before, after = old.metrics.get(name), new.metrics.get(name)
+        if before == after:
+            continue
+        if before is None:
+            changes.append(f"metrics.{name}: added")
+        elif after is None:
+            changes.append(f"metrics.{name}: removed")
+        else:
+            for key in before.__slots__:
+                a, b = getattr(before, key), getattr(after, key)
+                if a != b:
+                    changes.append(f"metrics.{name}.{key.rstrip('_')}: {a!r} -> {b!r}")
+    sections = ("statistics", "evaluation", "optimizer", "control", "sockets", "ingest")
+    changes.extend(
+        f"{section}: {getattr(old, section)!r} -> {getattr(new, section)!r}"
+        for section in sections
+        if getattr(old, section) != getattr(new, section)
+    )
+    if old.knobs != new.knobs:
+        changes.append("knobs: changed")
+    if old.plugins != new.plugins:
+        changes.append("plugins: changed")
+    return changes

@@ -1,0 +1,127 @@
+"""The ``perfwarden`` command line: builds the parser, dispatches, maps exit codes.
+
+Exit status: 0 ok, 1 failed (a message says why), 2 usage, 3 daemon not reachable.
+Each command lives in :mod:`perfwarden.commands` as ``run(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import TYPE_CHECKING, Final
+
+from perfwarden import __version__
+from perfwarden.errors import ControlError, DaemonUnreachableError, PerfwardenError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_UNREACHABLE", "EXIT_USAGE", "main"]
+
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_UNREACHABLE: Final = 3
+
+
+def _add_socket_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--socket-dir",
+        metavar="DIR",
+        help="where the daemon's sockets are (default: $PERFWARDEN_SOCKET_DIR, "
+        "$XDG_RUNTIME_DIR/perfwarden, or /tmp/perfwarden-$UID)",
+    )
+
+
+def _add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json", action="store_true", help="print JSON instead of text"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="perfwarden",
+        description="Real-time performance monitoring sidecar with optimizer plugins.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"perfwarden {__version__}"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("run", help="run the daemon in the foreground")
+    p.add_argument("--config", metavar="PATH", help="config file (default: packaged)")
+    _add_socket_dir(p)
+    p.add_argument("--state-dir", metavar="DIR", help="where state is kept")
+    p.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    p.add_argument(
+        "--log-format",
+        default="auto",
+        choices=["auto", "json", "console"],
+        help="auto: JSON unless stdout is a terminal",
+    )
+    p.set_defaults(command_module="run")
+
+    p = sub.add_parser("check-config", help="validate a config file")
+    p.add_argument(
+        "path", nargs="?", help="config file (default: the one run would use)"
+    )
+    p.set_defaults(command_module="check_config")
+
+    p = sub.add_parser("status", help="uptime, config, ingest counters, memory")
+    _add_socket_dir(p)
+    _add_json(p)
+    p.set_defaults(command_module="status")
+
+    p = sub.add_parser("stats", help="per-series statistics and confidence intervals")
+    p.add_argument("metrics", nargs="*", metavar="METRIC", help="only these metrics")
+    _add_socket_dir(p)
+    _add_json(p)
+    p.set_defaults(command_module="stats")
+
+    p = sub.add_parser("reload", help="re-read the config; exit 1 if it is rejected")
+    _add_socket_dir(p)
+    _add_json(p)
+    p.set_defaults(command_module="reload")
+
+    p = sub.add_parser("send", help="send one metric line to the daemon")
+    p.add_argument("name")
+    p.add_argument("value")
+    p.add_argument(
+        "--type",
+        default="g",
+        choices=["g", "c", "ms", "h", "d", "s"],
+        help="default: g",
+    )
+    p.add_argument("--tag", action="append", default=[], metavar="K:V")
+    p.add_argument("--sample-rate", type=float, metavar="RATE")
+    _add_socket_dir(p)
+    p.set_defaults(command_module="send")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        # Commands are imported on demand so that a client command such as
+        # ``status`` does not pay for numpy and the daemon's imports.
+        module = importlib.import_module(f"perfwarden.commands.{args.command_module}")
+        status_code: int = module.run(args)
+    except DaemonUnreachableError as exc:
+        print(f"perfwarden: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except ControlError as exc:
+        print(f"perfwarden: {exc.message}", file=sys.stderr)
+        return EXIT_FAILED
+    except PerfwardenError as exc:
+        print(f"perfwarden: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+    return status_code

@@ -1,0 +1,44 @@
+"""``perfwarden status``: uptime, config, ingest counters, series, memory, plugins."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from perfwarden.commands._common import control_path, print_json
+from perfwarden.control.channel import request
+
+if TYPE_CHECKING:
+    import argparse
+
+__all__ = ["run"]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Ask the daemon for its status and print it."""
+    data: dict[str, Any] = request(control_path(args.socket_dir), "status")
+    if args.json:
+        print_json(data)
+        return 0
+    ingest = data["ingest"]
+    config = data["config"]
+    print(
+        f"perfwarden {data['version']}  pid {data['pid']}  "
+        f"up {data['uptime_seconds']:.0f}s"
+    )
+    print(f"config     {config['path']}  sha256 {config['sha256'][:12]}")
+    print(f"sockets    {data['socket_dir']}")
+    print(f"state      {data['state_dir']}")
+    print(f"memory     {data['memory']['rss_mb']} MB RSS")
+    print(f"series     {data['series']}")
+    print(
+        f"ingest     received {ingest['received']}  accepted {ingest['accepted']}  "
+        f"malformed {ingest['malformed']}  ignored {ingest['ignored']}  "
+        f"dropped {ingest['dropped']}"
+    )
+    for reason, count in ingest["malformed_by_reason"].items():
+        print(f"           malformed {reason}: {count}")
+    for reason, count in ingest["dropped_by_reason"].items():
+        print(f"           dropped {reason}: {count}")
+    plugins = data.get("plugins") or []
+    print(f"plugins    {len(plugins) or 'none loaded'}")
+    return 0

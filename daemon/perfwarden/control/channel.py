@@ -1,0 +1,81 @@
+"""A small synchronous client for the control socket, used by the CLI."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+from typing import TYPE_CHECKING, Any
+
+from perfwarden.control.protocol import (
+    MAX_LINE,
+    ProtocolError,
+    decode_response,
+    encode_request,
+)
+from perfwarden.errors import ControlError, DaemonUnreachableError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = ["ControlChannel", "request"]
+
+_ids = itertools.count(1)
+
+
+class ControlChannel:
+    """One connection to ``control.sock``; ``call()`` sends, waits and returns."""
+
+    def __init__(self, path: Path, timeout: float = 10.0) -> None:
+        self._path = path
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(str(path))
+        except (FileNotFoundError, ConnectionRefusedError, TimeoutError) as exc:
+            sock.close()
+            msg = f"no perfwarden daemon answers on {path} ({exc.strerror or exc})"
+            raise DaemonUnreachableError(msg) from None
+        except PermissionError as exc:
+            sock.close()
+            msg = f"not allowed to connect to {path}: {exc.strerror}"
+            raise DaemonUnreachableError(msg) from None
+        self._sock = sock
+        self._reader = sock.makefile("rb")
+
+    def __enter__(self) -> ControlChannel:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._reader.close()
+        self._sock.close()
+
+    def call(self, command: str, **args: Any) -> Any:
+        """Run one command; its ``data`` on success, :class:`ControlError` otherwise."""
+        try:
+            self._sock.sendall(encode_request(next(_ids), command, args))
+            line = self._reader.readline(MAX_LINE + 1)
+        except (OSError, TimeoutError) as exc:
+            msg = f"the daemon on {self._path} stopped answering: {exc}"
+            raise DaemonUnreachableError(msg) from None
+        if not line:
+            msg = f"the daemon on {self._path} closed the connection"
+            raise DaemonUnreachableError(msg)
+        try:
+            response = decode_response(line)
+        except ProtocolError as exc:
+            msg = f"unreadable answer: {exc}"
+            raise ControlError("bad_response", msg) from None
+        if response["ok"]:
+            return response.get("data")
+        error = response.get("error") or {}
+        raise ControlError(str(error.get("code")), str(error.get("message")))
+
+
+def request(path: Path, command: str, timeout: float = 10.0, **args: Any) -> Any:
+    """Open a channel, run one command, close."""
+    with ControlChannel(path, timeout) as channel:
+        return channel.call(command, **args)

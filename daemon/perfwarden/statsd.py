@@ -1,0 +1,294 @@
+"""The DogStatsD line parser: bytes in, grouped samples and per-reason counts out.
+
+Wire format (one metric per line, several lines per datagram, ``\\n`` between)::
+
+    <name>:<value>[:<value>...]|<type>[|@<sample_rate>][|#<tag>[:<v>][,<tag>...]][|T<unix_ts>]
+
+    type  g gauge, ms timing, h histogram, d distribution  -> every value is a sample
+          c count  -> summed per evaluation interval (scaled by 1/sample_rate)
+          s set    -> values are members, counted distinct per interval
+
+Events (``_e{...``) and service checks (``_sc|...``) are counted as *ignored*.
+Extension fields that real clients add (``|c:<container-id>``, ``|e:<external>``,
+``|card:...`` and any other ``|<letters>:`` field) are skipped.
+
+The parser does no I/O and never raises: every line that is not empty is counted
+exactly once as accepted, ignored or malformed (with a reason), so the socket layer
+can keep ``received = accepted + malformed + ignored + dropped``.
+
+Samples are grouped per *raw series key* (the metric name, type and raw tag string,
+``"name|type|#tags"``) into plain lists so that the store can append each group to its
+numpy window in one call; tags are canonicalised (sorted) by the store, once per new
+key, not here per line.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Final
+
+__all__ = [
+    "MALFORMED_REASONS",
+    "MAX_ABS_VALUE",
+    "Batch",
+    "MetricType",
+    "RawKey",
+    "parse",
+    "split_raw_key",
+]
+
+
+class MetricType(StrEnum):
+    """The DogStatsD metric types perfwarden understands."""
+
+    GAUGE = "g"
+    COUNT = "c"
+    TIMING = "ms"
+    HISTOGRAM = "h"
+    DISTRIBUTION = "d"
+    SET = "s"
+
+
+#: Every reason a line can be counted as malformed, in the order they are checked.
+MALFORMED_REASONS: Final = (
+    "not_utf8",
+    "too_long",
+    "no_type",
+    "empty_name",
+    "bad_name",
+    "no_value",
+    "bad_type",
+    "bad_sample_rate",
+    "bad_timestamp",
+    "bad_field",
+    "bad_value",
+    "non_finite",
+    "out_of_range",
+)
+
+#: A raw series key: ``"name|type"`` or ``"name|type|#tags"`` with tags as sent.
+RawKey = str
+
+_SAMPLE_TYPES: Final = frozenset({"g", "ms", "h", "d", "c"})
+_NAME_FORBIDDEN: Final = frozenset(" \t\r\x00")
+_MAX_FIELD_CACHE: Final = 4096
+#: Larger magnitudes are refused: their squares would overflow the running moments.
+MAX_ABS_VALUE: Final = 1e100
+
+
+@dataclass(slots=True)
+class Batch:
+    """Samples and counts parsed from one or more datagrams, ready for the store.
+
+    ``values`` holds float samples (and count increments, already divided by their
+    sample rate) per raw key; ``members`` holds set members per raw key. ``lines``
+    counts the accepted lines per raw key where it differs from the number of values
+    (multi-value lines), so that dropping a whole key can account lines exactly.
+    """
+
+    received: int = 0
+    accepted: int = 0
+    ignored: int = 0
+    malformed: dict[str, int] = field(default_factory=dict)
+    values: dict[RawKey, list[float]] = field(default_factory=dict)
+    members: dict[RawKey, list[str]] = field(default_factory=dict)
+    extra_values: dict[RawKey, int] = field(default_factory=dict)
+    #: The first malformed line seen (reason, excerpt), for rate-limited logging.
+    example: tuple[str, str] | None = None
+
+    @property
+    def malformed_total(self) -> int:
+        """Lines counted as malformed, all reasons together."""
+        return sum(self.malformed.values())
+
+    def lines_for(self, key: RawKey) -> int:
+        """How many accepted lines carried samples for ``key``."""
+        count = len(self.values.get(key, ())) + len(self.members.get(key, ()))
+        return count - self.extra_values.get(key, 0)
+
+    def clear(self) -> None:
+        """Forget everything, keeping the object for reuse."""
+        self.received = self.accepted = self.ignored = 0
+        self.malformed.clear()
+        self.values.clear()
+        self.members.clear()
+        self.extra_values.clear()
+        self.example = None
+
+
+# Parsed trailing fields ("ms|@0.5|#a:b") -> (type, sample rate, key suffix) or a
+# malformed reason. Applications repeat the same suffix on nearly every line, so a
+# small cache turns field parsing into one dict lookup.
+_FieldInfo = tuple[str, float, str] | str
+_field_cache: dict[str, _FieldInfo] = {}
+
+
+def _parse_fields(rest: str) -> _FieldInfo:
+    type_, _, fields = rest.partition("|")
+    if type_ not in _SAMPLE_TYPES and type_ != "s":
+        return "bad_type"
+    rate = 1.0
+    tags = ""
+    if fields:
+        for part in fields.split("|"):
+            head = part[:1]
+            if head == "@":
+                try:
+                    rate = float(part[1:])
+                except ValueError:
+                    return "bad_sample_rate"
+                if not 0.0 < rate <= 1.0:
+                    return "bad_sample_rate"
+            elif head == "#":
+                tags = part[1:]
+            elif head == "T":
+                if not part[1:].isdigit():
+                    return "bad_timestamp"
+            elif ":" in part and part.partition(":")[0].isalpha():
+                continue  # |c:container, |e:external, |card:... and future extensions
+            else:
+                return "bad_field"
+    suffix = f"{type_}|#{tags}" if tags else type_
+    return (type_, rate, suffix)
+
+
+def _fields(rest: str) -> _FieldInfo:
+    info = _field_cache.get(rest)
+    if info is None:
+        if len(_field_cache) >= _MAX_FIELD_CACHE:
+            _field_cache.clear()
+        info = _field_cache[rest] = _parse_fields(rest)
+    return info
+
+
+def split_raw_key(key: RawKey) -> tuple[str, str, str]:
+    """Split a raw key into ``(name, type, raw_tags)``."""
+    name, _, rest = key.partition("|")
+    type_, _, tags = rest.partition("|#")
+    return name, type_, tags
+
+
+def parse(data: bytes | bytearray | memoryview, batch: Batch, max_line: int) -> None:
+    """Parse one datagram (or a chunk of complete lines) into ``batch``.
+
+    Empty lines are skipped and not counted; every other line is counted once in
+    ``batch.received`` and once as accepted, ignored or malformed. Never raises.
+    """
+    try:
+        text = str(data, "utf-8")
+    except UnicodeDecodeError:
+        _parse_undecodable(bytes(data), batch, max_line)
+        return
+    _parse_text(text, batch, max_line)
+
+
+def _parse_undecodable(data: bytes, batch: Batch, max_line: int) -> None:
+    for raw in data.split(b"\n"):
+        if not raw or raw == b"\r":
+            continue
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            batch.received += 1
+            _malformed(batch, "not_utf8", raw.decode("utf-8", "replace"))
+            continue
+        _parse_text(line, batch, max_line)
+
+
+def _malformed(batch: Batch, reason: str, line: str) -> None:
+    batch.malformed[reason] = batch.malformed.get(reason, 0) + 1
+    if batch.example is None:
+        batch.example = (reason, line[:200])
+
+
+def _parse_text(text: str, batch: Batch, max_line: int) -> None:
+    values = batch.values
+    isfinite = math.isfinite
+    received = accepted = 0
+    for line in text.split("\n"):
+        if not line:
+            continue
+        if line[-1] == "\r":
+            line = line[:-1]  # noqa: PLW2901 - tolerate CRLF senders
+            if not line:
+                continue
+        received += 1
+        if len(line) > max_line:
+            _malformed(batch, "too_long", line)
+            continue
+        head, sep, rest = line.partition("|")
+        if not sep:
+            _malformed(batch, "no_type", line)
+            continue
+        if head[:1] == "_" and (head.startswith("_e{") or head == "_sc"):
+            batch.ignored += 1
+            continue
+        info = _fields(rest)
+        if isinstance(info, str):
+            _malformed(batch, info, line)
+            continue
+        type_, rate, suffix = info
+        name, sep, raw_values = head.partition(":")
+        if not name:
+            _malformed(batch, "empty_name", line)
+            continue
+        if not sep or not raw_values:
+            _malformed(batch, "no_value", line)
+            continue
+        if not _NAME_FORBIDDEN.isdisjoint(name) or "@" in name or "#" in name:
+            _malformed(batch, "bad_name", line)
+            continue
+        key = f"{name}|{suffix}"
+        if type_ == "s":
+            members = raw_values.split(":")
+            if "" in members:
+                _malformed(batch, "no_value", line)
+                continue
+            batch.members.setdefault(key, []).extend(members)
+            if len(members) > 1:
+                batch.extra_values[key] = (
+                    batch.extra_values.get(key, 0) + len(members) - 1
+                )
+            accepted += 1
+            continue
+        if ":" not in raw_values:
+            try:
+                value = float(raw_values)
+            except ValueError:
+                _malformed(batch, "bad_value", line)
+                continue
+            if not isfinite(value):
+                _malformed(batch, "non_finite", line)
+                continue
+            if not -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:
+                _malformed(batch, "out_of_range", line)
+                continue
+            if rate != 1.0 and type_ == "c":
+                value /= rate
+            bucket = values.get(key)
+            if bucket is None:
+                values[key] = [value]
+            else:
+                bucket.append(value)
+            accepted += 1
+            continue
+        try:
+            many = [float(v) for v in raw_values.split(":")]
+        except ValueError:
+            _malformed(batch, "bad_value", line)
+            continue
+        if not all(isfinite(v) for v in many):
+            _malformed(batch, "non_finite", line)
+            continue
+        if not all(-MAX_ABS_VALUE <= v <= MAX_ABS_VALUE for v in many):
+            _malformed(batch, "out_of_range", line)
+            continue
+        if rate != 1.0 and type_ == "c":
+            many = [v / rate for v in many]
+        values.setdefault(key, []).extend(many)
+        batch.extra_values[key] = batch.extra_values.get(key, 0) + len(many) - 1
+        accepted += 1
+    batch.received += received
+    batch.accepted += accepted

@@ -1,0 +1,196 @@
+"""The metric store: one rolling window per series, fed in batches from the parser.
+
+A *series* is a metric name, its DogStatsD type and its sorted, de-duplicated tags;
+``name|type|#tags`` is its canonical key. Raw keys as they arrive (tags in the
+sender's order) are resolved to series once and then cached, so the hot path is a
+dict lookup and one vectorised window append per series per batch.
+
+Gauges, timings, histograms and distributions append every value to the window.
+Counts accumulate until the end of each evaluation interval, when their rate (per
+second) becomes one sample; sets count their distinct members the same way.
+
+The number of series is capped: a line for a new series beyond the cap is dropped and
+counted, so a flood of random names cannot grow memory without bound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final
+
+import numpy as np
+
+from perfwarden.statsd import Batch, MetricType, RawKey, split_raw_key
+from perfwarden.window import RollingWindow
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+__all__ = ["MetricStore", "Series", "canonical_tags"]
+
+#: Distinct members a set series remembers per interval; more are not counted.
+MAX_SET_MEMBERS: Final = 65536
+_MAX_ALIASES_PER_SERIES: Final = 4
+
+
+def canonical_tags(raw: str) -> tuple[str, ...]:
+    """Sorted, de-duplicated tags from a raw ``a:1,b:2`` string (empty tags dropped)."""
+    if not raw:
+        return ()
+    return tuple(sorted({tag for tag in raw.split(",") if tag}))
+
+
+@dataclass(slots=True, eq=False)
+class Series:
+    """One metric name + type + tag set, with its rolling window."""
+
+    key: str
+    name: str
+    type: MetricType
+    tags: tuple[str, ...]
+    window: RollingWindow
+    #: Monotonic time of the last sample (or count/set line) received.
+    last_update: float = 0.0
+    #: Count increments or set members received since the last interval roll.
+    pending: float = 0.0
+    members: set[str] = field(default_factory=set)
+
+    @property
+    def tag_dict(self) -> dict[str, str]:
+        """Tags as a mapping; a bare tag ``foo`` maps to ``""``."""
+        out: dict[str, str] = {}
+        for tag in self.tags:
+            k, _, v = tag.partition(":")
+            out[k] = v
+        return out
+
+
+class MetricStore:
+    """All series, their windows, and the drop accounting of the series cap."""
+
+    def __init__(self, window_for: Callable[[str], int], max_series: int) -> None:
+        self._window_for = window_for
+        self._max_series = max_series
+        self._series: dict[str, Series] = {}
+        self._aliases: dict[RawKey, Series] = {}
+        self._by_name: dict[str, list[Series]] = {}
+        #: Series appended to since the last call to :meth:`take_updated`.
+        self._updated: set[Series] = set()
+        #: Lines dropped because the series cap was reached.
+        self.dropped_lines = 0
+        #: Set members not counted because a set series hit MAX_SET_MEMBERS.
+        self.set_overflow = 0
+
+    def __len__(self) -> int:
+        return len(self._series)
+
+    def __iter__(self) -> Iterator[Series]:
+        return iter(self._series.values())
+
+    def get(self, key: str) -> Series | None:
+        """The series with this canonical key, if any."""
+        return self._series.get(key)
+
+    def by_name(self, name: str) -> list[Series]:
+        """Every series of one metric name (all types and tag sets)."""
+        return list(self._by_name.get(name, ()))
+
+    def names(self) -> list[str]:
+        """Metric names that have at least one series, in first-seen order."""
+        return list(self._by_name)
+
+    def take_updated(self) -> set[Series]:
+        """Series that received samples since the previous call (and reset)."""
+        updated, self._updated = self._updated, set()
+        return updated
+
+    def ingest(self, batch: Batch, now: float) -> None:
+        """Append a parsed batch to the windows; account lines the cap drops."""
+        updated = self._updated
+        for key, values in batch.values.items():
+            series = self._resolve(key)
+            if series is None:
+                self.dropped_lines += batch.lines_for(key)
+                continue
+            if series.type is MetricType.COUNT:
+                series.pending += sum(values)
+            else:
+                series.window.extend(np.array(values, dtype=np.float64))
+                updated.add(series)
+            series.last_update = now
+        for key, members in batch.members.items():
+            series = self._resolve(key)
+            if series is None:
+                self.dropped_lines += batch.lines_for(key)
+                continue
+            room = MAX_SET_MEMBERS - len(series.members)
+            if room >= len(members):
+                series.members.update(members)
+            else:
+                series.members.update(members[: max(room, 0)])
+                self.set_overflow += len(members) - max(room, 0)
+            series.last_update = now
+
+    def roll_interval(self, interval: float) -> None:
+        """Turn each count's sum into a rate sample and each set into a distinct count.
+
+        Called once per evaluation interval (``interval`` seconds). A count series
+        that received nothing gets a zero rate, as statsd flushes counters.
+        """
+        for series in self._series.values():
+            if series.type is MetricType.COUNT:
+                series.window.append(series.pending / interval)
+                series.pending = 0.0
+                self._updated.add(series)
+            elif series.type is MetricType.SET:
+                series.window.append(float(len(series.members)))
+                series.members.clear()
+                self._updated.add(series)
+
+    def reconfigure(self, window_for: Callable[[str], int], max_series: int) -> None:
+        """Apply new window sizes (keeping the newest samples) and a new series cap."""
+        self._window_for = window_for
+        self._max_series = max_series
+        for series in self._series.values():
+            capacity = window_for(series.name)
+            if capacity != series.window.capacity:
+                series.window.resize(capacity)
+
+    def drop_names(self, keep: Callable[[str], bool]) -> list[str]:
+        """Forget every series whose name ``keep`` rejects; return those names."""
+        dropped = [name for name in self._by_name if not keep(name)]
+        for name in dropped:
+            for series in self._by_name.pop(name):
+                del self._series[series.key]
+                self._updated.discard(series)
+        if dropped:
+            self._aliases = {
+                raw: s for raw, s in self._aliases.items() if s.key in self._series
+            }
+        return dropped
+
+    def _resolve(self, raw_key: RawKey) -> Series | None:
+        series = self._aliases.get(raw_key)
+        if series is not None:
+            return series
+        name, type_, raw_tags = split_raw_key(raw_key)
+        tags = canonical_tags(raw_tags)
+        key = f"{name}|{type_}|#{','.join(tags)}" if tags else f"{name}|{type_}"
+        series = self._series.get(key)
+        if series is None:
+            if len(self._series) >= self._max_series:
+                return None
+            series = Series(
+                key=key,
+                name=name,
+                type=MetricType(type_),
+                tags=tags,
+                window=RollingWindow(self._window_for(name)),
+            )
+            self._series[key] = series
+            self._by_name.setdefault(name, []).append(series)
+        # Tag permutations of one series are bounded so a hostile sender cannot grow
+        # the alias table without bound; beyond that, lookups canonicalise again.
+        if len(self._aliases) < _MAX_ALIASES_PER_SERIES * max(len(self._series), 1):
+            self._aliases[raw_key] = series
+        return series

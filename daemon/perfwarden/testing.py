@@ -1,0 +1,260 @@
+"""Helpers for perfwarden's own tests and for plugin authors' tests.
+
+:class:`DaemonProcess` runs a real ``perfwarden run`` in a subprocess on private
+temporary directories, waits for its ``READY=1`` on a test-owned ``NOTIFY_SOCKET``,
+and offers the CLI, the metric sockets and the JSON log lines to assert on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from perfwarden.paths import CONTROL_SOCKET, METRICS_SOCKET, METRICS_STREAM_SOCKET
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+    from types import TracebackType
+
+__all__ = ["DaemonProcess", "wait_until"]
+
+
+def wait_until(
+    condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.02
+) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            msg = f"condition not met within {timeout}s: {condition}"
+            raise TimeoutError(msg)
+        time.sleep(interval)
+
+
+class DaemonProcess:
+    """A ``perfwarden run`` subprocess on its own temporary directories."""
+
+    def __init__(
+        self,
+        config_text: str | None = None,
+        *,
+        base_dir: Path | None = None,
+        extra_env: Mapping[str, str] | None = None,
+        args: Iterable[str] = (),
+    ) -> None:
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if base_dir is None:
+            # Short paths: a Unix socket path must fit in 108 bytes.
+            self._tmp = tempfile.TemporaryDirectory(prefix="pw-", dir="/tmp")
+            base_dir = Path(self._tmp.name)
+        self.base_dir = base_dir
+        self.socket_dir = base_dir / "run"
+        self.state_dir = base_dir / "state"
+        self.config_path: Path | None = None
+        if config_text is not None:
+            self.config_path = base_dir / "perfwarden.yaml"
+            self.config_path.write_text(config_text)
+        self.log_path = base_dir / "daemon.log"
+        self._extra_env = dict(extra_env or {})
+        self._args = list(args)
+        self.process: subprocess.Popen[bytes] | None = None
+        self._notify: socket.socket | None = None
+        self.notifications: list[str] = []
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def start(self, *, wait_ready: bool = True, timeout: float = 60.0) -> DaemonProcess:
+        """Start the daemon; by default wait for ``READY=1``."""
+        notify_path = self.base_dir / "notify.sock"
+        with contextlib.suppress(FileNotFoundError):
+            notify_path.unlink()
+        self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._notify.bind(str(notify_path))
+        self.notifications = []
+        env = {**os.environ, "NOTIFY_SOCKET": str(notify_path), **self._extra_env}
+        env.pop("PERFWARDEN_CONFIG", None)
+        command = [sys.executable, "-m", "perfwarden", "run", "--log-format", "json"]
+        command += [
+            "--socket-dir",
+            str(self.socket_dir),
+            "--state-dir",
+            str(self.state_dir),
+        ]
+        if self.config_path is not None:
+            command += ["--config", str(self.config_path)]
+        command += self._args
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=env
+            )
+        if wait_ready:
+            self.wait_notification("READY=1", timeout)
+        return self
+
+    def wait_notification(self, message: str, timeout: float = 60.0) -> None:
+        """Wait until the daemon sent ``message`` to the notify socket."""
+        assert self._notify is not None  # noqa: S101
+        deadline = time.monotonic() + timeout
+        while message not in self.notifications:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or (
+                self.process is not None and self.process.poll() is not None
+            ):
+                self._drain_notifications()
+                if message in self.notifications:
+                    return
+                msg = f"no {message} from the daemon; log:\n{self.log_text()}"
+                raise TimeoutError(msg)
+            self._notify.settimeout(min(remaining, 0.2))
+            try:
+                data = self._notify.recv(65536)
+            except TimeoutError:
+                continue
+            self.notifications.extend(data.decode().splitlines())
+
+    def _drain_notifications(self) -> None:
+        assert self._notify is not None  # noqa: S101
+        self._notify.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                self.notifications.extend(
+                    self._notify.recv(65536).decode().splitlines()
+                )
+
+    def signal(self, signum: int) -> None:
+        """Send a signal to the daemon."""
+        assert self.process is not None  # noqa: S101
+        self.process.send_signal(signum)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM, then wait for the exit status."""
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
+
+    def close(self) -> None:
+        """Stop the daemon (killing it if needed) and remove the temporary files."""
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.stop(10)
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+        if self._notify is not None:
+            self._notify.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> DaemonProcess:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- talking to it -------------------------------------------------------------
+
+    @property
+    def control_path(self) -> Path:
+        """The daemon's control socket."""
+        return self.socket_dir / CONTROL_SOCKET
+
+    def cli(
+        self, *args: str, timeout: float = 60.0
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``python -m perfwarden ARGS --socket-dir ...`` and capture its output."""
+        command = [sys.executable, "-m", "perfwarden", *args]
+        if args and args[0] != "check-config":
+            command += ["--socket-dir", str(self.socket_dir)]
+        return subprocess.run(  # noqa: PLW1510 - callers assert on returncode
+            command, capture_output=True, text=True, timeout=timeout
+        )
+
+    def cli_json(self, *args: str) -> Any:
+        """Run a read command with ``--json`` and decode its output (must exit 0)."""
+        result = self.cli(*args, "--json")
+        if result.returncode != 0:
+            command = " ".join(args)
+            msg = f"perfwarden {command} exited {result.returncode}: {result.stderr}"
+            raise AssertionError(msg)
+        return json.loads(result.stdout)
+
+    def request(self, command: str, **args: Any) -> Any:
+        """One control request, in-process (faster than the CLI)."""
+        from perfwarden.control.channel import request  # noqa: PLC0415 - optional
+
+        return request(self.control_path, command, **args)
+
+    def send_datagrams(self, payloads: Iterable[bytes | str]) -> None:
+        """Send each payload as one datagram to ``metrics.sock`` (blocking sends)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.connect(str(self.socket_dir / METRICS_SOCKET))
+            for payload in payloads:
+                sock.send(payload.encode() if isinstance(payload, str) else payload)
+
+    def send_stream(self, data: bytes | str) -> None:
+        """Write ``data`` on one connection to ``metrics.stream.sock`` and close it."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(str(self.socket_dir / METRICS_STREAM_SOCKET))
+            sock.sendall(data.encode() if isinstance(data, str) else data)
+
+    def ingest(self) -> dict[str, Any]:
+        """The ``ingest`` counters of ``status``."""
+        status: dict[str, Any] = self.request("status")
+        counters: dict[str, Any] = status["ingest"]
+        return counters
+
+    def wait_received(self, count: int, timeout: float = 30.0) -> dict[str, Any]:
+        """Wait until at least ``count`` lines were received; return the counters."""
+        return dict(
+            wait_until(lambda: (c := self.ingest())["received"] >= count and c, timeout)
+        )
+
+    # -- logs -------------------------------------------------------------------------
+
+    def log_text(self) -> str:
+        """Everything the daemon printed so far."""
+        return (
+            self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        )
+
+    def log_events(self, event: str | None = None) -> list[dict[str, Any]]:
+        """The JSON log lines (optionally only one event name)."""
+        events = []
+        for line in self.log_text().splitlines():
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if isinstance(record, dict) and (
+                    event is None or record.get("event") == event
+                ):
+                    events.append(record)
+        return events
+
+    def wait_log(self, event: str, timeout: float = 30.0) -> dict[str, Any]:
+        """Wait for the first log line with this event name and return it."""
+        found = wait_until(lambda: self.log_events(event), timeout)
+        first: dict[str, Any] = found[0]
+        return first

@@ -1,0 +1,300 @@
+"""perfwarden.window: the ring buffer and its running moments."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from perfwarden.window import RollingWindow
+
+EPS = float(np.finfo(np.float64).eps)
+
+finite = st.floats(-1e9, 1e9, allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def capacity_and_batches(draw: st.DrawFn) -> tuple[int, list[list[float]]]:
+    """A capacity and a sequence of batches of 0 to 3 * capacity finite floats."""
+    capacity = draw(st.integers(1, 24))
+    batch = st.lists(finite, max_size=3 * capacity)
+    return capacity, draw(st.lists(batch, max_size=12))
+
+
+def assert_moments_match(window: RollingWindow) -> None:
+    """Running mean and variance agree with a numpy recomputation.
+
+    numpy's own results carry an error of a few eps times the largest magnitude,
+    so the tolerances add that to the 1e-12 (mean) and 1e-9 (variance) targets.
+    """
+    values = window.values()
+    n = values.shape[0]
+    if n == 0:
+        assert math.isnan(window.mean())
+        assert math.isnan(window.variance())
+        return
+    scale = 64 * EPS * float(np.max(np.abs(values)))
+    expected_mean = float(np.mean(values))
+    if n == 1:
+        assert expected_mean == window.mean()
+        assert math.isnan(window.variance())
+        return
+    expected_var = float(np.var(values, ddof=1))
+    sd = math.sqrt(expected_var)
+    assert expected_mean == pytest.approx(
+        window.mean(),
+        rel=0,
+        abs=1e-12 * max(1.0, abs(expected_mean)) + 1e-10 * sd + scale,
+    )
+    assert expected_var == pytest.approx(window.variance(), rel=1e-9, abs=scale * scale)
+
+
+class TestRingBuffer:
+    @settings(max_examples=300, deadline=None)
+    @given(capacity_and_batches())
+    def test_values_are_last_capacity_of_concatenation(
+        self, case: tuple[int, list[list[float]]]
+    ) -> None:
+        """values() is always the newest `capacity` samples of everything appended."""
+        capacity, batches = case
+        window = RollingWindow(capacity)
+        seen: list[float] = []
+        for batch in batches:
+            window.extend(np.array(batch, dtype=np.float64))
+            seen.extend(batch)
+            expected = seen[-capacity:]
+            assert expected == window.values().tolist()
+            assert len(expected) == len(window)
+            assert len(seen) == window.total_count
+
+    @settings(max_examples=100, deadline=None)
+    @given(capacity_and_batches(), st.integers(0, 30))
+    def test_tail_is_newest_k(
+        self, case: tuple[int, list[list[float]]], k: int
+    ) -> None:
+        """tail(k) is the newest min(k, len) samples, oldest first."""
+        capacity, batches = case
+        window = RollingWindow(capacity)
+        for batch in batches:
+            window.extend(np.array(batch))
+        values = window.values().tolist()
+        assert values[len(values) - min(k, len(values)) :] == window.tail(k).tolist()
+
+    @settings(max_examples=100, deadline=None)
+    @given(capacity_and_batches())
+    def test_append_equals_extend(self, case: tuple[int, list[list[float]]]) -> None:
+        """Appending one by one gives the same window as extending by batches."""
+        capacity, batches = case
+        by_batch = RollingWindow(capacity)
+        one_by_one = RollingWindow(capacity)
+        for batch in batches:
+            by_batch.extend(np.array(batch))
+            for value in batch:
+                one_by_one.append(value)
+        assert by_batch.values().tolist() == one_by_one.values().tolist()
+        assert by_batch.total_count == one_by_one.total_count
+        assert_moments_match(one_by_one)
+
+    @settings(max_examples=100, deadline=None)
+    @given(capacity_and_batches(), st.integers(1, 40))
+    def test_resize_keeps_newest(
+        self, case: tuple[int, list[list[float]]], new_capacity: int
+    ) -> None:
+        """resize() keeps the newest samples that fit, and the window keeps working."""
+        capacity, batches = case
+        window = RollingWindow(capacity)
+        for batch in batches:
+            window.extend(np.array(batch))
+        before = window.values().tolist()
+        total = window.total_count
+        window.resize(new_capacity)
+        assert new_capacity == window.capacity
+        assert before[len(before) - min(new_capacity, len(before)) :] == (
+            window.values().tolist()
+        )
+        assert total == window.total_count
+        assert_moments_match(window)
+        window.extend(np.arange(5.0))
+        assert (before + list(np.arange(5.0)))[
+            -new_capacity:
+        ] == window.values().tolist()
+        assert_moments_match(window)
+
+    def test_empty_window(self) -> None:
+        """A new window is empty, with NaN moments."""
+        window = RollingWindow(3)
+        expected = (0, 0, 3)
+        assert expected == (len(window), window.total_count, window.capacity)
+        assert not window.values().tolist()
+        assert not window.tail(2).tolist()
+        assert math.isnan(window.mean())
+
+    def test_empty_batch_is_a_no_op(self) -> None:
+        """Extending by an empty array changes nothing."""
+        window = RollingWindow(3)
+        window.extend(np.array([1.0, 2.0]))
+        window.extend(np.array([], dtype=np.float64))
+        expected = ([1.0, 2.0], 2)
+        assert expected == (window.values().tolist(), window.total_count)
+
+    def test_values_is_a_copy(self) -> None:
+        """Mutating values() does not touch the window."""
+        window = RollingWindow(3)
+        window.extend(np.array([1.0, 2.0, 3.0]))
+        window.values()[:] = 0.0
+        window.tail(3)[:] = 0.0
+        expected = [1.0, 2.0, 3.0]
+        assert expected == window.values().tolist()
+
+    def test_batch_longer_than_capacity_keeps_its_tail(self) -> None:
+        """A batch longer than the window keeps its last `capacity` values."""
+        window = RollingWindow(4)
+        window.extend(np.array([9.0]))
+        window.extend(np.arange(10.0))
+        expected = ([6.0, 7.0, 8.0, 9.0], 11)
+        assert expected == (
+            window.values().tolist(),
+            window.total_count,
+        )
+
+    @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+    @pytest.mark.parametrize("batch_size", [1, 3, 10])
+    def test_non_finite_batch_is_rejected_whole(
+        self, bad: float, batch_size: int
+    ) -> None:
+        """A batch with NaN or infinity raises and leaves the window unchanged."""
+        window = RollingWindow(4)
+        window.extend(np.array([1.0, 2.0, 3.0]))
+        batch = np.ones(batch_size)
+        batch[-1] = bad
+        with pytest.raises(ValueError, match="finite"):
+            window.extend(batch)
+        with pytest.raises(ValueError, match="finite"):
+            window.append(bad)
+        expected = ([1.0, 2.0, 3.0], 3, 2.0)
+        assert expected == (
+            window.values().tolist(),
+            window.total_count,
+            window.mean(),
+        )
+
+    def test_values_too_large_to_square_are_rejected(self) -> None:
+        """Finite values whose squares overflow raise instead of poisoning the sums."""
+        window = RollingWindow(4)
+        with pytest.raises(ValueError, match="too large"):
+            window.extend(np.array([1e200, -1e200]))
+        with pytest.raises(ValueError, match="too large"):
+            window.extend(np.array([1e200, -1e200] * 5))
+        with pytest.raises(ValueError, match="too large"):
+            window.append(1e200)
+        assert not len(window)
+
+    @pytest.mark.parametrize("capacity", [0, -1])
+    def test_capacity_must_be_positive(self, capacity: int) -> None:
+        """A window needs room for at least one sample."""
+        with pytest.raises(ValueError, match="capacity"):
+            RollingWindow(capacity)
+        with pytest.raises(ValueError, match="capacity"):
+            RollingWindow(3).resize(capacity)
+
+    def test_state_round_trip(self) -> None:
+        """state() survives JSON and from_state() rebuilds the same window."""
+        window = RollingWindow(5)
+        window.extend(np.arange(8.0))
+        restored = RollingWindow.from_state(json.loads(json.dumps(window.state())))
+        assert window.values().tolist() == restored.values().tolist()
+        expected = (5, 8)
+        assert expected == (restored.capacity, restored.total_count)
+        assert window.variance() == pytest.approx(restored.variance(), rel=1e-15)
+
+
+class TestRunningMoments:
+    @settings(max_examples=300, deadline=None)
+    @given(capacity_and_batches())
+    def test_match_numpy_on_every_step(
+        self, case: tuple[int, list[list[float]]]
+    ) -> None:
+        """Running mean and variance agree with numpy after every batch."""
+        capacity, batches = case
+        window = RollingWindow(capacity)
+        for batch in batches:
+            window.extend(np.array(batch))
+            assert_moments_match(window)
+
+    def test_small_values_after_huge_outlier_leaves(self) -> None:
+        """Once a 1e9 outlier leaves, the variance of unit-scale data is exact again."""
+        rng = np.random.default_rng(1)
+        window = RollingWindow(100)
+        window.extend(rng.normal(size=50))
+        window.append(1e9)
+        for _ in range(10):
+            window.extend(rng.normal(size=10))
+            assert_moments_match(window)
+        assert float(np.max(window.values())) < 1e3
+
+    def test_constant_window_has_zero_variance(self) -> None:
+        """A constant window has variance exactly 0 and its value as mean."""
+        window = RollingWindow(10)
+        window.extend(np.random.default_rng(2).normal(size=25))
+        window.extend(np.full(13, 0.1))
+        expected = (0.0, 0.1)
+        assert expected == (window.variance(), window.mean())
+
+    def test_single_sample(self) -> None:
+        """One sample: the mean is the sample, the variance NaN."""
+        window = RollingWindow(10)
+        sample = 3.25
+        window.append(sample)
+        assert sample == window.mean()
+        assert math.isnan(window.variance())
+
+    def test_capacity_one(self) -> None:
+        """A one-sample window follows the newest sample."""
+        window = RollingWindow(1)
+        for value in (5.0, -2.0, 7.5):
+            window.append(value)
+            assert value == window.mean()
+        batch = np.array([1.0, 2.0])
+        window.extend(batch)
+        assert batch[-1] == window.mean()
+
+
+def _run_long(
+    stream: npt.NDArray[np.float64], capacity: int, batch: int, checkpoints: int
+) -> None:
+    window = RollingWindow(capacity)
+    step = len(stream) // checkpoints
+    for start in range(0, len(stream), batch):
+        window.extend(stream[start : start + batch])
+        end = start + batch
+        if end // step != start // step or end >= len(stream):
+            values = window.values()
+            mean = float(np.mean(values))
+            assert mean == pytest.approx(
+                window.mean(), rel=0, abs=1e-12 * max(1.0, abs(mean))
+            )
+            assert np.var(values, ddof=1) == pytest.approx(window.variance(), rel=1e-9)
+    assert len(stream) == window.total_count
+
+
+class TestLongRun:
+    SAMPLES = 2_000_000
+
+    def test_large_offset_stays_exact(self) -> None:
+        """2 million samples of 1e6 + N(0, 1) in batches of 37 stay exact."""
+        rng = np.random.default_rng(3)
+        stream = 1e6 + rng.standard_normal(self.SAMPLES)
+        _run_long(stream, capacity=1000, batch=37, checkpoints=5)
+
+    def test_drift_stays_exact(self) -> None:
+        """2 million drifting samples (1e6 + 1e-3 per sample + N(0, 1)) stay exact."""
+        rng = np.random.default_rng(4)
+        stream = (
+            1e6 + 1e-3 * np.arange(self.SAMPLES) + rng.standard_normal(self.SAMPLES)
+        )
+        _run_long(stream, capacity=10_000, batch=37, checkpoints=5)
