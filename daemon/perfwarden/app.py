@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from perfwarden import __version__
 from perfwarden.config import Config, ConfigError, load_config
 from perfwarden.control.server import ControlServer
+from perfwarden.evaluator import Evaluator
 from perfwarden.handlers import build_commands
 from perfwarden.ingest import DatagramReceiver, Ingestor, StreamIngestServer
 from perfwarden.logs import get_logger
@@ -67,6 +68,10 @@ class Daemon:
         self.notifier = notifier or Notifier()
         self.store = MetricStore(config.metric_window, config.statistics.max_series)
         self.ingestor = Ingestor(self.store, config.ingest.max_line_bytes)
+        self.evaluator = Evaluator(self.store, lambda: self.config)
+        self.ingestor.on_commit = self._schedule_evaluation
+        self._evaluation_scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.started_monotonic = time.monotonic()
         self.started_at = time.time()
         self.last_reload: dict[str, Any] | None = None
@@ -95,6 +100,7 @@ class Daemon:
         self.config = new
         self.store.reconfigure(new.metric_window, new.statistics.max_series)
         self.ingestor.max_line = new.ingest.max_line_bytes
+        self.evaluator.forget(self._has_levels)
         _log.info(
             "config.reloaded",
             path=str(self.config_path),
@@ -106,7 +112,7 @@ class Daemon:
 
     async def run(self) -> int:
         """Run until asked to stop; return the process exit status."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         prepare_directory(self.socket_dir, self.config.sockets)
         lock = DirectoryLock(self.socket_dir)
         lock.acquire()
@@ -190,9 +196,29 @@ class Daemon:
             next_tick += interval
             await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
             self.store.roll_interval(interval)
+            self.store.take_updated()
+            self.evaluator.tick()
             self.ticks += 1
             if self.ticks % 10 == 0:
                 self.notifier.notify(f"STATUS={self._status_line()}")
+
+    def _schedule_evaluation(self) -> None:
+        # Called after every ingest commit: evaluate once per loop turn, right after
+        # the batches of this turn, so a violation is judged without waiting a tick.
+        if not self._evaluation_scheduled and self._loop is not None:
+            self._evaluation_scheduled = True
+            self._loop.call_soon(self._evaluate_updated)
+
+    def _evaluate_updated(self) -> None:
+        self._evaluation_scheduled = False
+        self.evaluator.evaluate_updated()
+
+    def _has_levels(self, series_key: str) -> bool:
+        series = self.store.get(series_key)
+        metric = self.config.metrics.get(series.name) if series else None
+        return metric is not None and (
+            metric.warning is not None or metric.critical is not None
+        )
 
     async def _reload_loop(self) -> None:
         while True:

@@ -109,7 +109,9 @@ _METRIC_KEYS: Final = (
 )  # fmt: skip
 _THRESHOLDS: Final = ("target", "warning", "critical")
 _STATISTICS_KEYS: Final = ("confidence_level", "window", "min_samples", "max_series")
-_EVALUATION_KEYS: Final = ("interval", "basis", "for")
+_EVALUATION_KEYS: Final = (
+    "interval", "basis", "for", "window", "hysteresis", "missing_after",
+)  # fmt: skip
 _OPTIMIZER_KEYS: Final = ("validation_samples", "significance", "cooldown")
 _PROCESS_KEYS: Final = ("name", "match", "interval", "children")
 _CONTROL_KEYS: Final = ("allow_uids", "allow_groups")
@@ -279,7 +281,16 @@ def _evaluation(c: Checker, s: Section) -> EvaluationConfig:
         interval=or_default(c.duration(s, "interval", positive), d.interval),
         basis=or_default(c.choice(s, "basis", Basis), d.basis),
         for_=or_default(c.duration(s, "for", non_negative), d.for_),
+        window=or_default(c.integer(s, "window", at_least(2)), d.window),
+        hysteresis=or_default(c.number(s, "hysteresis", _fraction), d.hysteresis),
+        missing_after=or_default(
+            c.duration(s, "missing_after", positive), d.missing_after
+        ),
     )
+
+
+def _fraction(value: float) -> str | None:
+    return None if 0 <= value < 1 else "must be at least 0 and below 1"
 
 
 def _metrics(

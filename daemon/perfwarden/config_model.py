@@ -90,6 +90,14 @@ class EvaluationConfig:
     interval: float = 1.0
     basis: Basis = Basis.CI
     for_: float = 0.0
+    #: Newest samples judged on the ``mean`` and ``ci`` bases (a recent window reacts
+    #: to a shift within tens of samples; the full window would need hundreds).
+    window: int = 100
+    #: Resolution margin as a fraction of the threshold: an alert resolves only once
+    #: the observation is back past ``threshold * (1 - hysteresis)`` (upper bound).
+    hysteresis: float = 0.05
+    #: A series with no samples for this long is ``no_data``, not silently ok.
+    missing_after: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,60 +7,163 @@ server before they run.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import time
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import psutil
 
 from perfwarden import __version__
+from perfwarden.alerts import ACTIONS, AlertState, Level
 from perfwarden.control.server import Command
+from perfwarden.durations import parse_duration
 from perfwarden.errors import ControlError
-from perfwarden.judge import judge
+from perfwarden.report import alert_summary, monitoring_dashboard, validation_results
 from perfwarden.stats import summarize
+from perfwarden.trend import label
+from perfwarden.window import RollingWindow
 
 if TYPE_CHECKING:
     from perfwarden.app import Daemon
+    from perfwarden.config import MetricConfig
     from perfwarden.store import Series
 
-__all__ = ["build_commands", "series_stats"]
+__all__ = ["build_commands", "metric_record", "series_stats"]
 
 
-def series_stats(daemon: Daemon, series: Series) -> dict[str, Any]:
-    """The ``stats`` record of one series."""
-    config = daemon.config
-    statistics = config.statistics
-    summary = summarize(
-        series.window, statistics.confidence_level, statistics.min_samples
-    )
-    metric = config.metrics.get(series.name)
-    interval = (
-        None
-        if summary.ci_low is None or summary.ci_high is None
-        else (summary.ci_low, summary.ci_high)
-    )
-    window = series.window
-    last = float(window.tail(1)[0]) if len(window) else None
-    level = judge(
-        metric, config.evaluation.basis, last=last, mean=summary.mean, interval=interval
-    )
-    record: dict[str, Any] = {
-        "metric": series.name,
-        "type": series.type.value,
-        "tags": series.tag_dict,
-        "series": series.key,
-        **summary.as_dict(),
-        "last": last,
+def _metric_fields(metric: MetricConfig | None) -> dict[str, Any]:
+    return {
         "unit": metric.unit if metric else None,
         "bound": metric.bound.value if metric else None,
         "target": metric.target if metric else None,
         "warning": metric.warning if metric else None,
         "critical": metric.critical if metric else None,
-        "status": level.value,
-        "trend": None,
-        "window": window.capacity,
-        "total_samples": window.total_count,
     }
+
+
+def _record(daemon: Daemon, name: str, window: RollingWindow) -> dict[str, Any]:
+    config = daemon.config
+    statistics = config.statistics
+    summary = summarize(window, statistics.confidence_level, statistics.min_samples)
+    metric = config.metrics.get(name)
+    interval = (
+        None
+        if summary.ci_low is None or summary.ci_high is None
+        else (summary.ci_low, summary.ci_high)
+    )
+    trend = label(
+        window.values(),
+        bound=metric.bound if metric else None,
+        target=metric.target if metric else None,
+        interval=interval,
+    )
+    return {
+        "metric": name,
+        **summary.as_dict(),
+        **_metric_fields(metric),
+        "trend": trend,
+    }
+
+
+def series_stats(daemon: Daemon, series: Series) -> dict[str, Any]:
+    """The ``stats`` record of one series."""
+    window = series.window
+    record = _record(daemon, series.name, window)
+    record.update(
+        type=series.type.value,
+        tags=series.tag_dict,
+        series=series.key,
+        last=float(window.tail(1)[0]) if len(window) else None,
+        status=daemon.evaluator.status_of(series),
+        window=window.capacity,
+        total_samples=window.total_count,
+    )
     return record
+
+
+def metric_record(daemon: Daemon, name: str) -> dict[str, Any]:
+    """One metric's aggregate over all its series, with its best ``group_by`` value."""
+    all_series = daemon.store.by_name(name)
+    values = [s.window.values() for s in all_series]
+    joined = np.concatenate(values) if values else np.empty(0)
+    window = RollingWindow(max(len(joined), 1))
+    window.extend(joined)
+    record = _record(daemon, name, window)
+    statuses = {daemon.evaluator.status_of(s) for s in all_series}
+    for status in ("critical", "warning", "pending", "no_data", "ok"):
+        if status in statuses:
+            record["status"] = status
+            break
+    else:
+        record["status"] = next(iter(statuses), "insufficient_data")
+    record["series_count"] = len(all_series)
+    record["best_series"] = _best_series(daemon, name, all_series)
+    return record
+
+
+def _best_series(daemon: Daemon, name: str, all_series: list[Series]) -> str | None:
+    metric = daemon.config.metrics.get(name)
+    if metric is None or metric.group_by is None:
+        return None
+    best: tuple[float, str] | None = None
+    for series in all_series:
+        value = series.tag_dict.get(metric.group_by)
+        if value is None or len(series.window) == 0:
+            continue
+        mean = series.window.mean()
+        score = mean if metric.bound.value == "upper" else -mean
+        if best is None or score < best[0]:
+            best = (score, value)
+    return best[1] if best else None
+
+
+def _alert_records(daemon: Daemon) -> list[dict[str, Any]]:
+    evaluator = daemon.evaluator
+    mono_now, wall_now = time.monotonic(), time.time()
+    records = []
+    for key, alert in evaluator.alerts.items():
+        if alert.state is AlertState.OK:
+            continue
+        series = daemon.store.get(key)
+        if series is None:
+            continue
+        metric = daemon.config.metrics.get(series.name)
+        observed = evaluator.observations.get(key)
+        level = alert.level
+        threshold = None
+        if metric is not None and level is not None:
+            threshold = metric.critical if level is Level.CRITICAL else metric.warning
+        records.append(
+            {
+                "metric": series.name,
+                "tags": series.tag_dict,
+                "series": key,
+                "state": alert.state.value,
+                "level": level.value if level else alert.state.value,
+                "value": (observed[0] + observed[1]) / 2 if observed else None,
+                "observed": list(observed) if observed else None,
+                "basis": daemon.config.evaluation.basis.value,
+                "threshold": threshold,
+                "unit": metric.unit if metric else None,
+                "action": ACTIONS.get(level) if level else None,
+                "since": wall_now - (mono_now - alert.since),
+                "fired_at": (
+                    wall_now - (mono_now - alert.fired_at) if alert.fired_at else None
+                ),
+                "silenced": evaluator.silences.covers(series.name, series.tag_dict),
+            }
+        )
+    order = {"critical": 0, "warning": 1, "pending": 2, "no_data": 3}
+    records.sort(
+        key=lambda r: (
+            order.get(str(r["level"]), 9),
+            str(r["metric"]),
+            str(r["series"]),
+        )
+    )
+    return records
 
 
 def build_commands(daemon: Daemon) -> dict[str, Command]:
@@ -72,6 +175,9 @@ def build_commands(daemon: Daemon) -> dict[str, Command]:
     async def status(args: dict[str, Any]) -> dict[str, Any]:
         memory = psutil.Process().memory_info()
         config = daemon.config
+        firing = sum(
+            1 for a in daemon.evaluator.alerts.values() if a.state is AlertState.FIRING
+        )
         return {
             "version": __version__,
             "pid": os.getpid(),
@@ -90,16 +196,23 @@ def build_commands(daemon: Daemon) -> dict[str, Command]:
             "series": len(daemon.store),
             "set_members_overflow": daemon.store.set_overflow,
             "memory": {"rss_bytes": memory.rss, "rss_mb": round(memory.rss / 2**20, 1)},
-            "evaluation_ticks": daemon.ticks,
+            "evaluation": {
+                "ticks": daemon.ticks,
+                "evaluations": daemon.evaluator.evaluations,
+                "alerts_firing": firing,
+            },
             "plugins": [],
         }
 
-    async def stats(args: dict[str, Any]) -> dict[str, Any]:
+    def wanted_names(args: dict[str, Any]) -> list[str]:
         wanted = args.get("metrics") or []
         if not isinstance(wanted, list) or not all(isinstance(m, str) for m in wanted):
             raise ControlError("bad_request", "'metrics' must be a list of names")
+        return wanted
+
+    async def stats(args: dict[str, Any]) -> dict[str, Any]:
         store = daemon.store
-        names = wanted or store.names()
+        names = wanted_names(args) or store.names()
         unknown = [name for name in names if not store.by_name(name)]
         records = [
             series_stats(daemon, series)
@@ -114,12 +227,67 @@ def build_commands(daemon: Daemon) -> dict[str, Command]:
             raise ControlError("rejected", "\n".join(outcome.errors))
         return {"changes": outcome.changes, "sha256": daemon.config.sha256}
 
+    async def alerts(args: dict[str, Any]) -> dict[str, Any]:
+        records = _alert_records(daemon)
+        firing = [r for r in records if r["state"] == "firing"]
+        return {
+            "alerts": records,
+            "report": alert_summary([r for r in firing if not r["silenced"]]),
+            "silences": [s.as_dict() for s in daemon.evaluator.silences.active()],
+        }
+
+    async def silence(args: dict[str, Any]) -> dict[str, Any]:
+        metric = args.get("metric")
+        if not isinstance(metric, str) or not metric:
+            raise ControlError("bad_request", "'metric' must be a metric name")
+        tags = args.get("tags") or {}
+        if not isinstance(tags, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
+        ):
+            raise ControlError("bad_request", "'tags' must map tag names to values")
+        try:
+            duration = parse_duration(args.get("for", "1h"))
+        except ValueError as exc:
+            raise ControlError("bad_request", f"'for': {exc}") from None
+        if duration <= 0:
+            raise ControlError("bad_request", "'for' must be positive")
+        comment = str(args.get("comment", ""))
+        added = daemon.evaluator.silences.add(metric, tags, duration, comment)
+        return added.as_dict()
+
+    async def unsilence(args: dict[str, Any]) -> dict[str, Any]:
+        silence_id = str(args.get("id", ""))
+        if not daemon.evaluator.silences.remove(silence_id):
+            raise ControlError("failed", f"no active silence {silence_id!r}")
+        return {"removed": silence_id}
+
+    async def report(args: dict[str, Any]) -> dict[str, Any]:
+        names = wanted_names(args) or [
+            *daemon.config.metrics,
+            *(n for n in daemon.store.names() if n not in daemon.config.metrics),
+        ]
+        records = [metric_record(daemon, name) for name in names]
+        generated = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        return {
+            "monitoring_dashboard": monitoring_dashboard(records, generated),
+            "learning_patterns": {
+                "note": "filled by the optimizer engine once strategies have run",
+                "successful_optimizations": {},
+                "failure_patterns": {},
+            },
+            "validation_results": validation_results(records),
+        }
+
     return {
         command.name: command
         for command in (
             Command("ping", ping),
             Command("status", status),
             Command("stats", stats),
+            Command("alerts", alerts),
+            Command("report", report),
             Command("reload", reload, mutating=True),
+            Command("silence", silence, mutating=True),
+            Command("unsilence", unsilence, mutating=True),
         )
     }

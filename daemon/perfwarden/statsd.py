@@ -163,6 +163,33 @@ def _fields(rest: str) -> _FieldInfo:
     return info
 
 
+# The fast path: trailing fields -> {metric name -> raw key} for every (fields, name)
+# pair already accepted once as a plain single-value sample (types g, ms, h, d, and
+# c without a sample rate). A line whose fields and name are found here needs only
+# float() and a range check; anything else takes the full checks of _parse_lines.
+_fast_keys: dict[str, dict[str, RawKey]] = {}
+_fast_size = 0
+_MAX_FAST_KEYS: Final = 16384
+
+
+def _learn(rest: str, name: str, key: RawKey) -> None:
+    global _fast_size  # noqa: PLW0603 - a module-level cache, like _field_cache
+    names = _fast_keys.get(rest)
+    if names is None:
+        if _fast_size >= _MAX_FAST_KEYS:
+            _fast_keys.clear()
+            _fast_size = 0
+        names = _fast_keys[rest] = {}
+    elif name in names:
+        return
+    elif _fast_size >= _MAX_FAST_KEYS:
+        _fast_keys.clear()
+        _fast_size = 0
+        names = _fast_keys[rest] = {}
+    names[name] = key
+    _fast_size += 1
+
+
 def split_raw_key(key: RawKey) -> tuple[str, str, str]:
     """Split a raw key into ``(name, type, raw_tags)``."""
     name, _, rest = key.partition("|")
@@ -181,7 +208,11 @@ def parse(data: bytes | bytearray | memoryview, batch: Batch, max_line: int) -> 
     except UnicodeDecodeError:
         _parse_undecodable(bytes(data), batch, max_line)
         return
-    _parse_text(text, batch, max_line)
+    lines = text.split("\n")
+    if "\r" in text or (len(text) > max_line and max(map(len, lines)) > max_line):
+        _parse_lines(lines, batch, max_line, learn=False)
+    else:
+        _parse_fast(lines, batch, max_line)
 
 
 def _parse_undecodable(data: bytes, batch: Batch, max_line: int) -> None:
@@ -194,7 +225,7 @@ def _parse_undecodable(data: bytes, batch: Batch, max_line: int) -> None:
             batch.received += 1
             _malformed(batch, "not_utf8", raw.decode("utf-8", "replace"))
             continue
-        _parse_text(line, batch, max_line)
+        _parse_lines(line.split("\n"), batch, max_line, learn=False)
 
 
 def _malformed(batch: Batch, reason: str, line: str) -> None:
@@ -203,11 +234,45 @@ def _malformed(batch: Batch, reason: str, line: str) -> None:
         batch.example = (reason, line[:200])
 
 
-def _parse_text(text: str, batch: Batch, max_line: int) -> None:
+def _parse_fast(lines: list[str], batch: Batch, max_line: int) -> None:
+    """Lines known to hold no ``\\r`` and none longer than ``max_line``."""
+    values = batch.values
+    fast_keys = _fast_keys
+    skipped = 0
+    for line in lines:
+        head, _, rest = line.partition("|")
+        names = fast_keys.get(rest)
+        if names is not None:
+            name, _, raw_value = head.partition(":")
+            key = names.get(name)
+            if key is not None:
+                try:
+                    value = float(raw_value)
+                except ValueError:
+                    pass
+                else:
+                    # False for NaN and infinities too
+                    if -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:
+                        bucket = values.get(key)
+                        if bucket is None:
+                            values[key] = [value]
+                        else:
+                            bucket.append(value)
+                        continue
+        # Not a known plain sample: full checks (and learn it if it is one).
+        skipped += 1
+        if line:
+            _parse_lines([line], batch, max_line, learn=True)
+    fast = len(lines) - skipped
+    batch.received += fast
+    batch.accepted += fast
+
+
+def _parse_lines(lines: list[str], batch: Batch, max_line: int, *, learn: bool) -> None:
     values = batch.values
     isfinite = math.isfinite
     received = accepted = 0
-    for line in text.split("\n"):
+    for line in lines:
         if not line:
             continue
         if line[-1] == "\r":
@@ -267,6 +332,8 @@ def _parse_text(text: str, batch: Batch, max_line: int) -> None:
                 continue
             if rate != 1.0 and type_ == "c":
                 value /= rate
+            elif learn:
+                _learn(rest, name, key)
             bucket = values.get(key)
             if bucket is None:
                 values[key] = [value]

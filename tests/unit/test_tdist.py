@@ -129,8 +129,11 @@ class TestCdf:
     @given(x=st.floats(-60.0, 60.0), df=degrees)
     def test_drawn_matches_scipy(self, x: float, df: float) -> None:
         """t_cdf matches scipy for drawn x and df, tails included."""
+        # scipy's cdf loses its last digits within ~1e-6 of the median (it returns
+        # exactly 0.5 for t_cdf(7e-9, 1)); only absolute agreement holds there.
+        near_median = abs(x) < 1e-6
         assert scipy.stats.t.cdf(x, df) == pytest.approx(
-            t_cdf(x, df), rel=REL, abs=1e-290
+            t_cdf(x, df), rel=REL, abs=1e-8 if near_median else 1e-290
         )
 
     @pytest.mark.parametrize("x", [-1e12, -3.0, 0.0, 0.5, 40.0])
