@@ -83,6 +83,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(p)
     p.set_defaults(command_module="stats")
 
+    p = sub.add_parser("alerts", help="active alerts, the seed's report layout")
+    _add_socket_dir(p)
+    _add_json(p)
+    p.set_defaults(command_module="alerts")
+
+    p = sub.add_parser("report", help="the seed's dashboard documents from live data")
+    p.add_argument("metrics", nargs="*", metavar="METRIC", help="only these metrics")
+    p.add_argument("--format", choices=["yaml", "json"], default="yaml")
+    _add_socket_dir(p)
+    _add_json(p)
+    p.set_defaults(command_module="report")
+
+    p = sub.add_parser("silence", help="mute a metric's alerts for a while")
+    p.add_argument("metric", nargs="?", metavar="METRIC")
+    p.add_argument("--for", dest="duration", default="1h", help="default: 1h")
+    p.add_argument("--tag", action="append", default=[], metavar="K:V")
+    p.add_argument("--comment", default="")
+    p.add_argument("--remove", metavar="ID", help="lift the silence ID instead")
+    _add_socket_dir(p)
+    _add_json(p)
+    p.set_defaults(command_module="silence")
+
     p = sub.add_parser("reload", help="re-read the config; exit 1 if it is rejected")
     _add_socket_dir(p)
     _add_json(p)

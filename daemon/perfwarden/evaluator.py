@@ -73,10 +73,11 @@ class AlertEvent:
             "tags": self.tags,
             "series": self.series,
             "state": self.state.value,
-            "level": self.level.value if self.level else None,
-            "previous_level": self.previous_level.value
-            if self.previous_level
-            else None,
+            # "severity", not "level": every log line's "level" is its log level.
+            "severity": self.level.value if self.level else None,
+            "previous_severity": (
+                self.previous_level.value if self.previous_level else None
+            ),
             "basis": self.basis.value,
             "observed": list(self.observed) if self.observed else None,
             "threshold": self.threshold,

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
     from types import TracebackType
 
-__all__ = ["DaemonProcess", "wait_until"]
+__all__ = ["DaemonProcess", "FakeClock", "wait_until"]
 
 
 def wait_until(
@@ -41,6 +41,20 @@ def wait_until(
             msg = f"condition not met within {timeout}s: {condition}"
             raise TimeoutError(msg)
         time.sleep(interval)
+
+
+class FakeClock:
+    """A clock that only moves when told to: ``clock()`` reads, ``advance()`` moves."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward."""
+        self.now += seconds
 
 
 class DaemonProcess:

@@ -1,0 +1,110 @@
+"""The evaluator on a fake clock: bases, hold times, no_data, subscribers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from structlog.testing import capture_logs
+
+from perfwarden.alerts import Transition
+from perfwarden.config import Config, parse_config
+from perfwarden.evaluator import AlertEvent, Evaluator
+from perfwarden.statsd import Batch, parse
+from perfwarden.store import MetricStore
+from perfwarden.testing import FakeClock
+
+CONFIG = """\
+version: 1
+statistics: {min_samples: 10}
+evaluation: {basis: BASIS, window: 20, missing_after: 30s}
+metrics:
+  latency: {bound: upper, warning: 150, critical: 200, for: 5s}
+"""
+
+
+class Harness:
+    def __init__(self, basis: str = "ci") -> None:
+        self.config: Config = parse_config(CONFIG.replace("BASIS", basis))
+        self.clock = FakeClock()
+        self.store = MetricStore(self.config.metric_window, 100)
+        self.evaluator = Evaluator(self.store, lambda: self.config, clock=self.clock)
+        self.events: list[AlertEvent] = []
+        self.evaluator.subscribers.append(self.events.append)
+
+    def feed(self, values: list[float]) -> None:
+        batch = Batch()
+        parse("\n".join(f"latency:{v}|ms" for v in values).encode(), batch, 8192)
+        self.store.ingest(batch, self.clock())
+        self.evaluator.evaluate_updated()
+
+    def transitions(self) -> list[Transition]:
+        return [event.transition for event in self.events]
+
+
+class TestEvaluator:
+    def test_hold_elapses_on_ticks(self) -> None:
+        """Pending at once; fired by a tick after ``for`` without new data."""
+        h = Harness()
+        h.feed([250.0 + i % 3 for i in range(20)])
+        assert [Transition.PENDING] == h.transitions()
+        h.clock.advance(4.0)
+        h.evaluator.tick()
+        assert [Transition.PENDING] == h.transitions()
+        h.clock.advance(1.5)
+        h.evaluator.tick()
+        assert [Transition.PENDING, Transition.FIRED] == h.transitions()
+        assert "critical" == h.evaluator.status_of(h.store.by_name("latency")[0])
+
+    def test_ci_needs_min_samples(self) -> None:
+        """Below min_samples the ci basis has no observation and no state."""
+        h = Harness()
+        h.feed([500.0] * 5)
+        assert [] == h.transitions()
+        assert "insufficient_data" == h.evaluator.status_of(
+            h.store.by_name("latency")[0]
+        )
+
+    def test_ci_judges_the_recent_window(self) -> None:
+        """The interval is over the newest evaluation.window samples, as scipy says."""
+        from scipy import stats as scipy_stats
+
+        h = Harness()
+        values = [float(v) for v in np.random.default_rng(1).normal(100, 10, 50)]
+        h.feed(values)
+        series = h.store.by_name("latency")[0]
+        low, high = h.evaluator.observations[series.key]
+        recent = np.asarray(values[-20:])
+        expected = scipy_stats.t.interval(
+            0.95, 19, loc=recent.mean(), scale=scipy_stats.sem(recent)
+        )
+        assert expected == pytest.approx((low, high), rel=1e-9)
+
+    def test_sample_basis_uses_the_newest_value(self) -> None:
+        """On the sample basis a single value beyond the level counts."""
+        h = Harness("sample")
+        h.feed([100.0, 100.0, 210.0])
+        assert [Transition.PENDING] == h.transitions()
+
+    def test_silent_series_becomes_no_data(self) -> None:
+        """No samples for missing_after: no_data; a new sample resumes it."""
+        h = Harness()
+        h.feed([100.0] * 20)
+        h.clock.advance(31.0)
+        with capture_logs() as logs:
+            h.evaluator.tick()
+        assert ["alert.no_data"] == [entry["event"] for entry in logs]
+        h.feed([100.0])
+        assert Transition.DATA_RESUMED == h.transitions()[-1]
+
+    def test_failing_subscriber_does_not_stop_others(self) -> None:
+        """A subscriber that raises is logged; the next one still gets the event."""
+        h = Harness("sample")
+
+        def broken(event: AlertEvent) -> None:
+            raise RuntimeError(event.metric)
+
+        h.evaluator.subscribers.insert(0, broken)
+        with capture_logs() as logs:
+            h.feed([300.0])
+        assert [Transition.PENDING] == h.transitions()
+        assert "alert.subscriber_failed" in [entry["event"] for entry in logs]
