@@ -20,10 +20,13 @@ from typing import TYPE_CHECKING, Any
 from perfwarden import __version__
 from perfwarden.config import Config, ConfigError, load_config
 from perfwarden.control.server import ControlServer
+from perfwarden.dispatch import Dispatcher
 from perfwarden.evaluator import Evaluator
 from perfwarden.handlers import build_commands
 from perfwarden.ingest import DatagramReceiver, Ingestor, StreamIngestServer
+from perfwarden.knobs import KnobStore, spec_of
 from perfwarden.logs import get_logger
+from perfwarden.plugin_runtime import PluginRuntime
 from perfwarden.sockets import (
     BoundSockets,
     DirectoryLock,
@@ -35,6 +38,8 @@ from perfwarden.systemd import Notifier
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from perfwarden.plugin_api import KnobSpec
 
 __all__ = ["Daemon", "ReloadOutcome"]
 
@@ -70,6 +75,13 @@ class Daemon:
         self.ingestor = Ingestor(self.store, config.ingest.max_line_bytes)
         self.evaluator = Evaluator(self.store, lambda: self.config)
         self.ingestor.on_commit = self._schedule_evaluation
+        self.knobs = KnobStore(_knob_specs(config), state_dir)
+        self.plugins = PluginRuntime(lambda: self.config)
+        self.dispatcher = Dispatcher(
+            self.store, self.plugins, self.knobs, lambda: self.config
+        )
+        self.evaluator.subscribers.append(self.dispatcher)
+        self._reload_lock = asyncio.Lock()
         self._evaluation_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self.started_monotonic = time.monotonic()
@@ -87,8 +99,17 @@ class Daemon:
             os._exit(1)  # a second SIGTERM/SIGINT forces the exit
         self._stop.set()
 
-    def reload(self) -> ReloadOutcome:
-        """Re-read the config file; swap it in only if the whole file validates."""
+    async def reload(self) -> ReloadOutcome:
+        """Re-read the config; swap it in only if the whole file validates; rescan
+        plugins. One code path for SIGHUP and ``perfwarden reload``."""
+        async with self._reload_lock:
+            self.notifier.notify("RELOADING=1", _monotonic_usec())
+            try:
+                return await self._reload()
+            finally:
+                self.notifier.notify("READY=1", f"STATUS={self._status_line()}")
+
+    async def _reload(self) -> ReloadOutcome:
         try:
             new = load_config(self.config_path)
         except ConfigError as exc:
@@ -101,11 +122,14 @@ class Daemon:
         self.store.reconfigure(new.metric_window, new.statistics.max_series)
         self.ingestor.max_line = new.ingest.max_line_bytes
         self.evaluator.forget(self._has_levels)
+        self.knobs.reconfigure(_knob_specs(new))
+        loaded = await self.plugins.rescan()
         _log.info(
             "config.reloaded",
             path=str(self.config_path),
             sha256=new.sha256,
             changes=changes,
+            plugins_loaded=loaded,
         )
         self.last_reload = {"ok": True, "at": time.time(), "changes": changes}
         return ReloadOutcome(ok=True, changes=changes)
@@ -114,6 +138,7 @@ class Daemon:
         """Run until asked to stop; return the process exit status."""
         loop = self._loop = asyncio.get_running_loop()
         prepare_directory(self.socket_dir, self.config.sockets)
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         lock = DirectoryLock(self.socket_dir)
         lock.acquire()
         try:
@@ -138,6 +163,9 @@ class Daemon:
         stream_server = await loop.create_unix_server(
             streams.protocol_factory, sock=sockets.stream
         )
+        restored = self.knobs.load()
+        self.knobs.write()
+        await self.plugins.rescan()
         control = ControlServer(build_commands(self), lambda: self.config.control)
         await control.start(sockets.control)
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -157,6 +185,8 @@ class Daemon:
             socket_dir=str(self.socket_dir),
             state_dir=str(self.state_dir),
             metrics=len(self.config.metrics),
+            knobs_restored=restored,
+            plugins=[h.name for h in self.plugins.active()],
         )
         self.notifier.notify("READY=1", f"STATUS={self._status_line()}")
         try:
@@ -172,6 +202,7 @@ class Daemon:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await self.dispatcher.drain()
             await control.close()
             stream_server.close()
         _log.info(
@@ -224,7 +255,15 @@ class Daemon:
         while True:
             await self._reload_requested.wait()
             self._reload_requested.clear()
-            self.reload()
+            await self.reload()
+
+
+def _knob_specs(config: Config) -> dict[str, KnobSpec]:
+    return {name: spec_of(knob) for name, knob in config.knobs.items()}
+
+
+def _monotonic_usec() -> str:
+    return f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}"
 
 
 def _describe_changes(old: Config, new: Config) -> list[str]:

@@ -25,18 +25,24 @@ EXIT_USAGE: Final = 2
 EXIT_UNREACHABLE: Final = 3
 
 
-def _add_socket_dir(parser: argparse.ArgumentParser) -> None:
+def _add_socket_dir(parser: argparse.ArgumentParser, *, nested: bool = False) -> None:
+    # A nested subcommand must not reset what its parent parsed (argparse copies
+    # sub-parser defaults over the namespace), hence SUPPRESS there.
     parser.add_argument(
         "--socket-dir",
+        default=argparse.SUPPRESS if nested else None,
         metavar="DIR",
         help="where the daemon's sockets are (default: $PERFWARDEN_SOCKET_DIR, "
         "$XDG_RUNTIME_DIR/perfwarden, or /tmp/perfwarden-$UID)",
     )
 
 
-def _add_json(parser: argparse.ArgumentParser) -> None:
+def _add_json(parser: argparse.ArgumentParser, *, nested: bool = False) -> None:
     parser.add_argument(
-        "--json", action="store_true", help="print JSON instead of text"
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS if nested else False,
+        help="print JSON instead of text",
     )
 
 
@@ -104,6 +110,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_socket_dir(p)
     _add_json(p)
     p.set_defaults(command_module="silence")
+
+    p = sub.add_parser("plugins", help="optimizer plugins: state and outcomes")
+    _add_socket_dir(p)
+    _add_json(p)
+    p.set_defaults(command_module="plugins")
+
+    p = sub.add_parser("knobs", help="knob values; `knobs set NAME VALUE` sets one")
+    knob_sub = p.add_subparsers(dest="action", metavar="ACTION")
+    _add_socket_dir(p)
+    _add_json(p)
+    p.set_defaults(command_module="knobs", action=None)
+    q = knob_sub.add_parser("set", help="set a knob by hand")
+    q.add_argument("name")
+    q.add_argument("value")
+    q.add_argument("--reason", default="set by hand")
+    _add_socket_dir(q, nested=True)
+    _add_json(q, nested=True)
 
     p = sub.add_parser("reload", help="re-read the config; exit 1 if it is rejected")
     _add_socket_dir(p)

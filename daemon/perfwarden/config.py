@@ -112,7 +112,9 @@ _STATISTICS_KEYS: Final = ("confidence_level", "window", "min_samples", "max_ser
 _EVALUATION_KEYS: Final = (
     "interval", "basis", "for", "window", "hysteresis", "missing_after",
 )  # fmt: skip
-_OPTIMIZER_KEYS: Final = ("validation_samples", "significance", "cooldown")
+_OPTIMIZER_KEYS: Final = (
+    "validation_samples", "significance", "cooldown", "plugin_timeout", "max_failures",
+)  # fmt: skip
 _PROCESS_KEYS: Final = ("name", "match", "interval", "children")
 _CONTROL_KEYS: Final = ("allow_uids", "allow_groups")
 _SOCKETS_KEYS: Final = ("metrics_access", "group")
@@ -434,6 +436,12 @@ def _optimizer(c: Checker, s: Section) -> OptimizerConfig:
         validation_samples=or_default(samples, d.validation_samples),
         significance=or_default(c.number(s, "significance", open_unit), d.significance),
         cooldown=or_default(c.duration(s, "cooldown", non_negative), d.cooldown),
+        plugin_timeout=or_default(
+            c.duration(s, "plugin_timeout", positive), d.plugin_timeout
+        ),
+        max_failures=or_default(
+            c.integer(s, "max_failures", at_least(1)), d.max_failures
+        ),
     )
 
 

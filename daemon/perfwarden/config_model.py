@@ -154,6 +154,10 @@ class OptimizerConfig:
     validation_samples: int = 200
     significance: float = 0.05
     cooldown: float = 60.0
+    #: How long one plugin call (load, propose, apply, revert) may take.
+    plugin_timeout: float = 5.0
+    #: Consecutive failures (errors, timeouts, garbage) before a plugin is disabled.
+    max_failures: int = 3
 
 
 @dataclass(frozen=True, slots=True)

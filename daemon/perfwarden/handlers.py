@@ -7,6 +7,7 @@ server before they run.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 import time
@@ -26,6 +27,8 @@ from perfwarden.trend import label
 from perfwarden.window import RollingWindow
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from perfwarden.app import Daemon
     from perfwarden.config import MetricConfig
     from perfwarden.store import Series
@@ -201,7 +204,10 @@ def build_commands(daemon: Daemon) -> dict[str, Command]:
                 "evaluations": daemon.evaluator.evaluations,
                 "alerts_firing": firing,
             },
-            "plugins": [],
+            "plugins": [
+                {"name": h.name, "state": h.state.value}
+                for h in daemon.plugins.plugins.values()
+            ],
         }
 
     def wanted_names(args: dict[str, Any]) -> list[str]:
@@ -222,7 +228,7 @@ def build_commands(daemon: Daemon) -> dict[str, Command]:
         return {"series": records, "unknown": unknown}
 
     async def reload(args: dict[str, Any]) -> dict[str, Any]:
-        outcome = daemon.reload()
+        outcome = await daemon.reload()
         if not outcome.ok:
             raise ControlError("rejected", "\n".join(outcome.errors))
         return {"changes": outcome.changes, "sha256": daemon.config.sha256}
@@ -278,6 +284,50 @@ def build_commands(daemon: Daemon) -> dict[str, Command]:
             "validation_results": validation_results(records),
         }
 
+    async def plugins(args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "plugins": [h.as_dict() for h in daemon.plugins.plugins.values()],
+            "autoload": daemon.plugins.autoload,
+        }
+
+    async def knobs(args: dict[str, Any]) -> dict[str, Any]:
+        return daemon.knobs.document()
+
+    async def knob_set(args: dict[str, Any]) -> dict[str, Any]:
+        name, value = args.get("name"), args.get("value")
+        if not isinstance(name, str) or not isinstance(value, int | float | str):
+            raise ControlError("bad_request", "'name' and 'value' are required")
+        spec = daemon.knobs.specs.get(name)
+        if isinstance(value, str) and spec is not None and spec.choices is None:
+            try:
+                value = float(value)
+            except ValueError:
+                raise ControlError("failed", f"{name} needs a number") from None
+        reason = str(args.get("reason") or "set by hand")
+        try:
+            stored = daemon.knobs.set(name, value, source="manual", reason=reason)
+        except KeyError as exc:
+            raise ControlError("failed", str(exc.args[0])) from None
+        except (TypeError, ValueError) as exc:
+            raise ControlError("failed", str(exc)) from None
+        return {"name": name, "value": stored, "version": daemon.knobs.version}
+
+    async def knob_watch(args: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=64)
+
+        def push(update: dict[str, Any]) -> None:
+            if queue.full():  # a slow watcher only needs the newest values
+                queue.get_nowait()
+            queue.put_nowait(update)
+
+        daemon.knobs.subscribers.append(push)
+        try:
+            yield {"version": daemon.knobs.version, "values": daemon.knobs.values()}
+            while True:
+                yield await queue.get()
+        finally:
+            daemon.knobs.subscribers.remove(push)
+
     return {
         command.name: command
         for command in (
@@ -289,5 +339,9 @@ def build_commands(daemon: Daemon) -> dict[str, Command]:
             Command("reload", reload, mutating=True),
             Command("silence", silence, mutating=True),
             Command("unsilence", unsilence, mutating=True),
+            Command("plugins", plugins),
+            Command("knobs", knobs),
+            Command("knobs.set", knob_set, mutating=True),
+            Command("knobs.watch", knob_watch, stream=True),
         )
     }

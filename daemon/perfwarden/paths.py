@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONTROL_SOCKET",
+    "KNOBS_FILE",
     "LOCK_FILE",
     "METRICS_SOCKET",
     "METRICS_STREAM_SOCKET",
@@ -21,6 +22,8 @@ __all__ = [
 METRICS_SOCKET: Final = "metrics.sock"
 METRICS_STREAM_SOCKET: Final = "metrics.stream.sock"
 CONTROL_SOCKET: Final = "control.sock"
+#: The knob values, written atomically by the daemon in the state directory.
+KNOBS_FILE: Final = "knobs.json"
 #: Held with flock() for the daemon's whole life: the authority on "is one running".
 LOCK_FILE: Final = ".perfwarden.lock"
 

@@ -92,6 +92,8 @@ class DaemonProcess:
     def start(self, *, wait_ready: bool = True, timeout: float = 60.0) -> DaemonProcess:
         """Start the daemon; by default wait for ``READY=1``."""
         notify_path = self.base_dir / "notify.sock"
+        if self._notify is not None:
+            self._notify.close()
         with contextlib.suppress(FileNotFoundError):
             notify_path.unlink()
         self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)

@@ -14,13 +14,14 @@ import grp
 import os
 import socket
 import struct
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from perfwarden.control.protocol import (
     MAX_LINE,
     ProtocolError,
+    Request,
     decode_request,
     encode_error,
     encode_ok,
@@ -79,15 +80,21 @@ def is_authorized(peer: PeerCredentials, control: ControlConfig) -> bool:
 
 
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
+StreamHandler = Callable[[dict[str, Any]], AsyncIterator[Any]]
 
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """A control command: its handler and whether it changes state."""
+    """A control command: its handler and whether it changes state.
+
+    A ``stream`` command's handler is an async generator: each item it yields is
+    sent as one ``ok`` response with the request's id, until the client hangs up.
+    """
 
     name: str
-    handler: Handler
+    handler: Handler | StreamHandler
     mutating: bool = False
+    stream: bool = False
 
 
 class ControlServer:
@@ -137,6 +144,10 @@ class ControlServer:
                     break
                 if not line:
                     break
+                stream = self._stream_for(line, peer)
+                if stream is not None:
+                    await self._serve_stream(stream, reader, writer)
+                    break
                 writer.write(await self._answer(line, peer))
                 await writer.drain()
         except (TimeoutError, ConnectionError, asyncio.CancelledError):
@@ -146,6 +157,48 @@ class ControlServer:
             writer.close()
             with contextlib.suppress(ConnectionError, asyncio.CancelledError):
                 await writer.wait_closed()
+
+    def _stream_for(
+        self, line: bytes, peer: PeerCredentials
+    ) -> tuple[Request, AsyncIterator[Any]] | None:
+        try:
+            request = decode_request(line)
+        except ProtocolError:
+            return None
+        command = self._commands.get(request.command)
+        if command is None or not command.stream:
+            return None
+        if command.mutating and not is_authorized(peer, self._control_config()):
+            return None
+        iterator: AsyncIterator[Any] = command.handler(request.args)  # type: ignore[assignment]
+        return request, iterator
+
+    async def _serve_stream(
+        self,
+        stream: tuple[Request, AsyncIterator[Any]],
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        request, iterator = stream
+        hangup = asyncio.ensure_future(reader.read(1))
+        try:
+            while True:
+                item = asyncio.ensure_future(anext(iterator))
+                done, _ = await asyncio.wait(
+                    {item, hangup}, return_when=asyncio.FIRST_COMPLETED
+                )
+                if hangup in done:
+                    item.cancel()
+                    return
+                try:
+                    data = item.result()
+                except StopAsyncIteration:
+                    return
+                writer.write(encode_ok(request.id, data))
+                await writer.drain()
+        finally:
+            hangup.cancel()
+            await iterator.aclose()  # type: ignore[attr-defined]
 
     async def _answer(self, line: bytes, peer: PeerCredentials) -> bytes:
         try:
@@ -167,7 +220,7 @@ class ControlServer:
             )
             return encode_error(request.id, "forbidden", message)
         try:
-            data = await command.handler(request.args)
+            data = await command.handler(request.args)  # type: ignore[misc]
             return encode_ok(request.id, data)
         except ControlError as exc:
             return encode_error(request.id, exc.code, exc.message)

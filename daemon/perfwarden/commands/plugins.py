@@ -1,0 +1,50 @@
+"""``perfwarden plugins``: each plugin's distribution, state and outcome counts."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from perfwarden.commands._common import control_path, print_json, print_table
+from perfwarden.control.channel import request
+
+if TYPE_CHECKING:
+    import argparse
+
+__all__ = ["run"]
+
+
+def run(args: argparse.Namespace) -> int:
+    """List the plugins the daemon found."""
+    data: dict[str, Any] = request(control_path(args.socket_dir), "plugins")
+    if args.json:
+        print_json(data)
+        return 0
+    rows = [
+        [
+            p["name"],
+            f"{p['distribution']} {p['version']}",
+            p["state"],
+            str(p["proposals"]),
+            str(p["applied"]),
+            str(p["kept"]),
+            str(p["reverted"]),
+            str(p["failures"]),
+            "-" if p.get("weight") is None else f"{p['weight']:.2f}",
+        ]
+        for p in data["plugins"]
+    ]
+    if not rows:
+        print(
+            "no optimizer plugins installed (entry-point group perfwarden.optimizers)"
+        )
+        return 0
+    headers = ["PLUGIN", "DISTRIBUTION", "STATE", "PROPOSED", "APPLIED", "KEPT"]
+    print_table([*headers, "REVERTED", "FAILURES", "WEIGHT"], rows)
+    for plugin in data["plugins"]:
+        if plugin["error"] and plugin["state"] != "active":
+            print(f"  {plugin['name']}: {plugin['error']}")
+    if not data["autoload"]:
+        print(
+            "(PERFWARDEN_DISABLE_PLUGIN_AUTOLOAD is set: only configured plugins load)"
+        )
+    return 0

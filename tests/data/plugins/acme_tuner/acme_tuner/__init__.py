@@ -1,0 +1,1 @@
+"""A third-party perfwarden plugin distribution, as a user would write one."""
