@@ -49,6 +49,9 @@ _TOLERANCE = 1e-11
 
 FloatArray = npt.NDArray[np.float64]
 
+#: ``ndarray.sum`` without the Python-level wrapper (the same pairwise reduction).
+_add_reduce = np.add.reduce
+
 
 def _pairwise_error_factor(count: int) -> float:
     """Rounding bound factor (in eps) of numpy's pairwise sum of ``count`` terms,
@@ -147,7 +150,7 @@ class RollingWindow:
             self._check_finite(batch)  # raises with the precise reason
             msg = "batch values too large for running moments"
             raise ValueError(msg)
-        add1 = float(centred.sum())  # cannot overflow now
+        add1 = float(_add_reduce(centred))  # cannot overflow now
         head = self._head
         evict = self._size + m - cap
         sub1 = sub2 = 0.0
@@ -155,7 +158,7 @@ class RollingWindow:
             start = (head + m - evict) % cap
             for lo, hi in _spans(start, evict, cap):
                 old = self._buf[lo:hi] - shift
-                sub1 += float(old.sum())
+                sub1 += float(_add_reduce(old))
                 sub2 += float(np.vdot(old, old))
             self._size = cap
         else:
