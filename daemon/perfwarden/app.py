@@ -25,7 +25,9 @@ from perfwarden.evaluator import Evaluator
 from perfwarden.handlers import build_commands
 from perfwarden.ingest import DatagramReceiver, Ingestor, StreamIngestServer
 from perfwarden.knobs import KnobStore, spec_of
+from perfwarden.learning import Learning
 from perfwarden.logs import get_logger
+from perfwarden.optimizer import OptimizerEngine
 from perfwarden.plugin_runtime import PluginRuntime
 from perfwarden.sockets import (
     BoundSockets,
@@ -78,8 +80,20 @@ class Daemon:
         self.knobs = KnobStore(_knob_specs(config), state_dir)
         self.plugins = PluginRuntime(lambda: self.config)
         self.dispatcher = Dispatcher(
-            self.store, self.plugins, self.knobs, lambda: self.config
+            self.store, self.plugins, self.knobs, lambda: self.config, self.evaluator
         )
+        self.learning = Learning()
+        self.optimizer = OptimizerEngine(
+            store=self.store,
+            evaluator=self.evaluator,
+            runtime=self.plugins,
+            knobs=self.knobs,
+            learning=self.learning,
+            config=lambda: self.config,
+            redispatch=self.dispatcher.redispatch,
+        )
+        self.dispatcher.on_proposals = self.optimizer.on_proposals
+        self.evaluator.subscribers.append(self.optimizer.on_alert)
         self.evaluator.subscribers.append(self.dispatcher)
         self._reload_lock = asyncio.Lock()
         self._evaluation_scheduled = False
@@ -203,6 +217,7 @@ class Daemon:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.dispatcher.drain()
+            await self.optimizer.shutdown()
             await control.close()
             stream_server.close()
         _log.info(

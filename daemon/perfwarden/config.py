@@ -40,6 +40,7 @@ from perfwarden.config_model import (
     MetricConfig,
     MetricsAccess,
     OptimizerConfig,
+    OptimizerMode,
     PluginConfig,
     ProcessConfig,
     SocketsConfig,
@@ -82,6 +83,7 @@ __all__ = [
     "MetricConfig",
     "MetricsAccess",
     "OptimizerConfig",
+    "OptimizerMode",
     "PluginConfig",
     "ProcessConfig",
     "SocketsConfig",
@@ -114,6 +116,7 @@ _EVALUATION_KEYS: Final = (
 )  # fmt: skip
 _OPTIMIZER_KEYS: Final = (
     "validation_samples", "significance", "cooldown", "plugin_timeout", "max_failures",
+    "mode", "max_actions_per_hour", "validation_timeout",
 )  # fmt: skip
 _PROCESS_KEYS: Final = ("name", "match", "interval", "children")
 _CONTROL_KEYS: Final = ("allow_uids", "allow_groups")
@@ -441,6 +444,13 @@ def _optimizer(c: Checker, s: Section) -> OptimizerConfig:
         ),
         max_failures=or_default(
             c.integer(s, "max_failures", at_least(1)), d.max_failures
+        ),
+        mode=or_default(c.choice(s, "mode", OptimizerMode), d.mode),
+        max_actions_per_hour=or_default(
+            c.integer(s, "max_actions_per_hour", at_least(0)), d.max_actions_per_hour
+        ),
+        validation_timeout=or_default(
+            c.duration(s, "validation_timeout", positive), d.validation_timeout
         ),
     )
 

@@ -31,6 +31,7 @@ __all__ = [
     "MetricConfig",
     "MetricsAccess",
     "OptimizerConfig",
+    "OptimizerMode",
     "PluginConfig",
     "ProcessConfig",
     "SocketsConfig",
@@ -56,6 +57,13 @@ class Basis(enum.StrEnum):
     MEAN = "mean"
     #: The whole confidence interval of the mean must lie beyond the threshold.
     CI = "ci"
+
+
+class OptimizerMode(enum.StrEnum):
+    """Whether the optimizer applies what it chooses."""
+
+    ACTIVE = "active"
+    DRY_RUN = "dry-run"
 
 
 class MetricsAccess(enum.StrEnum):
@@ -158,6 +166,12 @@ class OptimizerConfig:
     plugin_timeout: float = 5.0
     #: Consecutive failures (errors, timeouts, garbage) before a plugin is disabled.
     max_failures: int = 3
+    #: ``active`` applies the chosen proposals; ``dry-run`` only logs the choice.
+    mode: OptimizerMode = OptimizerMode.ACTIVE
+    #: Actions allowed in any sliding hour, all metrics together.
+    max_actions_per_hour: int = 12
+    #: Longest wait for ``validation_samples`` before judging with what arrived.
+    validation_timeout: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)

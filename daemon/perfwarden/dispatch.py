@@ -14,7 +14,7 @@ import asyncio
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from perfwarden.alerts import Transition
+from perfwarden.alerts import AlertState, Level, Transition
 from perfwarden.logs import get_logger
 from perfwarden.plugin_api import ObservedStats, OptimizerContext, Violation
 from perfwarden.stats import summarize
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from perfwarden.config import Config
-    from perfwarden.evaluator import AlertEvent
+    from perfwarden.evaluator import AlertEvent, Evaluator
     from perfwarden.knobs import KnobStore
     from perfwarden.plugin_api import Proposal
     from perfwarden.plugin_runtime import PluginHandle, PluginRuntime
@@ -44,7 +44,9 @@ class Dispatcher:
         runtime: PluginRuntime,
         knobs: KnobStore,
         config: Callable[[], Config],
+        evaluator: Evaluator,
     ) -> None:
+        self._evaluator = evaluator
         self._store = store
         self._runtime = runtime
         self._knobs = knobs
@@ -60,25 +62,39 @@ class Dispatcher:
         """Evaluator subscriber: start a dispatch for a new or worse alert."""
         if event.transition not in {Transition.FIRED, Transition.ESCALATED}:
             return
-        if event.series in self._in_flight:
+        self._start(event.series)
+
+    def redispatch(self, series_key: str) -> None:
+        """Ask the plugins again about a series whose alert is still firing."""
+        alert = self._evaluator.alerts.get(series_key)
+        if alert is not None and alert.state is AlertState.FIRING:
+            self._start(series_key)
+
+    def _start(self, series_key: str) -> None:
+        if series_key in self._in_flight:
             return
-        violation = self.violation_for(event)
+        violation = self.violation_for(series_key)
         if violation is None:
             return
         task = asyncio.get_running_loop().create_task(
-            self._dispatch(violation), name=f"dispatch:{event.series}"
+            self._dispatch(violation), name=f"dispatch:{series_key}"
         )
-        self._in_flight[event.series] = task
-        task.add_done_callback(lambda _: self._in_flight.pop(event.series, None))
+        self._in_flight[series_key] = task
+        task.add_done_callback(lambda _: self._in_flight.pop(series_key, None))
 
-    def violation_for(self, event: AlertEvent) -> Violation | None:
-        """The plugin-facing view of an alert event (None if the series is gone)."""
-        series = self._store.get(event.series)
+    def violation_for(self, series_key: str) -> Violation | None:
+        """The plugin-facing view of a series' firing alert (None if not firing)."""
+        series = self._store.get(series_key)
+        alert = self._evaluator.alerts.get(series_key)
+        observed = self._evaluator.observations.get(series_key)
         config = self._config()
-        metric = config.metrics.get(event.metric)
-        if series is None or metric is None or event.observed is None:
+        if series is None or alert is None or alert.level is None or observed is None:
             return None
-        if event.threshold is None or event.level is None:
+        metric = config.metrics.get(series.name)
+        if metric is None:
+            return None
+        threshold = metric.critical if alert.level is Level.CRITICAL else metric.warning
+        if threshold is None:
             return None
         statistics = config.statistics
         summary = summarize(
@@ -96,13 +112,13 @@ class Dispatcher:
             interval=interval,
         )
         return Violation(
-            metric=event.metric,
-            tags=dict(event.tags),
-            severity=event.level.value,
-            basis=event.basis.value,
+            metric=series.name,
+            tags=series.tag_dict,
+            severity=alert.level.value,
+            basis=config.evaluation.basis.value,
             bound=metric.bound.value,
-            observed=event.observed,
-            threshold=event.threshold,
+            observed=observed,
+            threshold=threshold,
             target=metric.target,
             unit=metric.unit,
             trend=trend,

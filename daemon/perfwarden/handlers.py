@@ -169,6 +169,28 @@ def _alert_records(daemon: Daemon) -> list[dict[str, Any]]:
     return records
 
 
+def _effectiveness(daemon: Daemon) -> dict[str, Any]:
+    """The seed's ``optimization_effectiveness`` lines from the action history."""
+    history = list(daemon.optimizer.history)
+    judged = [h for h in history if h["verdict"] != "inconclusive"]
+    kept = [h for h in history if h["verdict"] == "kept"]
+    if not history:
+        return {"actions": 0}
+    effects = [h["effect_percent"] for h in kept if h["effect_percent"] is not None]
+    out: dict[str, Any] = {
+        "actions": len(history),
+        "kept": len(kept),
+        "reverted": sum(1 for h in history if h["verdict"] == "reverted"),
+        "inconclusive": len(history) - len(judged),
+    }
+    if judged:
+        rate = len(kept) / len(judged) * 100
+        out["automated_threshold_response"] = f"{rate:.0f}% success rate"
+    if effects:
+        out["average_improvement_when_kept"] = f"{sum(effects) / len(effects):.1f}%"
+    return out
+
+
 def build_commands(daemon: Daemon) -> dict[str, Command]:
     """Every control command of ``daemon``, by name."""
 
@@ -208,6 +230,7 @@ def build_commands(daemon: Daemon) -> dict[str, Command]:
                 {"name": h.name, "state": h.state.value}
                 for h in daemon.plugins.plugins.values()
             ],
+            "optimizer": daemon.optimizer.status(),
         }
 
     def wanted_names(args: dict[str, Any]) -> list[str]:
@@ -276,17 +299,20 @@ def build_commands(daemon: Daemon) -> dict[str, Command]:
         generated = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         return {
             "monitoring_dashboard": monitoring_dashboard(records, generated),
-            "learning_patterns": {
-                "note": "filled by the optimizer engine once strategies have run",
-                "successful_optimizations": {},
-                "failure_patterns": {},
+            "learning_patterns": daemon.learning.learning_patterns(),
+            "validation_results": {
+                **validation_results(records),
+                "optimization_effectiveness": _effectiveness(daemon),
+                "recent_actions": list(daemon.optimizer.history)[-10:],
             },
-            "validation_results": validation_results(records),
         }
 
     async def plugins(args: dict[str, Any]) -> dict[str, Any]:
         return {
-            "plugins": [h.as_dict() for h in daemon.plugins.plugins.values()],
+            "plugins": [
+                {**h.as_dict(), "weight": daemon.learning.plugin_weight(h.name)}
+                for h in daemon.plugins.plugins.values()
+            ],
             "autoload": daemon.plugins.autoload,
         }
 
