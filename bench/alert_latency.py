@@ -118,10 +118,12 @@ class LogLine:
 class PipedDaemon:
     """``perfwarden run`` with its JSON log read from a pipe as it is written.
 
-    ``threaded=True``: a reader thread stamps each line on arrival (for latency).
-    ``threaded=False``: :meth:`poll` reads what the pipe holds now, without blocking,
-    in the caller's thread (deterministic: a line written before a control reply was
-    sent is in the pipe when the reply arrives).
+    ``threaded=True``: stdout is a pipe and a reader thread stamps each line on
+    arrival (for latency).
+    ``threaded=False``: stdout is a regular file and :meth:`poll` reads what was
+    appended since the last call, in the caller's thread. Deterministic (a line
+    written before a control reply was sent is in the file when the reply arrives),
+    and a daemon writing a burst of log lines can never block on a full pipe.
     """
 
     def __init__(self, config_text: str, *, threaded: bool = True) -> None:
@@ -137,6 +139,8 @@ class PipedDaemon:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._partial = b""
+        self._log_path = self.base_dir / "daemon.log"
+        self._log: IO[bytes] | None = None
         self._control: ControlChannel | None = None
 
     @property
@@ -152,17 +156,21 @@ class PipedDaemon:
         command += ["--socket-dir", str(self.socket_dir)]
         command += ["--state-dir", str(self.base_dir / "state")]
         command += ["--config", str(self.config_path)]
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
-        )
-        assert self.process.stdout is not None
         if self.threaded:
+            self.process = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
+            )
+            assert self.process.stdout is not None
             self._thread = threading.Thread(
                 target=self._read_forever, args=(self.process.stdout,), daemon=True
             )
             self._thread.start()
         else:
-            os.set_blocking(self.process.stdout.fileno(), False)
+            with self._log_path.open("wb") as out:
+                self.process = subprocess.Popen(
+                    command, stdout=out, stderr=subprocess.STDOUT, env=env
+                )
+            self._log = self._log_path.open("rb")
         self.wait_for(lambda r: r.get("event") == "daemon.started", timeout)
         self._control = ControlChannel(self.socket_dir / CONTROL_SOCKET)
         return self
@@ -186,20 +194,9 @@ class PipedDaemon:
             self._cond.notify_all()
 
     def poll(self) -> None:
-        """Non-threaded mode: take every complete line the pipe holds now."""
-        assert self.process is not None
-        assert self.process.stdout is not None
-        fd = self.process.stdout.fileno()
-        chunks = [self._partial]
-        while True:
-            try:
-                chunk = os.read(fd, 1 << 16)
-            except BlockingIOError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        data = b"".join(chunks)
+        """Non-threaded mode: take every complete line appended to the log file."""
+        assert self._log is not None
+        data = self._partial + self._log.read()
         *complete, self._partial = data.split(b"\n")
         at = time.monotonic()
         for raw in complete:
@@ -262,6 +259,8 @@ class PipedDaemon:
             self._thread.join(5)
         if self.process is not None and self.process.stdout is not None:
             self.process.stdout.close()
+        if self._log is not None:
+            self._log.close()
         self._tmp.cleanup()
 
     def __enter__(self) -> PipedDaemon:
@@ -453,14 +452,7 @@ def run_scenario(args: argparse.Namespace, basis: str, rate: float) -> Scenario:
                 sent = time.monotonic()
                 sock.send(spike)
                 try:
-                    line = daemon.wait_for(
-                        lambda r, v=value: (
-                            r.get("event") == "alert.fired"
-                            and (r.get("tags") or {}).get("try") == v
-                        ),
-                        timeout=5.0,
-                        start=start,
-                    )
+                    line = daemon.wait_for(_fired_for(value), timeout=5.0, start=start)
                 except TimeoutError:
                     scenario.misses += 1
                     continue
@@ -481,6 +473,16 @@ def run_scenario(args: argparse.Namespace, basis: str, rate: float) -> Scenario:
         scenario.received = ingest["received"]
         scenario.dropped = ingest["dropped"]
     return scenario
+
+
+def _fired_for(value: str) -> Callable[[dict[str, Any]], bool]:
+    """Matches the ``alert.fired`` line of the series tagged ``try:<value>``."""
+
+    def match(record: dict[str, Any]) -> bool:
+        tags = record.get("tags") or {}
+        return record.get("event") == "alert.fired" and tags.get("try") == value
+
+    return match
 
 
 def _wait_until(condition: Callable[[], Any], timeout: float = 10.0) -> Any:

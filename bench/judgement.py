@@ -3,15 +3,16 @@
 Method
 ------
 Every configuration (``evaluation.basis`` x ``evaluation.window``) runs on a fresh
-``perfwarden run`` subprocess whose JSON log is read from a pipe (see
-``bench/alert_latency.py``). The config has one metric, ``judged_time`` (upper bound,
-``critical: 100`` = the level L, no warning level), ``for: 0s``, ``hysteresis: 0.05``,
-``statistics.min_samples: 30``. Noise is normal with sd 0.1 L.
+``perfwarden run`` subprocess whose JSON log goes to a file read incrementally
+(``PipedDaemon(threaded=False)`` of ``bench/alert_latency.py``). The config has one
+metric, ``judged_time`` (upper bound, ``critical: 100`` = the level L, no warning
+level), ``for: 0s``, ``hysteresis: 0.05``, ``statistics.min_samples: 30``. Noise
+is normal with sd 0.1 L.
 
 Stationary phase (false fires)
-    ``--stationary`` samples (default 200,000; ``--stationary 1000000`` for the
-    full 10^6) of N(0.9 L, 0.1 L), so about one sample in six is above L, sent as
-    fast as a *blocking* datagram socket allows in datagrams of one line carrying
+    ``--stationary`` samples per configuration (default 10^6) of N(0.9 L, 0.1 L),
+    so about one sample in six is above L, sent as fast as a blocking datagram
+    socket allows (no datagram is dropped), in datagrams of one line carrying
     ``--datagram-samples`` values (default 20), round-robin over 10 series. Every
     ``alert.fired`` line of those series is a false fire; the figure is fires per
     10^6 samples. The daemon judges once per ingest batch (a drain of the datagram
@@ -23,7 +24,7 @@ Stationary phase (false fires)
     rule for ``sample``) would fire.
 
 Step phase (detection delay)
-    ``--runs`` runs (default 30) per step size (105 %, 110 %, 115 % of L), each on its
+    ``--runs`` runs (default 100) per step size (105 %, 110 %, 115 % of L), each on its
     own series (a fresh ``run`` tag), all in lock-step: every series first gets
     ``window + 50`` stationary samples (bulk), and a series that is firing at the step
     is first brought back to ok with single stationary samples (only ``sample`` needs
@@ -32,7 +33,7 @@ Step phase (detection delay)
     still-unfired series; the script waits until the daemon's ``ingest.received``
     has grown by that many lines, sends a ``ping`` on the control socket (the
     evaluation is queued before that reply can be written, and the log line is
-    flushed during the evaluation) and then reads the pipe without blocking. A run's
+    flushed during the evaluation) and then reads the new log lines. A run's
     *samples to fire* is the number of post-step samples sent up to and including
     the round after which its ``alert.fired`` line appeared: sample-exact, because
     each series receives exactly one sample per ingest batch. Runs not fired after
@@ -40,9 +41,13 @@ Step phase (detection delay)
 
 Usage::
 
-    python bench/judgement.py                          # ~2-3 minutes
-    python bench/judgement.py --stationary 1000000 --runs 100 --json /tmp/j.json
-    python bench/judgement.py --basis ci --windows 100
+    python bench/judgement.py                          # about a minute
+    python bench/judgement.py --json /tmp/judgement.json
+    python bench/judgement.py --basis ci --windows 100 --runs 300
+
+``evaluation.window`` values are taken for ``mean`` and ``ci`` (default 10 30 50 100
+200); ``sample`` ignores the window and runs once. Note: with ``ci`` a window below
+``statistics.min_samples`` (30) gives no interval at all, so that row never fires.
 """
 
 from __future__ import annotations
@@ -96,12 +101,27 @@ class Link:
         self.daemon = daemon
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.connect(str(daemon.metrics_path))
+        self.sock.setblocking(False)
+        self._sends = 0
         self.lines_sent = int(daemon.call("status")["ingest"]["received"])
 
     def send(self, payload: bytes) -> None:
-        """Send one datagram (blocking) and count its lines."""
-        self.sock.send(payload)
+        """Send one datagram without loss and count its lines.
+
+        Equivalent to a blocking send (a send that would block waits and is
+        retried, so no datagram is dropped), reading the daemon's log meanwhile.
+        """
+        while True:
+            try:
+                self.sock.send(payload)
+                break
+            except BlockingIOError:
+                self.daemon.poll()
+                time.sleep(0.0002)
         self.lines_sent += payload.count(b"\n")
+        self._sends += 1
+        if self._sends % 64 == 0:
+            self.daemon.poll()
 
     def sync(self, timeout: float = 60.0) -> dict[str, Any]:
         """Wait until the daemon received every line sent, its evaluation ran and
@@ -312,20 +332,24 @@ def run_steps(
                 pending.discard(name)
                 fired_at[name] = k
     for step in STEPS:
-        delays = [
-            float(fired_at[n]) for n in names if step_of[n] == step and n in fired_at
-        ]
-        censored = sum(1 for n in names if step_of[n] == step and n not in fired_at)
+        mine = [n for n in names if step_of[n] == step]
+        delays = [float(fired_at[n]) for n in mine if n in fired_at]
+        # A censored run counts as "later than --max-samples" (infinity).
+        ranked = delays + [math.inf] * (len(mine) - len(delays))
         result.steps[f"{step:.2f}"] = {
-            "runs": args.runs,
+            "runs": len(mine),
             "fired": len(delays),
-            "censored": censored,
-            "median": statistics.median(delays) if delays else None,
-            "p90": percentile(delays, 90) if delays else None,
-            "min": min(delays) if delays else None,
-            "max": max(delays) if delays else None,
+            "censored": len(mine) - len(delays),
+            "median": _finite(statistics.median(ranked)),
+            "p90": _finite(percentile(ranked, 90)),
+            "min": _finite(min(ranked)),
+            "max": _finite(max(ranked)),
             "samples_to_fire": delays,
         }
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def run_config(args: argparse.Namespace, basis: str, window: int | None) -> Result:
@@ -356,6 +380,8 @@ def run_config(args: argparse.Namespace, basis: str, window: int | None) -> Resu
 
 def expected_ci_delay(step: float, window: int) -> int | None:
     """Samples after which the *expected* window makes the CI clear L (no noise)."""
+    if window < MIN_SAMPLES:
+        return None  # no interval at all below statistics.min_samples
     for k in range(1, 10 * window):
         p = min(k, window) / window
         mean = STATIONARY_MEAN + p * (step * LEVEL - STATIONARY_MEAN)
@@ -382,14 +408,14 @@ def main(argv: list[str] | None = None) -> int:
         "--windows",
         type=int,
         nargs="+",
-        default=[30, 50, 100, 200],
+        default=[10, 30, 50, 100, 200],
         help="evaluation.window values for mean and ci",
     )
     p.add_argument(
         "--stationary",
         type=int,
-        default=200_000,
-        help="stationary samples per configuration (10^6 for the goal)",
+        default=1_000_000,
+        help="stationary samples per configuration (default 10^6)",
     )
     p.add_argument(
         "--datagram-samples",
@@ -397,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         default=20,
         help="samples per stationary datagram",
     )
-    p.add_argument("--runs", type=int, default=30, help="runs per step size")
+    p.add_argument("--runs", type=int, default=100, help="runs per step size")
     p.add_argument(
         "--max-samples",
         type=int,
@@ -431,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
         f"\nstationary: {args.stationary:,} samples per configuration, "
         f"{args.datagram_samples} per datagram ({STATIONARY_SERIES} series); "
         f"steps: {args.runs} runs each; "
-        f"samples from the step to alert.fired (median/p90, '>' = censored)"
+        f"samples from the step to alert.fired (median / p90; '>N': not fired)"
     )
     print(
         "fires/1e6: alert.fired lines from the daemon; replay/1e6: the same samples"
@@ -444,11 +470,13 @@ def main(argv: list[str] | None = None) -> int:
         cells = ""
         for step in STEPS:
             s = r.steps.get(f"{step:.2f}")
-            if not s or s["median"] is None:
+            if not s:
                 cells += f"  {'-':>16}"
                 continue
-            mark = ">" if s["censored"] else ""
-            cell = f"{mark}{s['median']:g} / {s['p90']:g}"
+            cell = " / ".join(
+                f"{v:g}" if v is not None else f">{args.max_samples}"
+                for v in (s["median"], s["p90"])
+            )
             cells += f"  {cell:>16}"
         per_eval = (
             r.stationary_samples / r.stationary_evaluations

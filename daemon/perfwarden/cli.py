@@ -146,6 +146,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-rate", type=float, metavar="RATE")
     _add_socket_dir(p)
     p.set_defaults(command_module="send")
+
+    p = sub.add_parser(
+        "time",
+        help="run a command, send its wall time and peak memory, exit with its status",
+        description="Run CMD, then send METRIC (wall time, ms) and "
+        "METRIC.peak_memory_mb (largest resident set size of CMD or of any "
+        "descendant, MiB, gauge), tagged command:<basename of CMD> plus --tag. "
+        "Exits with CMD's status (128+N if signal N killed it, 127 if not found).",
+    )
+    p.add_argument(
+        "--metric",
+        default="command_execution_time",
+        metavar="NAME",
+        help="default: command_execution_time",
+    )
+    p.add_argument("--tag", action="append", default=[], metavar="K:V")
+    _add_socket_dir(p)
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ARGS")
+    p.set_defaults(command_module="time_command", usage=p.format_usage())
     return parser
 
 

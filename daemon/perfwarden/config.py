@@ -236,7 +236,9 @@ def _build(c: Checker, root: Node) -> Config | None:
     return Config(
         version=CONFIG_VERSION,
         statistics=statistics,
-        evaluation=_evaluation(c, _sub(c, top, "evaluation", _EVALUATION_KEYS)),
+        evaluation=_evaluation(
+            c, _sub(c, top, "evaluation", _EVALUATION_KEYS), statistics
+        ),
         metrics=_metrics(c, _sub(c, top, "metrics", None), statistics),
         knobs=_knobs(c, _sub(c, top, "knobs", None)),
         optimizer=_optimizer(c, _sub(c, top, "optimizer", _OPTIMIZER_KEYS)),
@@ -280,13 +282,24 @@ def _statistics(c: Checker, s: Section) -> StatisticsConfig:
     )
 
 
-def _evaluation(c: Checker, s: Section) -> EvaluationConfig:
+def _evaluation(
+    c: Checker, s: Section, statistics: StatisticsConfig
+) -> EvaluationConfig:
     d = EvaluationConfig()
+    window = or_default(c.integer(s, "window", at_least(2)), d.window)
+    if window < statistics.min_samples:
+        # mean and ci are only judged from min_samples values on: a smaller
+        # evaluation window would never alert.
+        c.add(
+            s.value_line("window") if "window" in s else s.line,
+            s.dotted("window"),
+            f"must be at least statistics.min_samples ({statistics.min_samples})",
+        )
     return EvaluationConfig(
         interval=or_default(c.duration(s, "interval", positive), d.interval),
         basis=or_default(c.choice(s, "basis", Basis), d.basis),
         for_=or_default(c.duration(s, "for", non_negative), d.for_),
-        window=or_default(c.integer(s, "window", at_least(2)), d.window),
+        window=window,
         hysteresis=or_default(c.number(s, "hysteresis", _fraction), d.hysteresis),
         missing_after=or_default(
             c.duration(s, "missing_after", positive), d.missing_after

@@ -33,7 +33,7 @@ from perfwarden.alerts import (
     judge_observation,
     step,
 )
-from perfwarden.config import Basis, Config, MetricConfig
+from perfwarden.config import Basis, Bound, Config, MetricConfig
 from perfwarden.logs import get_logger
 from perfwarden.tdist import two_sided_critical
 
@@ -164,6 +164,8 @@ class Evaluator:
         self._wall = wall
         self.alerts: dict[str, SeriesAlert] = {}
         self.observations: dict[str, tuple[float, float]] = {}
+        #: Per series, the sample count at its last observation (sample basis).
+        self._seen: dict[str, int] = {}
         self.silences = Silences(wall)
         self.subscribers: list[Callable[[AlertEvent], None]] = []
         #: Evaluations run (one per series per pass), for self-monitoring.
@@ -171,23 +173,33 @@ class Evaluator:
 
     # -- observing ------------------------------------------------------------------
 
-    def observe(self, series: Series, config: Config) -> tuple[float, float] | None:
-        """The observation compared with thresholds on the configured basis."""
+    def observe(
+        self, series: Series, config: Config, bound: Bound = Bound.UPPER
+    ) -> tuple[float, float] | None:
+        """The observation compared with thresholds on the configured basis.
+
+        ``sample`` takes the worst value (by ``bound``) among those that arrived
+        since the series was last observed, so how a sender batches its lines does
+        not change what is judged; ``mean`` and ``ci`` need ``min_samples`` values.
+        """
         window = series.window
         size = len(window)
         if size == 0:
             return None
         evaluation = config.evaluation
         if evaluation.basis is Basis.SAMPLE:
-            last = float(window.tail(1)[0])
-            return (last, last)
+            seen = self._seen.get(series.key, 0)
+            self._seen[series.key] = window.total_count
+            fresh = window.tail(min(size, max(window.total_count - seen, 1)))
+            worst = float(fresh.max() if bound is Bound.UPPER else fresh.min())
+            return (worst, worst)
         recent = window.tail(min(size, evaluation.window))
-        mean = float(np.mean(recent))
-        if evaluation.basis is Basis.MEAN:
-            return (mean, mean)
         count = len(recent)
         if count < max(config.statistics.min_samples, 2):
             return None
+        mean = float(np.mean(recent))
+        if evaluation.basis is Basis.MEAN:
+            return (mean, mean)
         sd = float(np.std(recent, ddof=1))
         half = two_sided_critical(config.statistics.confidence_level, count - 1) * sd
         half /= math.sqrt(count)
@@ -236,7 +248,7 @@ class Evaluator:
         alert = self.alerts.get(series.key)
         if alert is None:
             alert = self.alerts[series.key] = SeriesAlert(since=now)
-        observation = self.observe(series, config)
+        observation = self.observe(series, config, metric.bound)
         if observation is None:
             return
         self.observations[series.key] = observation
@@ -323,6 +335,7 @@ class Evaluator:
         for key in [k for k in self.alerts if not keep(k)]:
             del self.alerts[key]
             self.observations.pop(key, None)
+            self._seen.pop(key, None)
 
 
 #: The verdict used when a series leaves ``no_data`` (its value is not looked at).

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
 __all__ = [
+    "MIN_SAMPLES",
     "GuardCheck",
     "Judgement",
     "Verdict",

@@ -34,7 +34,13 @@ import numpy as np
 from perfwarden.alerts import AlertState, Transition
 from perfwarden.config import OptimizerMode
 from perfwarden.dispatch import proposal_fields
-from perfwarden.experiment import GuardCheck, Judgement, Verdict, judge
+from perfwarden.experiment import (
+    MIN_SAMPLES,
+    GuardCheck,
+    Judgement,
+    Verdict,
+    judge,
+)
 from perfwarden.logs import get_logger
 from perfwarden.plugin_runtime import PluginCallError
 
@@ -137,6 +143,17 @@ class OptimizerEngine:
         if skip is not None:
             _log.info(
                 "optimizer.skipped", correlation_id=cid, metric=metric, reason=skip
+            )
+            return
+        series = self._series_for(violation)
+        if series is not None and len(series.window) < MIN_SAMPLES:
+            # Nothing to compare with yet: ask again once a baseline has arrived.
+            reason = f"waiting for a baseline of {MIN_SAMPLES} samples"
+            _log.info(
+                "optimizer.skipped", correlation_id=cid, metric=metric, reason=reason
+            )
+            asyncio.get_running_loop().call_later(
+                max(config.optimizer.cooldown, 1.0), self._redispatch, series.key
             )
             return
         tried = self._tried.get(metric, set())

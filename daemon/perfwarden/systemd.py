@@ -49,4 +49,4 @@ class Notifier:
                 socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC
             ) as sock,
         ):
-            sock.sendto(message, self._address)
+            sock.sendto(message, socket.MSG_DONTWAIT, self._address)

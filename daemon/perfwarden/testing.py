@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -85,6 +86,9 @@ class DaemonProcess:
         self._args = list(args)
         self.process: subprocess.Popen[bytes] | None = None
         self._notify: socket.socket | None = None
+        self._notify_reader: threading.Thread | None = None
+        self._notified = threading.Condition()
+        self._notify_stop = threading.Event()
         self.notifications: list[str] = []
 
     # -- lifecycle ---------------------------------------------------------------
@@ -92,13 +96,19 @@ class DaemonProcess:
     def start(self, *, wait_ready: bool = True, timeout: float = 60.0) -> DaemonProcess:
         """Start the daemon; by default wait for ``READY=1``."""
         notify_path = self.base_dir / "notify.sock"
-        if self._notify is not None:
-            self._notify.close()
+        self._close_notify()
         with contextlib.suppress(FileNotFoundError):
             notify_path.unlink()
         self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._notify.bind(str(notify_path))
         self.notifications = []
+        self._notify_reader = threading.Thread(
+            target=self._read_notifications,
+            args=(self._notify,),
+            name="perfwarden-test-notify",
+            daemon=True,
+        )
+        self._notify_reader.start()
         env = {**os.environ, "NOTIFY_SOCKET": str(notify_path), **self._extra_env}
         env.pop("PERFWARDEN_CONFIG", None)
         command = [sys.executable, "-m", "perfwarden", "run", "--log-format", "json"]
@@ -119,35 +129,42 @@ class DaemonProcess:
             self.wait_notification("READY=1", timeout)
         return self
 
-    def wait_notification(self, message: str, timeout: float = 60.0) -> None:
-        """Wait until the daemon sent ``message`` to the notify socket."""
-        assert self._notify is not None  # noqa: S101
-        deadline = time.monotonic() + timeout
-        while message not in self.notifications:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or (
-                self.process is not None and self.process.poll() is not None
-            ):
-                self._drain_notifications()
-                if message in self.notifications:
-                    return
-                msg = f"no {message} from the daemon; log:\n{self.log_text()}"
-                raise TimeoutError(msg)
-            self._notify.settimeout(min(remaining, 0.2))
+    def _read_notifications(self, sock: socket.socket) -> None:
+        # Drain the notify socket continuously, as systemd does: its kernel queue
+        # holds only ~10 datagrams, and a daemon must never depend on a reader.
+        sock.settimeout(0.1)
+        while not self._notify_stop.is_set():
             try:
-                data = self._notify.recv(65536)
+                data = sock.recv(65536)
             except TimeoutError:
                 continue
-            self.notifications.extend(data.decode().splitlines())
+            except OSError:
+                return
+            with self._notified:
+                self.notifications.extend(data.decode().splitlines())
+                self._notified.notify_all()
 
-    def _drain_notifications(self) -> None:
-        assert self._notify is not None  # noqa: S101
-        self._notify.setblocking(False)
-        with contextlib.suppress(BlockingIOError):
-            while True:
-                self.notifications.extend(
-                    self._notify.recv(65536).decode().splitlines()
-                )
+    def wait_notification(self, message: str, timeout: float = 60.0) -> None:
+        """Wait until the daemon sent ``message`` to the notify socket."""
+        deadline = time.monotonic() + timeout
+        with self._notified:
+            while message not in self.notifications:
+                remaining = deadline - time.monotonic()
+                exited = self.process is not None and self.process.poll() is not None
+                if remaining <= 0 or exited:
+                    msg = f"no {message} from the daemon; log:\n{self.log_text()}"
+                    raise TimeoutError(msg)
+                self._notified.wait(min(remaining, 0.2))
+
+    def _close_notify(self) -> None:
+        self._notify_stop.set()
+        if self._notify_reader is not None:
+            self._notify_reader.join(5)
+            self._notify_reader = None
+        if self._notify is not None:
+            self._notify.close()
+            self._notify = None
+        self._notify_stop = threading.Event()
 
     def signal(self, signum: int) -> None:
         """Send a signal to the daemon."""
@@ -175,8 +192,7 @@ class DaemonProcess:
             if self.process.poll() is None:
                 self.process.kill()
                 self.process.wait()
-        if self._notify is not None:
-            self._notify.close()
+        self._close_notify()
         if self._tmp is not None:
             self._tmp.cleanup()
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -55,3 +59,32 @@ def _make_daemon() -> Iterator[Callable[..., DaemonProcess]]:
 def _daemon(make_daemon: Callable[..., DaemonProcess]) -> DaemonProcess:
     """One running daemon on the base config."""
     return make_daemon().start()
+
+
+ACME_DIST = Path(__file__).parent.parent / "data" / "plugins" / "acme_tuner"
+
+
+def _pip(*args: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", *args],
+        check=True,
+        capture_output=True,
+    )
+
+
+@pytest.fixture(name="pip")
+def _pip_fixture() -> Callable[..., None]:
+    """``pip(...)`` into the environment the daemon runs in."""
+    return _pip
+
+
+@pytest.fixture(name="acme_installed")
+def _acme_installed(tmp_path: Path) -> Iterator[None]:
+    """The acme-tuner plugin distribution pip-installed, then removed."""
+    source = tmp_path / "acme_tuner"
+    shutil.copytree(ACME_DIST, source)
+    _pip("install", "--no-build-isolation", "--no-deps", str(source))
+    try:
+        yield
+    finally:
+        _pip("uninstall", "-y", "acme-tuner")

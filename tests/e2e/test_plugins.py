@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,7 +11,7 @@ import pytest
 from perfwarden.testing import DaemonProcess, wait_until
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
 DIST = Path(__file__).parent.parent / "data" / "plugins" / "acme_tuner"
 
@@ -30,26 +28,6 @@ metrics:
     critical: 200
     optimizers: [acme, acme_raises, acme_hangs, acme_garbage, acme_broken_import]
 """
-
-
-def pip(*args: str) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", *args],
-        check=True,
-        capture_output=True,
-    )
-
-
-@pytest.fixture(name="acme_installed")
-def _acme_installed(tmp_path: Path) -> Iterator[None]:
-    """The acme-tuner distribution pip-installed into this environment, then removed."""
-    source = tmp_path / "acme_tuner"
-    shutil.copytree(DIST, source)
-    pip("install", "--no-build-isolation", "--no-deps", str(source))
-    try:
-        yield
-    finally:
-        pip("uninstall", "-y", "acme-tuner")
 
 
 def plugin_states(daemon: DaemonProcess) -> dict[str, str]:
@@ -78,7 +56,10 @@ def violate_and_recover(daemon: DaemonProcess, rounds: int) -> None:
 
 class TestThirdPartyPlugin:
     def test_installed_plugin_found_on_reload(
-        self, make_daemon: Callable[..., DaemonProcess], tmp_path: Path
+        self,
+        make_daemon: Callable[..., DaemonProcess],
+        tmp_path: Path,
+        pip: Callable[..., None],
     ) -> None:
         """pip install + ``perfwarden reload`` lists the new plugins, no restart."""
         daemon = make_daemon(CONFIG).start()

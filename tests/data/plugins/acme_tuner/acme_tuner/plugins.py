@@ -36,6 +36,25 @@ class AcmeOptimizer:
         ]
 
 
+class DoublingOptimizer(AcmeOptimizer):
+    """Doubles the knob and promises more: learning must see through it."""
+
+    def propose(
+        self, violation: Violation, context: OptimizerContext
+    ) -> Sequence[Proposal]:
+        current = context.knobs.get(self.knob)
+        if not isinstance(current, int | float):
+            return []
+        return [
+            Proposal(
+                strategy="acme_doubling",
+                expected_improvement=0.4,
+                rationale=f"double {self.knob}",
+                changes=(KnobChange(self.knob, current * 2),),
+            )
+        ]
+
+
 class RaisingOptimizer(AcmeOptimizer):
     """Raises on every call."""
 

@@ -1,0 +1,414 @@
+"""Tests for perfwarden.sampler: matching and sampling real processes, and a fake."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import sys
+import threading
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import psutil
+import pytest
+from structlog.testing import capture_logs
+
+from perfwarden.config_model import Config, ProcessConfig
+from perfwarden.sampler import ProcessHandle, ProcessInfo, ProcessSampler, SelfMonitor
+from perfwarden.testing import wait_until
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+    from pathlib import Path
+
+MIB = 2**20
+ALLOCATED_MB = 80
+
+# Allocates and touches 80 MiB, then says so in argv[1] (a file) and sleeps.
+# argv[2] is a unique marker so that a cmdline regex matches only this test's child.
+ALLOCATE = f"""
+import sys, time
+block = bytearray({ALLOCATED_MB} * {MIB})
+for i in range(0, len(block), 4096):
+    block[i] = 1
+open(sys.argv[1], "w").write("ready")
+time.sleep(120)
+"""
+
+# Starts the allocating child, writes its pid to argv[1], waits for it.
+PARENT = """
+import subprocess, sys
+child = subprocess.Popen([sys.executable, "-c", sys.argv[3], sys.argv[2], "child"])
+open(sys.argv[1], "w").write(str(child.pid))
+child.wait()
+"""
+
+
+class Harness:
+    """A ProcessSampler running on its own event loop in a thread."""
+
+    def __init__(self, entries: Iterable[ProcessConfig], source: Any = None) -> None:
+        self.config = Config(processes=tuple(entries))
+        self.samples: list[tuple[str, dict[str, str], float]] = []
+        self.sampler = ProcessSampler(lambda: self.config, self._sink, source)
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._thread = threading.Thread(target=asyncio.run, args=(self._main(),))
+
+    def _sink(self, name: str, tags: dict[str, str], value: float) -> None:
+        self.samples.append((name, dict(tags), value))
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self._ready.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.sampler.run()
+
+    def start(self) -> Harness:
+        """Start sampling."""
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        """Cancel the sampler and join its thread."""
+        if self._loop is not None and self._task is not None:
+            self._loop.call_soon_threadsafe(self._task.cancel)
+        self._thread.join(30)
+
+    def values(self, metric: str, pid: int | None = None) -> list[float]:
+        """Every value of ``metric`` sent so far (of one pid, if given)."""
+        return [
+            value
+            for name, tags, value in list(self.samples)
+            if name == metric and (pid is None or tags["pid"] == str(pid))
+        ]
+
+    def entry(self, name: str = "target") -> dict[str, Any]:
+        """The status of one entry."""
+        status: dict[str, Any] = self.sampler.status().get(name, {})
+        return status
+
+    def wait_scans(self, more: int, name: str = "target") -> None:
+        """Wait until the entry was scanned ``more`` more times."""
+        target = self.entry(name).get("scans", 0) + more
+        wait_until(lambda: self.entry(name).get("scans", 0) >= target)
+
+
+@pytest.fixture(name="harnesses")
+def _harnesses() -> Iterator[list[Harness]]:
+    """Harnesses to stop at the end of the test."""
+    started: list[Harness] = []
+    yield started
+    for harness in started:
+        harness.stop()
+
+
+@pytest.fixture(name="sample")
+def _sample(harnesses: list[Harness]) -> Callable[..., Harness]:
+    """Start a sampler on some entries."""
+
+    def start(*entries: ProcessConfig, source: Any = None) -> Harness:
+        harness = Harness(entries, source)
+        harnesses.append(harness)
+        return harness.start()
+
+    return start
+
+
+class Spawner:
+    """Starts test processes and kills whatever is left at the end."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.marker = f"pw-sampler-{uuid.uuid4().hex}"
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def allocating(self) -> subprocess.Popen[bytes]:
+        """A process holding ~80 MiB, ready when this returns."""
+        ready = self.tmp_path / f"ready-{len(self.processes)}"
+        process = subprocess.Popen(
+            [sys.executable, "-c", ALLOCATE, str(ready), self.marker]
+        )
+        self.processes.append(process)
+        wait_until(ready.exists)
+        return process
+
+    def parent(self) -> tuple[subprocess.Popen[bytes], int]:
+        """A process whose child holds ~80 MiB; returns (parent, child pid)."""
+        pid_file = self.tmp_path / "child.pid"
+        process = subprocess.Popen(
+            [sys.executable, "-c", PARENT, str(pid_file), self.marker, ALLOCATE]
+        )
+        self.processes.append(process)
+        child_pid = int(wait_until(lambda: pid_file.exists() and pid_file.read_text()))
+        return process, child_pid
+
+    def close(self) -> None:
+        for process in self.processes:
+            with contextlib.suppress(psutil.Error):
+                for child in psutil.Process(process.pid).children(recursive=True):
+                    child.kill()
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(name="spawner")
+def _spawner(tmp_path: Path) -> Iterator[Spawner]:
+    """A Spawner whose processes are killed at the end."""
+    spawner = Spawner(tmp_path)
+    yield spawner
+    spawner.close()
+
+
+def entry(interval: float = 0.1, children: bool = False, **match: Any) -> ProcessConfig:
+    """A ``processes:`` entry named ``target``."""
+    return ProcessConfig("target", match, interval, children)
+
+
+def about_allocated(harness: Harness, pid: int) -> bool:
+    """The last memory sample of ``pid`` is about the allocated size (±25%)."""
+    values = harness.values("memory_usage_mb", pid)
+    return bool(values) and 0.75 * ALLOCATED_MB <= values[-1] <= 1.25 * ALLOCATED_MB
+
+
+class TestMatching:
+    """Each way of naming a target finds the real process and reads its memory."""
+
+    def test_by_pid(self, sample: Callable[..., Harness], spawner: Spawner) -> None:
+        """A pid match samples the process's RSS at about its allocation."""
+        process = spawner.allocating()
+        harness = sample(entry(pid=process.pid))
+        wait_until(lambda: about_allocated(harness, process.pid), timeout=10)
+        assert [process.pid] == harness.entry()["pids"]
+
+    def test_by_cmdline(self, sample: Callable[..., Harness], spawner: Spawner) -> None:
+        """A cmdline regex over the joined argv finds the process."""
+        process = spawner.allocating()
+        harness = sample(entry(cmdline=rf"/ready-\d+ {spawner.marker}$"))
+        wait_until(lambda: about_allocated(harness, process.pid), timeout=10)
+
+    def test_by_pidfile(
+        self, sample: Callable[..., Harness], spawner: Spawner, tmp_path: Path
+    ) -> None:
+        """A pidfile is read at each interval, so a rewritten file is followed."""
+        first = spawner.allocating()
+        pidfile = tmp_path / "app.pid"
+        pidfile.write_text(f"{first.pid}\n")
+        harness = sample(entry(pidfile=str(pidfile)))
+        wait_until(lambda: about_allocated(harness, first.pid), timeout=10)
+        second = spawner.allocating()
+        pidfile.write_text(f"{second.pid}\n")
+        wait_until(lambda: about_allocated(harness, second.pid), timeout=10)
+
+    def test_every_metric_is_sent(
+        self, sample: Callable[..., Harness], spawner: Spawner
+    ) -> None:
+        """CPU, threads, fds, USS and I/O rates arrive, tagged with entry and pid."""
+        process = spawner.allocating()
+        harness = sample(entry(pid=process.pid))
+        metrics = {
+            "memory_usage_mb",
+            "process.uss_mb",
+            "process.cpu_percent",
+            "process.threads",
+            "process.open_fds",
+            "process.read_bytes_per_s",
+            "process.write_bytes_per_s",
+        }
+        wait_until(lambda: metrics <= {name for name, _, _ in harness.samples})
+        tags = {"process": "target", "pid": str(process.pid)}
+        assert all(tags == t for _, t, _ in harness.samples)
+        assert 1.0 == harness.values("process.threads")[-1]
+
+
+class TestLifecycle:
+    """Processes exit, restart and have children."""
+
+    def test_exit_logs_no_match_once(
+        self, sample: Callable[..., Harness], spawner: Spawner
+    ) -> None:
+        """A target that exits is dropped and ``sampler.no_match`` is logged once."""
+        process = spawner.allocating()
+        with capture_logs() as logs:
+            harness = sample(entry(pid=process.pid))
+            wait_until(lambda: harness.values("memory_usage_mb"))
+            process.kill()
+            process.wait()
+            wait_until(lambda: [] == harness.entry()["pids"])
+            harness.wait_scans(5)
+        no_match = [log for log in logs if log["event"] == "sampler.no_match"]
+        assert 1 == len(no_match)
+        assert 0 == harness.entry()["errors"]
+
+    def test_restart_under_new_pid(
+        self, sample: Callable[..., Harness], spawner: Spawner
+    ) -> None:
+        """A cmdline-matched process that restarts is sampled under its new pid."""
+        first = spawner.allocating()
+        harness = sample(entry(cmdline=spawner.marker))
+        wait_until(lambda: about_allocated(harness, first.pid), timeout=10)
+        first.kill()
+        first.wait()
+        second = spawner.allocating()
+        wait_until(lambda: about_allocated(harness, second.pid), timeout=10)
+        wait_until(lambda: [second.pid] == harness.entry()["pids"])
+
+    def test_children(self, sample: Callable[..., Harness], spawner: Spawner) -> None:
+        """With ``children: true`` the descendants are sampled under their own pid."""
+        parent, child_pid = spawner.parent()
+        harness = sample(entry(pid=parent.pid, children=True))
+        wait_until(lambda: about_allocated(harness, child_pid), timeout=10)
+        wait_until(lambda: harness.values("memory_usage_mb", parent.pid))
+
+    def test_no_children_by_default(
+        self, sample: Callable[..., Harness], spawner: Spawner
+    ) -> None:
+        """Without ``children`` only the matched process itself is sampled."""
+        parent, child_pid = spawner.parent()
+        harness = sample(entry(pid=parent.pid))
+        harness.wait_scans(3)
+        assert [parent.pid] == harness.entry()["pids"]
+        assert [] == harness.values("memory_usage_mb", child_pid)
+
+    def test_config_reload_is_followed(
+        self, sample: Callable[..., Harness], spawner: Spawner
+    ) -> None:
+        """A new config's entries replace the old ones."""
+        process = spawner.allocating()
+        harness = sample(entry(pid=process.pid))
+        wait_until(lambda: harness.values("memory_usage_mb"))
+        other = ProcessConfig("other", {"pid": process.pid}, 0.1)
+        harness.config = Config(processes=(other,))
+        wait_until(lambda: ["other"] == list(harness.sampler.status()))
+        wait_until(lambda: harness.entry("other").get("samples", 0) > 0)
+
+
+class FakeProcess:
+    """A process whose USS is not readable (another user's process)."""
+
+    def __init__(self, pid: int = 4242) -> None:
+        self.pid = pid
+        self.uss_reads = 0
+
+    def create_time(self) -> float:
+        return 1000.0
+
+    def rss_bytes(self) -> int:
+        return 50 * MIB
+
+    def uss_bytes(self) -> int:
+        self.uss_reads += 1
+        raise psutil.AccessDenied(self.pid)
+
+    def cpu_percent(self) -> float:
+        return 12.5
+
+    def num_threads(self) -> int:
+        return 3
+
+    def num_fds(self) -> int:
+        return 7
+
+    def io_bytes(self) -> tuple[int, int]:
+        return (0, 0)
+
+    def children(self) -> list[ProcessHandle]:
+        return []
+
+
+class FakeSource:
+    """A process source with one fake process."""
+
+    def __init__(self, process: FakeProcess) -> None:
+        self.process = process
+
+    def open(self, pid: int) -> ProcessHandle:
+        if pid != self.process.pid:
+            raise psutil.NoSuchProcess(pid)
+        return self.process
+
+    def processes(self) -> list[ProcessInfo]:
+        return [ProcessInfo(self.process.pid, "fake", ("fake", "--serve"), 1000.0)]
+
+    def pids(self) -> list[int]:
+        return [self.process.pid]
+
+    def cgroup(self, pid: int) -> str:
+        return "0::/system.slice/fake.service\n"
+
+
+class TestFakeSource:
+    """Denials and matching rules, through the process source seam."""
+
+    def test_denied_field_counted_once(self, sample: Callable[..., Harness]) -> None:
+        """A denied USS is counted and logged once; the other metrics still arrive."""
+        process = FakeProcess()
+        with capture_logs() as logs:
+            harness = sample(entry(pid=4242), source=FakeSource(process))
+            harness.wait_scans(5)
+        status = harness.entry()
+        assert 1 == status["denied"]
+        assert 1 == process.uss_reads
+        denied = [log for log in logs if log["event"] == "sampler.access_denied"]
+        assert [("target", "process.uss_mb")] == [
+            (log["entry"], log["field"]) for log in denied
+        ]
+        assert [50.0] * len(harness.values("memory_usage_mb")) == harness.values(
+            "memory_usage_mb"
+        )
+        assert 12.5 == harness.values("process.cpu_percent")[-1]
+        assert [] == harness.values("process.uss_mb")
+        assert status["samples"] >= 5
+
+    @pytest.mark.parametrize(
+        "match",
+        [
+            {"name": "fake"},
+            {"cmdline": "^fake --serve$"},
+            {"unit": "fake"},
+            {"unit": "fake.service"},
+        ],
+    )
+    def test_match_kinds(
+        self, sample: Callable[..., Harness], match: dict[str, Any]
+    ) -> None:
+        """Name, cmdline and unit (with or without ``.service``) all match."""
+        harness = sample(entry(**match), source=FakeSource(FakeProcess()))
+        wait_until(lambda: [4242] == harness.entry().get("pids"))
+
+    def test_unit_needs_whole_name(self, sample: Callable[..., Harness]) -> None:
+        """``unit: fak`` does not match ``fake.service``."""
+        harness = sample(entry(unit="fak.service"), source=FakeSource(FakeProcess()))
+        harness.wait_scans(2)
+        assert 0 == harness.entry()["matched"]
+
+
+class TestSelfMonitor:
+    """The daemon's own metrics and the rates computed from its counters."""
+
+    def test_rates(self) -> None:
+        """Ingest rate and mean evaluation time come from counter deltas."""
+        sent: dict[str, float] = {}
+        now = [100.0]
+        lines = [0]
+        evaluations = [(0, 0.0)]
+        monitor = SelfMonitor(
+            lambda name, tags, value: sent.__setitem__(name, value),
+            ingest_lines=lambda: lines[0],
+            evaluation=lambda: evaluations[0],
+            clock=lambda: now[0],
+        )
+        monitor.sample()
+        assert {"perfwarden.self.memory_mb", "perfwarden.self.cpu_percent"} == set(sent)
+        now[0] += 2.0
+        lines[0] = 1000
+        evaluations[0] = (4, 0.010)
+        monitor.sample()
+        assert 500.0 == sent["perfwarden.self.ingest_lines_per_s"]
+        assert 2.5 == pytest.approx(sent["perfwarden.self.evaluation_ms"])
+        assert 5 < sent["perfwarden.self.memory_mb"] < 2000
+        assert monitor.last_cost < 0.05
