@@ -39,8 +39,9 @@ time.sleep(120)
 # Starts the allocating child, writes its pid to argv[1], waits for it.
 PARENT = """
 import subprocess, sys
-child = subprocess.Popen([sys.executable, "-c", sys.argv[3], sys.argv[2], "child"])
-open(sys.argv[1], "w").write(str(child.pid))
+pid_file, ready, marker, code = sys.argv[1:5]
+child = subprocess.Popen([sys.executable, "-c", code, ready, marker])
+open(pid_file, "w").write(str(child.pid))
 child.wait()
 """
 
@@ -140,8 +141,17 @@ class Spawner:
     def parent(self) -> tuple[subprocess.Popen[bytes], int]:
         """A process whose child holds ~80 MiB; returns (parent, child pid)."""
         pid_file = self.tmp_path / "child.pid"
+        ready = self.tmp_path / "child.ready"
         process = subprocess.Popen(
-            [sys.executable, "-c", PARENT, str(pid_file), self.marker, ALLOCATE]
+            [
+                sys.executable,
+                "-c",
+                PARENT,
+                str(pid_file),
+                str(ready),
+                self.marker,
+                ALLOCATE,
+            ]
         )
         self.processes.append(process)
         child_pid = int(wait_until(lambda: pid_file.exists() and pid_file.read_text()))
