@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -139,13 +140,18 @@ class OptimizerEngine:
         metric = violation.metric
         config = self._config()
         now = self._clock()
-        skip = self._blocked(metric, now, config)
-        if skip is not None:
-            _log.info(
-                "optimizer.skipped", correlation_id=cid, metric=metric, reason=skip
-            )
-            return
         series = self._series_for(violation)
+        blocked = self._blocked(metric, now, config)
+        if blocked is not None:
+            reason, retry = blocked
+            _log.info(
+                "optimizer.skipped", correlation_id=cid, metric=metric, reason=reason
+            )
+            if retry is not None and series is not None:
+                asyncio.get_running_loop().call_later(
+                    retry + 0.01, self._redispatch, series.key
+                )
+            return
         if series is not None and len(series.window) < MIN_SAMPLES:
             # Nothing to compare with yet: ask again once a baseline has arrived.
             reason = f"waiting for a baseline of {MIN_SAMPLES} samples"
@@ -169,7 +175,18 @@ class OptimizerEngine:
                 (proposal.expected_improvement * weight, handle, proposal)
             )
         if not candidates:
-            reason = "no untried strategy" if pairs else "no proposal"
+            if not pairs:
+                reason = "no proposal"
+            elif tried:
+                # The progressive sequence is exhausted: start it over later.
+                retry = 10 * config.optimizer.cooldown
+                reason = f"every strategy tried during this alert; again in {retry:g}s"
+                if series is not None:
+                    asyncio.get_running_loop().call_later(
+                        retry, self._restart_sequence, metric, series.key
+                    )
+            else:
+                reason = "every proposal conflicts with an action in flight"
             _log.info(
                 "optimizer.skipped", correlation_id=cid, metric=metric, reason=reason
             )
@@ -193,17 +210,27 @@ class OptimizerEngine:
             return
         await self._apply(violation, handle, proposal, score)
 
-    def _blocked(self, metric: str, now: float, config: Config) -> str | None:
+    def _restart_sequence(self, metric: str, series_key: str) -> None:
+        self._tried.pop(metric, None)
+        self._redispatch(series_key)
+
+    def _blocked(
+        self, metric: str, now: float, config: Config
+    ) -> tuple[str, float | None] | None:
+        """Why no action may start now, and when to ask again (None: on its own)."""
         if metric in self.in_flight:
-            return "an action is already being validated for this metric"
+            # The running experiment's conclusion asks again if still firing.
+            return "an action is already being validated for this metric", None
         last = self._last_action.get(metric)
-        if last is not None and now - last < config.optimizer.cooldown:
-            return f"cooldown ({config.optimizer.cooldown:g}s)"
+        cooldown = config.optimizer.cooldown
+        if last is not None and now - last < cooldown:
+            return f"cooldown ({cooldown:g}s)", last + cooldown - now
         while self._actions and now - self._actions[0] > 3600:
             self._actions.popleft()
-        if len(self._actions) >= config.optimizer.max_actions_per_hour:
-            budget = config.optimizer.max_actions_per_hour
-            return f"budget of {budget} actions an hour used"
+        budget = config.optimizer.max_actions_per_hour
+        if len(self._actions) >= budget:
+            retry = 3600 - (now - self._actions[0]) if self._actions else 3600.0
+            return f"budget of {budget} actions an hour used", retry
         return None
 
     # -- applying -------------------------------------------------------------------
@@ -322,7 +349,23 @@ class OptimizerEngine:
                 break
             await asyncio.sleep(_POLL)
         judgement = self._judge(experiment)
+        interfered = self._interference(experiment)
+        if interfered is not None:
+            judgement = dataclasses.replace(
+                judgement, verdict=Verdict.INCONCLUSIVE, reason=interfered
+            )
         await self._conclude(experiment, judgement)
+
+    def _interference(self, experiment: Experiment) -> str | None:
+        """Why the samples after the action do not measure it, if they do not."""
+        for knob, applied in experiment.applied.items():
+            try:
+                current = self._knobs.get(knob)
+            except KeyError:
+                return f"knob {knob} was removed during validation"
+            if current != applied:
+                return f"knob {knob} was changed by someone else during validation"
+        return None
 
     def _new_samples(
         self, series: Series | None, start: int

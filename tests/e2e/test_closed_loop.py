@@ -224,6 +224,10 @@ class TestLearning:
                     timeout=90,
                 )
                 wait_until(lambda: daemon.request("alerts")["alerts"] == [], timeout=60)
+                wait_until(
+                    lambda: not daemon.request("status")["optimizer"]["in_flight"],
+                    timeout=60,
+                )
                 daemon.request("knobs.set", name="batch.size", value=64)
         chosen = Counter(e["strategy"] for e in daemon.log_events("optimizer.applied"))
         share = chosen["acme_halving"] / sum(chosen.values())
