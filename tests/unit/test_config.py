@@ -74,8 +74,9 @@ class TestDefaultConfig:
         assert 1 == default.version
 
     def test_has_the_seven_seed_metrics(self, default: Config) -> None:
-        """The default carries the seed's seven metrics, in the seed's order."""
-        assert list(SEED) == list(default.metrics)
+        """The default carries the seed's seven metrics, in the seed's order,
+        then the daemon's own memory."""
+        assert [*SEED, "perfwarden.self.memory_mb"] == list(default.metrics)
 
     @pytest.mark.parametrize("name", list(SEED))
     def test_seed_thresholds(self, default: Config, name: str) -> None:
