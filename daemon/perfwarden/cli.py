@@ -72,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(command_module="run")
 
+    p = sub.add_parser(
+        "demo", help="a daemon tuning an example workload live, then a report"
+    )
+    p.add_argument("--duration", type=float, default=60.0, help="seconds (default: 60)")
+    p.set_defaults(command_module="demo")
+
     p = sub.add_parser("check-config", help="validate a config file")
     p.add_argument(
         "path", nargs="?", help="config file (default: the one run would use)"

@@ -44,6 +44,7 @@ from perfwarden.config_model import (
     PluginConfig,
     ProcessConfig,
     SocketsConfig,
+    StateConfig,
     StatisticsConfig,
 )
 from perfwarden.config_nodes import (
@@ -87,6 +88,7 @@ __all__ = [
     "PluginConfig",
     "ProcessConfig",
     "SocketsConfig",
+    "StateConfig",
     "StatisticsConfig",
     "default_config_path",
     "load_config",
@@ -103,7 +105,7 @@ _CONFIG_NAME: Final = "perfwarden.yaml"
 
 _SECTIONS: Final = (
     "version", "statistics", "evaluation", "metrics", "knobs", "optimizer",
-    "processes", "plugins", "control", "sockets", "ingest",
+    "processes", "plugins", "control", "sockets", "ingest", "state",
 )  # fmt: skip
 _METRIC_KEYS: Final = (
     "unit", "description", "bound", "target", "warning", "critical", "for",
@@ -116,12 +118,13 @@ _EVALUATION_KEYS: Final = (
 )  # fmt: skip
 _OPTIMIZER_KEYS: Final = (
     "validation_samples", "significance", "cooldown", "plugin_timeout", "max_failures",
-    "mode", "max_actions_per_hour", "validation_timeout",
+    "mode", "max_actions_per_hour", "validation_timeout", "concurrent_actions",
 )  # fmt: skip
 _PROCESS_KEYS: Final = ("name", "match", "interval", "children")
 _CONTROL_KEYS: Final = ("allow_uids", "allow_groups")
 _SOCKETS_KEYS: Final = ("metrics_access", "group")
 _INGEST_KEYS: Final = ("max_line_bytes", "max_connections", "max_datagram_bytes")
+_STATE_KEYS: Final = ("checkpoint_interval",)
 _KNOB_KEYS: Final = ("min", "max", "step", "initial", "choices")
 _MATCH_KEYS: Final = ("pid", "pidfile", "name", "cmdline", "unit")
 
@@ -247,6 +250,7 @@ def _build(c: Checker, root: Node) -> Config | None:
         control=_control(c, _sub(c, top, "control", _CONTROL_KEYS)),
         sockets=_sockets(c, _sub(c, top, "sockets", _SOCKETS_KEYS)),
         ingest=_ingest(c, _sub(c, top, "ingest", _INGEST_KEYS)),
+        state=_state(c, _sub(c, top, "state", _STATE_KEYS)),
     )
 
 
@@ -465,6 +469,9 @@ def _optimizer(c: Checker, s: Section) -> OptimizerConfig:
         validation_timeout=or_default(
             c.duration(s, "validation_timeout", positive), d.validation_timeout
         ),
+        concurrent_actions=or_default(
+            c.integer(s, "concurrent_actions", at_least(1)), d.concurrent_actions
+        ),
     )
 
 
@@ -579,3 +586,9 @@ def _ingest(c: Checker, s: Section) -> IngestConfig:
             c.integer(s, "max_datagram_bytes", one), d.max_datagram_bytes
         ),
     )
+
+
+def _state(c: Checker, s: Section) -> StateConfig:
+    d = StateConfig()
+    interval = c.duration(s, "checkpoint_interval", non_negative)
+    return StateConfig(checkpoint_interval=or_default(interval, d.checkpoint_interval))

@@ -35,6 +35,7 @@ __all__ = [
     "PluginConfig",
     "ProcessConfig",
     "SocketsConfig",
+    "StateConfig",
     "StatisticsConfig",
 ]
 
@@ -172,6 +173,8 @@ class OptimizerConfig:
     max_actions_per_hour: int = 12
     #: Longest wait for ``validation_samples`` before judging with what arrived.
     validation_timeout: float = 300.0
+    #: Actions validated at the same time, all metrics together (1: no confounding).
+    concurrent_actions: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +230,18 @@ class IngestConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StateConfig:
+    """How the daemon's state (``state.db`` in the state directory) is kept.
+
+    ``checkpoint_interval`` is the most a ``kill -9`` can lose, in seconds of
+    samples; ``0`` turns periodic checkpoints off (the state is still restored at
+    start and written on a clean shutdown).
+    """
+
+    checkpoint_interval: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """A whole, validated configuration.
 
@@ -247,6 +262,7 @@ class Config:
     control: ControlConfig = field(default_factory=ControlConfig)
     sockets: SocketsConfig = field(default_factory=SocketsConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    state: StateConfig = field(default_factory=StateConfig)
     source: str = "<string>"
     sha256: str = ""
 

@@ -143,6 +143,13 @@ class Silences:
             del self._items[key]
         return list(self._items.values())
 
+    def restore(self, saved: Iterable[Silence]) -> None:
+        """Re-install silences saved by a previous run (expired ones are skipped)."""
+        now = self.wall()
+        for silence in saved:
+            if silence.until > now:
+                self._items[silence.id] = silence
+
     def covers(self, metric: str, tags: dict[str, str]) -> bool:
         """Is a series of ``metric`` with ``tags`` silenced now?"""
         return any(s.matches(metric, tags) for s in self.active())
@@ -329,6 +336,25 @@ class Evaluator:
         if alert.state is AlertState.FIRING and alert.level is not None:
             return alert.level.value
         return alert.state.value
+
+    def seen(self, key: str) -> int | None:
+        """The sample count at the series' last observation (sample basis)."""
+        return self._seen.get(key)
+
+    def restore_alert(
+        self,
+        key: str,
+        alert: SeriesAlert,
+        observation: tuple[float, float] | None,
+        seen: int | None,
+    ) -> None:
+        """Install a saved alert state without a transition (no event, no log):
+        a firing alert stays firing across a restart and does not fire again."""
+        self.alerts[key] = alert
+        if observation is not None:
+            self.observations[key] = observation
+        if seen is not None:
+            self._seen[key] = seen
 
     def forget(self, keep: Callable[[str], bool]) -> None:
         """Drop the states of series whose key ``keep`` rejects."""

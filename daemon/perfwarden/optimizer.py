@@ -122,6 +122,8 @@ class OptimizerEngine:
         self.history: collections.deque[dict[str, Any]] = collections.deque(
             maxlen=_HISTORY
         )
+        #: Bumped on every change of :attr:`history` (state checkpoints use it).
+        self.history_version = 0
 
     # -- alert stream ---------------------------------------------------------------
 
@@ -221,6 +223,10 @@ class OptimizerEngine:
         if metric in self.in_flight:
             # The running experiment's conclusion asks again if still firing.
             return "an action is already being validated for this metric", None
+        if len(self.in_flight) >= config.optimizer.concurrent_actions:
+            # Actions on different knobs still confound each other's measurements
+            # (a compression change moves latency too): by default one at a time.
+            return "another action is being validated", None
         last = self._last_action.get(metric)
         cooldown = config.optimizer.cooldown
         if last is not None and now - last < cooldown:
@@ -462,15 +468,22 @@ class OptimizerEngine:
                 **judgement.as_dict(),
             }
         )
+        self.history_version += 1
         self._continue_if_firing(experiment)
 
+    def restore_history(self, rows: list[dict[str, Any]]) -> None:
+        """Put back the outcome records a previous run saved (oldest first)."""
+        self.history.extend(rows)
+        self.history_version += 1
+
     def _continue_if_firing(self, experiment: Experiment) -> None:
-        alert = self._evaluator.alerts.get(experiment.series_key)
-        if alert is None or alert.state is not AlertState.FIRING:
-            return
+        """Ask again for every series still firing (this one included)."""
         cooldown = self._config().optimizer.cooldown
         loop = asyncio.get_running_loop()
-        loop.call_later(cooldown, self._redispatch, experiment.series_key)
+        for key, alert in self._evaluator.alerts.items():
+            if alert.state is AlertState.FIRING:
+                delay = cooldown if key == experiment.series_key else 0.0
+                loop.call_later(delay, self._redispatch, key)
 
     async def _revert(self, experiment: Experiment) -> None:
         proposal = experiment.proposal

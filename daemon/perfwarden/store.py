@@ -169,6 +169,21 @@ class MetricStore:
             }
         return dropped
 
+    def restore(self, series: Series) -> bool:
+        """Add a series saved by a previous run (state restore, before ingest).
+
+        Its window is resized to the configured capacity; False (nothing added)
+        when the key is already present or the series cap is reached.
+        """
+        if series.key in self._series or len(self._series) >= self._max_series:
+            return False
+        capacity = self._window_for(series.name)
+        if capacity != series.window.capacity:
+            series.window.resize(capacity)
+        self._series[series.key] = series
+        self._by_name.setdefault(series.name, []).append(series)
+        return True
+
     def _resolve(self, raw_key: RawKey) -> Series | None:
         series = self._aliases.get(raw_key)
         if series is not None:

@@ -264,6 +264,29 @@ class RollingWindow:
         window._total = max(int(state["total_count"]), int(values.shape[0]))
         return window
 
+    @classmethod
+    def restored(
+        cls, capacity: int, values: npt.ArrayLike, total_count: int
+    ) -> RollingWindow:
+        """A window holding ``values`` (oldest first) as if ``total_count`` samples
+        had been appended; the running moments are recomputed exactly. O(capacity).
+
+        Keeps the newest ``capacity`` values when there are more (a smaller
+        configured window); raises ``ValueError`` for non-finite or huge values.
+        """
+        window = cls(capacity)
+        data = np.asarray(values, dtype=np.float64).reshape(-1)[-capacity:]
+        n = int(data.shape[0])
+        if n:
+            window._check_finite(data)
+            moments = _exact_moments(data.copy())
+            window._buf[:n] = data
+            window._size = n
+            window._head = n % capacity
+            window._set_moments(n, *moments)
+        window._total = max(int(total_count), n)
+        return window
+
     # -- moments -------------------------------------------------------------
 
     def _reset_moments(self) -> None:

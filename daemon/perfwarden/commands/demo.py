@@ -1,0 +1,217 @@
+"""``perfwarden demo``: a daemon and an example workload it tunes live, then a report.
+
+The demo calibrates the workload on this machine (request time with deliberately bad
+knobs and with good ones), writes a config whose latency levels sit between the two,
+starts ``perfwarden run`` on a temporary directory, and runs the workload against it
+with the bad knobs. The daemon's decision log is narrated as it happens (alerts,
+proposals, actions kept or reverted, learning) with the metric's mean every few
+seconds, and the final ``perfwarden report`` is printed at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import yaml
+
+from perfwarden.client import Client
+from perfwarden.control.channel import request
+from perfwarden.demo_workload import Workload, demo_config
+from perfwarden.errors import PerfwardenError
+from perfwarden.paths import CONTROL_SOCKET
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable
+
+__all__ = ["narrate", "run"]
+
+_STATUS_EVERY: Final = 5.0
+
+
+def narrate(event: dict[str, Any]) -> str | None:
+    """A human line for one decision-log event (None for events not narrated)."""
+    name = event.get("event", "")
+    cid = event.get("correlation_id", "")
+    tag = f" [{cid}]" if cid else ""
+    metric = event.get("metric", "")
+    if name in {"alert.fired", "alert.escalated"}:
+        low, _ = event.get("observed") or [0, 0]
+        return (
+            f"ALERT   {metric} {event['severity'].upper()}: {low:.4g} beyond "
+            f"{event['threshold']:.4g} -> {event['action']}"
+        )
+    if name == "alert.resolved":
+        return f"ALERT   {metric} resolved"
+    if name == "optimizer.proposed":
+        changes = ", ".join(f"{k}={v:g}" for k, v in event["changes"].items())
+        return (
+            f"PROPOSE{tag} {event['plugin']}: {event['strategy']} ({changes}), "
+            f"expects {event['expected_improvement']:.0%}"
+        )
+    if name == "optimizer.applied":
+        changes = ", ".join(
+            f"{k} {v['from']:g} -> {v['to']:g}" for k, v in event["changes"].items()
+        )
+        return (
+            f"APPLY  {tag} {event['strategy']}: {changes} (score {event['score']:.3f})"
+        )
+    if name in {"optimizer.kept", "optimizer.reverted", "optimizer.inconclusive"}:
+        verdict = name.split(".")[1].upper()
+        effect = event.get("effect_percent")
+        shown = f", median {effect:+.1f}%" if effect is not None else ""
+        return f"{verdict:<7}{tag} {event['strategy']}: {event['reason']}{shown}"
+    if name == "learning.updated" and event.get("counted"):
+        weight = event["weight"]
+        return f"LEARN  {tag} {event['strategy']} on {metric}: weight {weight:.2f}"
+    return None
+
+
+class _Narrator(threading.Thread):
+    """Reads the daemon's JSON log lines and prints the interesting ones."""
+
+    def __init__(
+        self, stream: Any, started: float, echo: Callable[[str], None]
+    ) -> None:
+        super().__init__(name="demo-narrator", daemon=True)
+        self._stream = stream
+        self.started = started
+        self._echo = echo
+        self.events: list[dict[str, Any]] = []
+
+    def run(self) -> None:
+        for raw in self._stream:
+            try:
+                event = json.loads(raw)
+            except ValueError:
+                continue
+            self.events.append(event)
+            line = narrate(event)
+            if line is not None:
+                self._echo(f"{time.monotonic() - self.started:6.1f}s  {line}")
+
+
+def _wait_ready(control: Path, process: subprocess.Popen[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            msg = "the demo daemon exited during start-up"
+            raise PerfwardenError(msg)
+        with contextlib.suppress(PerfwardenError):
+            request(control, "ping", timeout=1)
+            return
+        time.sleep(0.05)
+    msg = "the demo daemon did not start in time"
+    raise PerfwardenError(msg)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo for ``--duration`` seconds."""
+    echo = print
+    with tempfile.TemporaryDirectory(prefix="pw-demo-", dir="/tmp") as tmp:
+        base = Path(tmp)
+        echo("perfwarden demo: calibrating the example workload on this machine...")
+        probe = Workload(Client(base / "none", state_dir=base / "none"))
+        bad_ms, good_ms = probe.calibrate()
+        echo(
+            f"  a request takes {bad_ms:.2f} ms with bad knobs, {good_ms:.2f} ms tuned"
+        )
+        config_path = base / "demo.yaml"
+        config_path.write_text(demo_config(bad_ms, good_ms))
+        socket_dir, state_dir = base / "run", base / "state"
+        command = [
+            sys.executable,
+            "-m",
+            "perfwarden",
+            "run",
+            "--config",
+            str(config_path),
+            "--socket-dir",
+            str(socket_dir),
+            "--state-dir",
+            str(state_dir),
+            "--log-format",
+            "json",
+        ]
+        started = time.monotonic()
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        assert process.stdout is not None  # noqa: S101 - stdout=PIPE
+        narrator = _Narrator(process.stdout, started, echo)
+        narrator.start()
+        control = socket_dir / CONTROL_SOCKET
+        try:
+            _wait_ready(control, process, 60)
+            echo(f"  daemon up on {socket_dir}; workload starts with bad knobs\n")
+            return _drive(args.duration, control, socket_dir, state_dir, echo, narrator)
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            narrator.join(5)
+
+
+def _drive(  # noqa: PLR0917 - private; one call site
+    duration: float,
+    control: Path,
+    socket_dir: Path,
+    state_dir: Path,
+    echo: Callable[[str], None],
+    narrator: _Narrator,
+) -> int:
+    client = Client(socket_dir, state_dir=state_dir)
+    client.knobs.wait_connected(10)
+    workload = Workload(client)
+    workload.start()
+    deadline = time.monotonic() + duration
+    next_status = time.monotonic() + _STATUS_EVERY
+    try:
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            if time.monotonic() >= next_status:
+                next_status += _STATUS_EVERY
+                echo(_status_line(control, narrator))
+    finally:
+        workload.stop()
+        client.knobs.close()
+    report = request(control, "report")
+    knobs = request(control, "knobs")["knobs"]
+    echo("\n=== final knobs ===")
+    for name, knob in knobs.items():
+        echo(f"  {name}: {knob['initial']} -> {knob['value']} ({knob['changed_by']})")
+    echo("\n=== perfwarden report ===")
+    echo(yaml.safe_dump(report, sort_keys=False, allow_unicode=True, width=100))
+    kept = sum(1 for e in narrator.events if e.get("event") == "optimizer.kept")
+    reverted = sum(1 for e in narrator.events if e.get("event") == "optimizer.reverted")
+    echo(
+        f"demo finished: {workload.requests} requests, {kept} action(s) kept, "
+        f"{reverted} reverted"
+    )
+    return 0
+
+
+def _status_line(control: Path, narrator: _Narrator) -> str:
+    stats = request(control, "stats", metrics=["context_loading_time"])["series"]
+    knobs = request(control, "knobs")["knobs"]
+    values = ", ".join(f"{n}={k['value']:g}" for n, k in knobs.items())
+    if not stats:
+        return f"        (no samples yet) knobs: {values}"
+    record = stats[0]
+    mean = record["mean"] or 0.0
+    elapsed = time.monotonic() - narrator.started
+    return (
+        f"{elapsed:6.1f}s  context_loading_time mean {mean:.2f} ms "
+        f"[{record['status']}]  knobs: {values}"
+    )

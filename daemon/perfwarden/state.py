@@ -1,0 +1,766 @@
+"""The daemon's persistent state: ``state.db`` in the state directory (SQLite).
+
+What survives a restart and a ``kill -9``: every series' rolling window (values in
+chronological order, capacity, total count, a count's pending sum), the alert
+states (with their last observation, so a firing alert is still firing after a
+restart and does not fire a second time), active silences, the learned record of
+every strategy, the optimizer's outcome history, and the actions that were still
+being validated (their knobs are put back at start: nothing unproven outlives the
+daemon, even a killed one). Knob *values* stay in ``knobs.json``, which the knob
+store writes atomically on every change: it is always at least as new as the last
+checkpoint, so keeping a second copy here could only disagree with it.
+
+**Checkpoints.** Every ``state.checkpoint_interval`` (default 2 s; ``0`` turns
+periodic checkpoints off) and once on shutdown. The loop thread takes a snapshot,
+copying only the windows that changed since the last successful checkpoint (a
+window's ``(total_count, capacity, pending)`` is its cheap change mark); a worker
+thread (``asyncio.to_thread``) writes it in ONE transaction; a checkpoint still
+writing makes the next periodic one skip, never run alongside. A failed write is
+rolled back, logged as ``state.checkpoint_failed`` and retried in full next time
+(the change marks move only after a commit); it never stops the loop.
+
+**Durability.** ``journal_mode=WAL``: a checkpoint is one atomic commit and the
+reader of a crashed file sees the last commit, never half of one. ``synchronous=
+NORMAL``: in WAL mode a commit is not fsynced, only the WAL-to-database copies are;
+a killed *process* loses nothing committed (the pages are in the kernel's cache),
+a *power loss* can lose the last commits but never corrupts the file. That trade
+suits a state that is by design a few seconds behind: ``FULL`` would add an fsync
+every interval for no gain against ``kill -9``. The shutdown checkpoint ends with
+``wal_checkpoint(TRUNCATE)``, which fsyncs, so a clean stop is durable outright.
+
+**Recognition.** ``PRAGMA application_id`` is :data:`APPLICATION_ID` and the ``meta``
+table carries ``schema_version``. A file that is not SQLite, a SQLite database of
+another application, a newer schema or a failed ``quick_check`` is renamed to
+``state.db.corrupt-<timestamp>`` (with its ``-wal``/``-shm``), logged as
+``state.discarded`` with the reason, and the daemon starts fresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+
+from perfwarden import __version__
+from perfwarden.alerts import AlertState, Level, SeriesAlert
+from perfwarden.evaluator import Silence
+from perfwarden.logs import get_logger
+from perfwarden.statsd import MetricType
+from perfwarden.store import Series
+from perfwarden.window import RollingWindow
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from perfwarden.evaluator import Evaluator
+    from perfwarden.knobs import KnobStore
+    from perfwarden.learning import Learning
+    from perfwarden.optimizer import OptimizerEngine
+    from perfwarden.store import MetricStore
+
+__all__ = [
+    "APPLICATION_ID",
+    "SCHEMA_VERSION",
+    "STATE_FILE",
+    "RestoreReport",
+    "StateStore",
+]
+
+_log = get_logger("perfwarden.state")
+
+#: The database file in the state directory.
+STATE_FILE: Final = "state.db"
+#: The layout this perfwarden writes; a newer one is not read.
+SCHEMA_VERSION: Final = 1
+#: ``PRAGMA application_id`` of a perfwarden state database (``"PWD1"``).
+APPLICATION_ID: Final = 0x50574431
+
+_SCHEMA: Final = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE series (
+    key TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    type TEXT NOT NULL,
+    tags TEXT NOT NULL,            -- JSON list of canonical tags
+    capacity INTEGER NOT NULL,
+    total_count INTEGER NOT NULL,
+    pending REAL NOT NULL,         -- a count's sum since the last interval roll
+    last_update REAL,              -- wall clock (NULL: never)
+    samples BLOB NOT NULL          -- little-endian float64, oldest first
+);
+CREATE TABLE alerts (
+    key TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    level TEXT,
+    since REAL NOT NULL,           -- wall clock
+    fired_at REAL,                 -- wall clock
+    observed_low REAL,
+    observed_high REAL,
+    seen INTEGER                   -- sample count at the last observation
+);
+CREATE TABLE documents (name TEXT PRIMARY KEY, data TEXT NOT NULL);  -- JSON
+CREATE TABLE history (seq INTEGER PRIMARY KEY, data TEXT NOT NULL);  -- JSON rows
+"""
+_TABLES: Final = frozenset({"meta", "series", "alerts", "documents", "history"})
+
+_SeriesMark = tuple[int, int, float]
+_AlertMark = tuple[SeriesAlert, tuple[float, float] | None, int | None]
+
+
+class _Unusable(Exception):
+    """The file is not a state database this perfwarden can read (the reason)."""
+
+
+@dataclass(slots=True)
+class RestoreReport:
+    """What a restore put back."""
+
+    series: int = 0
+    samples: int = 0
+    alerts: int = 0
+    firing: int = 0
+    strategies: int = 0
+    history: int = 0
+    silences: int = 0
+    reverted: int = 0
+    skipped: int = 0
+    discarded: str | None = None
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (also the ``state.restored`` log line)."""
+        return {
+            "series": self.series,
+            "samples": self.samples,
+            "alerts": self.alerts,
+            "firing": self.firing,
+            "strategies": self.strategies,
+            "history": self.history,
+            "silences": self.silences,
+            "reverted": self.reverted,
+            "skipped": self.skipped,
+            "discarded": self.discarded,
+            "seconds": round(self.seconds, 4),
+        }
+
+
+@dataclass(slots=True)
+class _Snapshot:
+    """One checkpoint's data, taken in the loop thread, written in a worker."""
+
+    at: float
+    series: list[tuple[Any, ...]] = field(default_factory=list)
+    series_marks: dict[str, _SeriesMark] = field(default_factory=dict)
+    series_removed: list[str] = field(default_factory=list)
+    alerts: list[tuple[Any, ...]] = field(default_factory=list)
+    alert_marks: dict[str, _AlertMark] = field(default_factory=dict)
+    alerts_removed: list[str] = field(default_factory=list)
+    documents: dict[str, str] = field(default_factory=dict)
+    history: list[str] | None = None
+    history_version: int = 0
+    samples: int = 0
+
+
+class StateStore:
+    """Restores the daemon's state at start and checkpoints it while it runs."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        store: MetricStore,
+        evaluator: Evaluator,
+        learning: Learning,
+        optimizer: OptimizerEngine,
+        knobs: KnobStore,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = Path(directory) / STATE_FILE
+        self._store = store
+        self._evaluator = evaluator
+        self._learning = learning
+        self._optimizer = optimizer
+        self._knobs = knobs
+        self._clock = clock
+        self._wall = wall
+        self._conn: sqlite3.Connection | None = None
+        self._write_lock = threading.Lock()
+        self._writing: asyncio.Future[float] | None = None
+        # What the database holds, as change marks (moved only after a commit).
+        self._series_marks: dict[str, _SeriesMark] = {}
+        self._alert_marks: dict[str, _AlertMark] = {}
+        self._documents: dict[str, str] = {}
+        self._history_version = -1
+        self.restored: RestoreReport | None = None
+        self.checkpoints = 0
+        self.failures = 0
+        self.skipped = 0
+        self.last_checkpoint_at: float | None = None
+        self.last_snapshot_seconds = 0.0
+        self.last_write_seconds = 0.0
+        self.last_series_written = 0
+        self.last_error: str | None = None
+
+    # -- opening ------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE/COMMIT);
+        # check_same_thread=False: the worker thread writes, one write at a time.
+        return sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=10.0
+        )
+
+    def _open(self, report: RestoreReport) -> sqlite3.Connection | None:
+        """Connect, recognise or create the schema; move an unusable file aside."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        conn: sqlite3.Connection | None = None
+        try:
+            conn = self._connect()
+            _check(conn)
+            _configure(conn)
+        except (sqlite3.DatabaseError, _Unusable) as exc:
+            if conn is not None:
+                conn.close()
+            if not self.path.exists():
+                _log.error("state.unavailable", path=str(self.path), error=str(exc))
+                return None
+            report.discarded = _reason(exc)
+            self._discard(report.discarded)
+            try:
+                conn = self._connect()
+                _check(conn)
+                _configure(conn)
+            except (sqlite3.DatabaseError, _Unusable) as again:
+                _log.error("state.unavailable", path=str(self.path), error=str(again))
+                return None
+        return conn
+
+    def _discard(self, reason: str) -> None:
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(self._wall()))
+        target = self.path.with_name(f"{STATE_FILE}.corrupt-{stamp}")
+        n = 1
+        while target.exists():
+            n += 1
+            target = self.path.with_name(f"{STATE_FILE}.corrupt-{stamp}.{n}")
+        os.replace(self.path, target)
+        for suffix in ("-wal", "-shm"):
+            side = self.path.with_name(STATE_FILE + suffix)
+            if side.exists():
+                os.replace(side, target.with_name(target.name + suffix))
+        _log.warning(
+            "state.discarded", path=str(self.path), moved_to=str(target), reason=reason
+        )
+
+    # -- restoring ----------------------------------------------------------------
+
+    def restore(self) -> RestoreReport:
+        """Open ``state.db`` and put its contents back; call before ingest starts.
+
+        Never raises for a bad file: an unusable one is moved aside and the daemon
+        starts fresh (an unwritable state directory leaves state off, logged).
+        """
+        started = time.perf_counter()
+        report = RestoreReport()
+        self._conn = self._open(report)
+        if self._conn is not None:
+            try:
+                data = _read(self._conn)
+            except (sqlite3.DatabaseError, _Unusable) as exc:
+                # The header was fine, the pages are not: discard the whole file.
+                self._conn.close()
+                report.discarded = _reason(exc)
+                self._discard(report.discarded)
+                self._conn = self._open(report)
+                data = None
+            if data is not None:
+                self._apply(data, report)
+        report.seconds = time.perf_counter() - started
+        self.restored = report
+        _log.info("state.restored", path=str(self.path), **report.as_dict())
+        return report
+
+    def _apply(self, data: dict[str, Any], report: RestoreReport) -> None:
+        mono, wall = self._clock(), self._wall()
+
+        def to_mono(at: float | None) -> float | None:
+            return None if at is None else mono - (wall - at)
+
+        for row in data["series"]:
+            key = row[0]
+            self._series_marks[key] = (-1, -1, 0.0)  # the row exists in the file
+            try:
+                series = _series_from_row(row, to_mono)
+            except (ValueError, TypeError, KeyError) as exc:
+                report.skipped += 1
+                _log.warning("state.row_skipped", table="series", key=key, error=str(exc))
+                continue
+            saved_capacity = series.window.capacity
+            if not self._store.restore(series):
+                report.skipped += 1
+                continue
+            window = series.window
+            # A resized window is rewritten at the next checkpoint.
+            self._series_marks[key] = (window.total_count, saved_capacity, series.pending)
+            report.series += 1
+            report.samples += len(window)
+        for row in data["alerts"]:
+            key = row[0]
+            self._alert_marks[key] = (SeriesAlert(since=-1.0), None, None)
+            if self._store.get(key) is None:
+                continue
+            try:
+                alert, observation, seen = _alert_from_row(row, to_mono)
+            except (ValueError, TypeError) as exc:
+                report.skipped += 1
+                _log.warning("state.row_skipped", table="alerts", key=key, error=str(exc))
+                continue
+            self._evaluator.restore_alert(key, alert, observation, seen)
+            self._alert_marks[key] = (alert, observation, seen)
+            report.alerts += 1
+            report.firing += alert.state is AlertState.FIRING
+        documents: dict[str, Any] = data["documents"]
+        if "learning" in documents:
+            try:
+                self._learning.restore(documents["learning"])
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                _log.warning("state.row_skipped", table="documents", key="learning",
+                             error=str(exc))  # fmt: skip
+            report.strategies = len(self._learning.strategies)
+        silences = [
+            Silence(
+                id=str(s["id"]),
+                metric=str(s["metric"]),
+                matchers={str(k): str(v) for k, v in s["matchers"].items()},
+                until=float(s["until"]),
+                created=float(s["created"]),
+                comment=str(s.get("comment", "")),
+            )
+            for s in documents.get("silences", [])
+        ]
+        self._evaluator.silences.restore(silences)
+        report.silences = len(self._evaluator.silences.active())
+        report.reverted = self._revert_unvalidated(documents.get("in_flight", []))
+        self._optimizer.restore_history(data["history"])
+        report.history = len(data["history"])
+        # The marks of what the file now holds: unchanged state is not rewritten.
+        self._history_version = self._optimizer.history_version
+        self._documents = self._documents_now()
+
+    def _revert_unvalidated(self, in_flight: list[dict[str, Any]]) -> int:
+        """Put back the knobs of actions a killed daemon left unvalidated."""
+        reverted = 0
+        for experiment in in_flight:
+            cid = str(experiment.get("correlation_id"))
+            applied: dict[str, Any] = experiment.get("applied") or {}
+            for knob, original in (experiment.get("originals") or {}).items():
+                try:
+                    current = self._knobs.get(knob)
+                except KeyError:
+                    continue
+                if knob in applied and current != applied[knob]:
+                    continue  # changed by someone since: theirs stands
+                with contextlib.suppress(TypeError, ValueError):
+                    self._knobs.set(knob, original, source="revert", reason=cid)
+            reverted += 1
+            _log.info(
+                "optimizer.reverted",
+                correlation_id=cid,
+                metric=experiment.get("metric"),
+                strategy=experiment.get("strategy"),
+                verdict="reverted",
+                reason="the daemon stopped before the verdict (restored at start)",
+                action=experiment.get("action"),
+            )
+        return reverted
+
+    # -- checkpointing --------------------------------------------------------------
+
+    async def checkpoint(self, *, final: bool = False) -> bool:
+        """Snapshot now and write it; True when committed.
+
+        A periodic checkpoint is skipped while the previous one is still writing;
+        the ``final`` one (shutdown) waits for it and then folds the WAL into the
+        database file.
+        """
+        if self._conn is None:
+            return False
+        if self._writing is not None and not self._writing.done():
+            if not final:
+                self.skipped += 1
+                return False
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._writing)
+        started = time.perf_counter()
+        snapshot = self._snapshot()
+        self.last_snapshot_seconds = time.perf_counter() - started
+        writing = asyncio.ensure_future(asyncio.to_thread(self._write, snapshot, final))
+        writing.add_done_callback(_retrieve)
+        self._writing = writing
+        try:
+            self.last_write_seconds = await asyncio.shield(writing)
+        except (sqlite3.Error, OSError, ValueError, TypeError) as exc:
+            self.failures += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            _log.error(
+                "state.checkpoint_failed", path=str(self.path), error=self.last_error
+            )
+            return False
+        self._committed(snapshot)
+        return True
+
+    def _snapshot(self) -> _Snapshot:
+        mono, wall = self._clock(), self._wall()
+
+        def to_wall(at: float | None) -> float | None:
+            return None if at is None else wall - (mono - at)
+
+        snap = _Snapshot(at=wall)
+        marks = self._series_marks
+        present: set[str] = set()
+        for series in self._store:
+            key = series.key
+            present.add(key)
+            window = series.window
+            mark = (window.total_count, window.capacity, series.pending)
+            if marks.get(key) == mark:
+                continue
+            values = window.values()
+            snap.samples += len(values)
+            snap.series.append(
+                (
+                    key,
+                    series.name,
+                    series.type.value,
+                    json.dumps(list(series.tags)),
+                    window.capacity,
+                    window.total_count,
+                    series.pending,
+                    to_wall(series.last_update) if series.last_update else None,
+                    values,
+                )
+            )
+            snap.series_marks[key] = mark
+        snap.series_removed = [key for key in marks if key not in present]
+        evaluator = self._evaluator
+        alert_marks = self._alert_marks
+        for key, alert in evaluator.alerts.items():
+            observation = evaluator.observations.get(key)
+            seen = evaluator.seen(key)
+            alert_mark = (alert, observation, seen)
+            if alert_marks.get(key) == alert_mark:
+                continue
+            snap.alerts.append(
+                (
+                    key,
+                    alert.state.value,
+                    alert.level.value if alert.level else None,
+                    to_wall(alert.since),
+                    to_wall(alert.fired_at),
+                    observation[0] if observation else None,
+                    observation[1] if observation else None,
+                    seen,
+                )
+            )
+            snap.alert_marks[key] = alert_mark
+        snap.alerts_removed = [k for k in alert_marks if k not in evaluator.alerts]
+        snap.documents = {
+            name: text
+            for name, text in self._documents_now().items()
+            if self._documents.get(name) != text
+        }
+        snap.history_version = self._optimizer.history_version
+        if snap.history_version != self._history_version:
+            snap.history = [
+                json.dumps(row, default=_jsonable) for row in self._optimizer.history
+            ]
+        return snap
+
+    def _documents_now(self) -> dict[str, str]:
+        in_flight = [
+            {
+                "correlation_id": e.correlation_id,
+                "metric": e.violation.metric,
+                "strategy": e.proposal.strategy,
+                "plugin": e.handle.name,
+                "originals": e.originals,
+                "applied": e.applied,
+                "action": e.proposal.action.description if e.proposal.action else None,
+            }
+            for e in self._optimizer.in_flight.values()
+        ]
+        silences = [s.as_dict() for s in self._evaluator.silences.active()]
+        return {
+            "learning": json.dumps(self._learning.as_dict(), sort_keys=True),
+            "silences": json.dumps(silences, sort_keys=True),
+            "in_flight": json.dumps(in_flight, sort_keys=True, default=_jsonable),
+        }
+
+    def _write(self, snap: _Snapshot, final: bool) -> float:
+        """One transaction (worker thread); returns the seconds it took."""
+        conn = self._conn
+        if conn is None:
+            msg = "state database is closed"
+            raise ValueError(msg)
+        started = time.perf_counter()
+        series_rows = [
+            (*row[:-1], np.ascontiguousarray(row[-1], dtype="<f8").tobytes())
+            for row in snap.series
+        ]
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO series VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    series_rows,
+                )
+                conn.executemany(
+                    "DELETE FROM series WHERE key = ?",
+                    [(k,) for k in snap.series_removed],
+                )
+                conn.executemany(
+                    "INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    snap.alerts,
+                )
+                conn.executemany(
+                    "DELETE FROM alerts WHERE key = ?",
+                    [(k,) for k in snap.alerts_removed],
+                )
+                conn.executemany(
+                    "INSERT OR REPLACE INTO documents VALUES (?, ?)",
+                    list(snap.documents.items()),
+                )
+                if snap.history is not None:
+                    conn.execute("DELETE FROM history")
+                    conn.executemany(
+                        "INSERT INTO history (data) VALUES (?)",
+                        [(row,) for row in snap.history],
+                    )
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('last_checkpoint_at', ?)",
+                    (repr(snap.at),),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+            if final:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return time.perf_counter() - started
+
+    def _committed(self, snap: _Snapshot) -> None:
+        self._series_marks.update(snap.series_marks)
+        for key in snap.series_removed:
+            self._series_marks.pop(key, None)
+        self._alert_marks.update(snap.alert_marks)
+        for key in snap.alerts_removed:
+            self._alert_marks.pop(key, None)
+        self._documents.update(snap.documents)
+        if snap.history is not None:
+            self._history_version = snap.history_version
+        self.checkpoints += 1
+        self.last_checkpoint_at = snap.at
+        self.last_series_written = len(snap.series)
+        self.last_error = None
+
+    async def close(self) -> None:
+        """Wait for a write in progress, then close the database."""
+        if self._writing is not None and not self._writing.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._writing)
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def status(self) -> dict[str, Any]:
+        """For ``perfwarden status``: the file, the last checkpoint, the restore."""
+        size = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(OSError):
+                size += self.path.with_name(STATE_FILE + suffix).stat().st_size
+        return {
+            "path": str(self.path),
+            "enabled": self._conn is not None,
+            "checkpoints": self.checkpoints,
+            "failures": self.failures,
+            "skipped": self.skipped,
+            "last_checkpoint_at": self.last_checkpoint_at,
+            "last_checkpoint_age_seconds": (
+                None
+                if self.last_checkpoint_at is None
+                else round(self._wall() - self.last_checkpoint_at, 3)
+            ),
+            "last_snapshot_ms": round(self.last_snapshot_seconds * 1000, 3),
+            "last_write_ms": round(self.last_write_seconds * 1000, 3),
+            "last_series_written": self.last_series_written,
+            "last_error": self.last_error,
+            "bytes": size,
+            "restored": self.restored.as_dict() if self.restored else None,
+        }
+
+
+# -- the file ----------------------------------------------------------------------
+
+
+def _check(conn: sqlite3.Connection) -> None:
+    """Recognise a perfwarden state database (creating the schema in an empty one);
+    raise :class:`_Unusable` or ``sqlite3.DatabaseError`` otherwise."""
+    app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
+    tables = {
+        str(row[0])
+        for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    }
+    if app_id == 0 and not tables:
+        _create(conn)
+        return
+    if app_id != APPLICATION_ID:
+        msg = f"not a perfwarden state database (application_id {app_id:#x})"
+        raise _Unusable(msg)
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    version = int(row[0]) if row is not None else 0
+    if version > SCHEMA_VERSION:
+        msg = (
+            f"schema version {version} is newer than this perfwarden's "
+            f"{SCHEMA_VERSION} (written by a later release)"
+        )
+        raise _Unusable(msg)
+    if version < 1 or not _TABLES <= tables:
+        msg = f"unknown schema (version {version}, tables {sorted(tables)})"
+        raise _Unusable(msg)
+    result = str(conn.execute("PRAGMA quick_check(1)").fetchone()[0])
+    if result != "ok":
+        msg = f"integrity check failed: {result}"
+        raise _Unusable(msg)
+
+
+def _create(conn: sqlite3.Connection) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.executescript(_SCHEMA.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS"))
+        conn.executemany(
+            "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+            [
+                ("schema_version", str(SCHEMA_VERSION)),
+                ("application", "perfwarden"),
+                ("created_by", __version__),
+                ("created_at", repr(time.time())),
+            ],
+        )
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _configure(conn: sqlite3.Connection) -> None:
+    mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+    if mode.lower() != "wal":
+        msg = f"cannot switch to WAL (journal_mode {mode})"
+        raise _Unusable(msg)
+    conn.execute("PRAGMA synchronous = NORMAL")
+    # Keep the WAL from staying large after a big checkpoint.
+    conn.execute("PRAGMA journal_size_limit = 67108864")
+
+
+def _read(conn: sqlite3.Connection) -> dict[str, Any]:
+    series = conn.execute(
+        "SELECT key, name, type, tags, capacity, total_count, pending, last_update,"
+        " samples FROM series"
+    ).fetchall()
+    alerts = conn.execute(
+        "SELECT key, state, level, since, fired_at, observed_low, observed_high, seen"
+        " FROM alerts"
+    ).fetchall()
+    documents: dict[str, Any] = {}
+    for name, text in conn.execute("SELECT name, data FROM documents"):
+        try:
+            documents[str(name)] = json.loads(text)
+        except ValueError as exc:
+            msg = f"document {name!r} is not JSON: {exc}"
+            raise _Unusable(msg) from None
+    history = []
+    for (text,) in conn.execute("SELECT data FROM history ORDER BY seq"):
+        with contextlib.suppress(ValueError):
+            row = json.loads(text)
+            if isinstance(row, dict):
+                history.append(row)
+    return {
+        "series": series,
+        "alerts": alerts,
+        "documents": documents,
+        "history": history,
+    }
+
+
+def _series_from_row(
+    row: tuple[Any, ...], to_mono: Callable[[float | None], float | None]
+) -> Series:
+    key, name, type_, tags, capacity, total, pending, last_update, samples = row
+    if not isinstance(samples, bytes) or len(samples) % 8:
+        msg = "samples must be a whole number of float64 values"
+        raise ValueError(msg)
+    values = np.frombuffer(samples, dtype="<f8").astype(np.float64)
+    if int(capacity) < 1 or values.shape[0] > int(capacity):
+        msg = f"{values.shape[0]} samples do not fit a capacity of {capacity}"
+        raise ValueError(msg)
+    tag_list = json.loads(tags)
+    if not isinstance(tag_list, list):
+        msg = "tags must be a list"
+        raise TypeError(msg)
+    window = RollingWindow.restored(int(capacity), values, int(total))
+    return Series(
+        key=str(key),
+        name=str(name),
+        type=MetricType(type_),
+        tags=tuple(str(t) for t in tag_list),
+        window=window,
+        last_update=to_mono(last_update) or 0.0,
+        pending=float(pending),
+    )
+
+
+def _alert_from_row(
+    row: tuple[Any, ...], to_mono: Callable[[float | None], float | None]
+) -> tuple[SeriesAlert, tuple[float, float] | None, int | None]:
+    _key, state, level, since, fired_at, low, high, seen = row
+    alert = SeriesAlert(
+        state=AlertState(state),
+        level=Level(level) if level is not None else None,
+        since=to_mono(float(since)) or 0.0,
+        fired_at=to_mono(fired_at),
+    )
+    observation = None if low is None or high is None else (float(low), float(high))
+    return alert, observation, None if seen is None else int(seen)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, _Unusable):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _jsonable(value: object) -> object:
+    """``json.dumps`` fallback for numpy scalars and other odd values."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return repr(value)
+
+
+def _retrieve(future: asyncio.Future[float]) -> None:
+    # A write whose waiter was cancelled (shutdown) must not warn about an
+    # unretrieved exception; the next checkpoint reports and retries.
+    if not future.cancelled():
+        future.exception()
