@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 
 __all__ = ["build_commands", "metric_record", "series_stats"]
 
+#: The most raw values ``stats`` returns per series (``recent`` argument).
+_MAX_RECENT = 1000
+
 
 def _metric_fields(metric: MetricConfig | None) -> dict[str, Any]:
     return {
@@ -232,6 +235,7 @@ def build_commands(daemon: Daemon) -> dict[str, Command]:
             ],
             "optimizer": daemon.optimizer.status(),
             "sampler": daemon.sampler.status(),
+            "state": daemon.state.status(),
         }
 
     def wanted_names(args: dict[str, Any]) -> list[str]:
@@ -243,12 +247,19 @@ def build_commands(daemon: Daemon) -> dict[str, Command]:
     async def stats(args: dict[str, Any]) -> dict[str, Any]:
         store = daemon.store
         names = wanted_names(args) or store.names()
+        recent = args.get("recent", 0)
+        if not isinstance(recent, int) or not 0 <= recent <= _MAX_RECENT:
+            message = f"'recent' must be an integer from 0 to {_MAX_RECENT}"
+            raise ControlError("bad_request", message)
         unknown = [name for name in names if not store.by_name(name)]
-        records = [
-            series_stats(daemon, series)
-            for name in names
-            for series in store.by_name(name)
-        ]
+        records = []
+        for name in names:
+            for series in store.by_name(name):
+                record = series_stats(daemon, series)
+                if recent:
+                    size = min(recent, len(series.window))
+                    record["recent"] = series.window.tail(size).tolist() if size else []
+                records.append(record)
         return {"series": records, "unknown": unknown}
 
     async def reload(args: dict[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
+from perfwarden.errors import ControlError
 from perfwarden.testing import DaemonProcess, wait_until
 
 if TYPE_CHECKING:
@@ -233,6 +234,15 @@ class TestIngestAndStats:
         daemon.wait_received(1)
         record = only_series(daemon, "cli.metric")
         assert (12.5, {"k": "v"}) == (record["mean"], record["tags"])
+
+    def test_stats_recent_values(self, daemon: DaemonProcess) -> None:
+        """``stats`` with ``recent`` returns the newest raw values, oldest first."""
+        daemon.send_datagrams([f"recent.metric:{i}|g" for i in range(10)])
+        daemon.wait_received(10)
+        records = daemon.request("stats", metrics=["recent.metric"], recent=3)["series"]
+        assert [7.0, 8.0, 9.0] == records[0]["recent"]
+        with pytest.raises(ControlError):
+            daemon.request("stats", recent=-1)
 
     def test_stats_unknown_metric_exit_1(self, daemon: DaemonProcess) -> None:
         """``stats NAME`` of a metric never seen exits 1 and says so."""
