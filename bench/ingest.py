@@ -24,6 +24,7 @@ Usage::
                                                  # bench/results/ingest-latest.json
     python bench/ingest.py --duration 5 --repeats 5
     python bench/ingest.py --only dgram --senders 1 --profile /tmp/pw.raw
+    python bench/ingest.py --only dgram --checkpoint-interval 0   # state off
 """
 
 from __future__ import annotations
@@ -545,8 +546,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--profile-duration", type=float, default=5.0, help="measured s when profiling"
     )
+    parser.add_argument(
+        "--checkpoint-interval",
+        help="the daemon's state.checkpoint_interval (e.g. 0 = off, 2s, 250ms); "
+        "default: the daemon's default",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help="JSON results")
     return parser.parse_args(argv)
+
+
+def daemon_config(args: argparse.Namespace) -> str:
+    """The measured daemon's config: ``CONFIG`` plus the checkpoint interval."""
+    if args.checkpoint_interval is None:
+        return CONFIG
+    return f"{CONFIG}state:\n  checkpoint_interval: {args.checkpoint_interval}\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -560,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
     profile_result: dict[str, Any] | None = None
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pwb-")))
-        daemon = stack.enter_context(DaemonProcess(CONFIG))
+        daemon = stack.enter_context(DaemonProcess(daemon_config(args)))
         targets: dict[str, Perfwarden | Baseline] = {}
         pw = Perfwarden(daemon)
         for kind in args.only:
@@ -588,6 +601,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile is not None:
             profile_result = profile(pw, args, args.profile)
         final = pw.counters()
+        state = daemon.request("status").get("state")
+        if state is not None:
+            print(
+                f"state: {state['checkpoints']} checkpoints, "
+                f"{state['failures']} failed, {state['skipped']} skipped; last: "
+                f"snapshot {state['last_snapshot_ms']} ms (loop thread), "
+                f"write {state['last_write_ms']} ms (worker), "
+                f"{state['last_series_written']} series, {state['bytes']} bytes",
+                flush=True,
+            )
     memory = None if args.no_rss else measure_rss(args)
     medians = median_rows(rows)
     print()
@@ -604,6 +627,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": rows,
         "memory": memory,
         "daemon_final_counters": final,
+        "state": state,
         "profile": profile_result,
         "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

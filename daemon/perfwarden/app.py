@@ -1,9 +1,11 @@
 """The composition root: builds the daemon's components from a config and runs them.
 
-Start order: lock the socket directory, bind the sockets, start ingest and the
-control server, start the interval task, then ``READY=1`` and ``daemon.started``.
+Start order: lock the socket directory, bind the sockets, restore knob values and
+the saved state (``state.db``), start ingest and the control server, start the
+interval and checkpoint tasks, then ``READY=1`` and ``daemon.started``.
 Stop order (SIGTERM / SIGINT): ``daemon.stopping``, ``STOPPING=1``, stop accepting,
-drain what the datagram socket already holds, close, remove the socket files.
+drain what the datagram socket already holds, revert unvalidated actions, write a
+last checkpoint, close, remove the socket files.
 One loop thread owns every mutable structure; signal handlers only set events.
 """
 
@@ -23,6 +25,7 @@ from perfwarden.control.server import ControlServer
 from perfwarden.dispatch import Dispatcher
 from perfwarden.evaluator import Evaluator
 from perfwarden.handlers import build_commands
+from perfwarden.http_server import HttpServer
 from perfwarden.ingest import DatagramReceiver, Ingestor, StreamIngestServer
 from perfwarden.knobs import KnobStore, spec_of
 from perfwarden.learning import Learning
@@ -36,6 +39,7 @@ from perfwarden.sockets import (
     bind_sockets,
     prepare_directory,
 )
+from perfwarden.state import StateStore
 from perfwarden.statsd import Batch
 from perfwarden.store import MetricStore
 from perfwarden.systemd import Notifier
@@ -96,6 +100,14 @@ class Daemon:
             redispatch=self.dispatcher.redispatch,
         )
         self.dispatcher.on_proposals = self.optimizer.on_proposals
+        self.state = StateStore(
+            state_dir,
+            store=self.store,
+            evaluator=self.evaluator,
+            learning=self.learning,
+            optimizer=self.optimizer,
+            knobs=self.knobs,
+        )
         self.evaluator.subscribers.append(self.optimizer.on_alert)
         self.evaluator.subscribers.append(self.dispatcher)
         self._reload_lock = asyncio.Lock()
@@ -112,6 +124,7 @@ class Daemon:
         self.started_monotonic = time.monotonic()
         self.started_at = time.time()
         self.last_reload: dict[str, Any] | None = None
+        self.reload_counts: dict[str, int] = {"ok": 0, "rejected": 0}
         self.ticks = 0
         self._stop = asyncio.Event()
         self._reload_requested = asyncio.Event()
@@ -141,6 +154,7 @@ class Daemon:
             errors = [str(problem) for problem in exc.problems]
             _log.error("config.rejected", path=str(self.config_path), errors=errors)
             self.last_reload = {"ok": False, "at": time.time(), "errors": errors}
+            self.reload_counts["rejected"] += 1
             return ReloadOutcome(ok=False, errors=errors)
         changes = _describe_changes(self.config, new)
         self.config = new
@@ -157,6 +171,7 @@ class Daemon:
             plugins_loaded=loaded,
         )
         self.last_reload = {"ok": True, "at": time.time(), "changes": changes}
+        self.reload_counts["ok"] += 1
         return ReloadOutcome(ok=True, changes=changes)
 
     async def run(self) -> int:
@@ -179,6 +194,10 @@ class Daemon:
         self, loop: asyncio.AbstractEventLoop, sockets: BoundSockets
     ) -> int:
         ingest = self.config.ingest
+        # Knob values, then windows, alerts and learning, before any socket is
+        # read: READY=1 comes after the restore.
+        restored = self.knobs.load()
+        self.state.restore()
         receiver = DatagramReceiver(
             sockets.metrics, self.ingestor, ingest.max_datagram_bytes, loop
         )
@@ -188,11 +207,12 @@ class Daemon:
         stream_server = await loop.create_unix_server(
             streams.protocol_factory, sock=sockets.stream
         )
-        restored = self.knobs.load()
         self.knobs.write()
         await self.plugins.rescan()
         control = ControlServer(build_commands(self), lambda: self.config.control)
         await control.start(sockets.control)
+        http = HttpServer(self)
+        await http.start()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, self._reload_requested.set)
@@ -211,6 +231,7 @@ class Daemon:
             asyncio.create_task(self._watchdog_loop(), name="watchdog"),
             asyncio.create_task(self.sampler.run(), name="sampler"),
             asyncio.create_task(self.self_monitor.run(), name="self-monitor"),
+            asyncio.create_task(self._checkpoint_loop(), name="checkpoint"),
         ]
         _log.info(
             "daemon.started",
@@ -232,6 +253,7 @@ class Daemon:
             _log.info("daemon.stopping", pid=os.getpid(), uptime=self.uptime())
             self.notifier.notify("STOPPING=1")
             watcher.stop()
+            await http.stop()
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
             stream_server.close()
@@ -242,6 +264,8 @@ class Daemon:
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.dispatcher.drain()
             await self.optimizer.shutdown()
+            await self.state.checkpoint(final=True)
+            await self.state.close()
             await control.close()
             stream_server.close()
         _log.info(
@@ -271,6 +295,15 @@ class Daemon:
             self.ticks += 1
             if self.ticks % 10 == 0:
                 self.notifier.notify(f"STATUS={self._status_line()}")
+
+    async def _checkpoint_loop(self) -> None:
+        """A state checkpoint every ``state.checkpoint_interval`` (``0``: none until
+        shutdown); read each time, so a reload changes it."""
+        while True:
+            interval = self.config.state.checkpoint_interval
+            await asyncio.sleep(interval if interval > 0 else 1.0)
+            if self.config.state.checkpoint_interval > 0:
+                await self.state.checkpoint()
 
     def _schedule_evaluation(self) -> None:
         # Called after every ingest commit: evaluate once per loop turn, right after
@@ -348,7 +381,16 @@ def _describe_changes(old: Config, new: Config) -> list[str]:
                 a, b = getattr(before, key), getattr(after, key)
                 if a != b:
                     changes.append(f"metrics.{name}.{key.rstrip('_')}: {a!r} -> {b!r}")
-    sections = ("statistics", "evaluation", "optimizer", "control", "sockets", "ingest")
+    sections = (
+        "statistics",
+        "evaluation",
+        "optimizer",
+        "control",
+        "sockets",
+        "ingest",
+        "state",
+        "http",
+    )
     changes.extend(
         f"{section}: {getattr(old, section)!r} -> {getattr(new, section)!r}"
         for section in sections

@@ -107,6 +107,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(p)
     p.set_defaults(command_module="report")
 
+    p = sub.add_parser(
+        "top",
+        help="live dashboard: statistics, intervals, alerts, actions, knobs",
+        description="A live terminal dashboard; q or Ctrl-C quits. Exits 3 if the "
+        "daemon did not answer within --wait seconds; once it has answered, top "
+        "keeps retrying while it is away.",
+    )
+    p.add_argument(
+        "--interval", type=float, default=1.0, help="seconds between refreshes (1)"
+    )
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long to wait for a first answer (default: 5, or 0 with --once)",
+    )
+    p.add_argument("--once", action="store_true", help="print one frame and exit")
+    _add_socket_dir(p)
+    p.set_defaults(command_module="top")
+
     p = sub.add_parser("silence", help="mute a metric's alerts for a while")
     p.add_argument("metric", nargs="?", metavar="METRIC")
     p.add_argument("--for", dest="duration", default="1h", help="default: 1h")

@@ -35,6 +35,7 @@ from perfwarden.config_model import (
     ConfigProblem,
     ControlConfig,
     EvaluationConfig,
+    HttpConfig,
     IngestConfig,
     KnobConfig,
     MetricConfig,
@@ -79,6 +80,7 @@ __all__ = [
     "ConfigProblem",
     "ControlConfig",
     "EvaluationConfig",
+    "HttpConfig",
     "IngestConfig",
     "KnobConfig",
     "MetricConfig",
@@ -105,7 +107,7 @@ _CONFIG_NAME: Final = "perfwarden.yaml"
 
 _SECTIONS: Final = (
     "version", "statistics", "evaluation", "metrics", "knobs", "optimizer",
-    "processes", "plugins", "control", "sockets", "ingest", "state",
+    "processes", "plugins", "control", "sockets", "ingest", "state", "http",
 )  # fmt: skip
 _METRIC_KEYS: Final = (
     "unit", "description", "bound", "target", "warning", "critical", "for",
@@ -125,6 +127,7 @@ _CONTROL_KEYS: Final = ("allow_uids", "allow_groups")
 _SOCKETS_KEYS: Final = ("metrics_access", "group")
 _INGEST_KEYS: Final = ("max_line_bytes", "max_connections", "max_datagram_bytes")
 _STATE_KEYS: Final = ("checkpoint_interval",)
+_HTTP_KEYS: Final = ("listen",)
 _KNOB_KEYS: Final = ("min", "max", "step", "initial", "choices")
 _MATCH_KEYS: Final = ("pid", "pidfile", "name", "cmdline", "unit")
 
@@ -251,6 +254,7 @@ def _build(c: Checker, root: Node) -> Config | None:
         sockets=_sockets(c, _sub(c, top, "sockets", _SOCKETS_KEYS)),
         ingest=_ingest(c, _sub(c, top, "ingest", _INGEST_KEYS)),
         state=_state(c, _sub(c, top, "state", _STATE_KEYS)),
+        http=_http(c, _sub(c, top, "http", _HTTP_KEYS)),
     )
 
 
@@ -592,3 +596,30 @@ def _state(c: Checker, s: Section) -> StateConfig:
     d = StateConfig()
     interval = c.duration(s, "checkpoint_interval", non_negative)
     return StateConfig(checkpoint_interval=or_default(interval, d.checkpoint_interval))
+
+
+def _http(c: Checker, s: Section) -> HttpConfig:
+    listen = c.string(s, "listen", _listen_problem)
+    return HttpConfig(listen=None if listen is None else _split_listen(listen))
+
+
+def _split_listen(value: str) -> tuple[str, int]:
+    """``"host:port"`` or ``"[v6]:port"`` as ``(host, port)``; ValueError if not."""
+    host, sep, port = value.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        msg = 'write an IPv6 address in brackets, as "[::1]:9464"'
+        raise ValueError(msg)
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        msg = f'must be "host:port" (port 0-65535), got {value!r}'
+        raise ValueError(msg)
+    return host, int(port)
+
+
+def _listen_problem(value: str) -> str | None:
+    try:
+        _split_listen(value)
+    except ValueError as exc:
+        return str(exc)
+    return None

@@ -26,6 +26,7 @@ __all__ = [
     "ConfigProblem",
     "ControlConfig",
     "EvaluationConfig",
+    "HttpConfig",
     "IngestConfig",
     "KnobConfig",
     "MetricConfig",
@@ -230,6 +231,17 @@ class IngestConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpConfig:
+    """The optional HTTP listener (Prometheus ``/metrics``, the web dashboard).
+
+    ``listen`` is the ``(host, port)`` to bind, or ``None`` (the default): no
+    listener.  Port ``0`` picks a free port (logged as ``http.started``).
+    """
+
+    listen: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StateConfig:
     """How the daemon's state (``state.db`` in the state directory) is kept.
 
@@ -263,6 +275,7 @@ class Config:
     sockets: SocketsConfig = field(default_factory=SocketsConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     state: StateConfig = field(default_factory=StateConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
     source: str = "<string>"
     sha256: str = ""
 

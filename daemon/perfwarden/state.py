@@ -302,7 +302,9 @@ class StateStore:
                 series = _series_from_row(row, to_mono)
             except (ValueError, TypeError, KeyError) as exc:
                 report.skipped += 1
-                _log.warning("state.row_skipped", table="series", key=key, error=str(exc))
+                _log.warning(
+                    "state.row_skipped", table="series", key=key, error=str(exc)
+                )
                 continue
             saved_capacity = series.window.capacity
             if not self._store.restore(series):
@@ -310,7 +312,11 @@ class StateStore:
                 continue
             window = series.window
             # A resized window is rewritten at the next checkpoint.
-            self._series_marks[key] = (window.total_count, saved_capacity, series.pending)
+            self._series_marks[key] = (
+                window.total_count,
+                saved_capacity,
+                series.pending,
+            )
             report.series += 1
             report.samples += len(window)
         for row in data["alerts"]:
@@ -322,21 +328,41 @@ class StateStore:
                 alert, observation, seen = _alert_from_row(row, to_mono)
             except (ValueError, TypeError) as exc:
                 report.skipped += 1
-                _log.warning("state.row_skipped", table="alerts", key=key, error=str(exc))
+                _log.warning(
+                    "state.row_skipped", table="alerts", key=key, error=str(exc)
+                )
                 continue
             self._evaluator.restore_alert(key, alert, observation, seen)
             self._alert_marks[key] = (alert, observation, seen)
             report.alerts += 1
             report.firing += alert.state is AlertState.FIRING
         documents: dict[str, Any] = data["documents"]
-        if "learning" in documents:
+        for name, restore in (
+            ("learning", self._learning.restore),
+            ("silences", self._restore_silences),
+            ("in_flight", self._revert_unvalidated),
+        ):
+            if name not in documents:
+                continue
             try:
-                self._learning.restore(documents["learning"])
+                restore(documents[name])
             except (ValueError, TypeError, KeyError, AttributeError) as exc:
-                _log.warning("state.row_skipped", table="documents", key="learning",
-                             error=str(exc))  # fmt: skip
-            report.strategies = len(self._learning.strategies)
-        silences = [
+                report.skipped += 1
+                _log.warning(
+                    "state.row_skipped", table="documents", key=name, error=str(exc)
+                )
+        report.strategies = len(self._learning.strategies)
+        report.silences = len(self._evaluator.silences.active())
+        report.reverted = len(documents.get("in_flight") or [])
+        self._optimizer.restore_history(data["history"])
+        report.history = len(data["history"])
+        # What the file holds: unchanged state is not rewritten, a document that
+        # changed in the restore (reverted actions) is.
+        self._history_version = self._optimizer.history_version
+        self._documents = dict(data["document_texts"])
+
+    def _restore_silences(self, saved: list[dict[str, Any]]) -> None:
+        self._evaluator.silences.restore(
             Silence(
                 id=str(s["id"]),
                 metric=str(s["metric"]),
@@ -345,20 +371,11 @@ class StateStore:
                 created=float(s["created"]),
                 comment=str(s.get("comment", "")),
             )
-            for s in documents.get("silences", [])
-        ]
-        self._evaluator.silences.restore(silences)
-        report.silences = len(self._evaluator.silences.active())
-        report.reverted = self._revert_unvalidated(documents.get("in_flight", []))
-        self._optimizer.restore_history(data["history"])
-        report.history = len(data["history"])
-        # The marks of what the file now holds: unchanged state is not rewritten.
-        self._history_version = self._optimizer.history_version
-        self._documents = self._documents_now()
+            for s in saved
+        )
 
-    def _revert_unvalidated(self, in_flight: list[dict[str, Any]]) -> int:
+    def _revert_unvalidated(self, in_flight: list[dict[str, Any]]) -> None:
         """Put back the knobs of actions a killed daemon left unvalidated."""
-        reverted = 0
         for experiment in in_flight:
             cid = str(experiment.get("correlation_id"))
             applied: dict[str, Any] = experiment.get("applied") or {}
@@ -371,7 +388,6 @@ class StateStore:
                     continue  # changed by someone since: theirs stands
                 with contextlib.suppress(TypeError, ValueError):
                     self._knobs.set(knob, original, source="revert", reason=cid)
-            reverted += 1
             _log.info(
                 "optimizer.reverted",
                 correlation_id=cid,
@@ -381,7 +397,6 @@ class StateStore:
                 reason="the daemon stopped before the verdict (restored at start)",
                 action=experiment.get("action"),
             )
-        return reverted
 
     # -- checkpointing --------------------------------------------------------------
 
@@ -408,7 +423,7 @@ class StateStore:
         self._writing = writing
         try:
             self.last_write_seconds = await asyncio.shield(writing)
-        except (sqlite3.Error, OSError, ValueError, TypeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - a checkpoint never stops the loop
             self.failures += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
             _log.error(
@@ -634,7 +649,7 @@ def _check(conn: sqlite3.Connection) -> None:
             f"{SCHEMA_VERSION} (written by a later release)"
         )
         raise _Unusable(msg)
-    if version < 1 or not _TABLES <= tables:
+    if version < 1 or not _TABLES.issubset(tables):
         msg = f"unknown schema (version {version}, tables {sorted(tables)})"
         raise _Unusable(msg)
     result = str(conn.execute("PRAGMA quick_check(1)").fetchone()[0])
@@ -644,11 +659,14 @@ def _check(conn: sqlite3.Connection) -> None:
 
 
 def _create(conn: sqlite3.Connection) -> None:
+    """The schema, the meta rows and the header ids, in one transaction."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.executescript(_SCHEMA.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS"))
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
         conn.executemany(
-            "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+            "INSERT INTO meta VALUES (?, ?)",
             [
                 ("schema_version", str(SCHEMA_VERSION)),
                 ("application", "perfwarden"),
@@ -685,7 +703,9 @@ def _read(conn: sqlite3.Connection) -> dict[str, Any]:
         " FROM alerts"
     ).fetchall()
     documents: dict[str, Any] = {}
+    texts: dict[str, str] = {}
     for name, text in conn.execute("SELECT name, data FROM documents"):
+        texts[str(name)] = str(text)
         try:
             documents[str(name)] = json.loads(text)
         except ValueError as exc:
@@ -701,6 +721,7 @@ def _read(conn: sqlite3.Connection) -> dict[str, Any]:
         "series": series,
         "alerts": alerts,
         "documents": documents,
+        "document_texts": texts,
         "history": history,
     }
 

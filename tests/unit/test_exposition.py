@@ -1,0 +1,255 @@
+"""The Prometheus exposition: label sanitising, values read from a real daemon's
+state (not running: its store, evaluator, knobs and counters), the text format, and
+the ``http:`` config section."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from perfwarden.app import Daemon
+from perfwarden.config import ConfigError, parse_config
+from perfwarden.exposition import (
+    Snapshot,
+    build_families,
+    build_families_async,
+    encode,
+    label_name,
+    series_labels,
+)
+from perfwarden.http_server import dashboard_state
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+CONFIG = """\
+version: 1
+statistics: {min_samples: 10, window: 100}
+evaluation: {window: 20}
+metrics:
+  latency: {unit: ms, bound: upper, target: 100, warning: 150, critical: 200}
+knobs:
+  compression.ratio: {min: 0.1, max: 0.9, step: 0.1, initial: 0.4}
+  mode: {choices: [fast, safe], initial: safe}
+http:
+  listen: "127.0.0.1:9464"
+"""
+
+
+@pytest.fixture(name="daemon")
+def _daemon(tmp_path: Path) -> Daemon:
+    config = parse_config(CONFIG)
+    return Daemon(config, tmp_path / "perfwarden.yaml", tmp_path / "run", tmp_path)
+
+
+def feed(daemon: Daemon, *lines: str) -> None:
+    daemon.ingestor.feed("\n".join(lines).encode())
+    daemon.ingestor.commit()
+    daemon.evaluator.evaluate(list(daemon.store))
+
+
+def samples(daemon: Daemon) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """Exposition text parsed back: sample name -> [(labels, value)]."""
+    body, _ = encode(Snapshot(build_families(daemon)))
+    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            out.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("tag", "label"),
+    [
+        ("route", "route"),
+        ("my.tag", "my_tag"),
+        ("My-Tag", "My_Tag"),
+        ("0day", "_0day"),
+        ("région", "r_gion"),
+        ("", "_"),
+        ("__name__", "tag___name__"),
+        ("metric", "tag_metric"),
+        ("type", "tag_type"),
+        ("state", "tag_state"),
+        ("quantile", "tag_quantile"),
+        ("job", "tag_job"),
+        ("instance", "tag_instance"),
+    ],
+)
+def test_label_names_follow_prometheus_rules(tag: str, label: str) -> None:
+    assert label == label_name(tag)
+
+
+def test_series_labels_handle_collisions_and_bare_tags(daemon: Daemon) -> None:
+    feed(daemon, "latency:1|ms|#a.b:1,a-b:2,a_b:3,canary,empty:,metric:x")
+    (series,) = list(daemon.store)
+    labels = series_labels(series)
+    assert {
+        "metric": "latency",
+        "type": "ms",
+        "a_b": "2",  # a-b sorts first
+        "a_b_2": "1",
+        "a_b_3": "3",
+        "canary": "true",
+        "empty": "",
+        "tag_metric": "x",
+    } == labels
+
+
+def test_values_match_the_store(daemon: Daemon) -> None:
+    values = np.arange(90.0, 120.0)
+    feed(daemon, *(f"latency:{v}|ms|#route:/search" for v in values))
+    got = samples(daemon)
+    labels = {"metric": "latency", "type": "ms", "route": "/search"}
+
+    def one(name: str, extra: dict[str, str] | None = None) -> float:
+        want = {**labels, **(extra or {})}
+        (value,) = [v for lab, v in got[name] if lab == want]
+        return value
+
+    assert math.isclose(one("perfwarden_series_mean"), float(values.mean()))
+    assert one("perfwarden_series_samples") == 30
+    assert one("perfwarden_series_received_samples_total") == 30
+    low, high = one("perfwarden_series_ci_low"), one("perfwarden_series_ci_high")
+    assert low < values.mean() < high
+    for q in ("0.5", "0.95", "0.99"):
+        expected = float(np.percentile(values, float(q) * 100))
+        assert math.isclose(
+            one("perfwarden_series_quantile", {"quantile": q}), expected
+        )
+    states = {
+        lab["state"]: v for lab, v in got["perfwarden_alert_state"] if lab["type"]
+    }
+    assert 1.0 == states.pop("ok")
+    assert set(states.values()) == {0.0}
+    assert 0.0 == one("perfwarden_alert_level")
+
+
+def test_alert_state_and_level_when_firing(daemon: Daemon) -> None:
+    feed(daemon, *(f"latency:{250 + i % 3}|ms" for i in range(30)))
+    got = samples(daemon)
+    state = {lab["state"]: v for lab, v in got["perfwarden_alert_state"]}
+    assert 1.0 == state["critical"]
+    assert [({"metric": "latency", "type": "ms"}, 2.0)] == got["perfwarden_alert_level"]
+
+
+def test_unconfigured_series_have_no_alert_state(daemon: Daemon) -> None:
+    feed(daemon, "other:1|g")
+    got = samples(daemon)
+    assert "perfwarden_alert_state" not in got
+    assert [({"metric": "other", "type": "g"}, 1.0)] == got["perfwarden_series_mean"]
+    # one sample: no interval yet
+    assert "perfwarden_series_ci_low" not in got
+
+
+def test_duplicate_label_sets_get_a_series_label(daemon: Daemon) -> None:
+    feed(daemon, "latency:1|ms|#a.b:1", "latency:2|ms|#a_b:1")
+    got = samples(daemon)["perfwarden_series_mean"]
+    assert 2 == len(got)
+    assert len({tuple(sorted(lab.items())) for lab, _ in got}) == 2
+    assert any("series" in lab for lab, _ in got)
+
+
+def test_counters_knobs_thresholds_and_reloads(daemon: Daemon) -> None:
+    feed(daemon, "latency:1|ms", "bad", "latency:x|ms", "_e{1,1}:a|b")
+    daemon.knobs.set("compression.ratio", 0.7, source="manual")
+    daemon.last_reload = {"ok": False, "at": 123.0, "errors": ["x"]}
+    got = samples(daemon)
+    assert [({}, 4.0)] == got["perfwarden_ingest_received_lines_total"]
+    assert [({}, 1.0)] == got["perfwarden_ingest_accepted_lines_total"]
+    assert [({}, 1.0)] == got["perfwarden_ingest_ignored_lines_total"]
+    malformed = {
+        lab["reason"]: v for lab, v in got["perfwarden_ingest_malformed_lines_total"]
+    }
+    assert 2.0 == sum(malformed.values())
+    assert [({"knob": "compression.ratio"}, 0.7)] == got["perfwarden_knob_value"]
+    choices = {lab["choice"]: v for lab, v in got["perfwarden_knob_choice"]}
+    assert {"fast": 0.0, "safe": 1.0} == choices
+    thresholds = {lab["level"]: v for lab, v in got["perfwarden_metric_threshold"]}
+    assert {"target": 100.0, "warning": 150.0, "critical": 200.0} == thresholds
+    assert [({}, 0.0)] == got["perfwarden_config_last_reload_successful"]
+    assert [({}, 123.0)] == got["perfwarden_config_last_reload_timestamp_seconds"]
+
+
+def test_reload_counts_when_the_daemon_keeps_them(daemon: Daemon) -> None:
+    daemon.reload_counts = {"ok": 3, "rejected": 1}  # type: ignore[attr-defined,unused-ignore]
+    got = samples(daemon)
+    reloads = {lab["result"]: v for lab, v in got["perfwarden_config_reloads_total"]}
+    assert {"ok": 3.0, "rejected": 1.0} == reloads
+
+
+def test_async_build_yields_and_matches(daemon: Daemon) -> None:
+    feed(daemon, *(f"m{i}:{i}|g" for i in range(50)))
+    sync = build_families(daemon)
+    chunked = asyncio.run(build_families_async(daemon, chunk=7))
+    names = [f.name for f in sync]
+    assert names == [f.name for f in chunked]
+    by_name = {f.name: len(f.samples) for f in sync}
+    assert by_name == {f.name: len(f.samples) for f in chunked}
+    assert 50 == by_name["perfwarden_series_mean"]
+
+
+def test_openmetrics_is_negotiated(daemon: Daemon) -> None:
+    feed(daemon, "latency:1|ms")
+    snapshot = Snapshot(build_families(daemon))
+    body, content_type = encode(snapshot, "application/openmetrics-text; version=1.0.0")
+    assert content_type.startswith("application/openmetrics-text")
+    assert body.endswith(b"# EOF\n")
+    body, content_type = encode(snapshot, "*/*")
+    assert content_type.startswith("text/plain; version=0.0.4")
+    assert b"process_resident_memory_bytes" in body
+
+
+def test_dashboard_state_holds_points_and_thresholds(daemon: Daemon) -> None:
+    feed(daemon, *(f"latency:{v}|ms" for v in range(300)))
+    state = asyncio.run(dashboard_state(daemon))
+    (series,) = state["series"]
+    assert 100 == len(series["points"])  # the window holds 100
+    assert 299.0 == series["points"][-1]
+    assert (100, 150, 200) == (series["target"], series["warning"], series["critical"])
+    assert {"compression.ratio", "mode"} == set(state["knobs"])
+    assert [] == state["actions"]
+
+
+@pytest.mark.parametrize(
+    ("listen", "expected"),
+    [
+        ('"127.0.0.1:9464"', ("127.0.0.1", 9464)),
+        ('"[::1]:0"', ("::1", 0)),
+        ('"localhost:80"', ("localhost", 80)),
+        ("null", None),
+    ],
+)
+def test_http_listen_is_parsed(listen: str, expected: object) -> None:
+    assert (
+        expected == parse_config(f"version: 1\nhttp:\n  listen: {listen}\n").http.listen
+    )
+
+
+def test_http_is_off_by_default() -> None:
+    assert parse_config("version: 1\n").http.listen is None
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ("  listen: 9464", "<string>:3: http.listen: must be a string"),
+        ('  listen: "::1:80"', "<string>:3: http.listen: write an IPv6 address"),
+        ('  listen: ":80"', '<string>:3: http.listen: must be "host:port"'),
+        ('  listen: "a:65536"', '<string>:3: http.listen: must be "host:port"'),
+        ('  listen: "a:http"', '<string>:3: http.listen: must be "host:port"'),
+        (
+            '  lisen: "a:1"',
+            "<string>:3: http.lisen: unknown key; did you mean 'listen'?",
+        ),
+    ],
+)
+def test_bad_http_sections_are_reported_with_lines(section: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(f"version: 1\nhttp:\n{section}\n")
+    assert str(caught.value).startswith(message)

@@ -1,0 +1,396 @@
+"""``state.db``: round trips of windows, alerts, learning and history; dirty tracking;
+foreign, garbage and newer files moved aside; a checkpoint's cost at scale."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+from structlog.testing import capture_logs
+
+from perfwarden.alerts import AlertState, Level, SeriesAlert, Transition
+from perfwarden.app import Daemon
+from perfwarden.config import parse_config
+from perfwarden.state import APPLICATION_ID, SCHEMA_VERSION, STATE_FILE
+from perfwarden.statsd import Batch
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from perfwarden.evaluator import AlertEvent
+
+CONFIG = """\
+version: 1
+statistics: {window: 100, min_samples: 10}
+evaluation: {basis: mean, window: 20}
+metrics:
+  latency: {bound: upper, warning: 150, critical: 200}
+  small: {bound: upper, window: WINDOW}
+knobs:
+  batch.size: {min: 1, max: 256, initial: 16}
+"""
+
+
+def make(state_dir: Path, window: int = 50) -> Daemon:
+    config = parse_config(CONFIG.replace("WINDOW", str(window)))
+    return Daemon(config, state_dir / "perfwarden.yaml", state_dir / "run", state_dir)
+
+
+def feed(daemon: Daemon, key: str, values: list[float] | np.ndarray) -> None:
+    batch = Batch(received=len(values), accepted=len(values))
+    batch.values[key] = [float(v) for v in values]
+    daemon.store.ingest(batch, time.monotonic())
+
+
+def checkpoint(daemon: Daemon, *, final: bool = False) -> bool:
+    async def run() -> bool:
+        try:
+            return await daemon.state.checkpoint(final=final)
+        finally:
+            if final:
+                await daemon.state.close()
+
+    return asyncio.run(run())
+
+
+def restart(daemon: Daemon, state_dir: Path, window: int = 50) -> Daemon:
+    checkpoint(daemon, final=True)
+    fresh = make(state_dir, window)
+    fresh.knobs.load()
+    fresh.state.restore()
+    return fresh
+
+
+class TestRoundTrip:
+    def test_windows(self, tmp_path: Path) -> None:
+        rng = np.random.default_rng(7)
+        a = make(tmp_path)
+        a.state.restore()
+        wrapped = rng.normal(1e6, 3.0, 537)  # wraps the 100-slot ring 5 times
+        feed(a, "latency|ms|#route:/b,route:/a", wrapped[:300])
+        feed(a, "latency|ms|#route:/a,route:/b", wrapped[300:])  # same series
+        feed(a, "small|g", [1.0, 2.0, 3.0])
+        feed(a, "hits|c", [1.0, 4.0])  # a count: pending until the interval rolls
+        b = restart(a, tmp_path)
+        assert len(b.store) == 3
+        for series in a.store:
+            other = b.store.get(series.key)
+            assert other is not None
+            assert (other.name, other.type, other.tags) == (
+                series.name,
+                series.type,
+                series.tags,
+            )
+            np.testing.assert_array_equal(other.window.values(), series.window.values())
+            assert other.window.capacity == series.window.capacity
+            assert other.window.total_count == series.window.total_count
+            assert other.pending == series.pending
+            if len(series.window) > 1:
+                assert other.window.mean() == pytest.approx(series.window.mean(), 1e-13)
+                assert other.window.variance() == pytest.approx(
+                    series.window.variance(), 1e-10
+                )
+                assert other.window.variance() == pytest.approx(
+                    float(np.var(series.window.values(), ddof=1)), 1e-10
+                )
+            assert abs(other.last_update - series.last_update) < 0.5
+        latency = b.store.get("latency|ms|#route:/a,route:/b")
+        assert latency is not None
+        assert latency.window.total_count == 537
+        np.testing.assert_array_equal(latency.window.values(), wrapped[-100:])
+        # the restored window goes on rolling correctly
+        latency.window.extend(wrapped[:10])
+        np.testing.assert_array_equal(
+            latency.window.values(), np.concatenate([wrapped[-90:], wrapped[:10]])
+        )
+        assert b.state.restored is not None
+        assert b.state.restored.series == 3
+
+    def test_smaller_configured_window_keeps_the_newest(self, tmp_path: Path) -> None:
+        a = make(tmp_path, window=50)
+        a.state.restore()
+        feed(a, "small|g", list(range(40)))
+        b = restart(a, tmp_path, window=10)
+        small = b.store.get("small|g")
+        assert small is not None
+        assert small.window.capacity == 10
+        np.testing.assert_array_equal(small.window.values(), np.arange(30.0, 40.0))
+        assert small.window.total_count == 40
+
+    def test_a_firing_alert_stays_firing_without_firing_again(
+        self, tmp_path: Path
+    ) -> None:
+        a = make(tmp_path)
+        a.state.restore()
+        feed(a, "latency|ms", [300.0] * 30)
+        with capture_logs():
+            a.evaluator.evaluate_updated()
+        alert = a.evaluator.alerts["latency|ms"]
+        assert (alert.state, alert.level) == (AlertState.FIRING, Level.CRITICAL)
+        b = restart(a, tmp_path)
+        restored = b.evaluator.alerts["latency|ms"]
+        assert (restored.state, restored.level) == (AlertState.FIRING, Level.CRITICAL)
+        assert restored.fired_at is not None
+        assert alert.fired_at is not None
+        assert abs(restored.fired_at - alert.fired_at) < 0.5  # same boot, same clock
+        assert b.evaluator.observations["latency|ms"] == (300.0, 300.0)
+        series = b.store.get("latency|ms")
+        assert series is not None
+        assert b.evaluator.status_of(series) == "critical"
+        events: list[AlertEvent] = []
+        b.evaluator.subscribers.append(events.append)
+        feed(b, "latency|ms", [310.0] * 5)
+        with capture_logs() as logs:
+            b.evaluator.evaluate_updated()
+            b.evaluator.tick()
+        assert events == []
+        assert not [e for e in logs if e["event"] == f"alert.{Transition.FIRED}"]
+
+    def test_alert_times_are_stored_as_wall_clock(self, tmp_path: Path) -> None:
+        a = make(tmp_path)
+        a.state.restore()
+        feed(a, "latency|ms", [160.0] * 30)
+        mono = time.monotonic()
+        a.evaluator.alerts["latency|ms"] = SeriesAlert(
+            AlertState.FIRING, Level.WARNING, since=mono - 100.0, fired_at=mono - 40.0
+        )
+        checkpoint(a, final=True)
+        with sqlite3.connect(tmp_path / STATE_FILE) as db:
+            since, fired = db.execute(
+                "SELECT since, fired_at FROM alerts WHERE key = 'latency|ms'"
+            ).fetchone()
+        assert since == pytest.approx(time.time() - 100.0, abs=1.0)
+        assert fired == pytest.approx(time.time() - 40.0, abs=1.0)
+
+    def test_learning_history_and_silences(self, tmp_path: Path) -> None:
+        a = make(tmp_path)
+        a.state.restore()
+        for verdict in ("kept", "kept", "reverted", "inconclusive"):
+            a.learning.record(
+                strategy="context_compression",
+                plugin="compression",
+                metric="latency",
+                tags={"route": "/a"},
+                verdict=verdict,
+                improvement=0.2,
+            )
+        a.learning.record(
+            strategy="cache_optimization",
+            plugin="caching",
+            metric="latency",
+            tags={},
+            verdict="reverted",
+            improvement=-0.1,
+        )
+        rows = [
+            {"correlation_id": f"c{i}", "verdict": "kept", "at": 1.0 + i, "p": 0.01}
+            for i in range(3)
+        ]
+        a.optimizer.restore_history(rows)
+        silence = a.evaluator.silences.add("latency", {"route": "/a"}, 3600, "deploy")
+        b = restart(a, tmp_path)
+        assert b.learning.as_dict() == a.learning.as_dict()
+        for strategy in ("context_compression", "cache_optimization", "other"):
+            assert b.learning.weight(strategy, "latency") == a.learning.weight(
+                strategy, "latency"
+            )
+        assert b.learning.weight("context_compression", "latency") != 1.0
+        assert list(b.optimizer.history) == rows
+        assert [s.as_dict() for s in b.evaluator.silences.active()] == [
+            silence.as_dict()
+        ]
+        assert b.state.restored is not None
+        assert b.state.restored.strategies == 2
+        assert b.state.restored.history == 3
+
+    def test_unvalidated_actions_are_reverted_at_start(self, tmp_path: Path) -> None:
+        a = make(tmp_path)
+        a.state.restore()
+        a.knobs.set("batch.size", 64, source="optimizer:batching", reason="c1")
+        checkpoint(a, final=True)
+        # what a daemon killed during validation leaves behind
+        in_flight = [
+            {
+                "correlation_id": "c1",
+                "metric": "latency",
+                "strategy": "batching",
+                "plugin": "batching",
+                "originals": {"batch.size": 16},
+                "applied": {"batch.size": 64},
+                "action": None,
+            }
+        ]
+        with sqlite3.connect(tmp_path / STATE_FILE) as db:
+            db.execute(
+                "INSERT OR REPLACE INTO documents VALUES ('in_flight', ?)",
+                (json.dumps(in_flight),),
+            )
+        b = make(tmp_path)
+        assert b.knobs.load() == ["batch.size"]
+        assert b.knobs.get("batch.size") == 64
+        with capture_logs() as logs:
+            b.state.restore()
+        assert b.knobs.get("batch.size") == 16
+        assert b.knobs.record("batch.size").changed_by == "revert"
+        assert [e["correlation_id"] for e in logs if e["event"] == "optimizer.reverted"]
+        # the next checkpoint clears the record: a second restart reverts nothing
+        c = restart(b, tmp_path)
+        assert c.state.restored is not None
+        assert c.state.restored.reverted == 0
+
+
+class TestCheckpoints:
+    def test_only_changed_series_are_written(self, tmp_path: Path) -> None:
+        a = make(tmp_path)
+        a.state.restore()
+        for i in range(20):
+            feed(a, f"m{i}|g", [1.0, 2.0])
+        assert checkpoint(a)
+        assert a.state.last_series_written == 20
+        assert checkpoint(a)
+        assert a.state.last_series_written == 0
+        feed(a, "m3|g", [5.0])
+        assert checkpoint(a)
+        assert a.state.last_series_written == 1
+        a.store.drop_names(lambda name: name != "m4")
+        assert checkpoint(a, final=True)
+        with sqlite3.connect(tmp_path / STATE_FILE) as db:
+            keys = {k for (k,) in db.execute("SELECT key FROM series")}
+        assert "m4|g" not in keys
+        assert len(keys) == 19
+
+    def test_a_failed_checkpoint_is_logged_and_retried_in_full(
+        self, tmp_path: Path
+    ) -> None:
+        a = make(tmp_path)
+        a.state.restore()
+        feed(a, "m|g", [1.0])
+        conn = a.state._conn
+        assert conn is not None
+        conn.execute(
+            "CREATE TEMP TRIGGER boom BEFORE INSERT ON series"
+            " BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"
+        )
+        with capture_logs() as logs:
+            assert not checkpoint(a)
+        assert a.state.failures == 1
+        assert [e for e in logs if e["event"] == "state.checkpoint_failed"]
+        conn.execute("DROP TRIGGER boom")
+        assert checkpoint(a)
+        assert a.state.last_series_written == 1
+        assert a.state.last_error is None
+
+    def test_the_file_is_wal_and_versioned(self, tmp_path: Path) -> None:
+        a = make(tmp_path)
+        a.state.restore()
+        checkpoint(a, final=True)
+        with sqlite3.connect(tmp_path / STATE_FILE) as db:
+            assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+            version = db.execute(
+                "SELECT value FROM meta WHERE key = 'schema_version'"
+            ).fetchone()[0]
+        assert int(version) == SCHEMA_VERSION
+
+    def test_timing_1000_series_of_1000_samples(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        config = parse_config("version: 1\nstatistics: {window: 1000}\n")
+        a = Daemon(config, tmp_path / "c.yaml", tmp_path / "run", tmp_path)
+        a.state.restore()
+        rng = np.random.default_rng(1)
+        for i in range(1000):
+            feed(a, f"bench|ms|#series:{i}", rng.uniform(1.0, 1000.0, 1000))
+        started = time.perf_counter()
+        assert checkpoint(a)
+        total = time.perf_counter() - started
+        status = a.state.status()
+        checkpoint(a, final=True)
+        b = Daemon(config, tmp_path / "c.yaml", tmp_path / "run", tmp_path)
+        b.state.restore()
+        assert b.state.restored is not None
+        with capsys.disabled():
+            print(
+                f"\n[state] checkpoint 1000 series x 1000 samples: "
+                f"snapshot {status['last_snapshot_ms']:.1f} ms (loop thread), "
+                f"write {status['last_write_ms']:.1f} ms (worker), "
+                f"total {total * 1000:.1f} ms, file {status['bytes'] / 2**20:.1f} MiB; "
+                f"restore {b.state.restored.seconds * 1000:.1f} ms"
+            )
+        assert b.state.restored.samples == 1_000_000
+
+
+class TestUnusableFiles:
+    def _discarded(self, tmp_path: Path) -> tuple[Daemon, list[dict[str, object]]]:
+        daemon = make(tmp_path)
+        with capture_logs() as logs:
+            daemon.state.restore()
+        events = [e for e in logs if e["event"] == "state.discarded"]
+        return daemon, events
+
+    def _assert_moved_and_fresh(self, tmp_path: Path, daemon: Daemon) -> None:
+        moved = [
+            p
+            for p in tmp_path.glob(f"{STATE_FILE}.corrupt-*")
+            if not p.name.endswith(("-wal", "-shm"))
+        ]
+        assert len(moved) == 1
+        feed(daemon, "m|g", [1.0])
+        assert checkpoint(daemon, final=True)
+        fresh = make(tmp_path)
+        fresh.state.restore()
+        assert fresh.store.get("m|g") is not None
+
+    def test_garbage_is_moved_aside(self, tmp_path: Path) -> None:
+        (tmp_path / STATE_FILE).write_bytes(b"\x00garbage, not sqlite\n" * 300)
+        daemon, events = self._discarded(tmp_path)
+        assert len(events) == 1
+        assert "not a database" in str(events[0]["reason"])
+        self._assert_moved_and_fresh(tmp_path, daemon)
+
+    def test_a_foreign_database_is_moved_aside(self, tmp_path: Path) -> None:
+        with sqlite3.connect(tmp_path / STATE_FILE) as db:
+            db.execute("CREATE TABLE photos (id INTEGER, data BLOB)")
+        daemon, events = self._discarded(tmp_path)
+        assert len(events) == 1
+        assert "not a perfwarden state database" in str(events[0]["reason"])
+        self._assert_moved_and_fresh(tmp_path, daemon)
+
+    def test_a_newer_schema_is_refused(self, tmp_path: Path) -> None:
+        a = make(tmp_path)
+        a.state.restore()
+        feed(a, "m|g", [1.0])
+        checkpoint(a, final=True)
+        with sqlite3.connect(tmp_path / STATE_FILE) as db:
+            db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+        daemon, events = self._discarded(tmp_path)
+        assert len(events) == 1
+        assert "schema version 99 is newer" in str(events[0]["reason"])
+        assert daemon.store.get("m|g") is None  # nothing read from the newer file
+        self._assert_moved_and_fresh(tmp_path, daemon)
+
+    def test_a_corrupt_page_is_moved_aside(self, tmp_path: Path) -> None:
+        a = make(tmp_path)
+        a.state.restore()
+        for i in range(50):
+            feed(a, f"m{i}|g", list(range(100)))
+        checkpoint(a, final=True)
+        path = tmp_path / STATE_FILE
+        data = bytearray(path.read_bytes())
+        data[4096 * 2 : 4096 * 6] = b"\xa5" * (4096 * 4)  # smash pages, keep header
+        path.write_bytes(bytes(data))
+        daemon, events = self._discarded(tmp_path)
+        assert len(events) == 1
+        self._assert_moved_and_fresh(tmp_path, daemon)
+
+    def test_an_empty_file_is_a_fresh_database(self, tmp_path: Path) -> None:
+        (tmp_path / STATE_FILE).write_bytes(b"")
+        daemon, events = self._discarded(tmp_path)
+        assert events == []
+        feed(daemon, "m|g", [1.0])
+        assert checkpoint(daemon, final=True)
