@@ -7,7 +7,9 @@ Each command lives in :mod:`perfwarden.commands` as ``run(args) -> int``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
 from typing import TYPE_CHECKING, Final
 
@@ -215,4 +217,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `perfwarden status | head`: the reader left; say nothing more.
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stdout stays open until exit
+        return 141
     return status_code

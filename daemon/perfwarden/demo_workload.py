@@ -198,7 +198,7 @@ def demo_config(bad_ms: float, good_ms: float) -> str:
     return f"""\
 version: 1
 statistics: {{min_samples: 20, window: 1000}}
-evaluation: {{interval: 0.5s, basis: mean, window: 40, hysteresis: 0.05}}
+evaluation: {{interval: 0.5s, basis: ci, window: 60, hysteresis: 0.05}}
 optimizer:
   validation_samples: 80
   significance: 0.01

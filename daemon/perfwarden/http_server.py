@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias, cast
 from urllib.parse import urlsplit
 
 from perfwarden import __version__
-from perfwarden.exposition import Snapshot, build_families_async, encode
 from perfwarden.handlers import build_commands, series_stats
 from perfwarden.logs import get_logger
 
@@ -217,6 +216,14 @@ class HttpServer:
         self, writer: asyncio.StreamWriter, path: str, headers: dict[str, str]
     ) -> None:
         if path == "/metrics":
+            # prometheus_client costs ~11 MB of RSS: only a daemon that serves
+            # /metrics pays for it.
+            from perfwarden.exposition import (  # noqa: PLC0415
+                Snapshot,
+                build_families_async,
+                encode,
+            )
+
             snapshot = Snapshot(await build_families_async(self._daemon))
             body, content_type = await asyncio.to_thread(
                 encode, snapshot, headers.get("accept", "")

@@ -317,7 +317,11 @@ class ProcessSampler:
                     self._emit(state, samples, events)
                     interval = state.entry.interval
                     state.next_due = max(state.next_due + interval, now)
-            wake = min((s.next_due for s in self._states.values()), default=now)
+            # No entry configured: idle (checking for a reload now and then), never
+            # spin with a zero sleep.
+            wake = min(
+                (s.next_due for s in self._states.values()), default=now + _MAX_IDLE
+            )
             await asyncio.sleep(min(max(wake - self._clock(), 0.0), _MAX_IDLE))
 
     # -- loop thread -------------------------------------------------------------

@@ -181,6 +181,7 @@ class ControlServer:
     ) -> None:
         request, iterator = stream
         hangup = asyncio.ensure_future(reader.read(1))
+        item: asyncio.Future[Any] | None = None
         try:
             while True:
                 item = asyncio.ensure_future(anext(iterator))
@@ -188,17 +189,24 @@ class ControlServer:
                     {item, hangup}, return_when=asyncio.FIRST_COMPLETED
                 )
                 if hangup in done:
-                    item.cancel()
                     return
                 try:
                     data = item.result()
                 except StopAsyncIteration:
                     return
+                item = None
                 writer.write(encode_ok(request.id, data))
                 await writer.drain()
         finally:
             hangup.cancel()
-            await iterator.aclose()  # type: ignore[attr-defined]
+            # The generator may be suspended inside the pending anext(): cancel that
+            # and let it finish before closing the generator.
+            if item is not None and not item.done():
+                item.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await item
+            with contextlib.suppress(RuntimeError):
+                await iterator.aclose()  # type: ignore[attr-defined]
 
     async def _answer(self, line: bytes, peer: PeerCredentials) -> bytes:
         try:
