@@ -346,9 +346,7 @@ class Daemon:
     def _has_levels(self, series_key: str) -> bool:
         series = self.store.get(series_key)
         metric = self.config.metrics.get(series.name) if series else None
-        return metric is not None and (
-            metric.warning is not None or metric.critical is not None
-        )
+        return metric is not None and metric.has_levels
 
     async def _reload_loop(self) -> None:
         while True:

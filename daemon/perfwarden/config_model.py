@@ -134,6 +134,11 @@ class MetricConfig:
     guard: bool = False
     group_by: str | None = None
 
+    @property
+    def has_levels(self) -> bool:
+        """Whether a warning or critical level is set (else it never alerts)."""
+        return self.warning is not None or self.critical is not None
+
 
 @dataclass(frozen=True, slots=True)
 class KnobConfig:

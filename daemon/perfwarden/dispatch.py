@@ -100,16 +100,11 @@ class Dispatcher:
         summary = summarize(
             series.window, statistics.confidence_level, statistics.min_samples
         )
-        interval = (
-            (summary.ci_low, summary.ci_high)
-            if summary.ci_low is not None and summary.ci_high is not None
-            else None
-        )
         trend = label(
             series.window.values(),
             bound=metric.bound,
             target=metric.target,
-            interval=interval,
+            interval=summary.interval,
         )
         return Violation(
             metric=series.name,

@@ -220,7 +220,7 @@ class Evaluator:
         now = self._clock()
         for series in series_list:
             metric = config.metrics.get(series.name)
-            if metric is None or (metric.warning is None and metric.critical is None):
+            if metric is None or not metric.has_levels:
                 continue
             self._evaluate_one(series, metric, config, now)
 
@@ -237,7 +237,7 @@ class Evaluator:
         missing_after = config.evaluation.missing_after
         for series in self._store:
             metric = config.metrics.get(series.name)
-            if metric is None or (metric.warning is None and metric.critical is None):
+            if metric is None or not metric.has_levels:
                 continue
             alert = self.alerts.get(series.key, SeriesAlert(since=now))
             if alert.state is AlertState.NO_DATA:
@@ -328,7 +328,7 @@ class Evaluator:
         ``insufficient_data`` or ``unconfigured``.
         """
         metric = self._config().metrics.get(series.name)
-        if metric is None or (metric.warning is None and metric.critical is None):
+        if metric is None or not metric.has_levels:
             return "unconfigured"
         alert = self.alerts.get(series.key)
         if alert is None or series.key not in self.observations:

@@ -54,16 +54,11 @@ def _record(daemon: Daemon, name: str, window: RollingWindow) -> dict[str, Any]:
     statistics = config.statistics
     summary = summarize(window, statistics.confidence_level, statistics.min_samples)
     metric = config.metrics.get(name)
-    interval = (
-        None
-        if summary.ci_low is None or summary.ci_high is None
-        else (summary.ci_low, summary.ci_high)
-    )
     trend = label(
         window.values(),
         bound=metric.bound if metric else None,
         target=metric.target if metric else None,
-        interval=interval,
+        interval=summary.interval,
     )
     return {
         "metric": name,

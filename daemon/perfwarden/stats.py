@@ -51,6 +51,13 @@ class Summary:
     p95: float | None
     p99: float | None
 
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        """``(ci_low, ci_high)``, or ``None`` below ``min_samples``."""
+        if self.ci_low is None or self.ci_high is None:
+            return None
+        return (self.ci_low, self.ci_high)
+
     def as_dict(self) -> dict[str, float | int | None]:
         """The fields as a JSON-serialisable dict, in declaration order."""
         return {
