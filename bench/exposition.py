@@ -20,12 +20,16 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+from perfwarden.app import Daemon
+from perfwarden.config import parse_config
+from perfwarden.exposition import Exposition
 from perfwarden.testing import DaemonProcess
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -65,6 +69,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--senders", type=int, default=1)
     parser.add_argument("--lines", type=int, default=32, help="lines per datagram")
     parser.add_argument(
+        "--in-process-only", action="store_true", help="only the in-process costs"
+    )
+    parser.add_argument(
+        "--idle-scrapes", type=int, default=20, help="scrapes timed with no load"
+    )
+    parser.add_argument(
         "--series",
         type=lambda s: [int(x) for x in s.split(",")],
         default=[100, 2000],
@@ -75,6 +85,35 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def idle_scrapes(pid: int, url: str, series: int, count: int) -> dict[str, Any]:
+    """Wall and daemon CPU time of ``count`` back-to-back scrapes with no load:
+    the cost of one scrape, free of the ingest rate's run-to-run noise."""
+    walls: list[float] = []
+    size = 0
+    time.sleep(1.0)  # let the fill's last batches and checkpoint settle
+    cpu_before = ingest.cpu_seconds(pid)
+    for _ in range(count):
+        started = time.perf_counter()
+        with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310
+            size = len(response.read())
+        walls.append(time.perf_counter() - started)
+    cpu = ingest.cpu_seconds(pid) - cpu_before  # clock ticks: average over count
+    row = {
+        "series": series,
+        "idle": True,
+        "scrape_ms_median": round(statistics.median(walls) * 1000, 1),
+        "scrape_cpu_ms_mean": round(cpu / count * 1000, 1),
+        "body_kb": round(size / 1024),
+    }
+    print(
+        f"  series {series:>5} idle: scrape median {row['scrape_ms_median']} ms, "
+        f"daemon cpu {row['scrape_cpu_ms_mean']} ms per scrape (mean), "
+        f"{row['body_kb']} KiB",
+        flush=True,
+    )
+    return row
+
+
 def run(series: int, args: argparse.Namespace) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     with DaemonProcess(CONFIG) as daemon:
@@ -83,6 +122,7 @@ def run(series: int, args: argparse.Namespace) -> list[dict[str, Any]]:
         target = ingest.Perfwarden(daemon)
         load = argparse.Namespace(**{**vars(args), "series": series})
         ingest.measure(target, "dgram", args.senders, load, seed=1)  # fill the series
+        rows.append(idle_scrapes(target.pid, url, series, args.idle_scrapes))
         seed = 10
         for repeat in range(args.repeats):
             for scraping in (False, True):
@@ -118,16 +158,77 @@ def run(series: int, args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
+def in_process(series: int, samples: int = 1000, scrapes: int = 7) -> dict[str, Any]:
+    """CPU time of one scrape in this process (``Exposition.scrape_now`` on a
+    ``Daemon`` that is not running), with every series' window changed since the
+    previous scrape (all percentiles recomputed) and with nothing changed."""
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch)
+        daemon = Daemon(
+            parse_config("version: 1\n"), root / "p.yaml", root / "run", root
+        )
+        rows = [
+            b"".join(b"m:%d|ms|#series:%d\n" % (v, s) for s in range(series))
+            for v in range(samples)
+        ]
+        for payload in rows:
+            daemon.ingestor.feed(payload)
+            daemon.ingestor.commit()
+        exposition = Exposition(daemon)
+        changed: list[float] = []
+        unchanged: list[float] = []
+        for i in range(scrapes):
+            daemon.ingestor.feed(rows[i])  # one new sample in every series
+            daemon.ingestor.commit()
+            started = time.process_time()
+            exposition.scrape_now()
+            changed.append(time.process_time() - started)
+            started = time.process_time()
+            exposition.scrape_now()
+            unchanged.append(time.process_time() - started)
+    row = {
+        "series": series,
+        "changed_ms": round(statistics.median(changed) * 1000, 1),
+        "unchanged_ms": round(statistics.median(unchanged) * 1000, 1),
+    }
+    print(
+        f"  series {series:>5} x {samples} in-process: scrape "
+        f"{row['changed_ms']} ms CPU with every window changed, "
+        f"{row['unchanged_ms']} ms with none",
+        flush=True,
+    )
+    return row
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     print(f"machine: {ingest.machine()}", flush=True)
+    costs = [in_process(series) for series in args.series]
+    if args.in_process_only:
+        return 0
     rows = [row for series in args.series for row in run(series, args)]
+    print("\n| series x 1000 samples | scrape CPU ms, every window changed | none |")
+    print("| ---: | ---: | ---: |")
+    for cost in costs:
+        print(f"| {cost['series']} | {cost['changed_ms']} | {cost['unchanged_ms']} |")
+    print(
+        "\n| series | idle scrape wall ms (median) | daemon CPU ms per scrape | body |"
+    )
+    print("| ---: | ---: | ---: | ---: |")
+    for row in rows:
+        if row.get("idle"):
+            print(
+                f"| {row['series']} | {row['scrape_ms_median']} "
+                f"| {row['scrape_cpu_ms_mean']} | {row['body_kb']} KiB |"
+            )
     print("\n| series | scrape every 1 s | lines/s (median) | lost | scrape ms |")
     print("| ---: | --- | ---: | ---: | ---: |")
     for series in args.series:
         for scraping in (False, True):
             picked = [
-                r for r in rows if r["series"] == series and r["scraping"] == scraping
+                r
+                for r in rows
+                if r["series"] == series and r.get("scraping") == scraping
             ]
             rate = statistics.median(r["lines_per_s"] for r in picked)
             lost = sum(r["lost"] for r in picked)

@@ -204,6 +204,16 @@ class RollingWindow:
         """The held samples, oldest first, as a new array (a copy)."""
         return self.tail(self._size)
 
+    def unordered(self) -> FloatArray:
+        """The held samples in storage order, not time order: a read-only view for
+        order-free statistics (percentiles), valid until the next append. O(1).
+
+        Samples always occupy the buffer's first ``len`` slots: the ring only wraps
+        once it is full."""
+        view = self._buf[: self._size]
+        view.flags.writeable = False
+        return view
+
     def tail(self, k: int) -> FloatArray:
         """The newest ``min(k, len)`` samples, oldest first, as a new array."""
         k = max(0, min(int(k), self._size))

@@ -90,6 +90,26 @@ class TestRingBuffer:
         assert values[len(values) - min(k, len(values)) :] == window.tail(k).tolist()
 
     @settings(max_examples=100, deadline=None)
+    @given(capacity_and_batches(), st.integers(1, 40))
+    def test_unordered_holds_the_same_samples(
+        self, case: tuple[int, list[list[float]]], new_capacity: int
+    ) -> None:
+        """unordered() is values() in some order, read-only, through appends,
+        extends and resizes."""
+        capacity, batches = case
+        window = RollingWindow(capacity)
+        for index, batch in enumerate(batches):
+            if index == len(batches) // 2:
+                window.resize(new_capacity)
+            window.extend(np.array(batch))
+            if batch:
+                window.append(batch[0])
+            view = window.unordered()
+            assert sorted(window.values().tolist()) == sorted(view.tolist())
+            with pytest.raises(ValueError, match="read-only"):
+                view[:] = 0.0
+
+    @settings(max_examples=100, deadline=None)
     @given(capacity_and_batches())
     def test_append_equals_extend(self, case: tuple[int, list[list[float]]]) -> None:
         """Appending one by one gives the same window as extending by batches."""
