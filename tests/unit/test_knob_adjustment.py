@@ -51,3 +51,12 @@ class TestAdjustment:
         assert Adjustment(
             "rounded", "batch: 33.4 is not a whole number; set to 33"
         ) == adjust(BATCH, 33.4)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("spec", [RATIO, BATCH, KnobSpec("free", 1.5)])
+def test_clamp_refuses_non_finite_values(spec: KnobSpec, value: float) -> None:
+    """NaN and infinities are refused whoever sets them (a plugin's proposal too),
+    with or without bounds and step."""
+    with pytest.raises(ValueError, match="not a finite number"):
+        spec.clamp(value)
