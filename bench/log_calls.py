@@ -47,7 +47,7 @@ class _Stalled(Exception):
 
 def _open_sink(kind: str) -> tuple[TextIO, Any]:
     if kind == "devnull":
-        return open(os.devnull, "w"), None  # noqa: SIM115, PTH123 - closed by caller
+        return open(os.devnull, "w"), None
     if kind == "pipe":
         reader = subprocess.Popen(
             ["cat"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
@@ -170,7 +170,8 @@ def main() -> int:
         if kind == "stalled":
             result = run_stalled(args.stall_seconds)
             print(
-                f"stalled  {result['calls']} calls returned in {args.stall_seconds:g} s, "
+                f"stalled  {result['calls']} calls returned in "
+                f"{args.stall_seconds:g} s, "
                 f"blocked={result['blocked']}, slowest call "
                 f"{result['slowest_call_ms']:.2f} ms"
                 + (f", dropped {result['dropped']}" if "dropped" in result else "")
