@@ -29,7 +29,7 @@ from perfwarden.http_server import HttpServer
 from perfwarden.ingest import DatagramReceiver, Ingestor, StreamIngestServer
 from perfwarden.knobs import KnobStore, spec_of
 from perfwarden.learning import Learning
-from perfwarden.logs import get_logger
+from perfwarden.logs import begin_shutdown, get_logger
 from perfwarden.optimizer import OptimizerEngine
 from perfwarden.plugin_runtime import PluginRuntime
 from perfwarden.sampler import ProcessSampler, SelfMonitor
@@ -250,6 +250,8 @@ class Daemon:
         try:
             await self._stop.wait()
         finally:
+            # Past a full log queue (stdout not read): the last lines get in.
+            begin_shutdown()
             _log.info("daemon.stopping", pid=os.getpid(), uptime=self.uptime())
             self.notifier.notify("STOPPING=1")
             watcher.stop()

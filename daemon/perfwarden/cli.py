@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Final
 
 from perfwarden import __version__
 from perfwarden.errors import ControlError, DaemonUnreachableError, PerfwardenError
+from perfwarden.log_writer import DEFAULT_MAX_QUEUED
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -25,6 +26,17 @@ EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_UNREACHABLE: Final = 3
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        msg = f"must be a whole number of at least 1, not {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
 
 
 def _add_socket_dir(parser: argparse.ArgumentParser, *, nested: bool = False) -> None:
@@ -71,6 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         choices=["auto", "json", "console"],
         help="auto: JSON unless stdout is a terminal",
+    )
+    p.add_argument(
+        "--log-buffer",
+        type=_positive_int,
+        default=DEFAULT_MAX_QUEUED,
+        metavar="LINES",
+        help="log lines held while stdout is not read; more are dropped, counted "
+        f"and reported by a log.dropped event (default: {DEFAULT_MAX_QUEUED})",
     )
     p.set_defaults(command_module="run")
 

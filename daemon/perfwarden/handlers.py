@@ -23,6 +23,7 @@ from perfwarden.control.server import Command
 from perfwarden.durations import parse_duration
 from perfwarden.errors import ControlError
 from perfwarden.knobs import adjustment
+from perfwarden.logs import log_stats
 from perfwarden.report import alert_summary, monitoring_dashboard, validation_results
 from perfwarden.stats import summarize
 from perfwarden.trend import label
@@ -218,6 +219,7 @@ def build_commands(daemon: Daemon) -> dict[str, Command]:
             "socket_dir": str(daemon.socket_dir),
             "state_dir": str(daemon.state_dir),
             "ingest": daemon.ingestor.counters.as_dict(),
+            "log": log_stats(),
             "series": len(daemon.store),
             "set_members_overflow": daemon.store.set_overflow,
             "memory": {"rss_bytes": memory.rss, "rss_mb": round(memory.rss / 2**20, 1)},

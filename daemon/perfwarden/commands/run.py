@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from perfwarden.app import Daemon
 from perfwarden.config import ConfigError, load_config, resolve_config_path
-from perfwarden.logs import configure_logging
+from perfwarden.logs import configure_logging, shutdown_logging
 from perfwarden.paths import resolve_socket_dir, resolve_state_dir
 
 if TYPE_CHECKING:
@@ -32,7 +32,21 @@ def _raise_fd_limit() -> None:
 def run(args: argparse.Namespace) -> int:
     """Load the config, then run the daemon until SIGTERM / SIGINT."""
     json_logs = {"auto": None, "json": True, "console": False}[args.log_format]
-    configure_logging(args.log_level, json=json_logs)
+    configure_logging(
+        args.log_level,
+        json=json_logs,
+        max_queued=args.log_buffer,
+        capture_stdout=True,
+    )
+    try:
+        return _run(args)
+    finally:
+        # The last lines (daemon.stopped) leave within a deadline, even when
+        # nobody reads stdout any more.
+        shutdown_logging()
+
+
+def _run(args: argparse.Namespace) -> int:
     config_path = resolve_config_path(args.config, os.environ)
     try:
         config = load_config(config_path)

@@ -39,6 +39,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"           malformed {reason}: {count}")
     for reason, count in ingest["dropped_by_reason"].items():
         print(f"           dropped {reason}: {count}")
+    log = data.get("log") or {}
+    if log:
+        print(
+            f"log        written {log['written']}  dropped {log['dropped']}  "
+            f"queued {log['queued']}/{log['max_queued']}  output {log['output']}"
+        )
+        for reason, count in log["dropped_by_reason"].items():
+            if count:
+                print(f"           dropped {reason}: {count}")
     plugins = data.get("plugins") or []
     print(f"plugins    {len(plugins) or 'none loaded'}")
     return 0
