@@ -2,7 +2,9 @@
 
 :class:`DaemonProcess` runs a real ``perfwarden run`` in a subprocess on private
 temporary directories, waits for its ``READY=1`` on a test-owned ``NOTIFY_SOCKET``,
-and offers the CLI, the metric sockets and the JSON log lines to assert on.
+and offers the CLI, the metric sockets and the JSON log lines to assert on. Its
+stdout (the log) and stderr go to ``log_path``, or stdout goes to a descriptor the
+test owns (``stdout=``: a pipe it reads, reads late, or closes).
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class DaemonProcess:
         base_dir: Path | None = None,
         extra_env: Mapping[str, str] | None = None,
         args: Iterable[str] = (),
+        stdout: int | None = None,
     ) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if base_dir is None:
@@ -84,6 +87,7 @@ class DaemonProcess:
         self.log_path = base_dir / "daemon.log"
         self._extra_env = dict(extra_env or {})
         self._args = list(args)
+        self._stdout = stdout
         self.process: subprocess.Popen[bytes] | None = None
         self._notify: socket.socket | None = None
         self._notify_reader: threading.Thread | None = None
@@ -123,7 +127,10 @@ class DaemonProcess:
         command += self._args
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env=env
+                command,
+                stdout=log if self._stdout is None else self._stdout,
+                stderr=subprocess.STDOUT if self._stdout is None else log,
+                env=env,
             )
         if wait_ready:
             self.wait_notification("READY=1", timeout)
@@ -268,7 +275,7 @@ class DaemonProcess:
     # -- logs -------------------------------------------------------------------------
 
     def log_text(self) -> str:
-        """Everything the daemon printed so far."""
+        """Everything the daemon printed so far (only stderr when ``stdout=``)."""
         return (
             self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         )
