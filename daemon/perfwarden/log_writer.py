@@ -223,7 +223,7 @@ class QueuedLineWriter:
                     lines.append(item)
                     size += len(item)
                 elif isinstance(item, int):
-                    lines.append(self._render_dropped(item, "queue_full"))
+                    lines.append(self._dropped_line(item, "queue_full"))
                 elif item is None:
                     stop = True
                     break
@@ -242,12 +242,18 @@ class QueuedLineWriter:
             if stop:
                 return
 
+    def _dropped_line(self, count: int, reason: str) -> str:
+        try:
+            return self._render_dropped(count, reason)
+        except Exception:  # noqa: BLE001 - the writer thread must not die of it
+            return f'{{"event": "log.dropped", "count": {count}, "reason": "{reason}"}}'
+
     def _write_lines(self, lines: list[str]) -> None:
         if self.output_closed:
             self._count_lost(len(lines), "closed")
             return
         if self._unreported:
-            lines.insert(0, self._render_dropped(self._unreported, "write_error"))
+            lines.insert(0, self._dropped_line(self._unreported, "write_error"))
             self._unreported = 0
         text = "\n".join(lines) + "\n"
         if self._mid_line:

@@ -14,6 +14,7 @@ is queued within a deadline.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from typing import Any, Final, TextIO, cast
@@ -44,6 +45,7 @@ _LEVELS: Final = {
 }
 
 _writer: QueuedLineWriter | None = None
+_owned: list[TextIO] = []  # streams opened here, closed by shutdown_logging
 
 
 def configure_logging(
@@ -65,6 +67,8 @@ def configure_logging(
     out = stream if stream is not None else sys.stdout
     if isinstance(out, StdoutLines):
         out = out.original
+    if out is None:  # started with stdout closed: the lines go nowhere
+        out = _devnull()
     if json is None:
         json = not out.isatty()
     renderer: Any = (
@@ -93,6 +97,12 @@ def configure_logging(
         cache_logger_on_first_use=True,
     )
     return writer
+
+
+def _devnull() -> TextIO:
+    stream = open(os.devnull, "w")  # noqa: SIM115 - closed by shutdown_logging
+    _owned.append(stream)
+    return stream
 
 
 def _dropped_renderer(processors: list[Any]) -> Any:
@@ -127,7 +137,10 @@ def begin_shutdown() -> None:
 def shutdown_logging(timeout: float = FLUSH_SECONDS) -> bool:
     """Write what is queued within ``timeout`` seconds, then stop the writer; later
     lines are counted as dropped. False if the output did not take them in time."""
-    return _writer.close(timeout) if _writer is not None else True
+    done = _writer.close(timeout) if _writer is not None else True
+    while done and _owned:
+        _owned.pop().close()
+    return done
 
 
 def get_logger(name: str | None = None) -> Any:

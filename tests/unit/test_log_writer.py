@@ -215,6 +215,29 @@ class TestQueuedLineWriter:
         expected = [f"parent {i}" for i in range(200)] + ["parent last"]
         assert expected == [line for line in lines if line.startswith("parent")]
 
+    def test_marker_survives_a_failing_renderer(self) -> None:
+        """A renderer that raises still leaves a ``log.dropped`` line."""
+
+        def broken(count: int, reason: str) -> str:
+            raise RuntimeError(count, reason)
+
+        stream = GateStream()
+        writer = QueuedLineWriter(stream, broken, max_queued=1)
+        writer.msg("a")
+        assert stream.entered.wait(10)
+        writer.msg("b")
+        writer.msg("c")
+        stream.gate.set()
+        assert writer.flush(10)
+        writer.msg("d")
+        assert writer.close(10)
+        lines = stream.getvalue().splitlines()
+        assert ["a", "b"] == lines[:2]
+        assert {"event": "log.dropped", "count": 1, "reason": "queue_full"} == (
+            json.loads(lines[2])
+        )
+        assert "d" == lines[3]
+
 
 class TestStdoutLines:
     """``print()`` to the daemon's stdout goes through the queue as whole lines."""
@@ -296,6 +319,16 @@ class TestConfigureLogging:
         assert "test.console" in text
         assert "key" in text
         assert not text.lstrip().startswith("{")
+
+    def test_closed_stdout_at_start(
+        self, configured: None, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Started with stdout closed (``sys.stdout`` is None): logging still works."""
+        monkeypatch.setattr(sys, "stdout", None)
+        logs.configure_logging("info", json=True)
+        logs.get_logger("test").info("test.nowhere")
+        assert logs.shutdown_logging(10)
+        assert 0 == logs.log_stats()["dropped"]
 
     def test_capture_stdout_keeps_lines_whole(
         self,
