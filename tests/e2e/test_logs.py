@@ -92,9 +92,12 @@ def _stdout_pipe() -> Iterator[StdoutPipe]:
 
 
 def start(
-    make_daemon: Callable[..., DaemonProcess], pipe: StdoutPipe, *args: str
+    make_daemon: Callable[..., DaemonProcess],
+    pipe: StdoutPipe,
+    *args: str,
+    extra_env: dict[str, str] | None = None,
 ) -> DaemonProcess:
-    daemon = make_daemon(CONFIG, stdout=pipe.write_fd, args=args)
+    daemon = make_daemon(CONFIG, stdout=pipe.write_fd, args=args, extra_env=extra_env)
     try:
         daemon.start()
     finally:
@@ -123,9 +126,15 @@ class TestStalledReader:
         self, make_daemon: Callable[..., DaemonProcess], stdout_pipe: StdoutPipe
     ) -> None:
         """With the pipe full and unread the daemon still answers ``perfwarden
-        status`` and ingests; once read again, one ``log.dropped`` stands where
-        the lines are missing, and later lines arrive."""
-        daemon = start(make_daemon, stdout_pipe, "--log-buffer", "20")
+        status``, ingests and pings the watchdog; once read again, one
+        ``log.dropped`` stands where the lines are missing, and later lines arrive."""
+        daemon = start(
+            make_daemon,
+            stdout_pipe,
+            "--log-buffer",
+            "20",
+            extra_env={"WATCHDOG_USEC": "1000000"},  # a ping every 0.5 s
+        )
         sent = 0
 
         def flood() -> bool:
@@ -138,14 +147,17 @@ class TestStalledReader:
         stats = log_stats(daemon)
         assert (20, "open") == (stats["queued"], stats["output"])
 
-        # The loop is free: the real CLI, a control request, ingest.
+        # The loop is free: the real CLI, a control request, ingest, the watchdog.
+        pings = daemon.notifications.count("WATCHDOG=1")
         started = time.monotonic()
         status = daemon.cli("status", timeout=30)
         assert 0 == status.returncode, status.stderr
         assert "dropped queue_full" in status.stdout
         daemon.send_datagrams(["context_loading_time:87|ms"] * 50)
         assert 50 == daemon.wait_received(50)["accepted"]
+        wait_until(lambda: daemon.notifications.count("WATCHDOG=1") >= pings + 2)
         assert time.monotonic() - started < 20
+        assert "open" == log_stats(daemon)["output"]
 
         stdout_pipe.resume()
         log_line(daemon, "after-resume")
