@@ -4,10 +4,11 @@ Method
 ------
 A real ``python -m perfwarden run --log-format json`` runs in a subprocess on
 temporary directories, with its stdout as a pipe. A reader thread stamps every log
-line with ``time.monotonic()`` the moment it arrives (the daemon's structlog logger
-writes and flushes one line per event), so the measured latency is what a consumer
-tailing the log sees: kernel delivery of the datagram, the daemon's loop wake-up,
-parse, commit, evaluation, the log write and the pipe.
+line with ``time.monotonic()`` the moment it arrives (the daemon's log writer thread
+writes each line as soon as it is queued and the thread gets the GIL), so the
+measured latency is what a consumer tailing the log sees: kernel delivery of the
+datagram, the daemon's loop wake-up, parse, commit, evaluation, the hand-over to the
+log writer thread, the write and the pipe.
 
 The config (``for: 0s``, ``evaluation.window`` 100, ``min_samples`` 30) has a probe
 metric ``probe_time`` (upper bound, warning 150, critical 200) and a background metric
