@@ -9,8 +9,9 @@ systemd's ``$CONFIGURATION_DIRECTORY``, the packaged default).
 The YAML is *composed*, not loaded, so every value keeps the line it came from
 (:mod:`.config_nodes` reads the nodes); this module holds the schema: the known keys
 of every section, their types and ranges, and the cross-field rules (threshold order
-by bound, knob ranges, one process matcher, group access needs a group).  Every record
-type is re-exported here: import configuration names from this module.
+by bound, knob ranges, one process matcher, group access needs a group; the built-in
+``exec``/``webhook`` timings against ``plugin_timeout`` are in :mod:`.config_plugins`).
+Every record type is re-exported here: import configuration names from this module.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ from perfwarden.config_nodes import (
     regex,
     tag_key,
 )
+from perfwarden.config_plugins import check_plugin_timing
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -239,6 +241,7 @@ def _build(c: Checker, root: Node) -> Config | None:
         message = f"unsupported version {version}; this perfwarden reads version 1"
         c.add(line_of(version_node), "version", message)
     statistics = _statistics(c, _sub(c, top, "statistics", _STATISTICS_KEYS))
+    optimizer = _optimizer(c, _sub(c, top, "optimizer", _OPTIMIZER_KEYS))
     return Config(
         version=CONFIG_VERSION,
         statistics=statistics,
@@ -247,9 +250,9 @@ def _build(c: Checker, root: Node) -> Config | None:
         ),
         metrics=_metrics(c, _sub(c, top, "metrics", None), statistics),
         knobs=_knobs(c, _sub(c, top, "knobs", None)),
-        optimizer=_optimizer(c, _sub(c, top, "optimizer", _OPTIMIZER_KEYS)),
+        optimizer=optimizer,
         processes=_processes(c, c.items(top.node("processes"), "processes")),
-        plugins=_plugins(c, _sub(c, top, "plugins", None)),
+        plugins=_plugins(c, _sub(c, top, "plugins", None), optimizer.plugin_timeout),
         control=_control(c, _sub(c, top, "control", _CONTROL_KEYS)),
         sockets=_sockets(c, _sub(c, top, "sockets", _SOCKETS_KEYS)),
         ingest=_ingest(c, _sub(c, top, "ingest", _INGEST_KEYS)),
@@ -531,7 +534,9 @@ def _match(c: Checker, p: Section) -> Mapping[str, str | int]:
     return MappingProxyType(match)
 
 
-def _plugins(c: Checker, section: Section) -> Mapping[str, PluginConfig]:
+def _plugins(
+    c: Checker, section: Section, plugin_timeout: float
+) -> Mapping[str, PluginConfig]:
     plugins: dict[str, PluginConfig] = {}
     for name, (key_node, value_node) in section.entries.items():
         key = section.dotted(name)
@@ -547,6 +552,8 @@ def _plugins(c: Checker, section: Section) -> Mapping[str, PluginConfig]:
             if option != "enabled"
         }
         enabled = c.boolean(p, "enabled", default=True)
+        if enabled:
+            check_plugin_timing(c, p, name, options, plugin_timeout)
         plugins[name] = PluginConfig(name, enabled, MappingProxyType(options))
     return MappingProxyType(plugins)
 

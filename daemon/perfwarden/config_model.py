@@ -169,7 +169,8 @@ class OptimizerConfig:
     validation_samples: int = 200
     significance: float = 0.05
     cooldown: float = 60.0
-    #: How long one plugin call (load, propose, apply, revert) may take.
+    #: How long one plugin call (load, propose, apply, revert) may take; the call's
+    #: deadline, which the plugin sees, comes a grace earlier (see perfwarden.deadline).
     plugin_timeout: float = 5.0
     #: Consecutive failures (errors, timeouts, garbage) before a plugin is disabled.
     max_failures: int = 3

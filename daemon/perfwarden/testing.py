@@ -3,6 +3,8 @@
 :class:`DaemonProcess` runs a real ``perfwarden run`` in a subprocess on private
 temporary directories, waits for its ``READY=1`` on a test-owned ``NOTIFY_SOCKET``,
 and offers the CLI, the metric sockets and the JSON log lines to assert on.
+:func:`plugin_deadline` runs a plugin's code as if the daemon called it, with a
+deadline.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from perfwarden.deadline import deadline_scope
 from perfwarden.paths import CONTROL_SOCKET, METRICS_SOCKET, METRICS_STREAM_SOCKET
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping
     from types import TracebackType
 
-__all__ = ["DaemonProcess", "FakeClock", "wait_until"]
+__all__ = ["DaemonProcess", "FakeClock", "plugin_deadline", "wait_until"]
 
 
 def wait_until(
@@ -42,6 +45,18 @@ def wait_until(
             msg = f"condition not met within {timeout}s: {condition}"
             raise TimeoutError(msg)
         time.sleep(interval)
+
+
+@contextlib.contextmanager
+def plugin_deadline(seconds: float) -> Iterator[float]:
+    """Run the block as a plugin call with ``seconds`` left before its deadline.
+
+    Inside, :func:`perfwarden.plugin_api.time_left` counts down from ``seconds``
+    (in this thread; the daemon also carries it into the call's worker thread).
+    Yields the deadline, in ``time.monotonic()`` seconds.
+    """
+    with deadline_scope(time.monotonic() + seconds) as deadline:
+        yield deadline
 
 
 class FakeClock:
