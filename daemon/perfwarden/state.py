@@ -71,7 +71,7 @@ from perfwarden.store import Series
 from perfwarden.window import RollingWindow
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from perfwarden.evaluator import Evaluator
     from perfwarden.knobs import KnobStore
@@ -602,8 +602,7 @@ class StateStore:
             for seq, key, first, values in snap.chunks_added
         ]
         with self._write_lock:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _transaction(conn):
                 conn.executemany(
                     "INSERT OR REPLACE INTO series VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     snap.series,
@@ -639,11 +638,6 @@ class StateStore:
                     "INSERT OR REPLACE INTO meta VALUES ('last_checkpoint_at', ?)",
                     (repr(snap.at),),
                 )
-                conn.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                raise
             if final:
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return time.perf_counter() - started
@@ -742,10 +736,22 @@ def _check(conn: sqlite3.Connection) -> None:
         raise _Unusable(msg)
 
 
-def _create(conn: sqlite3.Connection) -> None:
-    """The schema, the meta rows and the header ids, in one transaction."""
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back if the block raises."""
     conn.execute("BEGIN IMMEDIATE")
     try:
+        yield
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _create(conn: sqlite3.Connection) -> None:
+    """The schema, the meta rows and the header ids, in one transaction."""
+    with _transaction(conn):
         for statement in _SCHEMA.split(";"):
             if statement.strip():
                 conn.execute(statement)
@@ -760,18 +766,12 @@ def _create(conn: sqlite3.Connection) -> None:
         )
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        conn.execute("COMMIT")
-    except BaseException:
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
-        raise
 
 
 def _migrate_from_v1(conn: sqlite3.Connection) -> None:
     """Schema 1 kept each window as one blob in ``series.samples``: make each blob
     the series' one chunk (its first sample numbered ``total_count - len``)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with _transaction(conn):
         samples_table = _SCHEMA[_SCHEMA.index("CREATE TABLE samples") :]
         conn.execute(samples_table[: samples_table.index(";")])
         conn.execute(
@@ -785,11 +785,6 @@ def _migrate_from_v1(conn: sqlite3.Connection) -> None:
             (str(SCHEMA_VERSION),),
         )
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        conn.execute("COMMIT")
-    except BaseException:
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
-        raise
     _log.info("state.migrated", from_version=1, to_version=SCHEMA_VERSION)
 
 

@@ -29,7 +29,14 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
     from types import TracebackType
 
-__all__ = ["DaemonProcess", "FakeClock", "plugin_deadline", "wait_until"]
+__all__ = [
+    "DaemonProcess",
+    "FakeClock",
+    "SlowEndpoint",
+    "plugin_deadline",
+    "slow_http_endpoint",
+    "wait_until",
+]
 
 
 def wait_until(
@@ -57,6 +64,60 @@ def plugin_deadline(seconds: float) -> Iterator[float]:
     """
     with deadline_scope(time.monotonic() + seconds) as deadline:
         yield deadline
+
+
+class SlowEndpoint:
+    """A local HTTP endpoint that takes every POST and answers only when released:
+    what a plugin's request timeouts are tested against."""
+
+    def __init__(self, url: str) -> None:
+        #: Where to POST.
+        self.url = url
+        #: ``time.monotonic()`` of each request, as it arrived.
+        self.requests: list[float] = []
+        #: Set it to answer the waiting requests (200, empty body).
+        self.release = threading.Event()
+
+
+@contextlib.contextmanager
+def slow_http_endpoint(patience: float = 60.0) -> Iterator[SlowEndpoint]:
+    """Serve a :class:`SlowEndpoint` on loopback (a thread) for the block.
+
+    A request is answered once ``release`` is set, or after ``patience`` seconds;
+    leaving the block releases them all and stops the server.
+    """
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: PLC0415
+
+    endpoint: SlowEndpoint | None = None
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            assert endpoint is not None  # noqa: S101
+            endpoint.requests.append(time.monotonic())
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            endpoint.release.wait(patience)
+            with contextlib.suppress(OSError):  # the client may have given up
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Quiet: the test's output is the test's."""
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    endpoint = SlowEndpoint(f"http://127.0.0.1:{httpd.server_address[1]}/hook")
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    try:
+        yield endpoint
+    finally:
+        endpoint.release.set()
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
 
 
 class FakeClock:

@@ -10,13 +10,12 @@ timeout and one failure for the circuit breaker.
 
 from __future__ import annotations
 
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from perfwarden.testing import SlowEndpoint, slow_http_endpoint
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -133,53 +132,22 @@ class TestExecOverrun:
         assert "active" == plugin(daemon, "exec")["state"]
 
 
-class _NeverAnswers(BaseHTTPRequestHandler):
-    """Reads the POST, then waits until the test ends before answering."""
-
-    release: ClassVar[threading.Event]
-    requests: ClassVar[list[float]]
-
-    def do_POST(self) -> None:
-        type(self).requests.append(time.monotonic())
-        self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        type(self).release.wait(60)
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Keep the test output quiet."""
-
-
 @pytest.fixture(name="slow_endpoint")
-def _slow_endpoint() -> Iterator[tuple[str, type[_NeverAnswers]]]:
-    """A local HTTP server in a thread that never answers a POST in time."""
-
-    class Handler(_NeverAnswers):
-        release: ClassVar[threading.Event] = threading.Event()
-        requests: ClassVar[list[float]] = []
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(
-        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}
-    )
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/hook", Handler
-    finally:
-        Handler.release.set()
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
+def _slow_endpoint() -> Iterator[SlowEndpoint]:
+    """A local HTTP endpoint that does not answer a POST in time."""
+    with slow_http_endpoint() as endpoint:
+        yield endpoint
 
 
 class TestWebhookOverrun:
     def test_request_dropped_at_the_deadline(
         self,
         make_daemon: Callable[..., DaemonProcess],
-        slow_endpoint: tuple[str, type[_NeverAnswers]],
+        slow_endpoint: SlowEndpoint,
     ) -> None:
         """With the default options one attempt gets the whole call; there is
         no time for a retry; the log says timeout, not abandoned."""
-        url, handler = slow_endpoint
+        url, handler = slow_endpoint.url, slow_endpoint
         plugins = f"  webhook: {{url: '{url}', expected_improvement: 0.1}}\n"
         config = CONFIG.format(max_failures=3, plugin="webhook", plugins=plugins)
         daemon = make_daemon(config).start()

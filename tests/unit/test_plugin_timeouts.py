@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import math
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 import pytest
 
 from perfwarden.plugin_api import ObservedStats, OptimizerContext, Violation
-from perfwarden.testing import FakeClock, plugin_deadline
+from perfwarden.testing import (
+    FakeClock,
+    SlowEndpoint,
+    plugin_deadline,
+    slow_http_endpoint,
+)
 from perfwarden_optimizers._common import OptionError, call_limit, opt_seconds
 from perfwarden_optimizers.exec_action import (
     CommandFailed,
@@ -161,56 +164,22 @@ class TestExecDeadline:
             assert 0 == getattr(apply(), "returncode", None)
 
 
-class _Slow(BaseHTTPRequestHandler):
-    """Answers 200 once ``release`` is set (or after 30 s); counts requests."""
-
-    release: ClassVar[threading.Event]
-    requests: ClassVar[list[float]]
-
-    def do_POST(self) -> None:
-        type(self).requests.append(time.monotonic())
-        self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        type(self).release.wait(30)
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Keep the test output quiet."""
-
-
 @pytest.fixture(name="slow_server")
-def _slow_server() -> Iterator[tuple[str, type[_Slow]]]:
+def _slow_server() -> Iterator[SlowEndpoint]:
     """A real HTTP server that does not answer until the test ends."""
-
-    class Handler(_Slow):
-        release: ClassVar[threading.Event] = threading.Event()
-        requests: ClassVar[list[float]] = []
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(
-        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}
-    )
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/hook", Handler
-    finally:
-        Handler.release.set()
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
+    with slow_http_endpoint(patience=30.0) as endpoint:
+        yield endpoint
 
 
 class TestWebhookDeadline:
     """webhook attempts and backoffs all end by the call's deadline."""
 
     def test_slow_endpoint_times_out_at_the_deadline(
-        self, slow_server: tuple[str, type[_Slow]]
+        self, slow_server: SlowEndpoint
     ) -> None:
         """Without a timeout option one attempt may use the whole call; then
         there is no time to retry, and the error is a timeout."""
-        url, handler = slow_server
+        url, handler = slow_server.url, slow_server
         apply = action(WebhookOptimizer({"url": url})).apply
         started = time.monotonic()
         with plugin_deadline(0.5), pytest.raises(WebhookTimedOut) as info:
@@ -223,10 +192,10 @@ class TestWebhookDeadline:
         assert 1 == len(handler.requests)
 
     def test_own_timeout_leaves_room_for_retries(
-        self, slow_server: tuple[str, type[_Slow]]
+        self, slow_server: SlowEndpoint
     ) -> None:
         """A short per-attempt timeout: every retry fits in the deadline."""
-        url, handler = slow_server
+        url, handler = slow_server.url, slow_server
         plugin = WebhookOptimizer(
             {"url": url, "timeout": "200ms", "retries": 2, "backoff": "50ms"}
         )
@@ -262,11 +231,9 @@ class TestWebhookDeadline:
         assert not isinstance(info.value, TimeoutError)
         assert "after 2 attempt(s); no time for retry 2" in str(info.value)
 
-    def test_no_time_left_sends_nothing(
-        self, slow_server: tuple[str, type[_Slow]]
-    ) -> None:
+    def test_no_time_left_sends_nothing(self, slow_server: SlowEndpoint) -> None:
         """Past the deadline nothing is sent."""
-        url, handler = slow_server
+        url, handler = slow_server.url, slow_server
         apply = action(WebhookOptimizer({"url": url})).apply
         with plugin_deadline(0), pytest.raises(WebhookTimedOut, match="not sent"):
             apply()
