@@ -528,6 +528,21 @@ class TestExpiredSeries:
         assert checkpoint(a, final=True)
         assert [5.0] == saved_rows(tmp_path)["m|g|#pid:2"][1]
 
+    def test_a_key_back_is_not_pieced_onto_its_old_chunks(self, tmp_path: Path) -> None:
+        """A key back with more samples than it had is saved whole: its window after
+        a restart holds only the new series' samples."""
+        a = make(tmp_path)
+        a.state.restore()
+        feed(a, "m|g", [1.0, 2.0, 3.0])
+        assert checkpoint(a)
+        gone = a.store.expire(time.monotonic() + 7200, lambda name: 3600.0)
+        a.state.forget(series.key for series, _ in gone)
+        feed(a, "m|g", [10.0, 20.0, 30.0, 40.0, 50.0])
+        b = restart(a, tmp_path)
+        series = b.store.get("m|g")
+        assert series is not None
+        assert [10.0, 20.0, 30.0, 40.0, 50.0] == series.window.values().tolist()
+
     def test_forgotten_while_a_checkpoint_writes(self, tmp_path: Path) -> None:
         """A series that expires while a checkpoint is writing is saved anew next."""
         a = make(tmp_path)
