@@ -24,6 +24,7 @@ from perfwarden.config import Config, ConfigError, load_config
 from perfwarden.control.server import ControlServer
 from perfwarden.dispatch import Dispatcher
 from perfwarden.evaluator import Evaluator
+from perfwarden.expiry import SeriesExpiry
 from perfwarden.handlers import build_commands
 from perfwarden.http_server import HttpServer
 from perfwarden.ingest import DatagramReceiver, Ingestor, StreamIngestServer
@@ -107,6 +108,9 @@ class Daemon:
             learning=self.learning,
             optimizer=self.optimizer,
             knobs=self.knobs,
+        )
+        self.expiry = SeriesExpiry(
+            self.store, self.evaluator, self.state.forget, lambda: self.config
         )
         self.evaluator.subscribers.append(self.optimizer.on_alert)
         self.evaluator.subscribers.append(self.dispatcher)
@@ -292,6 +296,7 @@ class Daemon:
             self.store.roll_interval(interval)
             self.store.take_updated()
             self.evaluator.tick()
+            self.expiry.sweep()
             self.ticks += 1
             if self.ticks % 10 == 0:
                 self.notifier.notify(f"STATUS={self._status_line()}")

@@ -367,6 +367,22 @@ class Evaluator:
             self.observations.pop(key, None)
             self._seen.pop(key, None)
 
+    def retire(self, gone: Iterable[Series]) -> None:
+        """Close, then forget, the alerts of series that left the store (expired):
+        pending is cancelled, firing or no_data resolved, each as one event."""
+        config, now = self._config(), self._clock()
+        keys = set()
+        for series in gone:
+            keys.add(series.key)
+            alert = self.alerts.get(series.key)
+            metric = config.metrics.get(series.name)
+            if alert is None or metric is None or alert.state is AlertState.OK:
+                continue
+            pending = alert.state is AlertState.PENDING
+            closing = Transition.CANCELLED if pending else Transition.RESOLVED
+            self._set(series, metric, config, alert, SeriesAlert(since=now), closing)
+        self.forget(lambda key: key not in keys)
+
 
 #: The verdict used when a series leaves ``no_data`` (its value is not looked at).
 _NEUTRAL: Final = Verdict(violated=None, clear_of_warning=True, clear_of_critical=True)

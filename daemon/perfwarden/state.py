@@ -44,6 +44,12 @@ table carries ``schema_version``. A file that is not SQLite, a SQLite database o
 another application, a newer schema or a failed ``quick_check`` is renamed to
 ``state.db.corrupt-<timestamp>`` (with its ``-wal``/``-shm``), logged as
 ``state.discarded`` with the reason, and the daemon starts fresh.
+
+**Idle time.** A series' last update is saved as wall-clock time, but the time the
+daemon was down does not count as idle (as the monotonic clock does not count a
+suspend): at restore a series is as idle as it was at the last checkpoint, and the
+first checkpoint after the restore moves the saved times forward by the downtime.
+Series that expire (:meth:`StateStore.forget`) leave the file at the next checkpoint.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import sqlite3
 import threading
@@ -71,7 +78,7 @@ from perfwarden.store import Series
 from perfwarden.window import RollingWindow
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
     from perfwarden.evaluator import Evaluator
     from perfwarden.knobs import KnobStore
@@ -137,6 +144,9 @@ _SeriesMark = tuple[int, int, float]
 #: A chunk of a series' samples in the file: ``(seq, first, count)``.
 _Chunk = tuple[int, int, int]
 _AlertMark = tuple[SeriesAlert, tuple[float, float] | None, int | None]
+#: The marks of a row the file holds but memory does not match: rewritten or deleted.
+_STALE_SERIES: Final[_SeriesMark] = (-1, -1, 0.0)
+_STALE_ALERT: Final[_AlertMark] = (SeriesAlert(since=-1.0), None, None)
 
 
 class _Unusable(Exception):
@@ -192,6 +202,8 @@ class _Snapshot:
     alerts: list[tuple[Any, ...]] = field(default_factory=list)
     alert_marks: dict[str, _AlertMark] = field(default_factory=dict)
     alerts_removed: list[str] = field(default_factory=list)
+    #: Seconds added to every saved ``last_update`` (the downtime before a restore).
+    downtime: float = 0.0
     documents: dict[str, str] = field(default_factory=dict)
     history: list[str] | None = None
     history_version: int = 0
@@ -233,6 +245,10 @@ class StateStore:
         self._alert_marks: dict[str, _AlertMark] = {}
         self._documents: dict[str, str] = {}
         self._history_version = -1
+        # Keys forgotten since the last snapshot, and the downtime not yet moved
+        # into the file's last_update times.
+        self._forgotten: set[str] = set()
+        self._downtime = 0.0
         self.restored: RestoreReport | None = None
         self.checkpoints = 0
         self.failures = 0
@@ -323,19 +339,28 @@ class StateStore:
 
     def _apply(self, data: dict[str, Any], report: RestoreReport) -> None:
         mono, wall = self._clock(), self._wall()
+        saved_at: float | None = data["saved_at"]
 
         def to_mono(at: float | None) -> float | None:
             return None if at is None else mono - (wall - at)
 
+        def idle_since(at: float | None) -> float | None:
+            # Idle as at the last checkpoint: the downtime does not count.
+            if at is None or saved_at is None:
+                return to_mono(at)
+            return mono - max(0.0, saved_at - at)
+
+        if saved_at is not None:
+            self._downtime = max(0.0, wall - saved_at)
         chunks: dict[str, list[tuple[int, int, bytes]]] = data["chunks"]
         self._next_seq = data["next_seq"]
         for row in data["series"]:
             key = row[0]
-            self._series_marks[key] = (-1, -1, 0.0)  # the row exists in the file
+            self._series_marks[key] = _STALE_SERIES  # the row exists in the file
             owned = chunks.pop(key, [])
             self._chunks[key] = [(seq, first, len(d) // 8) for seq, first, d in owned]
             try:
-                series = _series_from_row(row, owned, to_mono)
+                series = _series_from_row(row, owned, idle_since)
             except (ValueError, TypeError, KeyError) as exc:
                 report.skipped += 1
                 _log.warning(
@@ -358,7 +383,7 @@ class StateStore:
         self._orphan_chunks = [seq for rows in chunks.values() for seq, _, _ in rows]
         for row in data["alerts"]:
             key = row[0]
-            self._alert_marks[key] = (SeriesAlert(since=-1.0), None, None)
+            self._alert_marks[key] = _STALE_ALERT
             if self._store.get(key) is None:
                 continue
             try:
@@ -435,6 +460,18 @@ class StateStore:
                 action=experiment.get("action"),
             )
 
+    # -- forgetting -----------------------------------------------------------------
+
+    def forget(self, keys: Iterable[str]) -> None:
+        """Series that left the store (and their alerts): the next checkpoint deletes
+        their rows, or rewrites them in full should the key be back by then."""
+        for key in keys:
+            self._forgotten.add(key)
+            if key in self._series_marks:
+                self._series_marks[key] = _STALE_SERIES
+            if key in self._alert_marks:
+                self._alert_marks[key] = _STALE_ALERT
+
     # -- checkpointing --------------------------------------------------------------
 
     async def checkpoint(self, *, final: bool = False) -> bool:
@@ -476,7 +513,8 @@ class StateStore:
         def to_wall(at: float | None) -> float | None:
             return None if at is None else wall - (mono - at)
 
-        snap = _Snapshot(at=wall)
+        snap = _Snapshot(at=wall, downtime=self._downtime)
+        self._forgotten.clear()
         marks = self._series_marks
         present: set[str] = set()
         for series in self._store:
@@ -603,6 +641,13 @@ class StateStore:
         ]
         with self._write_lock:
             with _transaction(conn):
+                if snap.downtime:
+                    # Series rows are small (the samples are in chunks).
+                    conn.execute(
+                        "UPDATE series SET last_update = last_update + ?"
+                        " WHERE last_update IS NOT NULL",
+                        (snap.downtime,),
+                    )
                 conn.executemany(
                     "INSERT OR REPLACE INTO series VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     snap.series,
@@ -654,6 +699,9 @@ class StateStore:
         self._alert_marks.update(snap.alert_marks)
         for key in snap.alerts_removed:
             self._alert_marks.pop(key, None)
+        # Forgotten while this checkpoint was writing: stale again.
+        self.forget(list(self._forgotten))
+        self._downtime -= snap.downtime
         self._documents.update(snap.documents)
         if snap.history is not None:
             self._history_version = snap.history_version
@@ -836,7 +884,20 @@ def _read(conn: sqlite3.Connection) -> dict[str, Any]:
         "documents": documents,
         "document_texts": texts,
         "history": history,
+        "saved_at": _saved_at(conn),
     }
+
+
+def _saved_at(conn: sqlite3.Connection) -> float | None:
+    """The wall-clock time of the last committed checkpoint, if the file says."""
+    row = conn.execute(
+        "SELECT value FROM meta WHERE key = 'last_checkpoint_at'"
+    ).fetchone()
+    try:
+        saved_at = float(row[0]) if row is not None else math.nan
+    except (TypeError, ValueError):
+        return None
+    return saved_at if math.isfinite(saved_at) else None
 
 
 def _series_from_row(

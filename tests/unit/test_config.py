@@ -447,6 +447,43 @@ metrics:
             config.metric_window("wire.only"),
         )
 
+    def test_expire_after(self) -> None:
+        """statistics.expire_after: 1h by default, a duration; 0/off/false: never."""
+        assert 3600.0 == Config().statistics.expire_after
+        for text, expected in (
+            ("90m", 5400.0),
+            ("0", 0.0),
+            ("0s", 0.0),
+            ("off", 0.0),
+            ("false", 0.0),
+        ):
+            config = parse_config(f"version: 1\nstatistics: {{expire_after: {text}}}\n")
+            assert expected == config.statistics.expire_after, text
+
+    def test_metric_expire_after(self) -> None:
+        """metric_expire_after(): the override (off: 0), else the global value."""
+        config = parse_config(
+            "version: 1\nstatistics: {expire_after: 2h}\nmetrics:\n"
+            "  a: {bound: upper, expire_after: 10m}\n  b: {bound: upper}\n"
+            "  c: {bound: upper, warning: 1, expire_after: off}\n"
+        )
+        assert (600.0, 7200.0, 0.0, 7200.0) == (
+            config.metric_expire_after("a"),
+            config.metric_expire_after("b"),
+            config.metric_expire_after("c"),
+            config.metric_expire_after("wire.only"),
+        )
+
+    def test_expiry_below_missing_after_blames_missing_after_when_defaulted(
+        self,
+    ) -> None:
+        """A missing_after above the default expiry is reported at missing_after."""
+        assert [
+            "t.yaml:2: evaluation.missing_after: must not exceed"
+            " statistics.expire_after (3600s): a silent series is reported no_data"
+            " before it is forgotten"
+        ] == problems_of("version: 1\nevaluation: {missing_after: 2h}\n")
+
     def test_choice_knob(self) -> None:
         """A choice knob keeps its choices and initial."""
         knob = parse_config(

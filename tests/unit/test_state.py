@@ -16,7 +16,7 @@ from structlog.testing import capture_logs
 from perfwarden.alerts import AlertState, Level, SeriesAlert, Transition
 from perfwarden.app import Daemon
 from perfwarden.config import parse_config
-from perfwarden.state import APPLICATION_ID, SCHEMA_VERSION, STATE_FILE
+from perfwarden.state import APPLICATION_ID, SCHEMA_VERSION, STATE_FILE, StateStore
 from perfwarden.statsd import Batch
 
 if TYPE_CHECKING:
@@ -466,6 +466,134 @@ class TestCheckpoints:
                 f"restore {b.state.restored.seconds * 1000:.1f} ms"
             )
         assert b.state.restored.samples == 1_000_000
+
+
+def restart_later(daemon: Daemon, state_dir: Path, seconds: float) -> Daemon:
+    """``restart`` with the new wall clock ``seconds`` ahead (after a downtime)."""
+    checkpoint(daemon, final=True)
+    fresh = make(state_dir)
+    fresh.state = StateStore(
+        state_dir,
+        store=fresh.store,
+        evaluator=fresh.evaluator,
+        learning=fresh.learning,
+        optimizer=fresh.optimizer,
+        knobs=fresh.knobs,
+        wall=lambda: time.time() + seconds,
+    )
+    fresh.knobs.load()
+    fresh.state.restore()
+    return fresh
+
+
+def saved_rows(state_dir: Path) -> dict[str, tuple[float, list[float]]]:
+    """``key: (last_update, samples)`` of every series in the file (its chunks'
+    samples in order)."""
+    with sqlite3.connect(state_dir / STATE_FILE) as db:
+        rows = db.execute("SELECT key, last_update FROM series").fetchall()
+        chunks = db.execute("SELECT key, data FROM samples ORDER BY first").fetchall()
+    values: dict[str, list[float]] = {}
+    for key, data in chunks:
+        values.setdefault(key, []).extend(np.frombuffer(data, dtype="<f8").tolist())
+    return {key: (at, values.get(key, [])) for key, at in rows}
+
+
+class TestExpiredSeries:
+    def test_forgotten_series_leave_the_file(self, tmp_path: Path) -> None:
+        """Expired series' rows are deleted at the next checkpoint."""
+        a = make(tmp_path)
+        a.state.restore()
+        feed(a, "m|g|#pid:1", [1.0])
+        feed(a, "m|g|#pid:2", [2.0])
+        assert checkpoint(a)
+        gone = a.store.expire(time.monotonic() + 7200, lambda name: 3600.0)
+        a.state.forget(series.key for series, _ in gone)
+        assert checkpoint(a, final=True)
+        assert {} == saved_rows(tmp_path)
+        b = restart(a, tmp_path)
+        assert 0 == len(b.store)
+
+    def test_a_key_back_before_the_checkpoint_is_rewritten(
+        self, tmp_path: Path
+    ) -> None:
+        """A key that expires and comes back is saved anew, even when its new window
+        looks like the old one by the change marks (same count and capacity)."""
+        a = make(tmp_path)
+        a.state.restore()
+        feed(a, "m|g|#pid:2", [2.0])
+        assert checkpoint(a)
+        gone = a.store.expire(time.monotonic() + 7200, lambda name: 3600.0)
+        a.state.forget(series.key for series, _ in gone)
+        feed(a, "m|g|#pid:2", [5.0])
+        assert checkpoint(a, final=True)
+        assert [5.0] == saved_rows(tmp_path)["m|g|#pid:2"][1]
+
+    def test_a_key_back_is_not_pieced_onto_its_old_chunks(self, tmp_path: Path) -> None:
+        """A key back with more samples than it had is saved whole: its window after
+        a restart holds only the new series' samples."""
+        a = make(tmp_path)
+        a.state.restore()
+        feed(a, "m|g", [1.0, 2.0, 3.0])
+        assert checkpoint(a)
+        gone = a.store.expire(time.monotonic() + 7200, lambda name: 3600.0)
+        a.state.forget(series.key for series, _ in gone)
+        feed(a, "m|g", [10.0, 20.0, 30.0, 40.0, 50.0])
+        b = restart(a, tmp_path)
+        series = b.store.get("m|g")
+        assert series is not None
+        assert [10.0, 20.0, 30.0, 40.0, 50.0] == series.window.values().tolist()
+
+    def test_forgotten_while_a_checkpoint_writes(self, tmp_path: Path) -> None:
+        """A series that expires while a checkpoint is writing is saved anew next."""
+        a = make(tmp_path)
+        a.state.restore()
+        feed(a, "m|g", [2.0])
+        snap = a.state._snapshot()
+        gone = a.store.expire(time.monotonic() + 7200, lambda name: 3600.0)
+        a.state.forget(series.key for series, _ in gone)
+        feed(a, "m|g", [5.0])
+        a.state._write(snap, final=False)
+        a.state._committed(snap)
+        assert checkpoint(a, final=True)
+        assert [5.0] == saved_rows(tmp_path)["m|g"][1]
+
+    def test_downtime_does_not_count_as_idle(self, tmp_path: Path) -> None:
+        """A series idle 10 minutes at a checkpoint is idle 10 minutes after a restart
+        two hours later; the first checkpoint moves the saved time, not the samples."""
+        a = make(tmp_path)
+        a.state.restore()
+        feed(a, "m|g", [1.0, 2.0])
+        series = a.store.get("m|g")
+        assert series is not None
+        series.last_update -= 600.0
+        b = restart_later(a, tmp_path, 7200.0)
+        restored = b.store.get("m|g")
+        assert restored is not None
+        assert time.monotonic() - restored.last_update == pytest.approx(600.0, abs=1.0)
+        assert checkpoint(b)
+        assert 0 == b.state.last_series_written
+        saved_at, values = saved_rows(tmp_path)["m|g"]
+        assert saved_at == pytest.approx(time.time() + 7200.0 - 600.0, abs=1.0)
+        assert [1.0, 2.0] == values
+        # a later restart without downtime: still 10 minutes, not two hours more
+        c = restart_later(b, tmp_path, 7200.0)
+        again = c.store.get("m|g")
+        assert again is not None
+        assert time.monotonic() - again.last_update == pytest.approx(600.0, abs=1.0)
+
+    def test_a_crash_before_the_first_checkpoint_counts_downtime_once(
+        self, tmp_path: Path
+    ) -> None:
+        """Killed before it checkpoints, a restored daemon leaves the file as it was."""
+        a = make(tmp_path)
+        a.state.restore()
+        feed(a, "m|g", [1.0])
+        b = restart_later(a, tmp_path, 3600.0)
+        asyncio.run(b.state.close())  # no checkpoint: as good as a kill -9
+        c = restart_later(b, tmp_path, 7200.0)
+        restored = c.store.get("m|g")
+        assert restored is not None
+        assert time.monotonic() - restored.last_update == pytest.approx(0.0, abs=1.0)
 
 
 class TestUnusableFiles:
