@@ -66,10 +66,12 @@ class AlertEvent:
     action: str | None
     at: float
     silenced: bool = False
+    #: Why the alert ended when its value did not say so (``expired``).
+    reason: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready fields (also the log line's key/values)."""
-        return {
+        fields = {
             "metric": self.metric,
             "tags": self.tags,
             "series": self.series,
@@ -85,6 +87,9 @@ class AlertEvent:
             "action": self.action,
             "silenced": self.silenced,
         }
+        if self.reason is not None:
+            fields["reason"] = self.reason
+        return fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,6 +292,7 @@ class Evaluator:
         old: SeriesAlert,
         new: SeriesAlert,
         transition: Transition | None,
+        reason: str | None = None,
     ) -> None:
         self.alerts[series.key] = new
         if transition is None:
@@ -312,6 +318,7 @@ class Evaluator:
             action=ACTIONS.get(new.level) if new.level else None,
             at=self._wall(),
             silenced=self.silences.covers(series.name, tags),
+            reason=reason,
         )
         log = _log.warning if transition in _LOUD else _log.info
         log(f"alert.{transition.value}", **event.as_dict())
@@ -380,7 +387,8 @@ class Evaluator:
                 continue
             pending = alert.state is AlertState.PENDING
             closing = Transition.CANCELLED if pending else Transition.RESOLVED
-            self._set(series, metric, config, alert, SeriesAlert(since=now), closing)
+            closed = SeriesAlert(since=now)
+            self._set(series, metric, config, alert, closed, closing, "expired")
         self.forget(lambda key: key not in keys)
 
 

@@ -108,7 +108,11 @@ def test_the_alert_of_an_expired_series_is_resolved(
     assert key == fired["series"]
     # Silent: no_data after missing_after (1 s), then resolved and forgotten at 2 s.
     resolved = daemon.wait_log("alert.resolved", timeout=15)
-    assert (key, "ok") == (resolved["series"], resolved["state"])
+    assert (key, "ok", "expired") == (
+        resolved["series"],
+        resolved["state"],
+        resolved["reason"],
+    )
     wait_until(lambda: key in {s["key"] for s in expired_examples(daemon)})
     events = [
         e["event"]

@@ -159,6 +159,7 @@ class TestAlerts:
             h.evaluator.retire([series])
         assert ["alert.resolved"] == [e["event"] for e in logs]
         assert "critical" == logs[0]["previous_severity"]
+        assert "expired" == logs[0]["reason"] == h.events[-1].reason
         assert {} == h.evaluator.alerts
 
     def test_a_pending_alert_is_cancelled(self) -> None:
