@@ -1,7 +1,8 @@
-"""perfwarden.commands.run: the daemon's imports stay lean (no rich in the daemon)."""
+"""perfwarden.commands.run: lean daemon imports (no rich, no BLAS thread pool)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -25,13 +26,14 @@ _LOG_BOTH_WAYS = textwrap.dedent(
 )
 
 
-def _python(code: str, *args: str) -> str:
+def _python(code: str, *args: str, env: dict[str, str] | None = None) -> str:
     result = subprocess.run(
         [sys.executable, "-W", "error", "-c", code, *args],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+        env=env,
     )
     assert 0 == result.returncode, result.stderr
     return result.stdout
@@ -75,3 +77,30 @@ class TestLeanImports:
             """
         )
         assert "True True\n" == _python(code)
+
+
+_THREADS_AFTER_IMPORT = textwrap.dedent(
+    """
+    import os
+    from perfwarden.commands.run import _import_numpy_single_threaded
+    _import_numpy_single_threaded()
+    import numpy
+    with open("/proc/self/status") as status:
+        threads = next(line.split()[1] for line in status if line[:8] == "Threads:")
+    print(threads, os.environ.get("OPENBLAS_NUM_THREADS"))
+    """
+)
+
+
+class TestSingleThreadedNumpy:
+    """numpy is imported without OpenBLAS's thread pool; the environment is kept."""
+
+    def test_no_blas_threads_and_no_variable_left(self):
+        """One thread after the import, and no OPENBLAS_NUM_THREADS for children."""
+        env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+        assert "1 None\n" == _python(_THREADS_AFTER_IMPORT, env=env)
+
+    def test_user_setting_kept(self):
+        """An OPENBLAS_NUM_THREADS the user set is neither overridden nor removed."""
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": "2"}
+        assert _python(_THREADS_AFTER_IMPORT, env=env).endswith(" 2\n")
