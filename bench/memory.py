@@ -16,11 +16,14 @@ in MiB, the same number ``perfwarden status`` reports as ``memory.rss_mb``):
 
 The figures printed are medians over ``--repeats`` fresh daemons (default 5), with
 the spread. ``--env NAME=VALUE`` (repeatable) runs the daemons with extra environment
-variables, to compare a setting against the default in the same run::
+variables, to compare a setting against the default in the same run.
+``--imports`` prints instead what each of the daemon's imports adds to a fresh
+interpreter's RSS, in the order ``perfwarden run`` imports them::
 
     python bench/memory.py
     python bench/memory.py --repeats 3 --json
     python bench/memory.py --env OPENBLAS_NUM_THREADS=4   # compare a setting
+    python bench/memory.py --imports
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ import argparse
 import json
 import random
 import statistics
+import subprocess
+import sys
+import textwrap
 import time
 from typing import Any
 
@@ -87,6 +93,56 @@ def measure_once(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any
         }
 
 
+#: Run in a fresh interpreter by ``--imports``: the daemon's imports in the order
+#: ``perfwarden run`` makes them (``commands/run.py`` first imports structlog and
+#: numpy its own way), then the plugins, printing VmRSS after each.
+_IMPORTS = textwrap.dedent(
+    """
+    import importlib, sys
+
+    def rss():
+        with open("/proc/self/status") as status:
+            line = next(line for line in status if line.startswith("VmRSS:"))
+        return int(line.split()[1]) / 1024
+
+    steps = [
+        ("interpreter", "sys"),
+        ("importlib.metadata (email ...)", "importlib.metadata"),
+        ("perfwarden.cli (argparse)", "perfwarden.cli"),
+        ("asyncio (ssl, concurrent ...)", "asyncio"),
+        ("perfwarden.commands.run", "perfwarden.commands.run"),
+        ("structlog (lean)", "_import_structlog_lean"),
+        ("numpy (single-threaded BLAS)", "_import_numpy_single_threaded"),
+        ("yaml", "yaml"),
+        ("psutil", "psutil"),
+        ("watchdog.observers", "watchdog.observers"),
+        ("sqlite3", "sqlite3"),
+        ("perfwarden.app (the rest)", "perfwarden.app"),
+    ]
+    before = 0.0
+    for label, name in steps:
+        if name.startswith("_"):
+            getattr(sys.modules["perfwarden.commands.run"], name)()
+        else:
+            importlib.import_module(name)
+        now = rss()
+        print(f"{label:32} {now - before:+6.1f}  {now:6.1f}")
+        before = now
+    metadata = sys.modules["importlib.metadata"]
+    for entry in metadata.entry_points(group="perfwarden.optimizers"):
+        entry.load()
+    now = rss()
+    print(f"{'the plugins (entry points)':32} {now - before:+6.1f}  {now:6.1f}")
+    """
+)
+
+
+def print_imports() -> None:
+    """What each import adds to a fresh interpreter's VmRSS (MiB)."""
+    print(f"{'import':32} {'+MiB':>6}  {'VmRSS':>6}")
+    subprocess.run([sys.executable, "-c", _IMPORTS], check=True)
+
+
 def _median_row(runs: list[dict[str, Any]], phase: str) -> dict[str, Any]:
     row: dict[str, Any] = {}
     for key in _FIELDS:
@@ -115,7 +171,13 @@ def main() -> None:
         help="extra environment for the daemons (repeatable)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument(
+        "--imports", action="store_true", help="the RSS each import adds, then exit"
+    )
     args = parser.parse_args()
+    if args.imports:
+        print_imports()
+        return
     env = dict(item.split("=", 1) for item in args.env)
     runs = [measure_once(args, env) for _ in range(args.repeats)]
     result = {
