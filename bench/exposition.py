@@ -20,12 +20,16 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+from perfwarden.app import Daemon
+from perfwarden.config import parse_config
+from perfwarden.exposition import Exposition
 from perfwarden.testing import DaemonProcess
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -59,20 +63,55 @@ class Scraper(threading.Thread):
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=4.0, help="measured s")
+    parser.add_argument("--duration", type=float, default=3.0, help="measured s")
     parser.add_argument("--warmup", type=float, default=0.5)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=8, help="pairs of runs")
     parser.add_argument("--senders", type=int, default=1)
     parser.add_argument("--lines", type=int, default=32, help="lines per datagram")
     parser.add_argument(
+        "--in-process-only", action="store_true", help="only the in-process costs"
+    )
+    parser.add_argument(
+        "--idle-scrapes", type=int, default=20, help="scrapes timed with no load"
+    )
+    parser.add_argument(
         "--series",
         type=lambda s: [int(x) for x in s.split(",")],
-        default=[100, 2000],
+        default=[100, 1000, 2000],
         help="comma-separated distinct series counts (one daemon each)",
     )
     args = parser.parse_args(argv)
     args.chunk_bytes = 65536
     return args
+
+
+def idle_scrapes(pid: int, url: str, series: int, count: int) -> dict[str, Any]:
+    """Wall and daemon CPU time of ``count`` back-to-back scrapes with no load:
+    the cost of one scrape, free of the ingest rate's run-to-run noise."""
+    walls: list[float] = []
+    size = 0
+    time.sleep(1.0)  # let the fill's last batches and checkpoint settle
+    cpu_before = ingest.cpu_seconds(pid)
+    for _ in range(count):
+        started = time.perf_counter()
+        with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310
+            size = len(response.read())
+        walls.append(time.perf_counter() - started)
+    cpu = ingest.cpu_seconds(pid) - cpu_before  # clock ticks: average over count
+    row = {
+        "series": series,
+        "idle": True,
+        "scrape_ms_median": round(statistics.median(walls) * 1000, 1),
+        "scrape_cpu_ms_mean": round(cpu / count * 1000, 1),
+        "body_kb": round(size / 1024),
+    }
+    print(
+        f"  series {series:>5} idle: scrape median {row['scrape_ms_median']} ms, "
+        f"daemon cpu {row['scrape_cpu_ms_mean']} ms per scrape (mean), "
+        f"{row['body_kb']} KiB",
+        flush=True,
+    )
+    return row
 
 
 def run(series: int, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -83,9 +122,11 @@ def run(series: int, args: argparse.Namespace) -> list[dict[str, Any]]:
         target = ingest.Perfwarden(daemon)
         load = argparse.Namespace(**{**vars(args), "series": series})
         ingest.measure(target, "dgram", args.senders, load, seed=1)  # fill the series
+        rows.append(idle_scrapes(target.pid, url, series, args.idle_scrapes))
         seed = 10
         for repeat in range(args.repeats):
-            for scraping in (False, True):
+            # Adjacent runs share the machine's mood: alternate which goes first.
+            for scraping in (False, True) if repeat % 2 == 0 else (True, False):
                 seed += 10
                 scraper = Scraper(url) if scraping else None
                 if scraper is not None:
@@ -118,16 +159,85 @@ def run(series: int, args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
+def in_process(series: int, samples: int = 1000, scrapes: int = 7) -> dict[str, Any]:
+    """CPU time of one scrape in this process (``Exposition.scrape_now`` on a
+    ``Daemon`` that is not running), with every series' window changed since the
+    previous scrape (all percentiles recomputed) and with nothing changed."""
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch)
+        daemon = Daemon(
+            parse_config("version: 1\n"), root / "p.yaml", root / "run", root
+        )
+        rows = [
+            b"".join(b"m:%d|ms|#series:%d\n" % (v, s) for s in range(series))
+            for v in range(samples)
+        ]
+        for payload in rows:
+            daemon.ingestor.feed(payload)
+            daemon.ingestor.commit()
+        exposition = Exposition(daemon)
+        changed: list[float] = []
+        unchanged: list[float] = []
+        for i in range(scrapes):
+            daemon.ingestor.feed(rows[i])  # one new sample in every series
+            daemon.ingestor.commit()
+            started = time.process_time()
+            exposition.scrape_now()
+            changed.append(time.process_time() - started)
+            started = time.process_time()
+            exposition.scrape_now()
+            unchanged.append(time.process_time() - started)
+    row = {
+        "series": series,
+        "changed_ms": round(statistics.median(changed) * 1000, 1),
+        "unchanged_ms": round(statistics.median(unchanged) * 1000, 1),
+    }
+    print(
+        f"  series {series:>5} x {samples} in-process: scrape "
+        f"{row['changed_ms']} ms CPU with every window changed, "
+        f"{row['unchanged_ms']} ms with none",
+        flush=True,
+    )
+    return row
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     print(f"machine: {ingest.machine()}", flush=True)
+    costs = [in_process(series) for series in args.series]
+    if args.in_process_only:
+        return 0
     rows = [row for series in args.series for row in run(series, args)]
-    print("\n| series | scrape every 1 s | lines/s (median) | lost | scrape ms |")
-    print("| ---: | --- | ---: | ---: | ---: |")
+    print("\n| series x 1000 samples | scrape CPU ms, every window changed | none |")
+    print("| ---: | ---: | ---: |")
+    for cost in costs:
+        print(f"| {cost['series']} | {cost['changed_ms']} | {cost['unchanged_ms']} |")
+    print(
+        "\n| series | idle scrape wall ms (median) | daemon CPU ms per scrape | body |"
+    )
+    print("| ---: | ---: | ---: | ---: |")
+    for row in rows:
+        if row.get("idle"):
+            print(
+                f"| {row['series']} | {row['scrape_ms_median']} "
+                f"| {row['scrape_cpu_ms_mean']} | {row['body_kb']} KiB |"
+            )
+    print(
+        "\n| series | scrape every 1 s | lines/s (median) | lost | scrape ms "
+        "| scraped / unscraped, per pair: median (min..max) |"
+    )
+    print("| ---: | --- | ---: | ---: | ---: | ---: |")
     for series in args.series:
+        pairs = {}
+        for r in rows:
+            if r["series"] == series and "scraping" in r:
+                pairs.setdefault(r["repeat"], {})[r["scraping"]] = r["lines_per_s"]
+        ratios = [p[True] / p[False] for p in pairs.values() if p.get(False)]
         for scraping in (False, True):
             picked = [
-                r for r in rows if r["series"] == series and r["scraping"] == scraping
+                r
+                for r in rows
+                if r["series"] == series and r.get("scraping") == scraping
             ]
             rate = statistics.median(r["lines_per_s"] for r in picked)
             lost = sum(r["lost"] for r in picked)
@@ -137,9 +247,15 @@ def main(argv: list[str] | None = None) -> int:
                 if scraping
                 else "-"
             )
+            ratio = (
+                f"{statistics.median(ratios):.3f} "
+                f"({min(ratios):.3f}..{max(ratios):.3f})"
+                if scraping and ratios
+                else ""
+            )
             print(
                 f"| {series} | {'yes' if scraping else 'no'} | {rate:,.0f} "
-                f"| {lost} | {scrape} |"
+                f"| {lost} | {scrape} | {ratio} |"
             )
     return 0
 

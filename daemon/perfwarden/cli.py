@@ -180,8 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
         "time",
         help="run a command, send its wall time and peak memory, exit with its status",
         description="Run CMD, then send METRIC (wall time, ms) and "
-        "METRIC.peak_memory_mb (largest resident set size of CMD or of any "
-        "descendant, MiB, gauge), tagged command:<basename of CMD> plus --tag. "
+        "METRIC.peak_memory_mb (largest resident set size of CMD or of a "
+        "descendant it waited for, MiB, gauge: exact above perfwarden's own ~18 MB, "
+        "sampled below, none for a command that ends within a millisecond), "
+        "tagged command:<basename of CMD> plus --tag. "
         "Exits with CMD's status (128+N if signal N killed it, 127 if not found).",
     )
     p.add_argument(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import math
 import os
 import time
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ from perfwarden.alerts import ACTIONS, AlertState, Level
 from perfwarden.control.server import Command
 from perfwarden.durations import parse_duration
 from perfwarden.errors import ControlError
+from perfwarden.knobs import adjustment
 from perfwarden.report import alert_summary, monitoring_dashboard, validation_results
 from perfwarden.stats import summarize
 from perfwarden.trend import label
@@ -336,6 +338,8 @@ def build_commands(daemon: Daemon) -> dict[str, Command]:
                 value = float(value)
             except ValueError:
                 raise ControlError("failed", f"{name} needs a number") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ControlError("failed", f"{name} needs a finite number")
         reason = str(args.get("reason") or "set by hand")
         try:
             stored = daemon.knobs.set(name, value, source="manual", reason=reason)
@@ -343,7 +347,15 @@ def build_commands(daemon: Daemon) -> dict[str, Command]:
             raise ControlError("failed", str(exc.args[0])) from None
         except (TypeError, ValueError) as exc:
             raise ControlError("failed", str(exc)) from None
-        return {"name": name, "value": stored, "version": daemon.knobs.version}
+        changed = adjustment(daemon.knobs.specs[name], value, stored)
+        return {
+            "name": name,
+            "value": stored,
+            "version": daemon.knobs.version,
+            "requested": value,
+            "adjusted": changed.kind if changed else None,
+            "message": changed.message if changed else None,
+        }
 
     async def knob_watch(args: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=64)

@@ -3,8 +3,9 @@
 Off unless the config sets ``http.listen`` (``"127.0.0.1:9464"``). It runs in the
 daemon's event loop (``asyncio.start_server``), so it reads the loop-owned state
 directly: a scrape gathers its numbers on the loop in chunks (yielding between
-them) and encodes the text in a worker thread on the immutable snapshot. Nothing
-is done per sample on the ingest path.
+them) and computes percentiles and writes the text in a worker thread on the
+copied snapshot (:mod:`perfwarden.exposition`). Nothing is done per sample on the
+ingest path.
 
 The HTTP is deliberately tiny: HTTP/1.1, ``GET`` only, a request head of at most
 8 KiB read within 5 s, one response per connection (``Connection: close``), at
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias, cast
 from urllib.parse import urlsplit
 
 from perfwarden import __version__
+from perfwarden.exposition import Exposition
 from perfwarden.handlers import build_commands, series_stats
 from perfwarden.logs import get_logger
 
@@ -86,6 +88,7 @@ class HttpServer:
         self._connections: set[asyncio.Task[Any]] = set()
         self._commands = build_commands(daemon)
         self._page: bytes | None = None
+        self._exposition = Exposition(daemon)
         #: The address actually bound (port 0 resolved), or None.
         self.address: tuple[str, int] | None = None
 
@@ -216,17 +219,8 @@ class HttpServer:
         self, writer: asyncio.StreamWriter, path: str, headers: dict[str, str]
     ) -> None:
         if path == "/metrics":
-            # prometheus_client costs ~11 MB of RSS: only a daemon that serves
-            # /metrics pays for it.
-            from perfwarden.exposition import (  # noqa: PLC0415
-                Snapshot,
-                build_families_async,
-                encode,
-            )
-
-            snapshot = Snapshot(await build_families_async(self._daemon))
-            body, content_type = await asyncio.to_thread(
-                encode, snapshot, headers.get("accept", "")
+            body, content_type = await self._exposition.scrape(
+                headers.get("accept", "")
             )
             await _respond(writer, 200, body, content_type)
         elif path == "/api/state":

@@ -36,7 +36,15 @@ if TYPE_CHECKING:
 
     from perfwarden.config import KnobConfig
 
-__all__ = ["KNOBS_FILE", "KnobRecord", "KnobStore", "spec_of", "write_json_atomic"]
+__all__ = [
+    "KNOBS_FILE",
+    "Adjustment",
+    "KnobRecord",
+    "KnobStore",
+    "adjustment",
+    "spec_of",
+    "write_json_atomic",
+]
 
 _log = get_logger("perfwarden.knobs")
 
@@ -51,6 +59,42 @@ def spec_of(knob: KnobConfig) -> KnobSpec:
         step=knob.step,
         choices=knob.choices,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Adjustment:
+    """Why a knob holds another value than the one asked for."""
+
+    #: ``clamped`` (outside the bounds) or ``rounded`` (off the step, or a fraction
+    #: for a whole-number knob).
+    kind: str
+    #: One sentence for a person: what was asked, the rule, what was stored.
+    message: str
+
+
+def _shown(value: KnobValue) -> str:
+    return f"{value:g}" if isinstance(value, int | float) else repr(value)
+
+
+def adjustment(
+    spec: KnobSpec, requested: KnobValue, stored: KnobValue
+) -> Adjustment | None:
+    """How ``spec.clamp`` changed ``requested`` into ``stored`` (None: unchanged)."""
+    if isinstance(requested, str) or stored == requested:
+        return None
+    name, asked, result = spec.name, _shown(requested), _shown(stored)
+    if spec.min is not None and requested < spec.min:
+        rule = f"below the minimum {_shown(spec.min)}"
+        return Adjustment("clamped", f"{name}: {asked} is {rule}; set to {result}")
+    if spec.max is not None and requested > spec.max:
+        rule = f"above the maximum {_shown(spec.max)}"
+        return Adjustment("clamped", f"{name}: {asked} is {rule}; set to {result}")
+    rule = (
+        f"not on the knob's step of {_shown(spec.step)}"
+        if spec.step
+        else "not a whole number"
+    )
+    return Adjustment("rounded", f"{name}: {asked} is {rule}; set to {result}")
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:

@@ -26,6 +26,7 @@ timeout; a plugin that raises, hangs or returns something that is not a sequence
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol, runtime_checkable
@@ -134,6 +135,9 @@ class KnobSpec:
             msg = f"{self.name}: a number is needed, not {value!r}"
             raise TypeError(msg)
         number = float(value)
+        if not math.isfinite(number):
+            msg = f"{self.name}: {value!r} is not a finite number"
+            raise ValueError(msg)
         if self.min is not None:
             number = max(number, self.min)
         if self.max is not None:

@@ -18,8 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
-import numpy as np
-
 from perfwarden.statsd import Batch, MetricType, RawKey, split_raw_key
 from perfwarden.window import RollingWindow
 
@@ -115,7 +113,7 @@ class MetricStore:
             if series.type is MetricType.COUNT:
                 series.pending += sum(values)
             else:
-                series.window.extend(np.array(values, dtype=np.float64))
+                series.window.extend(values)  # a short list stays a list
                 updated.add(series)
             series.last_update = now
         for key, members in batch.members.items():

@@ -44,6 +44,8 @@ import numpy.typing as npt
 __all__ = ["RollingWindow"]
 
 _EPS = 2.220446049250313e-16
+#: Lists up to this long are appended in plain Python (:meth:`_extend_small`).
+_SMALL_BATCH = 32
 #: Relative rounding bound above which the moments are recomputed from the buffer.
 _TOLERANCE = 1e-11
 
@@ -127,6 +129,9 @@ class RollingWindow:
 
         Raises ``ValueError`` (window unchanged) for non-finite or huge values.
         """
+        if isinstance(values, list) and len(values) <= _SMALL_BATCH:
+            self._extend_small(values)
+            return
         batch = np.asarray(values, dtype=np.float64).reshape(-1)
         m = int(batch.shape[0])
         if m == 0:
@@ -172,6 +177,51 @@ class RollingWindow:
         self._total += m
         self._update(m, add1, add2, evicted=evict, sub=(sub1, sub2))
 
+    def _extend_small(self, values: list[float]) -> None:
+        """:meth:`extend` for a short list, in plain Python: with thousands of
+        series a batch brings each only a few samples, and a dozen numpy calls per
+        series (~1 us each) then cost more than the arithmetic. Recursive sums, so
+        the error bounds use the recursive-summation factor."""
+        m = len(values)
+        buf = self._buf
+        cap = buf.shape[0]
+        if m == 0:
+            return
+        if m >= cap:
+            self.extend(np.array(values, dtype=np.float64))
+            return
+        shift = self._shift
+        add1 = add2 = 0.0
+        for value in values:
+            d = value - shift
+            add1 += d
+            add2 += d * d
+        if not math.isfinite(add2):
+            self.extend(np.array(values, dtype=np.float64))  # raises precisely
+            return
+        head = self._head
+        evict = self._size + m - cap
+        sub1 = sub2 = 0.0
+        if evict > 0:
+            for lo, hi in _spans((head + m - evict) % cap, evict, cap):
+                for old in buf[lo:hi].tolist():
+                    d = old - shift
+                    sub1 += d
+                    sub2 += d * d
+            self._size = cap
+        else:
+            evict = 0
+            self._size += m
+        first = cap - head
+        if first >= m:
+            buf[head : head + m] = values
+        else:
+            buf[head:] = values[:first]
+            buf[: m - first] = values[first:]
+        self._head = (head + m) % cap
+        self._total += m
+        self._update(m, add1, add2, evicted=evict, sub=(sub1, sub2), recursive=True)
+
     def append(self, value: float) -> None:
         """Append one sample. O(1)."""
         v = float(value)
@@ -203,6 +253,16 @@ class RollingWindow:
     def values(self) -> FloatArray:
         """The held samples, oldest first, as a new array (a copy)."""
         return self.tail(self._size)
+
+    def unordered(self) -> FloatArray:
+        """The held samples in storage order, not time order: a read-only view for
+        order-free statistics (percentiles), valid until the next append. O(1).
+
+        Samples always occupy the buffer's first ``len`` slots: the ring only wraps
+        once it is full."""
+        view = self._buf[: self._size]
+        view.flags.writeable = False
+        return view
 
     def tail(self, k: int) -> FloatArray:
         """The newest ``min(k, len)`` samples, oldest first, as a new array."""
@@ -305,10 +365,13 @@ class RollingWindow:
         *,
         evicted: int,
         sub: tuple[float, float],
+        recursive: bool = False,
     ) -> None:
         """Fold a batch's sums (and those of the samples it evicted) into the
-        running sums and the error bounds."""
+        running sums and the error bounds (``recursive``: the sums were taken
+        term by term, not by numpy's pairwise reduction)."""
         sub1, sub2 = sub
+        sum_factor = _dot_error_factor if recursive else _pairwise_error_factor
         s1 = self._s1 + add1 - sub1
         s2 = self._s2 + add2 - sub2
         self._s1 = s1
@@ -316,8 +379,8 @@ class RollingWindow:
         # Each sum of k terms is off by <= factor(k) * eps * sum|terms|; the two
         # additions by eps * their result. sum|x - K| <= sqrt(k * sum (x - K)**2).
         self._err1 += _EPS * (
-            _pairwise_error_factor(added) * math.sqrt(added * add2)
-            + _pairwise_error_factor(evicted) * math.sqrt(evicted * sub2)
+            sum_factor(added) * math.sqrt(added * add2)
+            + sum_factor(evicted) * math.sqrt(evicted * sub2)
             + 2.0 * (abs(s1) + abs(add1) + abs(sub1))
         )
         self._err2 += _EPS * (

@@ -5,17 +5,36 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
-from perfwarden.commands.demo import narrate
+from perfwarden.commands.demo import Narration, narrate
 
 pytestmark = pytest.mark.slow
+
+PLUGINS = ("compression", "context_layers", "caching")
+
+
+def proposed(cid: str, plugin: str) -> dict[str, Any]:
+    """An ``optimizer.proposed`` event from ``plugin``."""
+    return {"event": "optimizer.proposed", "correlation_id": cid, "plugin": plugin}
+
+
+def applied(cid: str) -> dict[str, Any]:
+    """An ``optimizer.applied`` event of the caching strategy."""
+    return {
+        "event": "optimizer.applied",
+        "correlation_id": cid,
+        "strategy": "cache_optimization",
+        "changes": {"cache.size": {"from": 0, "to": 64}},
+        "score": 0.33,
+    }
 
 
 class TestDemo:
     def test_runs_and_keeps_an_action(self) -> None:
-        """A short demo tunes the workload: at least one action kept, report shown."""
+        """A short demo tunes the workload: an action kept, what happened, a report."""
         result = subprocess.run(
             [sys.executable, "-m", "perfwarden", "demo", "--duration", "20"],
             capture_output=True,
@@ -32,6 +51,25 @@ class TestDemo:
         kept = re.search(r"(\d+) action\(s\) kept", out)
         assert kept is not None
         assert int(kept.group(1)) >= 1, out[-3000:]
+        assert_only_what_happened(out)
+
+
+def assert_only_what_happened(out: str) -> None:
+    """No line per proposal; the summary's applied count matches the APPLY lines."""
+    assert "PROPOSE" not in out
+    summary = re.search(r"the plugins made (\d+) proposal\(s\): (\d+) applied", out)
+    assert summary is not None, out[-3000:]
+    made, applied = int(summary.group(1)), int(summary.group(2))
+    assert 1 <= applied <= made
+    apply_line = re.compile(r"^ *[\d.]+s  APPLY ", re.MULTILINE)
+    # The daemon runs on for a moment after the summary, so an action may follow it.
+    before = len(apply_line.findall(out, 0, summary.start()))
+    assert before <= applied <= len(apply_line.findall(out))
+    verdicts = re.search(
+        r"(\d+) action\(s\) kept, (\d+) reverted, (\d+) inconclusive", out
+    )
+    assert verdicts is not None
+    assert sum(int(n) for n in verdicts.groups()) <= applied
 
 
 class TestNarration:
@@ -52,3 +90,33 @@ class TestNarration:
     def test_quiet_events(self) -> None:
         """Events outside the decision log are not narrated."""
         assert narrate({"event": "ingest.malformed"}) is None
+
+    def test_proposals_fold_into_the_applied_line(self) -> None:
+        """Proposals get no line; the applied one says how many it was chosen from."""
+        narration = Narration()
+        lines = [narration.line(proposed("a", plugin)) for plugin in PLUGINS]
+        lines.append(narration.line(applied("a")))
+        assert [None, None, None] == lines[:3]
+        assert (
+            "APPLY   [a] cache_optimization: cache.size 0 -> 64 "
+            "(score 0.330, best of 3 proposals)"
+        ) == lines[3]
+        assert (
+            "the plugins made 3 proposal(s): 1 applied; "
+            "2 passed over (2 another proposal scored higher)"
+        ) == narration.summary()
+
+    def test_skipped_proposals_are_counted_by_reason(self) -> None:
+        """Proposals skipped as a batch print nothing and are summed per reason."""
+        narration = Narration()
+        for cid, reason in (("a", "cooldown (1s)"), ("b", "cooldown (1s)")):
+            for plugin in PLUGINS[:2]:
+                assert narration.line(proposed(cid, plugin)) is None
+            skipped = {"event": "optimizer.skipped", "correlation_id": cid}
+            assert narration.line({**skipped, "reason": reason}) is None
+        assert narration.line(proposed("c", "caching")) is None
+        assert narration.line(applied("c")) is not None
+        assert (
+            "the plugins made 5 proposal(s): 1 applied; 4 passed over (4 cooldown (1s))"
+        ) == narration.summary()
+        assert "best of" not in str(narration.line(applied("d")))

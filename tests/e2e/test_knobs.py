@@ -55,12 +55,63 @@ class TestKnobs:
         assert 0 == daemon.cli("knobs", "set", "batch.size", "33.4").returncode
         assert 33 == daemon.cli_json("knobs")["knobs"]["batch.size"]["value"]
 
+    def test_clamping_is_announced(
+        self, make_daemon: Callable[..., DaemonProcess]
+    ) -> None:
+        """A clamped value is set, exits 0, and says so on stderr: asked, rule, set."""
+        daemon = make_daemon(CONFIG).start()
+        result = daemon.cli("knobs", "set", "compression.ratio", "0.97")
+        assert 0 == result.returncode
+        assert "compression.ratio = 0.9 (version 1)\n" == result.stdout
+        assert (
+            "perfwarden knobs set: warning: compression.ratio: 0.97 is above the "
+            "maximum 0.9; set to 0.9\n"
+        ) == result.stderr
+        low = daemon.cli("knobs", "set", "batch.size", "0")
+        assert 0 == low.returncode
+        assert "batch.size: 0 is below the minimum 1; set to 1" in low.stderr
+
+    def test_adjustment_in_the_reply(
+        self, make_daemon: Callable[..., DaemonProcess]
+    ) -> None:
+        """knobs.set replies with what was asked and why the value differs, if so."""
+        daemon = make_daemon(CONFIG).start()
+        reply = daemon.request("knobs.set", name="batch.size", value=1000)
+        assert (256, 1000, "clamped") == (
+            reply["value"],
+            reply["requested"],
+            reply["adjusted"],
+        )
+        reply = daemon.request("knobs.set", name="compression.ratio", value=0.44)
+        assert (0.4, "rounded") == (reply["value"], reply["adjusted"])
+        assert "0.44 is not on the knob's step of 0.1; set to 0.4" in reply["message"]
+        reply = daemon.request("knobs.set", name="batch.size", value=64)
+        assert (64, None, None) == (reply["value"], reply["adjusted"], reply["message"])
+        as_json = daemon.cli("knobs", "set", "batch.size", "33.4", "--json")
+        assert "rounded" == json.loads(as_json.stdout)["adjusted"]
+        assert "33.4 is not a whole number; set to 33" in as_json.stderr
+
+    def test_exact_value_is_quiet(
+        self, make_daemon: Callable[..., DaemonProcess]
+    ) -> None:
+        """A value the knob allows as given is set without a warning."""
+        daemon = make_daemon(CONFIG).start()
+        result = daemon.cli("knobs", "set", "compression.ratio", "0.3")
+        assert (0, "") == (result.returncode, result.stderr)
+        assert 0.3 == daemon.cli_json("knobs")["knobs"]["compression.ratio"]["value"]
+
     def test_bad_values_rejected(
         self, make_daemon: Callable[..., DaemonProcess]
     ) -> None:
-        """Unknown knobs, words for numbers and unknown choices exit 1 with a reason."""
+        """Unknown knobs, words, non-finite numbers, unknown choices: exit 1, reason."""
         daemon = make_daemon(CONFIG).start()
-        for args in (("nope", "1"), ("batch.size", "many"), ("codec", "brotli")):
+        for args in (
+            ("nope", "1"),
+            ("batch.size", "many"),
+            ("batch.size", "nan"),
+            ("compression.ratio", "inf"),
+            ("codec", "brotli"),
+        ):
             result = daemon.cli("knobs", "set", *args)
             assert 1 == result.returncode, args
             assert result.stderr

@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 import psutil
+import pytest
 
 from perfwarden.testing import wait_until
 
@@ -27,7 +28,15 @@ open(sys.argv[2], "w").write("ready")
 time.sleep(60)
 """
 
-ALLOCATE_64_MB = "b = bytearray(64 << 20); b[::4096] = b'x' * len(b[::4096])"
+# Touches argv[1] MiB, sleeps argv[2] s, then writes its own VmHWM (KiB) to argv[3].
+ALLOCATE_AND_REPORT = """
+import sys, time
+b = bytearray(int(sys.argv[1]) << 20); b[::4096] = b"x" * len(b[::4096])
+time.sleep(float(sys.argv[2]))
+status = open("/proc/self/status").read()
+hwm = status.split("VmHWM:")[1].split()[0]
+open(sys.argv[3], "w").write(hwm)
+"""
 
 
 def time_command(
@@ -70,14 +79,18 @@ class TestTime:
         assert "ms" == records[0]["type"]
         assert {"command": "sh"} == records[0]["tags"]
 
-    def test_peak_memory(self, daemon: DaemonProcess) -> None:
-        """The peak RSS of the command (64 MiB touched) arrives as a gauge in MiB."""
+    def test_peak_memory(self, daemon: DaemonProcess, tmp_path: Path) -> None:
+        """A 64 MiB command's peak arrives as a gauge in MiB: its own, to 5%."""
+        own = tmp_path / "hwm"
         result = subprocess.run(
             time_command(
                 daemon.socket_dir,
                 sys.executable,
                 "-c",
-                ALLOCATE_64_MB,
+                ALLOCATE_AND_REPORT,
+                "64",
+                "0",
+                str(own),
                 options=("--metric", "build_time", "--tag", "stage:test"),
             ),
             check=False,
@@ -89,8 +102,54 @@ class TestTime:
         assert {"command": sys.executable.rsplit("/", 1)[-1], "stage": "test"} == (
             records[0]["tags"]
         )
-        assert 64.0 <= records[0]["last"] <= 200.0
+        own_mb = int(own.read_text()) / 1024
+        assert 64.0 <= records[0]["last"]
+        assert own_mb == pytest.approx(records[0]["last"], rel=0.05)
         assert 1 == len(series(daemon, "build_time"))
+
+    def test_small_command_without_launcher_memory(self, daemon: DaemonProcess) -> None:
+        """A small command reports its own megabyte or two, not perfwarden's ~18 MB."""
+        result = subprocess.run(
+            time_command(daemon.socket_dir, "sleep", "0.05"), check=False, timeout=60
+        )
+        assert 0 == result.returncode
+        metric = "command_execution_time.peak_memory_mb"
+        records = wait_until(lambda: series(daemon, metric))
+        assert 0.1 < records[0]["last"] < 5.0
+
+    def test_sampled_peak_matches_the_commands_own(
+        self, daemon: DaemonProcess, tmp_path: Path
+    ) -> None:
+        """A command smaller than perfwarden is sampled: its own VmHWM, to 15%."""
+        own = tmp_path / "hwm"
+        result = subprocess.run(
+            time_command(
+                daemon.socket_dir,
+                sys.executable,
+                "-c",
+                ALLOCATE_AND_REPORT,
+                "1",
+                "0.3",
+                str(own),
+            ),
+            check=False,
+            timeout=60,
+        )
+        assert 0 == result.returncode
+        metric = "command_execution_time.peak_memory_mb"
+        records = wait_until(lambda: series(daemon, metric))
+        own_mb = int(own.read_text()) / 1024
+        assert own_mb == pytest.approx(records[0]["last"], rel=0.15)
+
+    def test_instant_command_reports_no_floor(self, daemon: DaemonProcess) -> None:
+        """``true`` sends its wall time; a peak, if it was seen at all, is tiny."""
+        result = subprocess.run(
+            time_command(daemon.socket_dir, "true"), check=False, timeout=60
+        )
+        assert 0 == result.returncode
+        wait_until(lambda: series(daemon, "command_execution_time"))
+        peaks = series(daemon, "command_execution_time.peak_memory_mb")
+        assert all(record["last"] < 5.0 for record in peaks), peaks
 
     def test_runs_without_daemon(self, tmp_path: Path) -> None:
         """With no daemon the command still runs and its status is returned."""

@@ -10,16 +10,19 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 from perfwarden.app import Daemon
 from perfwarden.config import ConfigError, parse_config
 from perfwarden.exposition import (
-    Snapshot,
-    build_families,
-    build_families_async,
-    encode,
+    Exposition,
     label_name,
+    quantiles,
     series_labels,
 )
 from perfwarden.http_server import dashboard_state
@@ -55,7 +58,7 @@ def feed(daemon: Daemon, *lines: str) -> None:
 
 def samples(daemon: Daemon) -> dict[str, list[tuple[dict[str, str], float]]]:
     """Exposition text parsed back: sample name -> [(labels, value)]."""
-    body, _ = encode(Snapshot(build_families(daemon)))
+    body, _ = Exposition(daemon).scrape_now()
     out: dict[str, list[tuple[dict[str, str], float]]] = {}
     for family in text_string_to_metric_families(body.decode()):
         for sample in family.samples:
@@ -183,26 +186,110 @@ def test_reload_counts_when_the_daemon_keeps_them(daemon: Daemon) -> None:
     assert {"ok": 3.0, "rejected": 1.0} == reloads
 
 
-def test_async_build_yields_and_matches(daemon: Daemon) -> None:
+def _without_clocks(body: bytes) -> list[str]:
+    """Exposition lines without those that change between two scrapes."""
+    return [
+        line
+        for line in body.decode().splitlines()
+        if not line.startswith(("process_", "perfwarden_scrape_timestamp"))
+    ]
+
+
+def test_async_scrape_in_chunks_matches_one_go(daemon: Daemon) -> None:
     feed(daemon, *(f"m{i}:{i}|g" for i in range(50)))
-    sync = build_families(daemon)
-    chunked = asyncio.run(build_families_async(daemon, chunk=7))
-    names = [f.name for f in sync]
-    assert names == [f.name for f in chunked]
-    by_name = {f.name: len(f.samples) for f in sync}
-    assert by_name == {f.name: len(f.samples) for f in chunked}
-    assert 50 == by_name["perfwarden_series_mean"]
+    feed(daemon, *(f"latency:{v}|ms|#route:r{v % 3}" for v in range(60)))
+    whole, _ = Exposition(daemon).scrape_now()
+    chunked, _ = asyncio.run(Exposition(daemon, chunk=7).scrape())
+    assert _without_clocks(whole) == _without_clocks(chunked)
+    means = [
+        s for s in _without_clocks(whole) if s.startswith("perfwarden_series_mean")
+    ]
+    assert 53 == len(means)
+
+
+def test_quantiles_follow_new_samples_between_scrapes(daemon: Daemon) -> None:
+    exposition = Exposition(daemon)
+
+    def median() -> float:
+        body, _ = exposition.scrape_now()
+        (family,) = [
+            f
+            for f in text_string_to_metric_families(body.decode())
+            if f.name == "perfwarden_series_quantile"
+        ]
+        (value,) = [s.value for s in family.samples if s.labels["quantile"] == "0.5"]
+        return value
+
+    feed(daemon, *(f"latency:{v}|ms" for v in range(10)))
+    assert 4.5 == median()
+    assert 4.5 == median()  # remembered, unchanged
+    feed(daemon, *(f"latency:{v}|ms" for v in range(100, 120)))
+    assert float(np.percentile([*range(10), *range(100, 120)], 50)) == median()
 
 
 def test_openmetrics_is_negotiated(daemon: Daemon) -> None:
     feed(daemon, "latency:1|ms")
-    snapshot = Snapshot(build_families(daemon))
-    body, content_type = encode(snapshot, "application/openmetrics-text; version=1.0.0")
+    exposition = Exposition(daemon)
+    body, content_type = exposition.scrape_now(
+        "application/openmetrics-text; version=1.0.0,text/plain;q=0.5"
+    )
     assert content_type.startswith("application/openmetrics-text")
     assert body.endswith(b"# EOF\n")
-    body, content_type = encode(snapshot, "*/*")
+    body, content_type = exposition.scrape_now("*/*")
     assert content_type.startswith("text/plain; version=0.0.4")
     assert b"process_resident_memory_bytes" in body
+
+
+def test_both_formats_parse_with_prometheus_client(daemon: Daemon) -> None:
+    feed(
+        daemon,
+        *(f'latency:{v}|ms|#path:/a\\b"c,канал:ü' for v in range(30)),
+        "hits:3|c",
+        "users:alice|s",
+    )
+    daemon.store.roll_interval(1.0)
+    exposition = Exposition(daemon)
+    text, _ = exposition.scrape_now()
+    openmetrics, _ = exposition.scrape_now("application/openmetrics-text")
+    plain = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text.decode())
+        for s in family.samples
+    }
+    strict = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in openmetrics_families(openmetrics.decode())
+        for s in family.samples
+    }
+    clocks = ("process_", "perfwarden_scrape_timestamp")
+    assert {k: v for k, v in plain.items() if not k[0].startswith(clocks)} == {
+        k: v for k, v in strict.items() if not k[0].startswith(clocks)
+    }
+    labels = {"metric": "latency", "type": "ms", "path": '/a\\b"c', "tag______": "ü"}
+    key = ("perfwarden_series_samples", tuple(sorted(labels.items())))
+    assert 30.0 == plain[key]
+    types = {f.name: f.type for f in openmetrics_families(openmetrics.decode())}
+    assert "counter" == types["perfwarden_ingest_received_lines"]
+    assert "gauge" == types["perfwarden_series_mean"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.integers(1, 6),
+    data=st.data(),
+)
+def test_quantiles_equal_numpy_percentile(rows: int, data: st.DataObject) -> None:
+    n = data.draw(st.integers(1, 300))
+    values = data.draw(
+        st.lists(
+            st.floats(-1e12, 1e12, allow_nan=False),
+            min_size=rows * n,
+            max_size=rows * n,
+        )
+    )
+    stacked = np.array(values, dtype=np.float64).reshape(rows, n)
+    expected = np.percentile(stacked, [50, 95, 99], axis=1).T
+    assert np.array_equal(expected, quantiles(stacked.copy()))
 
 
 def test_dashboard_state_holds_points_and_thresholds(daemon: Daemon) -> None:

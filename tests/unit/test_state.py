@@ -297,6 +297,149 @@ class TestCheckpoints:
             ).fetchone()[0]
         assert int(version) == SCHEMA_VERSION
 
+    def test_a_checkpoint_appends_only_the_new_samples(self, tmp_path: Path) -> None:
+        """One chunk per checkpoint with the samples since the last; chunks the
+        window left behind are deleted; the window restores exactly."""
+        a = make(tmp_path)  # latency: a 100-sample window
+        a.state.restore()
+        feed(a, "latency|ms", np.arange(100.0))
+        assert checkpoint(a)
+        for start in range(100, 190, 30):
+            feed(a, "latency|ms", np.arange(start, start + 30.0))
+            assert checkpoint(a)
+
+        def chunks() -> list[tuple[int, int]]:
+            with sqlite3.connect(tmp_path / STATE_FILE) as db:
+                rows = db.execute(
+                    "SELECT first, length(data) / 8 FROM samples ORDER BY seq"
+                ).fetchall()
+            return [(int(f), int(n)) for f, n in rows]
+
+        # The whole first window went out: samples 90..189 are held.
+        assert [(100, 30), (130, 30), (160, 30)] == chunks()[-3:]
+        assert chunks()[0] == (0, 100)  # still holds 90..99
+        feed(a, "latency|ms", np.arange(190.0, 200.0))
+        assert checkpoint(a)
+        assert [(100, 30), (130, 30), (160, 30), (190, 10)] == chunks()
+        b = restart(a, tmp_path)
+        latency = b.store.get("latency|ms")
+        assert latency is not None
+        np.testing.assert_array_equal(np.arange(100.0, 200.0), latency.window.values())
+        assert 200 == latency.window.total_count
+
+    @pytest.mark.parametrize("seed", range(6))
+    def test_random_batches_checkpoints_and_restarts(
+        self, tmp_path: Path, seed: int
+    ) -> None:
+        """Whatever the batch sizes, checkpoints, window resizes and restarts, the
+        restored windows equal the live ones and the file holds no chunk the
+        windows do not need, nor more than a bounded number per series."""
+        rng = np.random.default_rng(seed)
+        window = 50
+        daemon = make(tmp_path, window)
+        daemon.state.restore()
+        for _ in range(40):
+            key = ("small|g", "latency|ms")[int(rng.integers(2))]
+            feed(daemon, key, rng.normal(size=int(rng.integers(0, 130))))
+            if rng.random() < 0.5:
+                assert checkpoint(daemon)
+            if rng.random() < 0.1:
+                live = {s.key: s.window.values() for s in daemon.store}
+                window = int(rng.integers(5, 80))
+                daemon = restart(daemon, tmp_path, window)
+                for key, values in live.items():
+                    restored = daemon.store.get(key)
+                    assert restored is not None
+                    capacity = restored.window.capacity
+                    np.testing.assert_array_equal(
+                        values[-capacity:], restored.window.values()
+                    )
+        live = {s.key: (s.window.values(), s.window.total_count) for s in daemon.store}
+        daemon = restart(daemon, tmp_path, window)
+        for key, (values, total) in live.items():
+            restored = daemon.store.get(key)
+            assert restored is not None
+            np.testing.assert_array_equal(values, restored.window.values())
+            assert total == restored.window.total_count
+        with sqlite3.connect(tmp_path / STATE_FILE) as db:
+            per_key = dict(db.execute("SELECT key, COUNT(*) FROM samples GROUP BY key"))
+            stored = dict(
+                db.execute(
+                    "SELECT key, SUM(length(data)) / 8 FROM samples GROUP BY key"
+                )
+            )
+        for key, count in per_key.items():
+            series = daemon.store.get(key)
+            assert series is not None
+            assert count <= 64
+            # at most one partly evicted chunk beyond the window
+            assert stored[key] < len(series.window) + 130
+
+    def test_a_gap_in_the_chunks_skips_the_series(self, tmp_path: Path) -> None:
+        a = make(tmp_path)
+        a.state.restore()
+        feed(a, "latency|ms", np.arange(100.0))
+        feed(a, "small|g", [1.0, 2.0])
+        assert checkpoint(a)
+        feed(a, "latency|ms", np.arange(5.0))
+        assert checkpoint(a, final=True)
+        with sqlite3.connect(tmp_path / STATE_FILE) as db:
+            db.execute("DELETE FROM samples WHERE key = 'latency|ms' AND first = 100")
+        b = make(tmp_path)
+        with capture_logs() as logs:
+            b.state.restore()
+        assert b.store.get("latency|ms") is None
+        assert b.store.get("small|g") is not None
+        skipped = [e for e in logs if e["event"] == "state.row_skipped"]
+        assert "no chunk ends at sample 104" in str(skipped[0]["error"])
+
+    def test_a_schema_1_file_is_migrated(self, tmp_path: Path) -> None:
+        """The first release stored each window as one blob in the series row."""
+        with sqlite3.connect(tmp_path / STATE_FILE) as db:
+            db.executescript(
+                """
+                CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                CREATE TABLE series (key TEXT PRIMARY KEY, name TEXT NOT NULL,
+                    type TEXT NOT NULL, tags TEXT NOT NULL, capacity INTEGER NOT NULL,
+                    total_count INTEGER NOT NULL, pending REAL NOT NULL,
+                    last_update REAL, samples BLOB NOT NULL);
+                CREATE TABLE alerts (key TEXT PRIMARY KEY, state TEXT NOT NULL,
+                    level TEXT, since REAL NOT NULL, fired_at REAL,
+                    observed_low REAL, observed_high REAL, seen INTEGER);
+                CREATE TABLE documents (name TEXT PRIMARY KEY, data TEXT NOT NULL);
+                CREATE TABLE history (seq INTEGER PRIMARY KEY, data TEXT NOT NULL);
+                INSERT INTO meta VALUES ('schema_version', '1');
+                """
+            )
+            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            db.execute(
+                "INSERT INTO series VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    "latency|ms",
+                    "latency",
+                    "ms",
+                    "[]",
+                    100,
+                    250,
+                    0.0,
+                    time.time(),
+                    np.arange(150.0, 250.0).astype("<f8").tobytes(),
+                ),
+            )
+        a = make(tmp_path)
+        with capture_logs() as logs:
+            a.state.restore()
+        assert [e for e in logs if e["event"] == "state.migrated"]
+        latency = a.store.get("latency|ms")
+        assert latency is not None
+        np.testing.assert_array_equal(np.arange(150.0, 250.0), latency.window.values())
+        assert 250 == latency.window.total_count
+        feed(a, "latency|ms", [1.0])
+        b = restart(a, tmp_path)
+        restored = b.store.get("latency|ms")
+        assert restored is not None
+        assert [*range(151, 250), 1.0] == restored.window.values().tolist()
+
     def test_timing_1000_series_of_1000_samples(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:

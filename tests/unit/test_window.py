@@ -90,6 +90,26 @@ class TestRingBuffer:
         assert values[len(values) - min(k, len(values)) :] == window.tail(k).tolist()
 
     @settings(max_examples=100, deadline=None)
+    @given(capacity_and_batches(), st.integers(1, 40))
+    def test_unordered_holds_the_same_samples(
+        self, case: tuple[int, list[list[float]]], new_capacity: int
+    ) -> None:
+        """unordered() is values() in some order, read-only, through appends,
+        extends and resizes."""
+        capacity, batches = case
+        window = RollingWindow(capacity)
+        for index, batch in enumerate(batches):
+            if index == len(batches) // 2:
+                window.resize(new_capacity)
+            window.extend(np.array(batch))
+            if batch:
+                window.append(batch[0])
+            view = window.unordered()
+            assert sorted(window.values().tolist()) == sorted(view.tolist())
+            with pytest.raises(ValueError, match="read-only"):
+                view[:] = 0.0
+
+    @settings(max_examples=100, deadline=None)
     @given(capacity_and_batches())
     def test_append_equals_extend(self, case: tuple[int, list[list[float]]]) -> None:
         """Appending one by one gives the same window as extending by batches."""
@@ -219,16 +239,43 @@ class TestRingBuffer:
 
 class TestRunningMoments:
     @settings(max_examples=300, deadline=None)
-    @given(capacity_and_batches())
+    @given(capacity_and_batches(), st.booleans())
     def test_match_numpy_on_every_step(
-        self, case: tuple[int, list[list[float]]]
+        self, case: tuple[int, list[list[float]]], as_list: bool
     ) -> None:
-        """Running mean and variance agree with numpy after every batch."""
+        """Running mean and variance agree with numpy after every batch, whether
+        it comes as an array or as a list (short lists take the plain-Python path)."""
         capacity, batches = case
         window = RollingWindow(capacity)
         for batch in batches:
-            window.extend(np.array(batch))
+            window.extend(batch if as_list else np.array(batch))
             assert_moments_match(window)
+
+    @settings(max_examples=100, deadline=None)
+    @given(capacity_and_batches())
+    def test_list_and_array_batches_give_one_window(
+        self, case: tuple[int, list[list[float]]]
+    ) -> None:
+        """The same batches as lists and as arrays leave the same samples."""
+        capacity, batches = case
+        from_lists = RollingWindow(capacity)
+        from_arrays = RollingWindow(capacity)
+        for batch in batches:
+            from_lists.extend(batch)
+            from_arrays.extend(np.array(batch))
+            assert from_arrays.values().tolist() == from_lists.values().tolist()
+            assert from_arrays.total_count == from_lists.total_count
+
+    def test_small_lists_after_huge_outlier_leaves(self) -> None:
+        """The plain-Python path recomputes too once a 1e9 outlier leaves."""
+        rng = np.random.default_rng(5)
+        window = RollingWindow(100)
+        window.extend(rng.normal(size=50).tolist())
+        window.extend([1e9])
+        for _ in range(30):
+            window.extend(rng.normal(size=4).tolist())
+            assert_moments_match(window)
+        assert float(np.max(window.values())) < 1e3
 
     def test_small_values_after_huge_outlier_leaves(self) -> None:
         """Once a 1e9 outlier leaves, the variance of unit-scale data is exact again."""
@@ -273,8 +320,10 @@ def _run_long(
 ) -> None:
     window = RollingWindow(capacity)
     step = len(stream) // checkpoints
+    as_list = batch <= 16  # short batches as lists: the plain-Python path
     for start in range(0, len(stream), batch):
-        window.extend(stream[start : start + batch])
+        chunk = stream[start : start + batch]
+        window.extend(chunk.tolist() if as_list else chunk)
         end = start + batch
         if end // step != start // step or end >= len(stream):
             values = window.values()
@@ -294,6 +343,12 @@ class TestLongRun:
         rng = np.random.default_rng(3)
         stream = 1e6 + rng.standard_normal(self.SAMPLES)
         _run_long(stream, capacity=1000, batch=37, checkpoints=5)
+
+    def test_large_offset_stays_exact_in_short_lists(self) -> None:
+        """The same in lists of 7 (the plain-Python path of many-series ingest)."""
+        rng = np.random.default_rng(6)
+        stream = 1e6 + rng.standard_normal(self.SAMPLES // 2)
+        _run_long(stream, capacity=1000, batch=7, checkpoints=5)
 
     def test_drift_stays_exact(self) -> None:
         """2 million drifting samples (1e6 + 1e-3 per sample + N(0, 1)) stay exact."""

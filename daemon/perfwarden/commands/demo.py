@@ -4,8 +4,14 @@ The demo calibrates the workload on this machine (request time with deliberately
 knobs and with good ones), writes a config whose latency levels sit between the two,
 starts ``perfwarden run`` on a temporary directory, and runs the workload against it
 with the bad knobs. The daemon's decision log is narrated as it happens (alerts,
-proposals, actions kept or reverted, learning) with the metric's mean every few
+actions applied, kept or reverted, learning) with the metric's mean every few
 seconds, and the final ``perfwarden report`` is printed at the end.
+
+Only what happened is narrated. The plugins propose far more than is applied (each
+alert asks every plugin, and a proposal is passed over when another scores higher,
+an action is already being validated, or a cooldown runs), so proposals get no line
+of their own: an applied action says how many proposals it was chosen from, and the
+ones passed over are counted by reason in one line at the end.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -33,9 +40,10 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable
 
-__all__ = ["narrate", "run"]
+__all__ = ["Narration", "narrate", "run"]
 
 _STATUS_EVERY: Final = 5.0
+_CHOSEN_OVER: Final = "another proposal scored higher"
 
 
 def narrate(event: dict[str, Any]) -> str | None:
@@ -52,19 +60,10 @@ def narrate(event: dict[str, Any]) -> str | None:
         )
     if name == "alert.resolved":
         return f"ALERT   {metric} resolved"
-    if name == "optimizer.proposed":
-        changes = ", ".join(f"{k}={v:g}" for k, v in event["changes"].items())
-        return (
-            f"PROPOSE{tag} {event['plugin']}: {event['strategy']} ({changes}), "
-            f"expects {event['expected_improvement']:.0%}"
-        )
     if name == "optimizer.applied":
-        changes = ", ".join(
-            f"{k} {v['from']:g} -> {v['to']:g}" for k, v in event["changes"].items()
-        )
-        return (
-            f"APPLY  {tag} {event['strategy']}: {changes} (score {event['score']:.3f})"
-        )
+        return _applied(event, tag, 1)
+    if name == "optimizer.apply_failed":
+        return f"FAILED {tag} {event['strategy']}: {event['error']}"
     if name in {"optimizer.kept", "optimizer.reverted", "optimizer.inconclusive"}:
         verdict = name.split(".")[1].upper()
         effect = event.get("effect_percent")
@@ -74,6 +73,71 @@ def narrate(event: dict[str, Any]) -> str | None:
         weight = event["weight"]
         return f"LEARN  {tag} {event['strategy']} on {metric}: weight {weight:.2f}"
     return None
+
+
+def _applied(event: dict[str, Any], tag: str, chosen_from: int) -> str:
+    changes = ", ".join(
+        f"{k} {v['from']:g} -> {v['to']:g}" for k, v in event["changes"].items()
+    )
+    best = f", best of {chosen_from} proposals" if chosen_from > 1 else ""
+    return (
+        f"APPLY  {tag} {event['strategy']}: {changes} "
+        f"(score {event['score']:.3f}{best})"
+    )
+
+
+class Narration:
+    """The demo's lines for a stream of log events, proposals folded in.
+
+    ``optimizer.proposed`` events are held per correlation id until the decision
+    on them arrives: ``optimizer.applied`` gets its line with the number of
+    proposals it was chosen from; ``optimizer.skipped`` and ``optimizer.dry_run``
+    print nothing and count the proposals passed over, by reason, for
+    :meth:`summary`.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, int] = {}
+        self.proposals = 0
+        self.applied = 0
+        self.failed = 0
+        self.passed_over: Counter[str] = Counter()
+
+    def line(self, event: dict[str, Any]) -> str | None:
+        """The line for ``event`` (None: nothing to show for it)."""
+        name = event.get("event", "")
+        cid = str(event.get("correlation_id", ""))
+        if name == "optimizer.proposed":
+            self.proposals += 1
+            self._waiting[cid] = self._waiting.get(cid, 0) + 1
+            return None
+        if name in {"optimizer.skipped", "optimizer.dry_run"}:
+            waiting = self._waiting.pop(cid, 0)
+            if waiting:
+                reason = event.get("reason") or "dry run"
+                self.passed_over[str(reason)] += waiting
+            return None
+        if name in {"optimizer.applied", "optimizer.apply_failed"}:
+            waiting = self._waiting.pop(cid, 1)
+            if waiting > 1:
+                self.passed_over[_CHOSEN_OVER] += waiting - 1
+            if name == "optimizer.apply_failed":
+                self.failed += 1
+            else:
+                self.applied += 1
+                return _applied(event, f" [{cid}]" if cid else "", waiting)
+        return narrate(event)
+
+    def summary(self) -> str:
+        """One line: proposals made, applied, and passed over by reason."""
+        passed = sum(self.passed_over.values())
+        reasons = ", ".join(f"{n} {why}" for why, n in self.passed_over.most_common())
+        text = f"the plugins made {self.proposals} proposal(s): {self.applied} applied"
+        if self.failed:
+            text += f", {self.failed} failed to apply"
+        if passed:
+            text += f"; {passed} passed over ({reasons})"
+        return text
 
 
 class _Narrator(threading.Thread):
@@ -87,6 +151,7 @@ class _Narrator(threading.Thread):
         self.started = started
         self._echo = echo
         self.events: list[dict[str, Any]] = []
+        self.narration = Narration()
 
     def run(self) -> None:
         for raw in self._stream:
@@ -95,7 +160,7 @@ class _Narrator(threading.Thread):
             except ValueError:
                 continue
             self.events.append(event)
-            line = narrate(event)
+            line = self.narration.line(event)
             if line is not None:
                 self._echo(f"{time.monotonic() - self.started:6.1f}s  {line}")
 
@@ -195,9 +260,13 @@ def _drive(  # noqa: PLR0917 - private; one call site
     echo(yaml.safe_dump(report, sort_keys=False, allow_unicode=True, width=100))
     kept = sum(1 for e in narrator.events if e.get("event") == "optimizer.kept")
     reverted = sum(1 for e in narrator.events if e.get("event") == "optimizer.reverted")
+    unsure = sum(
+        1 for e in narrator.events if e.get("event") == "optimizer.inconclusive"
+    )
+    echo(narrator.narration.summary())
     echo(
         f"demo finished: {workload.requests} requests, {kept} action(s) kept, "
-        f"{reverted} reverted"
+        f"{reverted} reverted, {unsure} inconclusive"
     )
     return 0
 

@@ -1,7 +1,14 @@
-"""``perfwarden knobs`` and ``perfwarden knobs set NAME VALUE``."""
+"""``perfwarden knobs`` and ``perfwarden knobs set NAME VALUE``.
+
+``knobs set`` stores the nearest value the knob's declaration allows; when that is
+not the value given (outside the bounds, off the step), it says so on stderr as a
+warning and still exits 0, since the knob did change (``--json`` carries the same
+as ``adjusted`` and ``message``).
+"""
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 from perfwarden.commands._common import (
@@ -36,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
             print_json(data)
         else:
             print(f"{data['name']} = {data['value']} (version {data['version']})")
+        if data.get("message"):  # absent from an older daemon's reply
+            print(f"perfwarden knobs set: warning: {data['message']}", file=sys.stderr)
         return 0
     data = request(path, "knobs")
     if args.json:
