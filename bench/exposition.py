@@ -63,9 +63,9 @@ class Scraper(threading.Thread):
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=4.0, help="measured s")
+    parser.add_argument("--duration", type=float, default=3.0, help="measured s")
     parser.add_argument("--warmup", type=float, default=0.5)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=8, help="pairs of runs")
     parser.add_argument("--senders", type=int, default=1)
     parser.add_argument("--lines", type=int, default=32, help="lines per datagram")
     parser.add_argument(
@@ -77,7 +77,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--series",
         type=lambda s: [int(x) for x in s.split(",")],
-        default=[100, 2000],
+        default=[100, 1000, 2000],
         help="comma-separated distinct series counts (one daemon each)",
     )
     args = parser.parse_args(argv)
@@ -125,7 +125,8 @@ def run(series: int, args: argparse.Namespace) -> list[dict[str, Any]]:
         rows.append(idle_scrapes(target.pid, url, series, args.idle_scrapes))
         seed = 10
         for repeat in range(args.repeats):
-            for scraping in (False, True):
+            # Adjacent runs share the machine's mood: alternate which goes first.
+            for scraping in (False, True) if repeat % 2 == 0 else (True, False):
                 seed += 10
                 scraper = Scraper(url) if scraping else None
                 if scraper is not None:
@@ -221,9 +222,17 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {row['series']} | {row['scrape_ms_median']} "
                 f"| {row['scrape_cpu_ms_mean']} | {row['body_kb']} KiB |"
             )
-    print("\n| series | scrape every 1 s | lines/s (median) | lost | scrape ms |")
-    print("| ---: | --- | ---: | ---: | ---: |")
+    print(
+        "\n| series | scrape every 1 s | lines/s (median) | lost | scrape ms "
+        "| scraped / unscraped, per pair: median (min..max) |"
+    )
+    print("| ---: | --- | ---: | ---: | ---: | ---: |")
     for series in args.series:
+        pairs = {}
+        for r in rows:
+            if r["series"] == series and "scraping" in r:
+                pairs.setdefault(r["repeat"], {})[r["scraping"]] = r["lines_per_s"]
+        ratios = [p[True] / p[False] for p in pairs.values() if p.get(False)]
         for scraping in (False, True):
             picked = [
                 r
@@ -238,9 +247,15 @@ def main(argv: list[str] | None = None) -> int:
                 if scraping
                 else "-"
             )
+            ratio = (
+                f"{statistics.median(ratios):.3f} "
+                f"({min(ratios):.3f}..{max(ratios):.3f})"
+                if scraping and ratios
+                else ""
+            )
             print(
                 f"| {series} | {'yes' if scraping else 'no'} | {rate:,.0f} "
-                f"| {lost} | {scrape} |"
+                f"| {lost} | {scrape} | {ratio} |"
             )
     return 0
 

@@ -2,7 +2,8 @@
 
 Start order: lock the socket directory, bind the sockets, restore knob values and
 the saved state (``state.db``), start ingest and the control server, start the
-interval and checkpoint tasks, then ``READY=1`` and ``daemon.started``.
+interval and checkpoint tasks, hand the start-up's freed memory back to the kernel
+(:mod:`perfwarden.heap`), then ``READY=1`` and ``daemon.started``.
 Stop order (SIGTERM / SIGINT): ``daemon.stopping``, ``STOPPING=1``, stop accepting,
 drain what the datagram socket already holds, revert unvalidated actions, write a
 last checkpoint, close, remove the socket files.
@@ -24,7 +25,9 @@ from perfwarden.config import Config, ConfigError, load_config
 from perfwarden.control.server import ControlServer
 from perfwarden.dispatch import Dispatcher
 from perfwarden.evaluator import Evaluator
+from perfwarden.expiry import SeriesExpiry
 from perfwarden.handlers import build_commands
+from perfwarden.heap import trim
 from perfwarden.http_server import HttpServer
 from perfwarden.ingest import DatagramReceiver, Ingestor, StreamIngestServer
 from perfwarden.knobs import KnobStore, spec_of
@@ -107,6 +110,9 @@ class Daemon:
             learning=self.learning,
             optimizer=self.optimizer,
             knobs=self.knobs,
+        )
+        self.expiry = SeriesExpiry(
+            self.store, self.evaluator, self.state.forget, lambda: self.config
         )
         self.evaluator.subscribers.append(self.optimizer.on_alert)
         self.evaluator.subscribers.append(self.dispatcher)
@@ -246,6 +252,9 @@ class Daemon:
             knobs_restored=restored,
             plugins=[h.name for h in self.plugins.active()],
         )
+        # The start-up's temporaries (imports, config parsing, the state restore,
+        # plugin loading) are garbage now: give their pages back (bench/memory.md).
+        trim()
         self.notifier.notify("READY=1", f"STATUS={self._status_line()}")
         try:
             await self._stop.wait()
@@ -294,6 +303,7 @@ class Daemon:
             self.store.roll_interval(interval)
             self.store.take_updated()
             self.evaluator.tick()
+            self.expiry.sweep()
             self.ticks += 1
             if self.ticks % 10 == 0:
                 self.notifier.notify(f"STATUS={self._status_line()}")
@@ -305,7 +315,12 @@ class Daemon:
             interval = self.config.state.checkpoint_interval
             await asyncio.sleep(interval if interval > 0 else 1.0)
             if self.config.state.checkpoint_interval > 0:
-                await self.state.checkpoint()
+                written = await self.state.checkpoint()
+                if written and self.state.last_series_written:
+                    # The snapshot's copies of the changed windows (and the
+                    # writer thread's blobs) are freed now; without this the
+                    # heaps keep them resident.
+                    trim()
 
     def _schedule_evaluation(self) -> None:
         # Called after every ingest commit: evaluate once per loop turn, right after

@@ -9,8 +9,10 @@ systemd's ``$CONFIGURATION_DIRECTORY``, the packaged default).
 The YAML is *composed*, not loaded, so every value keeps the line it came from
 (:mod:`.config_nodes` reads the nodes); this module holds the schema: the known keys
 of every section, their types and ranges, and the cross-field rules (threshold order
-by bound, knob ranges, one process matcher, group access needs a group).  Every record
-type is re-exported here: import configuration names from this module.
+by bound, knob ranges, one process matcher, group access needs a group, a series
+reported ``no_data`` before it expires; the built-in ``exec``/``webhook`` timings
+against ``plugin_timeout`` are in :mod:`.config_plugins`). Every record type is
+re-exported here: import configuration names from this module.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from importlib import resources
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
-from yaml.nodes import MappingNode
+from yaml.nodes import MappingNode, ScalarNode
 
 from perfwarden.config_model import (
     Basis,
@@ -64,6 +66,7 @@ from perfwarden.config_nodes import (
     regex,
     tag_key,
 )
+from perfwarden.config_plugins import check_plugin_timing
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -111,10 +114,12 @@ _SECTIONS: Final = (
 )  # fmt: skip
 _METRIC_KEYS: Final = (
     "unit", "description", "bound", "target", "warning", "critical", "for",
-    "window", "optimizers", "guard", "group_by",
+    "window", "optimizers", "guard", "group_by", "expire_after",
 )  # fmt: skip
 _THRESHOLDS: Final = ("target", "warning", "critical")
-_STATISTICS_KEYS: Final = ("confidence_level", "window", "min_samples", "max_series")
+_STATISTICS_KEYS: Final = (
+    "confidence_level", "window", "min_samples", "max_series", "expire_after",
+)  # fmt: skip
 _EVALUATION_KEYS: Final = (
     "interval", "basis", "for", "window", "hysteresis", "missing_after",
 )  # fmt: skip
@@ -130,6 +135,7 @@ _STATE_KEYS: Final = ("checkpoint_interval",)
 _HTTP_KEYS: Final = ("listen",)
 _KNOB_KEYS: Final = ("min", "max", "step", "initial", "choices")
 _MATCH_KEYS: Final = ("pid", "pidfile", "name", "cmdline", "unit")
+_BOOL_TAG: Final = "tag:yaml.org,2002:bool"
 
 
 # --------------------------------------------------------------------------- public
@@ -238,18 +244,21 @@ def _build(c: Checker, root: Node) -> Config | None:
     elif isinstance(version, int) and version != CONFIG_VERSION:
         message = f"unsupported version {version}; this perfwarden reads version 1"
         c.add(line_of(version_node), "version", message)
-    statistics = _statistics(c, _sub(c, top, "statistics", _STATISTICS_KEYS))
+    statistics_section = _sub(c, top, "statistics", _STATISTICS_KEYS)
+    statistics = _statistics(c, statistics_section)
+    evaluation_section = _sub(c, top, "evaluation", _EVALUATION_KEYS)
+    evaluation = _evaluation(c, evaluation_section, statistics)
+    _check_expiry(c, statistics_section, evaluation_section, statistics, evaluation)
+    optimizer = _optimizer(c, _sub(c, top, "optimizer", _OPTIMIZER_KEYS))
     return Config(
         version=CONFIG_VERSION,
         statistics=statistics,
-        evaluation=_evaluation(
-            c, _sub(c, top, "evaluation", _EVALUATION_KEYS), statistics
-        ),
-        metrics=_metrics(c, _sub(c, top, "metrics", None), statistics),
+        evaluation=evaluation,
+        metrics=_metrics(c, _sub(c, top, "metrics", None), statistics, evaluation),
         knobs=_knobs(c, _sub(c, top, "knobs", None)),
-        optimizer=_optimizer(c, _sub(c, top, "optimizer", _OPTIMIZER_KEYS)),
+        optimizer=optimizer,
         processes=_processes(c, c.items(top.node("processes"), "processes")),
-        plugins=_plugins(c, _sub(c, top, "plugins", None)),
+        plugins=_plugins(c, _sub(c, top, "plugins", None), optimizer.plugin_timeout),
         control=_control(c, _sub(c, top, "control", _CONTROL_KEYS)),
         sockets=_sockets(c, _sub(c, top, "sockets", _SOCKETS_KEYS)),
         ingest=_ingest(c, _sub(c, top, "ingest", _INGEST_KEYS)),
@@ -287,6 +296,53 @@ def _statistics(c: Checker, s: Section) -> StatisticsConfig:
         window=window,
         min_samples=min_samples,
         max_series=or_default(c.integer(s, "max_series", at_least(1)), d.max_series),
+        expire_after=or_default(_expiry(c, s, "expire_after"), d.expire_after),
+    )
+
+
+def _expiry(c: Checker, s: Section, name: str) -> float | None:
+    """A duration; ``0``, ``off`` or ``false`` (YAML's false) mean never."""
+    node = s.node(name)
+    if (
+        isinstance(node, ScalarNode)
+        and node.tag == _BOOL_TAG
+        and c.scalar(node, s.dotted(name)) is False
+    ):
+        return 0.0
+    return c.duration(s, name, non_negative)
+
+
+def _check_expiry(
+    c: Checker,
+    statistics_section: Section,
+    evaluation_section: Section,
+    statistics: StatisticsConfig,
+    evaluation: EvaluationConfig,
+) -> None:
+    """A silent series is reported ``no_data`` before it is forgotten."""
+    expire_after, missing_after = statistics.expire_after, evaluation.missing_after
+    if not 0 < expire_after < missing_after:
+        return
+    if "expire_after" in statistics_section:
+        c.add(
+            statistics_section.value_line("expire_after"),
+            statistics_section.dotted("expire_after"),
+            _expiry_problem(missing_after),
+        )
+    else:
+        c.add(
+            evaluation_section.value_line("missing_after"),
+            evaluation_section.dotted("missing_after"),
+            f"must not exceed statistics.expire_after ({expire_after:g}s):"
+            " a silent series is reported no_data before it is forgotten",
+        )
+
+
+def _expiry_problem(missing_after: float) -> str:
+    return (
+        f"must be 0 (never) or at least evaluation.missing_after"
+        f" ({missing_after:g}s): a silent series is reported no_data before it is"
+        " forgotten"
     )
 
 
@@ -320,7 +376,10 @@ def _fraction(value: float) -> str | None:
 
 
 def _metrics(
-    c: Checker, section: Section, statistics: StatisticsConfig
+    c: Checker,
+    section: Section,
+    statistics: StatisticsConfig,
+    evaluation: EvaluationConfig,
 ) -> Mapping[str, MetricConfig]:
     def window_check(value: int) -> str | None:
         if value < statistics.min_samples:
@@ -342,6 +401,11 @@ def _metrics(
         if bound is not None:
             _check_order(c, m, bound, levels)
         target, warning, critical = (_float(levels[level]) for level in _THRESHOLDS)
+        expire_after = _expiry(c, m, "expire_after")
+        has_levels = warning is not None or critical is not None
+        if has_levels and expire_after and expire_after < evaluation.missing_after:
+            message = _expiry_problem(evaluation.missing_after)
+            c.add(m.value_line("expire_after"), m.dotted("expire_after"), message)
         metrics[name] = MetricConfig(
             name=name,
             bound=or_default(bound, Bound.UPPER),
@@ -355,6 +419,7 @@ def _metrics(
             optimizers=c.strings(m, "optimizers", non_empty),
             guard=c.boolean(m, "guard", default=False),
             group_by=c.string(m, "group_by", tag_key),
+            expire_after=expire_after,
         )
     return MappingProxyType(metrics)
 
@@ -531,7 +596,9 @@ def _match(c: Checker, p: Section) -> Mapping[str, str | int]:
     return MappingProxyType(match)
 
 
-def _plugins(c: Checker, section: Section) -> Mapping[str, PluginConfig]:
+def _plugins(
+    c: Checker, section: Section, plugin_timeout: float
+) -> Mapping[str, PluginConfig]:
     plugins: dict[str, PluginConfig] = {}
     for name, (key_node, value_node) in section.entries.items():
         key = section.dotted(name)
@@ -547,6 +614,8 @@ def _plugins(c: Checker, section: Section) -> Mapping[str, PluginConfig]:
             if option != "enabled"
         }
         enabled = c.boolean(p, "enabled", default=True)
+        if enabled:
+            check_plugin_timing(c, p, name, options, plugin_timeout)
         plugins[name] = PluginConfig(name, enabled, MappingProxyType(options))
     return MappingProxyType(plugins)
 

@@ -91,6 +91,9 @@ class StatisticsConfig:
     window: int = 1000
     min_samples: int = 30
     max_series: int = 10000
+    #: A series that received nothing for this long is forgotten (its window, alert
+    #: state and saved state), freeing its slot under ``max_series``; ``0``: never.
+    expire_after: float = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,9 +119,9 @@ class MetricConfig:
 
     Thresholds are ordered by the bound: ``target < warning < critical`` for
     :attr:`Bound.UPPER`, ``target > warning > critical`` for :attr:`Bound.LOWER`.
-    ``for_`` (YAML ``for``) and ``window`` are ``None`` when the metric uses the
-    evaluation/statistics default; ``optimizers`` name optimizer plugins (entry points)
-    that may or may not be installed.
+    ``for_`` (YAML ``for``), ``window`` and ``expire_after`` are ``None`` when the
+    metric uses the evaluation/statistics default; ``optimizers`` name optimizer
+    plugins (entry points) that may or may not be installed.
     """
 
     name: str
@@ -133,6 +136,7 @@ class MetricConfig:
     optimizers: tuple[str, ...] = ()
     guard: bool = False
     group_by: str | None = None
+    expire_after: float | None = None
 
     @property
     def has_levels(self) -> bool:
@@ -169,7 +173,8 @@ class OptimizerConfig:
     validation_samples: int = 200
     significance: float = 0.05
     cooldown: float = 60.0
-    #: How long one plugin call (load, propose, apply, revert) may take.
+    #: How long one plugin call (load, propose, apply, revert) may take; the call's
+    #: deadline, which the plugin sees, comes a grace earlier (see perfwarden.deadline).
     plugin_timeout: float = 5.0
     #: Consecutive failures (errors, timeouts, garbage) before a plugin is disabled.
     max_failures: int = 3
@@ -294,6 +299,17 @@ class Config:
         if metric is not None and metric.window is not None:
             return metric.window
         return self.statistics.window
+
+    def metric_expire_after(self, name: str) -> float:
+        """Return the idle time after which a series of metric *name* is forgotten.
+
+        The metric's ``expire_after`` or ``statistics.expire_after``; ``0`` means
+        never.  Metrics that are not configured get the global value.
+        """
+        metric = self.metrics.get(name)
+        if metric is not None and metric.expire_after is not None:
+            return metric.expire_after
+        return self.statistics.expire_after
 
 
 @dataclass(frozen=True, slots=True)

@@ -519,6 +519,12 @@ def _daemon(daemon: Daemon) -> list[Family]:
     info.add(_labels(version=__version__), 1.0)
     series = Family("perfwarden_series", "gauge", "Series in the store.")
     series.add("", len(daemon.store))
+    expired = Family(
+        "perfwarden_series_expired",
+        "counter",
+        "Series forgotten after statistics.expire_after without samples.",
+    )
+    expired.add("", daemon.expiry.expired)
     start = Family(
         "perfwarden_start_time_seconds", "gauge", "Unix time the daemon started."
     )
@@ -539,7 +545,7 @@ def _daemon(daemon: Daemon) -> list[Family]:
         "Unix time this exposition was built.",
     )
     scraped.add("", time.time())
-    return [info, series, start, ticks, in_flight, scraped]
+    return [info, series, expired, start, ticks, in_flight, scraped]
 
 
 def _process() -> list[Family]:

@@ -221,6 +221,7 @@ def build_commands(daemon: Daemon) -> dict[str, Command]:
             "ingest": daemon.ingestor.counters.as_dict(),
             "log": log_stats(),
             "series": len(daemon.store),
+            "series_expired": daemon.expiry.expired,
             "set_members_overflow": daemon.store.set_overflow,
             "memory": {"rss_bytes": memory.rss, "rss_mb": round(memory.rss / 2**20, 1)},
             "evaluation": {

@@ -16,6 +16,7 @@ Every line is accounted: ``received = accepted + malformed + ignored + dropped``
 from __future__ import annotations
 
 import asyncio
+import mmap
 import socket
 import time
 from dataclasses import dataclass, field
@@ -168,7 +169,10 @@ class DatagramReceiver:
         self._ingestor = ingestor
         self._max_datagram = max_datagram
         self._loop = loop
-        self._buffer = bytearray(_RECV_BUFFER)
+        # Anonymous mmap, not bytearray: a bytearray is zero-filled, so all 1 MiB
+        # is resident from the start; these pages become resident only as far as
+        # the largest datagram yet received reaches.
+        self._buffer = mmap.mmap(-1, _RECV_BUFFER)
         self._view = memoryview(self._buffer)
         sock.setblocking(False)
         try:

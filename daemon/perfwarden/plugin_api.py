@@ -22,6 +22,13 @@ keeps or reverts it. A proposal that acts outside the knobs carries an
 function (run on the event loop; it must not block). Either way it runs under a
 timeout; a plugin that raises, hangs or returns something that is not a sequence of
 :class:`Proposal` is counted as failing and switched off after repeated failures.
+
+Every call (``handles``, ``propose``, an action's ``apply`` and ``revert``) has a
+deadline, a little before the daemon stops waiting for it: :func:`time_left` and
+:func:`current_deadline` give it, in the thread or task that runs the call. A
+plugin that waits on something (a subprocess, a socket) caps its own timeout with
+:func:`time_left`, cleans up when it expires and raises :class:`TimeoutError`; the
+daemon then reports a timeout the plugin handled, instead of abandoning the call.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Protocol, runtime_checkable
+
+from perfwarden.deadline import current_deadline, time_left
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -44,6 +53,8 @@ __all__ = [
     "PluginNotConfigured",
     "Proposal",
     "Violation",
+    "current_deadline",
+    "time_left",
 ]
 
 #: The entry-point group optimizer plugins register under.
@@ -179,7 +190,8 @@ class Action:
 
     ``apply`` and ``revert`` are called by the daemon (never by the plugin itself),
     under the same timeout and isolation as ``propose``; either may be a plain or a
-    coroutine function.
+    coroutine function. Each call has its own deadline: read it with
+    :func:`time_left` inside ``apply`` or ``revert``, not when proposing.
     """
 
     description: str
@@ -220,7 +232,7 @@ class Optimizer(Protocol):
     explicitly (a metric's ``optimizers:`` list always wins). ``propose`` returns
     the proposals, best first or in any order; an empty sequence means "nothing
     to propose". Both run off the event loop (or on it, if coroutine functions)
-    under a timeout.
+    under a timeout; :func:`time_left` says how much of it is left.
     """
 
     def handles(self, violation: Violation) -> bool:

@@ -2,11 +2,18 @@
 
 Every plugin call (load, ``handles``, ``propose``, an action's ``apply``/``revert``)
 runs off the event loop (a worker thread for plain functions; coroutine functions
-on the loop) under ``optimizer.plugin_timeout``. A call that raises, times out or
-returns garbage counts as a failure; ``optimizer.max_failures`` consecutive failures
-switch the plugin off (``plugin.disabled``) until the next reload. A timed-out
-thread cannot be killed: it is abandoned, and the breaker keeps a hanging plugin
-from taking more threads.
+on the loop) under ``optimizer.plugin_timeout``, with a deadline a grace before it
+(:mod:`perfwarden.deadline`) that the plugin reads with
+:func:`perfwarden.plugin_api.time_left`. A call that raises, times out or returns
+garbage counts as a failure; ``optimizer.max_failures`` consecutive failures switch
+the plugin off (``plugin.disabled``) until the next reload.
+
+Timeouts come in two kinds, both logged as ``plugin.timed_out`` and counted as a
+timeout and a failure: the plugin met its deadline and raised ``TimeoutError``
+(``abandoned: false``: it killed or aborted what it waited for), or the daemon
+stopped waiting at ``plugin_timeout`` (``abandoned: true``). A thread cannot be
+killed, so an abandoned one may still run; the breaker keeps a hanging plugin from
+taking more threads.
 
 ``PERFWARDEN_DISABLE_PLUGIN_AUTOLOAD=1`` loads only the plugins the config's
 ``plugins:`` section names; ``enabled: false`` blocks a plugin (it is never
@@ -17,13 +24,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import inspect
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from perfwarden.deadline import budget, deadline_scope
 from perfwarden.logs import get_logger
 from perfwarden.plugin_api import Optimizer, OptimizerContext, Proposal, Violation
 from perfwarden.plugin_loader import PluginLoadError, PluginSource, find, instantiate
@@ -45,10 +55,13 @@ async def in_daemon_thread(function: Callable[..., T], *args: object) -> T:
 
     Not ``asyncio.to_thread``: the default executor's threads are joined when the
     loop and the interpreter shut down, so one hung plugin would hang the daemon's
-    exit. A daemon thread that never returns is simply abandoned.
+    exit. A daemon thread that never returns is simply abandoned. Like
+    ``to_thread``, the function runs in a copy of the caller's context, so the
+    call's deadline and the log context reach it.
     """
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
+    context = contextvars.copy_context()
 
     def settle(outcome: Callable[[], None]) -> None:
         if not future.done():
@@ -57,7 +70,7 @@ async def in_daemon_thread(function: Callable[..., T], *args: object) -> T:
     def target() -> None:
         outcome: Callable[[], None]
         try:
-            result = function(*args)
+            result = context.run(function, *args)
         except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
             error = exc
             outcome = lambda: future.set_exception(error)  # noqa: E731
@@ -203,8 +216,11 @@ class PluginRuntime:
         source = handle.source
         timeout = self._config().optimizer.plugin_timeout
         try:
-            async with asyncio.timeout(timeout):
-                optimizer = await in_daemon_thread(instantiate, source, handle.options)
+            with deadline_scope(time.monotonic() + budget(timeout)):
+                async with asyncio.timeout(timeout):
+                    optimizer = await in_daemon_thread(
+                        instantiate, source, handle.options
+                    )
         except PluginLoadError as exc:
             handle.error = exc.reason
             if exc.unconfigured:
@@ -254,23 +270,34 @@ class PluginRuntime:
     ) -> T:
         """Run one plugin call isolated; raises :class:`PluginCallError` on failure.
 
-        The caller checks the result and calls :meth:`succeeded` when it is valid,
-        so a plugin that keeps answering garbage is switched off too.
+        The call runs with its deadline in force (``plugin_timeout`` less the
+        grace) and is abandoned at ``plugin_timeout``. The caller checks the result
+        and calls :meth:`succeeded` when it is valid, so a plugin that keeps
+        answering garbage is switched off too.
         """
         timeout = self._config().optimizer.plugin_timeout
         handle.counts["calls"] += 1
+        started = time.monotonic()
+        limit = asyncio.timeout(timeout)
         try:
-            async with asyncio.timeout(timeout):
-                if inspect.iscoroutinefunction(function):
-                    result: Any = await function(*args)
-                else:
-                    result = await in_daemon_thread(function, *args)
-                    if inspect.isawaitable(result):
-                        result = await result
-        except TimeoutError:
-            handle.counts["timeouts"] += 1
-            self._failed(handle, what, f"timed out after {timeout}s")
-            raise PluginCallError(f"{handle.name}.{what} timed out") from None
+            with deadline_scope(started + budget(timeout)):
+                async with limit:
+                    if inspect.iscoroutinefunction(function):
+                        result: Any = await function(*args)
+                    else:
+                        result = await in_daemon_thread(function, *args)
+                        if inspect.isawaitable(result):
+                            result = await result
+        except TimeoutError as exc:
+            abandoned = limit.expired()
+            error = (
+                f"no answer within {timeout:g}s; abandoned (a thread may still run)"
+                if abandoned
+                else f"{type(exc).__name__}: {exc}"
+            )
+            elapsed = time.monotonic() - started
+            self._timed_out(handle, what, error, elapsed, abandoned=abandoned)
+            raise PluginCallError(f"{handle.name}.{what} timed out: {error}") from exc
         except Exception as exc:
             self._failed(handle, what, f"{type(exc).__name__}: {exc}")
             raise PluginCallError(f"{handle.name}.{what} raised {exc!r}") from exc
@@ -281,17 +308,47 @@ class PluginRuntime:
         """A call's result was valid: the failure streak ends."""
         handle.consecutive_failures = 0
 
-    def _failed(self, handle: PluginHandle, what: str, error: str) -> None:
+    def _timed_out(
+        self,
+        handle: PluginHandle,
+        what: str,
+        error: str,
+        seconds: float,
+        *,
+        abandoned: bool,
+    ) -> None:
+        """A timeout: counted as one, and as a failure, logged as ``timed_out``."""
+        handle.counts["timeouts"] += 1
+        self._failed(
+            handle,
+            what,
+            error,
+            event="plugin.timed_out",
+            seconds=round(seconds, 3),
+            abandoned=abandoned,
+        )
+
+    def _failed(
+        self,
+        handle: PluginHandle,
+        what: str,
+        error: str,
+        *,
+        event: str = "plugin.call_failed",
+        **detail: object,
+    ) -> None:
         handle.counts["failures"] += 1
         handle.consecutive_failures += 1
         handle.error = f"{what}: {error}"
         limit = self._config().optimizer.max_failures
         _log.warning(
-            "plugin.call_failed",
+            event,
             plugin=handle.name,
             call=what,
             error=error,
+            **detail,
             consecutive_failures=handle.consecutive_failures,
+            max_failures=limit,
         )
         if handle.consecutive_failures >= limit and handle.state is PluginState.ACTIVE:
             handle.state = PluginState.DISABLED

@@ -10,7 +10,9 @@ Counts accumulate until the end of each evaluation interval, when their rate (pe
 second) becomes one sample; sets count their distinct members the same way.
 
 The number of series is capped: a line for a new series beyond the cap is dropped and
-counted, so a flood of random names cannot grow memory without bound.
+counted, so a flood of random names cannot grow memory without bound. A series that
+received nothing for its ``expire_after`` is forgotten (:meth:`MetricStore.expire`),
+so series that come and go (a ``pid`` tag, a pod name) do not hold their slots for ever.
 """
 
 from __future__ import annotations
@@ -157,15 +159,56 @@ class MetricStore:
     def drop_names(self, keep: Callable[[str], bool]) -> list[str]:
         """Forget every series whose name ``keep`` rejects; return those names."""
         dropped = [name for name in self._by_name if not keep(name)]
-        for name in dropped:
-            for series in self._by_name.pop(name):
-                del self._series[series.key]
-                self._updated.discard(series)
-        if dropped:
-            self._aliases = {
-                raw: s for raw, s in self._aliases.items() if s.key in self._series
-            }
+        self._remove([s for name in dropped for s in self._by_name[name]])
         return dropped
+
+    def expire(
+        self, now: float, expire_after: Callable[[str], float]
+    ) -> list[tuple[Series, float]]:
+        """Forget every series idle for longer than ``expire_after(name)`` seconds.
+
+        Idle is ``now - last_update`` (the last sample, count or set line); a limit
+        of ``0`` (or less) means never. Returns the forgotten series with their idle
+        seconds, longest idle first; their slots under the series cap are free at
+        once, and a later line for the same key starts a new, empty series. A series
+        whose last update is unknown (``last_update == 0``) starts its idle time now.
+        """
+        limits: dict[str, float] = {}
+        expired: list[tuple[Series, float]] = []
+        for series in self._series.values():
+            last = series.last_update
+            if not last:
+                series.last_update = now
+                continue
+            name = series.name
+            limit = limits.get(name)
+            if limit is None:
+                limit = limits[name] = expire_after(name)
+            if limit > 0 and now - last > limit:
+                expired.append((series, now - last))
+        if expired:
+            expired.sort(key=lambda pair: pair[1], reverse=True)
+            self._remove([series for series, _ in expired])
+        return expired
+
+    def _remove(self, gone: list[Series]) -> None:
+        """Take series out of every index (the cap counts only what is left)."""
+        if not gone:
+            return
+        removed = set(gone)
+        for series in gone:
+            del self._series[series.key]
+        self._updated -= removed
+        for name in {series.name for series in gone}:
+            kept = [s for s in self._by_name[name] if s not in removed]
+            if kept:
+                self._by_name[name] = kept
+            else:
+                del self._by_name[name]
+        series_of = self._series.get
+        self._aliases = {
+            raw: s for raw, s in self._aliases.items() if series_of(s.key) is s
+        }
 
     def restore(self, series: Series) -> bool:
         """Add a series saved by a previous run (state restore, before ingest).

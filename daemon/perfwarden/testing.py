@@ -5,6 +5,8 @@ temporary directories, waits for its ``READY=1`` on a test-owned ``NOTIFY_SOCKET
 and offers the CLI, the metric sockets and the JSON log lines to assert on. Its
 stdout (the log) and stderr go to ``log_path``, or stdout goes to a descriptor the
 test owns (``stdout=``: a pipe it reads, reads late, or closes).
+:func:`plugin_deadline` runs a plugin's code as if the daemon called it, with a
+deadline.
 """
 
 from __future__ import annotations
@@ -22,13 +24,21 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from perfwarden.deadline import deadline_scope
 from perfwarden.paths import CONTROL_SOCKET, METRICS_SOCKET, METRICS_STREAM_SOCKET
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping
     from types import TracebackType
 
-__all__ = ["DaemonProcess", "FakeClock", "wait_until"]
+__all__ = [
+    "DaemonProcess",
+    "FakeClock",
+    "SlowEndpoint",
+    "plugin_deadline",
+    "slow_http_endpoint",
+    "wait_until",
+]
 
 
 def wait_until(
@@ -44,6 +54,72 @@ def wait_until(
             msg = f"condition not met within {timeout}s: {condition}"
             raise TimeoutError(msg)
         time.sleep(interval)
+
+
+@contextlib.contextmanager
+def plugin_deadline(seconds: float) -> Iterator[float]:
+    """Run the block as a plugin call with ``seconds`` left before its deadline.
+
+    Inside, :func:`perfwarden.plugin_api.time_left` counts down from ``seconds``
+    (in this thread; the daemon also carries it into the call's worker thread).
+    Yields the deadline, in ``time.monotonic()`` seconds.
+    """
+    with deadline_scope(time.monotonic() + seconds) as deadline:
+        yield deadline
+
+
+class SlowEndpoint:
+    """A local HTTP endpoint that takes every POST and answers only when released:
+    what a plugin's request timeouts are tested against."""
+
+    def __init__(self, url: str) -> None:
+        #: Where to POST.
+        self.url = url
+        #: ``time.monotonic()`` of each request, as it arrived.
+        self.requests: list[float] = []
+        #: Set it to answer the waiting requests (200, empty body).
+        self.release = threading.Event()
+
+
+@contextlib.contextmanager
+def slow_http_endpoint(patience: float = 60.0) -> Iterator[SlowEndpoint]:
+    """Serve a :class:`SlowEndpoint` on loopback (a thread) for the block.
+
+    A request is answered once ``release`` is set, or after ``patience`` seconds;
+    leaving the block releases them all and stops the server.
+    """
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: PLC0415
+
+    endpoint: SlowEndpoint | None = None
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            assert endpoint is not None  # noqa: S101
+            endpoint.requests.append(time.monotonic())
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            endpoint.release.wait(patience)
+            with contextlib.suppress(OSError):  # the client may have given up
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Quiet: the test's output is the test's."""
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    endpoint = SlowEndpoint(f"http://127.0.0.1:{httpd.server_address[1]}/hook")
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    try:
+        yield endpoint
+    finally:
+        endpoint.release.set()
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
 
 
 class FakeClock:

@@ -61,12 +61,6 @@ def _pairwise_error_factor(count: int) -> float:
     return 8.0 + count.bit_length()
 
 
-def _dot_error_factor(count: int) -> float:
-    """Rounding bound factor (in eps) of a BLAS dot product of ``count`` terms
-    (the classical recursive-summation bound, whatever the BLAS's blocking)."""
-    return 4.0 + count
-
-
 class RollingWindow:
     """The newest ``capacity`` float samples of one series, with running moments.
 
@@ -369,41 +363,48 @@ class RollingWindow:
     ) -> None:
         """Fold a batch's sums (and those of the samples it evicted) into the
         running sums and the error bounds (``recursive``: the sums were taken
-        term by term, not by numpy's pairwise reduction)."""
+        term by term, not by numpy's pairwise reduction), and recompute exactly
+        when the bounds exceed the tolerance. Runs per series per batch: plain
+        locals, no calls but ``sqrt``."""
         sub1, sub2 = sub
-        sum_factor = _dot_error_factor if recursive else _pairwise_error_factor
         s1 = self._s1 + add1 - sub1
         s2 = self._s2 + add2 - sub2
         self._s1 = s1
         self._s2 = s2
-        # Each sum of k terms is off by <= factor(k) * eps * sum|terms|; the two
-        # additions by eps * their result. sum|x - K| <= sqrt(k * sum (x - K)**2).
-        self._err1 += _EPS * (
-            sum_factor(added) * math.sqrt(added * add2)
-            + sum_factor(evicted) * math.sqrt(evicted * sub2)
+        # Each sum of k terms is off by <= factor(k) * eps * sum|terms|: k + 4
+        # term by term (and for a BLAS dot product, whatever its blocking), as
+        # _pairwise_error_factor says for numpy's pairwise sums; both include the
+        # squaring. The two additions are off by eps * their result, and
+        # sum|x - K| <= sqrt(k * sum (x - K)**2).
+        if recursive:
+            factor_added, factor_evicted = 4.0 + added, 4.0 + evicted
+        else:
+            factor_added = _pairwise_error_factor(added)
+            factor_evicted = _pairwise_error_factor(evicted)
+        err1 = self._err1 + _EPS * (
+            factor_added * math.sqrt(added * add2)
+            + factor_evicted * math.sqrt(evicted * sub2)
             + 2.0 * (abs(s1) + abs(add1) + abs(sub1))
         )
-        self._err2 += _EPS * (
-            _dot_error_factor(added) * add2
-            + _dot_error_factor(evicted) * sub2
+        err2 = self._err2 + _EPS * (
+            (4.0 + added) * add2
+            + (4.0 + evicted) * sub2
             + 2.0 * (abs(s2) + add2 + sub2)
         )
+        self._err1 = err1
+        self._err2 = err2
         self._evicted += evicted
-        if self._evicted >= self.capacity or self._imprecise():
-            self._recompute()
-
-    def _imprecise(self) -> bool:
-        """Whether the error bounds exceed the tolerance of mean or variance."""
+        # Whether the bounds exceed the tolerance of the variance or the mean.
         n = self._size
-        m2 = self._s2 - self._s1 * self._s1 / n
-        err_m2 = (
-            self._err2
-            + 2.0 * abs(self._s1) * self._err1 / n
-            + 2.0 * _EPS * (self._s2 + self._s1 * self._s1 / n)
-        )
-        return err_m2 > _TOLERANCE * m2 or self._err1 > _TOLERANCE * math.sqrt(
-            max(m2, 0.0) * n
-        )
+        squared_mean = s1 * s1 / n
+        m2 = s2 - squared_mean
+        err_m2 = err2 + 2.0 * abs(s1) * err1 / n + 2.0 * _EPS * (s2 + squared_mean)
+        if (
+            self._evicted >= self._buf.shape[0]
+            or err_m2 > _TOLERANCE * m2
+            or err1 > _TOLERANCE * math.sqrt(max(m2, 0.0) * n)
+        ):
+            self._recompute()
 
     def _recompute(self) -> None:
         """Recompute shift and sums exactly from the buffer. O(len)."""

@@ -18,8 +18,9 @@ import dataclasses
 import json
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, overload
 
+from perfwarden.durations import parse_duration
 from perfwarden.plugin_api import PluginNotConfigured
 
 if TYPE_CHECKING:
@@ -34,12 +35,14 @@ __all__ = [
     "COMMON_OPTIONS",
     "OptionError",
     "bounded",
+    "call_limit",
     "check_known",
     "current_number",
     "opt_argv",
     "opt_float",
     "opt_int",
     "opt_metrics",
+    "opt_seconds",
     "opt_str",
     "opt_str_mapping",
     "propose_value",
@@ -107,6 +110,63 @@ def opt_float(
             plugin, key, f"must lie in {opening}{low}, {high}]: {value!r}"
         )
     return number
+
+
+@overload
+def opt_seconds(
+    plugin: str,
+    options: Mapping[str, object],
+    key: str,
+    default: float,
+    *,
+    zero: bool = False,
+) -> float: ...
+@overload
+def opt_seconds(
+    plugin: str,
+    options: Mapping[str, object],
+    key: str,
+    default: None,
+    *,
+    zero: bool = False,
+) -> float | None: ...
+def opt_seconds(
+    plugin: str,
+    options: Mapping[str, object],
+    key: str,
+    default: float | None,
+    *,
+    zero: bool = False,
+) -> float | None:
+    """A duration option: seconds as a number, or ``"250ms"``, ``"5s"``.
+
+    Written as the config writes durations; greater than 0 unless ``zero``;
+    ``default`` (possibly ``None``, for "no limit of its own") when absent.
+    """
+    if key not in options:
+        return default
+    value = options[key]
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise OptionError(plugin, key, f"must be a duration such as 5s, not {value!r}")
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise OptionError(plugin, key, str(exc)) from None
+    if seconds <= 0 and not zero:
+        raise OptionError(plugin, key, f"must be greater than 0: {value!r}")
+    return seconds
+
+
+def call_limit(own: float | None, left: float) -> tuple[float | None, str]:
+    """How long the next wait may take, and why: the plugin's own ``timeout``
+    option or the call's deadline (``left``, from ``time_left()``), whichever is
+    shorter. ``None`` when neither limits it (outside a daemon call, no option).
+    """
+    if own is not None and own <= left:
+        return own, "its timeout option"
+    if math.isinf(left):
+        return None, "no limit"
+    return left, "the call's deadline"
 
 
 def opt_int(

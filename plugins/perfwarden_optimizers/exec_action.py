@@ -7,40 +7,60 @@ not help. Both run an argv list (no shell) with:
 * stdin: the violation as one JSON object (see :func:`._common.violation_payload`);
 * environment: the daemon's, plus ``PERFWARDEN_EVENT`` (``apply`` or ``revert``),
   ``PERFWARDEN_METRIC`` and ``PERFWARDEN_CORRELATION_ID``;
-* a ``timeout`` (seconds); on expiry the child is killed and the call fails.
+* a process group of its own, and a time limit: the call's deadline
+  (:func:`~perfwarden.plugin_api.time_left`), or the ``timeout`` option if shorter.
+  On expiry the whole process group is killed (``SIGKILL``: the command and
+  everything it started), and :class:`CommandTimedOut` (a ``TimeoutError``) is
+  raised, which the daemon logs as a timeout the plugin handled.
 
 A non-zero exit status raises :class:`CommandFailed` with the tail of stderr, so the
 daemon counts a failure; success returns a :class:`CommandResult` for the log.
+Process groups still running when the interpreter exits (the daemon stopped during
+a command) are killed too.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
+import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from perfwarden.plugin_api import Action, Proposal
+from perfwarden.plugin_api import Action, Proposal, time_left
 
 from ._common import (
+    call_limit,
     check_known,
     opt_argv,
     opt_float,
     opt_metrics,
+    opt_seconds,
     opt_str,
     violation_json,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
 
     from perfwarden.plugin_api import OptimizerContext, Violation
 
-__all__ = ["CommandFailed", "CommandResult", "ExecOptimizer", "run_command"]
+__all__ = [
+    "CommandFailed",
+    "CommandResult",
+    "CommandTimedOut",
+    "ExecOptimizer",
+    "run_command",
+]
 
 #: How much of a command's stdout/stderr is kept (characters, from the end).
 TAIL_CHARS: Final = 2000
+#: After killing a process group, how long to wait for its pipes to close.
+REAP_SECONDS: Final = 0.2
 
 _OPTIONS: Final = frozenset(
     {
@@ -73,6 +93,64 @@ class CommandFailed(RuntimeError):
         self.result = result
 
 
+class CommandTimedOut(CommandFailed, TimeoutError):
+    """The command ran out of time; its process group was killed."""
+
+
+class _Groups:
+    """Process groups of running commands, killed if the interpreter exits first."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: set[int] = set()
+        atexit.register(self.kill_all)
+
+    @contextlib.contextmanager
+    def running(self, process: subprocess.Popen[bytes]) -> Iterator[None]:
+        """Track ``process``'s group while the block runs; kill it if it raises."""
+        with self._lock:
+            self._running.add(process.pid)
+        try:
+            yield
+        except BaseException:
+            if process.returncode is None:  # not reaped: the group id is still its
+                kill_group(process.pid)
+                process.wait()
+            raise
+        finally:
+            with self._lock:
+                self._running.discard(process.pid)
+
+    def kill_all(self) -> None:
+        """Kill every tracked group (at exit: the daemon stopped mid-command)."""
+        with self._lock:
+            running, self._running = self._running, set()
+        for pgid in running:
+            kill_group(pgid)
+
+
+_GROUPS: Final = _Groups()
+
+
+def kill_group(pgid: int) -> None:
+    """``SIGKILL`` the process group ``pgid``, if it still exists."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def _reap(process: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
+    """The output of a killed process, once its pipes close (or soon after)."""
+    try:
+        return process.communicate(timeout=REAP_SECONDS)
+    except subprocess.TimeoutExpired:
+        # Something that left the process group still holds the pipes open.
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
+        process.wait()
+        return b"", b""
+
+
 def _tail(text: str | bytes | None) -> str:
     if text is None:
         return ""
@@ -82,47 +160,79 @@ def _tail(text: str | bytes | None) -> str:
 
 
 def run_command(
-    argv: tuple[str, ...], stdin: str, timeout: float, env: Mapping[str, str]
+    argv: tuple[str, ...],
+    stdin: str,
+    timeout: float | None,
+    env: Mapping[str, str],
+    *,
+    limited_by: str = "its timeout",
 ) -> CommandResult:
-    """Run ``argv`` with ``stdin``; raise :class:`CommandFailed` unless it exits 0."""
+    """Run ``argv`` in a new process group with ``stdin``; raise
+    :class:`CommandFailed` unless it exits 0 within ``timeout`` seconds (``None``:
+    no limit). On timeout the group is killed and :class:`CommandTimedOut` raised;
+    ``limited_by`` says in its message what set the limit.
+    """
     started = time.monotonic()
+    if timeout is not None and timeout <= 0:
+        result = CommandResult(argv, -1, 0.0, "", "")
+        msg = f"{argv[0]}: not started: no time left ({limited_by})"
+        raise CommandTimedOut(msg, result)
     try:
-        done = subprocess.run(
+        process = subprocess.Popen(
             argv,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             env={**os.environ, **env},
-            check=False,
+            start_new_session=True,
         )
-    except subprocess.TimeoutExpired as exc:
-        result = CommandResult(
-            argv, -1, time.monotonic() - started, _tail(exc.stdout), _tail(exc.stderr)
-        )
-        msg = f"{argv[0]}: timed out after {timeout:g}s: {result.stderr_tail[-500:]}"
-        raise CommandFailed(msg, result) from exc
     except OSError as exc:
         result = CommandResult(argv, -1, time.monotonic() - started, "", str(exc))
         raise CommandFailed(f"{argv[0]}: could not run: {exc}", result) from exc
-    result = CommandResult(
-        argv,
-        done.returncode,
-        time.monotonic() - started,
-        _tail(done.stdout),
-        _tail(done.stderr),
-    )
-    if done.returncode != 0:
-        msg = f"{argv[0]}: exit status {done.returncode}: {result.stderr_tail[-500:]}"
+    with _GROUPS.running(process):
+        try:
+            stdout, stderr = process.communicate(stdin.encode(), timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            kill_group(process.pid)
+            stdout, stderr = _reap(process)
+            result = _result(argv, process, started, stdout, stderr)
+            after = round(exc.timeout, 2)
+            msg = (
+                f"{argv[0]}: timed out after {after:g}s ({limited_by}); "
+                f"process group {process.pid} killed"
+            )
+            if result.stderr_tail:
+                msg += f": {result.stderr_tail[-500:]}"
+            raise CommandTimedOut(msg, result) from None
+    result = _result(argv, process, started, stdout, stderr)
+    if result.returncode != 0:
+        msg = f"{argv[0]}: exit status {result.returncode}: {result.stderr_tail[-500:]}"
         raise CommandFailed(msg, result)
     return result
+
+
+def _result(
+    argv: tuple[str, ...],
+    process: subprocess.Popen[bytes],
+    started: float,
+    stdout: bytes,
+    stderr: bytes,
+) -> CommandResult:
+    return CommandResult(
+        argv,
+        process.returncode,
+        time.monotonic() - started,
+        _tail(stdout),
+        _tail(stderr),
+    )
 
 
 class ExecOptimizer:
     """Propose running ``command`` (revert: ``revert_command``) for a violation.
 
     Options: ``command`` and ``revert_command`` (argv lists, required),
-    ``timeout`` (seconds, default 10; keep it below the daemon's plugin timeout),
+    ``timeout`` (a duration; by default the time the daemon gives the call, and
+    never more: the call's deadline always applies),
     ``metrics`` (default: every metric), ``expected_improvement`` (default 0.1),
     ``strategy`` (default ``exec:<basename of command[0]>``).
 
@@ -135,7 +245,7 @@ class ExecOptimizer:
         check_known("exec", options, set(_OPTIONS))
         self.command = opt_argv("exec", options, "command")
         self.revert_command = opt_argv("exec", options, "revert_command")
-        self.timeout = opt_float("exec", options, "timeout", 10.0, low_inclusive=False)
+        self.timeout = opt_seconds("exec", options, "timeout", None)
         self.metrics: frozenset[str] | None = None
         if "metrics" in options:
             self.metrics = opt_metrics("exec", options, frozenset())
@@ -157,7 +267,10 @@ class ExecOptimizer:
             "PERFWARDEN_METRIC": violation.metric,
             "PERFWARDEN_CORRELATION_ID": violation.correlation_id,
         }
-        return run_command(argv, violation_json(violation), self.timeout, env)
+        limit, limited_by = call_limit(self.timeout, time_left())
+        return run_command(
+            argv, violation_json(violation), limit, env, limited_by=limited_by
+        )
 
     def propose(
         self, violation: Violation, context: OptimizerContext

@@ -11,25 +11,34 @@ where ``violation`` is :func:`._common.violation_payload`. Only the standard lib
 ``backoff * 2**n`` seconds (0.5 s, 1 s, ...); any other answer, or the last failure,
 raises :class:`WebhookFailed` so the daemon counts a failure. Redirects are not
 followed (a POST body would be lost on the way).
+
+All of it fits in the call's deadline (:func:`~perfwarden.plugin_api.time_left`):
+an attempt waits at most what is left (or ``timeout``, if shorter), and a retry
+whose backoff would end past the deadline is not made. When the last attempt timed
+out, :class:`WebhookTimedOut` (a ``TimeoutError``) is raised, which the daemon
+logs as a timeout the plugin handled.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from typing import TYPE_CHECKING, Final
 
-from perfwarden.plugin_api import Action, Proposal
+from perfwarden.plugin_api import Action, Proposal, current_deadline
 
 from ._common import (
     OptionError,
+    call_limit,
     check_known,
     opt_float,
     opt_int,
     opt_metrics,
+    opt_seconds,
     opt_str,
     opt_str_mapping,
     violation_payload,
@@ -40,7 +49,7 @@ if TYPE_CHECKING:
 
     from perfwarden.plugin_api import OptimizerContext, Violation
 
-__all__ = ["WebhookFailed", "WebhookOptimizer", "post_json"]
+__all__ = ["WebhookFailed", "WebhookOptimizer", "WebhookTimedOut", "post_json"]
 
 _OPTIONS: Final = frozenset(
     {
@@ -60,6 +69,10 @@ class WebhookFailed(RuntimeError):
     """The endpoint did not answer 2xx (after the retries, when retryable)."""
 
 
+class WebhookTimedOut(WebhookFailed, TimeoutError):
+    """The last attempt timed out (its own ``timeout`` or the call's deadline)."""
+
+
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     """Turn redirects into errors instead of re-sending the POST as a GET."""
 
@@ -74,46 +87,73 @@ def _retryable(status: int) -> bool:
     return status == 429 or status >= 500
 
 
+def _is_timeout(exc: BaseException) -> bool:
+    """Whether a urllib error is a timeout (raised bare, or wrapped in URLError)."""
+    reason = getattr(exc, "reason", None)
+    return isinstance(exc, TimeoutError) or isinstance(reason, TimeoutError)
+
+
 def post_json(
     url: str,
     body: Mapping[str, object],
     *,
-    timeout: float,
+    timeout: float | None,
     retries: int,
     backoff: float,
     headers: Mapping[str, str],
+    deadline: float = math.inf,
+    clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
-    """POST ``body`` as JSON; return the 2xx status or raise :class:`WebhookFailed`."""
+    """POST ``body`` as JSON; return the 2xx status or raise :class:`WebhookFailed`.
+
+    Every attempt and backoff ends by ``deadline`` (``clock()`` seconds); an
+    attempt waits at most ``timeout`` (``None``: whatever is left).
+    """
     data = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
     all_headers = {
         "User-Agent": "perfwarden-webhook",
         **headers,
         "Content-Type": "application/json",
     }
-    problem = ""
+    problem, timed_out, attempts, cut_short = "", False, 0, ""
     for attempt in range(retries + 1):
         if attempt:
-            sleep(backoff * 2 ** (attempt - 1))
+            delay = backoff * 2 ** (attempt - 1)
+            if clock() + delay >= deadline:
+                cut_short = f"; no time for retry {attempt} before the call's deadline"
+                break
+            sleep(delay)
+        limit, _ = call_limit(timeout, max(0.0, deadline - clock()))
+        if limit is not None and limit <= 0:
+            cut_short = "; no time left before the call's deadline"
+            break
+        attempts += 1
         request = urllib.request.Request(  # noqa: S310 - scheme checked at load
             url, data=data, headers=all_headers, method="POST"
         )
         try:
-            with _OPENER.open(request, timeout=timeout) as response:
+            with _OPENER.open(request, timeout=limit) as response:
                 status = int(response.status)
         except urllib.error.HTTPError as exc:
             status = exc.code
             exc.close()
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            timed_out = _is_timeout(exc)
             problem = f"{type(exc).__name__}: {exc}"
+            if timed_out and limit is not None:
+                problem = f"no answer within {round(limit, 2):g}s"
             continue
+        timed_out = False
         if 200 <= status < 300:
             return status
         problem = f"HTTP {status}"
         if not _retryable(status):
             break
-    msg = f"webhook {_safe(url)}: {problem} (after {attempt + 1} attempt(s))"
-    raise WebhookFailed(msg)
+    if not attempts:
+        problem, timed_out = "not sent", True
+    msg = f"webhook {_safe(url)}: {problem} (after {attempts} attempt(s){cut_short})"
+    raise (WebhookTimedOut if timed_out else WebhookFailed)(msg)
 
 
 def _safe(url: str) -> str:
@@ -128,13 +168,12 @@ def _safe(url: str) -> str:
 class WebhookOptimizer:
     """Propose notifying a webhook about a violation (and about its revert).
 
-    Options: ``url`` (required, http or https), ``timeout`` (seconds per attempt,
-    default 5), ``retries`` (default 2), ``backoff`` (seconds, default 0.5),
-    ``headers`` (a mapping, e.g. an ``Authorization`` header), ``metrics``
-    (default: every metric), ``expected_improvement`` (default 0.0),
-    ``strategy`` (default ``webhook``). Keep
-    ``timeout * (retries + 1) + backoff * (2**retries - 1)`` below the daemon's
-    plugin timeout.
+    Options: ``url`` (required, http or https), ``timeout`` (a duration per
+    attempt; by default whatever is left of the call), ``retries`` (default 2),
+    ``backoff`` (a duration, default 0.5 s), ``headers`` (a mapping, e.g. an
+    ``Authorization`` header), ``metrics`` (default: every metric),
+    ``expected_improvement`` (default 0.0), ``strategy`` (default ``webhook``).
+    Attempts and backoffs never run past the call's deadline.
 
     Estimate: the ``expected_improvement`` option, by default 0.0: a notification
     changes nothing by itself. An operator whose endpoint acts (scales a service,
@@ -147,11 +186,9 @@ class WebhookOptimizer:
         parts = urllib.parse.urlsplit(self.url)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             raise OptionError("webhook", "url", f"must be an http(s) URL: {self.url!r}")
-        self.timeout = opt_float(
-            "webhook", options, "timeout", 5.0, low_inclusive=False
-        )
+        self.timeout = opt_seconds("webhook", options, "timeout", None)
         self.retries = opt_int("webhook", options, "retries", 2)
-        self.backoff = opt_float("webhook", options, "backoff", 0.5)
+        self.backoff = opt_seconds("webhook", options, "backoff", 0.5, zero=True)
         self.headers = opt_str_mapping("webhook", options, "headers")
         self.metrics: frozenset[str] | None = None
         if "metrics" in options:
@@ -174,6 +211,7 @@ class WebhookOptimizer:
             retries=self.retries,
             backoff=self.backoff,
             headers=self.headers,
+            deadline=current_deadline(),
         )
 
     def propose(

@@ -19,6 +19,8 @@ from perfwarden.plugin_api import (
     OptimizerFactory,
     Proposal,
     Violation,
+    current_deadline,
+    time_left,
 )
 
 if TYPE_CHECKING:
@@ -77,7 +79,9 @@ class PagerOptimizer:
         """Page someone (the daemon decides whether and when)."""
 
         async def apply() -> None:
-            await self._page(f"page: {violation.metric}")
+            # Wait no longer than the call may run, then report a timeout.
+            async with asyncio.timeout(time_left()):
+                await self._page(f"page: {violation.metric}")
 
         def revert() -> None:
             self.sent.append("all clear")
@@ -97,3 +101,4 @@ sync_factory: OptimizerFactory = ThreadPoolOptimizer
 async_factory: OptimizerFactory = PagerOptimizer
 plugins: list[Optimizer] = [ThreadPoolOptimizer({}), PagerOptimizer({"x": 1})]
 group: str = ENTRY_POINT_GROUP
+deadline: float = current_deadline()  # math.inf outside a plugin call

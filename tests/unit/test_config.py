@@ -26,6 +26,8 @@ from perfwarden.config import (
     parse_config,
     resolve_config_path,
 )
+from perfwarden.config_plugins import WEBHOOK_BACKOFF, WEBHOOK_RETRIES
+from perfwarden_optimizers.webhook import WebhookOptimizer
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data" / "config"
@@ -445,6 +447,43 @@ metrics:
             config.metric_window("wire.only"),
         )
 
+    def test_expire_after(self) -> None:
+        """statistics.expire_after: 1h by default, a duration; 0/off/false: never."""
+        assert 3600.0 == Config().statistics.expire_after
+        for text, expected in (
+            ("90m", 5400.0),
+            ("0", 0.0),
+            ("0s", 0.0),
+            ("off", 0.0),
+            ("false", 0.0),
+        ):
+            config = parse_config(f"version: 1\nstatistics: {{expire_after: {text}}}\n")
+            assert expected == config.statistics.expire_after, text
+
+    def test_metric_expire_after(self) -> None:
+        """metric_expire_after(): the override (off: 0), else the global value."""
+        config = parse_config(
+            "version: 1\nstatistics: {expire_after: 2h}\nmetrics:\n"
+            "  a: {bound: upper, expire_after: 10m}\n  b: {bound: upper}\n"
+            "  c: {bound: upper, warning: 1, expire_after: off}\n"
+        )
+        assert (600.0, 7200.0, 0.0, 7200.0) == (
+            config.metric_expire_after("a"),
+            config.metric_expire_after("b"),
+            config.metric_expire_after("c"),
+            config.metric_expire_after("wire.only"),
+        )
+
+    def test_expiry_below_missing_after_blames_missing_after_when_defaulted(
+        self,
+    ) -> None:
+        """A missing_after above the default expiry is reported at missing_after."""
+        assert [
+            "t.yaml:2: evaluation.missing_after: must not exceed"
+            " statistics.expire_after (3600s): a silent series is reported no_data"
+            " before it is forgotten"
+        ] == problems_of("version: 1\nevaluation: {missing_after: 2h}\n")
+
     def test_choice_knob(self) -> None:
         """A choice knob keeps its choices and initial."""
         knob = parse_config(
@@ -596,3 +635,69 @@ class TestResolveConfigPath:
         """Empty --config and $PERFWARDEN_CONFIG are ignored."""
         environ = {"PERFWARDEN_CONFIG": "", "CONFIGURATION_DIRECTORY": ""}
         assert default_config_path() == resolve_config_path("", environ)
+
+
+class TestPluginTiming:
+    """exec and webhook timings must fit in a plugin call (plugin_timeout less
+    its grace); other plugins' options are their own."""
+
+    @staticmethod
+    def config(plugins: str, plugin_timeout: str = "5s") -> str:
+        return (
+            f"version: 1\noptimizer: {{plugin_timeout: {plugin_timeout}}}\n"
+            f"plugins:\n{plugins}"
+        )
+
+    def test_exec_timeout_up_to_the_budget(self) -> None:
+        """4.5 s fits the default 5 s; 4.6 s does not, and the fix is named."""
+        parse_config(self.config("  exec: {timeout: 4.5}\n"))
+        (problem,) = problems_of(self.config("  exec: {timeout: 4.6s}\n"))
+        assert problem.startswith("t.yaml:4: plugins.exec.timeout: 4.6s is longer")
+        assert problem.endswith("raise optimizer.plugin_timeout to at least 5.1s")
+
+    @pytest.mark.parametrize("timeout", [0.01, 2, 2.5, 4.5, 10, 59.99, 3600])
+    def test_suggested_plugin_timeout_is_accepted(self, timeout: float) -> None:
+        """The plugin_timeout the message suggests does accept the timeout."""
+        (problem,) = problems_of(
+            self.config(f"  exec: {{timeout: {timeout}}}\n", "0.01s")
+        )
+        suggested = problem.rsplit(" ", 1)[1]
+        parse_config(self.config(f"  exec: {{timeout: {timeout}}}\n", suggested))
+
+    def test_durations_and_disabled_plugins(self) -> None:
+        """Durations are read as in the config; a disabled plugin is not checked."""
+        parse_config(self.config("  exec: {timeout: 4500ms}\n"))
+        parse_config(self.config("  exec: {enabled: false, timeout: 1h}\n"))
+
+    def test_invalid_values_left_to_the_plugin(self) -> None:
+        """A value the plugin will reject at load is not a config problem."""
+        parse_config(self.config("  exec: {timeout: soon}\n"))
+        parse_config(self.config("  webhook: {timeout: 0, retries: many}\n"))
+
+    def test_webhook_defaults_adapt(self) -> None:
+        """Only a URL: the retries stop at the deadline, whatever plugin_timeout."""
+        parse_config(self.config("  webhook: {url: 'http://h/'}\n", "0.5s"))
+
+    def test_webhook_documented_example_fits(self) -> None:
+        """timeout 1 s with the default retries and backoff is exactly 4.5 s."""
+        parse_config(self.config("  webhook: {timeout: 1}\n"))
+
+    def test_webhook_worst_case(self) -> None:
+        """All attempts and backoffs asked for must fit; the problem is reported
+        on the line of the option that multiplies them."""
+        (problem,) = problems_of(self.config("  webhook: {timeout: 2s}\n"))
+        assert "plugins.webhook.timeout: timeout 2s x 3 attempts + 1.5s" in problem
+        assert "= 7.5s is longer than a plugin call may run 4.5s" in problem
+
+    def test_webhook_backoffs_alone(self) -> None:
+        """Without a timeout, the backoffs must end before the deadline."""
+        (problem,) = problems_of(self.config("  webhook: {retries: 4}\n"))
+        assert "plugins.webhook.retries: retry 4 would start only after 7.5s" in (
+            problem
+        )
+        parse_config(self.config("  webhook: {retries: 4}\n", "8.5s"))
+
+    def test_defaults_match_the_plugin(self) -> None:
+        """The defaults used here are the webhook plugin's own."""
+        plugin = WebhookOptimizer({"url": "http://h/"})
+        assert (WEBHOOK_RETRIES, WEBHOOK_BACKOFF) == (plugin.retries, plugin.backoff)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from perfwarden.alerts import Transition
@@ -78,6 +80,39 @@ class TestEvaluator:
             0.95, 19, loc=recent.mean(), scale=scipy_stats.sem(recent)
         )
         assert expected == pytest.approx((low, high), rel=1e-9)
+
+    @settings(max_examples=150, deadline=None)
+    @given(
+        st.lists(
+            st.floats(-1e6, 1e6, allow_nan=False).map(lambda v: round(v, 3)),
+            min_size=10,
+            max_size=60,
+        ),
+        st.sampled_from(["ci", "mean"]),
+    )
+    def test_observation_equals_scipy_on_any_data(
+        self, values: list[float], basis: str
+    ) -> None:
+        """The ci and mean observations equal scipy's on the newest 20 samples."""
+        from scipy import stats as scipy_stats
+
+        h = Harness(basis)
+        h.feed(values)
+        series = h.store.by_name("latency")[0]
+        low, high = h.evaluator.observations[series.key]
+        recent = np.asarray(values[-20:])
+        spread = float(np.ptp(recent))
+        scale = 1e-9 * max(1.0, float(np.abs(recent).max()))
+        if basis == "mean" or spread == 0.0:
+            expected = (float(recent.mean()),) * 2
+        else:
+            expected = scipy_stats.t.interval(
+                0.95,
+                len(recent) - 1,
+                loc=recent.mean(),
+                scale=scipy_stats.sem(recent),
+            )
+        assert expected == pytest.approx((low, high), rel=1e-9, abs=scale)
 
     def test_sample_basis_uses_the_newest_value(self) -> None:
         """On the sample basis a single value beyond the level counts."""

@@ -179,6 +179,20 @@ def test_counters_knobs_thresholds_and_reloads(daemon: Daemon) -> None:
     assert [({}, 123.0)] == got["perfwarden_config_last_reload_timestamp_seconds"]
 
 
+def test_expired_series_leave_and_are_counted(daemon: Daemon) -> None:
+    feed(daemon, "gone:1|g|#pid:7", "kept:1|g")
+    series = daemon.store.get("gone|g|#pid:7")
+    assert series is not None
+    series.last_update -= 2 * daemon.config.statistics.expire_after
+    daemon.expiry.sweep()
+    got = samples(daemon)
+    assert [({}, 1.0)] == got["perfwarden_series_expired_total"]
+    assert [({}, 1.0)] == got["perfwarden_series"]
+    assert [{"metric": "kept", "type": "g"}] == [
+        labels for labels, _ in got["perfwarden_series_mean"]
+    ]
+
+
 def test_reload_counts_when_the_daemon_keeps_them(daemon: Daemon) -> None:
     daemon.reload_counts = {"ok": 3, "rejected": 1}  # type: ignore[attr-defined,unused-ignore]
     got = samples(daemon)

@@ -16,7 +16,7 @@ from structlog.testing import capture_logs
 from perfwarden.alerts import AlertState, Level, SeriesAlert, Transition
 from perfwarden.app import Daemon
 from perfwarden.config import parse_config
-from perfwarden.state import APPLICATION_ID, SCHEMA_VERSION, STATE_FILE
+from perfwarden.state import APPLICATION_ID, SCHEMA_VERSION, STATE_FILE, StateStore
 from perfwarden.statsd import Batch
 
 if TYPE_CHECKING:
@@ -297,6 +297,149 @@ class TestCheckpoints:
             ).fetchone()[0]
         assert int(version) == SCHEMA_VERSION
 
+    def test_a_checkpoint_appends_only_the_new_samples(self, tmp_path: Path) -> None:
+        """One chunk per checkpoint with the samples since the last; chunks the
+        window left behind are deleted; the window restores exactly."""
+        a = make(tmp_path)  # latency: a 100-sample window
+        a.state.restore()
+        feed(a, "latency|ms", np.arange(100.0))
+        assert checkpoint(a)
+        for start in range(100, 190, 30):
+            feed(a, "latency|ms", np.arange(start, start + 30.0))
+            assert checkpoint(a)
+
+        def chunks() -> list[tuple[int, int]]:
+            with sqlite3.connect(tmp_path / STATE_FILE) as db:
+                rows = db.execute(
+                    "SELECT first, length(data) / 8 FROM samples ORDER BY seq"
+                ).fetchall()
+            return [(int(f), int(n)) for f, n in rows]
+
+        # The whole first window went out: samples 90..189 are held.
+        assert [(100, 30), (130, 30), (160, 30)] == chunks()[-3:]
+        assert chunks()[0] == (0, 100)  # still holds 90..99
+        feed(a, "latency|ms", np.arange(190.0, 200.0))
+        assert checkpoint(a)
+        assert [(100, 30), (130, 30), (160, 30), (190, 10)] == chunks()
+        b = restart(a, tmp_path)
+        latency = b.store.get("latency|ms")
+        assert latency is not None
+        np.testing.assert_array_equal(np.arange(100.0, 200.0), latency.window.values())
+        assert 200 == latency.window.total_count
+
+    @pytest.mark.parametrize("seed", range(6))
+    def test_random_batches_checkpoints_and_restarts(
+        self, tmp_path: Path, seed: int
+    ) -> None:
+        """Whatever the batch sizes, checkpoints, window resizes and restarts, the
+        restored windows equal the live ones and the file holds no chunk the
+        windows do not need, nor more than a bounded number per series."""
+        rng = np.random.default_rng(seed)
+        window = 50
+        daemon = make(tmp_path, window)
+        daemon.state.restore()
+        for _ in range(40):
+            key = ("small|g", "latency|ms")[int(rng.integers(2))]
+            feed(daemon, key, rng.normal(size=int(rng.integers(0, 130))))
+            if rng.random() < 0.5:
+                assert checkpoint(daemon)
+            if rng.random() < 0.1:
+                live = {s.key: s.window.values() for s in daemon.store}
+                window = int(rng.integers(5, 80))
+                daemon = restart(daemon, tmp_path, window)
+                for key, values in live.items():
+                    restored = daemon.store.get(key)
+                    assert restored is not None
+                    capacity = restored.window.capacity
+                    np.testing.assert_array_equal(
+                        values[-capacity:], restored.window.values()
+                    )
+        live = {s.key: (s.window.values(), s.window.total_count) for s in daemon.store}
+        daemon = restart(daemon, tmp_path, window)
+        for key, (values, total) in live.items():
+            restored = daemon.store.get(key)
+            assert restored is not None
+            np.testing.assert_array_equal(values, restored.window.values())
+            assert total == restored.window.total_count
+        with sqlite3.connect(tmp_path / STATE_FILE) as db:
+            per_key = dict(db.execute("SELECT key, COUNT(*) FROM samples GROUP BY key"))
+            stored = dict(
+                db.execute(
+                    "SELECT key, SUM(length(data)) / 8 FROM samples GROUP BY key"
+                )
+            )
+        for key, count in per_key.items():
+            series = daemon.store.get(key)
+            assert series is not None
+            assert count <= 64
+            # at most one partly evicted chunk beyond the window
+            assert stored[key] < len(series.window) + 130
+
+    def test_a_gap_in_the_chunks_skips_the_series(self, tmp_path: Path) -> None:
+        a = make(tmp_path)
+        a.state.restore()
+        feed(a, "latency|ms", np.arange(100.0))
+        feed(a, "small|g", [1.0, 2.0])
+        assert checkpoint(a)
+        feed(a, "latency|ms", np.arange(5.0))
+        assert checkpoint(a, final=True)
+        with sqlite3.connect(tmp_path / STATE_FILE) as db:
+            db.execute("DELETE FROM samples WHERE key = 'latency|ms' AND first = 100")
+        b = make(tmp_path)
+        with capture_logs() as logs:
+            b.state.restore()
+        assert b.store.get("latency|ms") is None
+        assert b.store.get("small|g") is not None
+        skipped = [e for e in logs if e["event"] == "state.row_skipped"]
+        assert "no chunk ends at sample 104" in str(skipped[0]["error"])
+
+    def test_a_schema_1_file_is_migrated(self, tmp_path: Path) -> None:
+        """The first release stored each window as one blob in the series row."""
+        with sqlite3.connect(tmp_path / STATE_FILE) as db:
+            db.executescript(
+                """
+                CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                CREATE TABLE series (key TEXT PRIMARY KEY, name TEXT NOT NULL,
+                    type TEXT NOT NULL, tags TEXT NOT NULL, capacity INTEGER NOT NULL,
+                    total_count INTEGER NOT NULL, pending REAL NOT NULL,
+                    last_update REAL, samples BLOB NOT NULL);
+                CREATE TABLE alerts (key TEXT PRIMARY KEY, state TEXT NOT NULL,
+                    level TEXT, since REAL NOT NULL, fired_at REAL,
+                    observed_low REAL, observed_high REAL, seen INTEGER);
+                CREATE TABLE documents (name TEXT PRIMARY KEY, data TEXT NOT NULL);
+                CREATE TABLE history (seq INTEGER PRIMARY KEY, data TEXT NOT NULL);
+                INSERT INTO meta VALUES ('schema_version', '1');
+                """
+            )
+            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            db.execute(
+                "INSERT INTO series VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    "latency|ms",
+                    "latency",
+                    "ms",
+                    "[]",
+                    100,
+                    250,
+                    0.0,
+                    time.time(),
+                    np.arange(150.0, 250.0).astype("<f8").tobytes(),
+                ),
+            )
+        a = make(tmp_path)
+        with capture_logs() as logs:
+            a.state.restore()
+        assert [e for e in logs if e["event"] == "state.migrated"]
+        latency = a.store.get("latency|ms")
+        assert latency is not None
+        np.testing.assert_array_equal(np.arange(150.0, 250.0), latency.window.values())
+        assert 250 == latency.window.total_count
+        feed(a, "latency|ms", [1.0])
+        b = restart(a, tmp_path)
+        restored = b.store.get("latency|ms")
+        assert restored is not None
+        assert [*range(151, 250), 1.0] == restored.window.values().tolist()
+
     def test_timing_1000_series_of_1000_samples(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
@@ -323,6 +466,134 @@ class TestCheckpoints:
                 f"restore {b.state.restored.seconds * 1000:.1f} ms"
             )
         assert b.state.restored.samples == 1_000_000
+
+
+def restart_later(daemon: Daemon, state_dir: Path, seconds: float) -> Daemon:
+    """``restart`` with the new wall clock ``seconds`` ahead (after a downtime)."""
+    checkpoint(daemon, final=True)
+    fresh = make(state_dir)
+    fresh.state = StateStore(
+        state_dir,
+        store=fresh.store,
+        evaluator=fresh.evaluator,
+        learning=fresh.learning,
+        optimizer=fresh.optimizer,
+        knobs=fresh.knobs,
+        wall=lambda: time.time() + seconds,
+    )
+    fresh.knobs.load()
+    fresh.state.restore()
+    return fresh
+
+
+def saved_rows(state_dir: Path) -> dict[str, tuple[float, list[float]]]:
+    """``key: (last_update, samples)`` of every series in the file (its chunks'
+    samples in order)."""
+    with sqlite3.connect(state_dir / STATE_FILE) as db:
+        rows = db.execute("SELECT key, last_update FROM series").fetchall()
+        chunks = db.execute("SELECT key, data FROM samples ORDER BY first").fetchall()
+    values: dict[str, list[float]] = {}
+    for key, data in chunks:
+        values.setdefault(key, []).extend(np.frombuffer(data, dtype="<f8").tolist())
+    return {key: (at, values.get(key, [])) for key, at in rows}
+
+
+class TestExpiredSeries:
+    def test_forgotten_series_leave_the_file(self, tmp_path: Path) -> None:
+        """Expired series' rows are deleted at the next checkpoint."""
+        a = make(tmp_path)
+        a.state.restore()
+        feed(a, "m|g|#pid:1", [1.0])
+        feed(a, "m|g|#pid:2", [2.0])
+        assert checkpoint(a)
+        gone = a.store.expire(time.monotonic() + 7200, lambda name: 3600.0)
+        a.state.forget(series.key for series, _ in gone)
+        assert checkpoint(a, final=True)
+        assert {} == saved_rows(tmp_path)
+        b = restart(a, tmp_path)
+        assert 0 == len(b.store)
+
+    def test_a_key_back_before_the_checkpoint_is_rewritten(
+        self, tmp_path: Path
+    ) -> None:
+        """A key that expires and comes back is saved anew, even when its new window
+        looks like the old one by the change marks (same count and capacity)."""
+        a = make(tmp_path)
+        a.state.restore()
+        feed(a, "m|g|#pid:2", [2.0])
+        assert checkpoint(a)
+        gone = a.store.expire(time.monotonic() + 7200, lambda name: 3600.0)
+        a.state.forget(series.key for series, _ in gone)
+        feed(a, "m|g|#pid:2", [5.0])
+        assert checkpoint(a, final=True)
+        assert [5.0] == saved_rows(tmp_path)["m|g|#pid:2"][1]
+
+    def test_a_key_back_is_not_pieced_onto_its_old_chunks(self, tmp_path: Path) -> None:
+        """A key back with more samples than it had is saved whole: its window after
+        a restart holds only the new series' samples."""
+        a = make(tmp_path)
+        a.state.restore()
+        feed(a, "m|g", [1.0, 2.0, 3.0])
+        assert checkpoint(a)
+        gone = a.store.expire(time.monotonic() + 7200, lambda name: 3600.0)
+        a.state.forget(series.key for series, _ in gone)
+        feed(a, "m|g", [10.0, 20.0, 30.0, 40.0, 50.0])
+        b = restart(a, tmp_path)
+        series = b.store.get("m|g")
+        assert series is not None
+        assert [10.0, 20.0, 30.0, 40.0, 50.0] == series.window.values().tolist()
+
+    def test_forgotten_while_a_checkpoint_writes(self, tmp_path: Path) -> None:
+        """A series that expires while a checkpoint is writing is saved anew next."""
+        a = make(tmp_path)
+        a.state.restore()
+        feed(a, "m|g", [2.0])
+        snap = a.state._snapshot()
+        gone = a.store.expire(time.monotonic() + 7200, lambda name: 3600.0)
+        a.state.forget(series.key for series, _ in gone)
+        feed(a, "m|g", [5.0])
+        a.state._write(snap, final=False)
+        a.state._committed(snap)
+        assert checkpoint(a, final=True)
+        assert [5.0] == saved_rows(tmp_path)["m|g"][1]
+
+    def test_downtime_does_not_count_as_idle(self, tmp_path: Path) -> None:
+        """A series idle 10 minutes at a checkpoint is idle 10 minutes after a restart
+        two hours later; the first checkpoint moves the saved time, not the samples."""
+        a = make(tmp_path)
+        a.state.restore()
+        feed(a, "m|g", [1.0, 2.0])
+        series = a.store.get("m|g")
+        assert series is not None
+        series.last_update -= 600.0
+        b = restart_later(a, tmp_path, 7200.0)
+        restored = b.store.get("m|g")
+        assert restored is not None
+        assert time.monotonic() - restored.last_update == pytest.approx(600.0, abs=1.0)
+        assert checkpoint(b)
+        assert 0 == b.state.last_series_written
+        saved_at, values = saved_rows(tmp_path)["m|g"]
+        assert saved_at == pytest.approx(time.time() + 7200.0 - 600.0, abs=1.0)
+        assert [1.0, 2.0] == values
+        # a later restart without downtime: still 10 minutes, not two hours more
+        c = restart_later(b, tmp_path, 7200.0)
+        again = c.store.get("m|g")
+        assert again is not None
+        assert time.monotonic() - again.last_update == pytest.approx(600.0, abs=1.0)
+
+    def test_a_crash_before_the_first_checkpoint_counts_downtime_once(
+        self, tmp_path: Path
+    ) -> None:
+        """Killed before it checkpoints, a restored daemon leaves the file as it was."""
+        a = make(tmp_path)
+        a.state.restore()
+        feed(a, "m|g", [1.0])
+        b = restart_later(a, tmp_path, 3600.0)
+        asyncio.run(b.state.close())  # no checkpoint: as good as a kill -9
+        c = restart_later(b, tmp_path, 7200.0)
+        restored = c.store.get("m|g")
+        assert restored is not None
+        assert time.monotonic() - restored.last_update == pytest.approx(0.0, abs=1.0)
 
 
 class TestUnusableFiles:

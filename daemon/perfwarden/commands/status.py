@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"sockets    {data['socket_dir']}")
     print(f"state      {data['state_dir']}")
     print(f"memory     {data['memory']['rss_mb']} MB RSS")
-    print(f"series     {data['series']}")
+    print(f"series     {data['series']}  expired {data.get('series_expired', 0)}")
     print(
         f"ingest     received {ingest['received']}  accepted {ingest['accepted']}  "
         f"malformed {ingest['malformed']}  ignored {ingest['ignored']}  "

@@ -1,0 +1,161 @@
+"""The metric store's series lifecycle: the series cap, and expiry of idle series."""
+
+from __future__ import annotations
+
+import pytest
+
+from perfwarden.statsd import Batch
+from perfwarden.store import MetricStore
+from perfwarden.testing import FakeClock
+
+HOUR = 3600.0
+
+
+def feed(store: MetricStore, clock: FakeClock, *keys: str) -> None:
+    """One gauge value (or count/set line) per raw key, at the clock's time."""
+    batch = Batch(received=len(keys), accepted=len(keys))
+    for key in keys:
+        if key.split("|")[1] == "s":
+            batch.members.setdefault(key, []).append("member")
+        else:
+            batch.values.setdefault(key, []).append(1.0)
+    store.ingest(batch, clock())
+
+
+def hourly(name: str) -> float:
+    return HOUR
+
+
+@pytest.fixture(name="clock")
+def _clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(name="store")
+def _store() -> MetricStore:
+    return MetricStore(lambda name: 10, max_series=3)
+
+
+class TestExpire:
+    def test_idle_series_is_forgotten(
+        self, store: MetricStore, clock: FakeClock
+    ) -> None:
+        """A series idle longer than expire_after leaves the store; a busy one stays."""
+        feed(store, clock, "old|g|#pid:1", "busy|g")
+        clock.advance(HOUR - 1)
+        feed(store, clock, "busy|g")
+        assert [] == store.expire(clock(), hourly)
+        clock.advance(2)
+        expired = store.expire(clock(), hourly)
+        assert [("old|g|#pid:1", HOUR + 1)] == [(s.key, idle) for s, idle in expired]
+        assert ["busy|g"] == [s.key for s in store]
+        assert store.get("old|g|#pid:1") is None
+        assert [] == store.by_name("old")
+        assert ["busy"] == store.names()
+
+    def test_the_limit_is_per_metric_name_and_zero_is_never(
+        self, store: MetricStore, clock: FakeClock
+    ) -> None:
+        """expire_after is asked per name; 0 keeps a series however long it idles."""
+        feed(store, clock, "kept|g", "short|ms")
+        asked: list[str] = []
+
+        def limit(name: str) -> float:
+            asked.append(name)
+            return 0.0 if name == "kept" else 60.0
+
+        clock.advance(10 * HOUR)
+        assert ["short|ms"] == [s.key for s, _ in store.expire(clock(), limit)]
+        assert ["kept|g"] == [s.key for s in store]
+        assert ["kept", "short"] == sorted(asked)
+
+    def test_counts_and_sets_expire_on_lines_not_interval_rolls(
+        self, store: MetricStore, clock: FakeClock
+    ) -> None:
+        """The zero rate a silent count gets every interval does not keep it alive."""
+        feed(store, clock, "hits|c", "users|s")
+        for _ in range(4):
+            clock.advance(HOUR / 4 + 1)
+            store.roll_interval(1.0)
+        expired = store.expire(clock(), hourly)
+        assert ["hits|c", "users|s"] == sorted(s.key for s, _ in expired)
+        assert 0 == len(store)
+
+    def test_a_freed_slot_takes_a_new_series_under_the_cap(
+        self, store: MetricStore, clock: FakeClock
+    ) -> None:
+        """At the cap a new series is dropped; once one expires, it gets the slot."""
+        feed(store, clock, "m|g|#pid:1", "m|g|#pid:2", "m|g|#pid:3")
+        clock.advance(HOUR)
+        feed(store, clock, "m|g|#pid:2", "m|g|#pid:3", "m|g|#pid:4")
+        assert 1 == store.dropped_lines
+        clock.advance(1)
+        assert ["m|g|#pid:1"] == [s.key for s, _ in store.expire(clock(), hourly)]
+        feed(store, clock, "m|g|#pid:4")
+        assert 1 == store.dropped_lines
+        assert ["m|g|#pid:2", "m|g|#pid:3", "m|g|#pid:4"] == sorted(
+            s.key for s in store.by_name("m")
+        )
+
+    def test_a_key_that_comes_back_starts_an_empty_series(
+        self, store: MetricStore, clock: FakeClock
+    ) -> None:
+        """The same key after expiry (even in another tag order) is a new series."""
+        feed(store, clock, "m|g|#b:2,a:1")
+        (old,) = store
+        clock.advance(HOUR + 1)
+        store.expire(clock(), hourly)
+        feed(store, clock, "m|g|#b:2,a:1")
+        (new,) = store
+        assert new is not old
+        assert "m|g|#a:1,b:2" == new.key
+        assert (1, 1) == (len(new.window), new.window.total_count)
+        assert {new} == store.take_updated()
+
+    def test_expired_series_are_not_reported_updated(
+        self, store: MetricStore, clock: FakeClock
+    ) -> None:
+        """take_updated() never hands out a series that is gone."""
+        feed(store, clock, "m|g")
+        clock.advance(HOUR + 1)
+        store.expire(clock(), hourly)
+        assert set() == store.take_updated()
+
+    def test_longest_idle_first(self, store: MetricStore, clock: FakeClock) -> None:
+        """Several expire in one sweep, longest idle first, each with its idle time."""
+        feed(store, clock, "a|g")
+        clock.advance(10)
+        feed(store, clock, "b|g")
+        clock.advance(5)
+        feed(store, clock, "c|g")
+        clock.advance(HOUR + 1)
+        expired = store.expire(clock(), hourly)
+        assert [("a|g", HOUR + 16), ("b|g", HOUR + 6), ("c|g", HOUR + 1)] == [
+            (s.key, idle) for s, idle in expired
+        ]
+
+    def test_unknown_last_update_starts_idling_at_the_first_sweep(
+        self, store: MetricStore, clock: FakeClock
+    ) -> None:
+        """A series without a last update (an old state file) is not expired at once."""
+        feed(store, clock, "m|g")
+        (series,) = store
+        series.last_update = 0.0
+        clock.advance(10 * HOUR)
+        assert [] == store.expire(clock(), hourly)
+        assert clock() == series.last_update
+        clock.advance(HOUR + 1)
+        assert [series] == [s for s, _ in store.expire(clock(), hourly)]
+
+
+class TestDropNames:
+    def test_drops_every_series_of_the_names(
+        self, store: MetricStore, clock: FakeClock
+    ) -> None:
+        """drop_names() forgets whole metrics and frees their slots."""
+        feed(store, clock, "a|g|#x:1", "a|ms", "b|g")
+        assert ["a"] == store.drop_names(lambda name: name != "a")
+        assert ["b|g"] == [s.key for s in store]
+        assert ["b"] == store.names()
+        feed(store, clock, "c|g", "d|g")
+        assert 0 == store.dropped_lines
