@@ -13,7 +13,7 @@ _LOG_BOTH_WAYS = textwrap.dedent(
     if sys.argv[1] == "lean":
         from perfwarden.commands.run import _import_structlog_lean
         _import_structlog_lean()
-    from perfwarden.logs import configure_logging, get_logger
+    from perfwarden.logs import configure_logging, get_logger, shutdown_logging
     out = io.StringIO()
     for json in (True, False):
         configure_logging("info", stream=out, json=json)
@@ -21,6 +21,7 @@ _LOG_BOTH_WAYS = textwrap.dedent(
             1 / 0
         except ZeroDivisionError:
             get_logger("t").exception("boom", key="value")
+        shutdown_logging()  # the writer thread has written the line
     print(re.sub(r"[0-9-]+T[0-9:.]+Z", "T", out.getvalue()))
     """
 )
