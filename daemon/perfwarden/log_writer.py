@@ -18,10 +18,12 @@ drains the queue and writes whole lines to the output's file descriptor::
                                                 ``log.dropped`` before the next line
 
 Nothing is lost silently: every line that is not written is counted (:meth:`stats`,
-``perfwarden status`` under ``log``), and once lines flow again one ``log.dropped``
-event (``count``, ``reason``: ``queue_full`` or ``write_error``) stands where lines
-are missing. :meth:`close` writes what is queued within a deadline;
-:meth:`begin_shutdown` lets the last lines of a stopping daemon in past a full queue.
+``perfwarden status`` under ``log``: ``queue_full``, ``write_error``, ``closed`` for
+an output whose reader is gone, ``stopped`` for lines after :meth:`close`), and once
+lines flow again one ``log.dropped`` event (``count``, ``reason``: ``queue_full`` or
+``write_error``) stands where lines are missing. :meth:`close` writes what is queued
+within a deadline; :meth:`begin_shutdown` lets the last lines of a stopping daemon in
+past a full queue.
 
 The writer uses ``os.write`` on the descriptor, never ``sys.stdout``'s buffer: a
 daemon thread blocked inside a buffered write holds the buffer's lock, and interpreter
@@ -118,7 +120,7 @@ class QueuedLineWriter:
         self._closed = False
         self._reset_queue()
         self.written = 0
-        self._dropped = {"queue_full": 0, "write_error": 0, "closed": 0}
+        self._dropped = {"queue_full": 0, "write_error": 0, "closed": 0, "stopped": 0}
         self.output_closed = False
         self._mid_line = False  # a failed write left a partial line on the output
         self._unreported = 0  # write errors not yet announced by ``log.dropped``
@@ -152,7 +154,7 @@ class QueuedLineWriter:
     def _drop(self) -> None:
         with self._lock:
             self._pending += 1
-            self._dropped["closed" if self._closed else "queue_full"] += 1
+            self._dropped["stopped" if self._closed else "queue_full"] += 1
 
     def _put_marker(self) -> None:
         with self._lock:
@@ -223,7 +225,8 @@ class QueuedLineWriter:
                     lines.append(item)
                     size += len(item)
                 elif isinstance(item, int):
-                    lines.append(self._dropped_line(item, "queue_full"))
+                    if not self.output_closed:  # nobody would read the marker
+                        lines.append(self._dropped_line(item, "queue_full"))
                 elif item is None:
                     stop = True
                     break

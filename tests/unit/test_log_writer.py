@@ -131,7 +131,7 @@ class TestQueuedLineWriter:
         assert not writer.close(0.2)
         assert time.monotonic() - started < 5
         writer.msg("after close")
-        assert 1 == writer.stats()["dropped_by_reason"]["closed"]
+        assert 1 == writer.stats()["dropped_by_reason"]["stopped"]
         stream.gate.set()  # let the thread finish
 
     def test_shutdown_reserve(self) -> None:
