@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
             rate = statistics.median(r["lines_per_s"] for r in picked)
             lost = sum(r["lost"] for r in picked)
             scrape = (
-                f"{statistics.median(r['scrape_ms_median'] for r in picked)} "
+                f"{statistics.median(r['scrape_ms_median'] for r in picked):.1f} "
                 f"(max {max(r['scrape_ms_max'] for r in picked)})"
                 if scraping
                 else "-"
