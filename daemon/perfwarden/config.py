@@ -7,12 +7,14 @@ and :func:`resolve_config_path` picks the file (``--config``, ``$PERFWARDEN_CONF
 systemd's ``$CONFIGURATION_DIRECTORY``, the packaged default).
 
 The YAML is *composed*, not loaded, so every value keeps the line it came from
-(:mod:`.config_nodes` reads the nodes); this module holds the schema: the known keys
-of every section, their types and ranges, and the cross-field rules (threshold order
-by bound, knob ranges, one process matcher, group access needs a group, a series
-reported ``no_data`` before it expires; the built-in ``exec``/``webhook`` timings
-against ``plugin_timeout`` are in :mod:`.config_plugins`). Every record type is
-re-exported here: import configuration names from this module.
+(:mod:`.config_nodes` reads the nodes); this module holds the schema of the
+statistics, evaluation, metrics, optimizer and plugins sections and composes the
+others (:mod:`.config_knobs`; processes, control, sockets, ingest, state and http in
+:mod:`.config_runtime`): the known keys, their types and ranges, and the cross-field
+rules (threshold order by bound, a series reported ``no_data`` before it expires;
+the built-in ``exec``/``webhook`` timings against ``plugin_timeout`` are in
+:mod:`.config_plugins`). Every record type is re-exported here: import
+configuration names from this module.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
-import math
 import os
 import pathlib
 from importlib import resources
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Final
 
 from yaml.nodes import MappingNode, ScalarNode
 
+from perfwarden.config_knobs import knobs_section
 from perfwarden.config_model import (
     Basis,
     Bound,
@@ -55,7 +57,6 @@ from perfwarden.config_nodes import (
     Section,
     at_least,
     is_int,
-    is_null,
     line_of,
     name_problem,
     non_empty,
@@ -63,10 +64,22 @@ from perfwarden.config_nodes import (
     open_unit,
     or_default,
     positive,
-    regex,
     tag_key,
 )
 from perfwarden.config_plugins import check_plugin_timing
+from perfwarden.config_runtime import (
+    CONTROL_KEYS,
+    HTTP_KEYS,
+    INGEST_KEYS,
+    SOCKETS_KEYS,
+    STATE_KEYS,
+    control_section,
+    http_section,
+    ingest_section,
+    processes_section,
+    sockets_section,
+    state_section,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -127,14 +140,6 @@ _OPTIMIZER_KEYS: Final = (
     "validation_samples", "significance", "cooldown", "plugin_timeout", "max_failures",
     "mode", "max_actions_per_hour", "validation_timeout", "concurrent_actions",
 )  # fmt: skip
-_PROCESS_KEYS: Final = ("name", "match", "interval", "children")
-_CONTROL_KEYS: Final = ("allow_uids", "allow_groups")
-_SOCKETS_KEYS: Final = ("metrics_access", "group")
-_INGEST_KEYS: Final = ("max_line_bytes", "max_connections", "max_datagram_bytes")
-_STATE_KEYS: Final = ("checkpoint_interval",)
-_HTTP_KEYS: Final = ("listen",)
-_KNOB_KEYS: Final = ("min", "max", "step", "initial", "choices")
-_MATCH_KEYS: Final = ("pid", "pidfile", "name", "cmdline", "unit")
 _BOOL_TAG: Final = "tag:yaml.org,2002:bool"
 
 
@@ -255,15 +260,15 @@ def _build(c: Checker, root: Node) -> Config | None:
         statistics=statistics,
         evaluation=evaluation,
         metrics=_metrics(c, _sub(c, top, "metrics", None), statistics, evaluation),
-        knobs=_knobs(c, _sub(c, top, "knobs", None)),
+        knobs=knobs_section(c, _sub(c, top, "knobs", None)),
         optimizer=optimizer,
-        processes=_processes(c, c.items(top.node("processes"), "processes")),
+        processes=processes_section(c, c.items(top.node("processes"), "processes")),
         plugins=_plugins(c, _sub(c, top, "plugins", None), optimizer.plugin_timeout),
-        control=_control(c, _sub(c, top, "control", _CONTROL_KEYS)),
-        sockets=_sockets(c, _sub(c, top, "sockets", _SOCKETS_KEYS)),
-        ingest=_ingest(c, _sub(c, top, "ingest", _INGEST_KEYS)),
-        state=_state(c, _sub(c, top, "state", _STATE_KEYS)),
-        http=_http(c, _sub(c, top, "http", _HTTP_KEYS)),
+        control=control_section(c, _sub(c, top, "control", CONTROL_KEYS)),
+        sockets=sockets_section(c, _sub(c, top, "sockets", SOCKETS_KEYS)),
+        ingest=ingest_section(c, _sub(c, top, "ingest", INGEST_KEYS)),
+        state=state_section(c, _sub(c, top, "state", STATE_KEYS)),
+        http=http_section(c, _sub(c, top, "http", HTTP_KEYS)),
     )
 
 
@@ -444,80 +449,6 @@ def _check_order(
         c.add(m.value_line(high_name), m.dotted(high_name), message)
 
 
-def _knobs(c: Checker, section: Section) -> Mapping[str, KnobConfig]:
-    knobs: dict[str, KnobConfig] = {}
-    for name, (key_node, value_node) in section.entries.items():
-        key = section.dotted(name)
-        if (message := name_problem(name)) is not None:
-            c.add(line_of(key_node), key, message)
-        k = c.section(value_node, key, line_of(key_node), _KNOB_KEYS)
-        if k is not None:
-            knobs[name] = (
-                _choice_knob(c, name, k)
-                if "choices" in k
-                else _numeric_knob(c, name, k)
-            )
-    return MappingProxyType(knobs)
-
-
-def _numeric_knob(c: Checker, name: str, k: Section) -> KnobConfig:
-    low, high = c.number(k, "min"), c.number(k, "max")
-    step, initial = c.number(k, "step", positive), c.number(k, "initial")
-    for key in ("min", "max", "initial"):
-        if key not in k:
-            c.missing(
-                k, key, " (a knob needs min, max and initial, or choices and initial)"
-            )
-    if low is not None and high is not None and not low < high:
-        c.add(k.value_line("max"), k.dotted("max"), f"must be greater than min ({low})")
-    elif (
-        low is not None
-        and high is not None
-        and initial is not None
-        and not low <= initial <= high
-    ):
-        message = f"must be within min..max ({low}..{high}), got {initial}"
-        c.add(k.value_line("initial"), k.dotted("initial"), message)
-    return KnobConfig(name, low, high, step, or_default(initial, 0.0), None)
-
-
-def _choice_knob(c: Checker, name: str, k: Section) -> KnobConfig:
-    for other in ("min", "max", "step"):
-        if other in k:
-            message = "a knob has either choices or min/max/step, not both"
-            c.add(k.key_line(other), k.dotted(other), message)
-    choices: list[str | float] = []
-    key = k.dotted("choices")
-    for index, item in enumerate(c.items(k.node("choices"), key)):
-        value = c.typed(
-            item, f"{key}[{index}]", "a string or a finite number", _is_choice
-        )
-        if isinstance(value, str | int | float) and value in choices:
-            c.add(line_of(item), f"{key}[{index}]", f"{value!r} is listed twice")
-        elif isinstance(value, str | int | float):
-            choices.append(value)
-    if not choices and not c.items(k.node("choices"), key):
-        c.add(k.value_line("choices"), key, "must list at least one choice")
-    initial = c.typed(
-        k.node("initial"), k.dotted("initial"), "one of the choices", _is_choice
-    )
-    if "initial" not in k:
-        c.missing(k, "initial", " (one of the choices)")
-    elif isinstance(initial, str | int | float) and choices and initial not in choices:
-        listed = ", ".join(repr(choice) for choice in choices)
-        message = f"must be one of the choices ({listed}), got {initial!r}"
-        c.add(k.value_line("initial"), k.dotted("initial"), message)
-    if not isinstance(initial, str | int | float):
-        initial = ""
-    return KnobConfig(name, None, None, None, initial, tuple(choices))
-
-
-def _is_choice(value: object) -> bool:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return math.isfinite(value)
-    return isinstance(value, str)
-
-
 def _optimizer(c: Checker, s: Section) -> OptimizerConfig:
     d = OptimizerConfig()
     samples = c.integer(s, "validation_samples", at_least(1))
@@ -544,58 +475,6 @@ def _optimizer(c: Checker, s: Section) -> OptimizerConfig:
     )
 
 
-def _processes(c: Checker, items: list[Node]) -> tuple[ProcessConfig, ...]:
-    processes: list[ProcessConfig] = []
-    first_line: dict[str, int] = {}
-    for index, item in enumerate(items):
-        p = c.section(item, f"processes[{index}]", line_of(item), _PROCESS_KEYS)
-        if p is None:
-            continue
-        name = c.string(p, "name", non_empty, nullable=False)
-        if "name" not in p:
-            c.missing(p, "name")
-        elif name is not None and name in first_line:
-            message = f"duplicate process name (first given on line {first_line[name]})"
-            c.add(p.value_line("name"), p.dotted("name"), message)
-        elif name is not None:
-            first_line[name] = p.value_line("name")
-        processes.append(
-            ProcessConfig(
-                name=or_default(name, ""),
-                match=_match(c, p),
-                interval=or_default(c.duration(p, "interval", positive), 1.0),
-                children=c.boolean(p, "children", default=False),
-            )
-        )
-    return tuple(processes)
-
-
-def _match(c: Checker, p: Section) -> Mapping[str, str | int]:
-    kinds = ", ".join(_MATCH_KEYS)
-    m = c.section(p.node("match"), p.dotted("match"), p.key_line("match"), _MATCH_KEYS)
-    given = [] if m is None else [kind for kind in _MATCH_KEYS if kind in m]
-    if "match" not in p:
-        c.missing(p, "match", f" (one of {kinds})")
-    elif m is not None and len(given) != 1:
-        got = f", got {', '.join(given)}" if given else ""
-        c.add(
-            p.key_line("match"), p.dotted("match"), f"needs exactly one of {kinds}{got}"
-        )
-    match: dict[str, str | int] = {}
-    for kind in given:
-        assert m is not None  # noqa: S101 (given is empty when m is None)
-        value: str | int | None
-        if kind == "pid":
-            value = c.integer(m, kind, at_least(1))
-        else:
-            value = c.string(
-                m, kind, regex if kind == "cmdline" else non_empty, nullable=False
-            )
-        if value is not None:
-            match[kind] = value
-    return MappingProxyType(match)
-
-
 def _plugins(
     c: Checker, section: Section, plugin_timeout: float
 ) -> Mapping[str, PluginConfig]:
@@ -618,77 +497,3 @@ def _plugins(
             check_plugin_timing(c, p, name, options, plugin_timeout)
         plugins[name] = PluginConfig(name, enabled, MappingProxyType(options))
     return MappingProxyType(plugins)
-
-
-def _control(c: Checker, s: Section) -> ControlConfig:
-    uids: list[int] = []
-    key = s.dotted("allow_uids")
-    for index, item in enumerate(c.items(s.node("allow_uids"), key)):
-        uid = c.typed(item, f"{key}[{index}]", "a uid (an integer)", is_int)
-        if isinstance(uid, int) and uid < 0:
-            c.add(line_of(item), f"{key}[{index}]", "must not be negative")
-        elif isinstance(uid, int):
-            uids.append(uid)
-    groups = c.strings(s, "allow_groups", non_empty)
-    return ControlConfig(allow_uids=tuple(uids), allow_groups=groups)
-
-
-def _sockets(c: Checker, s: Section) -> SocketsConfig:
-    access = or_default(
-        c.choice(s, "metrics_access", MetricsAccess), MetricsAccess.PRIVATE
-    )
-    group = c.string(s, "group", non_empty)
-    group_node = s.node("group")
-    if access is MetricsAccess.GROUP and (group_node is None or is_null(group_node)):
-        message = "group access needs sockets.group (the group that owns the sockets)"
-        c.add(s.value_line("metrics_access"), s.dotted("metrics_access"), message)
-    return SocketsConfig(metrics_access=access, group=group)
-
-
-def _ingest(c: Checker, s: Section) -> IngestConfig:
-    d = IngestConfig()
-    one = at_least(1)
-    return IngestConfig(
-        max_line_bytes=or_default(
-            c.integer(s, "max_line_bytes", one), d.max_line_bytes
-        ),
-        max_connections=or_default(
-            c.integer(s, "max_connections", one), d.max_connections
-        ),
-        max_datagram_bytes=or_default(
-            c.integer(s, "max_datagram_bytes", one), d.max_datagram_bytes
-        ),
-    )
-
-
-def _state(c: Checker, s: Section) -> StateConfig:
-    d = StateConfig()
-    interval = c.duration(s, "checkpoint_interval", non_negative)
-    return StateConfig(checkpoint_interval=or_default(interval, d.checkpoint_interval))
-
-
-def _http(c: Checker, s: Section) -> HttpConfig:
-    listen = c.string(s, "listen", _listen_problem)
-    return HttpConfig(listen=None if listen is None else _split_listen(listen))
-
-
-def _split_listen(value: str) -> tuple[str, int]:
-    """``"host:port"`` or ``"[v6]:port"`` as ``(host, port)``; ValueError if not."""
-    host, sep, port = value.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        msg = 'write an IPv6 address in brackets, as "[::1]:9464"'
-        raise ValueError(msg)
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        msg = f'must be "host:port" (port 0-65535), got {value!r}'
-        raise ValueError(msg)
-    return host, int(port)
-
-
-def _listen_problem(value: str) -> str | None:
-    try:
-        _split_listen(value)
-    except ValueError as exc:
-        return str(exc)
-    return None
