@@ -132,3 +132,23 @@ class TestIsolation:
         assert "active" == states["acme"]
         assert "blocked" == states["acme_raises"]
         assert "blocked" == states["compression"] if "compression" in states else True
+
+
+class TestPluginsAsShown:
+    def test_tables_name_states_and_unconfigured_options_once(
+        self, daemon: DaemonProcess
+    ) -> None:
+        """`plugins` has an INCONCLUSIVE column and names a missing option once
+        per plugin; `status` counts the plugins by state."""
+        shown = daemon.cli("plugins")
+        assert 0 == shown.returncode, shown.stderr
+        header = shown.stdout.splitlines()[0].split()
+        assert header[header.index("REVERTED") + 1] == "INCONCLUSIVE"
+        assert "  exec: option 'command': is required" in shown.stdout
+        assert "exec: exec:" not in shown.stdout
+        states = plugin_states(daemon)
+        unconfigured = sum(state == "unconfigured" for state in states.values())
+        active = sum(state == "active" for state in states.values())
+        status = daemon.cli("status")
+        expected = f"{len(states)} ({active} active, {unconfigured} unconfigured)"
+        assert f"plugins    {expected}" in status.stdout

@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
             str(p["applied"]),
             str(p["kept"]),
             str(p["reverted"]),
+            str(p.get("inconclusive", 0)),
             str(p["failures"]),
             "-" if p.get("weight") is None else f"{p['weight']:.2f}",
         ]
@@ -39,10 +40,13 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     headers = ["PLUGIN", "DISTRIBUTION", "STATE", "PROPOSED", "APPLIED", "KEPT"]
-    print_table([*headers, "REVERTED", "FAILURES", "WEIGHT"], rows)
+    print_table([*headers, "REVERTED", "INCONCLUSIVE", "FAILURES", "WEIGHT"], rows)
     for plugin in data["plugins"]:
         if plugin["error"] and plugin["state"] != "active":
-            print(f"  {plugin['name']}: {plugin['error']}")
+            name, error = plugin["name"], str(plugin["error"])
+            # Plugin errors often start with the plugin's name already.
+            shown = error if error.startswith(f"{name}:") else f"{name}: {error}"
+            print(f"  {shown}")
     if not data["autoload"]:
         print(
             "(PERFWARDEN_DISABLE_PLUGIN_AUTOLOAD is set: only configured plugins load)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from perfwarden.commands._common import control_path, print_json
@@ -49,5 +50,7 @@ def run(args: argparse.Namespace) -> int:
             if count:
                 print(f"           dropped {reason}: {count}")
     plugins = data.get("plugins") or []
-    print(f"plugins    {len(plugins) or 'none loaded'}")
+    states = Counter(str(p.get("state")) for p in plugins)
+    by_state = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+    print(f"plugins    {f'{len(plugins)} ({by_state})' if plugins else 'none loaded'}")
     return 0
