@@ -141,7 +141,8 @@ class Ingestor:
         if batch.malformed:
             for reason, count in batch.malformed.items():
                 counters.malformed[reason] = counters.malformed.get(reason, 0) + count
-            if batch.example is not None and self._malformed_log.allow():
+            bad = sum(batch.malformed.values())
+            if batch.example is not None and self._malformed_log.allow(bad):
                 reason, line = batch.example
                 _log.warning(
                     "ingest.malformed",

@@ -157,13 +157,15 @@ class RateLimiter:
         self._next = 0.0
         self.suppressed = 0
 
-    def allow(self) -> bool:
-        """True when an event may be logged now (then ``suppressed`` restarts at 0)."""
+    def allow(self, events: int = 1) -> bool:
+        """True when one of ``events`` (say, the bad lines of one batch) may be
+        logged now; the others, or all of them when not, count as suppressed."""
         now = self._clock()
         if now >= self._next:
             self._next = now + self._period
+            self.suppressed += events - 1
             return True
-        self.suppressed += 1
+        self.suppressed += events
         return False
 
     def take_suppressed(self) -> int:
