@@ -28,24 +28,26 @@ _MEMORY_UNITS: Final = frozenset({"MB", "MiB", "GB", "KB", "bytes"})
 
 
 def format_value(
-    value: float | None, unit: str | None, scale: float | None = None
+    value: float | None, unit: str | None, scale: float | None = None, extra: int = 0
 ) -> str:
-    """A number with its unit, the seed's way; ``scale`` picks ms vs s for timings."""
+    """A number with its unit, the seed's way; ``scale`` picks ms vs s for timings,
+    ``extra`` adds decimals (to tell apart two numbers that round alike)."""
     if value is None:
         return "-"
     if unit == "ms":
         if abs(scale if scale is not None else value) >= 1000:
-            return f"{value / 1000:.2f}s"
-        return f"{value:.0f}ms" if abs(value) >= 10 else f"{value:.1f}ms"
+            return f"{value / 1000:.{2 + extra}f}s"
+        decimals = (0 if abs(value) >= 10 else 1) + extra
+        return f"{value:.{decimals}f}ms"
     if unit in _RATIO_UNITS:
-        return f"{value * 100:.1f}%"
+        return f"{value * 100:.{1 + extra}f}%"
     if unit in {"percent", "%"}:
-        return f"{value:.1f}%"
+        return f"{value:.{1 + extra}f}%"
     if unit == "x":
-        return f"{value:.2f}x"
+        return f"{value:.{2 + extra}f}x"
     if unit is not None and unit in _MEMORY_UNITS:
-        return f"{value:.1f}{unit}"
-    text = f"{value:.4g}"
+        return f"{value:.{1 + extra}f}{unit}"
+    text = f"{value:.{4 + extra}g}"
     return f"{text}{unit}" if unit else text
 
 
@@ -63,8 +65,12 @@ def _interval_text(record: Mapping[str, Any], scale: float | None) -> str | None
     if record.get("ci_low") is None:
         return None
     unit = record.get("unit")
-    low = format_value(record["ci_low"], unit, scale)
-    high = format_value(record["ci_high"], unit, scale)
+    low_value, high_value = record["ci_low"], record["ci_high"]
+    for extra in range(6):  # a narrow interval must not read as [x, x]
+        low = format_value(low_value, unit, scale, extra)
+        high = format_value(high_value, unit, scale, extra)
+        if low != high or low_value == high_value:
+            break
     return f"[{low}, {high}]"
 
 

@@ -72,6 +72,23 @@ class TestDocuments:
             "status": "ok",
         } == entry
 
+    @pytest.mark.parametrize(
+        ("unit", "low", "high", "text"),
+        [
+            ("MB", 46.26, 46.31, "[46.26MB, 46.31MB]"),
+            ("ms", 1.62, 1.64, "[1.62ms, 1.64ms]"),
+            ("ms", 72.0, 84.0, "[72ms, 84ms]"),
+            ("MB", 46.3, 46.3, "[46.3MB, 46.3MB]"),  # truly equal: as is
+        ],
+    )
+    def test_a_narrow_interval_keeps_its_ends_apart(
+        self, unit: str, low: float, high: float, text: str
+    ) -> None:
+        """Ends that round alike get more decimals, not ``[46.3MB, 46.3MB]``."""
+        record = {**RECORD, "unit": unit, "ci_low": low, "ci_high": high, "mean": low}
+        doc = monitoring_dashboard([record], "now")["metrics"]
+        assert text == doc["context_loading_time"]["confidence_interval_95"]
+
     def test_memory_has_peak_and_groups_have_best(self) -> None:
         """Memory-like metrics show peak_usage; grouped ones best_combination."""
         memory = {**RECORD, "metric": "memory_usage_mb", "unit": "MB", "max": 47.3}
