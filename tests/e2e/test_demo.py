@@ -84,8 +84,32 @@ class TestNarration:
                 "effect_percent": 14.0,
             }
         )
-        assert "KEPT    [abc] cache_optimization: significantly better" in str(line)
+        assert "KEPT         [abc] cache_optimization: significantly better" in str(
+            line
+        )
         assert "+14.0%" in str(line)
+
+    def test_alert_values_carry_their_unit_and_lines_align(self) -> None:
+        """An alert shows its metric's unit; every first word has one width."""
+        fired = {
+            "event": "alert.fired",
+            "metric": "context_loading_time",
+            "severity": "critical",
+            "observed": [5.801, 6.2],
+            "threshold": 3.188,
+            "action": "immediate_optimization",
+        }
+        line = narrate(fired, {"context_loading_time": "ms"})
+        assert (
+            "ALERT        context_loading_time CRITICAL: 5.8ms beyond 3.2ms "
+            "-> immediate_optimization"
+        ) == line
+        verdict = {"correlation_id": "c", "strategy": "s", "reason": "r"}
+        starts = {
+            str(narrate({**verdict, "event": f"optimizer.{name}"})).index("[c]")
+            for name in ("kept", "reverted", "inconclusive")
+        }
+        assert {13} == starts
 
     def test_quiet_events(self) -> None:
         """Events outside the decision log are not narrated."""
@@ -98,7 +122,7 @@ class TestNarration:
         lines.append(narration.line(applied("a")))
         assert [None, None, None] == lines[:3]
         assert (
-            "APPLY   [a] cache_optimization: cache.size 0 -> 64 "
+            "APPLY        [a] cache_optimization: cache.size 0 -> 64 "
             "(score 0.330, best of 3 proposals)"
         ) == lines[3]
         assert (

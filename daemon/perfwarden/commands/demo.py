@@ -35,43 +35,59 @@ from perfwarden.control.channel import request
 from perfwarden.demo_workload import Workload, demo_config
 from perfwarden.errors import PerfwardenError
 from perfwarden.paths import CONTROL_SOCKET
+from perfwarden.report import format_value
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
 __all__ = ["Narration", "narrate", "run"]
 
 _STATUS_EVERY: Final = 5.0
 _CHOSEN_OVER: Final = "another proposal scored higher"
+#: The longest first word, INCONCLUSIVE.
+_LABEL_WIDTH: Final = 12
 
 
-def narrate(event: dict[str, Any]) -> str | None:
-    """A human line for one decision-log event (None for events not narrated)."""
+def _label(word: str) -> str:
+    """A line's first word, padded so that the rest of the lines align."""
+    return f"{word:<{_LABEL_WIDTH}}"
+
+
+def narrate(
+    event: dict[str, Any], units: Mapping[str, str | None] | None = None
+) -> str | None:
+    """A human line for one decision-log event (None for events not narrated);
+    ``units`` (metric -> unit) formats the observed values of alerts."""
     name = event.get("event", "")
     cid = event.get("correlation_id", "")
     tag = f" [{cid}]" if cid else ""
     metric = event.get("metric", "")
     if name in {"alert.fired", "alert.escalated"}:
         low, _ = event.get("observed") or [0, 0]
+        unit = (units or {}).get(metric)
         return (
-            f"ALERT   {metric} {event['severity'].upper()}: {low:.4g} beyond "
-            f"{event['threshold']:.4g} -> {event['action']}"
+            f"{_label('ALERT')} {metric} {event['severity'].upper()}: "
+            f"{format_value(low, unit)} beyond "
+            f"{format_value(event['threshold'], unit)} -> {event['action']}"
         )
     if name == "alert.resolved":
-        return f"ALERT   {metric} resolved"
+        return f"{_label('ALERT')} {metric} resolved"
     if name == "optimizer.applied":
         return _applied(event, tag, 1)
     if name == "optimizer.apply_failed":
-        return f"FAILED {tag} {event['strategy']}: {event['error']}"
+        return f"{_label('FAILED')}{tag} {event['strategy']}: {event['error']}"
     if name in {"optimizer.kept", "optimizer.reverted", "optimizer.inconclusive"}:
         verdict = name.split(".")[1].upper()
         effect = event.get("effect_percent")
         shown = f", median {effect:+.1f}%" if effect is not None else ""
-        return f"{verdict:<7}{tag} {event['strategy']}: {event['reason']}{shown}"
+        return f"{_label(verdict)}{tag} {event['strategy']}: {event['reason']}{shown}"
     if name == "learning.updated" and event.get("counted"):
         weight = event["weight"]
-        return f"LEARN  {tag} {event['strategy']} on {metric}: weight {weight:.2f}"
+        return (
+            f"{_label('LEARN')}{tag} {event['strategy']} on {metric}: "
+            f"weight {weight:.2f}"
+        )
     return None
 
 
@@ -81,7 +97,7 @@ def _applied(event: dict[str, Any], tag: str, chosen_from: int) -> str:
     )
     best = f", best of {chosen_from} proposals" if chosen_from > 1 else ""
     return (
-        f"APPLY  {tag} {event['strategy']}: {changes} "
+        f"{_label('APPLY')}{tag} {event['strategy']}: {changes} "
         f"(score {event['score']:.3f}{best})"
     )
 
@@ -96,7 +112,8 @@ class Narration:
     :meth:`summary`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, units: Mapping[str, str | None] | None = None) -> None:
+        self._units = dict(units or {})
         self._waiting: dict[str, int] = {}
         self.proposals = 0
         self.applied = 0
@@ -126,7 +143,7 @@ class Narration:
             else:
                 self.applied += 1
                 return _applied(event, f" [{cid}]" if cid else "", waiting)
-        return narrate(event)
+        return narrate(event, self._units)
 
     def summary(self) -> str:
         """One line: proposals made, applied, and passed over by reason."""
@@ -144,14 +161,18 @@ class _Narrator(threading.Thread):
     """Reads the daemon's JSON log lines and prints the interesting ones."""
 
     def __init__(
-        self, stream: Any, started: float, echo: Callable[[str], None]
+        self,
+        stream: Any,
+        started: float,
+        echo: Callable[[str], None],
+        units: Mapping[str, str | None],
     ) -> None:
         super().__init__(name="demo-narrator", daemon=True)
         self._stream = stream
         self.started = started
         self._echo = echo
         self.events: list[dict[str, Any]] = []
-        self.narration = Narration()
+        self.narration = Narration(units)
 
     def run(self) -> None:
         for raw in self._stream:
@@ -191,7 +212,12 @@ def run(args: argparse.Namespace) -> int:
             f"  a request takes {bad_ms:.2f} ms with bad knobs, {good_ms:.2f} ms tuned"
         )
         config_path = base / "demo.yaml"
-        config_path.write_text(demo_config(bad_ms, good_ms))
+        config_text = demo_config(bad_ms, good_ms)
+        config_path.write_text(config_text)
+        units = {
+            name: metric.get("unit")
+            for name, metric in yaml.safe_load(config_text)["metrics"].items()
+        }
         socket_dir, state_dir = base / "run", base / "state"
         command = [
             sys.executable,
@@ -210,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
         started = time.monotonic()
         process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         assert process.stdout is not None  # noqa: S101 - stdout=PIPE
-        narrator = _Narrator(process.stdout, started, echo)
+        narrator = _Narrator(process.stdout, started, echo, units)
         narrator.start()
         control = socket_dir / CONTROL_SOCKET
         try:
