@@ -87,6 +87,23 @@ class TestLabel:
             values, bound=Bound.LOWER, target=97, interval=(99.5, 100.5)
         )
 
+    def test_a_tiny_steady_drift_is_stable(self) -> None:
+        """Memory creeping 46.26 -> 46.30 MB (0.1%) is significant to the test but
+        not a trend; the same shape over 10% is."""
+        creep = 46.26 + np.linspace(0, 0.04, 500) + self.rng.normal(0, 0.002, 500)
+        result = mann_kendall(creep)
+        assert result is not None
+        assert result.p_value < 1e-6
+        assert "stable" == label(creep, bound=Bound.UPPER, target=None, interval=None)
+        rise = 46.26 + np.linspace(0, 4.6, 500) + self.rng.normal(0, 0.2, 500)
+        assert "degrading" == label(rise, bound=Bound.UPPER, target=None, interval=None)
+
+    def test_relative_change_is_the_theil_sen_change(self) -> None:
+        """A clean line from 100 to 120: a change of 20 on a median level of 110."""
+        result = mann_kendall(np.linspace(100, 120, 50))
+        assert result is not None
+        assert result.relative_change == pytest.approx(20 / 110)
+
     def test_unconfigured_metric(self) -> None:
         """Without a bound the words are rising / falling."""
         values = self.noise() + np.linspace(0, 30, 1000)
