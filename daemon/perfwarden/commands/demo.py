@@ -281,7 +281,10 @@ def _drive(  # noqa: PLR0917 - private; one call site
     knobs = request(control, "knobs")["knobs"]
     echo("\n=== final knobs ===")
     for name, knob in knobs.items():
-        echo(f"  {name}: {knob['initial']} -> {knob['value']} ({knob['changed_by']})")
+        echo(
+            f"  {name}: {knob['initial']} -> {knob['value']} "
+            f"(last change: {knob['changed_by']})"
+        )
     echo("\n=== perfwarden report ===")
     echo(yaml.safe_dump(report, sort_keys=False, allow_unicode=True, width=100))
     kept = sum(1 for e in narrator.events if e.get("event") == "optimizer.kept")
