@@ -36,6 +36,7 @@ __all__ = [
     "FakeClock",
     "SlowEndpoint",
     "plugin_deadline",
+    "process_running",
     "slow_http_endpoint",
     "wait_until",
 ]
@@ -66,6 +67,15 @@ def plugin_deadline(seconds: float) -> Iterator[float]:
     """
     with deadline_scope(time.monotonic() + seconds) as deadline:
         yield deadline
+
+
+def process_running(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its parent does not count)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in {"Z", "X"}
 
 
 class SlowEndpoint:

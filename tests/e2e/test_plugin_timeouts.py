@@ -10,15 +10,20 @@ timeout and one failure for the circuit breaker.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from perfwarden.testing import SlowEndpoint, slow_http_endpoint, wait_until
+from perfwarden.testing import (
+    SlowEndpoint,
+    process_running,
+    slow_http_endpoint,
+    wait_until,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from pathlib import Path
 
     from perfwarden.testing import DaemonProcess
 
@@ -39,15 +44,6 @@ plugins:
 
 #: The command and a background child of it both record their pids, then wait.
 SCRIPT = 'sleep 60 & echo $! > "$1/grandchild"; echo $$ > "$1/child"; wait'
-
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie waiting for its parent does not count)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in {"Z", "X"}
 
 
 def exec_config(work: Path, max_failures: int = 3, timeout: str = "") -> str:
@@ -89,7 +85,9 @@ class TestExecOverrun:
         assert "(the call's deadline); process group" in event["error"]
         assert 1.7 <= event["seconds"] < 2.0  # before the daemon's 2 s
         pids = [int((tmp_path / name).read_text()) for name in ("child", "grandchild")]
-        wait_until(lambda: not [pid for pid in pids if alive(pid)], timeout=30)
+        wait_until(
+            lambda: not [pid for pid in pids if process_running(pid)], timeout=30
+        )
         failed = daemon.wait_log("optimizer.apply_failed")
         assert "exec.apply timed out" in failed["error"]
         record = plugin(daemon, "exec")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import socket
 import time
-from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
@@ -16,6 +15,7 @@ from perfwarden.testing import (
     FakeClock,
     SlowEndpoint,
     plugin_deadline,
+    process_running,
     slow_http_endpoint,
     wait_until,
 )
@@ -34,17 +34,9 @@ from perfwarden_optimizers.webhook import (
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
     from perfwarden.plugin_api import Action
-
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie waiting for its parent does not count)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in {"Z", "X"}
 
 
 VIOLATION = Violation(
@@ -142,7 +134,9 @@ class TestExecDeadline:
         pids = [int((tmp_path / name).read_text()) for name in ("child", "grandchild")]
         # SIGKILL is delivered asynchronously: on a busy machine the orphaned
         # grandchild can still show as running for a moment after killpg returns.
-        wait_until(lambda: not [pid for pid in pids if alive(pid)], timeout=30)
+        wait_until(
+            lambda: not [pid for pid in pids if process_running(pid)], timeout=30
+        )
 
     def test_output_kept_on_timeout(self) -> None:
         """What the command wrote before it was killed is in the error."""
