@@ -28,10 +28,12 @@ the chunks of one checkpoint share a few pages at the end of the table. Rewritin
 whole windows cost ~60x the data's own size in writes (20 series at 10 samples/s
 wrote 8 GiB a day, most of it WAL pages of 8 KB blobs rewritten every 2 s); a
 series whose samples all changed since the last checkpoint, that was resized, or
-that has piled up :data:`_MAX_CHUNKS` chunks is written whole, as one chunk.
+that has piled up :data:`~perfwarden.state_saved.MAX_CHUNKS` chunks is written
+whole, as one chunk.
 
-The file itself (schema, durability settings, recognition, migration) is
-:mod:`perfwarden.state_file`.
+This module runs the restore and the checkpoints; what a checkpoint writes is
+decided in :mod:`perfwarden.state_saved`, and the file itself (schema, durability
+settings, recognition, migration, the SQL) is :mod:`perfwarden.state_file`.
 
 **Idle time.** A series' last update is saved as wall-clock time, but the time the
 daemon was down does not count as idle (as the monotonic clock does not count a
@@ -44,18 +46,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from perfwarden.alerts import AlertState, SeriesAlert
+from perfwarden.alerts import AlertState
 from perfwarden.evaluator import Silence
 from perfwarden.logs import get_logger
 from perfwarden.state_file import (
@@ -69,8 +68,9 @@ from perfwarden.state_file import (
     read_all,
     reason_of,
     series_from_row,
-    transaction,
+    write_snapshot,
 )
+from perfwarden.state_saved import STALE_ALERT, STALE_SERIES, Saved, Snapshot
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -79,7 +79,7 @@ if TYPE_CHECKING:
     from perfwarden.knobs import KnobStore
     from perfwarden.learning import Learning
     from perfwarden.optimizer import OptimizerEngine
-    from perfwarden.store import MetricStore, Series
+    from perfwarden.store import MetricStore
 
 __all__ = [
     "APPLICATION_ID",
@@ -90,17 +90,6 @@ __all__ = [
 ]
 
 _log = get_logger("perfwarden.state")
-
-#: A series with more chunks than this is written whole at its next checkpoint.
-_MAX_CHUNKS: Final = 64
-
-_SeriesMark = tuple[int, int, float]
-#: A chunk of a series' samples in the file: ``(seq, first, count)``.
-_Chunk = tuple[int, int, int]
-_AlertMark = tuple[SeriesAlert, tuple[float, float] | None, int | None]
-#: The marks of a row the file holds but memory does not match: rewritten or deleted.
-_STALE_SERIES: Final[_SeriesMark] = (-1, -1, 0.0)
-_STALE_ALERT: Final[_AlertMark] = (SeriesAlert(since=-1.0), None, None)
 
 
 @dataclass(slots=True)
@@ -136,30 +125,6 @@ class RestoreReport:
         }
 
 
-@dataclass(slots=True)
-class _Snapshot:
-    """One checkpoint's data, taken in the loop thread, written in a worker."""
-
-    at: float
-    series: list[tuple[Any, ...]] = field(default_factory=list)
-    series_marks: dict[str, _SeriesMark] = field(default_factory=dict)
-    series_removed: list[str] = field(default_factory=list)
-    #: New chunks ``(seq, key, first, values)``, and the seqs of chunks to delete.
-    chunks_added: list[tuple[int, str, int, Any]] = field(default_factory=list)
-    chunks_removed: list[int] = field(default_factory=list)
-    #: Each touched series' chunk list once this snapshot is committed.
-    chunk_lists: dict[str, list[_Chunk]] = field(default_factory=dict)
-    alerts: list[tuple[Any, ...]] = field(default_factory=list)
-    alert_marks: dict[str, _AlertMark] = field(default_factory=dict)
-    alerts_removed: list[str] = field(default_factory=list)
-    #: Seconds added to every saved ``last_update`` (the downtime before a restore).
-    downtime: float = 0.0
-    documents: dict[str, str] = field(default_factory=dict)
-    history: list[str] | None = None
-    history_version: int = 0
-    samples: int = 0
-
-
 class StateStore:
     """Restores the daemon's state at start and checkpoints it while it runs."""
 
@@ -186,19 +151,8 @@ class StateStore:
         self._conn: sqlite3.Connection | None = None
         self._write_lock = threading.Lock()
         self._writing: asyncio.Future[float] | None = None
-        # What the database holds, as change marks (moved only after a commit).
-        self._series_marks: dict[str, _SeriesMark] = {}
-        self._chunks: dict[str, list[_Chunk]] = {}
-        #: Chunks in the file that no series owns (deleted at the next checkpoint).
-        self._orphan_chunks: list[int] = []
-        self._next_seq = 1
-        self._alert_marks: dict[str, _AlertMark] = {}
-        self._documents: dict[str, str] = {}
-        self._history_version = -1
-        # Keys forgotten since the last snapshot, and the downtime not yet moved
-        # into the file's last_update times.
-        self._forgotten: set[str] = set()
-        self._downtime = 0.0
+        #: What the database holds, as change marks (moved only after a commit).
+        self._saved = Saved()
         self.restored: RestoreReport | None = None
         self.checkpoints = 0
         self.failures = 0
@@ -289,7 +243,8 @@ class StateStore:
 
     def _apply(self, data: dict[str, Any], report: RestoreReport) -> None:
         mono, wall = self._clock(), self._wall()
-        saved_at: float | None = data["saved_at"]
+        saved = self._saved
+        saved_at: float | None = data["saved_at"]  # the last checkpoint's time
 
         def to_mono(at: float | None) -> float | None:
             return None if at is None else mono - (wall - at)
@@ -301,14 +256,14 @@ class StateStore:
             return mono - max(0.0, saved_at - at)
 
         if saved_at is not None:
-            self._downtime = max(0.0, wall - saved_at)
+            saved.downtime = max(0.0, wall - saved_at)
         chunks: dict[str, list[tuple[int, int, bytes]]] = data["chunks"]
-        self._next_seq = data["next_seq"]
+        saved.next_seq = data["next_seq"]
         for row in data["series"]:
             key = row[0]
-            self._series_marks[key] = _STALE_SERIES  # the row exists in the file
+            saved.series_marks[key] = STALE_SERIES  # the row exists in the file
             owned = chunks.pop(key, [])
-            self._chunks[key] = [(seq, first, len(d) // 8) for seq, first, d in owned]
+            saved.chunks[key] = [(seq, first, len(d) // 8) for seq, first, d in owned]
             try:
                 series = series_from_row(row, owned, idle_since)
             except (ValueError, TypeError, KeyError) as exc:
@@ -323,17 +278,17 @@ class StateStore:
                 continue
             window = series.window
             # A resized window is rewritten at the next checkpoint.
-            self._series_marks[key] = (
+            saved.series_marks[key] = (
                 window.total_count,
                 saved_capacity,
                 series.pending,
             )
             report.series += 1
             report.samples += len(window)
-        self._orphan_chunks = [seq for rows in chunks.values() for seq, _, _ in rows]
+        saved.orphan_chunks = [seq for rows in chunks.values() for seq, _, _ in rows]
         for row in data["alerts"]:
             key = row[0]
-            self._alert_marks[key] = _STALE_ALERT
+            saved.alert_marks[key] = STALE_ALERT
             if self._store.get(key) is None:
                 continue
             try:
@@ -345,7 +300,7 @@ class StateStore:
                 )
                 continue
             self._evaluator.restore_alert(key, alert, observation, seen)
-            self._alert_marks[key] = (alert, observation, seen)
+            saved.alert_marks[key] = (alert, observation, seen)
             report.alerts += 1
             report.firing += alert.state is AlertState.FIRING
         documents: dict[str, Any] = data["documents"]
@@ -370,8 +325,8 @@ class StateStore:
         report.history = len(data["history"])
         # What the file holds: unchanged state is not rewritten, a document that
         # changed in the restore (reverted actions) is.
-        self._history_version = self._optimizer.history_version
-        self._documents = dict(data["document_texts"])
+        saved.history_version = self._optimizer.history_version
+        saved.documents = dict(data["document_texts"])
 
     def _restore_silences(self, saved: list[dict[str, Any]]) -> None:
         self._evaluator.silences.restore(
@@ -410,18 +365,6 @@ class StateStore:
                 action=experiment.get("action"),
             )
 
-    # -- forgetting -----------------------------------------------------------------
-
-    def forget(self, keys: Iterable[str]) -> None:
-        """Series that left the store (and their alerts): the next checkpoint deletes
-        their rows, or rewrites them in full should the key be back by then."""
-        for key in keys:
-            self._forgotten.add(key)
-            if key in self._series_marks:
-                self._series_marks[key] = _STALE_SERIES
-            if key in self._alert_marks:
-                self._alert_marks[key] = _STALE_ALERT
-
     # -- checkpointing --------------------------------------------------------------
 
     async def checkpoint(self, *, final: bool = False) -> bool:
@@ -457,204 +400,34 @@ class StateStore:
         self._committed(snapshot)
         return True
 
-    def _snapshot(self) -> _Snapshot:
-        mono, wall = self._clock(), self._wall()
+    def forget(self, keys: Iterable[str]) -> None:
+        """Series that left the store (and their alerts): the next checkpoint deletes
+        their rows, or rewrites them in full should the key be back by then."""
+        self._saved.forget(keys)
 
-        def to_wall(at: float | None) -> float | None:
-            return None if at is None else wall - (mono - at)
-
-        snap = _Snapshot(at=wall, downtime=self._downtime)
-        self._forgotten.clear()
-        marks = self._series_marks
-        present: set[str] = set()
-        for series in self._store:
-            key = series.key
-            present.add(key)
-            window = series.window
-            mark = (window.total_count, window.capacity, series.pending)
-            saved = marks.get(key)
-            if saved == mark:
-                continue
-            self._plan_chunks(snap, series, saved)
-            snap.series.append(
-                (
-                    key,
-                    series.name,
-                    series.type.value,
-                    json.dumps(list(series.tags)),
-                    window.capacity,
-                    window.total_count,
-                    series.pending,
-                    to_wall(series.last_update) if series.last_update else None,
-                )
-            )
-            snap.series_marks[key] = mark
-        snap.series_removed = [key for key in marks if key not in present]
-        for key in snap.series_removed:
-            snap.chunks_removed.extend(seq for seq, _, _ in self._chunks.get(key, ()))
-        snap.chunks_removed.extend(self._orphan_chunks)
-        evaluator = self._evaluator
-        alert_marks = self._alert_marks
-        for key, alert in evaluator.alerts.items():
-            observation = evaluator.observations.get(key)
-            seen = evaluator.seen(key)
-            alert_mark = (alert, observation, seen)
-            if alert_marks.get(key) == alert_mark:
-                continue
-            snap.alerts.append(
-                (
-                    key,
-                    alert.state.value,
-                    alert.level.value if alert.level else None,
-                    to_wall(alert.since),
-                    to_wall(alert.fired_at),
-                    observation[0] if observation else None,
-                    observation[1] if observation else None,
-                    seen,
-                )
-            )
-            snap.alert_marks[key] = alert_mark
-        snap.alerts_removed = [k for k in alert_marks if k not in evaluator.alerts]
-        snap.documents = {
-            name: text
-            for name, text in self._documents_now().items()
-            if self._documents.get(name) != text
-        }
-        snap.history_version = self._optimizer.history_version
-        if snap.history_version != self._history_version:
-            snap.history = [
-                json.dumps(row, default=_jsonable) for row in self._optimizer.history
-            ]
-        return snap
-
-    def _plan_chunks(
-        self, snap: _Snapshot, series: Series, saved: _SeriesMark | None
-    ) -> None:
-        """Add to ``snap`` the chunk that carries the series' new samples and the
-        deletion of the chunks the window no longer reaches."""
-        window = series.window
-        total, size = window.total_count, len(window)
-        chunks = self._chunks.get(series.key, [])
-        new = total - saved[0] if saved is not None else total
-        whole = (
-            saved is None
-            or saved[1] != window.capacity
-            or not 0 <= new < size
-            or len(chunks) >= _MAX_CHUNKS
+    def _snapshot(self) -> Snapshot:
+        return self._saved.snapshot(
+            store=self._store,
+            evaluator=self._evaluator,
+            optimizer=self._optimizer,
+            learning=self._learning,
+            mono=self._clock(),
+            wall=self._wall(),
         )
-        if whole:
-            snap.chunks_removed.extend(seq for seq, _, _ in chunks)
-            kept: list[_Chunk] = []
-            new = size
-        else:
-            start = total - size  # the number of the oldest sample still held
-            kept = [c for c in chunks if c[1] + c[2] > start]
-            snap.chunks_removed.extend(c[0] for c in chunks if c[1] + c[2] <= start)
-        if new:
-            seq = self._next_seq
-            self._next_seq += 1
-            snap.chunks_added.append((seq, series.key, total - new, window.tail(new)))
-            kept.append((seq, total - new, new))
-            snap.samples += new
-        snap.chunk_lists[series.key] = kept
 
-    def _documents_now(self) -> dict[str, str]:
-        in_flight = [
-            {
-                "correlation_id": e.correlation_id,
-                "metric": e.violation.metric,
-                "strategy": e.proposal.strategy,
-                "plugin": e.handle.name,
-                "originals": e.originals,
-                "applied": e.applied,
-                "action": e.proposal.action.description if e.proposal.action else None,
-            }
-            for e in self._optimizer.in_flight.values()
-        ]
-        silences = [s.as_dict() for s in self._evaluator.silences.active()]
-        return {
-            "learning": json.dumps(self._learning.as_dict(), sort_keys=True),
-            "silences": json.dumps(silences, sort_keys=True),
-            "in_flight": json.dumps(in_flight, sort_keys=True, default=_jsonable),
-        }
-
-    def _write(self, snap: _Snapshot, final: bool) -> float:
+    def _write(self, snap: Snapshot, final: bool) -> float:
         """One transaction (worker thread); returns the seconds it took."""
         conn = self._conn
         if conn is None:
             msg = "state database is closed"
             raise ValueError(msg)
         started = time.perf_counter()
-        chunk_rows = [
-            (seq, key, first, np.ascontiguousarray(values, dtype="<f8").tobytes())
-            for seq, key, first, values in snap.chunks_added
-        ]
         with self._write_lock:
-            with transaction(conn):
-                if snap.downtime:
-                    # Series rows are small (the samples are in chunks).
-                    conn.execute(
-                        "UPDATE series SET last_update = last_update + ?"
-                        " WHERE last_update IS NOT NULL",
-                        (snap.downtime,),
-                    )
-                conn.executemany(
-                    "INSERT OR REPLACE INTO series VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    snap.series,
-                )
-                conn.executemany(
-                    "DELETE FROM series WHERE key = ?",
-                    [(k,) for k in snap.series_removed],
-                )
-                conn.executemany(
-                    "DELETE FROM samples WHERE seq = ?",
-                    [(seq,) for seq in snap.chunks_removed],
-                )
-                conn.executemany("INSERT INTO samples VALUES (?, ?, ?, ?)", chunk_rows)
-                conn.executemany(
-                    "INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    snap.alerts,
-                )
-                conn.executemany(
-                    "DELETE FROM alerts WHERE key = ?",
-                    [(k,) for k in snap.alerts_removed],
-                )
-                conn.executemany(
-                    "INSERT OR REPLACE INTO documents VALUES (?, ?)",
-                    list(snap.documents.items()),
-                )
-                if snap.history is not None:
-                    conn.execute("DELETE FROM history")
-                    conn.executemany(
-                        "INSERT INTO history (data) VALUES (?)",
-                        [(row,) for row in snap.history],
-                    )
-                conn.execute(
-                    "INSERT OR REPLACE INTO meta VALUES ('last_checkpoint_at', ?)",
-                    (repr(snap.at),),
-                )
-            if final:
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            write_snapshot(conn, snap, final=final)
         return time.perf_counter() - started
 
-    def _committed(self, snap: _Snapshot) -> None:
-        self._series_marks.update(snap.series_marks)
-        self._chunks.update(snap.chunk_lists)
-        for key in snap.series_removed:
-            self._series_marks.pop(key, None)
-            self._chunks.pop(key, None)
-        if self._orphan_chunks:
-            removed = set(snap.chunks_removed)
-            self._orphan_chunks = [s for s in self._orphan_chunks if s not in removed]
-        self._alert_marks.update(snap.alert_marks)
-        for key in snap.alerts_removed:
-            self._alert_marks.pop(key, None)
-        # Forgotten while this checkpoint was writing: stale again.
-        self.forget(list(self._forgotten))
-        self._downtime -= snap.downtime
-        self._documents.update(snap.documents)
-        if snap.history is not None:
-            self._history_version = snap.history_version
+    def _committed(self, snap: Snapshot) -> None:
+        self._saved.committed(snap)
         self.checkpoints += 1
         self.last_checkpoint_at = snap.at
         self.last_series_written = len(snap.series)
@@ -694,13 +467,6 @@ class StateStore:
             "bytes": size,
             "restored": self.restored.as_dict() if self.restored else None,
         }
-
-
-def _jsonable(value: object) -> object:
-    """``json.dumps`` fallback for numpy scalars and other odd values."""
-    if isinstance(value, np.generic):
-        return value.item()
-    return repr(value)
 
 
 def _retrieve(future: asyncio.Future[float]) -> None:

@@ -46,6 +46,8 @@ from perfwarden.window import RollingWindow
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+    from perfwarden.state_saved import Snapshot
+
 __all__ = [
     "APPLICATION_ID",
     "CACHE_KIB",
@@ -61,6 +63,7 @@ __all__ = [
     "series_from_row",
     "transaction",
     "window_values",
+    "write_snapshot",
 ]
 
 _log = get_logger("perfwarden.state")
@@ -344,3 +347,57 @@ def reason_of(exc: BaseException) -> str:
     if isinstance(exc, UnusableFile):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
+
+
+def write_snapshot(conn: sqlite3.Connection, snap: Snapshot, *, final: bool) -> None:
+    """Write ``snap`` in one transaction; ``final`` then folds the WAL into the
+    database file (which fsyncs)."""
+    chunk_rows = [
+        (seq, key, first, np.ascontiguousarray(values, dtype="<f8").tobytes())
+        for seq, key, first, values in snap.chunks_added
+    ]
+    with transaction(conn):
+        if snap.downtime:
+            # Series rows are small (the samples are in chunks).
+            conn.execute(
+                "UPDATE series SET last_update = last_update + ?"
+                " WHERE last_update IS NOT NULL",
+                (snap.downtime,),
+            )
+        conn.executemany(
+            "INSERT OR REPLACE INTO series VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            snap.series,
+        )
+        conn.executemany(
+            "DELETE FROM series WHERE key = ?",
+            [(k,) for k in snap.series_removed],
+        )
+        conn.executemany(
+            "DELETE FROM samples WHERE seq = ?",
+            [(seq,) for seq in snap.chunks_removed],
+        )
+        conn.executemany("INSERT INTO samples VALUES (?, ?, ?, ?)", chunk_rows)
+        conn.executemany(
+            "INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            snap.alerts,
+        )
+        conn.executemany(
+            "DELETE FROM alerts WHERE key = ?",
+            [(k,) for k in snap.alerts_removed],
+        )
+        conn.executemany(
+            "INSERT OR REPLACE INTO documents VALUES (?, ?)",
+            list(snap.documents.items()),
+        )
+        if snap.history is not None:
+            conn.execute("DELETE FROM history")
+            conn.executemany(
+                "INSERT INTO history (data) VALUES (?)",
+                [(row,) for row in snap.history],
+            )
+        conn.execute(
+            "INSERT OR REPLACE INTO meta VALUES ('last_checkpoint_at', ?)",
+            (repr(snap.at),),
+        )
+    if final:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
