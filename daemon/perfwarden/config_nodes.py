@@ -1,11 +1,14 @@
 """Read composed YAML nodes into checked Python values, recording every problem.
 
 One job: the schema-independent half of configuration validation.  :class:`Checker`
-composes the text (``yaml.CSafeLoader`` when available) so that every node keeps its
-line, and offers typed readers (number, integer, string, duration, enum, lists,
-frozen plugin options) that record a :class:`ConfigProblem` and carry on instead of
-raising, so that a file's problems are all reported at once.  :class:`Section` is
-one checked mapping: its known keys and where they came from.
+offers typed readers (number, integer, string, duration, enum, lists, frozen plugin
+options) that record a :class:`ConfigProblem` and carry on instead of raising, so
+that a file's problems are all reported at once.  It builds on
+:class:`~perfwarden.config_yaml.StructureChecker`, which composes the text so that
+every node keeps its line and checks mappings and lists (:class:`Section` is one
+checked mapping); the value checks the readers apply (``is_number``, ``positive``,
+``name_problem`` ...) are in :mod:`perfwarden.config_checks`.  This module
+re-exports both, so that the schema modules import every reading name from here.
 
 Internal to :mod:`perfwarden.config`, which holds the schema and the public API.
 """
@@ -14,18 +17,42 @@ from __future__ import annotations
 
 import difflib
 import math
-import re
-from collections.abc import Callable, Iterable
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Final, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import yaml
-from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from perfwarden.config_model import ConfigProblem
+from perfwarden.config_checks import (
+    Check,
+    at_least,
+    is_bool,
+    is_duration,
+    is_int,
+    is_number,
+    is_str,
+    name_problem,
+    non_empty,
+    non_negative,
+    open_unit,
+    or_default,
+    positive,
+    regex,
+    tag_key,
+)
+from perfwarden.config_yaml import (
+    INVALID,
+    Section,
+    StructureChecker,
+    describe_node,
+    is_null,
+    join_key,
+    line_of,
+)
 from perfwarden.durations import parse_duration
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = [
     "Check",
@@ -49,270 +76,33 @@ __all__ = [
     "tag_key",
 ]
 
-_Loader: type[yaml.SafeLoader] | type[yaml.CSafeLoader] = getattr(
-    yaml, "CSafeLoader", yaml.SafeLoader
-)
-_STR_TAG: Final = "tag:yaml.org,2002:str"
-_NULL_TAG: Final = "tag:yaml.org,2002:null"
-_MERGE_TAG: Final = "tag:yaml.org,2002:merge"
-_MAX_MERGE_DEPTH: Final = 16
-#: Characters that cannot appear in a DogStatsD metric name or tag key.
-_UNSAFE_NAME: Final = re.compile(r"[:|@#,\s]")
-
 _T = TypeVar("_T")
 _E = TypeVar("_E", bound=StrEnum)
-#: A range check: returns what is wrong with a value, or None when it is fine.
-Check: TypeAlias = Callable[[_T], str | None]
-_Entries: TypeAlias = dict[str, tuple[Node, Node]]
 
 
-class _Invalid:
-    """Marks a value that was present but wrong (its problem is already recorded)."""
-
-
-_INVALID: Final = _Invalid()
-
-
-def is_null(node: Node) -> bool:
-    """Whether *node* is YAML ``null`` (``~``, ``null`` or nothing)."""
-    return isinstance(node, ScalarNode) and node.tag == _NULL_TAG
-
-
-def line_of(node: Node) -> int:
-    """The 1-based line where *node* starts."""
-    mark = node.start_mark
-    return 1 if mark is None else mark.line + 1
-
-
-def _join(parent: str, key: str) -> str:
-    return f"{parent}.{key}" if parent else key
-
-
-def _describe(node: Node, value: object = _INVALID) -> str:
-    """Say what a node holds, for "must be X, got Y" messages."""
-    if isinstance(node, MappingNode):
-        return "a mapping"
-    if isinstance(node, SequenceNode):
-        return "a list"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"a boolean ({str(value).lower()})"
-    if isinstance(value, int | float):
-        return f"a number ({value})"
-    if isinstance(value, str):
-        return f"a string ({value if len(value) <= 40 else value[:40] + '...'!r})"
-    return f"{type(value).__name__} ({node.value!r})"
-
-
-def _hint(key: str, allowed: Iterable[str]) -> str:
-    choices = list(allowed)
-    close = difflib.get_close_matches(key, choices, n=1, cutoff=0.6) or [
-        choice for choice in choices if len(key) >= 4 and key.lower() in choice
-    ]
-    if close:
-        return f"unknown key; did you mean {close[0]!r}?"
-    return f"unknown key; expected one of: {', '.join(choices)}"
-
-
-class Section:
-    """The checked entries of one YAML mapping, with where they came from.
-
-    ``key`` is the mapping's dotted path and ``line`` the line of the key that
-    introduced it (where problems about missing keys are reported).
-    """
-
-    __slots__ = ("entries", "key", "line")
-
-    def __init__(self, key: str, line: int, entries: _Entries | None = None) -> None:
-        self.key = key
-        self.line = line
-        self.entries: _Entries = {} if entries is None else entries
-
-    def __contains__(self, name: str) -> bool:
-        return name in self.entries
-
-    def node(self, name: str) -> Node | None:
-        """The value node of *name*, or None when absent."""
-        entry = self.entries.get(name)
-        return None if entry is None else entry[1]
-
-    def key_line(self, name: str) -> int:
-        """The line of key *name*, or of this mapping when it is absent."""
-        entry = self.entries.get(name)
-        return self.line if entry is None else line_of(entry[0])
-
-    def value_line(self, name: str) -> int:
-        """The line of the value of *name*, or of this mapping when it is absent."""
-        node = self.node(name)
-        return self.line if node is None else line_of(node)
-
-    def dotted(self, name: str) -> str:
-        """The dotted path of key *name*, for messages."""
-        return _join(self.key, name)
-
-
-class Checker:
+class Checker(StructureChecker):
     """Collects problems while it turns YAML nodes into checked Python values.
 
     Readers return None (or the given default) for absent or invalid values; an
     invalid one has its problem recorded in :attr:`problems`.
     """
 
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.problems: list[ConfigProblem] = []
-        self._constructor = SafeConstructor()
-
-    def add(self, line: int, key: str, message: str) -> None:
-        """Record a problem at *line* about dotted *key*."""
-        self.problems.append(ConfigProblem(self.path, line, key, message))
-
-    # -- structure ---------------------------------------------------------------
-
-    def compose(self, text: str | bytes) -> Node | None:
-        """Compose *text* into a node tree, or record why it is not a config."""
-        if isinstance(text, bytes):
-            try:
-                text = text.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                line = exc.object[: exc.start].count(b"\n") + 1
-                self.add(line, "", f"not UTF-8 (byte {exc.object[exc.start]:#x})")
-                return None
-        text = text.removeprefix("\ufeff")
-        try:
-            root = yaml.compose(text, Loader=_Loader)
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            message = exc.problem or "syntax error"
-            if exc.context and exc.context_mark is not None:
-                started = exc.context_mark.line + 1
-                message = f"{message} ({exc.context} started on line {started})"
-            self.add(
-                1 if mark is None else mark.line + 1, "", f"invalid YAML: {message}"
-            )
-            return None
-        except yaml.reader.ReaderError as exc:
-            line = text[: int(exc.position)].count("\n") + 1
-            self.add(line, "", f"invalid YAML: {exc.reason} (#x{exc.character:04x})")
-            return None
-        except (yaml.YAMLError, RecursionError) as exc:
-            self.add(1, "", f"invalid YAML: {exc}")
-            return None
-        if root is None or is_null(root):
-            self.add(1 if root is None else line_of(root), "", "empty config")
-            return None
-        return root
-
-    def scalar(self, node: Node, key: str) -> object:
-        """Construct a scalar's value; ``_INVALID`` (recorded) for a bad tag."""
-        try:
-            return self._constructor.construct_object(node, deep=True)
-        except ConstructorError as exc:
-            self.add(line_of(node), key, f"invalid value: {exc.problem}")
-            return _INVALID
-
-    def describe(self, node: Node, key: str) -> str:
-        """Say what *node* holds, for "must be X, got Y" messages."""
-        value = self.scalar(node, key) if isinstance(node, ScalarNode) else _INVALID
-        return _describe(node, value)
-
-    def pairs(self, node: MappingNode, key: str) -> _Entries:
-        """A mapping's entries by key, ``<<`` merges resolved.
-
-        Records non-string and duplicate keys.
-        """
-        entries: _Entries = {}
-        self._collect(node, key, entries, depth=0)
-        return entries
-
-    def _collect(
-        self, node: MappingNode, key: str, entries: _Entries, depth: int
-    ) -> None:
-        merged: list[MappingNode] = []
-        own: _Entries = {}
-        for key_node, value_node in node.value:
-            if key_node.tag == _MERGE_TAG:
-                many = isinstance(value_node, SequenceNode)
-                for source in value_node.value if many else [value_node]:
-                    if isinstance(source, MappingNode):
-                        merged.append(source)
-                    else:
-                        self.add(line_of(source), key, "<< merges only mappings")
-            elif not isinstance(key_node, ScalarNode) or key_node.tag != _STR_TAG:
-                got = self.describe(key_node, key)
-                self.add(
-                    line_of(key_node),
-                    key,
-                    f"keys must be strings (quote it), got {got}",
-                )
-            elif (name := str(key_node.value)) in own:
-                first = line_of(own[name][0])
-                message = f"duplicate key (first given on line {first})"
-                self.add(line_of(key_node), _join(key, name), message)
-            else:
-                own[name] = (key_node, value_node)
-        for name, entry in own.items():
-            entries.setdefault(name, entry)
-        if merged and depth >= _MAX_MERGE_DEPTH:
-            self.add(line_of(node), key, "<< merges nest too deeply")
-            return
-        for source in merged:
-            self._collect(source, key, entries, depth + 1)
-
-    def section(
-        self, node: Node | None, key: str, line: int, allowed: Iterable[str] | None
-    ) -> Section | None:
-        """Check that *node* is a mapping (null counts as empty) with known keys.
-
-        *line* is the line of the key that introduced it.  ``allowed=None`` accepts
-        any key.  Returns None (recorded) when *node* is not a mapping.
-        """
-        if node is None or is_null(node):
-            return Section(key, line)
-        if not isinstance(node, MappingNode):
-            got = self.describe(node, key)
-            self.add(line_of(node), key, f"must be a mapping, got {got}")
-            return None
-        entries = self.pairs(node, key)
-        if allowed is not None:
-            known = tuple(allowed)
-            for name in [name for name in entries if name not in known]:
-                key_node = entries.pop(name)[0]
-                self.add(line_of(key_node), _join(key, name), _hint(name, known))
-        return Section(key, line, entries)
-
-    def items(self, node: Node | None, key: str) -> list[Node]:
-        """The items of a list node (null counts as empty)."""
-        if node is None or is_null(node):
-            return []
-        if not isinstance(node, SequenceNode):
-            self.add(
-                line_of(node), key, f"must be a list, got {self.describe(node, key)}"
-            )
-            return []
-        return list(node.value)
-
-    def missing(self, section: Section, name: str, hint: str = "") -> None:
-        """Record that required key *name* is absent from *section*."""
-        self.add(section.line, section.dotted(name), f"required key is missing{hint}")
-
     # -- typed values ------------------------------------------------------------
 
     def typed(
         self, node: Node | None, key: str, kind: str, accept: Callable[[object], bool]
     ) -> object:
-        """*node*'s value if *accept* takes it; None if absent; else ``_INVALID``."""
+        """*node*'s value if *accept* takes it; None if absent; else ``INVALID``."""
         if node is None:
             return None
-        value = self.scalar(node, key) if isinstance(node, ScalarNode) else _INVALID
-        if value is _INVALID and isinstance(node, ScalarNode):
-            return _INVALID  # a bad tag, already recorded
-        if value is _INVALID or not accept(value):
+        value = self.scalar(node, key) if isinstance(node, ScalarNode) else INVALID
+        if value is INVALID and isinstance(node, ScalarNode):
+            return INVALID  # a bad tag, already recorded
+        if value is INVALID or not accept(value):
             self.add(
-                line_of(node), key, f"must be {kind}, got {_describe(node, value)}"
+                line_of(node), key, f"must be {kind}, got {describe_node(node, value)}"
             )
-            return _INVALID
+            return INVALID
         return value
 
     def checked(
@@ -434,15 +224,15 @@ class Checker:
         memo = {} if memo is None else memo
         if isinstance(node, ScalarNode):
             value = self.scalar(node, key)
-            return None if value is _INVALID else value
+            return None if value is INVALID else value
         if id(node) in memo:
-            if memo[id(node)] is _INVALID:
+            if memo[id(node)] is INVALID:
                 self.add(
                     line_of(node), key, "an alias refers to the value that holds it"
                 )
                 return None
             return memo[id(node)]
-        memo[id(node)] = _INVALID  # in progress
+        memo[id(node)] = INVALID  # in progress
         result: object = None
         if isinstance(node, SequenceNode):
             items = enumerate(node.value)
@@ -453,93 +243,9 @@ class Checker:
             entries = self.pairs(node, key).items()
             result = MappingProxyType(
                 {
-                    name: self.frozen(value, _join(key, name), memo)
+                    name: self.frozen(value, join_key(key, name), memo)
                     for name, (_, value) in entries
                 }
             )
         memo[id(node)] = result
         return result
-
-
-def is_number(value: object) -> bool:
-    """Whether *value* is an int or float (a bool is not a number)."""
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def is_int(value: object) -> bool:
-    """Whether *value* is an int (a bool is not one)."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def is_bool(value: object) -> bool:
-    """Whether *value* is a bool."""
-    return isinstance(value, bool)
-
-
-def is_str(value: object) -> bool:
-    """Whether *value* is a string."""
-    return isinstance(value, str)
-
-
-def is_duration(value: object) -> bool:
-    """Whether *value* may be given to :func:`parse_duration`."""
-    return isinstance(value, str) or is_number(value)
-
-
-# -- range checks: each returns what is wrong with a value, or None ------------------
-
-
-def at_least(minimum: int) -> Check[int]:
-    """A check that an integer is at least *minimum*."""
-    return lambda value: None if value >= minimum else f"must be at least {minimum}"
-
-
-def open_unit(value: float) -> str | None:
-    """Check that *value* lies strictly between 0 and 1."""
-    return None if 0 < value < 1 else "must be between 0 and 1 (exclusive)"
-
-
-def positive(value: float) -> str | None:
-    """Check that *value* is greater than 0."""
-    return None if value > 0 else "must be greater than 0"
-
-
-def non_negative(value: float) -> str | None:
-    """Check that *value* is not negative."""
-    return None if value >= 0 else "must not be negative"
-
-
-def non_empty(value: str) -> str | None:
-    """Check that a string is not empty."""
-    return None if value else "must not be empty"
-
-
-def name_problem(value: str) -> str | None:
-    """Check that *value* is a DogStatsD-safe name: non-empty, no ``:|@#,`` or space."""
-    if not value:
-        return "name must not be empty"
-    if _UNSAFE_NAME.search(value):
-        return "name must not contain whitespace or any of : | @ # ,"
-    return None
-
-
-def tag_key(value: str) -> str | None:
-    """Check that *value* can be a DogStatsD tag key."""
-    problem = name_problem(value)
-    return None if problem is None else problem.replace("name", "tag key", 1)
-
-
-def regex(value: str) -> str | None:
-    """Check that *value* is a non-empty, valid regular expression."""
-    if not value:
-        return "must not be empty"
-    try:
-        re.compile(value)
-    except re.error as exc:
-        return f"invalid regular expression: {exc}"
-    return None
-
-
-def or_default(value: _T | None, default: _T) -> _T:
-    """*value*, or *default* when it is None."""
-    return default if value is None else value
