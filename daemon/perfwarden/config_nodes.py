@@ -10,7 +10,8 @@ checked mapping); the value checks the readers apply (``is_number``, ``positive`
 ``name_problem`` ...) are in :mod:`perfwarden.config_checks`.  This module
 re-exports both, so that the schema modules import every reading name from here.
 
-Internal to :mod:`perfwarden.config`, which holds the schema and the public API.
+Internal to the configuration: :mod:`perfwarden.config` (the public API) and the
+schema modules it composes (``config_knobs``, ``config_runtime``, ``config_plugins``).
 """
 
 from __future__ import annotations
