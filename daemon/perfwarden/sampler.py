@@ -6,7 +6,9 @@ searched in ``' '.join(cmdline)``, or a systemd ``unit`` found in ``/proc/PID/cg
 with ``children: true`` their descendants too) and reads every matched process. One
 entry's scan runs in a worker thread (``asyncio.to_thread``) and only *returns* its
 samples and log events; the loop thread hands them to the sink and the logger, so the
-sink (the metric store) is only ever touched by the loop thread.
+sink (the metric store) is only ever touched by the loop thread. Processes come from
+a :class:`~perfwarden.process_source.ProcessSource` (psutil unless a test passes a
+fake; :mod:`.process_source`, re-exported here).
 
 Metrics, per process, tagged ``process:<entry name>`` and ``pid:<pid>``::
 
@@ -42,11 +44,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final
 
 import psutil
 
 from perfwarden.logs import RateLimiter, get_logger
+from perfwarden.process_source import (
+    ProcessHandle,
+    ProcessInfo,
+    ProcessSource,
+    PsutilSource,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -75,149 +83,6 @@ _MAX_IDLE: Final = 0.5
 
 Sink = Callable[[str, dict[str, str], float], None]
 """``sink(metric_name, tags, value)``: where samples go; called in the loop thread."""
-
-
-class ProcessHandle(Protocol):
-    """One process as the sampler reads it.
-
-    Every method may raise ``psutil.NoSuchProcess`` (gone; ``ZombieProcess`` too) or
-    ``psutil.AccessDenied`` (the field is not readable for us).
-    """
-
-    @property
-    def pid(self) -> int:
-        """The process id."""
-        ...
-
-    def create_time(self) -> float:
-        """Start time (with ``pid``, the process's identity)."""
-        ...
-
-    def rss_bytes(self) -> int:
-        """Resident set size."""
-        ...
-
-    def uss_bytes(self) -> int:
-        """Unique set size (memory freed if the process exited)."""
-        ...
-
-    def cpu_percent(self) -> float:
-        """CPU use since the previous call on this handle (the first call primes)."""
-        ...
-
-    def num_threads(self) -> int:
-        """Number of threads."""
-        ...
-
-    def num_fds(self) -> int:
-        """Number of open file descriptors."""
-        ...
-
-    def io_bytes(self) -> tuple[int, int]:
-        """Cumulative (read, written) bytes of storage I/O."""
-        ...
-
-    def children(self) -> list[ProcessHandle]:
-        """Every descendant, recursively."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class ProcessInfo:
-    """What matching by name or command line needs to know of a process."""
-
-    pid: int
-    name: str
-    cmdline: tuple[str, ...]
-    create_time: float
-
-
-class ProcessSource(Protocol):
-    """Where processes come from (psutil by default; tests pass fakes)."""
-
-    def open(self, pid: int) -> ProcessHandle:
-        """A handle on ``pid``; raises ``psutil.NoSuchProcess`` when there is none."""
-        ...
-
-    def processes(self) -> Iterable[ProcessInfo]:
-        """Every visible process, for name and command-line matching."""
-        ...
-
-    def pids(self) -> Iterable[int]:
-        """Every pid, for unit matching."""
-        ...
-
-    def cgroup(self, pid: int) -> str:
-        """The text of ``/proc/PID/cgroup`` (``""`` when unreadable)."""
-        ...
-
-
-class _PsutilProcess:
-    """:class:`ProcessHandle` over a ``psutil.Process``."""
-
-    __slots__ = ("_process",)
-
-    def __init__(self, process: psutil.Process) -> None:
-        self._process = process
-
-    @property
-    def pid(self) -> int:
-        return self._process.pid
-
-    def create_time(self) -> float:
-        return self._process.create_time()
-
-    def rss_bytes(self) -> int:
-        return int(self._process.memory_info().rss)
-
-    def uss_bytes(self) -> int:
-        return int(self._process.memory_full_info().uss)
-
-    def cpu_percent(self) -> float:
-        return float(self._process.cpu_percent(None))
-
-    def num_threads(self) -> int:
-        return self._process.num_threads()
-
-    def num_fds(self) -> int:
-        return self._process.num_fds()
-
-    def io_bytes(self) -> tuple[int, int]:
-        io = self._process.io_counters()
-        return int(io.read_bytes), int(io.write_bytes)
-
-    def children(self) -> list[ProcessHandle]:
-        return [_PsutilProcess(p) for p in self._process.children(recursive=True)]
-
-
-class PsutilSource:
-    """The real processes, through psutil and ``/proc``."""
-
-    def open(self, pid: int) -> ProcessHandle:
-        """A handle on ``pid``."""
-        return _PsutilProcess(psutil.Process(pid))
-
-    def processes(self) -> Iterable[ProcessInfo]:
-        """Every process with its name and command line (empty when unreadable)."""
-        for process in psutil.process_iter(["name", "cmdline", "create_time"]):
-            info = process.info
-            yield ProcessInfo(
-                pid=process.pid,
-                name=info.get("name") or "",
-                cmdline=tuple(info.get("cmdline") or ()),
-                create_time=info.get("create_time") or 0.0,
-            )
-
-    def pids(self) -> Iterable[int]:
-        """Every pid."""
-        return psutil.pids()
-
-    def cgroup(self, pid: int) -> str:
-        """``/proc/PID/cgroup``, or ``""``."""
-        try:
-            return Path(f"/proc/{pid}/cgroup").read_text()
-        except OSError:
-            return ""
 
 
 _Key = tuple[int, float]
