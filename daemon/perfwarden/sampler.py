@@ -1,14 +1,14 @@
-"""Process sampling with psutil: the ``processes:`` entries and the daemon itself.
+"""Process sampling: every ``processes:`` entry, at its interval, into the sink.
 
-:class:`ProcessSampler` re-matches each ``processes:`` entry every ``interval`` seconds
-(``pid``, a re-read ``pidfile``, process ``name``, a ``cmdline`` regular expression
-searched in ``' '.join(cmdline)``, or a systemd ``unit`` found in ``/proc/PID/cgroup``;
-with ``children: true`` their descendants too) and reads every matched process. One
-entry's scan runs in a worker thread (``asyncio.to_thread``) and only *returns* its
-samples and log events; the loop thread hands them to the sink and the logger, so the
-sink (the metric store) is only ever touched by the loop thread. Processes come from
-a :class:`~perfwarden.process_source.ProcessSource` (psutil unless a test passes a
-fake; :mod:`.process_source`, re-exported here).
+:class:`ProcessSampler` schedules each ``processes:`` entry every ``interval``
+seconds, re-matches it (:func:`~perfwarden.process_match.match_processes`: ``pid``,
+a re-read ``pidfile``, process ``name``, a ``cmdline`` regular expression or a
+systemd ``unit``; with ``children: true`` their descendants too) and reads every
+matched process. One entry's scan runs in a worker thread (``asyncio.to_thread``)
+and only *returns* its samples and log events; the loop thread hands them to the
+sink and the logger, so the sink (the metric store) is only ever touched by the loop
+thread. Processes come from a :class:`~perfwarden.process_source.ProcessSource`
+(psutil unless a test passes a fake; :mod:`.process_source`, re-exported here).
 
 Metrics, per process, tagged ``process:<entry name>`` and ``pid:<pid>``::
 
@@ -41,12 +41,12 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import psutil
 
 from perfwarden.logs import RateLimiter, get_logger
+from perfwarden.process_match import NoMatchError, ProcessKey, match_processes
 from perfwarden.process_source import (
     ProcessHandle,
     ProcessInfo,
@@ -84,7 +84,6 @@ Sink = Callable[[str, dict[str, str], float], None]
 """``sink(metric_name, tags, value)``: where samples go; called in the loop thread."""
 
 
-_Key = tuple[int, float]
 _Sample = tuple[str, dict[str, str], float]
 _Event = tuple[str, str, dict[str, Any]]  # level, event, fields
 
@@ -108,7 +107,7 @@ class _EntryState:
     entry: ProcessConfig
     pattern: re.Pattern[str] | None
     next_due: float = 0.0
-    tracked: dict[_Key, _Tracked] = field(default_factory=dict)
+    tracked: dict[ProcessKey, _Tracked] = field(default_factory=dict)
     matched_pids: list[int] = field(default_factory=list)
     unmatched: bool | None = None  # None until the first scan
     denied_logged: set[str] = field(default_factory=set)
@@ -137,10 +136,6 @@ class _EntryState:
             "last_scan_ms": round(self.last_scan_seconds * 1000.0, 3),
             "cost_per_process_ms": round(per_process * 1000.0, 4),
         }
-
-
-class _NoMatchError(Exception):
-    """The entry's target cannot be resolved (with the reason)."""
 
 
 class ProcessSampler:
@@ -227,9 +222,12 @@ class ProcessSampler:
         started = time.perf_counter()
         samples: list[_Sample] = []
         events: list[_Event] = []
+        known = {key: tracked.handle for key, tracked in state.tracked.items()}
         try:
-            targets = self._match(state)
-        except _NoMatchError as exc:
+            targets = match_processes(
+                state.entry, state.pattern, self._source, self._own_pid, known
+            )
+        except NoMatchError as exc:
             targets, reason = {}, str(exc)
         except Exception as exc:  # noqa: BLE001 - a failed scan is counted, not fatal
             targets, reason = {}, f"match failed: {exc!r}"
@@ -262,105 +260,10 @@ class ProcessSampler:
             state.sampled_processes += len(state.tracked)
         return samples, events
 
-    def _match(self, state: _EntryState) -> dict[_Key, ProcessHandle]:
-        """The entry's processes now, keyed by (pid, create_time)."""
-        match = state.entry.match
-        source = self._source
-        roots: list[ProcessHandle] = []
-        if "pid" in match:
-            roots = self._open_all([int(match["pid"])])
-        elif "pidfile" in match:
-            path = Path(str(match["pidfile"]))
-            try:
-                text = path.read_text().strip()
-            except OSError as exc:
-                raise _NoMatchError(f"pidfile {path}: {exc.strerror}") from None
-            if not text.isdigit():
-                raise _NoMatchError(f"pidfile {path}: no pid in {text[:40]!r}")
-            roots = self._open_all([int(text)])
-        elif "name" in match:
-            name = str(match["name"])
-            roots = self._open_infos(
-                state,
-                (
-                    p
-                    for p in source.processes()
-                    if p.name == name and p.pid != self._own_pid
-                ),
-            )
-        elif state.pattern is not None:
-            search = state.pattern.search
-            roots = self._open_infos(
-                state,
-                (
-                    p
-                    for p in source.processes()
-                    if p.pid != self._own_pid
-                    and p.cmdline
-                    and search(" ".join(p.cmdline))
-                ),
-            )
-        elif "unit" in match:
-            unit = str(match["unit"])
-            if "." not in unit:
-                unit += ".service"
-            in_unit = re.compile(rf"/{re.escape(unit)}(/|$)", re.MULTILINE)
-            pids = [
-                pid
-                for pid in source.pids()
-                if pid != self._own_pid and in_unit.search(source.cgroup(pid))
-            ]
-            roots = self._open_all(pids)
-        targets: dict[_Key, ProcessHandle] = {}
-        for handle in roots:
-            self._add(state, targets, handle)
-            if state.entry.children:
-                try:
-                    descendants = handle.children()
-                except (psutil.NoSuchProcess, psutil.AccessDenied):
-                    continue
-                for child in descendants:
-                    self._add(state, targets, child)
-        return targets
-
-    def _add(
-        self,
-        state: _EntryState,
-        targets: dict[_Key, ProcessHandle],
-        handle: ProcessHandle,
-    ) -> None:
-        try:
-            key = (handle.pid, handle.create_time())
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            return
-        tracked = state.tracked.get(key)
-        targets[key] = tracked.handle if tracked is not None else handle
-
-    def _open_all(self, pids: Iterable[int]) -> list[ProcessHandle]:
-        handles = []
-        for pid in pids:
-            try:
-                handles.append(self._source.open(pid))
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
-        return handles
-
-    def _open_infos(
-        self, state: _EntryState, infos: Iterable[ProcessInfo]
-    ) -> list[ProcessHandle]:
-        handles: list[ProcessHandle] = []
-        for info in infos:
-            tracked = state.tracked.get((info.pid, info.create_time))
-            if tracked is not None:
-                handles.append(tracked.handle)
-            else:
-                handles.extend(self._open_all([info.pid]))
-        return handles
-
     def _sample(
         self,
         state: _EntryState,
-        key: _Key,
+        key: ProcessKey,
         tracked: _Tracked,
         samples: list[_Sample],
         events: list[_Event],
