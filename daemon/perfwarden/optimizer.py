@@ -16,7 +16,10 @@ Applying records every knob's original value first (tuned's discipline), sets th
 new values (``optimizer:<strategy>`` provenance) or runs the plugin's action, and
 snapshots the samples before. After ``validation_samples`` new samples (or the
 validation timeout) :func:`perfwarden.experiment.judge` gives the verdict; reverts
-restore the originals (unless someone changed the knob meanwhile), outcomes update
+restore the originals (unless someone changed the knob meanwhile). Those steps of an
+:class:`~perfwarden.optimizer_experiment.Experiment` are in
+:mod:`.optimizer_experiment` (``Experiment`` is re-exported here); this module
+sequences them, logs them and records the outcomes: the history of actions and
 :class:`~perfwarden.learning.Learning`. One ``correlation_id`` links the alert's
 dispatch, the proposals, the action, the verdict and the learning update.
 """
@@ -27,66 +30,42 @@ import asyncio
 import collections
 import dataclasses
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
-
-import numpy as np
 
 from perfwarden.alerts import AlertState, Transition
 from perfwarden.config import OptimizerMode
 from perfwarden.dispatch import proposal_fields
-from perfwarden.experiment import (
-    MIN_SAMPLES,
-    GuardCheck,
-    Judgement,
-    Verdict,
-    judge,
-)
+from perfwarden.experiment import MIN_SAMPLES, Verdict
 from perfwarden.logs import get_logger
+from perfwarden.optimizer_experiment import (
+    Experiment,
+    apply_proposal,
+    begin_experiment,
+    guard_series,
+    interference,
+    judge_experiment,
+    restore_knobs,
+    revert,
+    wait_for_samples,
+)
 from perfwarden.plugin_runtime import PluginCallError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    import numpy.typing as npt
-
     from perfwarden.config import Config
     from perfwarden.evaluator import AlertEvent, Evaluator
+    from perfwarden.experiment import Judgement
     from perfwarden.knobs import KnobStore
     from perfwarden.learning import Learning
-    from perfwarden.plugin_api import KnobValue, Proposal, Violation
+    from perfwarden.plugin_api import Proposal, Violation
     from perfwarden.plugin_runtime import PluginHandle, PluginRuntime
     from perfwarden.store import MetricStore, Series
 
 __all__ = ["Experiment", "OptimizerEngine"]
 
 _log = get_logger("perfwarden.optimizer")
-_POLL: Final = 0.1
 _HISTORY: Final = 500
-
-
-@dataclass(slots=True)
-class Experiment:
-    """One applied action awaiting its verdict."""
-
-    correlation_id: str
-    violation: Violation
-    series_key: str
-    handle: PluginHandle
-    proposal: Proposal
-    score: float
-    started: float
-    start_count: int
-    before: npt.NDArray[np.float64]
-    originals: dict[str, KnobValue] = field(default_factory=dict)
-    applied: dict[str, KnobValue] = field(default_factory=dict)
-    guard_starts: dict[str, int] = field(default_factory=dict)
-    guard_before: dict[str, npt.NDArray[np.float64]] = field(default_factory=dict)
-
-    @property
-    def knobs(self) -> set[str]:
-        """Knobs this experiment holds."""
-        return {change.knob for change in self.proposal.changes}
 
 
 class OptimizerEngine:
@@ -253,39 +232,20 @@ class OptimizerEngine:
         if series is None:
             return
         config = self._config()
-        depth = max(config.optimizer.validation_samples, 1)
-        experiment = Experiment(
-            correlation_id=cid,
-            violation=violation,
-            series_key=series.key,
-            handle=handle,
-            proposal=proposal,
-            score=score,
+        experiment = begin_experiment(
+            violation,
+            handle,
+            proposal,
+            score,
+            series=series,
+            depth=max(config.optimizer.validation_samples, 1),
             started=self._clock(),
-            start_count=series.window.total_count,
-            before=series.window.tail(min(len(series.window), depth)),
+            guards=guard_series(self._store, self._config(), violation.metric),
         )
-        for name, guard_series in self._guard_series(violation.metric):
-            experiment.guard_starts[name] = guard_series.window.total_count
-            experiment.guard_before[name] = guard_series.window.tail(
-                min(len(guard_series.window), depth)
-            )
         try:
-            if proposal.action is not None:
-                await self._runtime.call(handle, "apply", proposal.action.apply)
-                self._runtime.succeeded(handle)
-            else:
-                for change in proposal.changes:
-                    experiment.originals[change.knob] = self._knobs.get(change.knob)
-                for change in proposal.changes:
-                    experiment.applied[change.knob] = self._knobs.set(
-                        change.knob,
-                        change.value,
-                        source=f"optimizer:{proposal.strategy}",
-                        reason=cid,
-                    )
+            await apply_proposal(experiment, self._runtime, self._knobs)
         except (PluginCallError, KeyError, TypeError, ValueError) as exc:
-            self._restore(experiment)
+            restore_knobs(experiment, self._knobs)
             _log.warning(
                 "optimizer.apply_failed",
                 correlation_id=cid,
@@ -330,84 +290,17 @@ class OptimizerEngine:
                 return series
         return None
 
-    def _guard_series(self, metric: str) -> list[tuple[str, Series]]:
-        config = self._config()
-        return [
-            (series.key, series)
-            for name, cfg in config.metrics.items()
-            if cfg.guard and name != metric
-            for series in self._store.by_name(name)
-        ]
-
     # -- validating -----------------------------------------------------------------
 
     async def _validate(self, experiment: Experiment) -> None:
-        config = self._config()
-        needed = config.optimizer.validation_samples
-        deadline = experiment.started + config.optimizer.validation_timeout
-        while True:
-            series = self._store.get(experiment.series_key)
-            if series is None:
-                break
-            if series.window.total_count - experiment.start_count >= needed:
-                break
-            if self._clock() >= deadline:
-                break
-            await asyncio.sleep(_POLL)
-        judgement = self._judge(experiment)
-        interfered = self._interference(experiment)
+        await wait_for_samples(experiment, self._store, self._config(), self._clock)
+        judgement = judge_experiment(experiment, self._store, self._config())
+        interfered = interference(experiment, self._knobs)
         if interfered is not None:
             judgement = dataclasses.replace(
                 judgement, verdict=Verdict.INCONCLUSIVE, reason=interfered
             )
         await self._conclude(experiment, judgement)
-
-    def _interference(self, experiment: Experiment) -> str | None:
-        """Why the samples after the action do not measure it, if they do not."""
-        for knob, applied in experiment.applied.items():
-            try:
-                current = self._knobs.get(knob)
-            except KeyError:
-                return f"knob {knob} was removed during validation"
-            if current != applied:
-                return f"knob {knob} was changed by someone else during validation"
-        return None
-
-    def _new_samples(
-        self, series: Series | None, start: int
-    ) -> npt.NDArray[np.float64]:
-        if series is None:
-            return np.empty(0)
-        fresh = min(series.window.total_count - start, len(series.window))
-        return series.window.tail(fresh) if fresh > 0 else np.empty(0)
-
-    def _judge(self, experiment: Experiment) -> Judgement:
-        config = self._config()
-        violation = experiment.violation
-        after = self._new_samples(
-            self._store.get(experiment.series_key), experiment.start_count
-        )
-        guards = []
-        for key, start in experiment.guard_starts.items():
-            series = self._store.get(key)
-            metric = config.metrics.get(series.name) if series else None
-            if series is None or metric is None:
-                continue
-            guards.append(
-                GuardCheck(
-                    metric=series.key,
-                    bound=metric.bound.value,
-                    before=experiment.guard_before[key],
-                    after=self._new_samples(series, start),
-                )
-            )
-        return judge(
-            experiment.before,
-            after,
-            bound=violation.bound,
-            significance=config.optimizer.significance,
-            guards=tuple(guards),
-        )
 
     async def _conclude(self, experiment: Experiment, judgement: Judgement) -> None:
         violation = experiment.violation
@@ -415,7 +308,7 @@ class OptimizerEngine:
         handle = experiment.handle
         strategy = experiment.proposal.strategy
         if judgement.verdict is not Verdict.KEPT:
-            await self._revert(experiment)
+            await revert(experiment, self._runtime, self._knobs)
         self.in_flight.pop(metric, None)
         self._last_action[metric] = self._clock()
         handle.counts[judgement.verdict.value] += 1
@@ -485,44 +378,6 @@ class OptimizerEngine:
                 delay = cooldown if key == experiment.series_key else 0.0
                 loop.call_later(delay, self._redispatch, key)
 
-    async def _revert(self, experiment: Experiment) -> None:
-        proposal = experiment.proposal
-        if proposal.action is not None:
-            try:
-                await self._runtime.call(
-                    experiment.handle, "revert", proposal.action.revert
-                )
-                self._runtime.succeeded(experiment.handle)
-            except PluginCallError as exc:
-                _log.error(
-                    "optimizer.revert_failed",
-                    correlation_id=experiment.correlation_id,
-                    plugin=experiment.handle.name,
-                    error=str(exc),
-                )
-            return
-        self._restore(experiment)
-
-    def _restore(self, experiment: Experiment) -> None:
-        for knob, original in experiment.originals.items():
-            applied = experiment.applied.get(knob)
-            try:
-                current = self._knobs.get(knob)
-            except KeyError:
-                continue  # the knob was removed by a reload
-            if applied is not None and current != applied:
-                _log.warning(
-                    "optimizer.revert_skipped",
-                    correlation_id=experiment.correlation_id,
-                    knob=knob,
-                    reason="changed by someone else since the action",
-                    current=current,
-                )
-                continue
-            self._knobs.set(
-                knob, original, source="revert", reason=experiment.correlation_id
-            )
-
     async def shutdown(self) -> None:
         """Revert every unvalidated action (nothing unproven outlives the daemon)."""
         for task in list(self._tasks):
@@ -530,7 +385,7 @@ class OptimizerEngine:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         for experiment in list(self.in_flight.values()):
-            await self._revert(experiment)
+            await revert(experiment, self._runtime, self._knobs)
             _log.info(
                 "optimizer.reverted",
                 correlation_id=experiment.correlation_id,
