@@ -1,27 +1,27 @@
 """The closed loop: choose a proposal, apply it, validate it, keep or revert, learn.
 
-On the proposals for a violation the engine scores each by ``expected_improvement *
-learned weight`` and applies the best one that is allowed:
+:class:`OptimizerEngine` runs the loop on the proposals the dispatcher gathers for a
+violation, and keeps its records:
 
-- one action in flight per metric, and none on a knob another action is validating
-  (strategies that turn the same knob conflict by construction);
-- a cooldown per metric between two actions, and a global budget of actions per
-  sliding hour (slow to tighten);
-- strategies already tried without success during this alert are skipped, so a
-  still-firing alert walks through the strategies (the seed's progressive
-  ``optimize_context_loading``); the list is forgotten when the alert resolves;
-- ``optimizer.mode: dry-run`` logs the choice and applies nothing.
+- *choose* (rules and ranking in :mod:`.optimizer_policy`): the proposal with the
+  best ``expected_improvement * learned weight`` that is allowed (one action in
+  flight per metric, none on a knob another action is validating, a cooldown per
+  metric, an hourly budget, no strategy already tried during this alert). A blocked
+  choice is asked again when it may succeed; a series without a baseline of
+  ``MIN_SAMPLES`` samples waits for one; ``optimizer.mode: dry-run`` logs the choice
+  and applies nothing;
+- *apply, validate, keep or revert* (the steps of an
+  :class:`~perfwarden.optimizer_experiment.Experiment` in
+  :mod:`.optimizer_experiment`, re-exported here): originals recorded before any
+  change, the verdict of :func:`perfwarden.experiment.judge` after
+  ``validation_samples`` new samples or the validation timeout, a revert unless the
+  action was kept;
+- *learn and record*: the outcome updates :class:`~perfwarden.learning.Learning`,
+  joins the :attr:`~OptimizerEngine.history` of actions, and every series still
+  firing is dispatched again. Stopping the daemon reverts what is not yet validated.
 
-Applying records every knob's original value first (tuned's discipline), sets the
-new values (``optimizer:<strategy>`` provenance) or runs the plugin's action, and
-snapshots the samples before. After ``validation_samples`` new samples (or the
-validation timeout) :func:`perfwarden.experiment.judge` gives the verdict; reverts
-restore the originals (unless someone changed the knob meanwhile). Those steps of an
-:class:`~perfwarden.optimizer_experiment.Experiment` are in
-:mod:`.optimizer_experiment` (``Experiment`` is re-exported here); this module
-sequences them, logs them and records the outcomes: the history of actions and
-:class:`~perfwarden.learning.Learning`. One ``correlation_id`` links the alert's
-dispatch, the proposals, the action, the verdict and the learning update.
+One ``correlation_id`` links the alert's dispatch, the proposals, the action, the
+verdict and the learning update.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from perfwarden.optimizer_experiment import (
     revert,
     wait_for_samples,
 )
+from perfwarden.optimizer_policy import ActionPolicy, rank
 from perfwarden.plugin_runtime import PluginCallError
 
 if TYPE_CHECKING:
@@ -95,9 +96,7 @@ class OptimizerEngine:
         self._wall = wall
         self.in_flight: dict[str, Experiment] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._last_action: dict[str, float] = {}
-        self._actions: collections.deque[float] = collections.deque()
-        self._tried: dict[str, set[str]] = {}
+        self._policy = ActionPolicy()
         self.history: collections.deque[dict[str, Any]] = collections.deque(
             maxlen=_HISTORY
         )
@@ -109,7 +108,7 @@ class OptimizerEngine:
     def on_alert(self, event: AlertEvent) -> None:
         """Evaluator subscriber: a resolved alert forgets the strategies tried."""
         if event.transition in {Transition.RESOLVED, Transition.CANCELLED}:
-            self._tried.pop(event.metric, None)
+            self._policy.forget_tried(event.metric)
 
     # -- deciding -------------------------------------------------------------------
 
@@ -122,7 +121,7 @@ class OptimizerEngine:
         config = self._config()
         now = self._clock()
         series = self._series_for(violation)
-        blocked = self._blocked(metric, now, config)
+        blocked = self._policy.blocked(metric, now, config, self.in_flight)
         if blocked is not None:
             reason, retry = blocked
             _log.info(
@@ -143,18 +142,14 @@ class OptimizerEngine:
                 max(config.optimizer.cooldown, 1.0), self._redispatch, series.key
             )
             return
-        tried = self._tried.get(metric, set())
+        tried = self._policy.tried(metric)
         busy = {knob for e in self.in_flight.values() for knob in e.knobs}
-        candidates = []
-        for handle, proposal in pairs:
-            if proposal.strategy in tried:
-                continue
-            if busy & {change.knob for change in proposal.changes}:
-                continue
-            weight = self.learning.weight(proposal.strategy, metric)
-            candidates.append(
-                (proposal.expected_improvement * weight, handle, proposal)
-            )
+        candidates = rank(
+            pairs,
+            tried=tried,
+            busy=busy,
+            weight=lambda strategy: self.learning.weight(strategy, metric),
+        )
         if not candidates:
             if not pairs:
                 reason = "no proposal"
@@ -172,7 +167,6 @@ class OptimizerEngine:
                 "optimizer.skipped", correlation_id=cid, metric=metric, reason=reason
             )
             return
-        candidates.sort(key=lambda c: c[0], reverse=True)
         score, handle, proposal = candidates[0]
         if score <= 0:
             _log.info(
@@ -192,31 +186,8 @@ class OptimizerEngine:
         await self._apply(violation, handle, proposal, score)
 
     def _restart_sequence(self, metric: str, series_key: str) -> None:
-        self._tried.pop(metric, None)
+        self._policy.forget_tried(metric)
         self._redispatch(series_key)
-
-    def _blocked(
-        self, metric: str, now: float, config: Config
-    ) -> tuple[str, float | None] | None:
-        """Why no action may start now, and when to ask again (None: on its own)."""
-        if metric in self.in_flight:
-            # The running experiment's conclusion asks again if still firing.
-            return "an action is already being validated for this metric", None
-        if len(self.in_flight) >= config.optimizer.concurrent_actions:
-            # Actions on different knobs still confound each other's measurements
-            # (a compression change moves latency too): by default one at a time.
-            return "another action is being validated", None
-        last = self._last_action.get(metric)
-        cooldown = config.optimizer.cooldown
-        if last is not None and now - last < cooldown:
-            return f"cooldown ({cooldown:g}s)", last + cooldown - now
-        while self._actions and now - self._actions[0] > 3600:
-            self._actions.popleft()
-        budget = config.optimizer.max_actions_per_hour
-        if len(self._actions) >= budget:
-            retry = 3600 - (now - self._actions[0]) if self._actions else 3600.0
-            return f"budget of {budget} actions an hour used", retry
-        return None
 
     # -- applying -------------------------------------------------------------------
 
@@ -254,11 +225,10 @@ class OptimizerEngine:
                 strategy=proposal.strategy,
                 error=str(exc),
             )
-            self._tried.setdefault(violation.metric, set()).add(proposal.strategy)
+            self._policy.mark_tried(violation.metric, proposal.strategy)
             return
         now = self._clock()
-        self._last_action[violation.metric] = now
-        self._actions.append(now)
+        self._policy.started(violation.metric, now)
         self.in_flight[violation.metric] = experiment
         handle.counts["applied"] += 1
         _log.info(
@@ -310,12 +280,12 @@ class OptimizerEngine:
         if judgement.verdict is not Verdict.KEPT:
             await revert(experiment, self._runtime, self._knobs)
         self.in_flight.pop(metric, None)
-        self._last_action[metric] = self._clock()
+        self._policy.concluded(metric, self._clock())
         handle.counts[judgement.verdict.value] += 1
         if judgement.verdict is Verdict.KEPT:
-            self._tried.pop(metric, None)
+            self._policy.forget_tried(metric)
         else:
-            self._tried.setdefault(metric, set()).add(strategy)
+            self._policy.mark_tried(metric, strategy)
         event = {
             Verdict.KEPT: "optimizer.kept",
             Verdict.REVERTED: "optimizer.reverted",
@@ -409,6 +379,6 @@ class OptimizerEngine:
                 }
                 for e in self.in_flight.values()
             ],
-            "actions_last_hour": len(self._actions),
+            "actions_last_hour": self._policy.actions_last_hour,
             "history": len(self.history),
         }
