@@ -1,24 +1,27 @@
 """The closed loop: choose a proposal, apply it, validate it, keep or revert, learn.
 
-On the proposals for a violation the engine scores each by ``expected_improvement *
-learned weight`` and applies the best one that is allowed:
+:class:`OptimizerEngine` runs the loop on the proposals the dispatcher gathers for a
+violation, and keeps its records:
 
-- one action in flight per metric, and none on a knob another action is validating
-  (strategies that turn the same knob conflict by construction);
-- a cooldown per metric between two actions, and a global budget of actions per
-  sliding hour (slow to tighten);
-- strategies already tried without success during this alert are skipped, so a
-  still-firing alert walks through the strategies (the seed's progressive
-  ``optimize_context_loading``); the list is forgotten when the alert resolves;
-- ``optimizer.mode: dry-run`` logs the choice and applies nothing.
+- *choose* (rules and ranking in :mod:`.optimizer_policy`): the proposal with the
+  best ``expected_improvement * learned weight`` that is allowed (one action in
+  flight per metric, none on a knob another action is validating, a cooldown per
+  metric, an hourly budget, no strategy already tried during this alert). A blocked
+  choice is asked again when it may succeed; a series without a baseline of
+  ``MIN_SAMPLES`` samples waits for one; ``optimizer.mode: dry-run`` logs the choice
+  and applies nothing;
+- *apply, validate, keep or revert* (the steps of an
+  :class:`~perfwarden.optimizer_experiment.Experiment` in
+  :mod:`.optimizer_experiment`, re-exported here): originals recorded before any
+  change, the verdict of :func:`perfwarden.experiment.judge` after
+  ``validation_samples`` new samples or the validation timeout, a revert unless the
+  action was kept;
+- *learn and record*: the outcome updates :class:`~perfwarden.learning.Learning`,
+  joins the :attr:`~OptimizerEngine.history` of actions, and every series still
+  firing is dispatched again. Stopping the daemon reverts what is not yet validated.
 
-Applying records every knob's original value first (tuned's discipline), sets the
-new values (``optimizer:<strategy>`` provenance) or runs the plugin's action, and
-snapshots the samples before. After ``validation_samples`` new samples (or the
-validation timeout) :func:`perfwarden.experiment.judge` gives the verdict; reverts
-restore the originals (unless someone changed the knob meanwhile), outcomes update
-:class:`~perfwarden.learning.Learning`. One ``correlation_id`` links the alert's
-dispatch, the proposals, the action, the verdict and the learning update.
+One ``correlation_id`` links the alert's dispatch, the proposals, the action, the
+verdict and the learning update.
 """
 
 from __future__ import annotations
@@ -27,66 +30,43 @@ import asyncio
 import collections
 import dataclasses
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
-
-import numpy as np
 
 from perfwarden.alerts import AlertState, Transition
 from perfwarden.config import OptimizerMode
 from perfwarden.dispatch import proposal_fields
-from perfwarden.experiment import (
-    MIN_SAMPLES,
-    GuardCheck,
-    Judgement,
-    Verdict,
-    judge,
-)
+from perfwarden.experiment import MIN_SAMPLES, Verdict
 from perfwarden.logs import get_logger
+from perfwarden.optimizer_experiment import (
+    Experiment,
+    apply_proposal,
+    begin_experiment,
+    guard_series,
+    interference,
+    judge_experiment,
+    restore_knobs,
+    revert,
+    wait_for_samples,
+)
+from perfwarden.optimizer_policy import ActionPolicy, rank
 from perfwarden.plugin_runtime import PluginCallError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    import numpy.typing as npt
-
     from perfwarden.config import Config
     from perfwarden.evaluator import AlertEvent, Evaluator
+    from perfwarden.experiment import Judgement
     from perfwarden.knobs import KnobStore
     from perfwarden.learning import Learning
-    from perfwarden.plugin_api import KnobValue, Proposal, Violation
+    from perfwarden.plugin_api import Proposal, Violation
     from perfwarden.plugin_runtime import PluginHandle, PluginRuntime
     from perfwarden.store import MetricStore, Series
 
 __all__ = ["Experiment", "OptimizerEngine"]
 
 _log = get_logger("perfwarden.optimizer")
-_POLL: Final = 0.1
 _HISTORY: Final = 500
-
-
-@dataclass(slots=True)
-class Experiment:
-    """One applied action awaiting its verdict."""
-
-    correlation_id: str
-    violation: Violation
-    series_key: str
-    handle: PluginHandle
-    proposal: Proposal
-    score: float
-    started: float
-    start_count: int
-    before: npt.NDArray[np.float64]
-    originals: dict[str, KnobValue] = field(default_factory=dict)
-    applied: dict[str, KnobValue] = field(default_factory=dict)
-    guard_starts: dict[str, int] = field(default_factory=dict)
-    guard_before: dict[str, npt.NDArray[np.float64]] = field(default_factory=dict)
-
-    @property
-    def knobs(self) -> set[str]:
-        """Knobs this experiment holds."""
-        return {change.knob for change in self.proposal.changes}
 
 
 class OptimizerEngine:
@@ -116,9 +96,7 @@ class OptimizerEngine:
         self._wall = wall
         self.in_flight: dict[str, Experiment] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._last_action: dict[str, float] = {}
-        self._actions: collections.deque[float] = collections.deque()
-        self._tried: dict[str, set[str]] = {}
+        self._policy = ActionPolicy()
         self.history: collections.deque[dict[str, Any]] = collections.deque(
             maxlen=_HISTORY
         )
@@ -130,7 +108,7 @@ class OptimizerEngine:
     def on_alert(self, event: AlertEvent) -> None:
         """Evaluator subscriber: a resolved alert forgets the strategies tried."""
         if event.transition in {Transition.RESOLVED, Transition.CANCELLED}:
-            self._tried.pop(event.metric, None)
+            self._policy.forget_tried(event.metric)
 
     # -- deciding -------------------------------------------------------------------
 
@@ -143,7 +121,7 @@ class OptimizerEngine:
         config = self._config()
         now = self._clock()
         series = self._series_for(violation)
-        blocked = self._blocked(metric, now, config)
+        blocked = self._policy.blocked(metric, now, config, self.in_flight)
         if blocked is not None:
             reason, retry = blocked
             _log.info(
@@ -164,18 +142,14 @@ class OptimizerEngine:
                 max(config.optimizer.cooldown, 1.0), self._redispatch, series.key
             )
             return
-        tried = self._tried.get(metric, set())
+        tried = self._policy.tried(metric)
         busy = {knob for e in self.in_flight.values() for knob in e.knobs}
-        candidates = []
-        for handle, proposal in pairs:
-            if proposal.strategy in tried:
-                continue
-            if busy & {change.knob for change in proposal.changes}:
-                continue
-            weight = self.learning.weight(proposal.strategy, metric)
-            candidates.append(
-                (proposal.expected_improvement * weight, handle, proposal)
-            )
+        candidates = rank(
+            pairs,
+            tried=tried,
+            busy=busy,
+            weight=lambda strategy: self.learning.weight(strategy, metric),
+        )
         if not candidates:
             if not pairs:
                 reason = "no proposal"
@@ -193,7 +167,6 @@ class OptimizerEngine:
                 "optimizer.skipped", correlation_id=cid, metric=metric, reason=reason
             )
             return
-        candidates.sort(key=lambda c: c[0], reverse=True)
         score, handle, proposal = candidates[0]
         if score <= 0:
             _log.info(
@@ -213,31 +186,8 @@ class OptimizerEngine:
         await self._apply(violation, handle, proposal, score)
 
     def _restart_sequence(self, metric: str, series_key: str) -> None:
-        self._tried.pop(metric, None)
+        self._policy.forget_tried(metric)
         self._redispatch(series_key)
-
-    def _blocked(
-        self, metric: str, now: float, config: Config
-    ) -> tuple[str, float | None] | None:
-        """Why no action may start now, and when to ask again (None: on its own)."""
-        if metric in self.in_flight:
-            # The running experiment's conclusion asks again if still firing.
-            return "an action is already being validated for this metric", None
-        if len(self.in_flight) >= config.optimizer.concurrent_actions:
-            # Actions on different knobs still confound each other's measurements
-            # (a compression change moves latency too): by default one at a time.
-            return "another action is being validated", None
-        last = self._last_action.get(metric)
-        cooldown = config.optimizer.cooldown
-        if last is not None and now - last < cooldown:
-            return f"cooldown ({cooldown:g}s)", last + cooldown - now
-        while self._actions and now - self._actions[0] > 3600:
-            self._actions.popleft()
-        budget = config.optimizer.max_actions_per_hour
-        if len(self._actions) >= budget:
-            retry = 3600 - (now - self._actions[0]) if self._actions else 3600.0
-            return f"budget of {budget} actions an hour used", retry
-        return None
 
     # -- applying -------------------------------------------------------------------
 
@@ -253,39 +203,20 @@ class OptimizerEngine:
         if series is None:
             return
         config = self._config()
-        depth = max(config.optimizer.validation_samples, 1)
-        experiment = Experiment(
-            correlation_id=cid,
-            violation=violation,
-            series_key=series.key,
-            handle=handle,
-            proposal=proposal,
-            score=score,
+        experiment = begin_experiment(
+            violation,
+            handle,
+            proposal,
+            score,
+            series=series,
+            depth=max(config.optimizer.validation_samples, 1),
             started=self._clock(),
-            start_count=series.window.total_count,
-            before=series.window.tail(min(len(series.window), depth)),
+            guards=guard_series(self._store, self._config(), violation.metric),
         )
-        for name, guard_series in self._guard_series(violation.metric):
-            experiment.guard_starts[name] = guard_series.window.total_count
-            experiment.guard_before[name] = guard_series.window.tail(
-                min(len(guard_series.window), depth)
-            )
         try:
-            if proposal.action is not None:
-                await self._runtime.call(handle, "apply", proposal.action.apply)
-                self._runtime.succeeded(handle)
-            else:
-                for change in proposal.changes:
-                    experiment.originals[change.knob] = self._knobs.get(change.knob)
-                for change in proposal.changes:
-                    experiment.applied[change.knob] = self._knobs.set(
-                        change.knob,
-                        change.value,
-                        source=f"optimizer:{proposal.strategy}",
-                        reason=cid,
-                    )
+            await apply_proposal(experiment, self._runtime, self._knobs)
         except (PluginCallError, KeyError, TypeError, ValueError) as exc:
-            self._restore(experiment)
+            restore_knobs(experiment, self._knobs)
             _log.warning(
                 "optimizer.apply_failed",
                 correlation_id=cid,
@@ -294,11 +225,10 @@ class OptimizerEngine:
                 strategy=proposal.strategy,
                 error=str(exc),
             )
-            self._tried.setdefault(violation.metric, set()).add(proposal.strategy)
+            self._policy.mark_tried(violation.metric, proposal.strategy)
             return
         now = self._clock()
-        self._last_action[violation.metric] = now
-        self._actions.append(now)
+        self._policy.started(violation.metric, now)
         self.in_flight[violation.metric] = experiment
         handle.counts["applied"] += 1
         _log.info(
@@ -330,84 +260,17 @@ class OptimizerEngine:
                 return series
         return None
 
-    def _guard_series(self, metric: str) -> list[tuple[str, Series]]:
-        config = self._config()
-        return [
-            (series.key, series)
-            for name, cfg in config.metrics.items()
-            if cfg.guard and name != metric
-            for series in self._store.by_name(name)
-        ]
-
     # -- validating -----------------------------------------------------------------
 
     async def _validate(self, experiment: Experiment) -> None:
-        config = self._config()
-        needed = config.optimizer.validation_samples
-        deadline = experiment.started + config.optimizer.validation_timeout
-        while True:
-            series = self._store.get(experiment.series_key)
-            if series is None:
-                break
-            if series.window.total_count - experiment.start_count >= needed:
-                break
-            if self._clock() >= deadline:
-                break
-            await asyncio.sleep(_POLL)
-        judgement = self._judge(experiment)
-        interfered = self._interference(experiment)
+        await wait_for_samples(experiment, self._store, self._config(), self._clock)
+        judgement = judge_experiment(experiment, self._store, self._config())
+        interfered = interference(experiment, self._knobs)
         if interfered is not None:
             judgement = dataclasses.replace(
                 judgement, verdict=Verdict.INCONCLUSIVE, reason=interfered
             )
         await self._conclude(experiment, judgement)
-
-    def _interference(self, experiment: Experiment) -> str | None:
-        """Why the samples after the action do not measure it, if they do not."""
-        for knob, applied in experiment.applied.items():
-            try:
-                current = self._knobs.get(knob)
-            except KeyError:
-                return f"knob {knob} was removed during validation"
-            if current != applied:
-                return f"knob {knob} was changed by someone else during validation"
-        return None
-
-    def _new_samples(
-        self, series: Series | None, start: int
-    ) -> npt.NDArray[np.float64]:
-        if series is None:
-            return np.empty(0)
-        fresh = min(series.window.total_count - start, len(series.window))
-        return series.window.tail(fresh) if fresh > 0 else np.empty(0)
-
-    def _judge(self, experiment: Experiment) -> Judgement:
-        config = self._config()
-        violation = experiment.violation
-        after = self._new_samples(
-            self._store.get(experiment.series_key), experiment.start_count
-        )
-        guards = []
-        for key, start in experiment.guard_starts.items():
-            series = self._store.get(key)
-            metric = config.metrics.get(series.name) if series else None
-            if series is None or metric is None:
-                continue
-            guards.append(
-                GuardCheck(
-                    metric=series.key,
-                    bound=metric.bound.value,
-                    before=experiment.guard_before[key],
-                    after=self._new_samples(series, start),
-                )
-            )
-        return judge(
-            experiment.before,
-            after,
-            bound=violation.bound,
-            significance=config.optimizer.significance,
-            guards=tuple(guards),
-        )
 
     async def _conclude(self, experiment: Experiment, judgement: Judgement) -> None:
         violation = experiment.violation
@@ -415,14 +278,14 @@ class OptimizerEngine:
         handle = experiment.handle
         strategy = experiment.proposal.strategy
         if judgement.verdict is not Verdict.KEPT:
-            await self._revert(experiment)
+            await revert(experiment, self._runtime, self._knobs)
         self.in_flight.pop(metric, None)
-        self._last_action[metric] = self._clock()
+        self._policy.concluded(metric, self._clock())
         handle.counts[judgement.verdict.value] += 1
         if judgement.verdict is Verdict.KEPT:
-            self._tried.pop(metric, None)
+            self._policy.forget_tried(metric)
         else:
-            self._tried.setdefault(metric, set()).add(strategy)
+            self._policy.mark_tried(metric, strategy)
         event = {
             Verdict.KEPT: "optimizer.kept",
             Verdict.REVERTED: "optimizer.reverted",
@@ -485,44 +348,6 @@ class OptimizerEngine:
                 delay = cooldown if key == experiment.series_key else 0.0
                 loop.call_later(delay, self._redispatch, key)
 
-    async def _revert(self, experiment: Experiment) -> None:
-        proposal = experiment.proposal
-        if proposal.action is not None:
-            try:
-                await self._runtime.call(
-                    experiment.handle, "revert", proposal.action.revert
-                )
-                self._runtime.succeeded(experiment.handle)
-            except PluginCallError as exc:
-                _log.error(
-                    "optimizer.revert_failed",
-                    correlation_id=experiment.correlation_id,
-                    plugin=experiment.handle.name,
-                    error=str(exc),
-                )
-            return
-        self._restore(experiment)
-
-    def _restore(self, experiment: Experiment) -> None:
-        for knob, original in experiment.originals.items():
-            applied = experiment.applied.get(knob)
-            try:
-                current = self._knobs.get(knob)
-            except KeyError:
-                continue  # the knob was removed by a reload
-            if applied is not None and current != applied:
-                _log.warning(
-                    "optimizer.revert_skipped",
-                    correlation_id=experiment.correlation_id,
-                    knob=knob,
-                    reason="changed by someone else since the action",
-                    current=current,
-                )
-                continue
-            self._knobs.set(
-                knob, original, source="revert", reason=experiment.correlation_id
-            )
-
     async def shutdown(self) -> None:
         """Revert every unvalidated action (nothing unproven outlives the daemon)."""
         for task in list(self._tasks):
@@ -530,7 +355,7 @@ class OptimizerEngine:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         for experiment in list(self.in_flight.values()):
-            await self._revert(experiment)
+            await revert(experiment, self._runtime, self._knobs)
             _log.info(
                 "optimizer.reverted",
                 correlation_id=experiment.correlation_id,
@@ -554,6 +379,6 @@ class OptimizerEngine:
                 }
                 for e in self.in_flight.values()
             ],
-            "actions_last_hour": len(self._actions),
+            "actions_last_hour": self._policy.actions_last_hour,
             "history": len(self.history),
         }

@@ -1,12 +1,14 @@
-"""Process sampling with psutil: the ``processes:`` entries and the daemon itself.
+"""Process sampling: every ``processes:`` entry, at its interval, into the sink.
 
-:class:`ProcessSampler` re-matches each ``processes:`` entry every ``interval`` seconds
-(``pid``, a re-read ``pidfile``, process ``name``, a ``cmdline`` regular expression
-searched in ``' '.join(cmdline)``, or a systemd ``unit`` found in ``/proc/PID/cgroup``;
-with ``children: true`` their descendants too) and reads every matched process. One
-entry's scan runs in a worker thread (``asyncio.to_thread``) and only *returns* its
-samples and log events; the loop thread hands them to the sink and the logger, so the
-sink (the metric store) is only ever touched by the loop thread.
+:class:`ProcessSampler` schedules each ``processes:`` entry every ``interval``
+seconds, re-matches it (:func:`~perfwarden.process_match.match_processes`: ``pid``,
+a re-read ``pidfile``, process ``name``, a ``cmdline`` regular expression or a
+systemd ``unit``; with ``children: true`` their descendants too) and reads every
+matched process. One entry's scan runs in a worker thread (``asyncio.to_thread``)
+and only *returns* its samples and log events; the loop thread hands them to the
+sink and the logger, so the sink (the metric store) is only ever touched by the loop
+thread. Processes come from a :class:`~perfwarden.process_source.ProcessSource`
+(psutil unless a test passes a fake; :mod:`.process_source`, re-exported here).
 
 Metrics, per process, tagged ``process:<entry name>`` and ``pid:<pid>``::
 
@@ -27,10 +29,8 @@ counted in ``denied`` and logged once per (entry, field) as ``sampler.access_den
 the readable fields are still sent. An entry that matches nothing logs
 ``sampler.no_match`` once, and ``sampler.matched`` when it matches again.
 
-:class:`SelfMonitor` samples the daemon's own process every second:
-``perfwarden.self.memory_mb``, ``perfwarden.self.cpu_percent`` and, from the cumulative
-counters it is given, ``perfwarden.self.ingest_lines_per_s`` and
-``perfwarden.self.evaluation_ms`` (mean milliseconds per evaluation in the period).
+The daemon's own process is sampled by :class:`~perfwarden.self_monitor.SelfMonitor`
+(:mod:`.self_monitor`, re-exported here), into the same kind of :data:`Sink`.
 """
 
 from __future__ import annotations
@@ -41,12 +41,19 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final
 
 import psutil
 
 from perfwarden.logs import RateLimiter, get_logger
+from perfwarden.process_match import NoMatchError, ProcessKey, match_processes
+from perfwarden.process_source import (
+    ProcessHandle,
+    ProcessInfo,
+    ProcessSource,
+    PsutilSource,
+)
+from perfwarden.self_monitor import SelfMonitor
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -77,150 +84,6 @@ Sink = Callable[[str, dict[str, str], float], None]
 """``sink(metric_name, tags, value)``: where samples go; called in the loop thread."""
 
 
-class ProcessHandle(Protocol):
-    """One process as the sampler reads it.
-
-    Every method may raise ``psutil.NoSuchProcess`` (gone; ``ZombieProcess`` too) or
-    ``psutil.AccessDenied`` (the field is not readable for us).
-    """
-
-    @property
-    def pid(self) -> int:
-        """The process id."""
-        ...
-
-    def create_time(self) -> float:
-        """Start time (with ``pid``, the process's identity)."""
-        ...
-
-    def rss_bytes(self) -> int:
-        """Resident set size."""
-        ...
-
-    def uss_bytes(self) -> int:
-        """Unique set size (memory freed if the process exited)."""
-        ...
-
-    def cpu_percent(self) -> float:
-        """CPU use since the previous call on this handle (the first call primes)."""
-        ...
-
-    def num_threads(self) -> int:
-        """Number of threads."""
-        ...
-
-    def num_fds(self) -> int:
-        """Number of open file descriptors."""
-        ...
-
-    def io_bytes(self) -> tuple[int, int]:
-        """Cumulative (read, written) bytes of storage I/O."""
-        ...
-
-    def children(self) -> list[ProcessHandle]:
-        """Every descendant, recursively."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class ProcessInfo:
-    """What matching by name or command line needs to know of a process."""
-
-    pid: int
-    name: str
-    cmdline: tuple[str, ...]
-    create_time: float
-
-
-class ProcessSource(Protocol):
-    """Where processes come from (psutil by default; tests pass fakes)."""
-
-    def open(self, pid: int) -> ProcessHandle:
-        """A handle on ``pid``; raises ``psutil.NoSuchProcess`` when there is none."""
-        ...
-
-    def processes(self) -> Iterable[ProcessInfo]:
-        """Every visible process, for name and command-line matching."""
-        ...
-
-    def pids(self) -> Iterable[int]:
-        """Every pid, for unit matching."""
-        ...
-
-    def cgroup(self, pid: int) -> str:
-        """The text of ``/proc/PID/cgroup`` (``""`` when unreadable)."""
-        ...
-
-
-class _PsutilProcess:
-    """:class:`ProcessHandle` over a ``psutil.Process``."""
-
-    __slots__ = ("_process",)
-
-    def __init__(self, process: psutil.Process) -> None:
-        self._process = process
-
-    @property
-    def pid(self) -> int:
-        return self._process.pid
-
-    def create_time(self) -> float:
-        return self._process.create_time()
-
-    def rss_bytes(self) -> int:
-        return int(self._process.memory_info().rss)
-
-    def uss_bytes(self) -> int:
-        return int(self._process.memory_full_info().uss)
-
-    def cpu_percent(self) -> float:
-        return float(self._process.cpu_percent(None))
-
-    def num_threads(self) -> int:
-        return self._process.num_threads()
-
-    def num_fds(self) -> int:
-        return self._process.num_fds()
-
-    def io_bytes(self) -> tuple[int, int]:
-        io = self._process.io_counters()
-        return int(io.read_bytes), int(io.write_bytes)
-
-    def children(self) -> list[ProcessHandle]:
-        return [_PsutilProcess(p) for p in self._process.children(recursive=True)]
-
-
-class PsutilSource:
-    """The real processes, through psutil and ``/proc``."""
-
-    def open(self, pid: int) -> ProcessHandle:
-        """A handle on ``pid``."""
-        return _PsutilProcess(psutil.Process(pid))
-
-    def processes(self) -> Iterable[ProcessInfo]:
-        """Every process with its name and command line (empty when unreadable)."""
-        for process in psutil.process_iter(["name", "cmdline", "create_time"]):
-            info = process.info
-            yield ProcessInfo(
-                pid=process.pid,
-                name=info.get("name") or "",
-                cmdline=tuple(info.get("cmdline") or ()),
-                create_time=info.get("create_time") or 0.0,
-            )
-
-    def pids(self) -> Iterable[int]:
-        """Every pid."""
-        return psutil.pids()
-
-    def cgroup(self, pid: int) -> str:
-        """``/proc/PID/cgroup``, or ``""``."""
-        try:
-            return Path(f"/proc/{pid}/cgroup").read_text()
-        except OSError:
-            return ""
-
-
-_Key = tuple[int, float]
 _Sample = tuple[str, dict[str, str], float]
 _Event = tuple[str, str, dict[str, Any]]  # level, event, fields
 
@@ -244,7 +107,7 @@ class _EntryState:
     entry: ProcessConfig
     pattern: re.Pattern[str] | None
     next_due: float = 0.0
-    tracked: dict[_Key, _Tracked] = field(default_factory=dict)
+    tracked: dict[ProcessKey, _Tracked] = field(default_factory=dict)
     matched_pids: list[int] = field(default_factory=list)
     unmatched: bool | None = None  # None until the first scan
     denied_logged: set[str] = field(default_factory=set)
@@ -273,10 +136,6 @@ class _EntryState:
             "last_scan_ms": round(self.last_scan_seconds * 1000.0, 3),
             "cost_per_process_ms": round(per_process * 1000.0, 4),
         }
-
-
-class _NoMatchError(Exception):
-    """The entry's target cannot be resolved (with the reason)."""
 
 
 class ProcessSampler:
@@ -363,9 +222,12 @@ class ProcessSampler:
         started = time.perf_counter()
         samples: list[_Sample] = []
         events: list[_Event] = []
+        known = {key: tracked.handle for key, tracked in state.tracked.items()}
         try:
-            targets = self._match(state)
-        except _NoMatchError as exc:
+            targets = match_processes(
+                state.entry, state.pattern, self._source, self._own_pid, known
+            )
+        except NoMatchError as exc:
             targets, reason = {}, str(exc)
         except Exception as exc:  # noqa: BLE001 - a failed scan is counted, not fatal
             targets, reason = {}, f"match failed: {exc!r}"
@@ -398,105 +260,10 @@ class ProcessSampler:
             state.sampled_processes += len(state.tracked)
         return samples, events
 
-    def _match(self, state: _EntryState) -> dict[_Key, ProcessHandle]:
-        """The entry's processes now, keyed by (pid, create_time)."""
-        match = state.entry.match
-        source = self._source
-        roots: list[ProcessHandle] = []
-        if "pid" in match:
-            roots = self._open_all([int(match["pid"])])
-        elif "pidfile" in match:
-            path = Path(str(match["pidfile"]))
-            try:
-                text = path.read_text().strip()
-            except OSError as exc:
-                raise _NoMatchError(f"pidfile {path}: {exc.strerror}") from None
-            if not text.isdigit():
-                raise _NoMatchError(f"pidfile {path}: no pid in {text[:40]!r}")
-            roots = self._open_all([int(text)])
-        elif "name" in match:
-            name = str(match["name"])
-            roots = self._open_infos(
-                state,
-                (
-                    p
-                    for p in source.processes()
-                    if p.name == name and p.pid != self._own_pid
-                ),
-            )
-        elif state.pattern is not None:
-            search = state.pattern.search
-            roots = self._open_infos(
-                state,
-                (
-                    p
-                    for p in source.processes()
-                    if p.pid != self._own_pid
-                    and p.cmdline
-                    and search(" ".join(p.cmdline))
-                ),
-            )
-        elif "unit" in match:
-            unit = str(match["unit"])
-            if "." not in unit:
-                unit += ".service"
-            in_unit = re.compile(rf"/{re.escape(unit)}(/|$)", re.MULTILINE)
-            pids = [
-                pid
-                for pid in source.pids()
-                if pid != self._own_pid and in_unit.search(source.cgroup(pid))
-            ]
-            roots = self._open_all(pids)
-        targets: dict[_Key, ProcessHandle] = {}
-        for handle in roots:
-            self._add(state, targets, handle)
-            if state.entry.children:
-                try:
-                    descendants = handle.children()
-                except (psutil.NoSuchProcess, psutil.AccessDenied):
-                    continue
-                for child in descendants:
-                    self._add(state, targets, child)
-        return targets
-
-    def _add(
-        self,
-        state: _EntryState,
-        targets: dict[_Key, ProcessHandle],
-        handle: ProcessHandle,
-    ) -> None:
-        try:
-            key = (handle.pid, handle.create_time())
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            return
-        tracked = state.tracked.get(key)
-        targets[key] = tracked.handle if tracked is not None else handle
-
-    def _open_all(self, pids: Iterable[int]) -> list[ProcessHandle]:
-        handles = []
-        for pid in pids:
-            try:
-                handles.append(self._source.open(pid))
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
-        return handles
-
-    def _open_infos(
-        self, state: _EntryState, infos: Iterable[ProcessInfo]
-    ) -> list[ProcessHandle]:
-        handles: list[ProcessHandle] = []
-        for info in infos:
-            tracked = state.tracked.get((info.pid, info.create_time))
-            if tracked is not None:
-                handles.append(tracked.handle)
-            else:
-                handles.extend(self._open_all([info.pid]))
-        return handles
-
     def _sample(
         self,
         state: _EntryState,
-        key: _Key,
+        key: ProcessKey,
         tracked: _Tracked,
         samples: list[_Sample],
         events: list[_Event],
@@ -560,67 +327,3 @@ class ProcessSampler:
             return False
         state.samples += 1
         return True
-
-
-class SelfMonitor:
-    """The daemon's own memory, CPU, ingest rate and evaluation time, every second.
-
-    ``ingest_lines`` returns the cumulative number of lines received;
-    ``evaluation`` returns ``(evaluations, seconds spent evaluating)`` so far. Both
-    are optional; the rates are computed here from consecutive readings.
-    """
-
-    def __init__(
-        self,
-        sink: Sink,
-        *,
-        ingest_lines: Callable[[], int] | None = None,
-        evaluation: Callable[[], tuple[int, float]] | None = None,
-        interval: float = 1.0,
-        process: ProcessHandle | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._sink = sink
-        self._ingest_lines = ingest_lines
-        self._evaluation = evaluation
-        self.interval = interval
-        self._process = process or PsutilSource().open(os.getpid())
-        self._clock = clock
-        self._previous: tuple[float, int, tuple[int, float]] | None = None
-        self._process.cpu_percent()  # prime
-        #: Seconds the last :meth:`sample` took (its own cost).
-        self.last_cost = 0.0
-
-    async def run(self) -> None:
-        """Sample every ``interval`` seconds until cancelled."""
-        next_at = self._clock()
-        while True:
-            next_at = max(next_at + self.interval, self._clock())
-            await asyncio.sleep(next_at - self._clock())
-            try:
-                self.sample()
-            except Exception as exc:  # noqa: BLE001 - self-monitoring is best effort
-                _log.warning("sampler.self_failed", error=repr(exc))
-
-    def sample(self) -> None:
-        """Send one reading of each self metric (a few /proc reads: µs)."""
-        started = time.perf_counter()
-        sink = self._sink
-        tags: dict[str, str] = {}
-        sink("perfwarden.self.memory_mb", tags, self._process.rss_bytes() / _MIB)
-        sink("perfwarden.self.cpu_percent", tags, self._process.cpu_percent())
-        now = self._clock()
-        lines = self._ingest_lines() if self._ingest_lines else 0
-        evaluation = self._evaluation() if self._evaluation else (0, 0.0)
-        if self._previous is not None:
-            before, lines_before, (count_before, seconds_before) = self._previous
-            span = now - before
-            if self._ingest_lines is not None and span > 0:
-                rate = max(lines - lines_before, 0) / span
-                sink("perfwarden.self.ingest_lines_per_s", tags, rate)
-            evaluations = evaluation[0] - count_before
-            if self._evaluation is not None and evaluations > 0:
-                mean_ms = (evaluation[1] - seconds_before) / evaluations * 1000.0
-                sink("perfwarden.self.evaluation_ms", tags, mean_ms)
-        self._previous = (now, lines, evaluation)
-        self.last_cost = time.perf_counter() - started

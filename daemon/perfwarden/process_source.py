@@ -1,0 +1,164 @@
+"""Where the process sampler's processes come from: the OS seam and its psutil side.
+
+:class:`ProcessSource` lists processes (for matching by name, command line or systemd
+unit) and opens a :class:`ProcessHandle` on a pid; a handle reads one process's
+fields. :class:`PsutilSource` is the real implementation over psutil and ``/proc``;
+tests pass fakes with the same shape. Nothing here keeps state between calls: what
+was read before (for rates) is the sampler's business.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import psutil
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+__all__ = ["ProcessHandle", "ProcessInfo", "ProcessSource", "PsutilSource"]
+
+
+class ProcessHandle(Protocol):
+    """One process as the sampler reads it.
+
+    Every method may raise ``psutil.NoSuchProcess`` (gone; ``ZombieProcess`` too) or
+    ``psutil.AccessDenied`` (the field is not readable for us).
+    """
+
+    @property
+    def pid(self) -> int:
+        """The process id."""
+        ...
+
+    def create_time(self) -> float:
+        """Start time (with ``pid``, the process's identity)."""
+        ...
+
+    def rss_bytes(self) -> int:
+        """Resident set size."""
+        ...
+
+    def uss_bytes(self) -> int:
+        """Unique set size (memory freed if the process exited)."""
+        ...
+
+    def cpu_percent(self) -> float:
+        """CPU use since the previous call on this handle (the first call primes)."""
+        ...
+
+    def num_threads(self) -> int:
+        """Number of threads."""
+        ...
+
+    def num_fds(self) -> int:
+        """Number of open file descriptors."""
+        ...
+
+    def io_bytes(self) -> tuple[int, int]:
+        """Cumulative (read, written) bytes of storage I/O."""
+        ...
+
+    def children(self) -> list[ProcessHandle]:
+        """Every descendant, recursively."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessInfo:
+    """What matching by name or command line needs to know of a process."""
+
+    pid: int
+    name: str
+    cmdline: tuple[str, ...]
+    create_time: float
+
+
+class ProcessSource(Protocol):
+    """Where processes come from (psutil by default; tests pass fakes)."""
+
+    def open(self, pid: int) -> ProcessHandle:
+        """A handle on ``pid``; raises ``psutil.NoSuchProcess`` when there is none."""
+        ...
+
+    def processes(self) -> Iterable[ProcessInfo]:
+        """Every visible process, for name and command-line matching."""
+        ...
+
+    def pids(self) -> Iterable[int]:
+        """Every pid, for unit matching."""
+        ...
+
+    def cgroup(self, pid: int) -> str:
+        """The text of ``/proc/PID/cgroup`` (``""`` when unreadable)."""
+        ...
+
+
+class _PsutilProcess:
+    """:class:`ProcessHandle` over a ``psutil.Process``."""
+
+    __slots__ = ("_process",)
+
+    def __init__(self, process: psutil.Process) -> None:
+        self._process = process
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    def create_time(self) -> float:
+        return self._process.create_time()
+
+    def rss_bytes(self) -> int:
+        return int(self._process.memory_info().rss)
+
+    def uss_bytes(self) -> int:
+        return int(self._process.memory_full_info().uss)
+
+    def cpu_percent(self) -> float:
+        return float(self._process.cpu_percent(None))
+
+    def num_threads(self) -> int:
+        return self._process.num_threads()
+
+    def num_fds(self) -> int:
+        return self._process.num_fds()
+
+    def io_bytes(self) -> tuple[int, int]:
+        io = self._process.io_counters()
+        return int(io.read_bytes), int(io.write_bytes)
+
+    def children(self) -> list[ProcessHandle]:
+        return [_PsutilProcess(p) for p in self._process.children(recursive=True)]
+
+
+class PsutilSource:
+    """The real processes, through psutil and ``/proc``."""
+
+    def open(self, pid: int) -> ProcessHandle:
+        """A handle on ``pid``."""
+        return _PsutilProcess(psutil.Process(pid))
+
+    def processes(self) -> Iterable[ProcessInfo]:
+        """Every process with its name and command line (empty when unreadable)."""
+        for process in psutil.process_iter(["name", "cmdline", "create_time"]):
+            info = process.info
+            yield ProcessInfo(
+                pid=process.pid,
+                name=info.get("name") or "",
+                cmdline=tuple(info.get("cmdline") or ()),
+                create_time=info.get("create_time") or 0.0,
+            )
+
+    def pids(self) -> Iterable[int]:
+        """Every pid."""
+        return psutil.pids()
+
+    def cgroup(self, pid: int) -> str:
+        """``/proc/PID/cgroup``, or ``""``."""
+        try:
+            return Path(f"/proc/{pid}/cgroup").read_text()
+        except OSError:
+            return ""
