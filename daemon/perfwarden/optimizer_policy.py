@@ -5,7 +5,7 @@ may start (:meth:`~ActionPolicy.blocked`):
 
 - one action in flight per metric (and at most ``concurrent_actions`` in all);
 - a cooldown per metric between two actions, and a global budget of
-  ``max_actions_per_hour`` actions per sliding hour (slow to tighten).
+  ``max_actions_per_hour`` actions in any sliding hour.
 
 It also keeps, per metric, the strategies already tried without success during the
 current alert, so a still-firing alert walks through the strategies (the seed's
