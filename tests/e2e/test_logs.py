@@ -160,6 +160,9 @@ class TestStalledReader:
         assert "open" == log_stats(daemon)["output"]
 
         stdout_pipe.resume()
+        # A line logged while the queue is still full would be dropped too: let
+        # the writer drain it first.
+        wait_until(lambda: log_stats(daemon)["queued"] == 0)
         log_line(daemon, "after-resume")
         wait_until(lambda: "after-resume" in reasons(stdout_pipe.records()))
         records = stdout_pipe.records()
