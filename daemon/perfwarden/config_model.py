@@ -160,11 +160,6 @@ class KnobConfig:
     initial: float | str
     choices: tuple[str | float, ...] | None = None
 
-    @property
-    def is_numeric(self) -> bool:
-        """Whether the knob is numeric (``min``/``max``) rather than a choice."""
-        return self.choices is None
-
 
 @dataclass(frozen=True, slots=True)
 class OptimizerConfig:

@@ -8,10 +8,11 @@ listed in docs/prometheus.md.
 
 from __future__ import annotations
 
-import os
 import resource
 import time
 from typing import TYPE_CHECKING, Any, Final
+
+import psutil
 
 from perfwarden import __version__
 from perfwarden.exposition_text import Family, label_pairs
@@ -23,8 +24,6 @@ if TYPE_CHECKING:
 __all__ = ["daemon_families"]
 
 _PLUGIN_OUTCOMES: Final = ("applied", "kept", "reverted", "inconclusive")
-_CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
-_PAGE_SIZE: Final = os.sysconf("SC_PAGE_SIZE")
 
 
 def daemon_families(daemon: Daemon) -> list[Family]:
@@ -224,31 +223,27 @@ def _daemon(daemon: Daemon) -> list[Family]:
 
 def _process() -> list[Family]:
     """The standard ``process_*`` metrics every Prometheus client exports, read
-    from ``/proc/self`` (the same sources as the official clients)."""
-    stat = _read("/proc/self/stat")
-    if stat is None:
-        return []
-    # Fields after the ")" that closes the command name, numbered from state (3).
-    fields = stat.rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
-    virtual = float(fields[20])
-    resident = float(int(fields[21]) * _PAGE_SIZE)
-    started = _boot_time() + int(fields[19]) / _CLOCK_TICKS
+    through psutil as the daemon's ``status`` does."""
+    process = psutil.Process()
     try:
-        open_fds = len(os.listdir("/proc/self/fd"))
-    except OSError:
-        open_fds = -1
+        with process.oneshot():
+            times = process.cpu_times()
+            memory = process.memory_info()
+            started = process.create_time()
+            open_fds = process.num_fds()
+    except psutil.Error:
+        return []
     max_fds = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     cpu_seconds = Family(
         "process_cpu_seconds",
         "counter",
         "Total user and system CPU time spent in seconds.",
     )
-    cpu_seconds.add("", cpu)
+    cpu_seconds.add("", times.user + times.system)
     out = [cpu_seconds]
     for name, help_text, value in (
-        ("process_virtual_memory_bytes", "Virtual memory size in bytes.", virtual),
-        ("process_resident_memory_bytes", "Resident memory size in bytes.", resident),
+        ("process_virtual_memory_bytes", "Virtual memory size in bytes.", memory.vms),
+        ("process_resident_memory_bytes", "Resident memory size in bytes.", memory.rss),
         (
             "process_start_time_seconds",
             "Start time of the process since unix epoch in seconds.",
@@ -261,18 +256,3 @@ def _process() -> list[Family]:
         family.add("", value)
         out.append(family)
     return out
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path, encoding="ascii") as handle:
-            return handle.read()
-    except OSError:
-        return None
-
-
-def _boot_time() -> float:
-    for line in (_read("/proc/stat") or "").splitlines():
-        if line.startswith("btime "):
-            return float(line.split()[1])
-    return 0.0

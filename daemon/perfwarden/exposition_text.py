@@ -96,10 +96,6 @@ class Family:
         else:
             self.lines.append(f"{self.sample_name} {format_value(value)}\n")
 
-    def extend(self, lines: Iterable[str]) -> None:
-        """Append sample lines rendered by the caller (a hot loop's own f-string)."""
-        self.lines.extend(lines)
-
 
 def render(families: Iterable[Family], *, openmetrics: bool) -> bytes:
     """The exposition body of ``families`` in one of the two formats."""

@@ -141,7 +141,7 @@ class Ingestor:
         if batch.malformed:
             for reason, count in batch.malformed.items():
                 counters.malformed[reason] = counters.malformed.get(reason, 0) + count
-            bad = sum(batch.malformed.values())
+            bad = batch.malformed_total
             if batch.example is not None and self._malformed_log.allow(bad):
                 reason, line = batch.example
                 _log.warning(
