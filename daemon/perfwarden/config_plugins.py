@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Final
 
 from perfwarden.deadline import budget, grace, timeout_for
 from perfwarden.durations import parse_duration
+from perfwarden_optimizers.webhook import DEFAULT_BACKOFF, DEFAULT_RETRIES
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -36,9 +37,9 @@ if TYPE_CHECKING:
 
 __all__ = ["WEBHOOK_BACKOFF", "WEBHOOK_RETRIES", "check_plugin_timing"]
 
-#: The webhook plugin's defaults (a unit test keeps them equal to the plugin's).
-WEBHOOK_RETRIES: Final = 2
-WEBHOOK_BACKOFF: Final = 0.5
+#: The built-in webhook plugin's defaults, as it defines them.
+WEBHOOK_RETRIES: Final = DEFAULT_RETRIES
+WEBHOOK_BACKOFF: Final = DEFAULT_BACKOFF
 
 
 #: Float slack when comparing a timing with the budget (a nanosecond).

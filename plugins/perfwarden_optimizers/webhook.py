@@ -49,8 +49,19 @@ if TYPE_CHECKING:
 
     from perfwarden.plugin_api import OptimizerContext, Violation
 
-__all__ = ["WebhookFailed", "WebhookOptimizer", "WebhookTimedOut", "post_json"]
+__all__ = [
+    "DEFAULT_BACKOFF",
+    "DEFAULT_RETRIES",
+    "WebhookFailed",
+    "WebhookOptimizer",
+    "WebhookTimedOut",
+    "post_json",
+]
 
+#: Retries of a 429/5xx answer, and the first backoff, when not configured (the
+#: daemon's config check reads them too).
+DEFAULT_RETRIES: Final = 2
+DEFAULT_BACKOFF: Final = 0.5
 _OPTIONS: Final = frozenset(
     {
         "url",
@@ -187,8 +198,10 @@ class WebhookOptimizer:
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             raise OptionError("webhook", "url", f"must be an http(s) URL: {self.url!r}")
         self.timeout = opt_seconds("webhook", options, "timeout", None)
-        self.retries = opt_int("webhook", options, "retries", 2)
-        self.backoff = opt_seconds("webhook", options, "backoff", 0.5, zero=True)
+        self.retries = opt_int("webhook", options, "retries", DEFAULT_RETRIES)
+        self.backoff = opt_seconds(
+            "webhook", options, "backoff", DEFAULT_BACKOFF, zero=True
+        )
         self.headers = opt_str_mapping("webhook", options, "headers")
         self.metrics: frozenset[str] | None = None
         if "metrics" in options:
