@@ -171,20 +171,21 @@ class Exposition:
     async def scrape(self, accept: str = "") -> tuple[bytes, str]:
         """The body and content type for a scraper's ``Accept`` header (OpenMetrics
         when it asks for it, else the Prometheus text format 0.0.4)."""
-        openmetrics, content_type = negotiate(accept)
         async with self._lock:
             families = _SeriesFamilies()
             for _ in self._gather(families):
                 await asyncio.sleep(0)
-            others = daemon_families(self._daemon)
-            return render([*families, *others], openmetrics=openmetrics), content_type
+            return self._render(families, accept)
 
     def scrape_now(self, accept: str = "") -> tuple[bytes, str]:
         """:meth:`scrape` in one go on the calling thread (no event loop needed)."""
-        openmetrics, content_type = negotiate(accept)
         families = _SeriesFamilies()
         for _ in self._gather(families):
             pass
+        return self._render(families, accept)
+
+    def _render(self, families: _SeriesFamilies, accept: str) -> tuple[bytes, str]:
+        openmetrics, content_type = negotiate(accept)
         others = daemon_families(self._daemon)
         return render([*families, *others], openmetrics=openmetrics), content_type
 
