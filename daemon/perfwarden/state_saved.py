@@ -73,7 +73,6 @@ class Snapshot:
     documents: dict[str, str] = field(default_factory=dict)
     history: list[str] | None = None
     history_version: int = 0
-    samples: int = 0
 
 
 class Saved:
@@ -209,7 +208,6 @@ class Saved:
             self.next_seq += 1
             snap.chunks_added.append((seq, series.key, total - new, window.tail(new)))
             kept.append((seq, total - new, new))
-            snap.samples += new
         snap.chunk_lists[series.key] = kept
 
     def committed(self, snap: Snapshot) -> None:
