@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from perfwarden.app import Daemon
-from perfwarden.config import parse_config
-from perfwarden.exposition import Exposition
+from perfwarden.config.load import parse_config
 from perfwarden.testing import DaemonProcess
+from perfwarden.views.exposition import Exposition
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ingest  # the sibling benchmark, by path

@@ -72,7 +72,7 @@ import numpy.typing as npt
 # bench/ is not a package: the script's own directory is on sys.path.
 from alert_latency import PipedDaemon, make_config, percentile
 
-from perfwarden.tdist import two_sided_critical
+from perfwarden.series.tdist import two_sided_critical
 
 METRIC = "judged_time"
 LEVEL = 100.0

@@ -5,9 +5,9 @@ both alike:
 
 * ``sync``    structlog writing each line to the stream itself
               (``WriteLoggerFactory``: lock, write, flush on the calling thread), as
-              ``perfwarden.logs`` did before the queued writer;
-* ``queued``  ``perfwarden.logs.configure_logging`` as ``perfwarden run`` calls it
-              (the line is queued; ``perfwarden.log_writer``'s thread writes it).
+              ``perfwarden.logs.setup`` did before the queued writer;
+* ``queued``  ``perfwarden.logs.setup.configure_logging`` as ``perfwarden run`` calls it
+              (the line is queued; ``perfwarden.logs.writer``'s thread writes it).
 
 Both render the same processors (contextvars, level, ISO timestamp, exc_info, JSON).
 The loop calls ``log.info("bench.event", ...)`` with four key/values, ``--calls``
@@ -46,8 +46,8 @@ from typing import Any, TextIO
 
 import structlog
 
-from perfwarden import logs
-from perfwarden.log_writer import QueuedLineWriter
+from perfwarden.logs import setup as logs
+from perfwarden.logs.writer import QueuedLineWriter
 
 STALL_BLOCKED = 0.1
 LINE = (

@@ -25,7 +25,8 @@ produce a ``config.reloaded`` line and none a ``config.rejected``: both are coun
 
 The watcher wiring
 ------------------
-If ``perfwarden.app`` does not wire :class:`perfwarden.watcher.ConfigWatcher` yet,
+If ``perfwarden.app`` does not wire
+:class:`perfwarden.config.watcher.ConfigWatcher` yet,
 the daemon is started with a temporary ``sitecustomize`` (written to a temporary
 directory and put on the daemon's ``PYTHONPATH``, removed afterwards) that wraps
 ``Daemon._serve`` with the watcher exactly as the integration snippet does
@@ -68,7 +69,7 @@ TARGET_P99_MS = 300.0
 SHIM = '''\
 """Temporary bench wiring of ConfigWatcher into Daemon._serve (not shipped)."""
 import perfwarden.app as _app
-from perfwarden.watcher import ConfigWatcher as _ConfigWatcher
+from perfwarden.config.watcher import ConfigWatcher as _ConfigWatcher
 
 _serve = _app.Daemon._serve
 

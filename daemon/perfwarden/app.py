@@ -21,32 +21,32 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from perfwarden import __version__
-from perfwarden.config import Config, ConfigError, load_config
+from perfwarden.alerts.evaluator import Evaluator
+from perfwarden.config.load import Config, ConfigError, load_config
+from perfwarden.config.watcher import ConfigWatcher
+from perfwarden.control.handlers import build_commands
 from perfwarden.control.server import ControlServer
-from perfwarden.dispatch import Dispatcher
-from perfwarden.evaluator import Evaluator
-from perfwarden.expiry import SeriesExpiry
-from perfwarden.handlers import build_commands
 from perfwarden.heap import trim
-from perfwarden.http_server import HttpServer
-from perfwarden.ingest import DatagramReceiver, Ingestor, StreamIngestServer
-from perfwarden.knobs import KnobStore, spec_of
-from perfwarden.learning import Learning
-from perfwarden.logs import begin_shutdown, get_logger
-from perfwarden.optimizer import OptimizerEngine
-from perfwarden.plugin_runtime import PluginRuntime
-from perfwarden.sampler import ProcessSampler, SelfMonitor
-from perfwarden.sockets import (
+from perfwarden.ingest.receivers import DatagramReceiver, Ingestor, StreamIngestServer
+from perfwarden.ingest.sockets import (
     BoundSockets,
     DirectoryLock,
     bind_sockets,
     prepare_directory,
 )
-from perfwarden.state import StateStore
-from perfwarden.statsd import Batch
-from perfwarden.store import MetricStore
+from perfwarden.ingest.statsd import Batch
+from perfwarden.logs.setup import begin_shutdown, get_logger
+from perfwarden.optimize.dispatch import Dispatcher
+from perfwarden.optimize.engine import OptimizerEngine
+from perfwarden.optimize.knobs import KnobStore, spec_of
+from perfwarden.optimize.learning import Learning
+from perfwarden.optimize.plugin_runtime import PluginRuntime
+from perfwarden.sampling.sampler import ProcessSampler, SelfMonitor
+from perfwarden.series.expiry import SeriesExpiry
+from perfwarden.series.store import MetricStore
+from perfwarden.state.persistence import StateStore
 from perfwarden.systemd import Notifier
-from perfwarden.watcher import ConfigWatcher
+from perfwarden.views.http_server import HttpServer
 
 if TYPE_CHECKING:
     from pathlib import Path

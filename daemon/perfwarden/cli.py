@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Final
 
 from perfwarden import __version__
 from perfwarden.errors import ControlError, DaemonUnreachableError, PerfwardenError
-from perfwarden.log_writer import DEFAULT_MAX_QUEUED
+from perfwarden.logs.writer import DEFAULT_MAX_QUEUED
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

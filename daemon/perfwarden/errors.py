@@ -1,7 +1,7 @@
 """perfwarden's exceptions, one tree::
 
 PerfwardenError
-├── ConfigError            (perfwarden.config) a config that does not validate
+├── ConfigError            (perfwarden.config.load) a config that does not validate
 ├── AlreadyRunningError    another live daemon owns the socket directory
 ├── DaemonUnreachableError no daemon answers on the control socket (CLI exit 3)
 └── ControlError           the daemon answered a request with an error (CLI exit 1)

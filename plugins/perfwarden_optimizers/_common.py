@@ -20,7 +20,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Final, overload
 
-from perfwarden.durations import parse_duration
+from perfwarden.config.durations import parse_duration
 from perfwarden.plugin_api import PluginNotConfigured
 
 if TYPE_CHECKING:

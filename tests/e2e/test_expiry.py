@@ -9,7 +9,7 @@ import signal
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
-from perfwarden.state import STATE_FILE
+from perfwarden.state.persistence import STATE_FILE
 from perfwarden.testing import wait_until
 
 if TYPE_CHECKING:

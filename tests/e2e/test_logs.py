@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from perfwarden.logs import FLUSH_SECONDS
+from perfwarden.logs.setup import FLUSH_SECONDS
 from perfwarden.testing import DaemonProcess, wait_until
 
 from .conftest import BASE_CONFIG

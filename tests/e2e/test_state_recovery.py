@@ -13,9 +13,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from perfwarden.app import Daemon
-from perfwarden.config import parse_config
+from perfwarden.config.load import parse_config
 from perfwarden.paths import METRICS_SOCKET
-from perfwarden.state import STATE_FILE
+from perfwarden.state.persistence import STATE_FILE
 from perfwarden.testing import wait_until
 
 if TYPE_CHECKING:

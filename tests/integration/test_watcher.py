@@ -1,4 +1,5 @@
-"""perfwarden.watcher: every save style triggers, bursts debounce, same bytes do not.
+"""perfwarden.config.watcher: every save style triggers, bursts debounce, same bytes do
+not.
 
 Each test ends its scenario with a *fence*: one more edit with known content.  inotify
 delivers a directory's events in order, so when the fence's callback arrives every
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from perfwarden.watcher import ConfigWatcher
+from perfwarden.config.watcher import ConfigWatcher
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from perfwarden.alerts import (
+from perfwarden.alerts.machine import (
     AlertState,
     Level,
     SeriesAlert,
@@ -14,7 +14,7 @@ from perfwarden.alerts import (
     judge_observation,
     step,
 )
-from perfwarden.config import Bound
+from perfwarden.config.load import Bound
 
 CLEAR = Verdict(None, clear_of_warning=True, clear_of_critical=True)
 BAND = Verdict(None, clear_of_warning=False, clear_of_critical=True)  # in the margin

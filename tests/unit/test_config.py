@@ -1,4 +1,5 @@
-"""perfwarden.config: the YAML schema, its problems with line numbers, the defaults."""
+"""perfwarden.config.load: the YAML schema, its problems with line numbers, the
+defaults."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from types import MappingProxyType
 
 import pytest
 
-from perfwarden.config import (
+from perfwarden.config.load import (
     Basis,
     Bound,
     Config,
@@ -26,7 +27,7 @@ from perfwarden.config import (
     parse_config,
     resolve_config_path,
 )
-from perfwarden.config_plugins import WEBHOOK_BACKOFF, WEBHOOK_RETRIES
+from perfwarden.config.plugins import WEBHOOK_BACKOFF, WEBHOOK_RETRIES
 from perfwarden_optimizers.webhook import WebhookOptimizer
 
 REPO = pathlib.Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from perfwarden.config import Config, OptimizerConfig
+from perfwarden.config.load import Config, OptimizerConfig
 from perfwarden.deadline import (
     MAX_GRACE,
     budget,
@@ -22,14 +22,14 @@ from perfwarden.deadline import (
     remaining,
     timeout_for,
 )
-from perfwarden.plugin_api import current_deadline, time_left
-from perfwarden.plugin_loader import PluginSource
-from perfwarden.plugin_runtime import (
+from perfwarden.optimize.plugin_loader import PluginSource
+from perfwarden.optimize.plugin_runtime import (
     PluginCallError,
     PluginHandle,
     PluginRuntime,
     PluginState,
 )
+from perfwarden.plugin_api import current_deadline, time_left
 from perfwarden.testing import plugin_deadline
 
 seconds = st.floats(min_value=1e-3, max_value=1e6, allow_nan=False)

@@ -1,4 +1,4 @@
-"""perfwarden.durations: "5s", "250ms", "1m", "1h", bare seconds."""
+"""perfwarden.config.durations: "5s", "250ms", "1m", "1h", bare seconds."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from perfwarden.durations import parse_duration
+from perfwarden.config.durations import parse_duration
 
 
 class TestAccepts:

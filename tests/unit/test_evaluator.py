@@ -8,11 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from perfwarden.alerts import Transition
-from perfwarden.config import Config, parse_config
-from perfwarden.evaluator import AlertEvent, Evaluator
-from perfwarden.statsd import Batch, parse
-from perfwarden.store import MetricStore
+from perfwarden.alerts.evaluator import AlertEvent, Evaluator
+from perfwarden.alerts.machine import Transition
+from perfwarden.config.load import Config, parse_config
+from perfwarden.ingest.statsd import Batch, parse
+from perfwarden.series.store import MetricStore
 from perfwarden.testing import FakeClock
 
 CONFIG = """\

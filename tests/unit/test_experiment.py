@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats as scipy_stats
 
-from perfwarden.experiment import GuardCheck, Verdict, judge, mann_whitney_less
+from perfwarden.optimize.verdict import GuardCheck, Verdict, judge, mann_whitney_less
 
 samples = st.lists(
     st.floats(-1e3, 1e3, allow_nan=False).map(lambda v: round(v, 1)),

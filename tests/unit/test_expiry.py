@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from structlog.testing import capture_logs
 
-from perfwarden.alerts import AlertState, Transition
-from perfwarden.config import Config, parse_config
-from perfwarden.evaluator import AlertEvent, Evaluator
-from perfwarden.expiry import LOG_EXAMPLES, LOG_PERIOD, SeriesExpiry
-from perfwarden.statsd import Batch, parse
-from perfwarden.store import MetricStore
+from perfwarden.alerts.evaluator import AlertEvent, Evaluator
+from perfwarden.alerts.machine import AlertState, Transition
+from perfwarden.config.load import Config, parse_config
+from perfwarden.ingest.statsd import Batch, parse
+from perfwarden.series.expiry import LOG_EXAMPLES, LOG_PERIOD, SeriesExpiry
+from perfwarden.series.store import MetricStore
 from perfwarden.testing import FakeClock
 
 if TYPE_CHECKING:

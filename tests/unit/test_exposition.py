@@ -18,14 +18,14 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families
 
 from perfwarden.app import Daemon
-from perfwarden.config import ConfigError, parse_config
-from perfwarden.exposition import (
+from perfwarden.config.load import ConfigError, parse_config
+from perfwarden.views.exposition import (
     Exposition,
     label_name,
     quantiles,
     series_labels,
 )
-from perfwarden.http_server import dashboard_state
+from perfwarden.views.http_server import dashboard_state
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from structlog.testing import capture_logs
 
-from perfwarden.ingest import Ingestor
-from perfwarden.store import MetricStore
+from perfwarden.ingest.receivers import Ingestor
+from perfwarden.series.store import MetricStore
 from perfwarden.testing import FakeClock
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from perfwarden.knobs import Adjustment, adjustment
+from perfwarden.optimize.knobs import Adjustment, adjustment
 from perfwarden.plugin_api import KnobSpec
 
 RATIO = KnobSpec("ratio", 0.4, min=0.1, max=0.9, step=0.1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from perfwarden.learning import PRIORS, Learning
+from perfwarden.optimize.learning import PRIORS, Learning
 
 
 def record(learning: Learning, strategy: str, verdict: str, metric: str = "m") -> None:

@@ -1,4 +1,4 @@
-"""perfwarden.log_writer and perfwarden.logs: queued lines, drops counted and
+"""perfwarden.logs.writer and perfwarden.logs.setup: queued lines, drops counted and
 announced, bounded flush, closed outputs, fork, the rendered format."""
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import structlog
 
-from perfwarden import logs
-from perfwarden.log_writer import SHUTDOWN_RESERVE, QueuedLineWriter, StdoutLines
+from perfwarden.logs import setup as logs
+from perfwarden.logs.writer import SHUTDOWN_RESERVE, QueuedLineWriter, StdoutLines
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

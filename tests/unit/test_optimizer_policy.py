@@ -7,11 +7,11 @@ from importlib.metadata import EntryPoint
 
 import pytest
 
-from perfwarden.config import Config, parse_config
-from perfwarden.optimizer_policy import ActionPolicy, rank
+from perfwarden.config.load import Config, parse_config
+from perfwarden.optimize.plugin_loader import PluginSource
+from perfwarden.optimize.plugin_runtime import PluginHandle, PluginState
+from perfwarden.optimize.policy import ActionPolicy, rank
 from perfwarden.plugin_api import KnobChange, Proposal
-from perfwarden.plugin_loader import PluginSource
-from perfwarden.plugin_runtime import PluginHandle, PluginState
 
 HOUR = 3600.0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from perfwarden.report import (
+from perfwarden.alerts.report import (
     ALL_CLEAR,
     alert_summary,
     format_target,

@@ -13,7 +13,7 @@ _LOG_BOTH_WAYS = textwrap.dedent(
     if sys.argv[1] == "lean":
         from perfwarden.commands.run import _import_structlog_lean
         _import_structlog_lean()
-    from perfwarden.logs import configure_logging, get_logger, shutdown_logging
+    from perfwarden.logs.setup import configure_logging, get_logger, shutdown_logging
     out = io.StringIO()
     for json in (True, False):
         configure_logging("info", stream=out, json=json)

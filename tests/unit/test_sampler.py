@@ -1,4 +1,5 @@
-"""Tests for perfwarden.sampler: matching and sampling real processes, and a fake."""
+"""Tests for perfwarden.sampling.sampler: matching and sampling real processes, and a
+fake."""
 
 from __future__ import annotations
 
@@ -14,8 +15,13 @@ import psutil
 import pytest
 from structlog.testing import capture_logs
 
-from perfwarden.config_model import Config, ProcessConfig
-from perfwarden.sampler import ProcessHandle, ProcessInfo, ProcessSampler, SelfMonitor
+from perfwarden.config.model import Config, ProcessConfig
+from perfwarden.sampling.sampler import (
+    ProcessHandle,
+    ProcessInfo,
+    ProcessSampler,
+    SelfMonitor,
+)
 from perfwarden.testing import wait_until
 
 if TYPE_CHECKING:

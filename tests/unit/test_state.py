@@ -13,16 +13,21 @@ import numpy as np
 import pytest
 from structlog.testing import capture_logs
 
-from perfwarden.alerts import AlertState, Level, SeriesAlert, Transition
+from perfwarden.alerts.machine import AlertState, Level, SeriesAlert, Transition
 from perfwarden.app import Daemon
-from perfwarden.config import parse_config
-from perfwarden.state import APPLICATION_ID, SCHEMA_VERSION, STATE_FILE, StateStore
-from perfwarden.statsd import Batch
+from perfwarden.config.load import parse_config
+from perfwarden.ingest.statsd import Batch
+from perfwarden.state.persistence import (
+    APPLICATION_ID,
+    SCHEMA_VERSION,
+    STATE_FILE,
+    StateStore,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from perfwarden.evaluator import AlertEvent
+    from perfwarden.alerts.evaluator import AlertEvent
 
 CONFIG = """\
 version: 1

@@ -1,4 +1,4 @@
-"""perfwarden.stats against scipy.stats.t.interval and numpy percentiles."""
+"""perfwarden.series.stats against scipy.stats.t.interval and numpy percentiles."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import scipy.stats
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import perfwarden.stats
-from perfwarden.stats import Summary, interval, summarize
-from perfwarden.window import RollingWindow
+import perfwarden.series.stats
+from perfwarden.series.stats import Summary, interval, summarize
+from perfwarden.series.window import RollingWindow
 
 EPS = float(np.finfo(np.float64).eps)
 LEVELS = (0.9, 0.95, 0.99)
@@ -201,9 +201,11 @@ class TestSummarize:
 class TestMemoryBudget:
     def test_daemon_modules_do_not_import_scipy(self) -> None:
         """Importing tdist, window and stats pulls in no scipy (~100 MB of RSS)."""
-        root = Path(perfwarden.stats.__file__).resolve().parents[1]
+        root = Path(perfwarden.series.stats.__file__).resolve().parents[2]
         code = (
-            "import sys; import perfwarden.stats, perfwarden.window, perfwarden.tdist;"
+            "import sys;"
+            "import perfwarden.series.stats, perfwarden.series.window;"
+            "import perfwarden.series.tdist;"
             "sys.exit(any(m == 'scipy' or m.startswith('scipy.') for m in sys.modules))"
         )
         result = subprocess.run(

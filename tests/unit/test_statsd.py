@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from perfwarden.statsd import MALFORMED_REASONS, Batch, parse, split_raw_key
+from perfwarden.ingest.statsd import MALFORMED_REASONS, Batch, parse, split_raw_key
 
 MAX_LINE = 8192
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from perfwarden.statsd import Batch
-from perfwarden.store import MetricStore
+from perfwarden.ingest.statsd import Batch
+from perfwarden.series.store import MetricStore
 from perfwarden.testing import FakeClock
 
 HOUR = 3600.0

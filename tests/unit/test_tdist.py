@@ -1,4 +1,5 @@
-"""perfwarden.tdist against scipy.stats.t (tests may import scipy, the daemon not)."""
+"""perfwarden.series.tdist against scipy.stats.t (tests may import scipy, the daemon
+not)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,12 @@ import scipy.stats
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from perfwarden.tdist import normal_quantile, t_cdf, t_quantile, two_sided_critical
+from perfwarden.series.tdist import (
+    normal_quantile,
+    t_cdf,
+    t_quantile,
+    two_sided_critical,
+)
 
 REL = 1e-10
 

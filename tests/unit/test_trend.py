@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats as scipy_stats
 
-from perfwarden.config import Bound
-from perfwarden.trend import MAX_POINTS, label, mann_kendall
+from perfwarden.config.load import Bound
+from perfwarden.series.trend import MAX_POINTS, label, mann_kendall
 
 
 class TestMannKendall:

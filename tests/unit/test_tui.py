@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from rich.console import Console
 
-from perfwarden.tui import (
+from perfwarden.views.tui import (
     BAR_BAND,
     BAR_MEAN,
     SPARK_CHARS,

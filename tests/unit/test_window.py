@@ -1,4 +1,4 @@
-"""perfwarden.window: the ring buffer and its running moments."""
+"""perfwarden.series.window: the ring buffer and its running moments."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from perfwarden.window import RollingWindow
+from perfwarden.series.window import RollingWindow
 
 EPS = float(np.finfo(np.float64).eps)
 

@@ -6,7 +6,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from perfwarden.config import ConfigError, load_config, resolve_config_path
+from perfwarden.config.load import ConfigError, load_config, resolve_config_path
 
 if TYPE_CHECKING:
     import argparse

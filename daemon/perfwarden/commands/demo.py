@@ -30,12 +30,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 import yaml
 
+from perfwarden.alerts.report import format_value
 from perfwarden.client import Client
+from perfwarden.commands.demo_workload import Workload, demo_config
 from perfwarden.control.channel import request
-from perfwarden.demo_workload import Workload, demo_config
 from perfwarden.errors import PerfwardenError
 from perfwarden.paths import CONTROL_SOCKET
-from perfwarden.report import format_value
 
 if TYPE_CHECKING:
     import argparse

@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     _import_structlog_lean()
     _import_numpy_single_threaded()
     # After the two above, so that they find structlog and numpy imported.
-    from perfwarden.logs import configure_logging, shutdown_logging  # noqa: PLC0415
+    from perfwarden.logs.setup import configure_logging, shutdown_logging  # noqa: PLC0415
 
     json_logs = {"auto": None, "json": True, "console": False}[args.log_format]
     configure_logging(
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from perfwarden.app import Daemon  # noqa: PLC0415
-    from perfwarden.config import (  # noqa: PLC0415
+    from perfwarden.config.load import (  # noqa: PLC0415
         ConfigError,
         load_config,
         resolve_config_path,

@@ -3,8 +3,9 @@
 Every ``--interval`` seconds (default 1) it asks the daemon for ``status``, ``stats``
 (with ``recent`` so a daemon that supports it returns the newest values for the
 sparklines), ``alerts``, ``knobs`` and ``report`` (for the optimizer's recent
-actions), and redraws with :func:`perfwarden.tui.render_frame`. ``q`` or Ctrl-C quits;
-keys are read from stdin in cbreak mode when it is a terminal, and the terminal is
+actions), and redraws with :func:`perfwarden.views.tui.render_frame`. ``q`` or Ctrl-C
+quits; keys are read from stdin in cbreak mode when it is a terminal, and the terminal
+is
 restored on every way out.
 
 When the daemon's records carry no ``recent`` values, the poller keeps the ``last``
@@ -38,7 +39,7 @@ from rich.live import Live
 from perfwarden.commands._common import control_path
 from perfwarden.control.channel import ControlChannel
 from perfwarden.errors import ControlError, DaemonUnreachableError
-from perfwarden.tui import UNREACHABLE, Snapshot, render_frame
+from perfwarden.views.tui import UNREACHABLE, Snapshot, render_frame
 
 if TYPE_CHECKING:
     import argparse

@@ -27,10 +27,10 @@ from perfwarden.control.protocol import (
     encode_ok,
 )
 from perfwarden.errors import ControlError
-from perfwarden.logs import get_logger
+from perfwarden.logs.setup import get_logger
 
 if TYPE_CHECKING:
-    from perfwarden.config import ControlConfig
+    from perfwarden.config.load import ControlConfig
 
 __all__ = ["Command", "ControlServer", "PeerCredentials", "is_authorized"]
 

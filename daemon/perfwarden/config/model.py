@@ -1,0 +1,342 @@
+"""The configuration model: frozen, typed records for a validated ``perfwarden.yaml``.
+
+One job: declare the shape of a configuration that has already passed validation, and
+the problem/error types that validation reports.  Nothing here reads files or YAML;
+:mod:`perfwarden.config.load` builds these records (``parse_config``/``load_config``)
+and re-exports every name, so code outside the config modules imports from there.
+
+Every record is a ``@dataclass(frozen=True, slots=True)``; mappings are read-only
+(:class:`types.MappingProxyType`) and sequences are tuples, so a ``Config`` can be
+shared between tasks and swapped atomically on reload.  Durations are ``float`` seconds.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping  # noqa: TC003 (get_type_hints works)
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TypeVar
+
+__all__ = [
+    "Basis",
+    "Bound",
+    "Config",
+    "ConfigError",
+    "ConfigProblem",
+    "ControlConfig",
+    "EvaluationConfig",
+    "HttpConfig",
+    "IngestConfig",
+    "KnobConfig",
+    "MetricConfig",
+    "MetricsAccess",
+    "OptimizerConfig",
+    "OptimizerMode",
+    "PluginConfig",
+    "ProcessConfig",
+    "SocketsConfig",
+    "StateConfig",
+    "StatisticsConfig",
+]
+
+
+class Bound(enum.StrEnum):
+    """Which side of a threshold is bad for a metric."""
+
+    #: Lower is better: the value must stay *below* its thresholds (latency, memory).
+    UPPER = "upper"
+    #: Higher is better: the value must stay *above* its thresholds (quality, speedup).
+    LOWER = "lower"
+
+
+class Basis(enum.StrEnum):
+    """What is compared with a metric's thresholds when alerts are evaluated."""
+
+    #: Each sample on its own (the seed's per-value check).
+    SAMPLE = "sample"
+    #: The mean of the window.
+    MEAN = "mean"
+    #: The whole confidence interval of the mean must lie beyond the threshold.
+    CI = "ci"
+
+
+class OptimizerMode(enum.StrEnum):
+    """Whether the optimizer applies what it chooses."""
+
+    ACTIVE = "active"
+    DRY_RUN = "dry-run"
+
+
+class MetricsAccess(enum.StrEnum):
+    """Who may send metrics to the ingest sockets."""
+
+    PRIVATE = "private"
+    GROUP = "group"
+    WORLD = "world"
+
+
+_V = TypeVar("_V")
+
+
+def _empty_mapping() -> Mapping[str, _V]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class StatisticsConfig:
+    """How samples are summarised: the rolling window and the confidence interval."""
+
+    confidence_level: float = 0.95
+    window: int = 1000
+    min_samples: int = 30
+    max_series: int = 10000
+    #: A series that received nothing for this long is forgotten (its window, alert
+    #: state and saved state), freeing its slot under ``max_series``; ``0``: never.
+    expire_after: float = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationConfig:
+    """How often and on what basis alerts are evaluated; ``for_`` is YAML's ``for``."""
+
+    interval: float = 1.0
+    basis: Basis = Basis.CI
+    for_: float = 0.0
+    #: Newest samples judged on the ``mean`` and ``ci`` bases (a recent window reacts
+    #: to a shift within tens of samples; the full window would need hundreds).
+    window: int = 100
+    #: Resolution margin as a fraction of the threshold: an alert resolves only once
+    #: the observation is back past ``threshold * (1 - hysteresis)`` (upper bound).
+    hysteresis: float = 0.05
+    #: A series with no samples for this long is ``no_data``, not silently ok.
+    missing_after: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class MetricConfig:
+    """One metric's bound, thresholds, hold time, window and optimizers.
+
+    Thresholds are ordered by the bound: ``target < warning < critical`` for
+    :attr:`Bound.UPPER`, ``target > warning > critical`` for :attr:`Bound.LOWER`.
+    ``for_`` (YAML ``for``), ``window`` and ``expire_after`` are ``None`` when the
+    metric uses the evaluation/statistics default; ``optimizers`` name optimizer
+    plugins (entry points) that may or may not be installed.
+    """
+
+    name: str
+    bound: Bound
+    unit: str | None = None
+    description: str | None = None
+    target: float | None = None
+    warning: float | None = None
+    critical: float | None = None
+    for_: float | None = None
+    window: int | None = None
+    optimizers: tuple[str, ...] = ()
+    guard: bool = False
+    group_by: str | None = None
+    expire_after: float | None = None
+
+    @property
+    def has_levels(self) -> bool:
+        """Whether a warning or critical level is set (else it never alerts)."""
+        return self.warning is not None or self.critical is not None
+
+
+@dataclass(frozen=True, slots=True)
+class KnobConfig:
+    """A parameter the optimizers may turn, delivered to applications.
+
+    Either numeric (``min``/``max`` set, ``min <= initial <= max``, optional ``step``)
+    or a choice (``choices`` set, ``initial`` one of them).  Numbers keep the type the
+    YAML gave them, so ``initial: 16`` stays the integer ``16``.
+    """
+
+    name: str
+    min: float | None
+    max: float | None
+    step: float | None
+    initial: float | str
+    choices: tuple[str | float, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OptimizerConfig:
+    """How proposed optimizations are validated and spaced out."""
+
+    validation_samples: int = 200
+    significance: float = 0.05
+    cooldown: float = 60.0
+    #: How long one plugin call (load, propose, apply, revert) may take; the call's
+    #: deadline, which the plugin sees, comes a grace earlier (see perfwarden.deadline).
+    plugin_timeout: float = 5.0
+    #: Consecutive failures (errors, timeouts, garbage) before a plugin is disabled.
+    max_failures: int = 3
+    #: ``active`` applies the chosen proposals; ``dry-run`` only logs the choice.
+    mode: OptimizerMode = OptimizerMode.ACTIVE
+    #: Actions allowed in any sliding hour, all metrics together.
+    max_actions_per_hour: int = 12
+    #: Longest wait for ``validation_samples`` before judging with what arrived.
+    validation_timeout: float = 300.0
+    #: Actions validated at the same time, all metrics together (1: no confounding).
+    concurrent_actions: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessConfig:
+    """A target process sampled with psutil.
+
+    ``match`` has exactly one key: ``pid`` (int), ``pidfile``, ``name``, ``cmdline``
+    (a regular expression searched in the joined command line) or ``unit`` (a systemd
+    unit).
+    """
+
+    name: str
+    match: Mapping[str, str | int]
+    interval: float = 1.0
+    children: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PluginConfig:
+    """Per-plugin settings: ``enabled`` plus every other key as ``options``.
+
+    Option values are frozen too: mappings become read-only mappings, lists tuples.
+    """
+
+    name: str
+    enabled: bool = True
+    options: Mapping[str, object] = field(default_factory=_empty_mapping)
+
+
+@dataclass(frozen=True, slots=True)
+class ControlConfig:
+    """Who besides the daemon's own uid and root may change things over control.sock."""
+
+    allow_uids: tuple[int, ...] = ()
+    allow_groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SocketsConfig:
+    """Access to the ingest sockets; ``group`` owns the socket directory and sockets."""
+
+    metrics_access: MetricsAccess = MetricsAccess.PRIVATE
+    group: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IngestConfig:
+    """Bounds on what the ingest sockets accept."""
+
+    max_line_bytes: int = 8192
+    max_connections: int = 512
+    max_datagram_bytes: int = 65536
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    """The optional HTTP listener (Prometheus ``/metrics``, the web dashboard).
+
+    ``listen`` is the ``(host, port)`` to bind, or ``None`` (the default): no
+    listener.  Port ``0`` picks a free port (logged as ``http.started``).
+    """
+
+    listen: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StateConfig:
+    """How the daemon's state (``state.db`` in the state directory) is kept.
+
+    ``checkpoint_interval`` is the most a ``kill -9`` can lose, in seconds of
+    samples; ``0`` turns periodic checkpoints off (the state is still restored at
+    start and written on a clean shutdown).
+    """
+
+    checkpoint_interval: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A whole, validated configuration.
+
+    ``source`` is the file it came from (``"<default>"`` for the packaged default,
+    ``"<string>"`` when parsed from text) and ``sha256`` the hex digest of its bytes.
+    ``metrics`` keeps the file's order.  ``Config()`` is the empty, valid
+    configuration (no metrics, every section at its defaults).
+    """
+
+    version: int = 1
+    statistics: StatisticsConfig = field(default_factory=StatisticsConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    metrics: Mapping[str, MetricConfig] = field(default_factory=_empty_mapping)
+    knobs: Mapping[str, KnobConfig] = field(default_factory=_empty_mapping)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    processes: tuple[ProcessConfig, ...] = ()
+    plugins: Mapping[str, PluginConfig] = field(default_factory=_empty_mapping)
+    control: ControlConfig = field(default_factory=ControlConfig)
+    sockets: SocketsConfig = field(default_factory=SocketsConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    state: StateConfig = field(default_factory=StateConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    source: str = "<string>"
+    sha256: str = ""
+
+    def metric_window(self, name: str) -> int:
+        """Return the window size for metric *name*: its override or the global one.
+
+        Metrics that are not configured (series seen only on the wire) get the global
+        ``statistics.window``.
+        """
+        metric = self.metrics.get(name)
+        if metric is not None and metric.window is not None:
+            return metric.window
+        return self.statistics.window
+
+    def metric_expire_after(self, name: str) -> float:
+        """Return the idle time after which a series of metric *name* is forgotten.
+
+        The metric's ``expire_after`` or ``statistics.expire_after``; ``0`` means
+        never.  Metrics that are not configured get the global value.
+        """
+        metric = self.metrics.get(name)
+        if metric is not None and metric.expire_after is not None:
+            return metric.expire_after
+        return self.statistics.expire_after
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One validation problem, printed as ``PATH:LINE: key.path: message``.
+
+    ``line`` is 1-based; 0 means the problem is about the file as a whole (it could
+    not be read).  ``key`` is the dotted path of the offending key; it is empty for
+    problems that belong to no key (YAML syntax, an empty file), and is then left out.
+    """
+
+    path: str
+    line: int
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        """Return the problem as ``PATH:LINE: key.path: message``."""
+        if not self.key:
+            return f"{self.path}:{self.line}: {self.message}"
+        return f"{self.path}:{self.line}: {self.key}: {self.message}"
+
+
+class ConfigError(Exception):
+    """A configuration was rejected; ``problems`` lists every reason, in file order."""
+
+    problems: tuple[ConfigProblem, ...]
+
+    def __init__(self, problems: Iterable[ConfigProblem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__(self.problems)  # args stay picklable: ConfigError(problems)
+
+    def __str__(self) -> str:
+        """Return every problem, one per line."""
+        return "\n".join(str(problem) for problem in self.problems)

@@ -1,0 +1,399 @@
+"""The control commands, one function each; no socket code here.
+
+Each handler takes the request's ``args`` and returns JSON-ready data; the server
+wraps it in the protocol's envelope. ``mutating`` commands are authorized by the
+server before they run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import math
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import psutil
+
+from perfwarden import __version__
+from perfwarden.alerts.machine import ACTIONS, AlertState, Level
+from perfwarden.alerts.report import (
+    alert_summary,
+    monitoring_dashboard,
+    validation_results,
+)
+from perfwarden.config.durations import parse_duration
+from perfwarden.control.server import Command
+from perfwarden.errors import ControlError
+from perfwarden.logs.setup import log_stats
+from perfwarden.optimize.knobs import adjustment
+from perfwarden.series.stats import summarize
+from perfwarden.series.trend import label
+from perfwarden.series.window import RollingWindow
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from perfwarden.app import Daemon
+    from perfwarden.config.load import MetricConfig
+    from perfwarden.series.store import Series
+
+__all__ = ["build_commands", "metric_record", "series_stats"]
+
+#: The most raw values ``stats`` returns per series (``recent`` argument).
+_MAX_RECENT = 1000
+
+
+def _metric_fields(metric: MetricConfig | None) -> dict[str, Any]:
+    return {
+        "unit": metric.unit if metric else None,
+        "bound": metric.bound.value if metric else None,
+        "target": metric.target if metric else None,
+        "warning": metric.warning if metric else None,
+        "critical": metric.critical if metric else None,
+    }
+
+
+def _record(daemon: Daemon, name: str, window: RollingWindow) -> dict[str, Any]:
+    config = daemon.config
+    statistics = config.statistics
+    summary = summarize(window, statistics.confidence_level, statistics.min_samples)
+    metric = config.metrics.get(name)
+    trend = label(
+        window.values(),
+        bound=metric.bound if metric else None,
+        target=metric.target if metric else None,
+        interval=summary.interval,
+    )
+    return {
+        "metric": name,
+        **summary.as_dict(),
+        **_metric_fields(metric),
+        "trend": trend,
+    }
+
+
+def series_stats(daemon: Daemon, series: Series) -> dict[str, Any]:
+    """The ``stats`` record of one series."""
+    window = series.window
+    record = _record(daemon, series.name, window)
+    record.update(
+        type=series.type.value,
+        tags=series.tag_dict,
+        series=series.key,
+        last=float(window.tail(1)[0]) if len(window) else None,
+        status=daemon.evaluator.status_of(series),
+        window=window.capacity,
+        total_samples=window.total_count,
+    )
+    return record
+
+
+def metric_record(daemon: Daemon, name: str) -> dict[str, Any]:
+    """One metric's aggregate over all its series, with its best ``group_by`` value."""
+    all_series = daemon.store.by_name(name)
+    values = [s.window.values() for s in all_series]
+    joined = np.concatenate(values) if values else np.empty(0)
+    window = RollingWindow(max(len(joined), 1))
+    window.extend(joined)
+    record = _record(daemon, name, window)
+    statuses = {daemon.evaluator.status_of(s) for s in all_series}
+    for status in ("critical", "warning", "pending", "no_data", "ok"):
+        if status in statuses:
+            record["status"] = status
+            break
+    else:
+        record["status"] = next(iter(statuses), "insufficient_data")
+    record["series_count"] = len(all_series)
+    record["best_series"] = _best_series(daemon, name, all_series)
+    return record
+
+
+def _best_series(daemon: Daemon, name: str, all_series: list[Series]) -> str | None:
+    metric = daemon.config.metrics.get(name)
+    if metric is None or metric.group_by is None:
+        return None
+    best: tuple[float, str] | None = None
+    for series in all_series:
+        value = series.tag_dict.get(metric.group_by)
+        if value is None or len(series.window) == 0:
+            continue
+        mean = series.window.mean()
+        score = mean if metric.bound.value == "upper" else -mean
+        if best is None or score < best[0]:
+            best = (score, value)
+    return best[1] if best else None
+
+
+def _alert_records(daemon: Daemon) -> list[dict[str, Any]]:
+    evaluator = daemon.evaluator
+    mono_now, wall_now = time.monotonic(), time.time()
+    records = []
+    for key, alert in evaluator.alerts.items():
+        if alert.state is AlertState.OK:
+            continue
+        series = daemon.store.get(key)
+        if series is None:
+            continue
+        metric = daemon.config.metrics.get(series.name)
+        observed = evaluator.observations.get(key)
+        level = alert.level
+        threshold = None
+        if metric is not None and level is not None:
+            threshold = metric.critical if level is Level.CRITICAL else metric.warning
+        records.append(
+            {
+                "metric": series.name,
+                "tags": series.tag_dict,
+                "series": key,
+                "state": alert.state.value,
+                "level": level.value if level else alert.state.value,
+                "value": (observed[0] + observed[1]) / 2 if observed else None,
+                "observed": list(observed) if observed else None,
+                "basis": daemon.config.evaluation.basis.value,
+                "threshold": threshold,
+                "unit": metric.unit if metric else None,
+                "action": ACTIONS.get(level) if level else None,
+                "since": wall_now - (mono_now - alert.since),
+                "fired_at": (
+                    wall_now - (mono_now - alert.fired_at) if alert.fired_at else None
+                ),
+                "silenced": evaluator.silences.covers(series.name, series.tag_dict),
+            }
+        )
+    order = {"critical": 0, "warning": 1, "pending": 2, "no_data": 3}
+    records.sort(
+        key=lambda r: (
+            order.get(str(r["level"]), 9),
+            str(r["metric"]),
+            str(r["series"]),
+        )
+    )
+    return records
+
+
+def _effectiveness(daemon: Daemon) -> dict[str, Any]:
+    """The seed's ``optimization_effectiveness`` lines from the action history."""
+    history = list(daemon.optimizer.history)
+    judged = [h for h in history if h["verdict"] != "inconclusive"]
+    kept = [h for h in history if h["verdict"] == "kept"]
+    if not history:
+        return {"actions": 0}
+    effects = [h["effect_percent"] for h in kept if h["effect_percent"] is not None]
+    out: dict[str, Any] = {
+        "actions": len(history),
+        "kept": len(kept),
+        "reverted": sum(1 for h in history if h["verdict"] == "reverted"),
+        "inconclusive": len(history) - len(judged),
+    }
+    if judged:
+        rate = len(kept) / len(judged) * 100
+        out["automated_threshold_response"] = f"{rate:.0f}% success rate"
+    if effects:
+        out["average_improvement_when_kept"] = f"{sum(effects) / len(effects):.1f}%"
+    return out
+
+
+def build_commands(daemon: Daemon) -> dict[str, Command]:
+    """Every control command of ``daemon``, by name."""
+
+    async def ping(args: dict[str, Any]) -> dict[str, Any]:
+        return {"pong": True, "pid": os.getpid()}
+
+    async def status(args: dict[str, Any]) -> dict[str, Any]:
+        memory = psutil.Process().memory_info()
+        config = daemon.config
+        firing = sum(
+            1 for a in daemon.evaluator.alerts.values() if a.state is AlertState.FIRING
+        )
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "uptime_seconds": round(daemon.uptime(), 3),
+            "started_at": daemon.started_at,
+            "config": {
+                "path": str(daemon.config_path),
+                "source": config.source,
+                "sha256": config.sha256,
+                "metrics": len(config.metrics),
+                "last_reload": daemon.last_reload,
+            },
+            "socket_dir": str(daemon.socket_dir),
+            "state_dir": str(daemon.state_dir),
+            "ingest": daemon.ingestor.counters.as_dict(),
+            "log": log_stats(),
+            "series": len(daemon.store),
+            "series_expired": daemon.expiry.expired,
+            "set_members_overflow": daemon.store.set_overflow,
+            "memory": {"rss_bytes": memory.rss, "rss_mb": round(memory.rss / 2**20, 1)},
+            "evaluation": {
+                "ticks": daemon.ticks,
+                "evaluations": daemon.evaluator.evaluations,
+                "alerts_firing": firing,
+            },
+            "plugins": [
+                {"name": h.name, "state": h.state.value}
+                for h in daemon.plugins.plugins.values()
+            ],
+            "optimizer": daemon.optimizer.status(),
+            "sampler": daemon.sampler.status(),
+            "state": daemon.state.status(),
+        }
+
+    def wanted_names(args: dict[str, Any]) -> list[str]:
+        wanted = args.get("metrics") or []
+        if not isinstance(wanted, list) or not all(isinstance(m, str) for m in wanted):
+            raise ControlError("bad_request", "'metrics' must be a list of names")
+        return wanted
+
+    async def stats(args: dict[str, Any]) -> dict[str, Any]:
+        store = daemon.store
+        names = wanted_names(args) or store.names()
+        recent = args.get("recent", 0)
+        if not isinstance(recent, int) or not 0 <= recent <= _MAX_RECENT:
+            message = f"'recent' must be an integer from 0 to {_MAX_RECENT}"
+            raise ControlError("bad_request", message)
+        unknown = [name for name in names if not store.by_name(name)]
+        records = []
+        for name in names:
+            for series in store.by_name(name):
+                record = series_stats(daemon, series)
+                if recent:
+                    size = min(recent, len(series.window))
+                    record["recent"] = series.window.tail(size).tolist() if size else []
+                records.append(record)
+        return {"series": records, "unknown": unknown}
+
+    async def reload(args: dict[str, Any]) -> dict[str, Any]:
+        outcome = await daemon.reload()
+        if not outcome.ok:
+            raise ControlError("rejected", "\n".join(outcome.errors))
+        return {"changes": outcome.changes, "sha256": daemon.config.sha256}
+
+    async def alerts(args: dict[str, Any]) -> dict[str, Any]:
+        records = _alert_records(daemon)
+        firing = [r for r in records if r["state"] == "firing"]
+        return {
+            "alerts": records,
+            "report": alert_summary([r for r in firing if not r["silenced"]]),
+            "silences": [s.as_dict() for s in daemon.evaluator.silences.active()],
+        }
+
+    async def silence(args: dict[str, Any]) -> dict[str, Any]:
+        metric = args.get("metric")
+        if not isinstance(metric, str) or not metric:
+            raise ControlError("bad_request", "'metric' must be a metric name")
+        tags = args.get("tags") or {}
+        if not isinstance(tags, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
+        ):
+            raise ControlError("bad_request", "'tags' must map tag names to values")
+        try:
+            duration = parse_duration(args.get("for", "1h"))
+        except ValueError as exc:
+            raise ControlError("bad_request", f"'for': {exc}") from None
+        if duration <= 0:
+            raise ControlError("bad_request", "'for' must be positive")
+        comment = str(args.get("comment", ""))
+        added = daemon.evaluator.silences.add(metric, tags, duration, comment)
+        return added.as_dict()
+
+    async def unsilence(args: dict[str, Any]) -> dict[str, Any]:
+        silence_id = str(args.get("id", ""))
+        if not daemon.evaluator.silences.remove(silence_id):
+            raise ControlError("failed", f"no active silence {silence_id!r}")
+        return {"removed": silence_id}
+
+    async def report(args: dict[str, Any]) -> dict[str, Any]:
+        names = wanted_names(args) or [
+            *daemon.config.metrics,
+            *(n for n in daemon.store.names() if n not in daemon.config.metrics),
+        ]
+        records = [metric_record(daemon, name) for name in names]
+        generated = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        return {
+            "monitoring_dashboard": monitoring_dashboard(records, generated),
+            "learning_patterns": daemon.learning.learning_patterns(),
+            "validation_results": {
+                **validation_results(records),
+                "optimization_effectiveness": _effectiveness(daemon),
+                "recent_actions": list(daemon.optimizer.history)[-10:],
+            },
+        }
+
+    async def plugins(args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "plugins": [
+                {**h.as_dict(), "weight": daemon.learning.plugin_weight(h.name)}
+                for h in daemon.plugins.plugins.values()
+            ],
+            "autoload": daemon.plugins.autoload,
+        }
+
+    async def knobs(args: dict[str, Any]) -> dict[str, Any]:
+        return daemon.knobs.document()
+
+    async def knob_set(args: dict[str, Any]) -> dict[str, Any]:
+        name, value = args.get("name"), args.get("value")
+        if not isinstance(name, str) or not isinstance(value, int | float | str):
+            raise ControlError("bad_request", "'name' and 'value' are required")
+        spec = daemon.knobs.specs.get(name)
+        if isinstance(value, str) and spec is not None and spec.choices is None:
+            try:
+                value = float(value)
+            except ValueError:
+                raise ControlError("failed", f"{name} needs a number") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ControlError("failed", f"{name} needs a finite number")
+        reason = str(args.get("reason") or "set by hand")
+        try:
+            stored = daemon.knobs.set(name, value, source="manual", reason=reason)
+        except KeyError as exc:
+            raise ControlError("failed", str(exc.args[0])) from None
+        except (TypeError, ValueError) as exc:
+            raise ControlError("failed", str(exc)) from None
+        changed = adjustment(daemon.knobs.specs[name], value, stored)
+        return {
+            "name": name,
+            "value": stored,
+            "version": daemon.knobs.version,
+            "requested": value,
+            "adjusted": changed.kind if changed else None,
+            "message": changed.message if changed else None,
+        }
+
+    async def knob_watch(args: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=64)
+
+        def push(update: dict[str, Any]) -> None:
+            if queue.full():  # a slow watcher only needs the newest values
+                queue.get_nowait()
+            queue.put_nowait(update)
+
+        daemon.knobs.subscribers.append(push)
+        try:
+            yield {"version": daemon.knobs.version, "values": daemon.knobs.values()}
+            while True:
+                yield await queue.get()
+        finally:
+            daemon.knobs.subscribers.remove(push)
+
+    return {
+        command.name: command
+        for command in (
+            Command("ping", ping),
+            Command("status", status),
+            Command("stats", stats),
+            Command("alerts", alerts),
+            Command("report", report),
+            Command("reload", reload, mutating=True),
+            Command("silence", silence, mutating=True),
+            Command("unsilence", unsilence, mutating=True),
+            Command("plugins", plugins),
+            Command("knobs", knobs),
+            Command("knobs.set", knob_set, mutating=True),
+            Command("knobs.watch", knob_watch, stream=True),
+        )
+    }

@@ -1,0 +1,326 @@
+"""Metric ingest: the datagram and stream sockets, framing, and line accounting.
+
+``metrics.sock`` (SOCK_DGRAM) is drained on every wake-up of the event loop: the
+kernel queues only ``net.unix.max_dgram_qlen`` (10 by default) datagrams per Unix
+socket and DogStatsD clients drop on EAGAIN, so taking one datagram per loop turn
+would lose data before it is ever seen.
+
+``metrics.stream.sock`` (SOCK_STREAM) carries either newline-delimited lines (socat,
+``nc -U``) or DogStatsD's stream framing (each payload prefixed by its length as a
+4-byte little-endian integer). The first bytes of a connection decide: a text line
+never contains a NUL byte, and a length prefix below 16 MiB always does.
+
+Every line is accounted: ``received = accepted + malformed + ignored + dropped``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mmap
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from perfwarden.ingest.statsd import Batch, parse
+from perfwarden.logs.setup import RateLimiter, get_logger
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from perfwarden.series.store import MetricStore
+
+__all__ = [
+    "DatagramReceiver",
+    "IngestCounters",
+    "Ingestor",
+    "StreamIngestProtocol",
+]
+
+#: Large enough for any Unix datagram the kernel will deliver (wmem_max * 2 cap),
+#: so that no datagram is ever truncated unseen.
+_RECV_BUFFER: Final = 1 << 20
+#: Datagrams taken per wake-up before yielding to the rest of the loop.
+_DRAIN_LIMIT: Final = 512
+_RCVBUF_BYTES: Final = 8 << 20
+#: Linux's SO_RCVBUFFORCE (not exported by Python's socket module): lets a
+#: privileged daemon exceed net.core.rmem_max.
+_SO_RCVBUFFORCE: Final = 33
+
+_log = get_logger("perfwarden.ingest")
+
+
+@dataclass(slots=True)
+class IngestCounters:
+    """Cumulative ingest accounting, as shown by ``status --json`` under ``ingest``."""
+
+    received: int = 0
+    accepted: int = 0
+    ignored: int = 0
+    malformed: dict[str, int] = field(default_factory=dict)
+    dropped: dict[str, int] = field(default_factory=dict)
+    datagrams: int = 0
+    bytes: int = 0
+    connections_accepted: int = 0
+    connections_refused: int = 0
+    connections_open: int = 0
+
+    def drop(self, reason: str, lines: int) -> None:
+        """Count ``lines`` received and dropped for ``reason``."""
+        if lines:
+            self.received += lines
+            self.dropped[reason] = self.dropped.get(reason, 0) + lines
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form (totals next to the per-reason breakdowns)."""
+        return {
+            "received": self.received,
+            "accepted": self.accepted,
+            "malformed": sum(self.malformed.values()),
+            "ignored": self.ignored,
+            "dropped": sum(self.dropped.values()),
+            "malformed_by_reason": dict(sorted(self.malformed.items())),
+            "dropped_by_reason": dict(sorted(self.dropped.items())),
+            "datagrams": self.datagrams,
+            "bytes": self.bytes,
+            "connections": {
+                "accepted": self.connections_accepted,
+                "refused": self.connections_refused,
+                "open": self.connections_open,
+            },
+        }
+
+
+def count_lines(data: bytes | bytearray | memoryview) -> int:
+    """Lines in a payload that will not be parsed (empty lines are not lines)."""
+    return sum(1 for line in bytes(data).split(b"\n") if line.strip(b"\r"))
+
+
+class Ingestor:
+    """Parses payloads into a batch and commits batches to the store.
+
+    ``on_commit`` is called after each commit (the evaluator hooks in there so that a
+    violation is judged right after the batch that carries it).
+    """
+
+    def __init__(
+        self,
+        store: MetricStore,
+        max_line: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.max_line = max_line
+        self.counters = IngestCounters()
+        self.on_commit: Callable[[], None] | None = None
+        self._batch = Batch()
+        self._clock = clock
+        self._malformed_log = RateLimiter(1.0, clock)
+
+    def feed(self, payload: bytes | bytearray | memoryview) -> None:
+        """Parse one payload (a datagram, a frame, or a chunk of whole lines)."""
+        self.counters.bytes += len(payload)
+        parse(payload, self._batch, self.max_line)
+
+    def commit(self) -> None:
+        """Move the parsed batch into the store and the counters."""
+        batch = self._batch
+        if not batch.received:
+            return
+        counters = self.counters
+        before = self.store.dropped_lines
+        self.store.ingest(batch, self._clock())
+        dropped = self.store.dropped_lines - before
+        counters.received += batch.received
+        counters.accepted += batch.accepted - dropped
+        counters.ignored += batch.ignored
+        if dropped:
+            counters.dropped["series_limit"] = (
+                counters.dropped.get("series_limit", 0) + dropped
+            )
+        if batch.malformed:
+            for reason, count in batch.malformed.items():
+                counters.malformed[reason] = counters.malformed.get(reason, 0) + count
+            bad = batch.malformed_total
+            if batch.example is not None and self._malformed_log.allow(bad):
+                reason, line = batch.example
+                _log.warning(
+                    "ingest.malformed",
+                    reason=reason,
+                    line=line,
+                    suppressed=self._malformed_log.take_suppressed(),
+                    malformed_total=sum(counters.malformed.values()),
+                )
+        batch.clear()
+        if self.on_commit is not None:
+            self.on_commit()
+
+
+class DatagramReceiver:
+    """Drains ``metrics.sock`` on every readiness callback."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        ingestor: Ingestor,
+        max_datagram: int,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self._sock = sock
+        self._ingestor = ingestor
+        self._max_datagram = max_datagram
+        self._loop = loop
+        # Anonymous mmap, not bytearray: a bytearray is zero-filled, so all 1 MiB
+        # is resident from the start; these pages become resident only as far as
+        # the largest datagram yet received reaches.
+        self._buffer = mmap.mmap(-1, _RECV_BUFFER)
+        self._view = memoryview(self._buffer)
+        sock.setblocking(False)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, _RCVBUF_BYTES)
+        except OSError:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF_BYTES)
+        loop.add_reader(sock.fileno(), self.drain_now)
+
+    def close(self) -> None:
+        """Stop reading (the socket itself is closed by its owner)."""
+        self._loop.remove_reader(self._sock.fileno())
+
+    def drain_now(self) -> None:
+        """Take every datagram queued now (bounded per call) and commit them."""
+        ingestor = self._ingestor
+        counters = ingestor.counters
+        recv_into = self._sock.recv_into
+        view = self._view
+        for _ in range(_DRAIN_LIMIT):
+            try:
+                size = recv_into(self._buffer)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                _log.error("ingest.recv_failed", error=str(exc))
+                break
+            counters.datagrams += 1
+            if size > self._max_datagram:
+                counters.bytes += size
+                counters.drop("oversize_datagram", count_lines(view[:size]))
+                continue
+            ingestor.feed(view[:size])
+        ingestor.commit()
+
+
+class StreamIngestProtocol(asyncio.Protocol):
+    """One stream connection: detects its framing, then splits it into payloads."""
+
+    def __init__(self, ingestor: Ingestor, server: StreamIngestServer) -> None:
+        self._ingestor = ingestor
+        self._server = server
+        self._buffer = bytearray()
+        self._framed: bool | None = None
+        self._discarding = False  # inside an over-long line, until its newline
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)  # noqa: S101 - stream server
+        self._transport = transport
+        if not self._server.admit(self):
+            self._ingestor.counters.connections_refused += 1
+            transport.abort()
+            return
+        self._ingestor.counters.connections_accepted += 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._server.release(self)
+        if self._buffer and not self._framed and not self._discarding:
+            self._ingestor.feed(self._buffer)  # a last line without its newline
+        elif self._buffer and self._framed:
+            self._ingestor.counters.drop("truncated_frame", 1)
+        self._buffer.clear()
+        self._ingestor.commit()
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        if self._framed is None:
+            if len(buffer) < 4 and b"\n" not in buffer:
+                return
+            self._framed = 0 in buffer[:4]
+        if self._framed:
+            self._take_frames()
+        else:
+            self._take_lines()
+        self._ingestor.commit()
+
+    def _take_lines(self) -> None:
+        buffer = self._buffer
+        ingestor = self._ingestor
+        max_line = ingestor.max_line
+        if self._discarding:
+            newline = buffer.find(b"\n")
+            if newline < 0:
+                buffer.clear()
+                return
+            del buffer[: newline + 1]
+            self._discarding = False
+        end = buffer.rfind(b"\n")
+        if end >= 0:
+            ingestor.feed(memoryview(buffer)[: end + 1])
+            del buffer[: end + 1]
+        if len(buffer) > max_line:
+            # An endless line: count it once as too long, then skip to its end.
+            ingestor.counters.received += 1
+            malformed = ingestor.counters.malformed
+            malformed["too_long"] = malformed.get("too_long", 0) + 1
+            buffer.clear()
+            self._discarding = True
+
+    def _take_frames(self) -> None:
+        buffer = self._buffer
+        max_frame = self._server.max_frame
+        offset = 0
+        view = memoryview(buffer)
+        try:
+            while len(buffer) - offset >= 4:
+                size = int.from_bytes(view[offset : offset + 4], "little")
+                if size > max_frame:
+                    self._ingestor.counters.drop("oversize_frame", 1)
+                    assert self._transport is not None  # noqa: S101
+                    self._transport.abort()
+                    offset = len(buffer)
+                    break
+                if len(buffer) - offset - 4 < size:
+                    break
+                self._ingestor.feed(view[offset + 4 : offset + 4 + size])
+                offset += 4 + size
+        finally:
+            view.release()
+        del buffer[:offset]
+
+
+class StreamIngestServer:
+    """Admission control for stream connections (a cap on open connections)."""
+
+    def __init__(
+        self, ingestor: Ingestor, max_connections: int, max_frame: int
+    ) -> None:
+        self._ingestor = ingestor
+        self.max_connections = max_connections
+        self.max_frame = max_frame
+        self._open: set[StreamIngestProtocol] = set()
+
+    def protocol_factory(self) -> StreamIngestProtocol:
+        """A protocol for a new connection (pass to ``create_unix_server``)."""
+        return StreamIngestProtocol(self._ingestor, self)
+
+    def admit(self, protocol: StreamIngestProtocol) -> bool:
+        """Register a new connection unless the cap is reached."""
+        if len(self._open) >= self.max_connections:
+            return False
+        self._open.add(protocol)
+        self._ingestor.counters.connections_open = len(self._open)
+        return True
+
+    def release(self, protocol: StreamIngestProtocol) -> None:
+        """Forget a closed connection."""
+        self._open.discard(protocol)
+        self._ingestor.counters.connections_open = len(self._open)

@@ -1,0 +1,429 @@
+"""The plugin runtime: loaded plugins, isolated calls, the circuit breaker.
+
+Every plugin call (load, ``handles``, ``propose``, an action's ``apply``/``revert``)
+runs off the event loop (a worker thread for plain functions; coroutine functions
+on the loop) under ``optimizer.plugin_timeout``, with a deadline a grace before it
+(:mod:`perfwarden.deadline`) that the plugin reads with
+:func:`perfwarden.plugin_api.time_left`. A call that raises, times out or returns
+garbage counts as a failure; ``optimizer.max_failures`` consecutive failures switch
+the plugin off (``plugin.disabled``) until the next reload.
+
+Timeouts come in two kinds, both logged as ``plugin.timed_out`` and counted as a
+timeout and a failure: the plugin met its deadline and raised ``TimeoutError``
+(``abandoned: false``: it killed or aborted what it waited for), or the daemon
+stopped waiting at ``plugin_timeout`` (``abandoned: true``). A thread cannot be
+killed, so an abandoned one may still run; the breaker keeps a hanging plugin from
+taking more threads.
+
+``PERFWARDEN_DISABLE_PLUGIN_AUTOLOAD=1`` loads only the plugins the config's
+``plugins:`` section names; ``enabled: false`` blocks a plugin (it is never
+imported).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import inspect
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+from perfwarden.deadline import budget, deadline_scope
+from perfwarden.logs.setup import get_logger
+from perfwarden.optimize.plugin_loader import (
+    PluginLoadError,
+    PluginSource,
+    find,
+    instantiate,
+)
+from perfwarden.plugin_api import Optimizer, OptimizerContext, Proposal, Violation
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+    from perfwarden.config.load import Config
+
+__all__ = ["AUTOLOAD_ENV", "PluginHandle", "PluginRuntime", "PluginState"]
+
+AUTOLOAD_ENV: Final = "PERFWARDEN_DISABLE_PLUGIN_AUTOLOAD"
+_log = get_logger("perfwarden.plugins")
+T = TypeVar("T")
+
+
+async def in_daemon_thread(function: Callable[..., T], *args: object) -> T:
+    """Run ``function`` in a fresh daemon thread and await its result.
+
+    Not ``asyncio.to_thread``: the default executor's threads are joined when the
+    loop and the interpreter shut down, so one hung plugin would hang the daemon's
+    exit. A daemon thread that never returns is simply abandoned. Like
+    ``to_thread``, the function runs in a copy of the caller's context, so the
+    call's deadline and the log context reach it.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(outcome: Callable[[], None]) -> None:
+        if not future.done():
+            outcome()
+
+    def target() -> None:
+        outcome: Callable[[], None]
+        try:
+            result = context.run(function, *args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
+            error = exc
+            outcome = lambda: future.set_exception(error)  # noqa: E731
+        else:
+            outcome = lambda: future.set_result(result)  # noqa: E731
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(settle, outcome)
+
+    threading.Thread(target=target, name="perfwarden-plugin", daemon=True).start()
+    return await future
+
+
+class PluginState(StrEnum):
+    """Where a plugin stands."""
+
+    ACTIVE = "active"
+    FAILED = "failed"  # could not be loaded
+    DISABLED = "disabled"  # switched off by the circuit breaker
+    BLOCKED = "blocked"  # enabled: false, or not named while autoload is off
+    UNCONFIGURED = "unconfigured"  # installed, but its required options are absent
+
+
+class PluginCallError(Exception):
+    """A plugin call failed (raised, timed out, or returned garbage)."""
+
+
+@dataclass(slots=True)
+class PluginHandle:
+    """One plugin as the runtime tracks it."""
+
+    source: PluginSource
+    state: PluginState
+    options: Mapping[str, object] = field(default_factory=dict)
+    optimizer: Optimizer | None = None
+    error: str | None = None
+    consecutive_failures: int = 0
+    counts: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(
+            (
+                "calls",
+                "failures",
+                "timeouts",
+                "proposals",
+                "applied",
+                "kept",
+                "reverted",
+                "inconclusive",
+            ),
+            0,
+        )
+    )
+
+    @property
+    def name(self) -> str:
+        """The entry-point name (the plugin's name in the config)."""
+        return self.source.name
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready record for ``perfwarden plugins``."""
+        return {
+            "name": self.name,
+            "distribution": self.source.dist,
+            "version": self.source.version,
+            "entry_point": self.source.value,
+            "state": self.state.value,
+            "error": self.error,
+            "consecutive_failures": self.consecutive_failures,
+            **self.counts,
+        }
+
+
+class PluginRuntime:
+    """Discovers, loads and calls plugins, isolating the daemon from them."""
+
+    def __init__(
+        self,
+        config: Callable[[], Config],
+        environ: Mapping[str, str] | None = None,
+        entry_points: Callable[[], Any] | None = None,
+    ) -> None:
+        self._config = config
+        self._environ = os.environ if environ is None else environ
+        self._entry_points = entry_points
+        self.plugins: dict[str, PluginHandle] = {}
+
+    @property
+    def autoload(self) -> bool:
+        """False when ``PERFWARDEN_DISABLE_PLUGIN_AUTOLOAD`` pins what runs."""
+        return self._environ.get(AUTOLOAD_ENV, "") not in {"1", "true", "yes"}
+
+    # -- loading --------------------------------------------------------------------
+
+    async def rescan(self) -> list[str]:
+        """Discover entry points again and (re)load what changed; names newly active.
+
+        A plugin whose entry point, version and options are unchanged keeps its
+        object and counters; failed and disabled plugins get a fresh try.
+        """
+        config = self._config()
+        autoload = self.autoload
+        sources, duplicates = find(self._entry_points() if self._entry_points else None)
+        for duplicate in duplicates:
+            _log.warning(
+                "plugin.duplicate",
+                plugin=duplicate.name,
+                dist=duplicate.dist,
+                version=duplicate.version,
+            )
+        found = {source.name: source for source in sources}
+        for name in [n for n in self.plugins if n not in found]:
+            _log.info("plugin.removed", plugin=name)
+            del self.plugins[name]
+        newly_active = []
+        for name, source in found.items():
+            settings = config.plugins.get(name)
+            options = settings.options if settings is not None else {}
+            blocked = (settings is not None and not settings.enabled) or (
+                not autoload and settings is None
+            )
+            old = self.plugins.get(name)
+            if blocked:
+                self.plugins[name] = PluginHandle(source, PluginState.BLOCKED, options)
+                if old is None or old.state is not PluginState.BLOCKED:
+                    _log.info("plugin.blocked", plugin=name, dist=source.dist)
+                continue
+            if (
+                old is not None
+                and old.state is PluginState.ACTIVE
+                and (old.source.value, old.source.version)
+                == (source.value, source.version)
+                and dict(old.options) == dict(options)
+            ):
+                continue
+            handle = PluginHandle(source, PluginState.FAILED, options)
+            if old is not None:
+                handle.counts = old.counts
+            self.plugins[name] = handle
+            if await self._load(handle):
+                newly_active.append(name)
+        return newly_active
+
+    async def _load(self, handle: PluginHandle) -> bool:
+        source = handle.source
+        timeout = self._config().optimizer.plugin_timeout
+        try:
+            with deadline_scope(time.monotonic() + budget(timeout)):
+                async with asyncio.timeout(timeout):
+                    optimizer = await in_daemon_thread(
+                        instantiate, source, handle.options
+                    )
+        except PluginLoadError as exc:
+            handle.error = exc.reason
+            if exc.unconfigured:
+                handle.state = PluginState.UNCONFIGURED
+                _log.info(
+                    "plugin.unconfigured",
+                    plugin=source.name,
+                    dist=source.dist,
+                    reason=exc.reason,
+                )
+                return False
+        except TimeoutError:
+            handle.error = f"loading took longer than {timeout}s"
+        else:
+            handle.optimizer = optimizer
+            handle.state = PluginState.ACTIVE
+            handle.error = None
+            _log.info(
+                "plugin.loaded",
+                plugin=source.name,
+                dist=source.dist,
+                version=source.version,
+                entry_point=source.value,
+            )
+            return True
+        _log.error(
+            "plugin.failed",
+            plugin=source.name,
+            dist=source.dist,
+            version=source.version,
+            error=handle.error,
+        )
+        return False
+
+    # -- calling ----------------------------------------------------------------------
+
+    def active(self) -> list[PluginHandle]:
+        """Plugins that may be called now."""
+        return [h for h in self.plugins.values() if h.state is PluginState.ACTIVE]
+
+    async def call(
+        self,
+        handle: PluginHandle,
+        what: str,
+        function: Callable[..., T | Awaitable[T]],
+        *args: object,
+    ) -> T:
+        """Run one plugin call isolated; raises :class:`PluginCallError` on failure.
+
+        The call runs with its deadline in force (``plugin_timeout`` less the
+        grace) and is abandoned at ``plugin_timeout``. The caller checks the result
+        and calls :meth:`succeeded` when it is valid, so a plugin that keeps
+        answering garbage is switched off too.
+        """
+        timeout = self._config().optimizer.plugin_timeout
+        handle.counts["calls"] += 1
+        started = time.monotonic()
+        limit = asyncio.timeout(timeout)
+        try:
+            with deadline_scope(started + budget(timeout)):
+                async with limit:
+                    if inspect.iscoroutinefunction(function):
+                        result: Any = await function(*args)
+                    else:
+                        result = await in_daemon_thread(function, *args)
+                        if inspect.isawaitable(result):
+                            result = await result
+        except TimeoutError as exc:
+            abandoned = limit.expired()
+            error = (
+                f"no answer within {timeout:g}s; abandoned (a thread may still run)"
+                if abandoned
+                else f"{type(exc).__name__}: {exc}"
+            )
+            elapsed = time.monotonic() - started
+            self._timed_out(handle, what, error, elapsed, abandoned=abandoned)
+            raise PluginCallError(f"{handle.name}.{what} timed out: {error}") from exc
+        except Exception as exc:
+            self._failed(handle, what, f"{type(exc).__name__}: {exc}")
+            raise PluginCallError(f"{handle.name}.{what} raised {exc!r}") from exc
+        return result  # type: ignore[no-any-return]
+
+    @staticmethod
+    def succeeded(handle: PluginHandle) -> None:
+        """A call's result was valid: the failure streak ends."""
+        handle.consecutive_failures = 0
+
+    def _timed_out(
+        self,
+        handle: PluginHandle,
+        what: str,
+        error: str,
+        seconds: float,
+        *,
+        abandoned: bool,
+    ) -> None:
+        """A timeout: counted as one, and as a failure, logged as ``timed_out``."""
+        handle.counts["timeouts"] += 1
+        self._failed(
+            handle,
+            what,
+            error,
+            event="plugin.timed_out",
+            seconds=round(seconds, 3),
+            abandoned=abandoned,
+        )
+
+    def _failed(
+        self,
+        handle: PluginHandle,
+        what: str,
+        error: str,
+        *,
+        event: str = "plugin.call_failed",
+        **detail: object,
+    ) -> None:
+        handle.counts["failures"] += 1
+        handle.consecutive_failures += 1
+        handle.error = f"{what}: {error}"
+        limit = self._config().optimizer.max_failures
+        _log.warning(
+            event,
+            plugin=handle.name,
+            call=what,
+            error=error,
+            **detail,
+            consecutive_failures=handle.consecutive_failures,
+            max_failures=limit,
+        )
+        if handle.consecutive_failures >= limit and handle.state is PluginState.ACTIVE:
+            handle.state = PluginState.DISABLED
+            _log.error(
+                "plugin.disabled",
+                plugin=handle.name,
+                dist=handle.source.dist,
+                failures=handle.consecutive_failures,
+                error=handle.error,
+                until="the next reload",
+            )
+
+    async def propose(
+        self,
+        violation: Violation,
+        context_for: Callable[[PluginHandle], OptimizerContext],
+        names: Sequence[str] | None,
+    ) -> list[tuple[PluginHandle, Proposal]]:
+        """Ask the plugins concurrently; their valid proposals, in plugin order.
+
+        ``names`` (a metric's ``optimizers:`` list) restricts the plugins asked;
+        otherwise every active plugin whose ``handles()`` says yes is asked.
+        """
+        if names:
+            handles = [
+                self.plugins[n]
+                for n in names
+                if n in self.plugins and self.plugins[n].state is PluginState.ACTIVE
+            ]
+        else:
+            handles = self.active()
+        results = await asyncio.gather(
+            *(
+                self._propose_one(h, violation, context_for(h), bool(names))
+                for h in handles
+            )
+        )
+        return [pair for pairs in results for pair in pairs]
+
+    async def _propose_one(
+        self,
+        handle: PluginHandle,
+        violation: Violation,
+        context: OptimizerContext,
+        listed: bool,
+    ) -> list[tuple[PluginHandle, Proposal]]:
+        optimizer = handle.optimizer
+        assert optimizer is not None  # noqa: S101 - active plugins have an object
+        try:
+            if not listed:
+                wanted = await self.call(
+                    handle, "handles", optimizer.handles, violation
+                )
+                if wanted is not True and wanted is not False:
+                    self._failed(handle, "handles", f"returned {type(wanted).__name__}")
+                    return []
+                if not wanted:
+                    return []
+            proposals = await self.call(
+                handle, "propose", optimizer.propose, violation, context
+            )
+        except PluginCallError:
+            return []
+        if not isinstance(proposals, list | tuple) or not all(
+            isinstance(p, Proposal) for p in proposals
+        ):
+            self._failed(
+                handle, "propose", f"returned {type(proposals).__name__}, not Proposals"
+            )
+            return []
+        self.succeeded(handle)
+        handle.counts["proposals"] += len(proposals)
+        return [(handle, proposal) for proposal in proposals]

@@ -1,0 +1,143 @@
+"""Which processes a ``processes:`` entry means right now.
+
+:func:`match_processes` resolves an entry's ``match`` to process handles keyed by
+``(pid, create_time)``: ``pid``, a re-read ``pidfile``, a process ``name``, a
+``cmdline`` regular expression searched in ``' '.join(cmdline)``, or a systemd
+``unit`` found in ``/proc/PID/cgroup``; with ``children: true`` each match's
+descendants too. The daemon itself is never matched by name, command line or unit.
+A process already known under the same key keeps its handle (so ``cpu_percent``
+stays primed). An entry whose target cannot even be looked up (an unreadable or
+empty pidfile) raises :class:`NoMatchError` with the reason. Runs in the sampler's
+worker thread; touches nothing but the process source.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import psutil
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from perfwarden.config.model import ProcessConfig
+    from perfwarden.sampling.process_source import (
+        ProcessHandle,
+        ProcessInfo,
+        ProcessSource,
+    )
+
+__all__ = ["NoMatchError", "ProcessKey", "match_processes"]
+
+ProcessKey = tuple[int, float]
+"""``(pid, create_time)``: a process's identity (a reused pid is another process)."""
+
+
+class NoMatchError(Exception):
+    """The entry's target cannot be resolved (with the reason)."""
+
+
+def match_processes(
+    entry: ProcessConfig,
+    pattern: re.Pattern[str] | None,
+    source: ProcessSource,
+    own_pid: int,
+    known: Mapping[ProcessKey, ProcessHandle],
+) -> dict[ProcessKey, ProcessHandle]:
+    """The entry's processes now, keyed by (pid, create_time).
+
+    ``pattern`` is the entry's compiled ``cmdline`` expression (None for the other
+    kinds of match); ``known`` holds the handles of the processes matched before.
+    """
+    match = entry.match
+    roots: list[ProcessHandle] = []
+    if "pid" in match:
+        roots = _open_all(source, [int(match["pid"])])
+    elif "pidfile" in match:
+        path = Path(str(match["pidfile"]))
+        try:
+            text = path.read_text().strip()
+        except OSError as exc:
+            raise NoMatchError(f"pidfile {path}: {exc.strerror}") from None
+        if not text.isdigit():
+            raise NoMatchError(f"pidfile {path}: no pid in {text[:40]!r}")
+        roots = _open_all(source, [int(text)])
+    elif "name" in match:
+        name = str(match["name"])
+        roots = _open_infos(
+            source,
+            known,
+            (p for p in source.processes() if p.name == name and p.pid != own_pid),
+        )
+    elif pattern is not None:
+        search = pattern.search
+        roots = _open_infos(
+            source,
+            known,
+            (
+                p
+                for p in source.processes()
+                if p.pid != own_pid and p.cmdline and search(" ".join(p.cmdline))
+            ),
+        )
+    elif "unit" in match:
+        unit = str(match["unit"])
+        if "." not in unit:
+            unit += ".service"
+        in_unit = re.compile(rf"/{re.escape(unit)}(/|$)", re.MULTILINE)
+        pids = [
+            pid
+            for pid in source.pids()
+            if pid != own_pid and in_unit.search(source.cgroup(pid))
+        ]
+        roots = _open_all(source, pids)
+    targets: dict[ProcessKey, ProcessHandle] = {}
+    for handle in roots:
+        _add(known, targets, handle)
+        if entry.children:
+            try:
+                descendants = handle.children()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            for child in descendants:
+                _add(known, targets, child)
+    return targets
+
+
+def _add(
+    known: Mapping[ProcessKey, ProcessHandle],
+    targets: dict[ProcessKey, ProcessHandle],
+    handle: ProcessHandle,
+) -> None:
+    try:
+        key = (handle.pid, handle.create_time())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return
+    targets[key] = known.get(key, handle)
+
+
+def _open_all(source: ProcessSource, pids: Iterable[int]) -> list[ProcessHandle]:
+    handles = []
+    for pid in pids:
+        try:
+            handles.append(source.open(pid))
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return handles
+
+
+def _open_infos(
+    source: ProcessSource,
+    known: Mapping[ProcessKey, ProcessHandle],
+    infos: Iterable[ProcessInfo],
+) -> list[ProcessHandle]:
+    handles: list[ProcessHandle] = []
+    for info in infos:
+        handle = known.get((info.pid, info.create_time))
+        if handle is not None:
+            handles.append(handle)
+        else:
+            handles.extend(_open_all(source, [info.pid]))
+    return handles

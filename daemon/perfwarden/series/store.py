@@ -1,0 +1,252 @@
+"""The metric store: one rolling window per series, fed in batches from the parser.
+
+A *series* is a metric name, its DogStatsD type and its sorted, de-duplicated tags;
+``name|type|#tags`` is its canonical key. Raw keys as they arrive (tags in the
+sender's order) are resolved to series once and then cached, so the hot path is a
+dict lookup and one vectorised window append per series per batch.
+
+Gauges, timings, histograms and distributions append every value to the window.
+Counts accumulate until the end of each evaluation interval, when their rate (per
+second) becomes one sample; sets count their distinct members the same way.
+
+The number of series is capped: a line for a new series beyond the cap is dropped and
+counted, so a flood of random names cannot grow memory without bound. A series that
+received nothing for its ``expire_after`` is forgotten (:meth:`MetricStore.expire`),
+so series that come and go (a ``pid`` tag, a pod name) do not hold their slots for ever.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final
+
+from perfwarden.ingest.statsd import Batch, MetricType, RawKey, split_raw_key
+from perfwarden.series.window import RollingWindow
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+__all__ = ["MetricStore", "Series", "canonical_tags"]
+
+#: Distinct members a set series remembers per interval; more are not counted.
+MAX_SET_MEMBERS: Final = 65536
+_MAX_ALIASES_PER_SERIES: Final = 4
+
+
+def canonical_tags(raw: str) -> tuple[str, ...]:
+    """Sorted, de-duplicated tags from a raw ``a:1,b:2`` string (empty tags dropped)."""
+    if not raw:
+        return ()
+    return tuple(sorted({tag for tag in raw.split(",") if tag}))
+
+
+@dataclass(slots=True, eq=False)
+class Series:
+    """One metric name + type + tag set, with its rolling window."""
+
+    key: str
+    name: str
+    type: MetricType
+    tags: tuple[str, ...]
+    window: RollingWindow
+    #: Monotonic time of the last sample (or count/set line) received.
+    last_update: float = 0.0
+    #: Count increments or set members received since the last interval roll.
+    pending: float = 0.0
+    members: set[str] = field(default_factory=set)
+
+    @property
+    def tag_dict(self) -> dict[str, str]:
+        """Tags as a mapping; a bare tag ``foo`` maps to ``""``."""
+        out: dict[str, str] = {}
+        for tag in self.tags:
+            k, _, v = tag.partition(":")
+            out[k] = v
+        return out
+
+
+class MetricStore:
+    """All series, their windows, and the drop accounting of the series cap."""
+
+    def __init__(self, window_for: Callable[[str], int], max_series: int) -> None:
+        self._window_for = window_for
+        self._max_series = max_series
+        self._series: dict[str, Series] = {}
+        self._aliases: dict[RawKey, Series] = {}
+        self._by_name: dict[str, list[Series]] = {}
+        #: Series appended to since the last call to :meth:`take_updated`.
+        self._updated: set[Series] = set()
+        #: Lines dropped because the series cap was reached.
+        self.dropped_lines = 0
+        #: Set members not counted because a set series hit MAX_SET_MEMBERS.
+        self.set_overflow = 0
+
+    def __len__(self) -> int:
+        return len(self._series)
+
+    def __iter__(self) -> Iterator[Series]:
+        return iter(self._series.values())
+
+    def get(self, key: str) -> Series | None:
+        """The series with this canonical key, if any."""
+        return self._series.get(key)
+
+    def by_name(self, name: str) -> list[Series]:
+        """Every series of one metric name (all types and tag sets)."""
+        return list(self._by_name.get(name, ()))
+
+    def names(self) -> list[str]:
+        """Metric names that have at least one series, in first-seen order."""
+        return list(self._by_name)
+
+    def take_updated(self) -> set[Series]:
+        """Series that received samples since the previous call (and reset)."""
+        updated, self._updated = self._updated, set()
+        return updated
+
+    def ingest(self, batch: Batch, now: float) -> None:
+        """Append a parsed batch to the windows; account lines the cap drops."""
+        updated = self._updated
+        for key, values in batch.values.items():
+            series = self._resolve(key)
+            if series is None:
+                self.dropped_lines += batch.lines_for(key)
+                continue
+            if series.type is MetricType.COUNT:
+                series.pending += sum(values)
+            else:
+                series.window.extend(values)  # a short list stays a list
+                updated.add(series)
+            series.last_update = now
+        for key, members in batch.members.items():
+            series = self._resolve(key)
+            if series is None:
+                self.dropped_lines += batch.lines_for(key)
+                continue
+            room = MAX_SET_MEMBERS - len(series.members)
+            if room >= len(members):
+                series.members.update(members)
+            else:
+                series.members.update(members[: max(room, 0)])
+                self.set_overflow += len(members) - max(room, 0)
+            series.last_update = now
+
+    def roll_interval(self, interval: float) -> None:
+        """Turn each count's sum into a rate sample and each set into a distinct count.
+
+        Called once per evaluation interval (``interval`` seconds). A count series
+        that received nothing gets a zero rate, as statsd flushes counters.
+        """
+        for series in self._series.values():
+            if series.type is MetricType.COUNT:
+                series.window.append(series.pending / interval)
+                series.pending = 0.0
+                self._updated.add(series)
+            elif series.type is MetricType.SET:
+                series.window.append(float(len(series.members)))
+                series.members.clear()
+                self._updated.add(series)
+
+    def reconfigure(self, window_for: Callable[[str], int], max_series: int) -> None:
+        """Apply new window sizes (keeping the newest samples) and a new series cap."""
+        self._window_for = window_for
+        self._max_series = max_series
+        for series in self._series.values():
+            capacity = window_for(series.name)
+            if capacity != series.window.capacity:
+                series.window.resize(capacity)
+
+    def drop_names(self, keep: Callable[[str], bool]) -> list[str]:
+        """Forget every series whose name ``keep`` rejects; return those names."""
+        dropped = [name for name in self._by_name if not keep(name)]
+        self._remove([s for name in dropped for s in self._by_name[name]])
+        return dropped
+
+    def expire(
+        self, now: float, expire_after: Callable[[str], float]
+    ) -> list[tuple[Series, float]]:
+        """Forget every series idle for longer than ``expire_after(name)`` seconds.
+
+        Idle is ``now - last_update`` (the last sample, count or set line); a limit
+        of ``0`` (or less) means never. Returns the forgotten series with their idle
+        seconds, longest idle first; their slots under the series cap are free at
+        once, and a later line for the same key starts a new, empty series. A series
+        whose last update is unknown (``last_update == 0``) starts its idle time now.
+        """
+        limits: dict[str, float] = {}
+        expired: list[tuple[Series, float]] = []
+        for series in self._series.values():
+            last = series.last_update
+            if not last:
+                series.last_update = now
+                continue
+            name = series.name
+            limit = limits.get(name)
+            if limit is None:
+                limit = limits[name] = expire_after(name)
+            if limit > 0 and now - last > limit:
+                expired.append((series, now - last))
+        if expired:
+            expired.sort(key=lambda pair: pair[1], reverse=True)
+            self._remove([series for series, _ in expired])
+        return expired
+
+    def _remove(self, gone: list[Series]) -> None:
+        """Take series out of every index (the cap counts only what is left)."""
+        if not gone:
+            return
+        removed = set(gone)
+        for series in gone:
+            del self._series[series.key]
+        self._updated -= removed
+        for name in {series.name for series in gone}:
+            kept = [s for s in self._by_name[name] if s not in removed]
+            if kept:
+                self._by_name[name] = kept
+            else:
+                del self._by_name[name]
+        series_of = self._series.get
+        self._aliases = {
+            raw: s for raw, s in self._aliases.items() if series_of(s.key) is s
+        }
+
+    def restore(self, series: Series) -> bool:
+        """Add a series saved by a previous run (state restore, before ingest).
+
+        Its window is resized to the configured capacity; False (nothing added)
+        when the key is already present or the series cap is reached.
+        """
+        if series.key in self._series or len(self._series) >= self._max_series:
+            return False
+        capacity = self._window_for(series.name)
+        if capacity != series.window.capacity:
+            series.window.resize(capacity)
+        self._series[series.key] = series
+        self._by_name.setdefault(series.name, []).append(series)
+        return True
+
+    def _resolve(self, raw_key: RawKey) -> Series | None:
+        series = self._aliases.get(raw_key)
+        if series is not None:
+            return series
+        name, type_, raw_tags = split_raw_key(raw_key)
+        tags = canonical_tags(raw_tags)
+        key = f"{name}|{type_}|#{','.join(tags)}" if tags else f"{name}|{type_}"
+        series = self._series.get(key)
+        if series is None:
+            if len(self._series) >= self._max_series:
+                return None
+            series = Series(
+                key=key,
+                name=name,
+                type=MetricType(type_),
+                tags=tags,
+                window=RollingWindow(self._window_for(name)),
+            )
+            self._series[key] = series
+            self._by_name.setdefault(name, []).append(series)
+        # Tag permutations of one series are bounded so a hostile sender cannot grow
+        # the alias table without bound; beyond that, lookups canonicalise again.
+        if len(self._aliases) < _MAX_ALIASES_PER_SERIES * max(len(self._series), 1):
+            self._aliases[raw_key] = series
+        return series

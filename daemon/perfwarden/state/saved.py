@@ -1,0 +1,261 @@
+"""What ``state.db`` holds, as change marks, and the snapshot of what differs.
+
+Responsibility: decide what a checkpoint writes. Per series the mark is the
+window's ``(total_count, capacity, pending)`` and the list of its sample chunks in
+the file; per alert its state, observation and sample count; per document its
+JSON text; for the history a version. A snapshot (taken on the loop thread)
+carries only what differs from the marks: the rows to write or delete, and each
+changed window's new samples as one chunk (or the whole window, when its samples
+all changed, it was resized or it holds :data:`MAX_CHUNKS` chunks). The marks
+move only once the snapshot is committed (:meth:`Saved.committed`), so a failed
+write is retried in full.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+
+from perfwarden.alerts.machine import SeriesAlert
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from perfwarden.alerts.evaluator import Evaluator
+    from perfwarden.optimize.engine import OptimizerEngine
+    from perfwarden.optimize.learning import Learning
+    from perfwarden.series.store import MetricStore, Series
+
+__all__ = [
+    "MAX_CHUNKS",
+    "STALE_ALERT",
+    "STALE_SERIES",
+    "AlertMark",
+    "Chunk",
+    "Saved",
+    "SeriesMark",
+    "Snapshot",
+]
+
+#: A series with more chunks than this is written whole at its next checkpoint.
+MAX_CHUNKS: Final = 64
+
+SeriesMark = tuple[int, int, float]
+#: A chunk of a series' samples in the file: ``(seq, first, count)``.
+Chunk = tuple[int, int, int]
+AlertMark = tuple[SeriesAlert, tuple[float, float] | None, int | None]
+#: The marks of a row the file holds but memory does not match: rewritten or deleted.
+STALE_SERIES: Final[SeriesMark] = (-1, -1, 0.0)
+STALE_ALERT: Final[AlertMark] = (SeriesAlert(since=-1.0), None, None)
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """One checkpoint's data, taken in the loop thread, written in a worker."""
+
+    at: float
+    series: list[tuple[Any, ...]] = field(default_factory=list)
+    series_marks: dict[str, SeriesMark] = field(default_factory=dict)
+    series_removed: list[str] = field(default_factory=list)
+    #: New chunks ``(seq, key, first, values)``, and the seqs of chunks to delete.
+    chunks_added: list[tuple[int, str, int, Any]] = field(default_factory=list)
+    chunks_removed: list[int] = field(default_factory=list)
+    #: Each touched series' chunk list once this snapshot is committed.
+    chunk_lists: dict[str, list[Chunk]] = field(default_factory=dict)
+    alerts: list[tuple[Any, ...]] = field(default_factory=list)
+    alert_marks: dict[str, AlertMark] = field(default_factory=dict)
+    alerts_removed: list[str] = field(default_factory=list)
+    #: Seconds added to every saved ``last_update`` (the downtime before a restore).
+    downtime: float = 0.0
+    documents: dict[str, str] = field(default_factory=dict)
+    history: list[str] | None = None
+    history_version: int = 0
+
+
+class Saved:
+    """The marks of what the file holds, and the snapshots of what differs."""
+
+    def __init__(self) -> None:
+        self.series_marks: dict[str, SeriesMark] = {}
+        self.chunks: dict[str, list[Chunk]] = {}
+        #: Chunks in the file that no series owns (deleted at the next checkpoint).
+        self.orphan_chunks: list[int] = []
+        self.next_seq = 1
+        self.alert_marks: dict[str, AlertMark] = {}
+        self.documents: dict[str, str] = {}
+        self.history_version = -1
+        #: Keys forgotten since the last snapshot.
+        self.forgotten: set[str] = set()
+        #: The downtime not yet moved into the file's last_update times.
+        self.downtime = 0.0
+
+    def forget(self, keys: Iterable[str]) -> None:
+        """Series that left the store (and their alerts): the next checkpoint deletes
+        their rows, or rewrites them in full should the key be back by then."""
+        for key in keys:
+            self.forgotten.add(key)
+            if key in self.series_marks:
+                self.series_marks[key] = STALE_SERIES
+            if key in self.alert_marks:
+                self.alert_marks[key] = STALE_ALERT
+
+    def snapshot(
+        self,
+        *,
+        store: MetricStore,
+        evaluator: Evaluator,
+        optimizer: OptimizerEngine,
+        learning: Learning,
+        mono: float,
+        wall: float,
+    ) -> Snapshot:
+        """What differs from the file now (call on the loop thread)."""
+
+        def to_wall(at: float | None) -> float | None:
+            return None if at is None else wall - (mono - at)
+
+        snap = Snapshot(at=wall, downtime=self.downtime)
+        self.forgotten.clear()
+        marks = self.series_marks
+        present: set[str] = set()
+        for series in store:
+            key = series.key
+            present.add(key)
+            window = series.window
+            mark = (window.total_count, window.capacity, series.pending)
+            saved = marks.get(key)
+            if saved == mark:
+                continue
+            self._plan_chunks(snap, series, saved)
+            snap.series.append(
+                (
+                    key,
+                    series.name,
+                    series.type.value,
+                    json.dumps(list(series.tags)),
+                    window.capacity,
+                    window.total_count,
+                    series.pending,
+                    to_wall(series.last_update) if series.last_update else None,
+                )
+            )
+            snap.series_marks[key] = mark
+        snap.series_removed = [key for key in marks if key not in present]
+        for key in snap.series_removed:
+            snap.chunks_removed.extend(seq for seq, _, _ in self.chunks.get(key, ()))
+        snap.chunks_removed.extend(self.orphan_chunks)
+        alert_marks = self.alert_marks
+        for key, alert in evaluator.alerts.items():
+            observation = evaluator.observations.get(key)
+            seen = evaluator.seen(key)
+            alert_mark = (alert, observation, seen)
+            if alert_marks.get(key) == alert_mark:
+                continue
+            snap.alerts.append(
+                (
+                    key,
+                    alert.state.value,
+                    alert.level.value if alert.level else None,
+                    to_wall(alert.since),
+                    to_wall(alert.fired_at),
+                    observation[0] if observation else None,
+                    observation[1] if observation else None,
+                    seen,
+                )
+            )
+            snap.alert_marks[key] = alert_mark
+        snap.alerts_removed = [k for k in alert_marks if k not in evaluator.alerts]
+        snap.documents = {
+            name: text
+            for name, text in _documents_now(evaluator, optimizer, learning).items()
+            if self.documents.get(name) != text
+        }
+        snap.history_version = optimizer.history_version
+        if snap.history_version != self.history_version:
+            snap.history = [
+                json.dumps(row, default=_jsonable) for row in optimizer.history
+            ]
+        return snap
+
+    def _plan_chunks(
+        self, snap: Snapshot, series: Series, saved: SeriesMark | None
+    ) -> None:
+        """Add to ``snap`` the chunk that carries the series' new samples and the
+        deletion of the chunks the window no longer reaches."""
+        window = series.window
+        total, size = window.total_count, len(window)
+        chunks = self.chunks.get(series.key, [])
+        new = total - saved[0] if saved is not None else total
+        whole = (
+            saved is None
+            or saved[1] != window.capacity
+            or not 0 <= new < size
+            or len(chunks) >= MAX_CHUNKS
+        )
+        if whole:
+            snap.chunks_removed.extend(seq for seq, _, _ in chunks)
+            kept: list[Chunk] = []
+            new = size
+        else:
+            start = total - size  # the number of the oldest sample still held
+            kept = [c for c in chunks if c[1] + c[2] > start]
+            snap.chunks_removed.extend(c[0] for c in chunks if c[1] + c[2] <= start)
+        if new:
+            seq = self.next_seq
+            self.next_seq += 1
+            snap.chunks_added.append((seq, series.key, total - new, window.tail(new)))
+            kept.append((seq, total - new, new))
+        snap.chunk_lists[series.key] = kept
+
+    def committed(self, snap: Snapshot) -> None:
+        """Move the marks to what ``snap`` wrote (after its commit)."""
+        self.series_marks.update(snap.series_marks)
+        self.chunks.update(snap.chunk_lists)
+        for key in snap.series_removed:
+            self.series_marks.pop(key, None)
+            self.chunks.pop(key, None)
+        if self.orphan_chunks:
+            removed = set(snap.chunks_removed)
+            self.orphan_chunks = [s for s in self.orphan_chunks if s not in removed]
+        self.alert_marks.update(snap.alert_marks)
+        for key in snap.alerts_removed:
+            self.alert_marks.pop(key, None)
+        # Forgotten while this checkpoint was writing: stale again.
+        self.forget(list(self.forgotten))
+        self.downtime -= snap.downtime
+        self.documents.update(snap.documents)
+        if snap.history is not None:
+            self.history_version = snap.history_version
+
+
+def _documents_now(
+    evaluator: Evaluator, optimizer: OptimizerEngine, learning: Learning
+) -> dict[str, str]:
+    in_flight = [
+        {
+            "correlation_id": e.correlation_id,
+            "metric": e.violation.metric,
+            "strategy": e.proposal.strategy,
+            "plugin": e.handle.name,
+            "originals": e.originals,
+            "applied": e.applied,
+            "action": e.proposal.action.description if e.proposal.action else None,
+        }
+        for e in optimizer.in_flight.values()
+    ]
+    silences = [s.as_dict() for s in evaluator.silences.active()]
+    return {
+        "learning": json.dumps(learning.as_dict(), sort_keys=True),
+        "silences": json.dumps(silences, sort_keys=True),
+        "in_flight": json.dumps(in_flight, sort_keys=True, default=_jsonable),
+    }
+
+
+def _jsonable(value: object) -> object:
+    """``json.dumps`` fallback for numpy scalars and other odd values."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return repr(value)
