@@ -17,7 +17,6 @@ import os
 import platform
 import signal
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from perfwarden import __version__
@@ -41,7 +40,9 @@ from perfwarden.optimize.engine import OptimizerEngine
 from perfwarden.optimize.knobs import KnobStore, spec_of
 from perfwarden.optimize.learning import Learning
 from perfwarden.optimize.plugin_runtime import PluginRuntime
-from perfwarden.sampling.sampler import ProcessSampler, SelfMonitor
+from perfwarden.readmodel import ReloadOutcome
+from perfwarden.sampling.sampler import ProcessSampler
+from perfwarden.sampling.self_monitor import SelfMonitor
 from perfwarden.series.expiry import SeriesExpiry
 from perfwarden.series.store import MetricStore
 from perfwarden.state.persistence import StateStore
@@ -56,15 +57,6 @@ if TYPE_CHECKING:
 __all__ = ["Daemon", "ReloadOutcome"]
 
 _log = get_logger("perfwarden")
-
-
-@dataclass(frozen=True, slots=True)
-class ReloadOutcome:
-    """What a reload did: applied (with the changed keys) or rejected (with errors)."""
-
-    ok: bool
-    changes: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
 
 
 class Daemon:

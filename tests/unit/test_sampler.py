@@ -20,8 +20,8 @@ from perfwarden.sampling.sampler import (
     ProcessHandle,
     ProcessInfo,
     ProcessSampler,
-    SelfMonitor,
 )
+from perfwarden.sampling.self_monitor import SelfMonitor
 from perfwarden.testing import wait_until
 
 if TYPE_CHECKING:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 from typing import TYPE_CHECKING, Any
 
 from perfwarden.paths import CONTROL_SOCKET, resolve_socket_dir
+from perfwarden.views.text import format_number
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -31,15 +31,6 @@ def print_json(data: Any) -> None:
     """Pretty, stable JSON on stdout."""
     json.dump(data, sys.stdout, indent=2, sort_keys=True)
     sys.stdout.write("\n")
-
-
-def format_number(value: float | None, digits: int = 4) -> str:
-    """A compact human form of a number; ``-`` for missing."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    if isinstance(value, int) or (float(value).is_integer() and abs(value) < 1e15):
-        return str(int(value))
-    return f"{value:.{digits}g}"
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:

@@ -36,8 +36,8 @@ from perfwarden.series.window import RollingWindow
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from perfwarden.app import Daemon
     from perfwarden.config.load import MetricConfig
+    from perfwarden.readmodel import DaemonControl
     from perfwarden.series.store import Series
 
 __all__ = ["build_commands", "metric_record", "series_stats"]
@@ -56,7 +56,7 @@ def _metric_fields(metric: MetricConfig | None) -> dict[str, Any]:
     }
 
 
-def _record(daemon: Daemon, name: str, window: RollingWindow) -> dict[str, Any]:
+def _record(daemon: DaemonControl, name: str, window: RollingWindow) -> dict[str, Any]:
     config = daemon.config
     statistics = config.statistics
     summary = summarize(window, statistics.confidence_level, statistics.min_samples)
@@ -75,7 +75,7 @@ def _record(daemon: Daemon, name: str, window: RollingWindow) -> dict[str, Any]:
     }
 
 
-def series_stats(daemon: Daemon, series: Series) -> dict[str, Any]:
+def series_stats(daemon: DaemonControl, series: Series) -> dict[str, Any]:
     """The ``stats`` record of one series."""
     window = series.window
     record = _record(daemon, series.name, window)
@@ -91,7 +91,7 @@ def series_stats(daemon: Daemon, series: Series) -> dict[str, Any]:
     return record
 
 
-def metric_record(daemon: Daemon, name: str) -> dict[str, Any]:
+def metric_record(daemon: DaemonControl, name: str) -> dict[str, Any]:
     """One metric's aggregate over all its series, with its best ``group_by`` value."""
     all_series = daemon.store.by_name(name)
     values = [s.window.values() for s in all_series]
@@ -111,7 +111,9 @@ def metric_record(daemon: Daemon, name: str) -> dict[str, Any]:
     return record
 
 
-def _best_series(daemon: Daemon, name: str, all_series: list[Series]) -> str | None:
+def _best_series(
+    daemon: DaemonControl, name: str, all_series: list[Series]
+) -> str | None:
     metric = daemon.config.metrics.get(name)
     if metric is None or metric.group_by is None:
         return None
@@ -127,7 +129,7 @@ def _best_series(daemon: Daemon, name: str, all_series: list[Series]) -> str | N
     return best[1] if best else None
 
 
-def _alert_records(daemon: Daemon) -> list[dict[str, Any]]:
+def _alert_records(daemon: DaemonControl) -> list[dict[str, Any]]:
     evaluator = daemon.evaluator
     mono_now, wall_now = time.monotonic(), time.time()
     records = []
@@ -174,7 +176,7 @@ def _alert_records(daemon: Daemon) -> list[dict[str, Any]]:
     return records
 
 
-def _effectiveness(daemon: Daemon) -> dict[str, Any]:
+def _effectiveness(daemon: DaemonControl) -> dict[str, Any]:
     """The seed's ``optimization_effectiveness`` lines from the action history."""
     history = list(daemon.optimizer.history)
     judged = [h for h in history if h["verdict"] != "inconclusive"]
@@ -196,7 +198,7 @@ def _effectiveness(daemon: Daemon) -> dict[str, Any]:
     return out
 
 
-def build_commands(daemon: Daemon) -> dict[str, Command]:
+def build_commands(daemon: DaemonControl) -> dict[str, Command]:
     """Every control command of ``daemon``, by name."""
 
     async def ping(args: dict[str, Any]) -> dict[str, Any]:

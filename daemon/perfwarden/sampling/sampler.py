@@ -32,8 +32,8 @@ the readable fields are still sent. An entry that matches nothing logs
 
 
 The daemon's own process is sampled by
-:class:`~perfwarden.sampling.self_monitor.SelfMonitor`
-(:mod:`.self_monitor`, re-exported here), into the same kind of :data:`Sink`.
+:class:`~perfwarden.sampling.self_monitor.SelfMonitor` into the same kind of
+:data:`~perfwarden.sampling.sink.Sink`.
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ import asyncio
 import os
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -56,10 +55,10 @@ from perfwarden.sampling.process_source import (
     ProcessSource,
     PsutilSource,
 )
-from perfwarden.sampling.self_monitor import SelfMonitor
+from perfwarden.sampling.sink import Sink
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from perfwarden.config.model import Config, ProcessConfig
 
@@ -70,7 +69,6 @@ __all__ = [
     "ProcessSampler",
     "ProcessSource",
     "PsutilSource",
-    "SelfMonitor",
     "Sink",
 ]
 
@@ -82,10 +80,6 @@ _MIB: Final = float(2**20)
 USS_EVERY: Final = 10.0
 #: Longest sleep of the scheduler, so config changes are picked up promptly.
 _MAX_IDLE: Final = 0.5
-
-Sink = Callable[[str, dict[str, str], float], None]
-"""``sink(metric_name, tags, value)``: where samples go; called in the loop thread."""
-
 
 _Sample = tuple[str, dict[str, str], float]
 _Event = tuple[str, str, dict[str, Any]]  # level, event, fields

@@ -4,7 +4,8 @@
 ``perfwarden.self.memory_mb``, ``perfwarden.self.cpu_percent`` and, from the cumulative
 counters it is given, ``perfwarden.self.ingest_lines_per_s`` and
 ``perfwarden.self.evaluation_ms`` (mean milliseconds per evaluation in the period).
-The samples go to the same sink as the process sampler's (:mod:`.sampler`), untagged.
+The samples go, untagged, to the same :data:`~perfwarden.sampling.sink.Sink` as the
+process sampler's (:mod:`.sampler`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from perfwarden.sampling.process_source import ProcessHandle
-    from perfwarden.sampling.sampler import Sink
+    from perfwarden.sampling.sink import Sink
 
 __all__ = ["SelfMonitor"]
 

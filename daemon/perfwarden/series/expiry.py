@@ -33,18 +33,17 @@ from __future__ import annotations
 
 import collections
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from perfwarden.logs.setup import RateLimiter, get_logger
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-    from perfwarden.alerts.evaluator import Evaluator
     from perfwarden.config.load import Config
     from perfwarden.series.store import MetricStore, Series
 
-__all__ = ["LOG_EXAMPLES", "LOG_PERIOD", "SeriesExpiry"]
+__all__ = ["LOG_EXAMPLES", "LOG_PERIOD", "Retirer", "SeriesExpiry"]
 
 _log = get_logger("perfwarden.expiry")
 
@@ -52,6 +51,12 @@ _log = get_logger("perfwarden.expiry")
 LOG_PERIOD: Final = 10.0
 #: Series named one by one in a ``series.expired`` line (and metrics counted).
 LOG_EXAMPLES: Final = 10
+
+
+class Retirer(Protocol):
+    """What closes the alerts of expired series (the alert evaluator)."""
+
+    def retire(self, gone: Iterable[Series]) -> None: ...
 
 
 class SeriesExpiry:
@@ -64,7 +69,7 @@ class SeriesExpiry:
     def __init__(
         self,
         store: MetricStore,
-        evaluator: Evaluator,
+        evaluator: Retirer,
         forget_saved: Callable[[Iterable[str]], None],
         config: Callable[[], Config],
         clock: Callable[[], float] = time.monotonic,

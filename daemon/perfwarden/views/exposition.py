@@ -46,7 +46,7 @@ from perfwarden.views.exposition_text import (
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from perfwarden.app import Daemon
+    from perfwarden.readmodel import DaemonView
     from perfwarden.series.store import Series
 
 __all__ = [
@@ -162,7 +162,7 @@ class Exposition:
     quarter of its rate at 1000 series for a scrape of ~20 ms of CPU.
     """
 
-    def __init__(self, daemon: Daemon, chunk: int = _CHUNK) -> None:
+    def __init__(self, daemon: DaemonView, chunk: int = _CHUNK) -> None:
         self._daemon = daemon
         self._chunk = chunk
         self._remembered: dict[str, _Remembered] = {}

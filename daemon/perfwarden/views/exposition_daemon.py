@@ -19,14 +19,14 @@ from perfwarden.optimize.plugin_runtime import PluginState
 from perfwarden.views.exposition_text import Family, label_pairs
 
 if TYPE_CHECKING:
-    from perfwarden.app import Daemon
+    from perfwarden.readmodel import DaemonView
 
 __all__ = ["daemon_families"]
 
 _PLUGIN_OUTCOMES: Final = ("applied", "kept", "reverted", "inconclusive")
 
 
-def daemon_families(daemon: Daemon) -> list[Family]:
+def daemon_families(daemon: DaemonView) -> list[Family]:
     """The daemon-wide families (a few dozen samples; read on the loop)."""
     return [
         _thresholds(daemon),
@@ -43,7 +43,7 @@ def _labels(**labels: str) -> str:
     return label_pairs(labels.items())
 
 
-def _thresholds(daemon: Daemon) -> Family:
+def _thresholds(daemon: DaemonView) -> Family:
     family = Family(
         "perfwarden_metric_threshold",
         "gauge",
@@ -57,7 +57,7 @@ def _thresholds(daemon: Daemon) -> Family:
     return family
 
 
-def _knobs(daemon: Daemon) -> list[Family]:
+def _knobs(daemon: DaemonView) -> list[Family]:
     values = Family(
         "perfwarden_knob_value", "gauge", "Current value of a numeric knob."
     )
@@ -83,7 +83,7 @@ def _knobs(daemon: Daemon) -> list[Family]:
     return [values, choices, version]
 
 
-def _ingest(daemon: Daemon) -> list[Family]:
+def _ingest(daemon: DaemonView) -> list[Family]:
     counters = daemon.ingestor.counters
     out: list[Family] = []
     for name, value, help_text in (
@@ -120,7 +120,7 @@ def _ingest(daemon: Daemon) -> list[Family]:
     return [*out, connections, open_now]
 
 
-def _plugins(daemon: Daemon) -> list[Family]:
+def _plugins(daemon: DaemonView) -> list[Family]:
     actions = Family(
         "perfwarden_plugin_actions",
         "counter",
@@ -156,7 +156,7 @@ def _plugins(daemon: Daemon) -> list[Family]:
     return [actions, *counts.values(), states]
 
 
-def _reloads(daemon: Daemon) -> list[Family]:
+def _reloads(daemon: DaemonView) -> list[Family]:
     out: list[Family] = []
     reload_counts: Any = getattr(daemon, "reload_counts", None)
     if isinstance(reload_counts, dict):
@@ -187,7 +187,7 @@ def _reloads(daemon: Daemon) -> list[Family]:
     return out
 
 
-def _daemon(daemon: Daemon) -> list[Family]:
+def _daemon(daemon: DaemonView) -> list[Family]:
     info = Family("perfwarden_build_info", "gauge", "Always 1; the version as a label.")
     info.add(_labels(version=__version__), 1.0)
     series = Family("perfwarden_series", "gauge", "Series in the store.")

@@ -43,7 +43,7 @@ from perfwarden.views.exposition import Exposition
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from perfwarden.app import Daemon
+    from perfwarden.readmodel import DaemonControl
 
     _Handler: TypeAlias = Callable[[dict[str, Any]], Awaitable[Any]]
 
@@ -79,7 +79,7 @@ _CSP: Final = (
 class HttpServer:
     """The listener; bound while the config has ``http.listen``."""
 
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: DaemonControl) -> None:
         self._daemon = daemon
         self._server: asyncio.Server | None = None
         self._bound_for: tuple[str, int] | None = None
@@ -243,7 +243,7 @@ class HttpServer:
 
 
 async def dashboard_state(
-    daemon: Daemon, commands: dict[str, Any] | None = None
+    daemon: DaemonControl, commands: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """What ``/api/state`` returns: the control commands' data, plus the newest
     window values of each series (at most 100 series, configured metrics first)."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from rich.text import Text
 
-from perfwarden.commands._common import format_number
+from perfwarden.views.text import format_number
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence

@@ -19,7 +19,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from perfwarden.commands._common import format_number
+from perfwarden.views.text import format_number
 from perfwarden.views.tui_cells import (
     age,
     ci_bar,
