@@ -4,10 +4,18 @@ It runs right after each ingest batch for the series that batch touched (so a
 violation is seen at once, not at the next tick) and on every evaluation tick for
 all series (so ``for`` hold times elapse and silent series become ``no_data``).
 
-The observation depends on ``evaluation.basis``: ``sample`` the newest value, ``mean``
-the mean of the newest ``evaluation.window`` samples, ``ci`` their Student-t
-confidence interval (none below ``statistics.min_samples``). Each costs O(window of
-evaluation), independent of the series' full window.
+The observation depends on ``evaluation.basis``: ``sample`` each new value, ``mean``
+the mean of the newest ``evaluation.window`` samples, ``ci`` their
+autocorrelation-aware confidence interval (none below ``statistics.min_samples``),
+``multiwindow`` (the default) a short and a long window at once
+(:mod:`perfwarden.alerts.observation`). Each costs O(window of evaluation),
+independent of the series' full window.
+
+A hold counted in samples (``for: 3 samples``) counts the samples each evaluation
+judged, so it does not depend on how the data was batched or paced: on ``sample``
+every new value is judged on its own (the newest 256 of a batch; older ones of a
+huge batch together), on the window bases every new sample of a batch whose
+observation violates counts.
 
 Every transition is logged once as ``alert.<transition>`` and handed to subscribers
 (the optimizer engine) as an :class:`AlertEvent` unless a silence matches.
@@ -15,13 +23,10 @@ Every transition is logged once as ``alert.<transition>`` and handed to subscrib
 
 from __future__ import annotations
 
-import math
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
-
-import numpy as np
 
 from perfwarden.alerts.machine import (
     ACTIONS,
@@ -33,9 +38,13 @@ from perfwarden.alerts.machine import (
     judge_observation,
     step,
 )
+from perfwarden.alerts.observation import (
+    Judgement,
+    judge_windows,
+    window_observation,
+)
 from perfwarden.config.load import Basis, Bound, Config, MetricConfig
 from perfwarden.logs.setup import get_logger
-from perfwarden.series.tdist import two_sided_critical
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -46,7 +55,8 @@ __all__ = ["AlertEvent", "Evaluator", "Silence", "Silences"]
 
 _log = get_logger("perfwarden.alerts")
 _LOUD = {Transition.FIRED, Transition.ESCALATED, Transition.NO_DATA}
-_add_reduce = np.add.reduce
+#: On the sample basis, the newest values of a batch judged one by one.
+_MAX_SINGLE_STEPS: Final = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +203,9 @@ class Evaluator:
 
         ``sample`` takes the worst value (by ``bound``) among those that arrived
         since the series was last observed, so how a sender batches its lines does
-        not change what is judged; ``mean`` and ``ci`` need ``min_samples`` values.
+        not change what is judged; ``mean``, ``ci`` and ``multiwindow`` need
+        ``min_samples`` values (``multiwindow``: the observation of whichever
+        window lies further on the bad side).
         """
         window = series.window
         size = len(window)
@@ -206,20 +218,11 @@ class Evaluator:
             fresh = window.tail(min(size, max(window.total_count - seen, 1)))
             worst = float(fresh.max() if bound is Bound.UPPER else fresh.min())
             return (worst, worst)
-        count = min(size, evaluation.window)
-        if count < max(config.statistics.min_samples, 2):
-            return None
-        recent = window.tail(count)
-        # np.mean and np.std's two passes, without their Python-level wrappers
-        # (28 -> 8 us per series, and this runs after every batch).
-        mean = float(_add_reduce(recent)) / count
-        if evaluation.basis is Basis.MEAN:
-            return (mean, mean)
-        deviations = recent - mean
-        sd = math.sqrt(float(np.vdot(deviations, deviations)) / (count - 1))
-        half = two_sided_critical(config.statistics.confidence_level, count - 1) * sd
-        half /= math.sqrt(count)
-        return (mean - half, mean + half)
+        if evaluation.basis is Basis.MULTIWINDOW:
+            metric = config.metrics.get(series.name) or _UNLEVELLED
+            judgement = judge_windows(window, config, metric)
+            return None if judgement is None else judgement.observation
+        return window_observation(window, config)
 
     # -- evaluating -----------------------------------------------------------------
 
@@ -264,25 +267,96 @@ class Evaluator:
         alert = self.alerts.get(series.key)
         if alert is None:
             alert = self.alerts[series.key] = SeriesAlert(since=now)
-        observation = self.observe(series, config, metric.bound)
-        if observation is None:
+        window = series.window
+        fresh = window.total_count - self._seen.get(series.key, 0)
+        if len(window) == 0:
             return
-        self.observations[series.key] = observation
-        if alert.state is AlertState.NO_DATA:
-            resumed, transition = step(alert, _NEUTRAL, now, 0.0)
-            self._set(series, metric, config, alert, resumed, transition)
-            alert = resumed
-        verdict = judge_observation(
-            *observation,
-            bound=metric.bound,
-            warning=metric.warning,
-            critical=metric.critical,
-            hysteresis=config.evaluation.hysteresis,
+        if config.evaluation.basis is Basis.SAMPLE:
+            self._seen[series.key] = window.total_count
+            alert = self._resume(series, metric, config, alert, now)
+            self._step_values(series, metric, config, alert, now, fresh)
+            return
+        judgement = self._judge(series, metric, config)
+        if judgement is None:
+            return
+        self._seen[series.key] = window.total_count
+        self.observations[series.key] = judgement.observation
+        alert = self._resume(series, metric, config, alert, now)
+        self._advance(series, metric, config, alert, judgement.verdict, now, fresh)
+
+    def _judge(
+        self, series: Series, metric: MetricConfig, config: Config
+    ) -> Judgement | None:
+        if config.evaluation.basis is Basis.MULTIWINDOW:
+            return judge_windows(series.window, config, metric)
+        observation = window_observation(series.window, config)
+        if observation is None:
+            return None
+        return Judgement(observation, _verdict(observation, metric, config))
+
+    def _resume(
+        self,
+        series: Series,
+        metric: MetricConfig,
+        config: Config,
+        alert: SeriesAlert,
+        now: float,
+    ) -> SeriesAlert:
+        """Leave ``no_data`` (data came back) before judging the data."""
+        if alert.state is not AlertState.NO_DATA:
+            return alert
+        resumed, transition = step(alert, _NEUTRAL, now, 0.0)
+        self._set(series, metric, config, alert, resumed, transition)
+        return resumed
+
+    def _step_values(  # noqa: PLR0917 - private; one call site
+        self,
+        series: Series,
+        metric: MetricConfig,
+        config: Config,
+        alert: SeriesAlert,
+        now: float,
+        fresh: int,
+    ) -> None:
+        """The sample basis: each new value judged on its own, in order."""
+        window = series.window
+        values = window.tail(min(len(window), max(fresh, 1)))
+        upper = metric.bound is Bound.UPPER
+        worst = float(values.max() if upper else values.min())
+        self.observations[series.key] = (worst, worst)
+        verdict = _verdict((worst, worst), metric, config)
+        if fresh <= 1 or (alert.state is AlertState.OK and verdict.violated is None):
+            self._advance(series, metric, config, alert, verdict, now, min(fresh, 1))
+            return
+        older = values[:-_MAX_SINGLE_STEPS]
+        if older.size:
+            value = float(older.max() if upper else older.min())
+            verdict = _verdict((value, value), metric, config)
+            alert = self._advance(
+                series, metric, config, alert, verdict, now, int(older.size)
+            )
+        for value in values[-_MAX_SINGLE_STEPS:].tolist():
+            self.observations[series.key] = (value, value)
+            verdict = _verdict((value, value), metric, config)
+            alert = self._advance(series, metric, config, alert, verdict, now, 1)
+
+    def _advance(  # noqa: PLR0917 - private; the call sites read clearly
+        self,
+        series: Series,
+        metric: MetricConfig,
+        config: Config,
+        alert: SeriesAlert,
+        verdict: Verdict,
+        now: float,
+        samples: int,
+    ) -> SeriesAlert:
+        hold, hold_samples = metric.hold(config.evaluation)
+        new, transition = step(
+            alert, verdict, now, hold, samples=samples, hold_samples=hold_samples
         )
-        hold = metric.for_ if metric.for_ is not None else config.evaluation.for_
-        new, transition = step(alert, verdict, now, hold)
         if transition is not None or new is not alert:
             self._set(series, metric, config, alert, new, transition)
+        return new
 
     def _set(  # noqa: PLR0917 - private; the call sites read clearly
         self,
@@ -349,7 +423,7 @@ class Evaluator:
         return alert.state.value
 
     def seen(self, key: str) -> int | None:
-        """The sample count at the series' last observation (sample basis)."""
+        """The sample count at the series' last observation."""
         return self._seen.get(key)
 
     def restore_alert(
@@ -394,3 +468,17 @@ class Evaluator:
 
 #: The verdict used when a series leaves ``no_data`` (its value is not looked at).
 _NEUTRAL: Final = Verdict(violated=None, clear_of_warning=True, clear_of_critical=True)
+#: Stands in for the metric of a series observed without configured levels.
+_UNLEVELLED: Final = MetricConfig(name="", bound=Bound.UPPER)
+
+
+def _verdict(
+    observation: tuple[float, float], metric: MetricConfig, config: Config
+) -> Verdict:
+    return judge_observation(
+        *observation,
+        bound=metric.bound,
+        warning=metric.warning,
+        critical=metric.critical,
+        hysteresis=config.evaluation.hysteresis,
+    )

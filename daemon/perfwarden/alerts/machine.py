@@ -17,6 +17,10 @@ current state. ``no_data`` is decided by the evaluator (nothing arrived for a wh
 and is left when data comes back.
 
 :func:`step` is a pure function ``(alert, verdict, now, hold) -> (alert, events)``.
+The hold is a time (``for: 5s``: the condition began at least that long ago) and a
+count (``for: 3 samples``: at least that many samples in a row were judged
+violating); ``samples`` says how many new samples the observation judged (0 on a
+tick without data), so a hold in samples does not depend on how data is paced.
 """
 
 from __future__ import annotations
@@ -100,6 +104,8 @@ class SeriesAlert:
     #: When the current state was entered (pending: when the condition began).
     since: float = 0.0
     fired_at: float | None = None
+    #: Pending: samples judged violating since the condition began.
+    held: int = 0
 
 
 def _beyond(low: float, high: float, threshold: float, bound: Bound) -> bool:
@@ -144,31 +150,43 @@ def _more_severe(a: Level, b: Level) -> Level:
 
 
 def step(
-    alert: SeriesAlert, verdict: Verdict, now: float, hold: float
+    alert: SeriesAlert,
+    verdict: Verdict,
+    now: float,
+    hold: float,
+    *,
+    samples: int = 1,
+    hold_samples: int = 0,
 ) -> tuple[SeriesAlert, Transition | None]:
-    """Advance one series' alert by one observation at time ``now``."""
+    """Advance one series' alert by one observation at time ``now``.
+
+    It fires once the condition has held ``hold`` seconds *and* ``hold_samples``
+    samples (``samples``: how many new samples this observation judged).
+    """
     violated = verdict.violated
     if alert.state is AlertState.NO_DATA:
         return SeriesAlert(since=now), Transition.DATA_RESUMED
     if alert.state is AlertState.OK:
         if violated is None:
             return alert, None
-        if hold <= 0:
+        if hold <= 0 and samples >= hold_samples:
             return SeriesAlert(AlertState.FIRING, violated, now, now), Transition.FIRED
-        return SeriesAlert(AlertState.PENDING, violated, now), Transition.PENDING
+        pending = SeriesAlert(AlertState.PENDING, violated, now, held=samples)
+        return pending, Transition.PENDING
     if alert.state is AlertState.PENDING:
         assert alert.level is not None  # noqa: S101 - pending always has a level
         if violated is None:
             return SeriesAlert(since=now), Transition.CANCELLED
         level = _more_severe(alert.level, violated)
-        if now - alert.since >= hold:
+        held = alert.held + samples
+        if now - alert.since >= hold and held >= hold_samples:
             return (
                 SeriesAlert(AlertState.FIRING, level, alert.since, now),
                 Transition.FIRED,
             )
-        return (
-            replace(alert, level=level) if level is not alert.level else alert
-        ), None
+        if level is alert.level and held == alert.held:
+            return alert, None
+        return replace(alert, level=level, held=held), None
     # FIRING
     if alert.level is Level.WARNING and violated is Level.CRITICAL:
         return replace(alert, level=Level.CRITICAL), Transition.ESCALATED

@@ -24,6 +24,7 @@ import hashlib
 import itertools
 import os
 import pathlib
+import re
 from importlib import resources
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
@@ -134,8 +135,11 @@ _STATISTICS_KEYS: Final = (
     "confidence_level", "window", "min_samples", "max_series", "expire_after",
 )  # fmt: skip
 _EVALUATION_KEYS: Final = (
-    "interval", "basis", "for", "window", "hysteresis", "missing_after",
+    "interval", "basis", "for", "window", "short_window", "hysteresis",
+    "missing_after",
 )  # fmt: skip
+#: ``for: 3 samples``: a hold counted in samples rather than time.
+_SAMPLES_HOLD: Final = re.compile(r"\s*(\S+)\s+samples?\s*")
 _OPTIMIZER_KEYS: Final = (
     "validation_samples", "significance", "cooldown", "plugin_timeout", "max_failures",
     "mode", "max_actions_per_hour", "validation_timeout", "concurrent_actions",
@@ -364,16 +368,66 @@ def _evaluation(
             s.dotted("window"),
             f"must be at least statistics.min_samples ({statistics.min_samples})",
         )
+    short_window = or_default(c.integer(s, "short_window", at_least(3)), d.short_window)
+    basis = or_default(c.choice(s, "basis", Basis), d.basis)
+    needed = short_window + statistics.min_samples
+    reported = statistics.min_samples > statistics.window  # already a problem
+    if basis is Basis.MULTIWINDOW and not reported and statistics.window < needed:
+        c.add(
+            s.value_line("short_window") if "short_window" in s else s.line,
+            s.dotted("short_window"),
+            f"with statistics.min_samples ({statistics.min_samples}) needs"
+            f" statistics.window of at least {needed}, else the short window"
+            " never judges",
+        )
+    hold_time, hold_samples = _hold(c, s)
     return EvaluationConfig(
         interval=or_default(c.duration(s, "interval", positive), d.interval),
-        basis=or_default(c.choice(s, "basis", Basis), d.basis),
-        for_=or_default(c.duration(s, "for", non_negative), d.for_),
+        basis=basis,
+        for_=or_default(hold_time, d.for_),
+        for_samples=or_default(hold_samples, d.for_samples),
         window=window,
+        short_window=short_window,
         hysteresis=or_default(c.number(s, "hysteresis", _fraction), d.hysteresis),
         missing_after=or_default(
             c.duration(s, "missing_after", positive), d.missing_after
         ),
     )
+
+
+def _hold(c: Checker, s: Section) -> tuple[float | None, int | None]:
+    """``for``: a duration, or ``N samples`` (seconds or samples; the other is 0)."""
+    node = s.node("for")
+    if not isinstance(node, ScalarNode) or not isinstance(node.value, str):
+        return c.duration(s, "for", non_negative), None
+    match = _SAMPLES_HOLD.fullmatch(node.value)
+    if match is None:
+        return c.duration(s, "for", non_negative), None
+    count = match.group(1)
+    if not count.isdigit():
+        message = f"must be a whole number of samples, got {count!r}"
+        c.add(line_of(node), s.dotted("for"), message)
+        return None, None
+    return 0.0, int(count)
+
+
+def _check_reference(
+    c: Checker,
+    m: Section,
+    window: int | None,
+    evaluation: EvaluationConfig,
+    statistics: StatisticsConfig,
+) -> None:
+    """On ``multiwindow`` a metric's window must hold the short window and the
+    ``min_samples`` before it, else the short window never judges (never fires)."""
+    needed = evaluation.short_window + statistics.min_samples
+    if evaluation.basis is not Basis.MULTIWINDOW or window is None or window >= needed:
+        return
+    message = (
+        f"must be at least evaluation.short_window + statistics.min_samples"
+        f" ({needed}) on the multiwindow basis, or the short window never judges"
+    )
+    c.add(m.value_line("window"), m.dotted("window"), message)
 
 
 def _fraction(value: float) -> str | None:
@@ -407,7 +461,11 @@ def _metrics(
             _check_order(c, m, bound, levels)
         target, warning, critical = (_float(levels[level]) for level in _THRESHOLDS)
         expire_after = _expiry(c, m, "expire_after")
+        hold_time, hold_samples = _hold(c, m)
+        window = c.integer(m, "window", window_check)
         has_levels = warning is not None or critical is not None
+        if has_levels:
+            _check_reference(c, m, window, evaluation, statistics)
         if has_levels and expire_after and expire_after < evaluation.missing_after:
             message = _expiry_problem(evaluation.missing_after)
             c.add(m.value_line("expire_after"), m.dotted("expire_after"), message)
@@ -419,8 +477,9 @@ def _metrics(
             target=target,
             warning=warning,
             critical=critical,
-            for_=c.duration(m, "for", non_negative),
-            window=c.integer(m, "window", window_check),
+            for_=hold_time,
+            for_samples=hold_samples,
+            window=window,
             optimizers=c.strings(m, "optimizers", non_empty),
             guard=c.boolean(m, "guard", default=False),
             group_by=c.string(m, "group_by", tag_key),

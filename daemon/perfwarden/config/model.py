@@ -59,6 +59,8 @@ class Basis(enum.StrEnum):
     MEAN = "mean"
     #: The whole confidence interval of the mean must lie beyond the threshold.
     CI = "ci"
+    #: A short and a long window at once, each gated by its interval; either fires.
+    MULTIWINDOW = "multiwindow"
 
 
 class OptimizerMode(enum.StrEnum):
@@ -98,14 +100,22 @@ class StatisticsConfig:
 
 @dataclass(frozen=True, slots=True)
 class EvaluationConfig:
-    """How often and on what basis alerts are evaluated; ``for_`` is YAML's ``for``."""
+    """How often and on what basis alerts are evaluated; ``for_`` is YAML's ``for``.
+
+    ``for`` is either a duration (``for_``) or a number of samples
+    (``for: 3 samples``, ``for_samples``); the other is then 0.
+    """
 
     interval: float = 1.0
-    basis: Basis = Basis.CI
+    basis: Basis = Basis.MULTIWINDOW
     for_: float = 0.0
-    #: Newest samples judged on the ``mean`` and ``ci`` bases (a recent window reacts
-    #: to a shift within tens of samples; the full window would need hundreds).
+    for_samples: int = 0
+    #: Newest samples judged on the ``mean`` and ``ci`` bases and by the long window
+    #: of ``multiwindow`` (a recent window reacts to a shift within tens of samples;
+    #: the full window would need hundreds).
     window: int = 100
+    #: Newest samples judged by the short window of ``multiwindow`` (a burst).
+    short_window: int = 10
     #: Resolution margin as a fraction of the threshold: an alert resolves only once
     #: the observation is back past ``threshold * (1 - hysteresis)`` (upper bound).
     hysteresis: float = 0.05
@@ -119,8 +129,9 @@ class MetricConfig:
 
     Thresholds are ordered by the bound: ``target < warning < critical`` for
     :attr:`Bound.UPPER`, ``target > warning > critical`` for :attr:`Bound.LOWER`.
-    ``for_`` (YAML ``for``), ``window`` and ``expire_after`` are ``None`` when the
-    metric uses the evaluation/statistics default; ``optimizers`` name optimizer
+    ``for_`` / ``for_samples`` (YAML ``for``: a duration or ``N samples``), ``window``
+    and ``expire_after`` are ``None`` when the metric uses the evaluation/statistics
+    default; ``optimizers`` name optimizer
     plugins (entry points) that may or may not be installed.
     """
 
@@ -132,11 +143,19 @@ class MetricConfig:
     warning: float | None = None
     critical: float | None = None
     for_: float | None = None
+    for_samples: int | None = None
     window: int | None = None
     optimizers: tuple[str, ...] = ()
     guard: bool = False
     group_by: str | None = None
     expire_after: float | None = None
+
+    def hold(self, evaluation: EvaluationConfig) -> tuple[float, int]:
+        """``(seconds, samples)`` a condition must hold before it fires: the
+        metric's ``for`` when it has one, else ``evaluation.for``."""
+        if self.for_ is None and self.for_samples is None:
+            return evaluation.for_, evaluation.for_samples
+        return self.for_ or 0.0, self.for_samples or 0
 
     @property
     def has_levels(self) -> bool:

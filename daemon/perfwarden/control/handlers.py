@@ -29,7 +29,7 @@ from perfwarden.control.server import Command
 from perfwarden.errors import ControlError
 from perfwarden.logs.setup import log_stats
 from perfwarden.optimize.knobs import adjustment
-from perfwarden.series.stats import summarize
+from perfwarden.series.stats import is_non_negative_unit, summarize
 from perfwarden.series.trend import label
 from perfwarden.series.window import RollingWindow
 
@@ -59,8 +59,13 @@ def _metric_fields(metric: MetricConfig | None) -> dict[str, Any]:
 def _record(daemon: DaemonControl, name: str, window: RollingWindow) -> dict[str, Any]:
     config = daemon.config
     statistics = config.statistics
-    summary = summarize(window, statistics.confidence_level, statistics.min_samples)
     metric = config.metrics.get(name)
+    summary = summarize(
+        window,
+        statistics.confidence_level,
+        statistics.min_samples,
+        non_negative=metric is not None and is_non_negative_unit(metric.unit),
+    )
     trend = label(
         window.values(),
         bound=metric.bound if metric else None,
