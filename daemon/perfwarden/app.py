@@ -37,6 +37,7 @@ from perfwarden.ingest.statsd import Batch
 from perfwarden.logs.setup import begin_shutdown, get_logger
 from perfwarden.optimize.dispatch import Dispatcher
 from perfwarden.optimize.engine import OptimizerEngine
+from perfwarden.optimize.journal import ActionJournal
 from perfwarden.optimize.knobs import KnobStore, spec_of
 from perfwarden.optimize.learning import Learning
 from perfwarden.optimize.plugin_runtime import PluginRuntime
@@ -93,6 +94,7 @@ class Daemon:
             learning=self.learning,
             config=lambda: self.config,
             redispatch=self.dispatcher.redispatch,
+            journal=ActionJournal(state_dir),
         )
         self.dispatcher.on_proposals = self.optimizer.on_proposals
         self.state = StateStore(
@@ -195,6 +197,7 @@ class Daemon:
         # Knob values, then windows, alerts and learning, before any socket is
         # read: READY=1 comes after the restore.
         restored = self.knobs.load()
+        self.optimizer.revert_unfinished()
         self.state.restore()
         receiver = DatagramReceiver(
             sockets.metrics, self.ingestor, ingest.max_datagram_bytes, loop

@@ -10,7 +10,8 @@ violation, and keeps its records:
   choice is asked again when it may succeed; a series without a baseline of
   ``MIN_SAMPLES`` samples waits for one; ``optimizer.mode: dry-run`` logs the choice
   and applies nothing;
-- *apply, validate, keep or revert* (the steps of an
+- *apply, validate, keep or revert* (write-ahead: the experiment is in the
+  :mod:`.journal` before any knob changes, and leaves it once settled; the steps of an
   :class:`~perfwarden.optimize.experiment.Experiment` in
   :mod:`.optimizer_experiment`, re-exported here): originals recorded before any
   change, the verdict of :func:`perfwarden.optimize.verdict.judge` after
@@ -48,6 +49,7 @@ from perfwarden.optimize.experiment import (
     revert,
     wait_for_samples,
 )
+from perfwarden.optimize.journal import ActionJournal, revert_unfinished
 from perfwarden.optimize.plugin_runtime import PluginCallError
 from perfwarden.optimize.policy import ActionPolicy, rank
 from perfwarden.optimize.verdict import MIN_SAMPLES, Verdict
@@ -83,6 +85,7 @@ class OptimizerEngine:
         learning: Learning,
         config: Callable[[], Config],
         redispatch: Callable[[str], None],
+        journal: ActionJournal | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
@@ -93,6 +96,9 @@ class OptimizerEngine:
         self.learning = learning
         self._config = config
         self._redispatch = redispatch
+        self.journal = journal if journal is not None else ActionJournal(None)
+        #: Correlation ids the journal reverted at start (state.db's copy skips them).
+        self.reverted_at_start: set[str] = set()
         self._clock = clock
         self._wall = wall
         self.in_flight: dict[str, Experiment] = {}
@@ -215,9 +221,12 @@ class OptimizerEngine:
             guards=guard_series(self._store, self._config(), violation.metric),
         )
         try:
-            await apply_proposal(experiment, self._runtime, self._knobs)
-        except (PluginCallError, KeyError, TypeError, ValueError) as exc:
+            await apply_proposal(
+                experiment, self._runtime, self._knobs, self.journal, self._wall
+            )
+        except (PluginCallError, OSError, KeyError, TypeError, ValueError) as exc:
             restore_knobs(experiment, self._knobs)
+            self.journal.settle(cid)
             _log.warning(
                 "optimizer.apply_failed",
                 correlation_id=cid,
@@ -280,6 +289,7 @@ class OptimizerEngine:
         strategy = experiment.proposal.strategy
         if judgement.verdict is not Verdict.KEPT:
             await revert(experiment, self._runtime, self._knobs)
+        self.journal.settle(experiment.correlation_id)
         self.in_flight.pop(metric, None)
         self._policy.concluded(metric, self._clock())
         handle.counts[judgement.verdict.value] += 1
@@ -335,6 +345,20 @@ class OptimizerEngine:
         self.history_version += 1
         self._continue_if_firing(experiment)
 
+    def revert_unfinished(self) -> list[str]:
+        """At start: revert what the journal says a previous run left in flight;
+        the correlation ids handled."""
+        entries = self.journal.load()
+        handled = revert_unfinished(
+            entries,
+            self._knobs,
+            reason="the daemon stopped before the verdict (restored at start)",
+        )
+        if entries:
+            self.journal.clear()
+        self.reverted_at_start.update(handled)
+        return handled
+
     def restore_history(self, rows: list[dict[str, Any]]) -> None:
         """Put back the outcome records a previous run saved (oldest first)."""
         self.history.extend(rows)
@@ -357,6 +381,7 @@ class OptimizerEngine:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         for experiment in list(self.in_flight.values()):
             await revert(experiment, self._runtime, self._knobs)
+            self.journal.settle(experiment.correlation_id)
             _log.info(
                 "optimizer.reverted",
                 correlation_id=experiment.correlation_id,

@@ -7,8 +7,8 @@ OptimizerEngine` to sequence:
 - :func:`begin_experiment` snapshots the samples before the action: the violating
   series and every guard metric's series (``guard: true``, other metrics);
 - :func:`apply_proposal` records every knob's original value first (tuned's
-  discipline), then sets the new values (``optimizer:<strategy>`` provenance) or runs
-  the plugin's action;
+  discipline), durably in the write-ahead journal (:mod:`.journal`), then sets the
+  new values (``optimizer:<strategy>`` provenance) or runs the plugin's action;
 - :func:`wait_for_samples` waits for ``validation_samples`` new samples or the
   validation timeout; :func:`judge_experiment` compares before with after
   (:func:`perfwarden.optimize.verdict.judge`), and :func:`interference` says why the
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
@@ -33,11 +33,12 @@ from perfwarden.optimize.plugin_runtime import PluginCallError
 from perfwarden.optimize.verdict import GuardCheck, Judgement, judge
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     import numpy.typing as npt
 
     from perfwarden.config.load import Config
+    from perfwarden.optimize.journal import ActionJournal
     from perfwarden.optimize.knobs import KnobStore
     from perfwarden.optimize.plugin_runtime import PluginHandle, PluginRuntime
     from perfwarden.plugin_api import KnobValue, Proposal, Violation
@@ -49,6 +50,7 @@ __all__ = [
     "begin_experiment",
     "guard_series",
     "interference",
+    "journal_entry",
     "judge_experiment",
     "restore_knobs",
     "revert",
@@ -126,24 +128,52 @@ def guard_series(
     ]
 
 
-async def apply_proposal(
-    experiment: Experiment, runtime: PluginRuntime, knobs: KnobStore
-) -> None:
-    """Run the proposal's action, or record the originals and set its knobs.
+def journal_entry(
+    experiment: Experiment, intended: Mapping[str, KnobValue], at: float
+) -> dict[str, Any]:
+    """The experiment's record in the write-ahead journal."""
+    proposal = experiment.proposal
+    return {
+        "correlation_id": experiment.correlation_id,
+        "metric": experiment.violation.metric,
+        "strategy": proposal.strategy,
+        "plugin": experiment.handle.name,
+        "originals": dict(experiment.originals),
+        "applied": dict(intended),
+        "action": proposal.action.description if proposal.action else None,
+        "at": at,
+    }
 
-    Raises :class:`~perfwarden.optimize.plugin_runtime.PluginCallError` (the action
-    failed)
-    or ``KeyError``/``TypeError``/``ValueError`` (a knob refused); knobs already set
-    are then in :attr:`Experiment.applied`, for :func:`restore_knobs`.
+
+async def apply_proposal(
+    experiment: Experiment,
+    runtime: PluginRuntime,
+    knobs: KnobStore,
+    journal: ActionJournal,
+    wall: Callable[[], float],
+) -> None:
+    """Record the experiment durably, then run its action or set its knobs.
+
+    Write-ahead: the originals and the values about to be set reach the journal
+    before anything changes, so a daemon killed at any instant after comes back
+    reverted. Raises ``OSError`` (the journal could not be written: nothing
+    changed), :class:`~perfwarden.optimize.plugin_runtime.PluginCallError` (the
+    action failed) or ``KeyError``/``TypeError``/``ValueError`` (a knob refused);
+    knobs already set are then in :attr:`Experiment.applied`, for
+    :func:`restore_knobs`.
     """
     proposal = experiment.proposal
     handle = experiment.handle
     if proposal.action is not None:
+        journal.record(journal_entry(experiment, {}, wall()))
         await runtime.call(handle, "apply", proposal.action.apply)
-        runtime.succeeded(handle)
+        runtime.succeeded(handle, "apply")
     else:
+        intended = {}
         for change in proposal.changes:
             experiment.originals[change.knob] = knobs.get(change.knob)
+            intended[change.knob] = knobs.clamped(change.knob, change.value)
+        journal.record(journal_entry(experiment, intended, wall()))
         for change in proposal.changes:
             experiment.applied[change.knob] = knobs.set(
                 change.knob,
@@ -230,7 +260,7 @@ async def revert(
     if proposal.action is not None:
         try:
             await runtime.call(experiment.handle, "revert", proposal.action.revert)
-            runtime.succeeded(experiment.handle)
+            runtime.succeeded(experiment.handle, "revert")
         except PluginCallError as exc:
             _log.error(
                 "optimizer.revert_failed",

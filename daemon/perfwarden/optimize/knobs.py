@@ -166,16 +166,20 @@ class KnobStore:
         """The current value of ``name`` with its provenance."""
         return self._records[name]
 
-    def set(
-        self, name: str, value: KnobValue, *, source: str, reason: str = ""
-    ) -> KnobValue:
-        """Clamp and set ``name``; returns the value stored (raises on a bad value)."""
+    def clamped(self, name: str, value: KnobValue) -> KnobValue:
+        """What :meth:`set` would store for ``value`` (raises as :meth:`set` does)."""
         spec = self._specs.get(name)
         if spec is None:
             known = ", ".join(sorted(self._specs)) or "none declared"
             msg = f"no knob {name!r} (known: {known})"
             raise KeyError(msg)
-        stored = spec.clamp(value)
+        return spec.clamp(value)
+
+    def set(
+        self, name: str, value: KnobValue, *, source: str, reason: str = ""
+    ) -> KnobValue:
+        """Clamp and set ``name``; returns the value stored (raises on a bad value)."""
+        stored = self.clamped(name, value)
         old = self._records[name].value
         self._records[name] = KnobRecord(stored, source, self._wall(), reason)
         self.version += 1

@@ -92,9 +92,11 @@ def instantiate(source: PluginSource, options: Mapping[str, object]) -> Optimize
 
     Raises :class:`PluginLoadError` on any failure.
     """
+    # BaseException: a plugin calling sys.exit() at import or in its constructor
+    # fails to load; this runs in a worker thread, never the loop's (no Ctrl-C).
     try:
         factory = source.entry_point.load()
-    except Exception as exc:
+    except BaseException as exc:
         raise PluginLoadError(source, f"import failed: {_summary(exc)}") from exc
     if not callable(factory):
         raise PluginLoadError(source, f"{source.value} is not a class or factory")
@@ -102,7 +104,7 @@ def instantiate(source: PluginSource, options: Mapping[str, object]) -> Optimize
         plugin = factory(options)
     except PluginNotConfigured as exc:
         raise PluginLoadError(source, str(exc), unconfigured=True) from exc
-    except Exception as exc:
+    except BaseException as exc:
         raise PluginLoadError(source, f"construction failed: {_summary(exc)}") from exc
     if not isinstance(plugin, Optimizer):
         missing = [

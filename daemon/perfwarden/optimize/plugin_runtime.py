@@ -44,7 +44,14 @@ from perfwarden.optimize.plugin_loader import (
 from perfwarden.plugin_api import Optimizer, OptimizerContext, Proposal, Violation
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping, Sequence
+    from collections.abc import (
+        Awaitable,
+        Callable,
+        Coroutine,
+        Generator,
+        Mapping,
+        Sequence,
+    )
 
     from perfwarden.config.load import Config
 
@@ -88,6 +95,17 @@ async def in_daemon_thread(function: Callable[..., T], *args: object) -> T:
     return await future
 
 
+def _cancelling() -> bool:
+    """Whether the running task itself is being cancelled (not a plugin raising
+    ``CancelledError`` of its own)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+async def _awaited(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
 class PluginState(StrEnum):
     """Where a plugin stands."""
 
@@ -102,6 +120,54 @@ class PluginCallError(Exception):
     """A plugin call failed (raised, timed out, or returned garbage)."""
 
 
+#: The longest a coroutine plugin may hold the event loop in one step (seconds).
+STALL_LIMIT: Final = 0.1
+
+
+def streak_of(what: str) -> str:
+    """The failure streak a call counts toward: ``propose`` (``handles`` and
+    ``propose``) or ``action`` (an action's ``apply`` and ``revert``)."""
+    return "action" if what in {"apply", "revert"} else "propose"
+
+
+class _Stepped:
+    """Awaits a plugin's coroutine step by step, timing each step on the loop.
+
+    A coroutine that blocks (``time.sleep``, a blocking socket) holds the event
+    loop for the whole step: no timeout can fire meanwhile, so the step is
+    measured and :attr:`longest` tells the runtime after the fact.
+    """
+
+    __slots__ = ("_coroutine", "longest")
+
+    def __init__(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        self._coroutine = coroutine
+        self.longest = 0.0
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coroutine = self._coroutine
+        sent: Any = None
+        thrown: BaseException | None = None
+        while True:
+            started = time.monotonic()
+            try:
+                if thrown is not None:
+                    yielded = coroutine.throw(thrown)
+                else:
+                    yielded = coroutine.send(sent)
+            except StopIteration as stop:
+                return stop.value
+            finally:
+                self.longest = max(self.longest, time.monotonic() - started)
+            try:
+                sent, thrown = (yield yielded), None
+            except GeneratorExit:
+                coroutine.close()
+                raise
+            except BaseException as exc:  # noqa: BLE001 - handed on to the plugin
+                sent, thrown = None, exc
+
+
 @dataclass(slots=True)
 class PluginHandle:
     """One plugin as the runtime tracks it."""
@@ -111,7 +177,9 @@ class PluginHandle:
     options: Mapping[str, object] = field(default_factory=dict)
     optimizer: Optimizer | None = None
     error: str | None = None
-    consecutive_failures: int = 0
+    #: Consecutive failures per kind of call (:func:`streak_of`): a plugin that
+    #: proposes well but hangs in every ``apply`` is still switched off.
+    streaks: dict[str, int] = field(default_factory=dict)
     counts: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(
             (
@@ -123,10 +191,16 @@ class PluginHandle:
                 "kept",
                 "reverted",
                 "inconclusive",
+                "stalls",
             ),
             0,
         )
     )
+
+    @property
+    def consecutive_failures(self) -> int:
+        """The longest current failure streak (what the breaker compares)."""
+        return max(self.streaks.values(), default=0)
 
     @property
     def name(self) -> str:
@@ -143,6 +217,7 @@ class PluginHandle:
             "state": self.state.value,
             "error": self.error,
             "consecutive_failures": self.consecutive_failures,
+            "streaks": dict(self.streaks),
             **self.counts,
         }
 
@@ -239,6 +314,12 @@ class PluginRuntime:
                 return False
         except TimeoutError:
             handle.error = f"loading took longer than {timeout}s"
+        except asyncio.CancelledError:
+            if _cancelling():
+                raise
+            handle.error = "loading raised CancelledError"
+        except BaseException as exc:  # noqa: BLE001 - SystemExit from a plugin too
+            handle.error = f"loading raised {type(exc).__name__}: {exc}"
         else:
             handle.optimizer = optimizer
             handle.state = PluginState.ACTIVE
@@ -284,16 +365,20 @@ class PluginRuntime:
         handle.counts["calls"] += 1
         started = time.monotonic()
         limit = asyncio.timeout(timeout)
+        stepped: _Stepped | None = None
         try:
             with deadline_scope(started + budget(timeout)):
                 async with limit:
                     if inspect.iscoroutinefunction(function):
-                        result: Any = await function(*args)
+                        stepped = _Stepped(function(*args))
+                        result: Any = await stepped
                     else:
                         result = await in_daemon_thread(function, *args)
                         if inspect.isawaitable(result):
-                            result = await result
+                            stepped = _Stepped(_awaited(result))
+                            result = await stepped
         except TimeoutError as exc:
+            self._check_stall(handle, what, stepped)
             abandoned = limit.expired()
             error = (
                 f"no answer within {timeout:g}s; abandoned (a thread may still run)"
@@ -303,15 +388,54 @@ class PluginRuntime:
             elapsed = time.monotonic() - started
             self._timed_out(handle, what, error, elapsed, abandoned=abandoned)
             raise PluginCallError(f"{handle.name}.{what} timed out: {error}") from exc
-        except Exception as exc:
+        except asyncio.CancelledError as exc:
+            if _cancelling():
+                raise
+            self._check_stall(handle, what, stepped)
+            self._failed(handle, what, "raised CancelledError")
+            raise PluginCallError(f"{handle.name}.{what} raised {exc!r}") from exc
+        except BaseException as exc:
+            # sys.exit() or KeyboardInterrupt raised by a plugin: a failure, not
+            # the daemon's end.
+            self._check_stall(handle, what, stepped)
             self._failed(handle, what, f"{type(exc).__name__}: {exc}")
             raise PluginCallError(f"{handle.name}.{what} raised {exc!r}") from exc
+        if self._check_stall(handle, what, stepped):
+            msg = f"{handle.name}.{what} stalled the event loop"
+            raise PluginCallError(msg)
         return result  # type: ignore[no-any-return]
 
+    def _check_stall(
+        self, handle: PluginHandle, what: str, stepped: _Stepped | None
+    ) -> bool:
+        """Switch off a coroutine plugin that held the loop over :data:`STALL_LIMIT`.
+
+        Nothing can interrupt a step that blocks the loop, so the plugin is
+        switched off at once (``plugin.stalled_loop``, then ``plugin.disabled``):
+        its next blocking step would stall ingest and control again.
+        """
+        if stepped is None or stepped.longest <= STALL_LIMIT:
+            return False
+        seconds = round(stepped.longest, 3)
+        handle.counts["stalls"] += 1
+        _log.error(
+            "plugin.stalled_loop",
+            plugin=handle.name,
+            call=what,
+            seconds=seconds,
+            limit=STALL_LIMIT,
+            hint="a coroutine must not block; make the method a plain function "
+            "(run in a thread) or await the I/O",
+        )
+        self._failed(handle, what, f"blocked the event loop for {seconds:g}s")
+        self._disable(handle)
+        return True
+
     @staticmethod
-    def succeeded(handle: PluginHandle) -> None:
-        """A call's result was valid: the failure streak ends."""
-        handle.consecutive_failures = 0
+    def succeeded(handle: PluginHandle, what: str = "propose") -> None:
+        """A call's result was valid: the failure streak of its kind ends (a good
+        ``propose`` does not excuse a hanging ``apply``)."""
+        handle.streaks[streak_of(what)] = 0
 
     def _timed_out(
         self,
@@ -343,7 +467,8 @@ class PluginRuntime:
         **detail: object,
     ) -> None:
         handle.counts["failures"] += 1
-        handle.consecutive_failures += 1
+        streak = streak_of(what)
+        handle.streaks[streak] = handle.streaks.get(streak, 0) + 1
         handle.error = f"{what}: {error}"
         limit = self._config().optimizer.max_failures
         _log.warning(
@@ -355,16 +480,22 @@ class PluginRuntime:
             consecutive_failures=handle.consecutive_failures,
             max_failures=limit,
         )
-        if handle.consecutive_failures >= limit and handle.state is PluginState.ACTIVE:
-            handle.state = PluginState.DISABLED
-            _log.error(
-                "plugin.disabled",
-                plugin=handle.name,
-                dist=handle.source.dist,
-                failures=handle.consecutive_failures,
-                error=handle.error,
-                until="the next reload",
-            )
+        if handle.consecutive_failures >= limit:
+            self._disable(handle)
+
+    @staticmethod
+    def _disable(handle: PluginHandle) -> None:
+        if handle.state is not PluginState.ACTIVE:
+            return
+        handle.state = PluginState.DISABLED
+        _log.error(
+            "plugin.disabled",
+            plugin=handle.name,
+            dist=handle.source.dist,
+            failures=handle.consecutive_failures,
+            error=handle.error,
+            until="the next reload",
+        )
 
     async def propose(
         self,

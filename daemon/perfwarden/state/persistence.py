@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Any
 from perfwarden.alerts.evaluator import Silence
 from perfwarden.alerts.machine import AlertState
 from perfwarden.logs.setup import get_logger
+from perfwarden.optimize.journal import revert_unfinished
 from perfwarden.state.file import (
     APPLICATION_ID,
     SCHEMA_VERSION,
@@ -342,28 +343,18 @@ class StateStore:
         )
 
     def _revert_unvalidated(self, in_flight: list[dict[str, Any]]) -> None:
-        """Put back the knobs of actions a killed daemon left unvalidated."""
-        for experiment in in_flight:
-            cid = str(experiment.get("correlation_id"))
-            applied: dict[str, Any] = experiment.get("applied") or {}
-            for knob, original in (experiment.get("originals") or {}).items():
-                try:
-                    current = self._knobs.get(knob)
-                except KeyError:
-                    continue
-                if knob in applied and current != applied[knob]:
-                    continue  # changed by someone since: theirs stands
-                with contextlib.suppress(TypeError, ValueError):
-                    self._knobs.set(knob, original, source="revert", reason=cid)
-            _log.info(
-                "optimizer.reverted",
-                correlation_id=cid,
-                metric=experiment.get("metric"),
-                strategy=experiment.get("strategy"),
-                verdict="reverted",
-                reason="the daemon stopped before the verdict (restored at start)",
-                action=experiment.get("action"),
-            )
+        """Put back the knobs of actions a killed daemon left unvalidated.
+
+        The write-ahead journal (:mod:`perfwarden.optimize.journal`) is read first
+        and is the authority; this copy in ``state.db`` only covers what a daemon
+        older than the journal left, so an action is reverted (and logged) once.
+        """
+        done = self._optimizer.reverted_at_start
+        revert_unfinished(
+            [e for e in in_flight if str(e.get("correlation_id")) not in done],
+            self._knobs,
+            reason="the daemon stopped before the verdict (restored at start)",
+        )
 
     # -- checkpointing --------------------------------------------------------------
 

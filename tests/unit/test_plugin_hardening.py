@@ -1,0 +1,199 @@
+"""Plugins that exit, block the loop or hang in actions: counted, attributed, off."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import sys
+import time
+
+import pytest
+from structlog.testing import capture_logs
+
+from perfwarden.config.load import Config, OptimizerConfig
+from perfwarden.optimize.plugin_loader import PluginSource
+from perfwarden.optimize.plugin_runtime import (
+    STALL_LIMIT,
+    PluginCallError,
+    PluginHandle,
+    PluginRuntime,
+    PluginState,
+)
+
+
+def make_runtime(timeout: float = 1.0, max_failures: int = 3) -> PluginRuntime:
+    config = Config(
+        optimizer=OptimizerConfig(plugin_timeout=timeout, max_failures=max_failures)
+    )
+    return PluginRuntime(lambda: config, environ={})
+
+
+def make_handle() -> PluginHandle:
+    entry_point = importlib.metadata.EntryPoint(
+        "probe", "probe:Probe", "perfwarden.optimizers"
+    )
+    source = PluginSource("probe", "probe:Probe", "probe-dist", "1.0", entry_point)
+    return PluginHandle(source, PluginState.ACTIVE)
+
+
+class TestBaseException:
+    """``sys.exit()`` and ``KeyboardInterrupt`` in a plugin are its failures."""
+
+    async def test_sys_exit_in_a_thread(self) -> None:
+        """A plain function calling ``sys.exit(3)`` fails the call, nothing more."""
+        runtime, handle = make_runtime(), make_handle()
+        with pytest.raises(PluginCallError, match="SystemExit"):
+            await runtime.call(handle, "propose", sys.exit, 3)
+        assert (1, 1) == (handle.counts["failures"], handle.consecutive_failures)
+        assert PluginState.ACTIVE is handle.state
+
+    async def test_sys_exit_in_a_coroutine(self) -> None:
+        """A coroutine calling ``sys.exit()`` on the loop fails the call too."""
+        runtime, handle = make_runtime(), make_handle()
+
+        async def exits() -> None:
+            await asyncio.sleep(0)
+            sys.exit(0)
+
+        with pytest.raises(PluginCallError, match="SystemExit"):
+            await runtime.call(handle, "propose", exits)
+        assert 1 == handle.counts["failures"]
+
+    async def test_keyboard_interrupt_and_own_cancelled_error(self) -> None:
+        """A plugin raising KeyboardInterrupt or CancelledError is counted as failing;
+        the calling task is not cancelled."""
+        runtime, handle = make_runtime(), make_handle()
+
+        def interrupts() -> None:
+            raise KeyboardInterrupt
+
+        async def cancels() -> None:
+            raise asyncio.CancelledError
+
+        for function in (interrupts, cancels):
+            with pytest.raises(PluginCallError):
+                await runtime.call(handle, "propose", function)
+        assert 2 == handle.counts["failures"]
+
+    async def test_cancelling_the_caller_still_cancels(self) -> None:
+        """Cancelling the daemon's own task is not swallowed as a plugin failure."""
+        runtime, handle = make_runtime(timeout=30.0), make_handle()
+
+        async def waits() -> None:
+            await asyncio.sleep(30)
+
+        task = asyncio.create_task(runtime.call(handle, "propose", waits))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert 0 == handle.counts["failures"]
+
+
+class TestStreaks:
+    """Action hangs count toward the breaker whatever ``propose`` does."""
+
+    async def test_good_propose_does_not_excuse_failing_apply(self) -> None:
+        """propose succeeds between every failing apply: disabled at max_failures."""
+        runtime, handle = make_runtime(max_failures=3), make_handle()
+
+        def apply() -> None:
+            raise RuntimeError("apply always fails")
+
+        for _ in range(3):
+            await runtime.call(handle, "propose", list)
+            runtime.succeeded(handle, "propose")
+            with pytest.raises(PluginCallError):
+                await runtime.call(handle, "apply", apply)
+        assert PluginState.DISABLED is handle.state
+        assert {"propose": 0, "action": 3} == handle.streaks
+
+    async def test_hanging_revert_counts_as_action(self) -> None:
+        """An abandoned ``revert`` joins the action streak and disables."""
+        runtime, handle = make_runtime(timeout=0.1, max_failures=2), make_handle()
+
+        async def hangs() -> None:
+            await asyncio.sleep(10)
+
+        with capture_logs() as logs:
+            for _ in range(2):
+                runtime.succeeded(handle, "propose")
+                with pytest.raises(PluginCallError, match="timed out"):
+                    await runtime.call(handle, "revert", hangs)
+        assert PluginState.DISABLED is handle.state
+        assert ["plugin.disabled"] == [
+            e["event"] for e in logs if e["event"] == "plugin.disabled"
+        ]
+
+    async def test_success_of_the_same_kind_resets(self) -> None:
+        """A good apply ends the action streak."""
+        runtime, handle = make_runtime(), make_handle()
+        with pytest.raises(PluginCallError):
+            await runtime.call(handle, "apply", sys.exit)
+        runtime.succeeded(handle, "apply")
+        assert 0 == handle.consecutive_failures
+
+
+class TestLoopStalls:
+    """A coroutine that blocks the loop is measured, named and switched off."""
+
+    async def test_blocking_coroutine_switched_off(self) -> None:
+        """``time.sleep`` inside ``async def propose``: plugin.stalled_loop, then
+        disabled at once, its result discarded."""
+        runtime, handle = make_runtime(), make_handle()
+
+        async def blocks() -> list[object]:
+            await asyncio.sleep(0)
+            time.sleep(3 * STALL_LIMIT)  # noqa: ASYNC251 - the misbehaviour under test
+            return []
+
+        with capture_logs() as logs, pytest.raises(PluginCallError, match="stalled"):
+            await runtime.call(handle, "propose", blocks)
+        (stall,) = [e for e in logs if e["event"] == "plugin.stalled_loop"]
+        assert ("probe", "propose") == (stall["plugin"], stall["call"])
+        assert stall["seconds"] > STALL_LIMIT
+        assert PluginState.DISABLED is handle.state
+        assert 1 == handle.counts["stalls"]
+
+    async def test_stall_beyond_the_timeout_is_attributed(self) -> None:
+        """A step longer than plugin_timeout: the timeout could not fire during it;
+        the stall is still named after it."""
+        runtime, handle = make_runtime(timeout=0.1), make_handle()
+
+        async def blocks() -> None:
+            time.sleep(0.3)  # noqa: ASYNC251 - the misbehaviour under test
+            await asyncio.sleep(10)
+
+        with capture_logs() as logs, pytest.raises(PluginCallError):
+            await runtime.call(handle, "propose", blocks)
+        assert [e for e in logs if e["event"] == "plugin.stalled_loop"]
+        assert PluginState.DISABLED is handle.state
+
+    async def test_awaiting_coroutine_is_fine(self) -> None:
+        """A coroutine that awaits (many short steps) is not a stall."""
+        runtime, handle = make_runtime(), make_handle()
+
+        async def polite() -> str:
+            for _ in range(20):
+                await asyncio.sleep(0.01)
+            return "done"
+
+        assert "done" == await runtime.call(handle, "propose", polite)
+        assert (PluginState.ACTIVE, 0) == (handle.state, handle.counts["stalls"])
+
+    async def test_values_and_exceptions_pass_through_the_steps(self) -> None:
+        """What the loop sends into a step and what the plugin catches are intact."""
+        runtime, handle = make_runtime(timeout=0.2), make_handle()
+        caught: list[str] = []
+
+        async def catches_timeout() -> str:
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                caught.append("cancelled")
+                raise
+            return "never"
+
+        with pytest.raises(PluginCallError, match="timed out"):
+            await runtime.call(handle, "propose", catches_timeout)
+        assert ["cancelled"] == caught
