@@ -80,6 +80,9 @@ class MetricStore:
         self.dropped_lines = 0
         #: Set members not counted because a set series hit MAX_SET_MEMBERS.
         self.set_overflow = 0
+        #: Told of every batch before it is taken (the recording), with the
+        #: arguments of :meth:`ingest`.
+        self.on_ingest: Callable[[Batch, float, float], None] | None = None
 
     def __len__(self) -> int:
         return len(self._series)
@@ -112,6 +115,8 @@ class MetricStore:
         than ``now``), so a late line does not refresh its series' ``last_update``
         beyond its own time.
         """
+        if self.on_ingest is not None:
+            self.on_ingest(batch, now, stamp_offset)
         updated = self._updated
         for key, values in batch.values.items():
             series = self._resolve(key)
