@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from perfwarden import __version__
 from perfwarden.alerts.evaluator import Evaluator
+from perfwarden.alerts.tick import evaluation_tick
 from perfwarden.config.load import Config, ConfigError, load_config
 from perfwarden.config.watcher import ConfigWatcher
 from perfwarden.control.handlers import build_commands
@@ -41,7 +42,9 @@ from perfwarden.optimize.journal import ActionJournal
 from perfwarden.optimize.knobs import KnobStore, spec_of
 from perfwarden.optimize.learning import Learning
 from perfwarden.optimize.plugin_runtime import PluginRuntime
+from perfwarden.paths import RECORDING_DIR
 from perfwarden.readmodel import ReloadOutcome
+from perfwarden.recording.recorder import Recorder
 from perfwarden.sampling.sampler import ProcessSampler
 from perfwarden.sampling.self_monitor import SelfMonitor
 from perfwarden.series.expiry import SeriesExpiry
@@ -108,6 +111,10 @@ class Daemon:
         self.expiry = SeriesExpiry(
             self.store, self.evaluator, self.state.forget, lambda: self.config
         )
+        self.recorder = Recorder(
+            state_dir / RECORDING_DIR, lambda: self.config.recording
+        )
+        self.store.on_ingest = self.recorder.on_ingest
         self.evaluator.subscribers.append(self.optimizer.on_alert)
         self.evaluator.subscribers.append(self.dispatcher)
         self._reload_lock = asyncio.Lock()
@@ -162,6 +169,7 @@ class Daemon:
         self.ingestor.max_line = new.ingest.max_line_bytes
         self.evaluator.forget(self._has_levels)
         self.knobs.reconfigure(_knob_specs(new))
+        self.recorder.apply()
         loaded = await self.plugins.rescan()
         _log.info(
             "config.reloaded",
@@ -199,6 +207,7 @@ class Daemon:
         restored = self.knobs.load()
         self.optimizer.revert_unfinished()
         self.state.restore()
+        self.recorder.apply()
         receiver = DatagramReceiver(
             sockets.metrics, self.ingestor, ingest.max_datagram_bytes, loop
         )
@@ -270,6 +279,8 @@ class Daemon:
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.dispatcher.drain()
             await self.optimizer.shutdown()
+            self.recorder.flush()
+            await asyncio.to_thread(self.recorder.close)
             await self.state.checkpoint(final=True)
             await self.state.close()
             await control.close()
@@ -295,10 +306,8 @@ class Daemon:
             interval = self.config.evaluation.interval
             next_tick += interval
             await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
-            self.store.roll_interval(interval)
-            self.store.take_updated()
-            self.evaluator.tick()
-            self.expiry.sweep()
+            evaluation_tick(self.store, self.evaluator, self.expiry, interval)
+            self.recorder.on_tick(time.monotonic())
             self.ticks += 1
             if self.ticks % 10 == 0:
                 self.notifier.notify(f"STATUS={self._status_line()}")
@@ -400,6 +409,7 @@ def _describe_changes(old: Config, new: Config) -> list[str]:
         "ingest",
         "state",
         "http",
+        "recording",
     )
     changes.extend(
         f"{section}: {getattr(old, section)!r} -> {getattr(new, section)!r}"

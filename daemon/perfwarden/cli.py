@@ -106,6 +106,48 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(command_module="check_config")
 
+    p = sub.add_parser(
+        "backtest",
+        help="replay history through a config: which alerts would have fired",
+        description="Replay the recording (or --input files) through the daemon's "
+        "own windows, statistics and alert code on a simulated clock; print each "
+        "series' alert timeline and a summary, and with --against the difference "
+        "between two configs. Writes nothing.",
+    )
+    p.add_argument(
+        "--config", metavar="NEW", help="the config to try (default: the one run uses)"
+    )
+    p.add_argument("--against", metavar="CURRENT", help="a config to compare with")
+    p.add_argument(
+        "--input",
+        action="append",
+        metavar="PATH",
+        help="a recording directory, a file of DogStatsD lines with |T stamps, or a "
+        "CSV (timestamp,value or timestamp,metric,value); repeatable "
+        "(default: the recording in the state directory)",
+    )
+    p.add_argument(
+        "--from",
+        dest="start",
+        metavar="T",
+        help="unix seconds, ISO 8601 or e.g. '2h ago'",
+    )
+    p.add_argument("--to", dest="end", metavar="T", help="as --from")
+    p.add_argument(
+        "--metric", action="append", default=[], metavar="M", help="only metric M"
+    )
+    p.add_argument(
+        "--csv-metric",
+        metavar="NAME",
+        help="metric of 2-column CSV (default: file name)",
+    )
+    p.add_argument(
+        "--difference-only", action="store_true", help="no timelines, only totals"
+    )
+    p.add_argument("--state-dir", metavar="DIR", help="where the recording is")
+    _add_json(p)
+    p.set_defaults(command_module="backtest")
+
     p = sub.add_parser("status", help="uptime, config, ingest counters, memory")
     _add_socket_dir(p)
     _add_json(p)

@@ -15,6 +15,7 @@ __all__ = [
     "LOCK_FILE",
     "METRICS_SOCKET",
     "METRICS_STREAM_SOCKET",
+    "RECORDING_DIR",
     "resolve_socket_dir",
     "resolve_state_dir",
 ]
@@ -24,6 +25,8 @@ METRICS_STREAM_SOCKET: Final = "metrics.stream.sock"
 CONTROL_SOCKET: Final = "control.sock"
 #: The knob values, written atomically by the daemon in the state directory.
 KNOBS_FILE: Final = "knobs.json"
+#: The recording's segment files (``recording:``), in the state directory.
+RECORDING_DIR: Final = "recording"
 #: Held with flock() for the daemon's whole life: the authority on "is one running".
 LOCK_FILE: Final = ".perfwarden.lock"
 

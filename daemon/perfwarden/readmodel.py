@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from perfwarden.optimize.knobs import KnobStore
     from perfwarden.optimize.learning import Learning
     from perfwarden.optimize.plugin_runtime import PluginRuntime
+    from perfwarden.recording.recorder import Recorder
     from perfwarden.sampling.sampler import ProcessSampler
     from perfwarden.series.expiry import SeriesExpiry
     from perfwarden.series.store import MetricStore
@@ -83,6 +84,8 @@ class DaemonView(Protocol):
     def sampler(self) -> ProcessSampler: ...
     @property
     def state(self) -> StateStore: ...
+    @property
+    def recorder(self) -> Recorder: ...
 
     def uptime(self) -> float:
         """Seconds since the daemon started."""

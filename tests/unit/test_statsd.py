@@ -64,7 +64,7 @@ class TestValidLines:
     def test_timestamp_and_extensions(self) -> None:
         """``|T``, ``|c:`` container ids and unknown ``|x:`` fields are tolerated."""
         batch = parsed(b"m:1|g|#a:b|T1700000000|c:abc123|card:low|e:it-false")
-        assert {"m|g|#a:b": [1.0]} == batch.values
+        assert {"m|g|#a:b": [(1700000000, 1.0)]} == batch.stamped
 
     def test_set_members(self) -> None:
         """Set values are members, not numbers."""

@@ -234,7 +234,10 @@ class Evaluator:
             metric = config.metrics.get(series.name)
             if metric is None or not metric.has_levels:
                 continue
-            self._evaluate_one(series, metric, config, now)
+            # A sample counts at its own time: a line stamped with |T judges
+            # its series as of that stamp (the store caps it at arrival).
+            at = min(now, series.last_update) if series.last_update else now
+            self._evaluate_one(series, metric, config, at)
 
     def evaluate_updated(self) -> None:
         """Evaluate the series that received samples since the last call."""
@@ -267,6 +270,7 @@ class Evaluator:
         alert = self.alerts.get(series.key)
         if alert is None:
             alert = self.alerts[series.key] = SeriesAlert(since=now)
+        now = max(now, alert.since)  # a late stamp does not step back in time
         window = series.window
         fresh = window.total_count - self._seen.get(series.key, 0)
         if len(window) == 0:

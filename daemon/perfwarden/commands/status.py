@@ -49,6 +49,15 @@ def run(args: argparse.Namespace) -> int:
         for reason, count in log["dropped_by_reason"].items():
             if count:
                 print(f"           dropped {reason}: {count}")
+    recording = data.get("recording") or {}
+    if recording.get("enabled"):
+        print(
+            f"recording  {recording['segments']} segments  "
+            f"{recording['bytes'] / 2**20:.1f} MB  written "
+            f"{recording['samples_written']}  dropped {recording['dropped']}"
+        )
+    elif recording:
+        print("recording  off")
     plugins = data.get("plugins") or []
     states = Counter(str(p.get("state")) for p in plugins)
     by_state = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))

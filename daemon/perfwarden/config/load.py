@@ -49,6 +49,7 @@ from perfwarden.config.model import (
     OptimizerMode,
     PluginConfig,
     ProcessConfig,
+    RecordingConfig,
     SocketsConfig,
     StateConfig,
     StatisticsConfig,
@@ -68,6 +69,7 @@ from perfwarden.config.nodes import (
     tag_key,
 )
 from perfwarden.config.plugins import check_plugin_timing
+from perfwarden.config.recording import RECORDING_KEYS, recording_section
 from perfwarden.config.runtime import (
     CONTROL_KEYS,
     HTTP_KEYS,
@@ -106,6 +108,7 @@ __all__ = [
     "OptimizerMode",
     "PluginConfig",
     "ProcessConfig",
+    "RecordingConfig",
     "SocketsConfig",
     "StateConfig",
     "StatisticsConfig",
@@ -125,6 +128,7 @@ _CONFIG_NAME: Final = "perfwarden.yaml"
 _SECTIONS: Final = (
     "version", "statistics", "evaluation", "metrics", "knobs", "optimizer",
     "processes", "plugins", "control", "sockets", "ingest", "state", "http",
+    "recording",
 )  # fmt: skip
 _METRIC_KEYS: Final = (
     "unit", "description", "bound", "target", "warning", "critical", "for",
@@ -273,6 +277,7 @@ def _build(c: Checker, root: Node) -> Config | None:
         ingest=ingest_section(c, _sub(c, top, "ingest", INGEST_KEYS)),
         state=state_section(c, _sub(c, top, "state", STATE_KEYS)),
         http=http_section(c, _sub(c, top, "http", HTTP_KEYS)),
+        recording=recording_section(c, _sub(c, top, "recording", RECORDING_KEYS)),
     )
 
 

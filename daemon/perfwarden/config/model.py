@@ -278,6 +278,23 @@ class StateConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordingConfig:
+    """The recording of accepted samples for ``perfwarden backtest`` (``recording:``).
+
+    Off by default: it writes every accepted sample to disk for as long as
+    ``max_age``, which is the operator's call (disk space in a small state
+    directory, wear, values that may be sensitive). ``metrics`` empty: all.
+    """
+
+    enabled: bool = False
+    metrics: tuple[str, ...] = ()
+    #: 256 MiB: about a week of 100 series at one sample a second.
+    max_bytes: int = 256 << 20
+    #: A week: what "last week" in a backtest needs.
+    max_age: float = 7 * 86400.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """A whole, validated configuration.
 
@@ -300,6 +317,7 @@ class Config:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     state: StateConfig = field(default_factory=StateConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    recording: RecordingConfig = field(default_factory=RecordingConfig)
     source: str = "<string>"
     sha256: str = ""
 

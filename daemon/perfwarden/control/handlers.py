@@ -233,6 +233,7 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
             "log": log_stats(),
             "series": len(daemon.store),
             "series_expired": daemon.expiry.expired,
+            "recording": daemon.recorder.status(),
             "set_members_overflow": daemon.store.set_overflow,
             "memory": {"rss_bytes": memory.rss, "rss_mb": round(memory.rss / 2**20, 1)},
             "evaluation": {

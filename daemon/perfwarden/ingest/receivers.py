@@ -47,6 +47,14 @@ _RCVBUF_BYTES: Final = 8 << 20
 #: privileged daemon exceed net.core.rmem_max.
 _SO_RCVBUFFORCE: Final = 33
 
+#: ``|T`` stamps older than this many seconds are dropped as ``late_timestamp``:
+#: a sender's buffer replayed after an outage, judged as if it were news, would
+#: raise stale alerts. Ten minutes covers a client's retry buffer.
+STAMP_MAX_AGE: Final = 600.0
+#: ``|T`` stamps further ahead than this are dropped as ``future_timestamp`` (a
+#: sender's clock is wrong); a minute covers NTP-less clock drift.
+STAMP_MAX_AHEAD: Final = 60.0
+
 _log = get_logger("perfwarden.ingest")
 
 
@@ -108,6 +116,7 @@ class Ingestor:
         store: MetricStore,
         max_line: int,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.max_line = max_line
@@ -115,11 +124,18 @@ class Ingestor:
         self.on_commit: Callable[[], None] | None = None
         self._batch = Batch()
         self._clock = clock
+        self._wall = wall
         self._malformed_log = RateLimiter(1.0, clock)
+
+    def _set_stamp_bounds(self) -> None:
+        wall = self._wall()
+        self._batch.stamp_bounds = (wall - STAMP_MAX_AGE, wall + STAMP_MAX_AHEAD)
 
     def feed(self, payload: bytes | bytearray | memoryview) -> None:
         """Parse one payload (a datagram, a frame, or a chunk of whole lines)."""
         self.counters.bytes += len(payload)
+        if not self._batch.received:  # the first payload of a batch
+            self._set_stamp_bounds()
         parse(payload, self._batch, self.max_line)
 
     def commit(self) -> None:
@@ -129,7 +145,9 @@ class Ingestor:
             return
         counters = self.counters
         before = self.store.dropped_lines
-        self.store.ingest(batch, self._clock())
+        now = self._clock()
+        offset = now - self._wall() if batch.stamped else 0.0
+        self.store.ingest(batch, now, offset)
         dropped = self.store.dropped_lines - before
         counters.received += batch.received
         counters.accepted += batch.accepted - dropped
@@ -138,6 +156,8 @@ class Ingestor:
             counters.dropped["series_limit"] = (
                 counters.dropped.get("series_limit", 0) + dropped
             )
+        for reason, count in batch.skewed.items():
+            counters.dropped[reason] = counters.dropped.get(reason, 0) + count
         if batch.malformed:
             for reason, count in batch.malformed.items():
                 counters.malformed[reason] = counters.malformed.get(reason, 0) + count

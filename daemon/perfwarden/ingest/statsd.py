@@ -9,12 +9,17 @@ Wire format (one metric per line, several lines per datagram, ``\\n`` between)::
           s set    -> values are members, counted distinct per interval
 
 Events (``_e{...``) and service checks (``_sc|...``) are counted as *ignored*.
+A ``|T<unix_ts>`` field (whole seconds) makes the line's samples *stamped*: they go
+to :attr:`Batch.stamped` with their time instead of :attr:`Batch.values`, and a line
+whose stamp lies outside :attr:`Batch.stamp_bounds` (when set) is counted in
+:attr:`Batch.skewed` as ``late_timestamp`` or ``future_timestamp`` and not accepted.
+A stamp that is not a whole number of seconds is malformed (``bad_timestamp``).
 Extension fields that real clients add (``|c:<container-id>``, ``|e:<external>``,
 ``|card:...`` and any other ``|<letters>:`` field) are skipped.
 
 The parser does no I/O and never raises: every line that is not empty is counted
-exactly once as accepted, ignored or malformed (with a reason), so the socket layer
-can keep ``received = accepted + malformed + ignored + dropped``.
+exactly once as accepted, ignored, malformed (with a reason) or skewed, so the socket
+layer can keep ``received = accepted + malformed + ignored + dropped``.
 
 Samples are grouped per *raw series key* (the metric name, type and raw tag string,
 ``"name|type|#tags"``) into plain lists so that the store can append each group to its
@@ -95,6 +100,12 @@ class Batch:
     values: dict[RawKey, list[float]] = field(default_factory=dict)
     members: dict[RawKey, list[str]] = field(default_factory=dict)
     extra_values: dict[RawKey, int] = field(default_factory=dict)
+    #: Samples of lines with a ``|T`` field: ``(unix seconds, value)`` per raw key.
+    stamped: dict[RawKey, list[tuple[int, float]]] = field(default_factory=dict)
+    #: Lines whose stamp lay outside :attr:`stamp_bounds`, per reason (not accepted).
+    skewed: dict[str, int] = field(default_factory=dict)
+    #: ``(earliest, latest)`` stamps accepted, unix seconds; ``None``: any.
+    stamp_bounds: tuple[float, float] | None = None
     #: The first malformed line seen (reason, excerpt), for rate-limited logging.
     example: tuple[str, str] | None = None
 
@@ -105,7 +116,11 @@ class Batch:
 
     def lines_for(self, key: RawKey) -> int:
         """How many accepted lines carried samples for ``key``."""
-        count = len(self.values.get(key, ())) + len(self.members.get(key, ()))
+        count = (
+            len(self.values.get(key, ()))
+            + len(self.members.get(key, ()))
+            + len(self.stamped.get(key, ()))
+        )
         return count - self.extra_values.get(key, 0)
 
     def clear(self) -> None:
@@ -115,6 +130,8 @@ class Batch:
         self.values.clear()
         self.members.clear()
         self.extra_values.clear()
+        self.stamped.clear()
+        self.skewed.clear()
         self.example = None
 
 
@@ -152,6 +169,26 @@ def _parse_fields(rest: str) -> _FieldInfo:
                 return "bad_field"
     suffix = f"{type_}|#{tags}" if tags else type_
     return (type_, rate, suffix)
+
+
+def _split_stamp(rest: str) -> tuple[str, int | None]:
+    """Take the ``|T<unix_ts>`` field out of the trailing fields: ``(rest without
+    it, stamp)``; the stamp is ``-1`` when the field is not a whole number of
+    seconds or is given twice. Kept out of the field cache, where every new second
+    would be a new entry."""
+    head, *parts = rest.split("|")
+    kept = [head]
+    stamp: int | None = None
+    for part in parts:
+        if part[:1] != "T":
+            kept.append(part)
+            continue
+        digits = part[1:]
+        if stamp is not None or not (digits.isascii() and digits.isdigit()):
+            stamp = -1
+        else:
+            stamp = int(digits)
+    return "|".join(kept), stamp
 
 
 def _fields(rest: str) -> _FieldInfo:
@@ -234,6 +271,16 @@ def _malformed(batch: Batch, reason: str, line: str) -> None:
         batch.example = (reason, line[:200])
 
 
+def _stamp_in_bounds(batch: Batch, stamp: int) -> bool:
+    """True when ``stamp`` is acceptable; else the line is counted as skewed."""
+    bounds = batch.stamp_bounds
+    if bounds is None or bounds[0] <= stamp <= bounds[1]:
+        return True
+    reason = "late_timestamp" if stamp < bounds[0] else "future_timestamp"
+    batch.skewed[reason] = batch.skewed.get(reason, 0) + 1
+    return False
+
+
 def _parse_fast(lines: list[str], batch: Batch, max_line: int) -> None:
     """Lines known to hold no ``\\r`` and none longer than ``max_line``."""
     values = batch.values
@@ -290,9 +337,15 @@ def _parse_lines(lines: list[str], batch: Batch, max_line: int, *, learn: bool) 
         if head[:1] == "_" and (head.startswith("_e{") or head == "_sc"):
             batch.ignored += 1
             continue
+        stamp = None
+        if "|T" in rest:
+            rest, stamp = _split_stamp(rest)
         info = _fields(rest)
         if isinstance(info, str):
             _malformed(batch, info, line)
+            continue
+        if stamp is not None and stamp < 0:
+            _malformed(batch, "bad_timestamp", line)
             continue
         type_, rate, suffix = info
         name, sep, raw_values = head.partition(":")
@@ -310,6 +363,10 @@ def _parse_lines(lines: list[str], batch: Batch, max_line: int, *, learn: bool) 
             members = raw_values.split(":")
             if "" in members:
                 _malformed(batch, "no_value", line)
+                continue
+            # A set counts the members of the interval they arrive in; its stamp
+            # is only checked.
+            if stamp is not None and not _stamp_in_bounds(batch, stamp):
                 continue
             batch.members.setdefault(key, []).extend(members)
             if len(members) > 1:
@@ -332,8 +389,13 @@ def _parse_lines(lines: list[str], batch: Batch, max_line: int, *, learn: bool) 
                 continue
             if rate != 1.0 and type_ == "c":
                 value /= rate
-            elif learn:
+            elif learn and stamp is None:
                 _learn(rest, name, key)
+            if stamp is not None:
+                if _stamp_in_bounds(batch, stamp):
+                    batch.stamped.setdefault(key, []).append((stamp, value))
+                    accepted += 1
+                continue
             bucket = values.get(key)
             if bucket is None:
                 values[key] = [value]
@@ -354,7 +416,12 @@ def _parse_lines(lines: list[str], batch: Batch, max_line: int, *, learn: bool) 
             continue
         if rate != 1.0 and type_ == "c":
             many = [v / rate for v in many]
-        values.setdefault(key, []).extend(many)
+        if stamp is not None:
+            if not _stamp_in_bounds(batch, stamp):
+                continue
+            batch.stamped.setdefault(key, []).extend((stamp, v) for v in many)
+        else:
+            values.setdefault(key, []).extend(many)
         batch.extra_values[key] = batch.extra_values.get(key, 0) + len(many) - 1
         accepted += 1
     batch.received += received

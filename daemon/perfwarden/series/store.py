@@ -80,6 +80,9 @@ class MetricStore:
         self.dropped_lines = 0
         #: Set members not counted because a set series hit MAX_SET_MEMBERS.
         self.set_overflow = 0
+        #: Told of every batch before it is taken (the recording), with the
+        #: arguments of :meth:`ingest`.
+        self.on_ingest: Callable[[Batch, float, float], None] | None = None
 
     def __len__(self) -> int:
         return len(self._series)
@@ -104,8 +107,16 @@ class MetricStore:
         updated, self._updated = self._updated, set()
         return updated
 
-    def ingest(self, batch: Batch, now: float) -> None:
-        """Append a parsed batch to the windows; account lines the cap drops."""
+    def ingest(self, batch: Batch, now: float, stamp_offset: float = 0.0) -> None:
+        """Append a parsed batch to the windows; account lines the cap drops.
+
+        ``now`` is the arrival time on the store's clock; a stamped sample (``|T``)
+        counts at its own time, ``stamp + stamp_offset`` on that clock (never later
+        than ``now``), so a late line does not refresh its series' ``last_update``
+        beyond its own time.
+        """
+        if self.on_ingest is not None:
+            self.on_ingest(batch, now, stamp_offset)
         updated = self._updated
         for key, values in batch.values.items():
             series = self._resolve(key)
@@ -130,6 +141,25 @@ class MetricStore:
                 series.members.update(members[: max(room, 0)])
                 self.set_overflow += len(members) - max(room, 0)
             series.last_update = now
+        if batch.stamped:
+            self._ingest_stamped(batch, now, stamp_offset)
+
+    def _ingest_stamped(self, batch: Batch, now: float, stamp_offset: float) -> None:
+        updated = self._updated
+        for key, pairs in batch.stamped.items():
+            series = self._resolve(key)
+            if series is None:
+                if key not in batch.values:  # else counted with them
+                    self.dropped_lines += batch.lines_for(key)
+                continue
+            values = [value for _, value in pairs]
+            if series.type is MetricType.COUNT:
+                series.pending += sum(values)
+            else:
+                series.window.extend(values)
+                updated.add(series)
+            newest = min(now, max(stamp for stamp, _ in pairs) + stamp_offset)
+            series.last_update = max(series.last_update, newest)
 
     def roll_interval(self, interval: float) -> None:
         """Turn each count's sum into a rate sample and each set into a distinct count.

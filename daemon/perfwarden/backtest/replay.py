@@ -1,0 +1,189 @@
+"""The replay: history through a real store, evaluator and expiry on a simulated clock.
+
+Chunks arrive in time order. Chunks with the same time form one batch, as one
+ingest commit does live: the store takes it (``|T`` stamps count at their own
+time, as live), then the evaluator judges the series it touched. Before each
+batch, every evaluation tick due by its time runs
+(:func:`~perfwarden.alerts.tick.evaluation_tick`, the daemon's own tick), every
+``evaluation.interval`` of simulated time; a recording's tick marks set the phase,
+so ticks fall where the daemon's fell. After the last chunk the ticks run on to
+the end of the replay. The alert events are collected as the daemon's optimizer
+receives them.
+
+Nothing here writes a file: the replay's store, alerts and expiry live in memory.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from perfwarden.alerts.evaluator import AlertEvent, Evaluator
+from perfwarden.alerts.tick import evaluation_tick
+from perfwarden.ingest.statsd import Batch
+from perfwarden.recording.recorder import TICK_KEY
+from perfwarden.series.expiry import SeriesExpiry
+from perfwarden.series.store import MetricStore
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from perfwarden.backtest.sources import Chunk
+    from perfwarden.config.load import Config
+
+__all__ = ["Replay", "ReplayResult", "SimulatedClock"]
+
+
+class SimulatedClock:
+    """The replay's time (unix seconds), for both the monotonic and the wall clock."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass(slots=True)
+class ReplayResult:
+    """What one replay saw and decided."""
+
+    events: list[AlertEvent] = field(default_factory=list)
+    samples: int = 0
+    series: set[str] = field(default_factory=set)
+    start: float | None = None
+    end: float | None = None
+    ticks: int = 0
+    #: Lines the series cap dropped, as live.
+    dropped: int = 0
+
+
+class Replay:
+    """One config replayed over one history.
+
+    ``metrics`` limits the replay to those metric names (empty: all); ``start`` and
+    ``end`` (unix seconds) cut the history; ``progress`` is called with the
+    simulated time now and then.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        metrics: Iterable[str] = (),
+        start: float | None = None,
+        end: float | None = None,
+        progress: Callable[[float], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = SimulatedClock()
+        self.store = MetricStore(config.metric_window, config.statistics.max_series)
+        self.evaluator = Evaluator(
+            self.store, lambda: config, clock=self.clock, wall=self.clock
+        )
+        self.expiry = SeriesExpiry(
+            self.store, self.evaluator, _forget_nothing, lambda: config, self.clock
+        )
+        self.result = ReplayResult()
+        self.evaluator.subscribers.append(self.result.events.append)
+        self._metrics = frozenset(metrics)
+        self._wanted: dict[str, bool] = {}
+        self._start = start
+        self._end = end
+        self._progress = progress
+        self._next_tick: float | None = None
+        self._phase_from_recording = False
+
+    def run(self, chunks: Iterable[Chunk]) -> ReplayResult:
+        """Replay ``chunks`` (time-ordered) to the end; return what was decided."""
+        result = self.result
+        start, end = self._start, self._end
+        batch = Batch()
+        batch_time = -math.inf
+        samples = 0
+        wanted = self._wanted
+        batches = 0
+        for at, key, values, stamp in chunks:
+            if start is not None and at < start:
+                continue
+            if end is not None and at > end:
+                break
+            if key == TICK_KEY:
+                self._tick_mark(at)
+                continue
+            keep = wanted.get(key)
+            if keep is None:
+                keep = wanted[key] = self._want(key)
+            if not keep:
+                continue
+            if at != batch_time:
+                if batch_time != -math.inf:
+                    self._commit(batch, batch_time)
+                    batches += 1
+                    if self._progress is not None and batches % 4096 == 0:
+                        self._progress(batch_time)
+                self._ticks_until(at)
+                batch_time = at
+            if stamp is None:
+                bucket = batch.values.get(key)
+                if bucket is None:
+                    batch.values[key] = list(values)
+                else:
+                    bucket.extend(values)
+            else:
+                whole = int(stamp)
+                batch.stamped.setdefault(key, []).extend((whole, v) for v in values)
+            samples += len(values)
+        if batch_time != -math.inf:
+            self._commit(batch, batch_time)
+        last = batch_time if batch_time != -math.inf else None
+        finish = end if end is not None else last
+        if finish is not None:
+            self._ticks_until(finish)
+            self.clock.now = max(self.clock.now, finish)
+        result.samples = samples
+        result.series = {series.key for series in self.store} | {
+            event.series for event in result.events
+        }
+        result.end = finish
+        result.dropped = self.store.dropped_lines
+        return result
+
+    def _want(self, key: str) -> bool:
+        return not self._metrics or key.partition("|")[0] in self._metrics
+
+    def _commit(self, batch: Batch, at: float) -> None:
+        self.clock.now = at
+        if self.result.start is None:
+            self.result.start = at
+        self.store.ingest(batch, at)
+        self.evaluator.evaluate_updated()
+        batch.values.clear()
+        batch.stamped.clear()
+
+    def _tick_mark(self, at: float) -> None:
+        """A recorded tick: the daemon's tick phase, taken once."""
+        if self._phase_from_recording:
+            return
+        self._phase_from_recording = True
+        if self._next_tick is None or at >= self.clock.now:
+            self._next_tick = max(at, self.clock.now)
+
+    def _ticks_until(self, at: float) -> None:
+        interval = self.config.evaluation.interval
+        if self._next_tick is None:
+            self._next_tick = at + interval
+            if self.result.start is None:
+                self.result.start = at
+            return
+        while self._next_tick <= at:
+            self.clock.now = self._next_tick
+            evaluation_tick(self.store, self.evaluator, self.expiry, interval)
+            self.result.ticks += 1
+            self._next_tick += interval
+
+
+def _forget_nothing(keys: Iterable[str]) -> None:
+    """Expired series leave no saved state behind: a replay has none."""
+    del keys

@@ -1,0 +1,310 @@
+"""The recording writer: samples noted on the loop, blocks written by a thread.
+
+The loop thread only appends references to what the store accepted (each batch's
+value lists are fresh, never mutated after the batch) to a pending list; every
+evaluation tick, or once :data:`FLUSH_VALUES` values are pending, that list goes to
+a bounded queue. A writer thread encodes and compresses it into one block
+(:mod:`.segments`), appends it to the current segment and rotates: a new segment
+every ``max_bytes / 16``, the oldest removed while the recording is above
+``max_bytes`` or older than ``max_age``. When the queue is full (the disk cannot
+keep up) the batch is dropped and counted (``dropped``); the loop never waits.
+
+Each block is written with one ``write`` and flushed, so a ``kill -9`` loses at
+most what was queued; a block cut short is removed by :meth:`Recorder.open` on the
+next start (``recording.truncated``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from typing import TYPE_CHECKING, Any, BinaryIO, Final
+
+from perfwarden.logs.setup import RateLimiter, get_logger
+from perfwarden.recording.segments import (
+    MAGIC,
+    SUFFIX,
+    encode_block,
+    segment_paths,
+    truncate_torn,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from perfwarden.config.load import RecordingConfig
+    from perfwarden.ingest.statsd import Batch
+
+__all__ = ["FLUSH_VALUES", "QUEUE_BLOCKS", "TICK_KEY", "Recorder"]
+
+_log = get_logger("perfwarden.recording")
+
+#: Pending values that make the loop hand a block to the writer before the tick.
+FLUSH_VALUES: Final = 32768
+#: Blocks waiting for the writer before further ones are dropped.
+QUEUE_BLOCKS: Final = 8
+#: The key of the chunk that marks an evaluation tick (no values).
+TICK_KEY: Final = ""
+_MIN_SEGMENT: Final = 64 << 10
+_MAX_SEGMENT: Final = 16 << 20
+_MAX_FILTER_CACHE: Final = 65536
+
+#: One chunk: raw series key, arrival (unix time), the values, the ``|T`` stamp
+#: (NaN: none).
+Chunk = tuple[str, float, "list[float]", float]
+_NO_STAMP: Final = float("nan")
+
+
+class Recorder:
+    """Appends accepted samples to the recording in ``directory``."""
+
+    def __init__(
+        self,
+        directory: Path,
+        settings: Callable[[], RecordingConfig],
+        wall: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.directory = directory
+        self._settings = settings
+        self._wall = wall
+        self._clock = clock
+        self._offset = wall() - clock()
+        self._pending: list[Chunk] = []
+        self._pending_values = 0
+        self._queue: queue.Queue[list[Chunk] | None] = queue.Queue(QUEUE_BLOCKS)
+        self._thread: threading.Thread | None = None
+        self._wanted: dict[str, bool] = {}
+        self._names: frozenset[str] = frozenset()
+        self._file: BinaryIO | None = None
+        self._segment_bytes = 0
+        self._sequence = 0
+        self._error_log = RateLimiter(10.0, clock)
+        #: Values handed to the writer, dropped because it was behind (loop
+        #: thread), lost to write errors (writer thread), written.
+        self.noted = 0
+        self.dropped = 0
+        self.lost = 0
+        self.written = 0
+        self.bytes_written = 0
+        self.write_errors = 0
+        self.truncated_bytes = 0
+
+    @property
+    def running(self) -> bool:
+        """Is the writer thread up (the recording enabled)?"""
+        return self._thread is not None
+
+    # -- lifecycle (loop thread) ----------------------------------------------------
+
+    def apply(self) -> None:
+        """Start or stop per the current settings (at start and on every reload)."""
+        settings = self._settings()
+        self._names = frozenset(settings.metrics)
+        self._wanted.clear()
+        if settings.enabled and self._thread is None:
+            self._open()
+        elif not settings.enabled and self._thread is not None:
+            self.close()
+
+    def _open(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        segments = segment_paths(self.directory)
+        if segments:
+            removed = truncate_torn(segments[-1])
+            if removed:
+                self.truncated_bytes += removed
+                _log.warning(
+                    "recording.truncated", segment=segments[-1].name, bytes=removed
+                )
+            self._sequence = _sequence_of(segments[-1])
+        self._thread = threading.Thread(
+            target=self._run, name="perfwarden-recorder", daemon=True
+        )
+        self._thread.start()
+        _log.info("recording.started", directory=str(self.directory))
+
+    def close(self, timeout: float = 3.0) -> None:
+        """Hand over what is pending, let the writer finish (within ``timeout``)."""
+        thread = self._thread
+        if thread is None:
+            return
+        self.flush()
+        with contextlib.suppress(queue.Full):
+            self._queue.put(None, timeout=timeout)
+        thread.join(timeout)
+        self._thread = None
+
+    # -- noting (loop thread) ------------------------------------------------------
+
+    def on_ingest(self, batch: Batch, now: float, stamp_offset: float) -> None:
+        """The store's hook: note a batch it is about to take (``now`` on the
+        store's clock; stamped samples at their own ``|T`` time)."""
+        if self._thread is None:
+            return
+        del stamp_offset  # stamps are unix seconds already
+        pending = self._pending
+        wanted = self._wanted
+        at = now + self._offset
+        count = 0
+        for key, values in batch.values.items():
+            keep = wanted.get(key)
+            if keep is None:
+                keep = self._want(key)
+            if keep:
+                pending.append((key, at, values, _NO_STAMP))
+                count += len(values)
+        for key, pairs in batch.stamped.items():
+            keep = wanted.get(key)
+            if keep is None:
+                keep = self._want(key)
+            if keep:
+                pending.extend((key, at, [value], stamp) for stamp, value in pairs)
+                count += len(pairs)
+        self._pending_values += count
+        if self._pending_values >= FLUSH_VALUES:
+            self.flush()
+
+    def _want(self, key: str) -> bool:
+        names = self._names
+        keep = not names or key.partition("|")[0] in names
+        if len(self._wanted) >= _MAX_FILTER_CACHE:
+            self._wanted.clear()
+        self._wanted[key] = keep
+        return keep
+
+    def on_tick(self, now: float) -> None:
+        """Mark an evaluation tick (the replay takes its phase from it), then flush."""
+        if self._thread is None:
+            return
+        self._offset = self._wall() - self._clock()
+        self._pending.append((TICK_KEY, now + self._offset, [], _NO_STAMP))
+        self.flush()
+
+    def flush(self) -> None:
+        """Hand the pending chunks to the writer; if it is behind, drop and count."""
+        if not self._pending:
+            return
+        chunks, count = self._pending, self._pending_values
+        self._pending, self._pending_values = [], 0
+        try:
+            self._queue.put_nowait(chunks)
+        except queue.Full:
+            self.dropped += count
+        else:
+            self.noted += count
+
+    # -- writing (writer thread) -----------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while True:
+                chunks = self._queue.get()
+                if chunks is None:
+                    return
+                try:
+                    self._write(chunks)
+                except OSError as exc:
+                    self.write_errors += 1
+                    self.lost += sum(len(chunk[2]) for chunk in chunks)
+                    self._close_segment()
+                    if self._error_log.allow():
+                        _log.error("recording.write_failed", error=str(exc))
+        finally:
+            self._close_segment()
+
+    def _write(self, chunks: list[Chunk]) -> None:
+        index: dict[str, int] = {}
+        keys: list[str] = []
+        key_index: list[int] = []
+        times: list[float] = []
+        stamps: list[float] = []
+        counts: list[int] = []
+        flat: list[float] = []
+        for key, at, values, stamp in chunks:
+            i = index.get(key)
+            if i is None:
+                i = index[key] = len(keys)
+                keys.append(key)
+            key_index.append(i)
+            times.append(at)
+            stamps.append(stamp)
+            counts.append(len(values))
+            flat.extend(values)
+        data = encode_block(keys, key_index, times, stamps, counts, flat)
+        file = self._file or self._new_segment()
+        file.write(data)
+        file.flush()
+        self._segment_bytes += len(data)
+        self.bytes_written += len(data)
+        self.written += len(flat)
+        if self._segment_bytes >= self._segment_limit():
+            self._close_segment()
+            self._prune()
+
+    def _segment_limit(self) -> int:
+        return min(max(self._settings().max_bytes // 16, _MIN_SEGMENT), _MAX_SEGMENT)
+
+    def _new_segment(self) -> BinaryIO:
+        self._sequence += 1
+        path = self.directory / f"{self._sequence:08d}{SUFFIX}"
+        file = path.open("xb")
+        file.write(MAGIC)
+        self._file = file
+        self._segment_bytes = len(MAGIC)
+        return file
+
+    def _close_segment(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
+
+    def _prune(self) -> None:
+        """Remove the oldest closed segments beyond ``max_bytes`` or ``max_age``."""
+        settings = self._settings()
+        oldest_kept = self._wall() - settings.max_age
+        segments = [(p, p.stat()) for p in segment_paths(self.directory)]
+        total = sum(stat.st_size for _, stat in segments)
+        for path, stat in segments[:-1]:
+            if total <= settings.max_bytes and stat.st_mtime >= oldest_kept:
+                break
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            total -= stat.st_size
+
+    # -- reading (loop thread) -------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """The ``recording`` part of ``status --json``."""
+        settings = self._settings()
+        segments = segment_paths(self.directory) if self.directory.is_dir() else []
+        sizes = []
+        for path in segments:
+            with contextlib.suppress(FileNotFoundError):
+                sizes.append(path.stat().st_size)
+        return {
+            "enabled": settings.enabled,
+            "directory": str(self.directory),
+            "metrics": sorted(settings.metrics) or "all",
+            "max_bytes": settings.max_bytes,
+            "max_age": settings.max_age,
+            "segments": len(sizes),
+            "bytes": sum(sizes),
+            "samples_noted": self.noted,
+            "samples_written": self.written,
+            "dropped": self.dropped + self.lost,
+            "queued_blocks": self._queue.qsize(),
+            "write_errors": self.write_errors,
+            "truncated_bytes": self.truncated_bytes,
+        }
+
+
+def _sequence_of(path: Path) -> int:
+    try:
+        return int(path.stem)
+    except ValueError:
+        return 0
