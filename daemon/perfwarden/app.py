@@ -25,7 +25,7 @@ from perfwarden.alerts.evaluator import Evaluator
 from perfwarden.config.load import Config, ConfigError, load_config
 from perfwarden.config.watcher import ConfigWatcher
 from perfwarden.control.handlers import build_commands
-from perfwarden.control.server import ControlServer
+from perfwarden.control.server import ControlCounters, ControlServer
 from perfwarden.heap import trim
 from perfwarden.ingest.receivers import DatagramReceiver, Ingestor, StreamIngestServer
 from perfwarden.ingest.sockets import (
@@ -35,6 +35,7 @@ from perfwarden.ingest.sockets import (
     prepare_directory,
 )
 from perfwarden.ingest.statsd import Batch
+from perfwarden.logs.loop_errors import LoopErrors
 from perfwarden.logs.setup import begin_shutdown, get_logger
 from perfwarden.optimize.dispatch import Dispatcher
 from perfwarden.optimize.engine import OptimizerEngine
@@ -117,6 +118,8 @@ class Daemon:
         self.evaluator.subscribers.append(self.optimizer.on_alert)
         self.evaluator.subscribers.append(self.dispatcher)
         self._reload_lock = asyncio.Lock()
+        self.control_counters = ControlCounters()
+        self.loop_errors = LoopErrors()
         self.evaluation_passes = 0
         self.evaluation_seconds = 0.0
         self.sampler = ProcessSampler(lambda: self.config, self._append_sample)
@@ -183,6 +186,7 @@ class Daemon:
     async def run(self) -> int:
         """Run until asked to stop; return the process exit status."""
         loop = self._loop = asyncio.get_running_loop()
+        loop.set_exception_handler(self.loop_errors.handle)
         prepare_directory(self.socket_dir, self.config.sockets)
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         lock = DirectoryLock(self.socket_dir)
@@ -199,23 +203,25 @@ class Daemon:
     async def _serve(
         self, loop: asyncio.AbstractEventLoop, sockets: BoundSockets
     ) -> int:
-        ingest = self.config.ingest
         # Knob values, then windows, alerts and learning, before any socket is
         # read: READY=1 comes after the restore.
         restored = self.knobs.load()
         self.state.restore()
         receiver = DatagramReceiver(
-            sockets.metrics, self.ingestor, ingest.max_datagram_bytes, loop
+            sockets.metrics,
+            self.ingestor,
+            lambda: self.config.ingest.max_datagram_bytes,
+            loop,
         )
-        streams = StreamIngestServer(
-            self.ingestor, ingest.max_connections, ingest.max_datagram_bytes
-        )
+        streams = StreamIngestServer(self.ingestor, lambda: self.config.ingest)
         stream_server = await loop.create_unix_server(
             streams.protocol_factory, sock=sockets.stream
         )
         self.knobs.write()
         await self.plugins.rescan()
-        control = ControlServer(build_commands(self), lambda: self.config.control)
+        control = ControlServer(
+            build_commands(self), lambda: self.config.control, self.control_counters
+        )
         await control.start(sockets.control)
         http = HttpServer(self)
         await http.start()
