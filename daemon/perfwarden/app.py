@@ -34,7 +34,7 @@ from perfwarden.ingest.sockets import (
     bind_sockets,
     prepare_directory,
 )
-from perfwarden.ingest.statsd import Batch
+from perfwarden.ingest.statsd import Batch, set_tag_limits
 from perfwarden.logs.loop_errors import LoopErrors
 from perfwarden.logs.setup import begin_shutdown, get_logger
 from perfwarden.optimize.dispatch import Dispatcher
@@ -43,6 +43,7 @@ from perfwarden.optimize.knobs import KnobStore, spec_of
 from perfwarden.optimize.learning import Learning
 from perfwarden.optimize.plugin_runtime import PluginRuntime
 from perfwarden.sampling.sampler import ProcessSampler, SelfMonitor
+from perfwarden.series.ceiling import MemoryCeiling
 from perfwarden.series.expiry import SeriesExpiry
 from perfwarden.series.store import MetricStore
 from perfwarden.state.persistence import StateStore
@@ -86,6 +87,10 @@ class Daemon:
         self.notifier = notifier or Notifier()
         self.store = MetricStore(config.metric_window, config.statistics.max_series)
         self.ingestor = Ingestor(self.store, config.ingest.max_line_bytes)
+        self.ceiling = MemoryCeiling(
+            self.store, lambda: self.config.statistics.max_memory_mb
+        )
+        self._apply_ingest_limits(config)
         self.evaluator = Evaluator(self.store, lambda: self.config)
         self.ingestor.on_commit = self._schedule_evaluation
         self.knobs = KnobStore(_knob_specs(config), state_dir)
@@ -168,7 +173,7 @@ class Daemon:
         changes = _describe_changes(self.config, new)
         self.config = new
         self.store.reconfigure(new.metric_window, new.statistics.max_series)
-        self.ingestor.max_line = new.ingest.max_line_bytes
+        self._apply_ingest_limits(new)
         self.evaluator.forget(self._has_levels)
         self.knobs.reconfigure(_knob_specs(new))
         loaded = await self.plugins.rescan()
@@ -182,6 +187,13 @@ class Daemon:
         self.last_reload = {"ok": True, "at": time.time(), "changes": changes}
         self.reload_counts["ok"] += 1
         return ReloadOutcome(ok=True, changes=changes)
+
+    def _apply_ingest_limits(self, config: Config) -> None:
+        """The parser's and the store's bounds (the sockets read theirs live)."""
+        ingest = config.ingest
+        self.ingestor.max_line = ingest.max_line_bytes
+        set_tag_limits(ingest.max_tag_bytes, ingest.max_tags)
+        self.store.set_limits(ingest.max_set_members, ingest.max_set_bytes)
 
     async def run(self) -> int:
         """Run until asked to stop; return the process exit status."""
@@ -310,6 +322,7 @@ class Daemon:
             self.store.take_updated()
             self.evaluator.tick()
             self.expiry.sweep()
+            self.ceiling.check()
             self.ticks += 1
             if self.ticks % 10 == 0:
                 self.notifier.notify(f"STATUS={self._status_line()}")

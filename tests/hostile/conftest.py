@@ -100,3 +100,9 @@ def held_as_nobody(path: Path, count: int, payload: bytes = b"") -> Iterator[int
     finally:
         os.close(release_write)
         os.waitpid(pid, 0)
+
+
+@pytest.fixture(name="daemon")
+def _daemon(make_daemon: Callable[..., DaemonProcess]) -> DaemonProcess:
+    """One running daemon on an empty config."""
+    return make_daemon().start()

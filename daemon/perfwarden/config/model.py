@@ -248,6 +248,8 @@ class IngestConfig:
     max_line_bytes: int = 8192
     #: The longest tag set (the bytes after ``|#``) a line may carry.
     max_tag_bytes: int = 1024
+    #: The most tags a line may carry (each tag of each series costs memory).
+    max_tags: int = 32
     max_connections: int = 512
     #: Stream connections of one uid, so one sender cannot lock out the others.
     max_connections_per_uid: int = 128

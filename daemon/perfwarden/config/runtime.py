@@ -70,6 +70,7 @@ SOCKETS_KEYS: Final = ("metrics_access", "group")
 INGEST_KEYS: Final = (
     "max_line_bytes",
     "max_tag_bytes",
+    "max_tags",
     "max_connections",
     "max_connections_per_uid",
     "idle_timeout",
@@ -186,6 +187,7 @@ def ingest_section(c: Checker, s: Section) -> IngestConfig:
             c.integer(s, "max_line_bytes", one), d.max_line_bytes
         ),
         max_tag_bytes=or_default(c.integer(s, "max_tag_bytes", one), d.max_tag_bytes),
+        max_tags=or_default(c.integer(s, "max_tags", one), d.max_tags),
         max_connections=or_default(
             c.integer(s, "max_connections", one), d.max_connections
         ),

@@ -264,6 +264,7 @@ def build_commands(daemon: Daemon) -> dict[str, Command]:
             "series": len(daemon.store),
             "series_expired": daemon.expiry.expired,
             "set_members_overflow": daemon.store.set_overflow,
+            "shedding_new_series": daemon.store.shedding,
             "memory": {"rss_bytes": memory.rss, "rss_mb": round(memory.rss / 2**20, 1)},
             "evaluation": {
                 "ticks": daemon.ticks,

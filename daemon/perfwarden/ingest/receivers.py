@@ -139,15 +139,21 @@ class Ingestor:
         if not batch.received:
             return
         counters = self.counters
-        before = self.store.dropped_lines
-        self.store.ingest(batch, self._clock())
-        dropped = self.store.dropped_lines - before
+        store = self.store
+        before, shed_before = store.dropped_lines, store.shed_lines
+        store.ingest(batch, self._clock())
+        dropped = store.dropped_lines - before
+        shed = store.shed_lines - shed_before
         counters.received += batch.received
-        counters.accepted += batch.accepted - dropped
+        counters.accepted += batch.accepted - dropped - shed
         counters.ignored += batch.ignored
         if dropped:
             counters.dropped["series_limit"] = (
                 counters.dropped.get("series_limit", 0) + dropped
+            )
+        if shed:
+            counters.dropped["memory_limit"] = (
+                counters.dropped.get("memory_limit", 0) + shed
             )
         if batch.malformed:
             for reason, count in batch.malformed.items():
