@@ -25,7 +25,7 @@ from perfwarden.alerts.tick import evaluation_tick
 from perfwarden.config.load import Config, ConfigError, load_config
 from perfwarden.config.watcher import ConfigWatcher
 from perfwarden.control.handlers import build_commands
-from perfwarden.control.server import ControlServer
+from perfwarden.control.server import ControlCounters, ControlServer
 from perfwarden.heap import trim
 from perfwarden.ingest.receivers import DatagramReceiver, Ingestor, StreamIngestServer
 from perfwarden.ingest.sockets import (
@@ -34,7 +34,8 @@ from perfwarden.ingest.sockets import (
     bind_sockets,
     prepare_directory,
 )
-from perfwarden.ingest.statsd import Batch
+from perfwarden.ingest.statsd import Batch, set_tag_limits
+from perfwarden.logs.loop_errors import LoopErrors
 from perfwarden.logs.setup import begin_shutdown, get_logger
 from perfwarden.optimize.dispatch import Dispatcher
 from perfwarden.optimize.engine import OptimizerEngine
@@ -47,6 +48,7 @@ from perfwarden.readmodel import ReloadOutcome
 from perfwarden.recording.recorder import Recorder
 from perfwarden.sampling.sampler import ProcessSampler
 from perfwarden.sampling.self_monitor import SelfMonitor
+from perfwarden.series.ceiling import MemoryCeiling
 from perfwarden.series.expiry import SeriesExpiry
 from perfwarden.series.store import MetricStore
 from perfwarden.state.persistence import StateStore
@@ -81,6 +83,10 @@ class Daemon:
         self.notifier = notifier or Notifier()
         self.store = MetricStore(config.metric_window, config.statistics.max_series)
         self.ingestor = Ingestor(self.store, config.ingest.max_line_bytes)
+        self.ceiling = MemoryCeiling(
+            self.store, lambda: self.config.statistics.max_memory_mb
+        )
+        self._apply_ingest_limits(config)
         self.evaluator = Evaluator(self.store, lambda: self.config)
         self.ingestor.on_commit = self._schedule_evaluation
         self.knobs = KnobStore(_knob_specs(config), state_dir)
@@ -118,6 +124,8 @@ class Daemon:
         self.evaluator.subscribers.append(self.optimizer.on_alert)
         self.evaluator.subscribers.append(self.dispatcher)
         self._reload_lock = asyncio.Lock()
+        self.control_counters = ControlCounters()
+        self.loop_errors = LoopErrors()
         self.evaluation_passes = 0
         self.evaluation_seconds = 0.0
         self.sampler = ProcessSampler(lambda: self.config, self._append_sample)
@@ -166,7 +174,7 @@ class Daemon:
         changes = _describe_changes(self.config, new)
         self.config = new
         self.store.reconfigure(new.metric_window, new.statistics.max_series)
-        self.ingestor.max_line = new.ingest.max_line_bytes
+        self._apply_ingest_limits(new)
         self.evaluator.forget(self._has_levels)
         self.knobs.reconfigure(_knob_specs(new))
         self.recorder.apply()
@@ -182,9 +190,17 @@ class Daemon:
         self.reload_counts["ok"] += 1
         return ReloadOutcome(ok=True, changes=changes)
 
+    def _apply_ingest_limits(self, config: Config) -> None:
+        """The parser's and the store's bounds (the sockets read theirs live)."""
+        ingest = config.ingest
+        self.ingestor.max_line = ingest.max_line_bytes
+        set_tag_limits(ingest.max_tag_bytes, ingest.max_tags)
+        self.store.set_limits(ingest.max_set_members, ingest.max_set_bytes)
+
     async def run(self) -> int:
         """Run until asked to stop; return the process exit status."""
         loop = self._loop = asyncio.get_running_loop()
+        loop.set_exception_handler(self.loop_errors.handle)
         prepare_directory(self.socket_dir, self.config.sockets)
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         lock = DirectoryLock(self.socket_dir)
@@ -201,7 +217,6 @@ class Daemon:
     async def _serve(
         self, loop: asyncio.AbstractEventLoop, sockets: BoundSockets
     ) -> int:
-        ingest = self.config.ingest
         # Knob values, then windows, alerts and learning, before any socket is
         # read: READY=1 comes after the restore.
         restored = self.knobs.load()
@@ -209,17 +224,20 @@ class Daemon:
         self.state.restore()
         self.recorder.apply()
         receiver = DatagramReceiver(
-            sockets.metrics, self.ingestor, ingest.max_datagram_bytes, loop
+            sockets.metrics,
+            self.ingestor,
+            lambda: self.config.ingest.max_datagram_bytes,
+            loop,
         )
-        streams = StreamIngestServer(
-            self.ingestor, ingest.max_connections, ingest.max_datagram_bytes
-        )
+        streams = StreamIngestServer(self.ingestor, lambda: self.config.ingest)
         stream_server = await loop.create_unix_server(
             streams.protocol_factory, sock=sockets.stream
         )
         self.knobs.write()
         await self.plugins.rescan()
-        control = ControlServer(build_commands(self), lambda: self.config.control)
+        control = ControlServer(
+            build_commands(self), lambda: self.config.control, self.control_counters
+        )
         await control.start(sockets.control)
         http = HttpServer(self)
         await http.start()
@@ -307,6 +325,7 @@ class Daemon:
             next_tick += interval
             await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
             evaluation_tick(self.store, self.evaluator, self.expiry, interval)
+            self.ceiling.check()
             self.recorder.on_tick(time.monotonic())
             self.ticks += 1
             if self.ticks % 10 == 0:

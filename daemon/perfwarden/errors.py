@@ -4,6 +4,7 @@ PerfwardenError
 ├── ConfigError            (perfwarden.config.load) a config that does not validate
 ├── AlreadyRunningError    another live daemon owns the socket directory
 ├── DaemonUnreachableError no daemon answers on the control socket (CLI exit 3)
+├── UntrustedDirectoryError a socket directory others could tamper with (exit 1)
 └── ControlError           the daemon answered a request with an error (CLI exit 1)
 """
 
@@ -14,6 +15,7 @@ __all__ = [
     "ControlError",
     "DaemonUnreachableError",
     "PerfwardenError",
+    "UntrustedDirectoryError",
 ]
 
 
@@ -36,3 +38,7 @@ class ControlError(PerfwardenError):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class UntrustedDirectoryError(PerfwardenError):
+    """A socket directory that someone other than its user could have tampered with."""

@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 
     from perfwarden.alerts.evaluator import Evaluator
     from perfwarden.config.model import Config
+    from perfwarden.control.server import ControlCounters
     from perfwarden.ingest.receivers import Ingestor
+    from perfwarden.logs.loop_errors import LoopErrors
     from perfwarden.optimize.engine import OptimizerEngine
     from perfwarden.optimize.knobs import KnobStore
     from perfwarden.optimize.learning import Learning
@@ -86,6 +88,10 @@ class DaemonView(Protocol):
     def state(self) -> StateStore: ...
     @property
     def recorder(self) -> Recorder: ...
+    @property
+    def control_counters(self) -> ControlCounters: ...
+    @property
+    def loop_errors(self) -> LoopErrors: ...
 
     def uptime(self) -> float:
         """Seconds since the daemon started."""

@@ -71,7 +71,7 @@ class TestControlAuthorization:
         assert "ok" == status[0]
         reload = as_user(NOBODY, [NOBODY], lambda: request(path, "reload"))
         assert ("error", "ControlError", "forbidden") == reload
-        assert daemon.log_events("control.forbidden")
+        assert daemon.wait_log("control.forbidden")
 
     def test_allowed_uid_may_change(
         self, make_daemon: Callable[..., DaemonProcess]

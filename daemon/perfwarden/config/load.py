@@ -137,6 +137,7 @@ _METRIC_KEYS: Final = (
 _THRESHOLDS: Final = ("target", "warning", "critical")
 _STATISTICS_KEYS: Final = (
     "confidence_level", "window", "min_samples", "max_series", "expire_after",
+    "max_memory_mb",
 )  # fmt: skip
 _EVALUATION_KEYS: Final = (
     "interval", "basis", "for", "window", "short_window", "hysteresis",
@@ -311,6 +312,9 @@ def _statistics(c: Checker, s: Section) -> StatisticsConfig:
         min_samples=min_samples,
         max_series=or_default(c.integer(s, "max_series", at_least(1)), d.max_series),
         expire_after=or_default(_expiry(c, s, "expire_after"), d.expire_after),
+        max_memory_mb=or_default(
+            c.integer(s, "max_memory_mb", at_least(0)), d.max_memory_mb
+        ),
     )
 
 

@@ -96,6 +96,10 @@ class StatisticsConfig:
     #: A series that received nothing for this long is forgotten (its window, alert
     #: state and saved state), freeing its slot under ``max_series``; ``0``: never.
     expire_after: float = 3600.0
+    #: Resident memory (MiB) past which lines for *new* series are shed (dropped,
+    #: counted as ``memory_limit``, logged once) while existing series go on; ``0``:
+    #: no ceiling.
+    max_memory_mb: int = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,10 +235,21 @@ class PluginConfig:
 
 @dataclass(frozen=True, slots=True)
 class ControlConfig:
-    """Who besides the daemon's own uid and root may change things over control.sock."""
+    """Who besides the daemon's own uid and root may change things over control.sock,
+    and the bounds on what any client may take of the daemon through it."""
 
     allow_uids: tuple[int, ...] = ()
     allow_groups: tuple[str, ...] = ()
+    #: Open connections, all clients together (``knobs.watch`` streams count too).
+    max_connections: int = 256
+    #: Open connections of one uid, so one user cannot lock out the others.
+    max_connections_per_uid: int = 64
+    #: The longest request line; a longer one is answered ``too_large``.
+    max_request_bytes: int = 65536
+    #: The deepest nesting of arrays and objects in a request.
+    max_json_depth: int = 32
+    #: A reply the client has not taken within this long ends its connection.
+    send_timeout: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,8 +265,21 @@ class IngestConfig:
     """Bounds on what the ingest sockets accept."""
 
     max_line_bytes: int = 8192
+    #: The longest tag set (the bytes after ``|#``) a line may carry.
+    max_tag_bytes: int = 1024
+    #: The most tags a line may carry (each tag of each series costs memory).
+    max_tags: int = 32
     max_connections: int = 512
+    #: Stream connections of one uid, so one sender cannot lock out the others.
+    max_connections_per_uid: int = 128
+    #: A stream connection that sends nothing for this long is closed.
+    idle_timeout: float = 60.0
     max_datagram_bytes: int = 65536
+    #: Distinct members one set series counts per interval.
+    max_set_members: int = 65536
+    #: Bytes of set members held per interval, all set series together (64 bytes of
+    #: bookkeeping counted per member); members beyond are not counted.
+    max_set_bytes: int = 16 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +291,13 @@ class HttpConfig:
     """
 
     listen: tuple[str, int] | None = None
+    #: The longest a client may take to send its request or to read the reply.
+    timeout: float = 10.0
+    #: Requests served at the same time; more connections wait in the backlog.
+    max_connections: int = 16
+    #: Host header values accepted besides the listen address and ``localhost``
+    #: (a DNS-rebinding page sends its own host name and is refused).
+    allowed_hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,11 +57,29 @@ __all__ = [
 
 PROCESS_KEYS: Final = ("name", "match", "interval", "children")
 _MATCH_KEYS: Final = ("pid", "pidfile", "name", "cmdline", "unit")
-CONTROL_KEYS: Final = ("allow_uids", "allow_groups")
+CONTROL_KEYS: Final = (
+    "allow_uids",
+    "allow_groups",
+    "max_connections",
+    "max_connections_per_uid",
+    "max_request_bytes",
+    "max_json_depth",
+    "send_timeout",
+)
 SOCKETS_KEYS: Final = ("metrics_access", "group")
-INGEST_KEYS: Final = ("max_line_bytes", "max_connections", "max_datagram_bytes")
+INGEST_KEYS: Final = (
+    "max_line_bytes",
+    "max_tag_bytes",
+    "max_tags",
+    "max_connections",
+    "max_connections_per_uid",
+    "idle_timeout",
+    "max_datagram_bytes",
+    "max_set_members",
+    "max_set_bytes",
+)
 STATE_KEYS: Final = ("checkpoint_interval",)
-HTTP_KEYS: Final = ("listen",)
+HTTP_KEYS: Final = ("listen", "timeout", "max_connections", "allowed_hosts")
 
 
 def processes_section(c: Checker, items: list[Node]) -> tuple[ProcessConfig, ...]:
@@ -126,7 +144,27 @@ def control_section(c: Checker, s: Section) -> ControlConfig:
         elif isinstance(uid, int):
             uids.append(uid)
     groups = c.strings(s, "allow_groups", non_empty)
-    return ControlConfig(allow_uids=tuple(uids), allow_groups=groups)
+    d = ControlConfig()
+    one = at_least(1)
+    return ControlConfig(
+        allow_uids=tuple(uids),
+        allow_groups=groups,
+        max_connections=or_default(
+            c.integer(s, "max_connections", one), d.max_connections
+        ),
+        max_connections_per_uid=or_default(
+            c.integer(s, "max_connections_per_uid", one), d.max_connections_per_uid
+        ),
+        max_request_bytes=or_default(
+            c.integer(s, "max_request_bytes", at_least(1024)), d.max_request_bytes
+        ),
+        max_json_depth=or_default(
+            c.integer(s, "max_json_depth", at_least(2)), d.max_json_depth
+        ),
+        send_timeout=or_default(
+            c.duration(s, "send_timeout", positive), d.send_timeout
+        ),
+    )
 
 
 def sockets_section(c: Checker, s: Section) -> SocketsConfig:
@@ -148,12 +186,24 @@ def ingest_section(c: Checker, s: Section) -> IngestConfig:
         max_line_bytes=or_default(
             c.integer(s, "max_line_bytes", one), d.max_line_bytes
         ),
+        max_tag_bytes=or_default(c.integer(s, "max_tag_bytes", one), d.max_tag_bytes),
+        max_tags=or_default(c.integer(s, "max_tags", one), d.max_tags),
         max_connections=or_default(
             c.integer(s, "max_connections", one), d.max_connections
+        ),
+        max_connections_per_uid=or_default(
+            c.integer(s, "max_connections_per_uid", one), d.max_connections_per_uid
+        ),
+        idle_timeout=or_default(
+            c.duration(s, "idle_timeout", positive), d.idle_timeout
         ),
         max_datagram_bytes=or_default(
             c.integer(s, "max_datagram_bytes", one), d.max_datagram_bytes
         ),
+        max_set_members=or_default(
+            c.integer(s, "max_set_members", one), d.max_set_members
+        ),
+        max_set_bytes=or_default(c.integer(s, "max_set_bytes", one), d.max_set_bytes),
     )
 
 
@@ -165,7 +215,15 @@ def state_section(c: Checker, s: Section) -> StateConfig:
 
 def http_section(c: Checker, s: Section) -> HttpConfig:
     listen = c.string(s, "listen", _listen_problem)
-    return HttpConfig(listen=None if listen is None else _split_listen(listen))
+    d = HttpConfig()
+    return HttpConfig(
+        listen=None if listen is None else _split_listen(listen),
+        timeout=or_default(c.duration(s, "timeout", positive), d.timeout),
+        max_connections=or_default(
+            c.integer(s, "max_connections", at_least(1)), d.max_connections
+        ),
+        allowed_hosts=c.strings(s, "allowed_hosts", non_empty),
+    )
 
 
 def _split_listen(value: str) -> tuple[str, int]:

@@ -13,6 +13,7 @@ from perfwarden.control.protocol import (
     encode_request,
 )
 from perfwarden.errors import ControlError, DaemonUnreachableError
+from perfwarden.ownership import check_client_directory
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -27,6 +28,7 @@ class ControlChannel:
 
     def __init__(self, path: Path, timeout: float = 10.0) -> None:
         self._path = path
+        check_client_directory(path.parent)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(timeout)
         try:

@@ -40,10 +40,45 @@ if TYPE_CHECKING:
     from perfwarden.readmodel import DaemonControl
     from perfwarden.series.store import Series
 
-__all__ = ["build_commands", "metric_record", "series_stats"]
+__all__ = ["MAX_SILENCE", "build_commands", "metric_record", "series_stats"]
 
 #: The most raw values ``stats`` returns per series (``recent`` argument).
 _MAX_RECENT = 1000
+#: The longest silence: longer ones are a mistake (``--for 1e300``), not a wish.
+MAX_SILENCE = 366 * 86400.0
+MAX_SILENCE_TEXT = "366 days (8784h)"
+#: Digits a knob value sent as text or as a JSON integer may have.
+_MAX_KNOB_DIGITS = 32
+
+
+def _is_numeric(daemon: DaemonControl, name: str) -> bool:
+    spec = daemon.knobs.specs.get(name)
+    return spec is not None and spec.choices is None
+
+
+def _knob_value(name: str, value: float | str, *, numeric: bool) -> float | str:
+    """The value a ``knobs.set`` request asks for, checked before it reaches the knob.
+
+    Booleans are refused (JSON's ``true`` is an ``int`` in Python); numbers must be
+    finite and short (a 4000-digit integer cannot become a float); a numeric knob
+    takes a numeric string.
+    """
+    if isinstance(value, bool):
+        raise ControlError("failed", f"{name} needs a number or a choice, not {value}")
+    if isinstance(value, str):
+        if not numeric:
+            return value
+        if len(value) > _MAX_KNOB_DIGITS:
+            raise ControlError("failed", f"{name} needs a number (too long)")
+        try:
+            value = float(value)
+        except ValueError:
+            raise ControlError("failed", f"{name} needs a number") from None
+    elif isinstance(value, int) and len(str(abs(value))) > _MAX_KNOB_DIGITS:
+        raise ControlError("failed", f"{name} needs a number (too many digits)")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ControlError("failed", f"{name} needs a finite number")
+    return value
 
 
 def _metric_fields(metric: MetricConfig | None) -> dict[str, Any]:
@@ -230,11 +265,14 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
             "socket_dir": str(daemon.socket_dir),
             "state_dir": str(daemon.state_dir),
             "ingest": daemon.ingestor.counters.as_dict(),
+            "control": daemon.control_counters.as_dict(),
+            "loop_errors": daemon.loop_errors.as_dict(),
             "log": log_stats(),
             "series": len(daemon.store),
             "series_expired": daemon.expiry.expired,
             "recording": daemon.recorder.status(),
             "set_members_overflow": daemon.store.set_overflow,
+            "shedding_new_series": daemon.store.shedding,
             "memory": {"rss_bytes": memory.rss, "rss_mb": round(memory.rss / 2**20, 1)},
             "evaluation": {
                 "ticks": daemon.ticks,
@@ -300,10 +338,11 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
             raise ControlError("bad_request", "'tags' must map tag names to values")
         try:
             duration = parse_duration(args.get("for", "1h"))
-        except ValueError as exc:
+        except (TypeError, ValueError) as exc:
             raise ControlError("bad_request", f"'for': {exc}") from None
-        if duration <= 0:
-            raise ControlError("bad_request", "'for' must be positive")
+        if not 0 < duration <= MAX_SILENCE:
+            message = f"'for' must be positive and at most {MAX_SILENCE_TEXT}"
+            raise ControlError("bad_request", message)
         comment = str(args.get("comment", ""))
         added = daemon.evaluator.silences.add(metric, tags, duration, comment)
         return added.as_dict()
@@ -347,14 +386,7 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
         name, value = args.get("name"), args.get("value")
         if not isinstance(name, str) or not isinstance(value, int | float | str):
             raise ControlError("bad_request", "'name' and 'value' are required")
-        spec = daemon.knobs.specs.get(name)
-        if isinstance(value, str) and spec is not None and spec.choices is None:
-            try:
-                value = float(value)
-            except ValueError:
-                raise ControlError("failed", f"{name} needs a number") from None
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ControlError("failed", f"{name} needs a finite number")
+        value = _knob_value(name, value, numeric=_is_numeric(daemon, name))
         reason = str(args.get("reason") or "set by hand")
         try:
             stored = daemon.knobs.set(name, value, source="manual", reason=reason)

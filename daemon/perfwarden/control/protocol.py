@@ -8,8 +8,11 @@
                                                         "message": "..."}}\\n
 
 A connection may carry any number of requests, answered in order. A request line
-longer than :data:`MAX_LINE` bytes is answered with ``too_large`` and the connection is
-closed. Error codes: ``bad_request``, ``unknown_command``, ``forbidden``, ``too_large``,
+longer than ``control.max_request_bytes`` is answered with ``too_large`` and the
+connection is closed; a request nested deeper than ``control.max_json_depth`` is a
+``bad_request``. A reply is at most :data:`MAX_LINE` bytes: commands whose answer could
+be longer (``stats``) answer in pages. Error codes: ``bad_request``,
+``unknown_command``, ``forbidden``, ``too_large``, ``too_many_connections``,
 ``failed`` (the command ran and failed; the message says why).
 """
 
@@ -20,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 __all__ = [
+    "DEFAULT_MAX_DEPTH",
     "MAX_LINE",
     "ProtocolError",
     "Request",
@@ -31,6 +35,8 @@ __all__ = [
 ]
 
 MAX_LINE: Final = 1 << 20
+#: Nesting of arrays and objects a request may have unless told otherwise.
+DEFAULT_MAX_DEPTH: Final = 32
 
 
 class ProtocolError(ValueError):
@@ -52,13 +58,38 @@ def encode_request(request_id: int | str, command: str, args: dict[str, Any]) ->
     return json.dumps(payload, separators=(",", ":")).encode() + b"\n"
 
 
-def decode_request(line: bytes) -> Request:
+def _depth(obj: Any) -> int:
+    """How deeply arrays and objects nest in ``obj`` (a scalar: 0); no recursion."""
+    deepest = 0
+    todo: list[tuple[Any, int]] = [(obj, 0)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth + 1)
+        todo.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def decode_request(line: bytes, max_depth: int = DEFAULT_MAX_DEPTH) -> Request:
     """Parse one request line; raises :class:`ProtocolError` when it is not one."""
     try:
         obj = json.loads(line)
     except (ValueError, UnicodeDecodeError) as exc:
         msg = f"not JSON: {exc}"
         raise ProtocolError(msg) from None
+    except RecursionError:
+        obj = None
+        depth = max_depth + 1
+    else:
+        depth = _depth(obj)
+    if depth > max_depth:
+        msg = f"nested deeper than {max_depth} levels"
+        raise ProtocolError(msg)
     if not isinstance(obj, dict):
         msg = "a request is a JSON object"
         raise ProtocolError(msg)

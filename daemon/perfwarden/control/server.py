@@ -4,6 +4,13 @@ Read commands are answered for anyone who can connect (the socket's mode and gro
 decide who can). Commands that change anything are checked against the peer's
 credentials (SO_PEERCRED): the daemon's own uid, root, or a uid / group that the
 config's ``control:`` section allows.
+
+What a client can take is bounded, with the limits read from ``control:`` at each
+new connection (so a reload applies them): open connections in all and per uid
+(beyond them a connection is answered ``too_many_connections`` and closed at once,
+so idle clients cannot exhaust the daemon's file descriptors), the request line's
+length and nesting, and the time a client may leave a reply unread (then its
+connection is dropped with what it had not read, so unread replies cannot pile up).
 """
 
 from __future__ import annotations
@@ -15,11 +22,10 @@ import os
 import socket
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from perfwarden.control.protocol import (
-    MAX_LINE,
     ProtocolError,
     Request,
     decode_request,
@@ -27,14 +33,22 @@ from perfwarden.control.protocol import (
     encode_ok,
 )
 from perfwarden.errors import ControlError
-from perfwarden.logs.setup import get_logger
+from perfwarden.logs.setup import RateLimiter, get_logger
 
 if TYPE_CHECKING:
     from perfwarden.config.load import ControlConfig
 
-__all__ = ["Command", "ControlServer", "PeerCredentials", "is_authorized"]
+__all__ = [
+    "Command",
+    "ControlCounters",
+    "ControlServer",
+    "PeerCredentials",
+    "is_authorized",
+]
 
 _IDLE_TIMEOUT: Final = 300.0
+#: Refused connections are logged at most this often (a flood is one line a minute).
+_REFUSED_LOG_PERIOD: Final = 60.0
 _log = get_logger("perfwarden.control")
 
 
@@ -97,6 +111,30 @@ class Command:
     stream: bool = False
 
 
+@dataclass(slots=True)
+class ControlCounters:
+    """Connection accounting, as ``status --json`` shows it under ``control``."""
+
+    accepted: int = 0
+    open: int = 0
+    #: Connections closed at once, by reason (``total``, ``per_uid``).
+    refused: dict[str, int] = field(default_factory=dict)
+    #: Connections dropped because the client left a reply unread.
+    slow_readers: int = 0
+    too_large: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        return {
+            "accepted": self.accepted,
+            "open": self.open,
+            "refused": sum(self.refused.values()),
+            "refused_by_reason": dict(sorted(self.refused.items())),
+            "slow_readers": self.slow_readers,
+            "too_large": self.too_large,
+        }
+
+
 class ControlServer:
     """Serves ``control.sock``; one task per connection, requests answered in order."""
 
@@ -104,17 +142,27 @@ class ControlServer:
         self,
         commands: Mapping[str, Command],
         control_config: Callable[[], ControlConfig],
+        counters: ControlCounters | None = None,
     ) -> None:
         self._commands = commands
         self._control_config = control_config
+        self.counters = counters if counters is not None else ControlCounters()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._per_uid: dict[int, int] = {}
+        self._refused_log = RateLimiter(_REFUSED_LOG_PERIOD)
 
     async def start(self, sock: socket.socket) -> None:
         """Serve on an already bound and listening socket."""
-        self._server = await asyncio.start_unix_server(
-            self._serve, sock=sock, limit=MAX_LINE
-        )
+        loop = asyncio.get_running_loop()
+
+        def protocol() -> asyncio.StreamReaderProtocol:
+            # A reader per connection, so that its line limit follows reloads.
+            limit = self._control_config().max_request_bytes
+            reader = asyncio.StreamReader(limit=limit)
+            return asyncio.StreamReaderProtocol(reader, self._serve)
+
+        self._server = await loop.create_unix_server(protocol, sock=sock)
 
     async def close(self) -> None:
         """Stop accepting and end open connections."""
@@ -127,20 +175,70 @@ class ControlServer:
         if self._server is not None:
             await self._server.wait_closed()
 
+    def _admit(self, peer: PeerCredentials) -> str | None:
+        """Count a new connection in, or return why it is refused."""
+        config = self._control_config()
+        if self.counters.open >= config.max_connections:
+            return "total"
+        if self._per_uid.get(peer.uid, 0) >= config.max_connections_per_uid:
+            return "per_uid"
+        self.counters.open += 1
+        self.counters.accepted += 1
+        self._per_uid[peer.uid] = self._per_uid.get(peer.uid, 0) + 1
+        return None
+
+    def _leave(self, peer: PeerCredentials) -> None:
+        self.counters.open -= 1
+        left = self._per_uid[peer.uid] - 1
+        if left:
+            self._per_uid[peer.uid] = left
+        else:
+            del self._per_uid[peer.uid]
+
+    def _refuse(self, peer: PeerCredentials, reason: str) -> bytes:
+        refused = self.counters.refused
+        refused[reason] = refused.get(reason, 0) + 1
+        config = self._control_config()
+        limit = (
+            config.max_connections
+            if reason == "total"
+            else config.max_connections_per_uid
+        )
+        if self._refused_log.allow():
+            _log.warning(
+                "control.refused",
+                reason=reason,
+                limit=limit,
+                uid=peer.uid,
+                pid=peer.pid,
+                suppressed=self._refused_log.take_suppressed(),
+            )
+        which = "in all" if reason == "total" else f"for uid {peer.uid}"
+        message = f"too many control connections {which} (limit {limit})"
+        return encode_error(None, "too_many_connections", message)
+
     async def _serve(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         task = asyncio.current_task()
         assert task is not None  # noqa: S101 - always inside a task
+        peer = PeerCredentials.of(writer.get_extra_info("socket"))
+        refused = self._admit(peer)
+        if refused is not None:
+            writer.write(self._refuse(peer, refused))
+            writer.close()  # the short answer is already in the socket's buffer
+            return
         self._tasks.add(task)
         try:
-            peer = PeerCredentials.of(writer.get_extra_info("socket"))
             while True:
                 try:
                     async with asyncio.timeout(_IDLE_TIMEOUT):
                         line = await reader.readline()
                 except (ValueError, asyncio.LimitOverrunError):
-                    writer.write(encode_error(None, "too_large", "request too large"))
+                    self.counters.too_large += 1
+                    limit = self._control_config().max_request_bytes
+                    message = f"request longer than {limit} bytes"
+                    writer.write(encode_error(None, "too_large", message))
                     break
                 if not line:
                     break
@@ -149,20 +247,31 @@ class ControlServer:
                     await self._serve_stream(stream, reader, writer)
                     break
                 writer.write(await self._answer(line, peer))
-                await writer.drain()
+                await self._drain(writer)
         except (TimeoutError, ConnectionError, asyncio.CancelledError):
             pass
         finally:
+            self._leave(peer)
             self._tasks.discard(task)
             writer.close()
             with contextlib.suppress(ConnectionError, asyncio.CancelledError):
                 await writer.wait_closed()
 
+    async def _drain(self, writer: asyncio.StreamWriter) -> None:
+        """Wait until the client took the reply; drop it if it takes too long."""
+        try:
+            async with asyncio.timeout(self._control_config().send_timeout):
+                await writer.drain()
+        except TimeoutError:
+            self.counters.slow_readers += 1
+            writer.transport.abort()  # frees what it left unread at once
+            raise
+
     def _stream_for(
         self, line: bytes, peer: PeerCredentials
     ) -> tuple[Request, AsyncIterator[Any]] | None:
         try:
-            request = decode_request(line)
+            request = decode_request(line, self._control_config().max_json_depth)
         except ProtocolError:
             return None
         command = self._commands.get(request.command)
@@ -196,7 +305,7 @@ class ControlServer:
                     return
                 item = None
                 writer.write(encode_ok(request.id, data))
-                await writer.drain()
+                await self._drain(writer)
         finally:
             hangup.cancel()
             # The generator may be suspended inside the pending anext(): cancel that
@@ -210,7 +319,7 @@ class ControlServer:
 
     async def _answer(self, line: bytes, peer: PeerCredentials) -> bytes:
         try:
-            request = decode_request(line)
+            request = decode_request(line, self._control_config().max_json_depth)
         except ProtocolError as exc:
             return encode_error(None, "bad_request", str(exc))
         command = self._commands.get(request.command)

@@ -10,6 +10,11 @@ would lose data before it is ever seen.
 4-byte little-endian integer). The first bytes of a connection decide: a text line
 never contains a NUL byte, and a length prefix below 16 MiB always does.
 
+Stream connections are bounded in number, in all and per uid (SO_PEERCRED), so that
+one sender cannot take every slot; a connection that completes no line (or frame)
+for ``ingest.idle_timeout`` is closed, so idle or trickling clients give their slots
+back. The limits are read when they apply, so a reload changes them.
+
 Every line is accounted: ``received = accepted + malformed + ignored + dropped``.
 """
 
@@ -18,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import mmap
 import socket
+import struct
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -28,6 +34,7 @@ from perfwarden.logs.setup import RateLimiter, get_logger
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from perfwarden.config.load import IngestConfig
     from perfwarden.series.store import MetricStore
 
 __all__ = [
@@ -71,6 +78,8 @@ class IngestCounters:
     bytes: int = 0
     connections_accepted: int = 0
     connections_refused: int = 0
+    connections_refused_per_uid: int = 0
+    connections_idle_closed: int = 0
     connections_open: int = 0
 
     def drop(self, reason: str, lines: int) -> None:
@@ -94,6 +103,8 @@ class IngestCounters:
             "connections": {
                 "accepted": self.connections_accepted,
                 "refused": self.connections_refused,
+                "refused_per_uid": self.connections_refused_per_uid,
+                "idle_closed": self.connections_idle_closed,
                 "open": self.connections_open,
             },
         }
@@ -144,13 +155,15 @@ class Ingestor:
         if not batch.received:
             return
         counters = self.counters
-        before = self.store.dropped_lines
+        store = self.store
+        before, shed_before = store.dropped_lines, store.shed_lines
         now = self._clock()
         offset = now - self._wall() if batch.stamped else 0.0
-        self.store.ingest(batch, now, offset)
-        dropped = self.store.dropped_lines - before
+        store.ingest(batch, now, offset)
+        dropped = store.dropped_lines - before
+        shed = store.shed_lines - shed_before
         counters.received += batch.received
-        counters.accepted += batch.accepted - dropped
+        counters.accepted += batch.accepted - dropped - shed
         counters.ignored += batch.ignored
         if dropped:
             counters.dropped["series_limit"] = (
@@ -158,6 +171,10 @@ class Ingestor:
             )
         for reason, count in batch.skewed.items():
             counters.dropped[reason] = counters.dropped.get(reason, 0) + count
+        if shed:
+            counters.dropped["memory_limit"] = (
+                counters.dropped.get("memory_limit", 0) + shed
+            )
         if batch.malformed:
             for reason, count in batch.malformed.items():
                 counters.malformed[reason] = counters.malformed.get(reason, 0) + count
@@ -183,7 +200,7 @@ class DatagramReceiver:
         self,
         sock: socket.socket,
         ingestor: Ingestor,
-        max_datagram: int,
+        max_datagram: Callable[[], int],
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         self._sock = sock
@@ -212,6 +229,7 @@ class DatagramReceiver:
         counters = ingestor.counters
         recv_into = self._sock.recv_into
         view = self._view
+        max_datagram = self._max_datagram()
         for _ in range(_DRAIN_LIMIT):
             try:
                 size = recv_into(self._buffer)
@@ -221,7 +239,7 @@ class DatagramReceiver:
                 _log.error("ingest.recv_failed", error=str(exc))
                 break
             counters.datagrams += 1
-            if size > self._max_datagram:
+            if size > max_datagram:
                 counters.bytes += size
                 counters.drop("oversize_datagram", count_lines(view[:size]))
                 continue
@@ -239,17 +257,40 @@ class StreamIngestProtocol(asyncio.Protocol):
         self._framed: bool | None = None
         self._discarding = False  # inside an over-long line, until its newline
         self._transport: asyncio.Transport | None = None
+        self.uid = -1
+        #: Loop time of the last completed line or frame (or of the connection).
+        self.progress = 0.0
+        self._idle_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)  # noqa: S101 - stream server
         self._transport = transport
+        self.uid = _peer_uid(transport)
         if not self._server.admit(self):
-            self._ingestor.counters.connections_refused += 1
             transport.abort()
             return
         self._ingestor.counters.connections_accepted += 1
+        loop = asyncio.get_running_loop()
+        self.progress = loop.time()
+        self._idle_timer = loop.call_later(self._server.idle_timeout(), self._idle)
+
+    def _idle(self) -> None:
+        """Close the connection if it completed nothing for the idle timeout."""
+        loop = asyncio.get_running_loop()
+        timeout = self._server.idle_timeout()
+        quiet = loop.time() - self.progress
+        if quiet < timeout:
+            self._idle_timer = loop.call_later(timeout - quiet, self._idle)
+            return
+        self._idle_timer = None
+        self._ingestor.counters.connections_idle_closed += 1
+        assert self._transport is not None  # noqa: S101 - set before the timer
+        self._transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         self._server.release(self)
         if self._buffer and not self._framed and not self._discarding:
             self._ingestor.feed(self._buffer)  # a last line without its newline
@@ -286,6 +327,7 @@ class StreamIngestProtocol(asyncio.Protocol):
         if end >= 0:
             ingestor.feed(memoryview(buffer)[: end + 1])
             del buffer[: end + 1]
+            self.progress = asyncio.get_running_loop().time()
         if len(buffer) > max_line:
             # An endless line: count it once as too long, then skip to its end.
             ingestor.counters.received += 1
@@ -314,33 +356,69 @@ class StreamIngestProtocol(asyncio.Protocol):
                 offset += 4 + size
         finally:
             view.release()
+        if offset:
+            self.progress = asyncio.get_running_loop().time()
         del buffer[:offset]
 
 
-class StreamIngestServer:
-    """Admission control for stream connections (a cap on open connections)."""
+def _peer_uid(transport: asyncio.Transport) -> int:
+    sock = transport.get_extra_info("socket")
+    try:
+        raw = sock.getsockopt(
+            socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")
+        )
+    except OSError:
+        return -1
+    return int(struct.unpack("3i", raw)[1])
 
-    def __init__(
-        self, ingestor: Ingestor, max_connections: int, max_frame: int
-    ) -> None:
+
+class StreamIngestServer:
+    """Admission control for stream connections: a cap in all and one per uid."""
+
+    def __init__(self, ingestor: Ingestor, limits: Callable[[], IngestConfig]) -> None:
         self._ingestor = ingestor
-        self.max_connections = max_connections
-        self.max_frame = max_frame
+        self._limits = limits
         self._open: set[StreamIngestProtocol] = set()
+        self._per_uid: dict[int, int] = {}
+
+    @property
+    def max_frame(self) -> int:
+        """The largest frame a framed connection may send (``max_datagram_bytes``)."""
+        return self._limits().max_datagram_bytes
+
+    def idle_timeout(self) -> float:
+        """Seconds a connection may go without completing a line or frame."""
+        return self._limits().idle_timeout
 
     def protocol_factory(self) -> StreamIngestProtocol:
         """A protocol for a new connection (pass to ``create_unix_server``)."""
         return StreamIngestProtocol(self._ingestor, self)
 
     def admit(self, protocol: StreamIngestProtocol) -> bool:
-        """Register a new connection unless the cap is reached."""
-        if len(self._open) >= self.max_connections:
+        """Register a new connection unless a cap is reached (counted)."""
+        limits = self._limits()
+        counters = self._ingestor.counters
+        if len(self._open) >= limits.max_connections:
+            counters.connections_refused += 1
+            return False
+        held = self._per_uid.get(protocol.uid, 0)
+        if held >= limits.max_connections_per_uid:
+            counters.connections_refused += 1
+            counters.connections_refused_per_uid += 1
             return False
         self._open.add(protocol)
-        self._ingestor.counters.connections_open = len(self._open)
+        self._per_uid[protocol.uid] = held + 1
+        counters.connections_open = len(self._open)
         return True
 
     def release(self, protocol: StreamIngestProtocol) -> None:
         """Forget a closed connection."""
+        if protocol not in self._open:
+            return
         self._open.discard(protocol)
+        left = self._per_uid[protocol.uid] - 1
+        if left:
+            self._per_uid[protocol.uid] = left
+        else:
+            del self._per_uid[protocol.uid]
         self._ingestor.counters.connections_open = len(self._open)

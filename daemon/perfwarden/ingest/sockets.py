@@ -13,12 +13,12 @@ import fcntl
 import grp
 import os
 import socket
-import stat
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from perfwarden.config.load import MetricsAccess, SocketsConfig
 from perfwarden.errors import AlreadyRunningError, PerfwardenError
+from perfwarden.ownership import check_daemon_directory
 from perfwarden.paths import (
     CONTROL_SOCKET,
     LOCK_FILE,
@@ -62,13 +62,7 @@ def prepare_directory(path: Path, config: SocketsConfig) -> None:
     """Create the socket directory (or check an existing one) with the right mode."""
     modes = _modes(config.metrics_access, config.group)
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    info = path.stat()
-    if not stat.S_ISDIR(info.st_mode):
-        msg = f"{path} is not a directory"
-        raise PerfwardenError(msg)
-    if info.st_uid != os.getuid() and os.getuid() != 0:
-        msg = f"{path} belongs to uid {info.st_uid}, not to us: refusing to use it"
-        raise PerfwardenError(msg)
+    check_daemon_directory(path)
     os.chmod(path, modes.directory)
     gid = _gid(config.group)
     if gid is not None:

@@ -41,6 +41,7 @@ __all__ = [
     "MetricType",
     "RawKey",
     "parse",
+    "set_tag_limits",
     "split_raw_key",
 ]
 
@@ -68,6 +69,7 @@ MALFORMED_REASONS: Final = (
     "bad_sample_rate",
     "bad_timestamp",
     "bad_field",
+    "too_many_tags",
     "bad_value",
     "non_finite",
     "out_of_range",
@@ -140,6 +142,21 @@ class Batch:
 # small cache turns field parsing into one dict lookup.
 _FieldInfo = tuple[str, float, str] | str
 _field_cache: dict[str, _FieldInfo] = {}
+#: The longest tag set (``ingest.max_tag_bytes``): checked here, once per distinct
+#: suffix thanks to the cache, so the limit costs the hot path nothing.
+_max_tag_bytes = 1024
+#: The most tags a line may carry (``ingest.max_tags``), checked the same way.
+_max_tags = 32
+
+
+def set_tag_limits(max_bytes: int, max_tags: int) -> None:
+    """Set the longest tag set and the most tags a line may carry (caches rebuilt)."""
+    global _max_tag_bytes, _max_tags, _fast_size  # noqa: PLW0603 - module-level caches
+    if (max_bytes, max_tags) != (_max_tag_bytes, _max_tags):
+        _max_tag_bytes, _max_tags = max_bytes, max_tags
+        _field_cache.clear()
+        _fast_keys.clear()
+        _fast_size = 0
 
 
 def _parse_fields(rest: str) -> _FieldInfo:
@@ -160,6 +177,12 @@ def _parse_fields(rest: str) -> _FieldInfo:
                     return "bad_sample_rate"
             elif head == "#":
                 tags = part[1:]
+                if (
+                    len(tags) > _max_tag_bytes
+                    or len(tags.encode()) > _max_tag_bytes
+                    or tags.count(",") >= _max_tags
+                ):
+                    return "too_many_tags"
             elif head == "T":
                 if not part[1:].isdigit():
                     return "bad_timestamp"

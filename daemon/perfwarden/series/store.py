@@ -10,7 +10,10 @@ Counts accumulate until the end of each evaluation interval, when their rate (pe
 second) becomes one sample; sets count their distinct members the same way.
 
 The number of series is capped: a line for a new series beyond the cap is dropped and
-counted, so a flood of random names cannot grow memory without bound. A series that
+counted, so a flood of random names cannot grow memory without bound; while
+:attr:`MetricStore.shedding` is set (the daemon's memory is past its ceiling) lines
+for new series are dropped the same way, counted apart. Set members are bounded per
+series and, in bytes, for all set series together in each interval. A series that
 received nothing for its ``expire_after`` is forgotten (:meth:`MetricStore.expire`),
 so series that come and go (a ``pid`` tag, a pod name) do not hold their slots for ever.
 """
@@ -30,6 +33,10 @@ __all__ = ["MetricStore", "Series", "canonical_tags"]
 
 #: Distinct members a set series remembers per interval; more are not counted.
 MAX_SET_MEMBERS: Final = 65536
+#: Bytes of set members remembered per interval, all set series together.
+MAX_SET_BYTES: Final = 16 << 20
+#: What one remembered member costs beyond its text (str object, set slot).
+SET_MEMBER_OVERHEAD: Final = 64
 _MAX_ALIASES_PER_SERIES: Final = 4
 
 
@@ -78,11 +85,18 @@ class MetricStore:
         self._updated: set[Series] = set()
         #: Lines dropped because the series cap was reached.
         self.dropped_lines = 0
-        #: Set members not counted because a set series hit MAX_SET_MEMBERS.
+        #: While True, lines for new series are dropped (counted in shed_lines).
+        self.shedding = False
+        #: Lines dropped because they would have started a series while shedding.
+        self.shed_lines = 0
+        #: Set members not counted because of the member or byte limits.
         self.set_overflow = 0
         #: Told of every batch before it is taken (the recording), with the
         #: arguments of :meth:`ingest`.
         self.on_ingest: Callable[[Batch, float, float], None] | None = None
+        self.max_set_members = MAX_SET_MEMBERS
+        self.max_set_bytes = MAX_SET_BYTES
+        self._set_bytes_left = MAX_SET_BYTES
 
     def __len__(self) -> int:
         return len(self._series)
@@ -121,7 +135,7 @@ class MetricStore:
         for key, values in batch.values.items():
             series = self._resolve(key)
             if series is None:
-                self.dropped_lines += batch.lines_for(key)
+                self._count_dropped(batch.lines_for(key))
                 continue
             if series.type is MetricType.COUNT:
                 series.pending += sum(values)
@@ -132,14 +146,9 @@ class MetricStore:
         for key, members in batch.members.items():
             series = self._resolve(key)
             if series is None:
-                self.dropped_lines += batch.lines_for(key)
+                self._count_dropped(batch.lines_for(key))
                 continue
-            room = MAX_SET_MEMBERS - len(series.members)
-            if room >= len(members):
-                series.members.update(members)
-            else:
-                series.members.update(members[: max(room, 0)])
-                self.set_overflow += len(members) - max(room, 0)
+            self._add_members(series.members, members)
             series.last_update = now
         if batch.stamped:
             self._ingest_stamped(batch, now, stamp_offset)
@@ -150,7 +159,7 @@ class MetricStore:
             series = self._resolve(key)
             if series is None:
                 if key not in batch.values:  # else counted with them
-                    self.dropped_lines += batch.lines_for(key)
+                    self._count_dropped(batch.lines_for(key))
                 continue
             values = [value for _, value in pairs]
             if series.type is MetricType.COUNT:
@@ -160,6 +169,29 @@ class MetricStore:
                 updated.add(series)
             newest = min(now, max(stamp for stamp, _ in pairs) + stamp_offset)
             series.last_update = max(series.last_update, newest)
+
+    def _count_dropped(self, lines: int) -> None:
+        if self.shedding:
+            self.shed_lines += lines
+        else:
+            self.dropped_lines += lines
+
+    def _add_members(self, held: set[str], members: list[str]) -> None:
+        """Remember new members within the per-series and per-interval byte limits."""
+        left = self._set_bytes_left
+        limit = self.max_set_members
+        overflow = 0
+        for member in members:
+            if member in held:
+                continue
+            cost = len(member) + SET_MEMBER_OVERHEAD
+            if cost > left or len(held) >= limit:
+                overflow += 1
+                continue
+            held.add(member)
+            left -= cost
+        self._set_bytes_left = left
+        self.set_overflow += overflow
 
     def roll_interval(self, interval: float) -> None:
         """Turn each count's sum into a rate sample and each set into a distinct count.
@@ -174,8 +206,15 @@ class MetricStore:
                 self._updated.add(series)
             elif series.type is MetricType.SET:
                 series.window.append(float(len(series.members)))
-                series.members.clear()
+                series.members = set()  # clear() would keep the grown table
                 self._updated.add(series)
+        self._set_bytes_left = self.max_set_bytes
+
+    def set_limits(self, max_members: int, max_bytes: int) -> None:
+        """Bound set members: per series, and in bytes for all sets per interval."""
+        self._set_bytes_left += max_bytes - self.max_set_bytes
+        self.max_set_members = max_members
+        self.max_set_bytes = max_bytes
 
     def reconfigure(self, window_for: Callable[[str], int], max_series: int) -> None:
         """Apply new window sizes (keeping the newest samples) and a new series cap."""
@@ -264,7 +303,7 @@ class MetricStore:
         key = f"{name}|{type_}|#{','.join(tags)}" if tags else f"{name}|{type_}"
         series = self._series.get(key)
         if series is None:
-            if len(self._series) >= self._max_series:
+            if self.shedding or len(self._series) >= self._max_series:
                 return None
             series = Series(
                 key=key,
