@@ -105,17 +105,23 @@ class MetricStore:
         return updated
 
     def ingest(self, batch: Batch, now: float) -> None:
-        """Append a parsed batch to the windows; account lines the cap drops."""
+        """Append a parsed batch to the windows; account lines the cap drops.
+
+        Per series this is a dict lookup and a list append (the window writes its
+        numpy buffer in bulk later): with thousands of series a batch brings each
+        only a value or two, so anything heavier here is paid per line."""
         updated = self._updated
+        aliases = self._aliases
+        count = MetricType.COUNT
         for key, values in batch.values.items():
-            series = self._resolve(key)
+            series = aliases.get(key) or self._resolve(key)
             if series is None:
                 self.dropped_lines += batch.lines_for(key)
                 continue
-            if series.type is MetricType.COUNT:
+            if series.type is count:
                 series.pending += sum(values)
             else:
-                series.window.extend(values)  # a short list stays a list
+                series.window.extend(values)
                 updated.add(series)
             series.last_update = now
         for key, members in batch.members.items():
@@ -135,9 +141,12 @@ class MetricStore:
         """Turn each count's sum into a rate sample and each set into a distinct count.
 
         Called once per evaluation interval (``interval`` seconds). A count series
-        that received nothing gets a zero rate, as statsd flushes counters.
+        that received nothing gets a zero rate, as statsd flushes counters. Every
+        window's pending samples go to its buffer here too, so that a series that
+        went quiet holds its samples in the compact buffer, not in a list.
         """
         for series in self._series.values():
+            series.window.flush()
             if series.type is MetricType.COUNT:
                 series.window.append(series.pending / interval)
                 series.pending = 0.0
