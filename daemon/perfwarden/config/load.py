@@ -134,7 +134,7 @@ _STATISTICS_KEYS: Final = (
     "confidence_level", "window", "min_samples", "max_series", "expire_after",
 )  # fmt: skip
 _EVALUATION_KEYS: Final = (
-    "interval", "basis", "for", "window", "hysteresis", "missing_after",
+    "interval", "basis", "for", "window", "hysteresis", "missing_after", "coalesce",
 )  # fmt: skip
 _OPTIMIZER_KEYS: Final = (
     "validation_samples", "significance", "cooldown", "plugin_timeout", "max_failures",
@@ -373,7 +373,12 @@ def _evaluation(
         missing_after=or_default(
             c.duration(s, "missing_after", positive), d.missing_after
         ),
+        coalesce=or_default(c.duration(s, "coalesce", _coalesce), d.coalesce),
     )
+
+
+def _coalesce(value: float) -> str | None:
+    return None if 0 <= value <= 1 else "must be between 0 and 1s"
 
 
 def _fraction(value: float) -> str | None:
