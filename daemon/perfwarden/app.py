@@ -17,15 +17,17 @@ import os
 import platform
 import signal
 import time
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, cast
 
 from perfwarden import __version__
 from perfwarden.alerts.evaluator import Evaluator
+from perfwarden.alerts.pacing import EvaluationPacer
 from perfwarden.alerts.tick import evaluation_tick
 from perfwarden.config.load import Config, ConfigError, load_config
 from perfwarden.config.watcher import ConfigWatcher
 from perfwarden.control.handlers import build_commands
-from perfwarden.control.server import ControlCounters, ControlServer
+from perfwarden.control.server import Command, ControlCounters, ControlServer
 from perfwarden.heap import trim
 from perfwarden.ingest.receivers import DatagramReceiver, Ingestor, StreamIngestServer
 from perfwarden.ingest.sockets import (
@@ -58,6 +60,7 @@ from perfwarden.views.http_server import HttpServer
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from perfwarden.control.server import Handler
     from perfwarden.plugin_api import KnobSpec
 
 __all__ = ["Daemon", "ReloadOutcome"]
@@ -134,8 +137,7 @@ class Daemon:
             ingest_lines=lambda: self.ingestor.counters.received,
             evaluation=lambda: (self.evaluation_passes, self.evaluation_seconds),
         )
-        self._evaluation_scheduled = False
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self.pacer: EvaluationPacer | None = None
         self.started_monotonic = time.monotonic()
         self.started_at = time.time()
         self.last_reload: dict[str, Any] | None = None
@@ -199,8 +201,11 @@ class Daemon:
 
     async def run(self) -> int:
         """Run until asked to stop; return the process exit status."""
-        loop = self._loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
         loop.set_exception_handler(self.loop_errors.handle)
+        self.pacer = EvaluationPacer(
+            self._evaluate_updated, loop, lambda: self.config.evaluation.coalesce
+        )
         prepare_directory(self.socket_dir, self.config.sockets)
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         lock = DirectoryLock(self.socket_dir)
@@ -236,7 +241,9 @@ class Daemon:
         self.knobs.write()
         await self.plugins.rescan()
         control = ControlServer(
-            build_commands(self), lambda: self.config.control, self.control_counters
+            self._judged_first(build_commands(self)),
+            lambda: self.config.control,
+            self.control_counters,
         )
         await control.start(sockets.control)
         http = HttpServer(self)
@@ -292,6 +299,7 @@ class Daemon:
             stream_server.close()
             receiver.close()
             receiver.drain_now()
+            self.flush_evaluation()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -346,18 +354,38 @@ class Daemon:
                     trim()
 
     def _schedule_evaluation(self) -> None:
-        # Called after every ingest commit: evaluate once per loop turn, right after
-        # the batches of this turn, so a violation is judged without waiting a tick.
-        if not self._evaluation_scheduled and self._loop is not None:
-            self._evaluation_scheduled = True
-            self._loop.call_soon(self._evaluate_updated)
+        # Called after every ingest commit; the pacer coalesces the passes.
+        if self.pacer is not None:
+            self.pacer.request()
+
+    def flush_evaluation(self) -> None:
+        """Judge every series updated so far now, if a pass is waiting."""
+        if self.pacer is not None:
+            self.pacer.flush()
 
     def _evaluate_updated(self) -> None:
-        self._evaluation_scheduled = False
         started = time.perf_counter()
         self.evaluator.evaluate_updated()
         self.evaluation_passes += 1
         self.evaluation_seconds += time.perf_counter() - started
+
+    def _judged_first(self, commands: dict[str, Command]) -> dict[str, Command]:
+        """Commands that first run a waiting evaluation pass, so that what they
+        read (stats, alerts, a ping after a send) reflects every committed sample."""
+
+        def judged(handler: Handler) -> Handler:
+            async def run(args: dict[str, Any]) -> Any:
+                self.flush_evaluation()
+                return await handler(args)
+
+            return run
+
+        return {
+            name: command
+            if command.stream
+            else replace(command, handler=judged(cast("Handler", command.handler)))
+            for name, command in commands.items()
+        }
 
     def _append_sample(self, name: str, tags: dict[str, str], value: float) -> None:
         """A sample from inside the daemon (sampler, self-monitor), as a gauge."""

@@ -1,4 +1,4 @@
-"""perfwarden.series.window: the ring buffer and its running moments."""
+"""perfwarden.series.window: the ring buffer, its storage and its moments."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def capacity_and_batches(draw: st.DrawFn) -> tuple[int, list[list[float]]]:
 
 
 def assert_moments_match(window: RollingWindow) -> None:
-    """Running mean and variance agree with a numpy recomputation.
+    """The window's mean and variance agree with a numpy recomputation.
 
     numpy's own results carry an error of a few eps times the largest magnitude,
     so the tolerances add that to the 1e-12 (mean) and 1e-9 (variance) targets.
@@ -237,14 +237,77 @@ class TestRingBuffer:
         assert window.variance() == pytest.approx(restored.variance(), rel=1e-15)
 
 
-class TestRunningMoments:
+class TestStorage:
+    def test_memory_follows_the_samples(self) -> None:
+        """A window allocates nothing until it holds samples, then grows with them
+        up to its capacity and no further."""
+        window = RollingWindow(1000)
+        assert window.nbytes == 0
+        window.append(1.0)
+        window.flush()
+        assert 0 < window.nbytes <= 8 * 8
+        window.extend(list(range(99)))
+        window.flush()
+        assert window.nbytes <= 2 * 100 * 4
+        window.extend(np.arange(5000.0))
+        assert window.nbytes == 1000 * 4
+        assert np.arange(4000.0, 5000.0).tolist() == window.values().tolist()
+
+    def test_float32_exact_values_take_half_the_memory(self) -> None:
+        """Integers and halves are kept as float32; the first value float32 cannot
+        hold exactly widens the buffer, and every value reads back bit-for-bit."""
+        window = RollingWindow(100)
+        exact = [1240.0, 0.5, -3.25, 16777216.0]
+        window.extend(exact * 25)
+        assert window.nbytes == 100 * 4
+        assert exact * 25 == window.values().tolist()
+        window.extend([0.1, 1e100])
+        window.flush()
+        assert window.nbytes == 100 * 8
+        assert [*(exact * 25)[2:], 0.1, 1e100] == window.values().tolist()
+
+    def test_array_batches_are_narrowed_only_when_exact(self) -> None:
+        """An array batch (a restored state) keeps float32 storage when exact."""
+        window = RollingWindow.restored(50, np.arange(60.0), 75)
+        assert (50, 75, 50 * 4) == (len(window), window.total_count, window.nbytes)
+        window.extend(np.array([2.0**-30 + 1.0]))
+        assert window.values()[-1] == 2.0**-30 + 1.0
+
+    @settings(max_examples=200, deadline=None)
+    @given(capacity_and_batches(), st.lists(st.booleans(), max_size=12))
+    def test_pending_samples_are_read_like_stored_ones(
+        self, case: tuple[int, list[list[float]]], flushes: list[bool]
+    ) -> None:
+        """Whether or not pending samples were flushed, every reader sees the same
+        window: length, tail, unordered samples and moments."""
+        capacity, batches = case
+        flushed = RollingWindow(capacity)
+        lazy = RollingWindow(capacity)
+        everything: list[float] = []
+        flushes = flushes + [False] * len(batches)
+        for batch, flush in zip(batches, flushes, strict=False):
+            everything += batch
+            flushed.extend(batch)
+            flushed.flush()
+            lazy.extend(batch)
+            if flush:
+                lazy.flush()
+            expected = everything[-capacity:]
+            assert len(expected) == len(lazy) == len(flushed)
+            assert expected[-3:] == lazy.tail(3).tolist()
+            assert sorted(expected) == sorted(lazy.unordered().tolist())
+            assert flushed.values().tolist() == lazy.values().tolist()
+            assert_moments_match(lazy)
+
+
+class TestMoments:
     @settings(max_examples=300, deadline=None)
     @given(capacity_and_batches(), st.booleans())
     def test_match_numpy_on_every_step(
         self, case: tuple[int, list[list[float]]], as_list: bool
     ) -> None:
-        """Running mean and variance agree with numpy after every batch, whether
-        it comes as an array or as a list (short lists take the plain-Python path)."""
+        """Mean and variance agree with numpy after every batch, whether it comes
+        as an array or as a list (lists wait in the pending list)."""
         capacity, batches = case
         window = RollingWindow(capacity)
         for batch in batches:
@@ -267,7 +330,7 @@ class TestRunningMoments:
             assert from_arrays.total_count == from_lists.total_count
 
     def test_small_lists_after_huge_outlier_leaves(self) -> None:
-        """The plain-Python path recomputes too once a 1e9 outlier leaves."""
+        """Short lists after a 1e9 outlier left: the moments are exact again."""
         rng = np.random.default_rng(5)
         window = RollingWindow(100)
         window.extend(rng.normal(size=50).tolist())

@@ -141,7 +141,7 @@ _STATISTICS_KEYS: Final = (
 )  # fmt: skip
 _EVALUATION_KEYS: Final = (
     "interval", "basis", "for", "window", "short_window", "hysteresis",
-    "missing_after",
+    "missing_after", "coalesce",
 )  # fmt: skip
 #: ``for: 3 samples``: a hold counted in samples rather than time.
 _SAMPLES_HOLD: Final = re.compile(r"\s*(\S+)\s+samples?\s*")
@@ -401,6 +401,7 @@ def _evaluation(
         missing_after=or_default(
             c.duration(s, "missing_after", positive), d.missing_after
         ),
+        coalesce=or_default(c.duration(s, "coalesce", _coalesce), d.coalesce),
     )
 
 
@@ -437,6 +438,10 @@ def _check_reference(
         f" ({needed}) on the multiwindow basis, or the short window never judges"
     )
     c.add(m.value_line("window"), m.dotted("window"), message)
+
+
+def _coalesce(value: float) -> str | None:
+    return None if 0 <= value <= 1 else "must be between 0 and 1s"
 
 
 def _fraction(value: float) -> str | None:

@@ -125,6 +125,9 @@ class EvaluationConfig:
     hysteresis: float = 0.05
     #: A series with no samples for this long is ``no_data``, not silently ok.
     missing_after: float = 60.0
+    #: Evaluation passes after ingest run at most this far apart: a series fed by
+    #: many batches is judged once per ``coalesce``, a lone crossing at once.
+    coalesce: float = 0.01
 
 
 @dataclass(frozen=True, slots=True)

@@ -128,19 +128,25 @@ class MetricStore:
         counts at its own time, ``stamp + stamp_offset`` on that clock (never later
         than ``now``), so a late line does not refresh its series' ``last_update``
         beyond its own time.
+
+        Per series this is a dict lookup and a list append (the window writes its
+        numpy buffer in bulk later): with thousands of series a batch brings each
+        only a value or two, so anything heavier here is paid per line.
         """
         if self.on_ingest is not None:
             self.on_ingest(batch, now, stamp_offset)
         updated = self._updated
+        aliases = self._aliases
+        count = MetricType.COUNT
         for key, values in batch.values.items():
-            series = self._resolve(key)
+            series = aliases.get(key) or self._resolve(key)
             if series is None:
                 self._count_dropped(batch.lines_for(key))
                 continue
-            if series.type is MetricType.COUNT:
+            if series.type is count:
                 series.pending += sum(values)
             else:
-                series.window.extend(values)  # a short list stays a list
+                series.window.extend(values)
                 updated.add(series)
             series.last_update = now
         for key, members in batch.members.items():
@@ -197,9 +203,12 @@ class MetricStore:
         """Turn each count's sum into a rate sample and each set into a distinct count.
 
         Called once per evaluation interval (``interval`` seconds). A count series
-        that received nothing gets a zero rate, as statsd flushes counters.
+        that received nothing gets a zero rate, as statsd flushes counters. Every
+        window's pending samples go to its buffer here too, so that a series that
+        went quiet holds its samples in the compact buffer, not in a list.
         """
         for series in self._series.values():
+            series.window.flush()
             if series.type is MetricType.COUNT:
                 series.window.append(series.pending / interval)
                 series.pending = 0.0
