@@ -37,7 +37,8 @@ def read_lines(sock: socket.socket) -> list[str]:
 
 
 def sender_for(tmp_path: Path, **kwargs: int) -> DatagramSender:
-    """A sender to the receiver's path that flushes only when told."""
+    """A sender to the receiver's path that flushes only when told (its flusher
+    thread sleeps for an hour after the first line)."""
     return DatagramSender(
         str(tmp_path / "metrics.sock"), flush_interval=3600.0, **kwargs
     )
@@ -67,6 +68,26 @@ class TestPacking:
         assert len(sizes) == 3  # 21 bytes a line with its newline: 390 per datagram
 
 
+class TestFlusher:
+    """The background thread sends on its own, shortly after the first line."""
+
+    def test_sends_without_flush(self, tmp_path: Path, receiver: socket.socket) -> None:
+        """Lines arrive without flush(), and again after the flusher slept."""
+        sender = DatagramSender(str(tmp_path / "metrics.sock"), flush_interval=0.005)
+        received: list[str] = []
+        for round_ in range(2):
+            lines = [f"auto.metric:{round_}{i}|g" for i in range(100)]
+            for line in lines:
+                sender.add(line)
+
+            def arrived(lines: list[str] = lines) -> bool:
+                received.extend(read_lines(receiver))
+                return received[-len(lines) :] == lines
+
+            wait_until(arrived)
+        assert (200, 0) == (sender.sent, sender.dropped)
+
+
 class TestBacklog:
     """A full queue keeps datagrams in order; only the bound drops."""
 
@@ -78,6 +99,7 @@ class TestBacklog:
         lines = [f"burst.metric:{i}|ms" for i in range(20_000)]
         for line in lines:
             sender.add(line)
+        assert not sender.flush()
         assert sender.backlog > 0  # the kernel took only ~10 datagrams
         assert 0 == sender.dropped
         received: list[str] = []
@@ -99,6 +121,7 @@ class TestBacklog:
         lines = [f"bound.metric:{i}|ms" for i in range(50_000)]
         for line in lines:
             sender.add(line)
+        assert not sender.flush()
         assert sender.dropped > 0
         received: list[str] = []
 
@@ -122,6 +145,7 @@ class TestBacklog:
         sender = sender_for(tmp_path)
         for i in range(20_000):
             sender.add(f"gone.metric:{i}|ms")
+        assert not sender.flush()
         assert sender.backlog > 0
         receiver.close()
         (tmp_path / "metrics.sock").unlink()

@@ -71,6 +71,7 @@ __all__ = [
     "timing",
 ]
 
+_perf_counter = time.perf_counter
 #: ``co_flags`` bit of a coroutine function (``inspect.CO_COROUTINE``).
 _CO_COROUTINE = 0x80
 
@@ -141,7 +142,7 @@ class Client:
 
     def timer(self, name: str, tags: Tags = None) -> Timer:
         """Time a block (``with``) or a function (decorator, sync or async)."""
-        return Timer(self, name, _tag_suffix(tags))
+        return Timer(self, name, _tag_suffix(tags) if tags else "")
 
     def flush(self, timeout: float = 0.0) -> bool:
         """Send what is buffered now; wait up to *timeout* seconds while the daemon's
@@ -152,16 +153,17 @@ class Client:
 class Timer:
     """Measures wall time in milliseconds; a context manager and a decorator."""
 
-    __slots__ = ("_client", "_name", "_start", "_suffix")
+    # Every with-block builds one: keep construction and __exit__ to a few lookups.
+    __slots__ = ("_add", "_prefix", "_start", "_suffix")
 
     def __init__(self, client: Client, name: str, suffix: str) -> None:
-        self._client = client
-        self._name = name
-        self._suffix = suffix
+        self._add = client._add
+        self._prefix = name + ":"
+        self._suffix = "|ms" + suffix
         self._start = 0.0
 
     def __enter__(self) -> Timer:
-        self._start = time.perf_counter()
+        self._start = _perf_counter()
         return self
 
     def __exit__(
@@ -170,13 +172,12 @@ class Timer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        elapsed = (time.perf_counter() - self._start) * 1000.0
-        self._client._add(f"{self._name}:{elapsed:.6g}|ms{self._suffix}")
+        elapsed = (_perf_counter() - self._start) * 1000.0
+        self._add(f"{self._prefix}{elapsed:.6g}{self._suffix}")
 
     def __call__(self, function: Callable[P, R]) -> Callable[P, R]:
-        client, name, suffix = self._client, self._name, self._suffix
-        add = client._add
-        perf_counter = time.perf_counter
+        add, prefix, suffix = self._add, self._prefix, self._suffix
+        perf_counter = _perf_counter
 
         if _is_coroutine_function(function):
 
@@ -186,7 +187,7 @@ class Timer:
                 try:
                     return await function(*args, **kwargs)
                 finally:
-                    add(f"{name}:{(perf_counter() - start) * 1000.0:.6g}|ms{suffix}")
+                    add(f"{prefix}{(perf_counter() - start) * 1000.0:.6g}{suffix}")
 
             return timed_async  # type: ignore[return-value]
 
@@ -196,7 +197,7 @@ class Timer:
             try:
                 return function(*args, **kwargs)
             finally:
-                add(f"{name}:{(perf_counter() - start) * 1000.0:.6g}|ms{suffix}")
+                add(f"{prefix}{(perf_counter() - start) * 1000.0:.6g}{suffix}")
 
         return timed
 

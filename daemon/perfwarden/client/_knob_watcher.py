@@ -12,13 +12,13 @@ The control protocol's request line is written here rather than imported from
 from __future__ import annotations
 
 import os
-import socket
 import threading
 
 from perfwarden.client._discovery import KNOBS_FILE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import socket
     from collections.abc import Callable
     from typing import Any
 
@@ -80,7 +80,7 @@ class KnobWatcher:
         sock = self._sock
         if sock is not None:
             try:  # noqa: SIM105 - no contextlib in the light client
-                sock.shutdown(socket.SHUT_RDWR)
+                sock.shutdown(2)  # socket.SHUT_RDWR
             except OSError:
                 pass
 
@@ -152,6 +152,7 @@ class KnobWatcher:
 
     def _watch(self) -> None:
         import json  # noqa: PLC0415 - see _load_file
+        import socket  # noqa: PLC0415 - likewise
 
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             self._sock = sock

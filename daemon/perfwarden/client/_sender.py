@@ -1,19 +1,22 @@
 """The client's datagram path: lines packed into datagrams, delivered without loss.
 
-DogStatsD lines are joined with ``\\n`` into datagrams of at most ``max_datagram``
-bytes (8 KiB, DogStatsD's Unix-socket default). A datagram is sent when the next
-line would not fit, ``flush_interval`` after the first line of a datagram, on
-:meth:`DatagramSender.flush` and at exit. The application's thread never blocks::
+The application's thread only appends the line to a queue (``deque.append`` is
+atomic: no lock, no send on the caller's thread). A background thread,
+``perfwarden-client``, wakes ``flush_interval`` after the first line, joins the
+queued lines with ``\n`` into datagrams of at most ``max_datagram`` bytes (8 KiB,
+DogStatsD's Unix-socket default) and sends them, non-blocking::
 
     application thread                     flusher thread (perfwarden-client)
     -------------------------------------  --------------------------------------
-    add(line): append under the lock        wakes flush_interval after a first line
-      datagram full: send it, non-blocking    sends the open datagram
-      EAGAIN (the daemon's queue is full):    while datagrams wait: poll(POLLOUT)
-        keep it in the backlog, wake ------>    on the socket, send them in order
-      backlog not empty: append to it
-      backlog over max_backlog bytes:
-        drop the oldest datagram, count it
+    add(line): queue.append(line)           asleep until woken, then flush_interval
+      flusher asleep: wake it  ---------->  pack queued lines into datagrams, send
+                                              EAGAIN (the daemon's queue is full):
+                                                keep the datagram in the backlog,
+                                                poll(POLLOUT), send them in order
+                                              backlog over max_backlog bytes:
+                                                drop the oldest datagram, count it
+    flush(timeout): the same packing and sending on the caller's thread, then wait
+      up to timeout for the backlog (and at interpreter exit)
 
 The kernel queues only ``net.unix.max_dgram_qlen`` (10) datagrams per socket, so a
 burst faster than the daemon reads would otherwise be lost. The backlog keeps the
@@ -28,10 +31,12 @@ import atexit
 import collections
 import errno
 import os
-import select
-import socket
 import threading
 import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
 
 __all__ = ["DEFAULT_MAX_BACKLOG", "DEFAULT_MAX_DATAGRAM", "DatagramSender"]
 
@@ -70,14 +75,16 @@ class DatagramSender:
         atexit.register(self.flush, EXIT_FLUSH_SECONDS)
 
     def _reset(self) -> None:
+        # Lines the application queued; only the flusher or flush() takes them.
+        self._queue: collections.deque[str] = collections.deque()
+        # Held by whoever packs and sends, so that datagrams leave in order.
         self._lock = threading.Lock()
-        self._lines: list[str] = []
-        self._size = 0
         # (payload, lines) waiting for room in the daemon's queue, oldest first.
         self._backlog: collections.deque[tuple[bytes, int]] = collections.deque()
         self._backlog_bytes = 0
         self._sock: socket.socket | None = None
         self._retry_at = 0.0
+        self._awake = False
         self._wake = threading.Event()
         self._flusher: threading.Thread | None = None
 
@@ -87,27 +94,21 @@ class DatagramSender:
         return len(self._backlog)
 
     def add(self, line: str) -> None:
-        """Buffer one line; send the datagram it does not fit in."""
-        size = len(line) + 1
-        with self._lock:
-            if self._size + size > self._max_datagram and self._lines:
-                self._seal_locked()
-            self._lines.append(line)
-            self._size += size
-            first = len(self._lines) == 1
-        if first:
+        """Queue one line (the per-call path: keep it short)."""
+        self._queue.append(line)
+        if not self._awake:
+            self._awake = True
             if self._flusher is None:
                 self._start_flusher()
             self._wake.set()
 
     def flush(self, timeout: float = 0.0) -> bool:
-        """Send what is buffered; wait up to *timeout* seconds for a backlog to
+        """Send what is queued; wait up to *timeout* seconds for a backlog to
         drain. True when nothing is left waiting."""
         deadline = time.monotonic() + timeout
-        with self._lock:
-            self._seal_locked()
         while True:
             with self._lock:
+                self._pack_locked()
                 self._drain_locked()
                 sock, waiting = self._sock, bool(self._backlog)
             remaining = deadline - time.monotonic()
@@ -117,16 +118,27 @@ class DatagramSender:
 
     # -- under the lock ------------------------------------------------------------
 
-    def _seal_locked(self) -> None:
-        """Turn the open lines into a datagram and send it (or queue it)."""
-        lines = self._lines
-        if not lines:
-            return
-        self._lines = []
-        self._size = 0
+    def _pack_locked(self) -> None:
+        """Turn the queued lines into datagrams, each sent (or kept) in order."""
+        queue, limit = self._queue, self._max_datagram
+        popleft = queue.popleft
+        lines: list[str] = []
+        size = 0
+        while queue:
+            line = popleft()
+            if size + len(line) + 1 > limit and lines:
+                self._send_locked(lines)
+                lines, size = [], 0
+            lines.append(line)
+            size += len(line) + 1
+        if lines:
+            self._send_locked(lines)
+
+    def _send_locked(self, lines: list[str]) -> None:
         payload = "\n".join(lines).encode()
         if self._backlog:
             self._queue_locked(payload, len(lines))
+            self._drain_locked()
             return
         sock = self._socket()
         if sock is None:
@@ -137,7 +149,6 @@ class DatagramSender:
         except OSError as exc:
             if exc.errno in _QUEUE_FULL:
                 self._queue_locked(payload, len(lines))
-                self._wake.set()
                 return
             self.dropped += len(lines)  # ECONNREFUSED, ENOENT: the daemon is gone
             self._drop_socket()
@@ -184,6 +195,10 @@ class DatagramSender:
         now = time.monotonic()
         if now < self._retry_at:
             return None
+        # Imported on the first send, not with the client: socket is ~1.5 MiB of
+        # the ~2.7 MiB a bare interpreter would otherwise grow by on import.
+        import socket  # noqa: PLC0415
+
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
         sock.setblocking(False)
         try:
@@ -213,14 +228,17 @@ class DatagramSender:
             self._flusher.start()
 
     def _flush_loop(self) -> None:
-        wake = self._wake
+        wake, queue = self._wake, self._queue
         while True:
-            wake.wait()
+            # Cleared before looking at the queue: add() after this line wakes us;
+            # add() before it left a line that the check below sees.
+            self._awake = False
+            if not queue and not self._backlog:
+                wake.wait()
+                wake.clear()
             time.sleep(self._flush_interval)
-            wake.clear()
-            try:
-                while not self.flush(_POLL_SECONDS) and self._sock is not None:
-                    pass
+            try:  # noqa: SIM105 - no contextlib in the light client
+                self.flush(_POLL_SECONDS)
             except Exception:  # noqa: BLE001, S110 - the flusher never dies
                 pass
 
@@ -230,6 +248,8 @@ def _wait_writable(sock: socket.socket, timeout: float) -> None:
     writable then) or *timeout*."""
     # Not contextlib.suppress here and below: contextlib would cost every
     # application ~0.3 MiB (tests/unit/test_client_import.py).
+    import select  # noqa: PLC0415 - as socket in _socket()
+
     try:  # noqa: SIM105
         select.select([], [sock], [], timeout)
     except (OSError, ValueError):  # closed under us: the caller finds it gone
