@@ -1,30 +1,38 @@
-"""Per-call overhead of ``perfwarden.client``'s ``timer()`` around an empty function.
+"""Per-call overhead of ``perfwarden.client``'s ``timer()``, and loss in a fast loop.
 
-Three variants, interleaved in every repeat so that drift hits them alike:
+Per call: three variants, interleaved in every repeat so that drift hits them alike:
 
 * ``bare``       ``f()``
 * ``decorator``  ``g()`` where ``g = client.timer("bench.decorator")(f)``
 * ``context``    ``with client.timer("bench.context"): f()`` (a Timer made per call,
                  as application code writes it)
 
-each with the daemon up (a real ``perfwarden run`` from
-:class:`perfwarden.testing.DaemonProcess`; lines are buffered and sent in 8 KiB
-datagrams, and what the daemon's queue cannot take is dropped and counted) and down
-(an empty socket directory: every line is dropped). The figure is the median over
-repeats of the time per call; the overhead is that minus the bare call's median.
+With ``--baseline REV`` the client of git revision ``REV`` (loaded from
+``git show``) runs the same two timed variants in the same interleaved repeats, so
+the comparison holds on a shared machine. Each with the daemon up (a real
+``perfwarden run`` from :class:`perfwarden.testing.DaemonProcess`, taking all it
+can) and down (an empty socket directory: every line is dropped). The figure is the
+median over repeats of the time per call; the overhead is that minus the bare
+call's median.
+
+Loss: a 100 000-call ``timing()`` loop, then ``flush``, against a fresh daemon: lines
+the client sent and dropped and lines the daemon received, for this client, the
+baseline's, and the ``datadog`` package's DogStatsd with its 8 KiB buffering.
 
 Usage::
 
-    python bench/client_overhead.py                    # ~15 s
-    python bench/client_overhead.py --calls 200000 --repeats 11 --json out.json
+    python bench/client_overhead.py                    # ~30 s
+    python bench/client_overhead.py --baseline d90a0cf --repeats 11 --json out.json
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,11 +45,30 @@ from perfwarden.testing import DaemonProcess
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-TARGET_US = 2.0
+TARGET_US = 1.5
+LOSS_CALLS = 100_000
+_CLIENT_FILES = ("__init__.py", "_knob_watcher.py")
 
 
 def empty() -> None:
     """The function being timed."""
+
+
+def baseline_client_class(rev: str, into: Path) -> Any:
+    """The ``Client`` class of git revision *rev*, importable beside this one."""
+    package = into / "perfwarden_baseline_client"
+    package.mkdir()
+    for name in _CLIENT_FILES:
+        source = subprocess.run(
+            ["git", "show", f"{rev}:daemon/perfwarden/client/{name}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        source = source.replace("perfwarden.client.", "perfwarden_baseline_client.")
+        (package / name).write_text(source)
+    sys.path.insert(0, str(into))
+    return importlib.import_module("perfwarden_baseline_client").Client
 
 
 def per_call(run: Callable[[int], None], calls: int) -> float:
@@ -51,38 +78,44 @@ def per_call(run: Callable[[int], None], calls: int) -> float:
     return (time.perf_counter() - started) / calls
 
 
-def variants(client: Client) -> dict[str, Callable[[int], None]]:
+def variants(clients: dict[str, Any]) -> dict[str, Callable[[int], None]]:
     """The loops to time, each calling its variant ``n`` times."""
-    decorated = client.timer("bench.decorator")(empty)
-    timer = client.timer
 
     def bare(n: int) -> None:
         for _ in range(n):
             empty()
 
-    def decorator(n: int) -> None:
-        for _ in range(n):
-            decorated()
+    loops: dict[str, Callable[[int], None]] = {"bare": bare}
+    for label, client in clients.items():
+        decorated = client.timer("bench.decorator")(empty)
+        timer = client.timer
 
-    def context(n: int) -> None:
-        for _ in range(n):
-            with timer("bench.context"):
-                empty()
+        def decorator(n: int, decorated: Callable[[], None] = decorated) -> None:
+            for _ in range(n):
+                decorated()
 
-    return {"bare": bare, "decorator": decorator, "context": context}
+        def context(n: int, timer: Callable[[str], Any] = timer) -> None:
+            for _ in range(n):
+                with timer("bench.context"):
+                    empty()
+
+        loops[f"decorator{label}"] = decorator
+        loops[f"context{label}"] = context
+    return loops
 
 
-def measure(client: Client, calls: int, repeats: int) -> dict[str, Any]:
-    """Median seconds per call of each variant, and the client's counters."""
-    loops = variants(client)
+def measure(clients: dict[str, Any], calls: int, repeats: int) -> dict[str, Any]:
+    """Median seconds per call of each variant, and the clients' counters."""
+    loops = variants(clients)
     for loop in loops.values():  # warm-up
         loop(calls // 10)
     times: dict[str, list[float]] = {name: [] for name in loops}
     for _ in range(repeats):
         for name, loop in loops.items():
             times[name].append(per_call(loop, calls))
-    client.flush()
     medians = {name: statistics.median(values) for name, values in times.items()}
+    for client in clients.values():
+        client.flush()
     return {
         "median_ns": {name: round(m * 1e9, 1) for name, m in medians.items()},
         "overhead_ns": {
@@ -90,16 +123,41 @@ def measure(client: Client, calls: int, repeats: int) -> dict[str, Any]:
             for name in loops
             if name != "bare"
         },
-        "sent": client.sent,
-        "dropped": client.dropped,
+        "counters": {
+            label or "current": {"sent": c.sent, "dropped": c.dropped}
+            for label, c in clients.items()
+        },
     }
 
 
+def loss_of(make: Callable[[DaemonProcess], Any]) -> dict[str, int]:
+    """Lines of a 100 000-call loop: sent, dropped, received by a fresh daemon."""
+    with DaemonProcess() as daemon:
+        client = make(daemon)
+        for i in range(LOSS_CALLS):
+            client.timing("bench.loss", i % 100)
+        if hasattr(client, "sent"):  # a perfwarden client
+            client.flush(*([60.0] if "timeout" in client.flush.__doc__ else []))
+        else:
+            client.flush()
+        previous, stable_since = -1, time.monotonic()
+        while time.monotonic() - stable_since < 2.0:  # until the daemon stops counting
+            received = daemon.ingest()["received"]
+            if received != previous:
+                previous, stable_since = received, time.monotonic()
+            time.sleep(0.1)
+        counts = {"received": previous}
+        if hasattr(client, "sent"):
+            counts |= {"sent": client.sent, "dropped": client.dropped}
+        return counts
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run both scenarios, print a table, optionally write JSON."""
+    """Run the scenarios, print a table, optionally write JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=200_000, help="calls per repeat")
     parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--baseline", metavar="REV", help="git revision to compare")
     parser.add_argument("--json", metavar="PATH", help="also write the results here")
     args = parser.parse_args(argv)
 
@@ -108,27 +166,66 @@ def main(argv: list[str] | None = None) -> int:
         "machine": platform.machine(),
         "calls": args.calls,
         "repeats": args.repeats,
+        "baseline": args.baseline,
         "target_overhead_ns": TARGET_US * 1000,
     }
-    with DaemonProcess() as daemon:
-        client = Client(daemon.socket_dir, state_dir=daemon.state_dir)
-        results["daemon_up"] = measure(client, args.calls, args.repeats)
-    with tempfile.TemporaryDirectory(prefix="pw-bench-", dir="/tmp") as empty_dir:
-        client = Client(empty_dir, state_dir=empty_dir)
-        results["daemon_down"] = measure(client, args.calls, args.repeats)
+    with tempfile.TemporaryDirectory(prefix="pw-bench-", dir="/tmp") as scratch:
+        classes: dict[str, Any] = {"": Client}
+        if args.baseline:
+            classes["@base"] = baseline_client_class(args.baseline, Path(scratch))
+        with DaemonProcess() as daemon:
+            clients = {
+                label: cls(daemon.socket_dir, state_dir=daemon.state_dir)
+                for label, cls in classes.items()
+            }
+            results["daemon_up"] = measure(clients, args.calls, args.repeats)
+        empty_dir = Path(scratch) / "empty"
+        empty_dir.mkdir()
+        clients = {
+            label: cls(empty_dir, state_dir=empty_dir) for label, cls in classes.items()
+        }
+        results["daemon_down"] = measure(clients, args.calls, args.repeats)
 
-    print(f"{'scenario':<12} {'variant':<10} {'per call':>10} {'overhead':>10}")
+        results["loss"] = {}
+        for label, cls in classes.items():
+            results["loss"][label or "current"] = loss_of(
+                lambda d, cls=cls: cls(d.socket_dir, state_dir=d.state_dir)
+            )
+    from datadog.dogstatsd.base import DogStatsd
+
+    results["loss"]["datadog"] = loss_of(
+        lambda d: DogStatsd(
+            socket_path=str(d.socket_dir / "metrics.sock"),
+            disable_telemetry=True,
+            disable_buffering=False,
+        )
+    )
+
+    print(f"{'scenario':<12} {'variant':<16} {'per call':>10} {'overhead':>10}")
     for scenario in ("daemon_up", "daemon_down"):
         data = results[scenario]
         for name, ns in data["median_ns"].items():
             overhead = data["overhead_ns"].get(name)
             shown = "-" if overhead is None else f"{overhead / 1000:.3f} us"
-            print(f"{scenario:<12} {name:<10} {ns / 1000:>7.3f} us {shown:>10}")
-        print(f"{'':<12} lines sent {data['sent']}, dropped {data['dropped']}")
+            print(f"{scenario:<12} {name:<16} {ns / 1000:>7.3f} us {shown:>10}")
+        for label, counts in data["counters"].items():
+            print(
+                f"{'':<12} {label}: sent {counts['sent']}, dropped {counts['dropped']}"
+            )
+    for name, counts in results["loss"].items():
+        shown = ", ".join(f"{key} {value}" for key, value in counts.items())
+        print(f"{LOSS_CALLS} calls, {name}: {shown}")
+    if args.baseline:
+        for scenario in ("daemon_up", "daemon_down"):
+            o = results[scenario]["overhead_ns"]
+            for variant in ("decorator", "context"):
+                ratio = o[variant] / o[f"{variant}@base"]
+                print(f"{scenario} {variant}: overhead {ratio:.2f}x the baseline's")
     worst = max(
         ns
         for s in ("daemon_up", "daemon_down")
-        for ns in results[s]["overhead_ns"].values()
+        for name, ns in results[s]["overhead_ns"].items()
+        if "@" not in name
     )
     verdict = "meets" if worst < TARGET_US * 1000 else "MISSES"
     print(f"worst overhead {worst / 1000:.3f} us: {verdict} the {TARGET_US} us target")

@@ -8,11 +8,9 @@ plugins. The public surface of the package is listed in ``__all__``.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__: str = version("perfwarden")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0+unknown"
+# A literal, read by hatchling at build time ([tool.hatch.version]): importing
+# importlib.metadata here would cost every application that imports
+# perfwarden.client several MiB.
+__version__ = "0.1.0"
 
 __all__ = ["__version__"]

@@ -1,10 +1,26 @@
-"""Where perfwarden's sockets and state live, by contract §2's precedence rules."""
+"""Where perfwarden's sockets and state live: the daemon's choice, the clients' search.
+
+The daemon (``perfwarden run``) takes ``--socket-dir``, ``$PERFWARDEN_SOCKET_DIR``,
+systemd's ``$RUNTIME_DIRECTORY`` (its own ``RuntimeDirectory=``), XDG's runtime
+directory, or ``/tmp/perfwarden-$UID``; the state directory likewise.
+
+Clients search as :mod:`perfwarden.client._discovery` says (never the calling
+application's own ``$RUNTIME_DIRECTORY``); :func:`discover_socket_dir` is that search
+for the CLI, as a :class:`~pathlib.Path`.
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
+
+from perfwarden.client import _discovery
+from perfwarden.client._discovery import (
+    CONTROL_SOCKET,
+    KNOBS_FILE,
+    METRICS_SOCKET,
+    METRICS_STREAM_SOCKET,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -16,49 +32,63 @@ __all__ = [
     "METRICS_SOCKET",
     "METRICS_STREAM_SOCKET",
     "RECORDING_DIR",
+    "SYSTEM_SOCKET_DIR",
+    "SYSTEM_STATE_DIR",
+    "discover_socket_dir",
+    "discover_state_dir",
     "resolve_socket_dir",
     "resolve_state_dir",
 ]
 
-METRICS_SOCKET: Final = "metrics.sock"
-METRICS_STREAM_SOCKET: Final = "metrics.stream.sock"
-CONTROL_SOCKET: Final = "control.sock"
-#: The knob values, written atomically by the daemon in the state directory.
-KNOBS_FILE: Final = "knobs.json"
 #: The recording's segment files (``recording:``), in the state directory.
 RECORDING_DIR: Final = "recording"
 #: Held with flock() for the daemon's whole life: the authority on "is one running".
 LOCK_FILE: Final = ".perfwarden.lock"
-
-
-def _first_of(environ: Mapping[str, str], name: str) -> str | None:
-    # systemd passes colon-separated lists when several directories are declared.
-    value = environ.get(name, "")
-    return value.split(":")[0] or None
+#: The system daemon's socket directory (the shipped unit's ``RuntimeDirectory=``).
+SYSTEM_SOCKET_DIR: Final = Path(_discovery.SYSTEM_SOCKET_DIR)
+#: The system daemon's state directory (the shipped unit's ``StateDirectory=``).
+SYSTEM_STATE_DIR: Final = Path(_discovery.SYSTEM_STATE_DIR)
 
 
 def resolve_socket_dir(cli_value: str | None, environ: Mapping[str, str]) -> Path:
-    """``--socket-dir``, ``$PERFWARDEN_SOCKET_DIR``, systemd's, XDG's, or /tmp."""
+    """The daemon's: ``--socket-dir``, ``$PERFWARDEN_SOCKET_DIR``, systemd's, XDG's,
+    or /tmp."""
     if cli_value:
         return Path(cli_value)
     for name in ("PERFWARDEN_SOCKET_DIR", "RUNTIME_DIRECTORY"):
-        value = _first_of(environ, name)
+        value = _discovery.first_of(environ, name)
         if value:
             return Path(value)
-    runtime = environ.get("XDG_RUNTIME_DIR")
-    if runtime:
-        return Path(runtime) / "perfwarden"
-    return Path(f"/tmp/perfwarden-{os.getuid()}")  # noqa: S108 - contract §2; created 0700
+    return Path(_discovery.user_socket_dir(environ))
 
 
 def resolve_state_dir(cli_value: str | None, environ: Mapping[str, str]) -> Path:
-    """``--state-dir``, ``$PERFWARDEN_STATE_DIR``, systemd's, or XDG state home."""
+    """The daemon's: ``--state-dir``, ``$PERFWARDEN_STATE_DIR``, systemd's, or XDG
+    state home."""
     if cli_value:
         return Path(cli_value)
     for name in ("PERFWARDEN_STATE_DIR", "STATE_DIRECTORY"):
-        value = _first_of(environ, name)
+        value = _discovery.first_of(environ, name)
         if value:
             return Path(value)
-    state_home = environ.get("XDG_STATE_HOME")
-    base = Path(state_home) if state_home else Path.home() / ".local" / "state"
-    return base / "perfwarden"
+    return Path(_discovery.user_state_dir(environ))
+
+
+def discover_socket_dir(
+    cli_value: str | None,
+    environ: Mapping[str, str],
+    system_dir: Path = SYSTEM_SOCKET_DIR,
+) -> Path:
+    """A client's: ``--socket-dir``, ``$PERFWARDEN_SOCKET_DIR``, *system_dir* when it
+    exists, else the per-user default (never ``$RUNTIME_DIRECTORY``)."""
+    return Path(_discovery.socket_dir(cli_value, environ, str(system_dir)))
+
+
+def discover_state_dir(
+    cli_value: str | None,
+    environ: Mapping[str, str],
+    system_dir: Path = SYSTEM_STATE_DIR,
+) -> Path:
+    """A client's state directory, in :func:`discover_socket_dir`'s order (never
+    ``$STATE_DIRECTORY``)."""
+    return Path(_discovery.state_dir(cli_value, environ, str(system_dir)))

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
+import textwrap
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -156,6 +159,70 @@ class TestResilience:
         found = record(daemon, "child.gauge")
         assert {"pid": str(pid)} == found["tags"]
         assert 2.0 == found["last"]
+
+
+class TestNoLoss:
+    """Packing and the backlog: a fast loop loses nothing at the default sysctl."""
+
+    def test_100k_call_loop(self, client: Client, daemon: DaemonProcess) -> None:
+        """100 000 timer calls in a tight loop all reach the daemon."""
+        received = daemon.ingest()["received"]
+        timed = client.timer("loop.timed")(lambda: None)
+        for _ in range(100_000):
+            timed()
+        assert client.flush(timeout=60.0)
+        assert (100_000, 0) == (client.sent, client.dropped)
+        counters = daemon.wait_received(received + 100_000, timeout=60.0)
+        assert received + 100_000 == counters["received"]
+        assert 0 == counters["dropped"]
+
+    def test_default_client_counters(self, daemon: DaemonProcess) -> None:
+        """``client.dropped`` and ``client.sent`` are the default client's."""
+        script = textwrap.dedent(
+            """
+            from perfwarden import client
+            for i in range(1000):
+                client.gauge("module.level", i)
+            client.get_client().flush(timeout=30.0)
+            print(client.sent, client.dropped)
+            """
+        )
+        env = {**os.environ, "PERFWARDEN_SOCKET_DIR": str(daemon.socket_dir)}
+        env["PERFWARDEN_STATE_DIR"] = str(daemon.state_dir)
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        assert "1000 0" == done.stdout.strip()
+        record(daemon, "module.level", 1000)
+
+
+class TestDiscovery:
+    """The client never looks in the application's own systemd directories."""
+
+    def test_runtime_directory_is_the_apps_not_ours(
+        self, daemon: DaemonProcess, tmp_path: Path
+    ) -> None:
+        """An app with its own $RUNTIME_DIRECTORY still reaches the daemon."""
+        script = textwrap.dedent(
+            """
+            from perfwarden import client
+            client.gauge("app.under.systemd", 7.0)
+            client.get_client().flush(timeout=30.0)
+            """
+        )
+        env = {
+            **os.environ,
+            "PERFWARDEN_SOCKET_DIR": str(daemon.socket_dir),
+            "RUNTIME_DIRECTORY": str(tmp_path / "app-run"),
+            "STATE_DIRECTORY": str(tmp_path / "app-state"),
+        }
+        subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=60)
+        assert 7.0 == record(daemon, "app.under.systemd")["last"]
 
 
 class TestDatadogClient:

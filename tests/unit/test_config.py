@@ -454,7 +454,11 @@ metrics:
             ("0", 0.0),
             ("0s", 0.0),
             ("off", 0.0),
+            ('"off"', 0.0),
+            ("'OFF'", 0.0),
             ("false", 0.0),
+            ("1d", 86400.0),
+            ("1h30m", 5400.0),
         ):
             config = parse_config(f"version: 1\nstatistics: {{expire_after: {text}}}\n")
             assert expected == config.statistics.expire_after, text

@@ -31,6 +31,14 @@ class TestAccepts:
             ("5 s", 5.0),
             ("1e3ms", 1.0),
             ("1E-3s", 0.001),
+            ("1d", 86400.0),
+            ("1.5d", 129600.0),
+            ("2w", 1209600.0),
+            ("1h30m", 5400.0),
+            ("1m30s", 90.0),
+            ("2d12h", 216000.0),
+            ("1s500ms", 1.5),
+            ("1w1d1h1m1s1ms", 694861.001),
         ],
     )
     def test_units(self, text: str, seconds: float) -> None:
@@ -66,6 +74,23 @@ class TestAccepts:
         assert n == parse_duration(str(n)) == parse_duration(f"{n}s")
 
 
+class TestCompound:
+    @given(
+        st.lists(st.integers(min_value=0, max_value=10**6), min_size=6, max_size=6),
+        st.sets(st.integers(min_value=0, max_value=5), min_size=2),
+    )
+    def test_sum_of_terms(self, numbers: list[int], chosen: set[int]) -> None:
+        """A compound is the exact sum of its terms, as Prometheus reads it."""
+        units = [("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1)]
+        units.append(("ms", 0))
+        text = "".join(f"{numbers[i]}{units[i][0]}" for i in sorted(chosen))
+        millis = sum(
+            numbers[i] * (units[i][1] * 1000 if units[i][0] != "ms" else 1)
+            for i in chosen
+        )
+        assert millis / 1000 == parse_duration(text)
+
+
 class TestRejects:
     @pytest.mark.parametrize(
         ("value", "fragment"),
@@ -84,9 +109,12 @@ class TestRejects:
             ("s", "invalid duration"),
             ("soon", "invalid duration"),
             ("5 minutes", "unknown unit 'minutes'"),
-            ("5d", "unknown unit 'd'"),
+            ("5y", "unknown unit 'y'"),
             ("5S", "unknown unit 'S'"),
-            ("1m30s", "invalid duration"),
+            ("30s1m", "largest to smallest"),
+            ("1h1h", "largest to smallest"),
+            ("1.5h30m", "invalid duration"),
+            ("1h 30m", "invalid duration"),
             ("1,5s", "invalid duration"),
             ("0x10s", "invalid duration"),
             pytest.param("1" * 100, "too long", id="100 digits"),
@@ -101,7 +129,7 @@ class TestRejects:
 
     def test_message_names_the_units(self) -> None:
         """A parse error tells the user which forms are accepted."""
-        with pytest.raises(ValueError, match="ms, s, m or h"):
+        with pytest.raises(ValueError, match="ms, s, m, h, d or w"):
             parse_duration("fast")
 
     @given(st.text(max_size=20))

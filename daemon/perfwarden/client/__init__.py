@@ -13,11 +13,18 @@
     client.gauge("memory_usage_mb", 31.2)
     ratio = client.knobs.get("compression.ratio", 0.4)
 
-Lines are buffered and sent as DogStatsD datagrams to ``metrics.sock`` when the buffer
-fills or a few milliseconds after the first line, and at exit. Sending never blocks
-and never raises: when the daemon is away, lines are counted in ``dropped`` and the
-client retries the socket at most once a second. Thread-safe and fork-safe (a child
-starts with an empty buffer and its own socket).
+Lines are packed into DogStatsD datagrams of up to 8 KiB and sent to ``metrics.sock``
+when a datagram is full, a few milliseconds after its first line, and at exit. Sending
+never blocks and never raises: while the daemon's queue is full, datagrams wait in a
+bounded backlog and a background thread sends them as room appears; when the daemon
+is away, or the backlog is over its bound, lines are counted in ``dropped``
+(``client.dropped`` for the default client) and the socket is retried at most once a
+second. Thread-safe and fork-safe (a child starts with an empty buffer and its own
+socket).
+
+The socket directory is found as the CLI finds it: the ``socket_dir`` argument,
+``$PERFWARDEN_SOCKET_DIR``, ``/run/perfwarden`` when it exists (the system daemon),
+else the per-user default; never the application's own ``$RUNTIME_DIRECTORY``.
 
 Knob values come live from the daemon's ``knobs.watch`` stream (or, while the daemon
 is away, from ``knobs.json`` in its state directory).
@@ -25,55 +32,56 @@ is away, from ``knobs.json`` in its state directory).
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import functools
-import inspect
 import os
-import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
 
+from perfwarden.client import _discovery
 from perfwarden.client._knob_watcher import KnobWatcher
-from perfwarden.paths import (
-    CONTROL_SOCKET,
-    METRICS_SOCKET,
-    resolve_socket_dir,
-    resolve_state_dir,
+from perfwarden.client._sender import (
+    DEFAULT_MAX_BACKLOG,
+    DEFAULT_MAX_DATAGRAM,
+    DatagramSender,
 )
 
+# Not typing.TYPE_CHECKING: the client imports as little as it can (mypy and ruff
+# read this name the same way).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine, Mapping
     from types import TracebackType
+    from typing import Any, ParamSpec, TypeAlias, TypeGuard, TypeVar
+
+    P = ParamSpec("P")
+    R = TypeVar("R")
+    Tags: TypeAlias = Mapping[str, str] | list[str] | tuple[str, ...] | None
 
 __all__ = [
     "Client",
     "Timer",
     "count",
     "distribution",
+    "dropped",
     "gauge",
     "get_client",
     "knobs",
+    "sent",
     "timer",
     "timing",
 ]
 
-P = ParamSpec("P")
-R = TypeVar("R")
-Tags = Mapping[str, str] | list[str] | tuple[str, ...] | None
-
-_MAX_DATAGRAM: Final = 8192
-_RETRY_AFTER: Final = 1.0
+_perf_counter = time.perf_counter
+#: ``co_flags`` bit of a coroutine function (``inspect.CO_COROUTINE``).
+_CO_COROUTINE = 0x80
 
 
 def _tag_suffix(tags: Tags) -> str:
     if not tags:
         return ""
-    if isinstance(tags, Mapping):
-        return "|#" + ",".join(f"{k}:{v}" for k, v in tags.items())
-    return "|#" + ",".join(tags)
+    if isinstance(tags, list | tuple):
+        return "|#" + ",".join(tags)
+    return "|#" + ",".join(f"{k}:{v}" for k, v in tags.items())
 
 
 class Client:
@@ -85,34 +93,34 @@ class Client:
         *,
         state_dir: str | os.PathLike[str] | None = None,
         flush_interval: float = 0.005,
-        max_datagram: int = _MAX_DATAGRAM,
+        max_datagram: int = DEFAULT_MAX_DATAGRAM,
+        max_backlog: int = DEFAULT_MAX_BACKLOG,
     ) -> None:
-        directory = resolve_socket_dir(
+        directory = _discovery.socket_dir(
             os.fspath(socket_dir) if socket_dir is not None else None, os.environ
         )
-        self._path = str(directory / METRICS_SOCKET)
-        self._flush_interval = flush_interval
-        self._max_datagram = max_datagram
-        #: Lines that could not be delivered (daemon away, queue full).
-        self.dropped = 0
-        #: Lines handed to the kernel.
-        self.sent = 0
-        state = resolve_state_dir(
+        self._sender = DatagramSender(
+            os.path.join(directory, _discovery.METRICS_SOCKET),
+            flush_interval=flush_interval,
+            max_datagram=max_datagram,
+            max_backlog=max_backlog,
+        )
+        self._add = self._sender.add
+        state = _discovery.state_dir(
             os.fspath(state_dir) if state_dir is not None else None, os.environ
         )
-        self.knobs = KnobWatcher(directory / CONTROL_SOCKET, Path(state))
-        self._reset()
-        os.register_at_fork(after_in_child=self._reset)
-        atexit.register(self.flush)
+        control = os.path.join(directory, _discovery.CONTROL_SOCKET)
+        self.knobs = KnobWatcher(control, state)
 
-    def _reset(self) -> None:
-        self._lock = threading.Lock()
-        self._lines: list[str] = []
-        self._size = 0
-        self._sock: socket.socket | None = None
-        self._retry_at = 0.0
-        self._wake = threading.Event()
-        self._flusher: threading.Thread | None = None
+    @property
+    def dropped(self) -> int:
+        """Lines that could not be delivered (daemon away, backlog over its bound)."""
+        return self._sender.dropped
+
+    @property
+    def sent(self) -> int:
+        """Lines handed to the kernel."""
+        return self._sender.sent
 
     # -- metrics -----------------------------------------------------------------
 
@@ -134,104 +142,28 @@ class Client:
 
     def timer(self, name: str, tags: Tags = None) -> Timer:
         """Time a block (``with``) or a function (decorator, sync or async)."""
-        return Timer(self, name, _tag_suffix(tags))
+        return Timer(self, name, _tag_suffix(tags) if tags else "")
 
-    # -- buffering and sending ---------------------------------------------------
-
-    def _add(self, line: str) -> None:
-        size = len(line) + 1
-        with self._lock:
-            if self._size + size > self._max_datagram and self._lines:
-                self._send_locked()
-            self._lines.append(line)
-            self._size += size
-            first = len(self._lines) == 1
-        if first:
-            self._ensure_flusher()
-            self._wake.set()
-
-    def flush(self) -> None:
-        """Send what is buffered now."""
-        with self._lock:
-            self._send_locked()
-
-    def _send_locked(self) -> None:
-        lines = self._lines
-        if not lines:
-            return
-        self._lines = []
-        self._size = 0
-        payload = "\n".join(lines).encode()
-        sock = self._socket()
-        if sock is None:
-            self.dropped += len(lines)
-            return
-        try:
-            sock.send(payload)
-        except OSError:
-            # EAGAIN (the daemon's queue is full), ECONNREFUSED / ENOENT (it is gone).
-            self.dropped += len(lines)
-            self._drop_socket()
-            return
-        self.sent += len(lines)
-
-    def _socket(self) -> socket.socket | None:
-        if self._sock is not None:
-            return self._sock
-        now = time.monotonic()
-        if now < self._retry_at:
-            return None
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-        sock.setblocking(False)
-        try:
-            sock.connect(self._path)
-        except OSError:
-            sock.close()
-            self._retry_at = now + _RETRY_AFTER
-            return None
-        self._sock = sock
-        return sock
-
-    def _drop_socket(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-        self._retry_at = time.monotonic() + _RETRY_AFTER
-
-    def _ensure_flusher(self) -> None:
-        if self._flusher is not None:
-            return
-        with self._lock:
-            if self._flusher is not None:
-                return
-            self._flusher = threading.Thread(
-                target=self._flush_loop, name="perfwarden-client", daemon=True
-            )
-            self._flusher.start()
-
-    def _flush_loop(self) -> None:
-        wake = self._wake
-        while True:
-            wake.wait()
-            time.sleep(self._flush_interval)
-            wake.clear()
-            with contextlib.suppress(Exception):  # never let the flusher die
-                self.flush()
+    def flush(self, timeout: float = 0.0) -> bool:
+        """Send what is buffered now; wait up to *timeout* seconds while the daemon's
+        queue is full. True when nothing is left waiting."""
+        return self._sender.flush(timeout)
 
 
 class Timer:
     """Measures wall time in milliseconds; a context manager and a decorator."""
 
-    __slots__ = ("_client", "_name", "_start", "_suffix")
+    # Every with-block builds one: keep construction and __exit__ to a few lookups.
+    __slots__ = ("_add", "_prefix", "_start", "_suffix")
 
     def __init__(self, client: Client, name: str, suffix: str) -> None:
-        self._client = client
-        self._name = name
-        self._suffix = suffix
+        self._add = client._add
+        self._prefix = name + ":"
+        self._suffix = "|ms" + suffix
         self._start = 0.0
 
     def __enter__(self) -> Timer:
-        self._start = time.perf_counter()
+        self._start = _perf_counter()
         return self
 
     def __exit__(
@@ -240,15 +172,14 @@ class Timer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        elapsed = (time.perf_counter() - self._start) * 1000.0
-        self._client._add(f"{self._name}:{elapsed:.6g}|ms{self._suffix}")
+        elapsed = (_perf_counter() - self._start) * 1000.0
+        self._add(f"{self._prefix}{elapsed:.6g}{self._suffix}")
 
     def __call__(self, function: Callable[P, R]) -> Callable[P, R]:
-        client, name, suffix = self._client, self._name, self._suffix
-        add = client._add
-        perf_counter = time.perf_counter
+        add, prefix, suffix = self._add, self._prefix, self._suffix
+        perf_counter = _perf_counter
 
-        if inspect.iscoroutinefunction(function):
+        if _is_coroutine_function(function):
 
             @functools.wraps(function)
             async def timed_async(*args: P.args, **kwargs: P.kwargs) -> Any:
@@ -256,7 +187,7 @@ class Timer:
                 try:
                     return await function(*args, **kwargs)
                 finally:
-                    add(f"{name}:{(perf_counter() - start) * 1000.0:.6g}|ms{suffix}")
+                    add(f"{prefix}{(perf_counter() - start) * 1000.0:.6g}{suffix}")
 
             return timed_async  # type: ignore[return-value]
 
@@ -266,9 +197,20 @@ class Timer:
             try:
                 return function(*args, **kwargs)
             finally:
-                add(f"{name}:{(perf_counter() - start) * 1000.0:.6g}|ms{suffix}")
+                add(f"{prefix}{(perf_counter() - start) * 1000.0:.6g}{suffix}")
 
         return timed
+
+
+def _is_coroutine_function(
+    function: object,
+) -> TypeGuard[Callable[..., Coroutine[Any, Any, Any]]]:
+    """``inspect.iscoroutinefunction`` without importing inspect (~2.5 MiB)."""
+    while isinstance(function, functools.partial):
+        function = function.func
+    function = getattr(function, "__func__", function)  # a bound method
+    code = getattr(function, "__code__", None)
+    return bool(getattr(code, "co_flags", 0) & _CO_COROUTINE)
 
 
 _default: Client | None = None
@@ -327,3 +269,11 @@ class _DefaultKnobs:
 
 
 knobs = _DefaultKnobs()
+
+
+def __getattr__(name: str) -> int:
+    """``client.dropped`` and ``client.sent``: the default client's counters."""
+    if name in {"dropped", "sent"}:
+        return int(getattr(get_client(), name))
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -3,35 +3,39 @@
 It connects to ``control.sock``, sends ``knobs.watch`` and applies every update it
 streams; when the daemon is away it falls back to ``knobs.json`` in the state
 directory and reconnects with backoff. Nothing here raises into the application.
+
+The control protocol's request line is written here rather than imported from
+:mod:`perfwarden.control.protocol`: the client imports nothing of the daemon (and
+``json`` only once knobs are used), so that ``import perfwarden.client`` stays light.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import socket
 import threading
-from typing import TYPE_CHECKING, Any, Final
 
-from perfwarden.control.protocol import MAX_LINE, encode_request
-from perfwarden.paths import KNOBS_FILE
+from perfwarden.client._discovery import KNOBS_FILE
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import socket
     from collections.abc import Callable
-    from pathlib import Path
+    from typing import Any
 
     from perfwarden.plugin_api import KnobValue
 
-__all__ = ["KnobWatcher"]
+__all__ = ["MAX_LINE", "KnobWatcher"]
 
-_BACKOFF_MAX: Final = 5.0
+_BACKOFF_MAX = 5.0
+#: The control protocol's line cap (``perfwarden.control.protocol.MAX_LINE``).
+MAX_LINE = 1 << 20
+_WATCH_REQUEST = b'{"id":"watch","command":"knobs.watch","args":{}}\n'
 
 
 class KnobWatcher:
     """Live knob values for an application; start() is implicit on first use."""
 
-    def __init__(self, control_path: Path, state_dir: Path) -> None:
+    def __init__(self, control_path: str, state_dir: str) -> None:
         self._control_path = control_path
         self._state_dir = state_dir
         self._values: dict[str, KnobValue] = {}
@@ -75,8 +79,10 @@ class KnobWatcher:
         self._stop.set()
         sock = self._sock
         if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+            try:  # noqa: SIM105 - no contextlib in the light client
+                sock.shutdown(2)  # socket.SHUT_RDWR
+            except OSError:
+                pass
 
     # -- internals ---------------------------------------------------------------
 
@@ -102,8 +108,11 @@ class KnobWatcher:
         self._sock = None
 
     def _load_file(self) -> None:
+        import json  # noqa: PLC0415 - only once knobs are used: the import stays light
+
         try:
-            document = json.loads((self._state_dir / KNOBS_FILE).read_text())
+            with open(os.path.join(self._state_dir, KNOBS_FILE), "rb") as file:
+                document = json.loads(file.read())
             knobs = document["knobs"]
             self._apply({name: entry["value"] for name, entry in knobs.items()}, -1)
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -122,8 +131,10 @@ class KnobWatcher:
             callbacks = list(self._callbacks)
         for name, old, value in changes:
             for callback in callbacks:
-                with contextlib.suppress(Exception):
+                try:  # noqa: SIM105 - no contextlib in the light client
                     callback(name, old, value)
+                except Exception:  # noqa: BLE001, S110 - a callback never stops updates
+                    pass
 
     def _run(self) -> None:
         backoff = 0.1
@@ -140,11 +151,14 @@ class KnobWatcher:
             backoff = min(backoff * 2, _BACKOFF_MAX)
 
     def _watch(self) -> None:
+        import json  # noqa: PLC0415 - see _load_file
+        import socket  # noqa: PLC0415 - likewise
+
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             self._sock = sock
             sock.settimeout(5.0)
-            sock.connect(str(self._control_path))
-            sock.sendall(encode_request("watch", "knobs.watch", {}))
+            sock.connect(self._control_path)
+            sock.sendall(_WATCH_REQUEST)
             sock.settimeout(None)
             with sock.makefile("rb") as reader:
                 while not self._stop.is_set():

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from perfwarden.paths import CONTROL_SOCKET, resolve_socket_dir
+from perfwarden.paths import CONTROL_SOCKET, discover_socket_dir
 from perfwarden.views.text import format_number
 
 if TYPE_CHECKING:
@@ -18,8 +18,8 @@ __all__ = ["control_path", "format_number", "print_json", "print_table", "socket
 
 
 def socket_dir(cli_value: str | None) -> Path:
-    """The socket directory a client command talks to."""
-    return resolve_socket_dir(cli_value, os.environ)
+    """The socket directory a client command talks to (the client's search order)."""
+    return discover_socket_dir(cli_value, os.environ)
 
 
 def control_path(cli_value: str | None) -> Path:

@@ -1,4 +1,4 @@
-"""Parse human-written durations ("5s", "250ms", "1m", "1h", "1.5s", 5) into seconds.
+"""Parse human-written durations ("5s", "250ms", "1h30m", "1d", 5) into seconds.
 
 One job: turn a configuration value into a non-negative, finite ``float`` number of
 seconds, or raise :class:`ValueError` with a message that a user can act on.
@@ -11,7 +11,10 @@ Accepted forms::
     "1.5s"     # seconds
     "2m"       # minutes
     "1h"       # hours
+    "1d"       # days (24 h)
+    "1w"       # weeks (7 d)
     "1e3ms"    # exponents are allowed in the number
+    "1h30m"    # Prometheus' compound form: integers, units from largest to smallest
 
 Rejected: negatives, NaN and infinities, booleans, empty strings, unknown units, and
 anything else.
@@ -31,6 +34,8 @@ DURATION_UNITS: Final[dict[str, float]] = {
     "s": 1.0,
     "m": 60.0,
     "h": 3600.0,
+    "d": 86400.0,
+    "w": 604800.0,
 }
 
 _DURATION_RE: Final = re.compile(
@@ -44,16 +49,24 @@ _DURATION_RE: Final = re.compile(
     re.VERBOSE,
 )
 _INTEGER_RE: Final = re.compile(r"[0-9]+")
+_COMPOUND_RE: Final = re.compile(r"(?:[0-9]+(?:ms|[wdhms]))+")
+_COMPOUND_TERM_RE: Final = re.compile(r"([0-9]+)(ms|[wdhms])")
+_UNIT_ORDER: Final = ("w", "d", "h", "m", "s", "ms")
 _MAX_TEXT: Final = 64
-_UNIT_HINT: Final = "use a number of seconds or a number followed by ms, s, m or h"
+_UNIT_HINT: Final = (
+    "use a number of seconds, a number followed by ms, s, m, h, d or w, "
+    'or a compound such as "1h30m"'
+)
 
 
 def parse_duration(value: str | int | float) -> float:
     """Return *value* as seconds.
 
     Numbers (and numeric strings without a unit) are seconds; strings may carry one of
-    the units ``ms``, ``s``, ``m`` or ``h``.  Raises :class:`ValueError` for negative,
-    non-finite or unparsable values and for booleans.
+    the units ``ms``, ``s``, ``m``, ``h``, ``d`` or ``w``, or be a compound of integer
+    terms with units from largest to smallest (``"1h30m"``, ``"2d12h"``).  Raises
+    :class:`ValueError` for negative, non-finite or unparsable values and for
+    booleans.
     """
     if isinstance(value, bool):
         msg = f"expected a duration, got a boolean ({str(value).lower()}); {_UNIT_HINT}"
@@ -74,6 +87,8 @@ def parse_duration(value: str | int | float) -> float:
     if text.startswith("-"):
         msg = f"duration {shown} must not be negative"
         raise ValueError(msg)
+    if _COMPOUND_RE.fullmatch(text) and len(_COMPOUND_TERM_RE.findall(text)) > 1:
+        return _compound(text, shown)
     match = _DURATION_RE.fullmatch(text)
     if match is None:
         msg = f"invalid duration {shown}; {_UNIT_HINT}"
@@ -95,6 +110,27 @@ def parse_duration(value: str | int | float) -> float:
         else:
             seconds = number * DURATION_UNITS[unit]
         return _checked(seconds, shown)
+    except OverflowError:
+        msg = f"duration {shown} is too large"
+        raise ValueError(msg) from None
+
+
+def _compound(text: str, shown: str) -> float:
+    """``"1h30m"``: integer terms whose units strictly descend, summed exactly."""
+    milliseconds = 0
+    last = -1
+    for digits, unit in _COMPOUND_TERM_RE.findall(text):
+        rank = _UNIT_ORDER.index(unit)
+        if rank <= last:
+            msg = (
+                f"units in duration {shown} must go from largest to smallest, "
+                'each once (as in "1h30m")'
+            )
+            raise ValueError(msg)
+        last = rank
+        milliseconds += int(digits) * round(DURATION_UNITS[unit] * 1000)
+    try:
+        return _checked(milliseconds / 1000, shown)
     except OverflowError:
         msg = f"duration {shown} is too large"
         raise ValueError(msg) from None

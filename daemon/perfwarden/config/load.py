@@ -319,12 +319,11 @@ def _statistics(c: Checker, s: Section) -> StatisticsConfig:
 
 
 def _expiry(c: Checker, s: Section, name: str) -> float | None:
-    """A duration; ``0``, ``off`` or ``false`` (YAML's false) mean never."""
+    """A duration; ``0``, ``off`` (quoted or not) or ``false`` mean never."""
     node = s.node(name)
-    if (
-        isinstance(node, ScalarNode)
-        and node.tag == _BOOL_TAG
-        and c.scalar(node, s.dotted(name)) is False
+    if isinstance(node, ScalarNode) and (
+        (node.tag == _BOOL_TAG and c.scalar(node, s.dotted(name)) is False)
+        or (node.style in {"'", '"'} and node.value.strip().lower() == "off")
     ):
         return 0.0
     return c.duration(s, name, non_negative)
