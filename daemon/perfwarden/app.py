@@ -132,6 +132,8 @@ class Daemon:
         self.last_reload: dict[str, Any] | None = None
         self.reload_counts: dict[str, int] = {"ok": 0, "rejected": 0}
         self.ticks = 0
+        #: Config loaded and state restored, not stopping (``/-/ready``).
+        self.ready = False
         self._stop = asyncio.Event()
         self._reload_requested = asyncio.Event()
         self._signals = 0
@@ -255,12 +257,14 @@ class Daemon:
         # The start-up's temporaries (imports, config parsing, the state restore,
         # plugin loading) are garbage now: give their pages back (bench/memory.md).
         trim()
+        self.ready = True
         self.notifier.notify("READY=1", f"STATUS={self._status_line()}")
         try:
             await self._stop.wait()
         finally:
             # Past a full log queue (stdout not read): the last lines get in.
             begin_shutdown()
+            self.ready = False
             _log.info("daemon.stopping", pid=os.getpid(), uptime=self.uptime())
             self.notifier.notify("STOPPING=1")
             watcher.stop()

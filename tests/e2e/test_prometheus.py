@@ -8,6 +8,7 @@ storage and port (never the system service); it skips when the binary is absent
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import re
 import shutil
@@ -145,6 +146,33 @@ def test_listener_is_off_by_default_and_follows_reload(
     daemon.wait_log("http.stopped")
     with pytest.raises(OSError, match="refused"):
         raw(port, b"GET /metrics HTTP/1.1\r\n\r\n")
+
+
+def test_probes_head_and_gzip(http_daemon: DaemonProcess) -> None:
+    """Health and readiness paths, HEAD without a body, gzip when accepted."""
+    port = http_port(http_daemon)
+    base = f"http://127.0.0.1:{port}"
+    assert (200, b"perfwarden is healthy.\n") == get(f"{base}/-/healthy")[::2]
+    assert (200, b"perfwarden is ready.\n") == get(f"{base}/-/ready")[::2]
+    http_daemon.send_datagrams([f"context_loading_time:{i}|ms" for i in range(50)])
+    http_daemon.wait_received(50)
+    _, plain_headers, plain = get(f"{base}/metrics")
+    assert "Content-Encoding" not in plain_headers
+    status, headers, packed = get(
+        f"{base}/metrics", {"Accept-Encoding": "deflate, gzip;q=0.5"}
+    )
+    assert 200 == status
+    assert "gzip" == headers["Content-Encoding"]
+    assert int(headers["Content-Length"]) == len(packed) < len(plain)
+    text = gzip.decompress(packed).decode()
+    assert "perfwarden_ingest_received_lines_total 50.0" in text
+    refused = get(f"{base}/metrics", {"Accept-Encoding": "gzip;q=0"})[1]
+    assert "Content-Encoding" not in refused
+    reply = raw(port, b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert b"Content-Length: " in head
+    assert b"" == body
 
 
 # -- a real Prometheus ------------------------------------------------------------
