@@ -41,6 +41,7 @@ from perfwarden.optimize.engine import OptimizerEngine
 from perfwarden.optimize.knobs import KnobStore, spec_of
 from perfwarden.optimize.learning import Learning
 from perfwarden.optimize.plugin_runtime import PluginRuntime
+from perfwarden.routes.alertmanager import AlertmanagerRoute
 from perfwarden.sampling.sampler import ProcessSampler, SelfMonitor
 from perfwarden.series.expiry import SeriesExpiry
 from perfwarden.series.store import MetricStore
@@ -116,6 +117,14 @@ class Daemon:
         )
         self.evaluator.subscribers.append(self.optimizer.on_alert)
         self.evaluator.subscribers.append(self.dispatcher)
+        self.http: HttpServer | None = None
+        self.alertmanager = AlertmanagerRoute(
+            self.store,
+            self.evaluator,
+            config=lambda: self.config,
+            dashboard=self._dashboard_url,
+        )
+        self.evaluator.subscribers.append(self.alertmanager.on_alert)
         self._reload_lock = asyncio.Lock()
         self.evaluation_passes = 0
         self.evaluation_seconds = 0.0
@@ -219,7 +228,7 @@ class Daemon:
         await self.plugins.rescan()
         control = ControlServer(build_commands(self), lambda: self.config.control)
         await control.start(sockets.control)
-        http = HttpServer(self)
+        http = self.http = HttpServer(self)
         await http.start()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop)
@@ -240,6 +249,7 @@ class Daemon:
             asyncio.create_task(self.sampler.run(), name="sampler"),
             asyncio.create_task(self.self_monitor.run(), name="self-monitor"),
             asyncio.create_task(self._checkpoint_loop(), name="checkpoint"),
+            asyncio.create_task(self.alertmanager.run(), name="alertmanager"),
         ]
         _log.info(
             "daemon.started",
@@ -293,6 +303,16 @@ class Daemon:
     def uptime(self) -> float:
         """Seconds since start."""
         return time.monotonic() - self.started_monotonic
+
+    def _dashboard_url(self) -> str | None:
+        """The web dashboard's URL (the base of alerts' ``generatorURL``)."""
+        address = self.http.address if self.http is not None else None
+        if address is None:
+            return None
+        host, port = address
+        if host in {"0.0.0.0", "::"}:  # noqa: S104 - naming the wildcard, not binding
+            host = platform.node() or host
+        return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
     def _status_line(self) -> str:
         counters = self.ingestor.counters

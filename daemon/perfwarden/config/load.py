@@ -67,6 +67,7 @@ from perfwarden.config.nodes import (
     tag_key,
 )
 from perfwarden.config.plugins import check_plugin_timing
+from perfwarden.config.routes import ALERTMANAGER_KEYS, alertmanager_section
 from perfwarden.config.runtime import (
     CONTROL_KEYS,
     HTTP_KEYS,
@@ -124,6 +125,7 @@ _CONFIG_NAME: Final = "perfwarden.yaml"
 _SECTIONS: Final = (
     "version", "statistics", "evaluation", "metrics", "knobs", "optimizer",
     "processes", "plugins", "control", "sockets", "ingest", "state", "http",
+    "alertmanager",
 )  # fmt: skip
 _METRIC_KEYS: Final = (
     "unit", "description", "bound", "target", "warning", "critical", "for",
@@ -269,6 +271,9 @@ def _build(c: Checker, root: Node) -> Config | None:
         ingest=ingest_section(c, _sub(c, top, "ingest", INGEST_KEYS)),
         state=state_section(c, _sub(c, top, "state", STATE_KEYS)),
         http=http_section(c, _sub(c, top, "http", HTTP_KEYS)),
+        alertmanager=alertmanager_section(
+            c, _sub(c, top, "alertmanager", ALERTMANAGER_KEYS)
+        ),
     )
 
 

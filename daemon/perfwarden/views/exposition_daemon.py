@@ -34,6 +34,7 @@ def daemon_families(daemon: Daemon) -> list[Family]:
         *_ingest(daemon),
         *_plugins(daemon),
         *_reloads(daemon),
+        *_alertmanager(daemon),
         *_daemon(daemon),
         *_process(),
     ]
@@ -185,6 +186,30 @@ def _reloads(daemon: Daemon) -> list[Family]:
         at.add("", float(last.get("at", 0.0)))
         out.append(at)
     return out
+
+
+def _alertmanager(daemon: Daemon) -> list[Family]:
+    pushes = Family(
+        "perfwarden_alertmanager_notifications",
+        "counter",
+        "Pushes of the current alerts to an Alertmanager that it accepted.",
+    )
+    failures = Family(
+        "perfwarden_alertmanager_notifications_failed",
+        "counter",
+        "Pushes to an Alertmanager that failed (refused, timed out, not 200).",
+    )
+    sent = Family(
+        "perfwarden_alertmanager_alerts_sent",
+        "counter",
+        "Alerts (firing and resolved) an Alertmanager accepted.",
+    )
+    for url, counts in daemon.alertmanager.counts.items():
+        labels = _labels(alertmanager=url)
+        pushes.add(labels, counts.sent)
+        failures.add(labels, counts.failed)
+        sent.add(labels, counts.alerts_sent)
+    return [pushes, failures, sent]
 
 
 def _daemon(daemon: Daemon) -> list[Family]:
