@@ -83,8 +83,12 @@ def test_metrics_reflect_the_daemon(http_daemon: DaemonProcess) -> None:
     got = scrape(port)
     labels = {"metric": "context_loading_time", "type": "ms", "route": "/a"}
     labels["my_tag"] = "x"
-    means = {tuple(sorted(lab.items())): v for lab, v in got["perfwarden_series_mean"]}
-    assert stats["mean"] == pytest.approx(means[tuple(sorted(labels.items()))])
+    means = {
+        tuple(sorted(lab.items())): v
+        for lab, v in got["perfwarden_series_mean_seconds"]
+    }
+    # stats speaks the configured unit (ms), /metrics the base unit (seconds).
+    assert stats["mean"] / 1000 == pytest.approx(means[tuple(sorted(labels.items()))])
     assert [({}, 42.0)] == got["perfwarden_ingest_received_lines_total"]
     assert [({"reason": "no_type"}, 1.0)] == got[
         "perfwarden_ingest_malformed_lines_total"
@@ -262,10 +266,18 @@ def test_a_real_prometheus_scrapes_perfwarden(
     with prometheus(port, tmp_path) as base:
         up = wait_until(lambda: query(base, 'up{job="perfwarden"} == 1'), timeout=60)
         assert up[0]["metric"]["instance"] == f"127.0.0.1:{port}"
-        promql = 'perfwarden_series_mean{metric="context_loading_time"}'
+        promql = 'perfwarden_series_mean_seconds{metric="context_loading_time"}'
         (mean,) = wait_until(lambda: query(base, promql), timeout=30)
         assert "/search" == mean["metric"]["route"]
-        assert float(mean["value"][1]) == pytest.approx(252.0)
+        assert float(mean["value"][1]) == pytest.approx(0.252)
+        # The summary: its count and sum, and its quantiles, in seconds.
+        value = "perfwarden_series_value_seconds"
+        rate = f"{value}_sum / {value}_count"
+        (average,) = wait_until(lambda: query(base, rate), timeout=30)
+        assert float(average["value"][1]) == pytest.approx(0.252)
+        p99 = 'perfwarden_series_value_seconds{quantile="0.99"}'
+        (quantile,) = wait_until(lambda: query(base, p99), timeout=30)
+        assert float(quantile["value"][1]) == pytest.approx(0.254, abs=1e-3)
         level = 'perfwarden_alert_level{metric="context_loading_time"}'
         (firing,) = wait_until(lambda: query(base, level), timeout=30)
         assert "2" == firing["value"][1]

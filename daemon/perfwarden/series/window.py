@@ -71,6 +71,7 @@ class RollingWindow:
 
     __slots__ = (
         "_buf",
+        "_count_base",
         "_err1",
         "_err2",
         "_evicted",
@@ -79,6 +80,7 @@ class RollingWindow:
         "_s2",
         "_shift",
         "_size",
+        "_sum_total",
         "_total",
     )
 
@@ -91,6 +93,8 @@ class RollingWindow:
         self._head = 0  # next write position
         self._size = 0
         self._total = 0
+        self._count_base = 0
+        self._sum_total = 0.0
         self._reset_moments()
 
     # -- sizes ---------------------------------------------------------------
@@ -114,6 +118,17 @@ class RollingWindow:
     def total_count(self) -> int:
         """Samples ever appended, including those already evicted."""
         return self._total
+
+    @property
+    def observed_count(self) -> int:
+        """Samples appended since this window was created or restored (this
+        daemon process' share of ``total_count``: a Prometheus summary's count)."""
+        return self._total - self._count_base
+
+    @property
+    def observed_sum(self) -> float:
+        """The sum of the samples counted by :attr:`observed_count`."""
+        return self._sum_total
 
     # -- appending -----------------------------------------------------------
 
@@ -139,6 +154,7 @@ class RollingWindow:
             self._head = 0
             self._size = cap
             self._total += m
+            self._sum_total += float(_add_reduce(batch))
             self._set_moments(cap, *moments)
             return
         shift = self._shift
@@ -316,6 +332,8 @@ class RollingWindow:
             raise ValueError(msg)
         window.extend(values)
         window._total = max(int(state["total_count"]), int(values.shape[0]))
+        window._count_base = window._total
+        window._sum_total = 0.0
         return window
 
     @classmethod
@@ -339,6 +357,7 @@ class RollingWindow:
             window._head = n % capacity
             window._set_moments(n, *moments)
         window._total = max(int(total_count), n)
+        window._count_base = window._total
         return window
 
     # -- moments -------------------------------------------------------------
@@ -367,6 +386,7 @@ class RollingWindow:
         when the bounds exceed the tolerance. Runs per series per batch: plain
         locals, no calls but ``sqrt``."""
         sub1, sub2 = sub
+        self._sum_total += add1 + added * self._shift
         s1 = self._s1 + add1 - sub1
         s2 = self._s2 + add2 - sub2
         self._s1 = s1

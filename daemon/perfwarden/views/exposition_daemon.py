@@ -17,6 +17,7 @@ import psutil
 from perfwarden import __version__
 from perfwarden.optimize.plugin_runtime import PluginState
 from perfwarden.views.exposition_text import Family, label_pairs
+from perfwarden.views.exposition_units import base_unit
 
 if TYPE_CHECKING:
     from perfwarden.app import Daemon
@@ -29,7 +30,7 @@ _PLUGIN_OUTCOMES: Final = ("applied", "kept", "reverted", "inconclusive")
 def daemon_families(daemon: Daemon) -> list[Family]:
     """The daemon-wide families (a few dozen samples; read on the loop)."""
     return [
-        _thresholds(daemon),
+        *_thresholds(daemon),
         *_knobs(daemon),
         *_ingest(daemon),
         *_plugins(daemon),
@@ -44,18 +45,33 @@ def _labels(**labels: str) -> str:
     return label_pairs(labels.items())
 
 
-def _thresholds(daemon: Daemon) -> Family:
-    family = Family(
-        "perfwarden_metric_threshold",
-        "gauge",
-        "Configured target, warning and critical level of a metric.",
-    )
+def _thresholds(daemon: Daemon) -> list[Family]:
+    """Thresholds in the base unit of the metric's series, one family per unit."""
+    families: dict[str, Family] = {}
     for name, metric in daemon.config.metrics.items():
+        series = daemon.store.by_name(name)
+        suffix, factor = base_unit(metric.unit, series[0].type.value if series else "g")
+        family = families.get(suffix)
+        if family is None:
+            end = f"_{suffix}" if suffix else ""
+            family = families[suffix] = Family(
+                f"perfwarden_metric_threshold{end}",
+                "gauge",
+                "Configured target, warning and critical level of a metric"
+                + (f" ({suffix})." if suffix else "."),
+                unit=suffix,
+            )
         for level in ("target", "warning", "critical"):
             value = getattr(metric, level)
             if value is not None:
-                family.add(_labels(metric=name, level=level), value)
-    return family
+                family.add(_labels(metric=name, level=level), value * factor)
+    if "" not in families:
+        families[""] = Family(
+            "perfwarden_metric_threshold",
+            "gauge",
+            "Configured target, warning and critical level of a metric.",
+        )
+    return [families[suffix] for suffix in sorted(families)]
 
 
 def _knobs(daemon: Daemon) -> list[Family]:

@@ -38,7 +38,7 @@ _LABEL_VALUE_ESCAPES: Final = str.maketrans({"\\": r"\\", "\n": r"\n", '"': r"\"
 _HELP_ESCAPES: Final = str.maketrans({"\\": r"\\", "\n": r"\n"})
 _OPENMETRICS_HELP_ESCAPES: Final = str.maketrans({"\\": r"\\", "\n": r"\n", '"': r"\""})
 
-Kind = Literal["gauge", "counter"]
+Kind = Literal["gauge", "counter", "summary"]
 
 
 def negotiate(accept: str) -> tuple[bool, str]:
@@ -77,12 +77,15 @@ class Family:
     ``name`` is the family's name without ``_total``; counter samples are written as
     ``<name>_total``. ``labels`` passed to :meth:`add` is the rendered text of
     :func:`label_pairs` (empty for none), so that callers can cache it per series.
+    ``unit`` (``"seconds"``, ``"bytes"``, ...) ends the name and is declared with
+    ``# UNIT`` in OpenMetrics.
     """
 
     name: str
     kind: Kind
     help: str
     lines: list[str] = field(default_factory=list)
+    unit: str = ""
 
     @property
     def sample_name(self) -> str:
@@ -111,6 +114,8 @@ def render(families: Iterable[Family], *, openmetrics: bool) -> bytes:
         out.append(
             f"# HELP {head_name} {help_text}\n# TYPE {head_name} {family.kind}\n"
         )
+        if openmetrics and family.unit:
+            out.append(f"# UNIT {head_name} {family.unit}\n")
         out.extend(family.lines)
     if openmetrics:
         out.append("# EOF\n")
