@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 import psutil
 
 from perfwarden import __version__
+from perfwarden.optimize.learning import PRIORS
 from perfwarden.optimize.plugin_runtime import PluginState
 from perfwarden.views.exposition_text import Family, label_pairs
 from perfwarden.views.exposition_units import base_unit
@@ -34,6 +35,7 @@ def daemon_families(daemon: Daemon) -> list[Family]:
         *_knobs(daemon),
         *_ingest(daemon),
         *_plugins(daemon),
+        *_learning(daemon),
         *_reloads(daemon),
         *_alertmanager(daemon),
         *_daemon(daemon),
@@ -171,6 +173,39 @@ def _plugins(daemon: Daemon) -> list[Family]:
                 _labels(plugin=handle.name, state=state.value), handle.state is state
             )
     return [actions, *counts.values(), states]
+
+
+def _learning(daemon: Daemon) -> list[Family]:
+    """Learned weights and verdict counts, so Prometheus can sum them over hosts."""
+    learning = daemon.learning
+    weights = Family(
+        "perfwarden_learning_weight",
+        "gauge",
+        "Learned weight of a strategy (prior x Beta posterior mean / 0.5, fleet "
+        "prior included).",
+    )
+    for strategy in sorted({*PRIORS, *learning.strategies, *learning.fleet}):
+        weights.add(_labels(strategy=strategy), learning.weight_overall(strategy))
+    outcomes = Family(
+        "perfwarden_learning_outcomes",
+        "counter",
+        "Judged actions of a strategy on a metric, by verdict (kept, reverted, "
+        "inconclusive), kept across restarts.",
+    )
+    for (strategy, metric), counts in sorted(learning.by_metric.items()):
+        for outcome in ("kept", "reverted", "inconclusive"):
+            outcomes.add(
+                _labels(strategy=strategy, metric=metric, outcome=outcome),
+                getattr(counts, outcome),
+            )
+    prior = Family(
+        "perfwarden_learning_fleet_prior_trials",
+        "gauge",
+        "Pseudo-trials of a strategy imported from the fleet (weight included).",
+    )
+    for strategy, fleet in sorted(learning.fleet.items()):
+        prior.add(_labels(strategy=strategy), fleet.trials)
+    return [weights, outcomes, prior]
 
 
 def _reloads(daemon: Daemon) -> list[Family]:
