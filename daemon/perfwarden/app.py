@@ -48,6 +48,7 @@ from perfwarden.optimize.plugin_runtime import PluginRuntime
 from perfwarden.paths import RECORDING_DIR
 from perfwarden.readmodel import ReloadOutcome
 from perfwarden.recording.recorder import Recorder
+from perfwarden.routes.alertmanager import AlertmanagerRoute
 from perfwarden.sampling.sampler import ProcessSampler
 from perfwarden.sampling.self_monitor import SelfMonitor
 from perfwarden.series.ceiling import MemoryCeiling
@@ -126,6 +127,14 @@ class Daemon:
         self.store.on_ingest = self.recorder.on_ingest
         self.evaluator.subscribers.append(self.optimizer.on_alert)
         self.evaluator.subscribers.append(self.dispatcher)
+        self.http: HttpServer | None = None
+        self.alertmanager = AlertmanagerRoute(
+            self.store,
+            self.evaluator,
+            config=lambda: self.config,
+            dashboard=self._dashboard_url,
+        )
+        self.evaluator.subscribers.append(self.alertmanager.on_alert)
         self._reload_lock = asyncio.Lock()
         self.control_counters = ControlCounters()
         self.loop_errors = LoopErrors()
@@ -143,6 +152,8 @@ class Daemon:
         self.last_reload: dict[str, Any] | None = None
         self.reload_counts: dict[str, int] = {"ok": 0, "rejected": 0}
         self.ticks = 0
+        #: Config loaded and state restored, not stopping (``/-/ready``).
+        self.ready = False
         self._stop = asyncio.Event()
         self._reload_requested = asyncio.Event()
         self._signals = 0
@@ -246,7 +257,7 @@ class Daemon:
             self.control_counters,
         )
         await control.start(sockets.control)
-        http = HttpServer(self)
+        http = self.http = HttpServer(self)
         await http.start()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop)
@@ -267,6 +278,7 @@ class Daemon:
             asyncio.create_task(self.sampler.run(), name="sampler"),
             asyncio.create_task(self.self_monitor.run(), name="self-monitor"),
             asyncio.create_task(self._checkpoint_loop(), name="checkpoint"),
+            asyncio.create_task(self.alertmanager.run(), name="alertmanager"),
         ]
         _log.info(
             "daemon.started",
@@ -284,12 +296,14 @@ class Daemon:
         # The start-up's temporaries (imports, config parsing, the state restore,
         # plugin loading) are garbage now: give their pages back (bench/memory.md).
         trim()
+        self.ready = True
         self.notifier.notify("READY=1", f"STATUS={self._status_line()}")
         try:
             await self._stop.wait()
         finally:
             # Past a full log queue (stdout not read): the last lines get in.
             begin_shutdown()
+            self.ready = False
             _log.info("daemon.stopping", pid=os.getpid(), uptime=self.uptime())
             self.notifier.notify("STOPPING=1")
             watcher.stop()
@@ -321,6 +335,16 @@ class Daemon:
     def uptime(self) -> float:
         """Seconds since start."""
         return time.monotonic() - self.started_monotonic
+
+    def _dashboard_url(self) -> str | None:
+        """The web dashboard's URL (the base of alerts' ``generatorURL``)."""
+        address = self.http.address if self.http is not None else None
+        if address is None:
+            return None
+        host, port = address
+        if host in {"0.0.0.0", "::"}:  # noqa: S104 - naming the wildcard, not binding
+            host = platform.node() or host
+        return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
     def _status_line(self) -> str:
         counters = self.ingestor.counters

@@ -219,6 +219,32 @@ def build_parser() -> argparse.ArgumentParser:
     _add_socket_dir(q, nested=True)
     _add_json(q, nested=True)
 
+    p = sub.add_parser(
+        "learning", help="export what this host learned; import the fleet's as priors"
+    )
+    learning_sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    _add_socket_dir(p)
+    _add_json(p)
+    p.set_defaults(command_module="learning")
+    q = learning_sub.add_parser("export", help="this host's outcomes as JSON")
+    q.add_argument(
+        "-o", "--output", metavar="FILE", help="write to FILE (default: stdout)"
+    )
+    _add_socket_dir(q, nested=True)
+    q = learning_sub.add_parser(
+        "import", help="start from other hosts' exports (summed) as Beta priors"
+    )
+    q.add_argument("files", nargs="+", metavar="FILE", help="exports; - for stdin")
+    q.add_argument(
+        "--weight",
+        type=float,
+        default=1.0,
+        help="pseudo-outcomes per imported trial (default 1; 0.1 trusts the "
+        "fleet a tenth as much as this host's own outcomes)",
+    )
+    _add_socket_dir(q, nested=True)
+    _add_json(q, nested=True)
+
     p = sub.add_parser("reload", help="re-read the config; exit 1 if it is rejected")
     _add_socket_dir(p)
     _add_json(p)

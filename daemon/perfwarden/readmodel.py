@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from perfwarden.optimize.learning import Learning
     from perfwarden.optimize.plugin_runtime import PluginRuntime
     from perfwarden.recording.recorder import Recorder
+    from perfwarden.routes.alertmanager import AlertmanagerRoute
     from perfwarden.sampling.sampler import ProcessSampler
     from perfwarden.series.expiry import SeriesExpiry
     from perfwarden.series.store import MetricStore
@@ -65,6 +66,10 @@ class DaemonView(Protocol):
     def last_reload(self) -> dict[str, Any] | None: ...
     @property
     def reload_counts(self) -> dict[str, int]: ...
+    @property
+    def ready(self) -> bool:
+        """Config loaded and state restored, and not stopping (``/-/ready``)."""
+        ...
 
     @property
     def store(self) -> MetricStore: ...
@@ -92,6 +97,8 @@ class DaemonView(Protocol):
     def control_counters(self) -> ControlCounters: ...
     @property
     def loop_errors(self) -> LoopErrors: ...
+    @property
+    def alertmanager(self) -> AlertmanagerRoute: ...
 
     def uptime(self) -> float:
         """Seconds since the daemon started."""

@@ -8,6 +8,7 @@ storage and port (never the system service); it skips when the binary is absent
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import re
 import shutil
@@ -82,8 +83,12 @@ def test_metrics_reflect_the_daemon(http_daemon: DaemonProcess) -> None:
     got = scrape(port)
     labels = {"metric": "context_loading_time", "type": "ms", "route": "/a"}
     labels["my_tag"] = "x"
-    means = {tuple(sorted(lab.items())): v for lab, v in got["perfwarden_series_mean"]}
-    assert stats["mean"] == pytest.approx(means[tuple(sorted(labels.items()))])
+    means = {
+        tuple(sorted(lab.items())): v
+        for lab, v in got["perfwarden_series_mean_seconds"]
+    }
+    # stats speaks the configured unit (ms), /metrics the base unit (seconds).
+    assert stats["mean"] / 1000 == pytest.approx(means[tuple(sorted(labels.items()))])
     assert [({}, 42.0)] == got["perfwarden_ingest_received_lines_total"]
     assert [({"reason": "no_type"}, 1.0)] == got[
         "perfwarden_ingest_malformed_lines_total"
@@ -145,6 +150,33 @@ def test_listener_is_off_by_default_and_follows_reload(
     daemon.wait_log("http.stopped")
     with pytest.raises(OSError, match="refused"):
         raw(port, b"GET /metrics HTTP/1.1\r\n\r\n")
+
+
+def test_probes_head_and_gzip(http_daemon: DaemonProcess) -> None:
+    """Health and readiness paths, HEAD without a body, gzip when accepted."""
+    port = http_port(http_daemon)
+    base = f"http://127.0.0.1:{port}"
+    assert (200, b"perfwarden is healthy.\n") == get(f"{base}/-/healthy")[::2]
+    assert (200, b"perfwarden is ready.\n") == get(f"{base}/-/ready")[::2]
+    http_daemon.send_datagrams([f"context_loading_time:{i}|ms" for i in range(50)])
+    http_daemon.wait_received(50)
+    _, plain_headers, plain = get(f"{base}/metrics")
+    assert "Content-Encoding" not in plain_headers
+    status, headers, packed = get(
+        f"{base}/metrics", {"Accept-Encoding": "deflate, gzip;q=0.5"}
+    )
+    assert 200 == status
+    assert "gzip" == headers["Content-Encoding"]
+    assert int(headers["Content-Length"]) == len(packed) < len(plain)
+    text = gzip.decompress(packed).decode()
+    assert "perfwarden_ingest_received_lines_total 50.0" in text
+    refused = get(f"{base}/metrics", {"Accept-Encoding": "gzip;q=0"})[1]
+    assert "Content-Encoding" not in refused
+    reply = raw(port, b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert b"Content-Length: " in head
+    assert b"" == body
 
 
 # -- a real Prometheus ------------------------------------------------------------
@@ -234,10 +266,18 @@ def test_a_real_prometheus_scrapes_perfwarden(
     with prometheus(port, tmp_path) as base:
         up = wait_until(lambda: query(base, 'up{job="perfwarden"} == 1'), timeout=60)
         assert up[0]["metric"]["instance"] == f"127.0.0.1:{port}"
-        promql = 'perfwarden_series_mean{metric="context_loading_time"}'
+        promql = 'perfwarden_series_mean_seconds{metric="context_loading_time"}'
         (mean,) = wait_until(lambda: query(base, promql), timeout=30)
         assert "/search" == mean["metric"]["route"]
-        assert float(mean["value"][1]) == pytest.approx(252.0)
+        assert float(mean["value"][1]) == pytest.approx(0.252)
+        # The summary: its count and sum, and its quantiles, in seconds.
+        value = "perfwarden_series_value_seconds"
+        rate = f"{value}_sum / {value}_count"
+        (average,) = wait_until(lambda: query(base, rate), timeout=30)
+        assert float(average["value"][1]) == pytest.approx(0.252)
+        p99 = 'perfwarden_series_value_seconds{quantile="0.99"}'
+        (quantile,) = wait_until(lambda: query(base, p99), timeout=30)
+        assert float(quantile["value"][1]) == pytest.approx(0.254, abs=1e-3)
         level = 'perfwarden_alert_level{metric="context_loading_time"}'
         (firing,) = wait_until(lambda: query(base, level), timeout=30)
         assert "2" == firing["value"][1]

@@ -115,16 +115,21 @@ def test_values_match_the_store(daemon: Daemon) -> None:
         (value,) = [v for lab, v in got[name] if lab == want]
         return value
 
-    assert math.isclose(one("perfwarden_series_mean"), float(values.mean()))
+    # Configured in ms, exposed in seconds.
+    seconds = values / 1000
+    assert math.isclose(one("perfwarden_series_mean_seconds"), float(seconds.mean()))
     assert one("perfwarden_series_samples") == 30
     assert one("perfwarden_series_received_samples_total") == 30
-    low, high = one("perfwarden_series_ci_low"), one("perfwarden_series_ci_high")
-    assert low < values.mean() < high
+    low = one("perfwarden_series_ci_low_seconds")
+    high = one("perfwarden_series_ci_high_seconds")
+    assert low < seconds.mean() < high
     for q in ("0.5", "0.95", "0.99"):
-        expected = float(np.percentile(values, float(q) * 100))
+        expected = float(np.percentile(seconds, float(q) * 100))
         assert math.isclose(
-            one("perfwarden_series_quantile", {"quantile": q}), expected
+            one("perfwarden_series_value_seconds", {"quantile": q}), expected
         )
+    assert 30 == one("perfwarden_series_value_seconds_count")
+    assert math.isclose(one("perfwarden_series_value_seconds_sum"), seconds.sum())
     states = {
         lab["state"]: v for lab, v in got["perfwarden_alert_state"] if lab["type"]
     }
@@ -152,7 +157,7 @@ def test_unconfigured_series_have_no_alert_state(daemon: Daemon) -> None:
 
 def test_duplicate_label_sets_get_a_series_label(daemon: Daemon) -> None:
     feed(daemon, "latency:1|ms|#a.b:1", "latency:2|ms|#a_b:1")
-    got = samples(daemon)["perfwarden_series_mean"]
+    got = samples(daemon)["perfwarden_series_mean_seconds"]
     assert 2 == len(got)
     assert len({tuple(sorted(lab.items())) for lab, _ in got}) == 2
     assert any("series" in lab for lab, _ in got)
@@ -173,8 +178,10 @@ def test_counters_knobs_thresholds_and_reloads(daemon: Daemon) -> None:
     assert [({"knob": "compression.ratio"}, 0.7)] == got["perfwarden_knob_value"]
     choices = {lab["choice"]: v for lab, v in got["perfwarden_knob_choice"]}
     assert {"fast": 0.0, "safe": 1.0} == choices
-    thresholds = {lab["level"]: v for lab, v in got["perfwarden_metric_threshold"]}
-    assert {"target": 100.0, "warning": 150.0, "critical": 200.0} == thresholds
+    thresholds = {
+        lab["level"]: v for lab, v in got["perfwarden_metric_threshold_seconds"]
+    }
+    assert {"target": 0.1, "warning": 0.15, "critical": 0.2} == thresholds
     assert [({}, 0.0)] == got["perfwarden_config_last_reload_successful"]
     assert [({}, 123.0)] == got["perfwarden_config_last_reload_timestamp_seconds"]
 
@@ -218,6 +225,7 @@ def test_async_scrape_in_chunks_matches_one_go(daemon: Daemon) -> None:
     means = [
         s for s in _without_clocks(whole) if s.startswith("perfwarden_series_mean")
     ]
+    assert 3 == len([s for s in means if s.startswith("perfwarden_series_mean_sec")])
     assert 53 == len(means)
 
 
@@ -229,10 +237,12 @@ def test_quantiles_follow_new_samples_between_scrapes(daemon: Daemon) -> None:
         (family,) = [
             f
             for f in text_string_to_metric_families(body.decode())
-            if f.name == "perfwarden_series_quantile"
+            if f.name == "perfwarden_series_value_seconds"
         ]
-        (value,) = [s.value for s in family.samples if s.labels["quantile"] == "0.5"]
-        return value
+        (value,) = [
+            s.value for s in family.samples if s.labels.get("quantile") == "0.5"
+        ]
+        return round(value * 1000, 9)  # in ms again
 
     feed(daemon, *(f"latency:{v}|ms" for v in range(10)))
     assert 4.5 == median()
@@ -284,7 +294,38 @@ def test_both_formats_parse_with_prometheus_client(daemon: Daemon) -> None:
     assert 30.0 == plain[key]
     types = {f.name: f.type for f in openmetrics_families(openmetrics.decode())}
     assert "counter" == types["perfwarden_ingest_received_lines"]
-    assert "gauge" == types["perfwarden_series_mean"]
+    assert "gauge" == types["perfwarden_series_mean_seconds"]
+    assert "summary" == types["perfwarden_series_value_seconds"]
+    units = {f.name: f.unit for f in openmetrics_families(openmetrics.decode())}
+    assert "seconds" == units["perfwarden_series_value_seconds"]
+    assert "" == units["perfwarden_series_value"]  # the count and the set
+
+
+@pytest.mark.parametrize(
+    ("unit", "line", "name", "value"),
+    [
+        ("ms", "x:250|g", "perfwarden_series_mean_seconds", 0.25),
+        ("us", "x:250|g", "perfwarden_series_mean_seconds", 0.00025),
+        ("s", "x:2|ms", "perfwarden_series_mean_seconds", 2.0),
+        ("MB", "x:3|g", "perfwarden_series_mean_bytes", 3 * 2.0**20),
+        ("KiB", "x:2|g", "perfwarden_series_mean_bytes", 2048.0),
+        ("percent", "x:40|g", "perfwarden_series_mean_ratio", 0.4),
+        ("ratio", "x:0.4|g", "perfwarden_series_mean_ratio", 0.4),
+        ("x", "x:3.5|g", "perfwarden_series_mean", 3.5),
+        (None, "x:7|ms", "perfwarden_series_mean_seconds", 0.007),
+        (None, "x:7|g", "perfwarden_series_mean", 7.0),
+    ],
+)
+def test_values_in_base_units(
+    tmp_path: Path, unit: str | None, line: str, name: str, value: float
+) -> None:
+    """The configured unit (or a timer's ms) becomes seconds, bytes or a ratio."""
+    spec = f"unit: {unit}, " if unit else ""
+    config = parse_config(f"version: 1\nmetrics:\n  x: {{{spec}bound: upper}}\n")
+    daemon = Daemon(config, tmp_path / "c.yaml", tmp_path / "run", tmp_path)
+    feed(daemon, line)
+    ((_, got),) = samples(daemon)[name]
+    assert math.isclose(value, got)
 
 
 @settings(max_examples=200, deadline=None)

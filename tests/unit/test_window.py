@@ -420,3 +420,40 @@ class TestLongRun:
             1e6 + 1e-3 * np.arange(self.SAMPLES) + rng.standard_normal(self.SAMPLES)
         )
         _run_long(stream, capacity=10_000, batch=37, checkpoints=5)
+
+
+class TestObservedTotals:
+    @settings(max_examples=100, deadline=None)
+    @given(
+        batches=st.lists(
+            st.lists(st.floats(-1e6, 1e6, allow_nan=False), max_size=80), max_size=12
+        ),
+        capacity=st.integers(1, 50),
+    )
+    def test_count_and_sum_of_everything_appended(
+        self, batches: list[list[float]], capacity: int
+    ) -> None:
+        """Every path (lists, arrays, single values, batches past the capacity)
+        adds to the summary's count and sum, evicted samples included."""
+        window = RollingWindow(capacity)
+        for index, batch in enumerate(batches):
+            if index % 3 == 0:
+                window.extend(batch)
+            elif index % 3 == 1:
+                window.extend(np.array(batch))
+            else:
+                for value in batch:
+                    window.append(value)
+        everything = [v for batch in batches for v in batch]
+        assert len(everything) == window.observed_count
+        assert math.isclose(
+            math.fsum(everything), window.observed_sum, rel_tol=1e-9, abs_tol=1e-3
+        )
+
+    def test_a_restored_window_starts_counting_afresh(self) -> None:
+        """Restored samples were counted by the previous process, not this one."""
+        window = RollingWindow.restored(10, [1.0, 2.0, 3.0], total_count=100)
+        assert (0, 0.0) == (window.observed_count, window.observed_sum)
+        window.append(4.0)
+        assert (1, 4.0) == (window.observed_count, window.observed_sum)
+        assert 101 == window.total_count

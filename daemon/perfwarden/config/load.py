@@ -70,6 +70,7 @@ from perfwarden.config.nodes import (
 )
 from perfwarden.config.plugins import check_plugin_timing
 from perfwarden.config.recording import RECORDING_KEYS, recording_section
+from perfwarden.config.routes import ALERTMANAGER_KEYS, alertmanager_section
 from perfwarden.config.runtime import (
     CONTROL_KEYS,
     HTTP_KEYS,
@@ -129,6 +130,7 @@ _SECTIONS: Final = (
     "version", "statistics", "evaluation", "metrics", "knobs", "optimizer",
     "processes", "plugins", "control", "sockets", "ingest", "state", "http",
     "recording",
+    "alertmanager",
 )  # fmt: skip
 _METRIC_KEYS: Final = (
     "unit", "description", "bound", "target", "warning", "critical", "for",
@@ -279,6 +281,9 @@ def _build(c: Checker, root: Node) -> Config | None:
         state=state_section(c, _sub(c, top, "state", STATE_KEYS)),
         http=http_section(c, _sub(c, top, "http", HTTP_KEYS)),
         recording=recording_section(c, _sub(c, top, "recording", RECORDING_KEYS)),
+        alertmanager=alertmanager_section(
+            c, _sub(c, top, "alertmanager", ALERTMANAGER_KEYS)
+        ),
     )
 
 

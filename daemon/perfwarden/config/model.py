@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import TypeVar
 
 __all__ = [
+    "AlertmanagerConfig",
     "Basis",
     "Bound",
     "Config",
@@ -333,6 +334,24 @@ class RecordingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertmanagerConfig:
+    """The Alertmanager route: where alerts are pushed (off without ``urls``).
+
+    Each URL is an Alertmanager's base URL (``http://alertmanager:9093``); alerts
+    go to its ``/api/v2/alerts``. ``resend_interval`` is how often firing alerts
+    are sent again (Prometheus' ``--rules.alert.resend-delay``, 1 minute);
+    ``labels`` are added to every alert; ``external_url`` is the base of each
+    alert's ``generatorURL`` (default: the ``http.listen`` address).
+    """
+
+    urls: tuple[str, ...] = ()
+    timeout: float = 10.0
+    resend_interval: float = 60.0
+    labels: Mapping[str, str] = field(default_factory=_empty_mapping)
+    external_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """A whole, validated configuration.
 
@@ -356,6 +375,7 @@ class Config:
     state: StateConfig = field(default_factory=StateConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     recording: RecordingConfig = field(default_factory=RecordingConfig)
+    alertmanager: AlertmanagerConfig = field(default_factory=AlertmanagerConfig)
     source: str = "<string>"
     sha256: str = ""
 

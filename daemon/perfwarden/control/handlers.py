@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import math
 import os
+import platform
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -27,8 +28,9 @@ from perfwarden.alerts.report import (
 from perfwarden.config.durations import parse_duration
 from perfwarden.control.server import Command
 from perfwarden.errors import ControlError
-from perfwarden.logs.setup import log_stats
+from perfwarden.logs.setup import get_logger, log_stats
 from perfwarden.optimize.knobs import adjustment
+from perfwarden.optimize.learning import LearningFormatError
 from perfwarden.series.stats import is_non_negative_unit, summarize
 from perfwarden.series.trend import label
 from perfwarden.series.window import RollingWindow
@@ -284,6 +286,8 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
                 for h in daemon.plugins.plugins.values()
             ],
             "optimizer": daemon.optimizer.status(),
+            "learning": {"fleet_import": daemon.learning.fleet_import},
+            "alertmanager": daemon.alertmanager.status(),
             "sampler": daemon.sampler.status(),
             "state": daemon.state.status(),
         }
@@ -404,6 +408,24 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
             "message": changed.message if changed else None,
         }
 
+    async def learning_export(args: dict[str, Any]) -> dict[str, Any]:
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        return daemon.learning.export_document(platform.node(), now)
+
+    async def learning_import(args: dict[str, Any]) -> dict[str, Any]:
+        weight = args.get("weight", 1.0)
+        if not isinstance(weight, int | float) or isinstance(weight, bool):
+            raise ControlError("bad_request", "'weight' must be a number")
+        document = args.get("document")
+        if not isinstance(document, dict):
+            raise ControlError("bad_request", "'document' must be a learning export")
+        try:
+            imported = daemon.learning.import_priors(document, float(weight))
+        except LearningFormatError as exc:
+            raise ControlError("failed", str(exc)) from None
+        get_logger("perfwarden.learning").info("learning.imported", **imported)
+        return imported
+
     async def knob_watch(args: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=64)
 
@@ -435,5 +457,7 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
             Command("knobs", knobs),
             Command("knobs.set", knob_set, mutating=True),
             Command("knobs.watch", knob_watch, stream=True),
+            Command("learning.export", learning_export),
+            Command("learning.import", learning_import, mutating=True),
         )
     }

@@ -38,6 +38,8 @@ FloatArray = npt.NDArray[np.float64]
 
 #: Pending samples written to the buffer in one go.
 _FLUSH_AT: Final = 32
+#: Pending samples up to this many are written one by one (:meth:`_put`).
+_PUT_ONE_BY_ONE: Final = 4
 #: Smallest buffer allocated (samples); it then doubles up to the capacity.
 _MIN_BUFFER: Final = 8
 #: Larger magnitudes are refused: their squares would overflow the moments.
@@ -58,10 +60,12 @@ class RollingWindow:
     __slots__ = (
         "_buf",
         "_capacity",
+        "_count_base",
         "_head",
         "_moments",
         "_pending",
         "_size",
+        "_sum_total",
         "_total",
     )
 
@@ -72,6 +76,8 @@ class RollingWindow:
         self._head = 0  # next write position once the ring is full
         self._size = 0  # samples in the buffer (pending ones not included)
         self._total = 0  # samples ever appended, pending ones included
+        self._count_base = 0  # _total when this window was created or restored
+        self._sum_total = 0.0  # sum of the samples appended since then
         self._pending: list[float] = []
         #: (total_count, mean, variance) of the last computation.
         self._moments: tuple[int, float, float] = (-1, math.nan, math.nan)
@@ -103,6 +109,17 @@ class RollingWindow:
         """Bytes of the sample buffer (allocated, not only used)."""
         return int(self._buf.nbytes)
 
+    @property
+    def observed_count(self) -> int:
+        """Samples appended since this window was created or restored (this
+        daemon process' share of ``total_count``: a Prometheus summary's count)."""
+        return self._total - self._count_base
+
+    @property
+    def observed_sum(self) -> float:
+        """The sum of the samples counted by :attr:`observed_count`."""
+        return self._sum_total
+
     # -- appending -----------------------------------------------------------
 
     def extend(self, values: npt.ArrayLike) -> None:
@@ -115,15 +132,18 @@ class RollingWindow:
             if not values:
                 return
             if len(values) == 1:
-                value = values[0]
-                if not -_MAX_ABS <= value <= _MAX_ABS:  # False for NaN too
+                total = values[0]
+                if not -_MAX_ABS <= total <= _MAX_ABS:  # False for NaN too
                     _raise_for(np.array(values, dtype=np.float64))
-            elif not (
-                min(values) >= -_MAX_ABS
-                and max(values) <= _MAX_ABS
-                and math.isfinite(sum(values))  # catches NaN, which min/max skip
-            ):
-                _raise_for(np.array(values, dtype=np.float64))
+            else:
+                total = sum(values)
+                if not (
+                    min(values) >= -_MAX_ABS
+                    and max(values) <= _MAX_ABS
+                    and math.isfinite(total)  # catches NaN, which min/max skip
+                ):
+                    _raise_for(np.array(values, dtype=np.float64))
+            self._sum_total += total
             pending = self._pending
             pending += values
             self._total += len(values)
@@ -137,6 +157,7 @@ class RollingWindow:
             _raise_for(batch)
         self.flush()
         self._total += int(batch.shape[0])
+        self._sum_total += float(batch.sum())
         if self._buf.dtype is _NARROW:
             narrow = batch.astype(_NARROW)
             if bool((narrow == batch).all()):
@@ -150,6 +171,7 @@ class RollingWindow:
             _raise_for(np.array([v]))
         self._pending.append(v)
         self._total += 1
+        self._sum_total += v
         if len(self._pending) >= _FLUSH_AT:
             self.flush()
 
@@ -159,12 +181,37 @@ class RollingWindow:
         if not pending:
             return
         self._pending = []
+        size = self._size
+        if len(pending) <= _PUT_ONE_BY_ONE and (
+            size == self._capacity or size + len(pending) <= len(self._buf)
+        ):
+            for value in pending:
+                self._put(value)
+            return
         if self._buf.dtype is _NARROW:
             narrow = array("f", pending)
             if narrow.tolist() == pending:  # every value survives float32
                 self._write(np.frombuffer(narrow, dtype=np.float32))
                 return
         self._write(np.array(pending, dtype=np.float64))
+
+    def _put(self, value: float) -> None:
+        """Store one validated sample where the buffer has room for it (the ring
+        is full, or not yet and the buffer has a free slot): a few numpy item
+        writes cost less than building an array when a pass reads a window that
+        got one or two samples since the last."""
+        buf = self._buf
+        if self._size < self._capacity:
+            at = self._size
+            self._size = at + 1
+            self._head = self._size % self._capacity
+        else:
+            at = self._head
+            self._head = (at + 1) % self._capacity
+        buf[at] = value
+        if buf.item(at) != value:  # not exact in float32: widen for good
+            buf = self._buf = buf.astype(_WIDE)
+            buf[at] = value
 
     def _write(self, batch: npt.NDArray[Any]) -> None:
         """Store a validated batch; a ``float64`` one is taken as not exact in
@@ -290,6 +337,7 @@ class RollingWindow:
             raise ValueError(msg)
         window.extend(values)
         window._total = max(int(state["total_count"]), int(values.shape[0]))
+        window._count_base, window._sum_total = window._total, 0.0
         return window
 
     @classmethod
@@ -306,6 +354,7 @@ class RollingWindow:
         data = np.asarray(values, dtype=np.float64).reshape(-1)[-capacity:]
         window.extend(data)
         window._total = max(int(total_count), int(data.shape[0]))
+        window._count_base, window._sum_total = window._total, 0.0
         return window
 
 

@@ -12,6 +12,13 @@ percentiles with the sample count they were computed at, so an idle series costs
 few string joins and a busy one a share of one vectorised partition. One scrape
 runs at a time; concurrent scrapers wait for it.
 
+Values are in base units (:mod:`perfwarden.views.exposition_units`): a series
+whose metric is in milliseconds is exposed in seconds, in families named
+``..._seconds`` (``# UNIT seconds`` in OpenMetrics), so one family never mixes
+units; a series without a base unit goes to the families without a suffix. The
+window's quantiles form a summary (``quantile`` label, ``_sum`` and ``_count`` of
+the samples this daemon process received).
+
 Series become label sets: ``metric`` (the DogStatsD name), ``type`` (``g``, ``ms``,
 ``h``, ``d``, ``c``, ``s``) and one label per tag. Tag names are sanitised to the
 Prometheus label rules by :func:`label_name`; a tag whose sanitised name is one of the
@@ -26,7 +33,6 @@ docs/prometheus.md lists every metric.
 from __future__ import annotations
 
 import asyncio
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -36,12 +42,15 @@ import numpy.typing as npt
 from perfwarden.series.stats import interval
 from perfwarden.views.exposition_daemon import daemon_families
 from perfwarden.views.exposition_text import (
+    RESERVED_LABELS,
     Family,
     format_value,
+    label_name,
     label_pairs,
     negotiate,
     render,
 )
+from perfwarden.views.exposition_units import BaseUnit, base_unit
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -59,13 +68,6 @@ __all__ = [
     "series_labels",
 ]
 
-#: Labels perfwarden sets itself; a tag of the same name is renamed ``tag_<name>``.
-RESERVED_LABELS: Final = frozenset(
-    {
-        "metric", "type", "series", "state", "level", "quantile", "le",
-        "job", "instance", "knob", "choice", "plugin", "outcome", "reason",
-    }
-)  # fmt: skip
 #: Values of ``perfwarden_alert_state{state=...}`` (exactly one is 1 per series).
 ALERT_STATES: Final = (
     "ok", "pending", "warning", "critical", "no_data", "insufficient_data",
@@ -75,19 +77,8 @@ ALERT_LEVELS: Final = {"warning": 1, "critical": 2}
 #: The exposed quantiles, as fractions and as their label values.
 _QUANTILES: Final = (0.5, 0.95, 0.99)
 _QUANTILE_LABELS: Final = ("0.5", "0.95", "0.99")
-_INVALID_LABEL_CHARS: Final = re.compile(r"[^a-zA-Z0-9_]")
 #: Series gathered between two yields to the event loop.
 _CHUNK: Final = 250
-
-
-def label_name(tag: str) -> str:
-    """A tag name as a valid, unreserved Prometheus label name."""
-    name = _INVALID_LABEL_CHARS.sub("_", tag) or "_"
-    if name[0].isdigit():
-        name = f"_{name}"
-    if name.startswith("__") or name in RESERVED_LABELS:
-        name = f"tag_{name}"
-    return name
 
 
 def series_labels(series: Series) -> dict[str, str]:
@@ -141,7 +132,7 @@ class _Remembered:
 
 @dataclass(slots=True)
 class _Row:
-    """One series' numbers, read on the loop."""
+    """One series' numbers, read on the loop (in the metric's configured unit)."""
 
     labels: str
     size: int
@@ -150,6 +141,9 @@ class _Row:
     ci: tuple[float, float] | None
     status: str
     remembered: _Remembered
+    unit: BaseUnit
+    observed_count: int
+    observed_sum: float
 
 
 class Exposition:
@@ -193,12 +187,13 @@ class Exposition:
         """Add every series to ``families``; yields after each chunk."""
         everything = list(self._daemon.store)
         seen: set[frozenset[tuple[str, str]]] = set()
+        units: dict[tuple[str, str], BaseUnit] = {}
         for start in range(0, len(everything), self._chunk):
             rows: list[_Row] = []
             # Windows whose quantiles are due, by length: one partition per length.
             due: dict[int, list[tuple[_Row, npt.NDArray[np.float64]]]] = {}
             for series in everything[start : start + self._chunk]:
-                row = self._row(series, seen)
+                row = self._row(series, seen, units)
                 rows.append(row)
                 if row.size and row.remembered.quantiles_at != (row.total, row.size):
                     due.setdefault(row.size, []).append(
@@ -219,8 +214,20 @@ class Exposition:
                 if s.key in self._remembered
             }
 
-    def _row(self, series: Series, seen: set[frozenset[tuple[str, str]]]) -> _Row:
+    def _row(
+        self,
+        series: Series,
+        seen: set[frozenset[tuple[str, str]]],
+        units: dict[tuple[str, str], BaseUnit],
+    ) -> _Row:
         daemon = self._daemon
+        kind = (series.name, series.type.value)
+        unit = units.get(kind)
+        if unit is None:
+            metric = daemon.config.metrics.get(series.name)
+            unit = units[kind] = base_unit(
+                metric.unit if metric is not None else None, kind[1]
+            )
         remembered = self._remembered.get(series.key)
         if remembered is None:
             labels = series_labels(series)
@@ -245,7 +252,48 @@ class Exposition:
             ci=interval(window, statistics.confidence_level, statistics.min_samples),
             status=daemon.evaluator.status_of(series),
             remembered=remembered,
+            unit=unit,
+            observed_count=window.observed_count,
+            observed_sum=window.observed_sum,
         )
+
+
+class _UnitFamilies:
+    """The per-series families whose values carry a unit, for one base unit."""
+
+    def __init__(self, suffix: str) -> None:
+        end = f"_{suffix}" if suffix else ""
+        in_unit = f" ({suffix})" if suffix else ""
+        self.mean = Family(
+            f"perfwarden_series_mean{end}",
+            "gauge",
+            f"Mean of the series' rolling window{in_unit}.",
+            unit=suffix,
+        )
+        self.ci_low = Family(
+            f"perfwarden_series_ci_low{end}",
+            "gauge",
+            "Lower end of the Student-t confidence interval of the window's mean"
+            f"{in_unit} (absent below statistics.min_samples).",
+            unit=suffix,
+        )
+        self.ci_high = Family(
+            f"perfwarden_series_ci_high{end}",
+            "gauge",
+            f"Upper end of the Student-t confidence interval of the window's mean"
+            f"{in_unit}.",
+            unit=suffix,
+        )
+        self.value = Family(
+            f"perfwarden_series_value{end}",
+            "summary",
+            f"The series' values{in_unit}: quantiles 0.5, 0.95, 0.99 of the rolling "
+            "window; sum and count of the samples received since the daemon started.",
+            unit=suffix,
+        )
+
+    def __iter__(self) -> Iterator[Family]:
+        yield from (self.mean, self.ci_low, self.ci_high, self.value)
 
 
 class _SeriesFamilies:
@@ -254,20 +302,7 @@ class _SeriesFamilies:
     through :meth:`Family.add`."""
 
     def __init__(self) -> None:
-        self.mean = Family(
-            "perfwarden_series_mean", "gauge", "Mean of the series' rolling window."
-        )
-        self.ci_low = Family(
-            "perfwarden_series_ci_low",
-            "gauge",
-            "Lower end of the Student-t confidence interval of the window's mean "
-            "(absent below statistics.min_samples).",
-        )
-        self.ci_high = Family(
-            "perfwarden_series_ci_high",
-            "gauge",
-            "Upper end of the Student-t confidence interval of the window's mean.",
-        )
+        self.by_unit: dict[str, _UnitFamilies] = {}
         self.samples = Family(
             "perfwarden_series_samples",
             "gauge",
@@ -277,11 +312,6 @@ class _SeriesFamilies:
             "perfwarden_series_received_samples",
             "counter",
             "Samples the series ever received (all windows).",
-        )
-        self.quantile = Family(
-            "perfwarden_series_quantile",
-            "gauge",
-            "Quantile (0.5, 0.95, 0.99) of the series' rolling window.",
         )
         self.alert_state = Family(
             "perfwarden_alert_state",
@@ -296,46 +326,56 @@ class _SeriesFamilies:
         )
 
     def __iter__(self) -> Iterator[Family]:
-        yield from (
-            self.mean,
-            self.ci_low,
-            self.ci_high,
-            self.samples,
-            self.received,
-            self.quantile,
-            self.alert_state,
-            self.alert_level,
-        )
+        for suffix in sorted(self.by_unit):
+            yield from self.by_unit[suffix]
+        yield from (self.samples, self.received, self.alert_state, self.alert_level)
 
     def add(self, rows: list[_Row]) -> None:
         fmt = format_value
         samples = self.samples.lines
         received = self.received.lines
-        mean = self.mean.lines
-        quantile = self.quantile.lines
-        ci_low = self.ci_low.lines
-        ci_high = self.ci_high.lines
         alert_state = self.alert_state.lines
         alert_level = self.alert_level.lines
         for row in rows:
             labels = row.labels
+            suffix, factor = row.unit
+            group = self.by_unit.get(suffix)
+            if group is None:
+                group = self.by_unit[suffix] = _UnitFamilies(suffix)
+            end = f"_{suffix}" if suffix else ""
             samples.append(f"perfwarden_series_samples{{{labels}}} {row.size}.0\n")
             received.append(
                 f"perfwarden_series_received_samples_total{{{labels}}} {row.total}.0\n"
             )
+            value = group.value.lines
             if row.size:
-                mean.append(f"perfwarden_series_mean{{{labels}}} {fmt(row.mean)}\n")
-                quantile.extend(
-                    f'perfwarden_series_quantile{{{labels},quantile="{name}"}} '
-                    f"{fmt(value)}\n"
-                    for name, value in zip(
+                mean = fmt(row.mean * factor)
+                group.mean.lines.append(
+                    f"perfwarden_series_mean{end}{{{labels}}} {mean}\n"
+                )
+                value.extend(
+                    f'perfwarden_series_value{end}{{{labels},quantile="{name}"}} '
+                    f"{fmt(q * factor)}\n"
+                    for name, q in zip(
                         _QUANTILE_LABELS, row.remembered.quantiles, strict=True
                     )
                 )
+            value.append(
+                f"perfwarden_series_value{end}_sum{{{labels}}} "
+                f"{fmt(row.observed_sum * factor)}\n"
+            )
+            value.append(
+                f"perfwarden_series_value{end}_count{{{labels}}} "
+                f"{row.observed_count}.0\n"
+            )
             if row.ci is not None:
                 low, high = row.ci
-                ci_low.append(f"perfwarden_series_ci_low{{{labels}}} {fmt(low)}\n")
-                ci_high.append(f"perfwarden_series_ci_high{{{labels}}} {fmt(high)}\n")
+                group.ci_low.lines.append(
+                    f"perfwarden_series_ci_low{end}{{{labels}}} {fmt(low * factor)}\n"
+                )
+                group.ci_high.lines.append(
+                    f"perfwarden_series_ci_high{end}{{{labels}}} {fmt(high * factor)}\n"
+                )
             if row.status == "unconfigured":
                 continue
             alert_state.extend(

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any, Final
 import psutil
 
 from perfwarden import __version__
+from perfwarden.optimize.learning import PRIORS
 from perfwarden.optimize.plugin_runtime import PluginState
 from perfwarden.views.exposition_text import Family, label_pairs
+from perfwarden.views.exposition_units import base_unit
 
 if TYPE_CHECKING:
     from perfwarden.readmodel import DaemonView
@@ -29,11 +31,13 @@ _PLUGIN_OUTCOMES: Final = ("applied", "kept", "reverted", "inconclusive")
 def daemon_families(daemon: DaemonView) -> list[Family]:
     """The daemon-wide families (a few dozen samples; read on the loop)."""
     return [
-        _thresholds(daemon),
+        *_thresholds(daemon),
         *_knobs(daemon),
         *_ingest(daemon),
         *_plugins(daemon),
+        *_learning(daemon),
         *_reloads(daemon),
+        *_alertmanager(daemon),
         *_daemon(daemon),
         *_process(),
     ]
@@ -43,18 +47,33 @@ def _labels(**labels: str) -> str:
     return label_pairs(labels.items())
 
 
-def _thresholds(daemon: DaemonView) -> Family:
-    family = Family(
-        "perfwarden_metric_threshold",
-        "gauge",
-        "Configured target, warning and critical level of a metric.",
-    )
+def _thresholds(daemon: DaemonView) -> list[Family]:
+    """Thresholds in the base unit of the metric's series, one family per unit."""
+    families: dict[str, Family] = {}
     for name, metric in daemon.config.metrics.items():
+        series = daemon.store.by_name(name)
+        suffix, factor = base_unit(metric.unit, series[0].type.value if series else "g")
+        family = families.get(suffix)
+        if family is None:
+            end = f"_{suffix}" if suffix else ""
+            family = families[suffix] = Family(
+                f"perfwarden_metric_threshold{end}",
+                "gauge",
+                "Configured target, warning and critical level of a metric"
+                + (f" ({suffix})." if suffix else "."),
+                unit=suffix,
+            )
         for level in ("target", "warning", "critical"):
             value = getattr(metric, level)
             if value is not None:
-                family.add(_labels(metric=name, level=level), value)
-    return family
+                family.add(_labels(metric=name, level=level), value * factor)
+    if "" not in families:
+        families[""] = Family(
+            "perfwarden_metric_threshold",
+            "gauge",
+            "Configured target, warning and critical level of a metric.",
+        )
+    return [families[suffix] for suffix in sorted(families)]
 
 
 def _knobs(daemon: DaemonView) -> list[Family]:
@@ -156,6 +175,39 @@ def _plugins(daemon: DaemonView) -> list[Family]:
     return [actions, *counts.values(), states]
 
 
+def _learning(daemon: DaemonView) -> list[Family]:
+    """Learned weights and verdict counts, so Prometheus can sum them over hosts."""
+    learning = daemon.learning
+    weights = Family(
+        "perfwarden_learning_weight",
+        "gauge",
+        "Learned weight of a strategy (prior x Beta posterior mean / 0.5, fleet "
+        "prior included).",
+    )
+    for strategy in sorted({*PRIORS, *learning.strategies, *learning.fleet}):
+        weights.add(_labels(strategy=strategy), learning.weight_overall(strategy))
+    outcomes = Family(
+        "perfwarden_learning_outcomes",
+        "counter",
+        "Judged actions of a strategy on a metric, by verdict (kept, reverted, "
+        "inconclusive), kept across restarts.",
+    )
+    for (strategy, metric), counts in sorted(learning.by_metric.items()):
+        for outcome in ("kept", "reverted", "inconclusive"):
+            outcomes.add(
+                _labels(strategy=strategy, metric=metric, outcome=outcome),
+                getattr(counts, outcome),
+            )
+    prior = Family(
+        "perfwarden_learning_fleet_prior_trials",
+        "gauge",
+        "Pseudo-trials of a strategy imported from the fleet (weight included).",
+    )
+    for strategy, fleet in sorted(learning.fleet.items()):
+        prior.add(_labels(strategy=strategy), fleet.trials)
+    return [weights, outcomes, prior]
+
+
 def _reloads(daemon: DaemonView) -> list[Family]:
     out: list[Family] = []
     reload_counts: Any = getattr(daemon, "reload_counts", None)
@@ -185,6 +237,30 @@ def _reloads(daemon: DaemonView) -> list[Family]:
         at.add("", float(last.get("at", 0.0)))
         out.append(at)
     return out
+
+
+def _alertmanager(daemon: DaemonView) -> list[Family]:
+    pushes = Family(
+        "perfwarden_alertmanager_notifications",
+        "counter",
+        "Pushes of the current alerts to an Alertmanager that it accepted.",
+    )
+    failures = Family(
+        "perfwarden_alertmanager_notifications_failed",
+        "counter",
+        "Pushes to an Alertmanager that failed (refused, timed out, not 200).",
+    )
+    sent = Family(
+        "perfwarden_alertmanager_alerts_sent",
+        "counter",
+        "Alerts (firing and resolved) an Alertmanager accepted.",
+    )
+    for url, counts in daemon.alertmanager.counts.items():
+        labels = _labels(alertmanager=url)
+        pushes.add(labels, counts.sent)
+        failures.add(labels, counts.failed)
+        sent.add(labels, counts.alerts_sent)
+    return [pushes, failures, sent]
 
 
 def _daemon(daemon: DaemonView) -> list[Family]:

@@ -14,6 +14,7 @@ prometheus_client's parsers for both formats, and a real Prometheus scrapes it.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Literal
 
@@ -23,8 +24,10 @@ if TYPE_CHECKING:
 __all__ = [
     "OPENMETRICS_CONTENT_TYPE",
     "PROMETHEUS_CONTENT_TYPE",
+    "RESERVED_LABELS",
     "Family",
     "format_value",
+    "label_name",
     "label_pairs",
     "negotiate",
     "render",
@@ -34,11 +37,30 @@ PROMETHEUS_CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE: Final = (
     "application/openmetrics-text; version=1.0.0; charset=utf-8"
 )
+
+#: Labels perfwarden sets itself; a tag of the same name is renamed ``tag_<name>``.
+RESERVED_LABELS: Final = frozenset(
+    {
+        "metric", "type", "series", "state", "level", "quantile", "le",
+        "job", "instance", "knob", "choice", "plugin", "outcome", "reason",
+    }
+)  # fmt: skip
+_INVALID_LABEL_CHARS: Final = re.compile(r"[^a-zA-Z0-9_]")
 _LABEL_VALUE_ESCAPES: Final = str.maketrans({"\\": r"\\", "\n": r"\n", '"': r"\""})
 _HELP_ESCAPES: Final = str.maketrans({"\\": r"\\", "\n": r"\n"})
 _OPENMETRICS_HELP_ESCAPES: Final = str.maketrans({"\\": r"\\", "\n": r"\n", '"': r"\""})
 
-Kind = Literal["gauge", "counter"]
+Kind = Literal["gauge", "counter", "summary"]
+
+
+def label_name(tag: str) -> str:
+    """A tag name as a valid, unreserved Prometheus label name."""
+    name = _INVALID_LABEL_CHARS.sub("_", tag) or "_"
+    if name[0].isdigit():
+        name = f"_{name}"
+    if name.startswith("__") or name in RESERVED_LABELS:
+        name = f"tag_{name}"
+    return name
 
 
 def negotiate(accept: str) -> tuple[bool, str]:
@@ -77,12 +99,15 @@ class Family:
     ``name`` is the family's name without ``_total``; counter samples are written as
     ``<name>_total``. ``labels`` passed to :meth:`add` is the rendered text of
     :func:`label_pairs` (empty for none), so that callers can cache it per series.
+    ``unit`` (``"seconds"``, ``"bytes"``, ...) ends the name and is declared with
+    ``# UNIT`` in OpenMetrics.
     """
 
     name: str
     kind: Kind
     help: str
     lines: list[str] = field(default_factory=list)
+    unit: str = ""
 
     @property
     def sample_name(self) -> str:
@@ -111,6 +136,8 @@ def render(families: Iterable[Family], *, openmetrics: bool) -> bytes:
         out.append(
             f"# HELP {head_name} {help_text}\n# TYPE {head_name} {family.kind}\n"
         )
+        if openmetrics and family.unit:
+            out.append(f"# UNIT {head_name} {family.unit}\n")
         out.extend(family.lines)
     if openmetrics:
         out.append("# EOF\n")
