@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from perfwarden import __version__
 from perfwarden.alerts.evaluator import Evaluator
 from perfwarden.config.load import Config, ConfigError, load_config
+from perfwarden.config.plugin_names import unknown_plugins
 from perfwarden.config.watcher import ConfigWatcher
 from perfwarden.control.handlers import build_commands
 from perfwarden.control.server import ControlServer
@@ -65,6 +66,7 @@ class ReloadOutcome:
     ok: bool
     changes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 class Daemon:
@@ -163,22 +165,62 @@ class Daemon:
             self.reload_counts["rejected"] += 1
             return ReloadOutcome(ok=False, errors=errors)
         changes = _describe_changes(self.config, new)
+        # The very bytes in force again after a rejected file: say that the daemon
+        # runs what the file says once more, rather than nothing.
+        restored = new.sha256 == self.config.sha256 and not self._last_reload_ok()
         self.config = new
         self.store.reconfigure(new.metric_window, new.statistics.max_series)
         self.ingestor.max_line = new.ingest.max_line_bytes
         self.evaluator.forget(self._has_levels)
         self.knobs.reconfigure(_knob_specs(new))
+        before = set(self.plugins.plugins)
         loaded = await self.plugins.rescan()
+        changes += [f"plugin {name}: loaded" for name in loaded]
+        changes += [
+            f"plugin {name}: removed"
+            for name in sorted(before - set(self.plugins.plugins))
+        ]
+        warnings = self._plugin_warnings()
         _log.info(
             "config.reloaded",
             path=str(self.config_path),
             sha256=new.sha256,
             changes=changes,
             plugins_loaded=loaded,
+            restored=restored,
         )
-        self.last_reload = {"ok": True, "at": time.time(), "changes": changes}
+        self.last_reload = {
+            "ok": True,
+            "at": time.time(),
+            "changes": changes,
+            "restored": restored,
+            "warnings": warnings,
+        }
         self.reload_counts["ok"] += 1
-        return ReloadOutcome(ok=True, changes=changes)
+        return ReloadOutcome(ok=True, changes=changes, warnings=warnings)
+
+    def _last_reload_ok(self) -> bool:
+        return self.last_reload is None or bool(self.last_reload["ok"])
+
+    def _watch_baseline(self) -> str | None:
+        """What the config watcher compares a saved file with: the hash in force,
+        or none after a rejected reload (so restoring the old bytes reloads too)."""
+        return self.config.sha256 if self._last_reload_ok() else None
+
+    def _plugin_warnings(self) -> list[str]:
+        """Log and return the ``plugins:`` entries no installed plugin answers to."""
+        problems = unknown_plugins(
+            self.config.plugins, set(self.plugins.plugins), str(self.config_path)
+        )
+        for problem in problems:
+            _log.warning(
+                "config.unknown_plugin",
+                path=str(self.config_path),
+                line=problem.line,
+                key=problem.key,
+                message=problem.message,
+            )
+        return [str(problem) for problem in problems]
 
     async def run(self) -> int:
         """Run until asked to stop; return the process exit status."""
@@ -215,6 +257,7 @@ class Daemon:
         )
         self.knobs.write()
         await self.plugins.rescan()
+        self._plugin_warnings()
         control = ControlServer(build_commands(self), lambda: self.config.control)
         await control.start(sockets.control)
         http = HttpServer(self)
@@ -227,7 +270,7 @@ class Daemon:
             self.config_path,
             self._reload_requested.set,
             loop,
-            loaded_hash=lambda: self.config.sha256,
+            loaded_hash=self._watch_baseline,
         )
         if self.config.source != "<default>":
             watcher.start()

@@ -495,5 +495,7 @@ def _plugins(
         enabled = c.boolean(p, "enabled", default=True)
         if enabled:
             check_plugin_timing(c, p, name, options, plugin_timeout)
-        plugins[name] = PluginConfig(name, enabled, MappingProxyType(options))
+        plugins[name] = PluginConfig(
+            name, enabled, MappingProxyType(options), line=line_of(key_node)
+        )
     return MappingProxyType(plugins)

@@ -208,6 +208,8 @@ class PluginConfig:
     name: str
     enabled: bool = True
     options: Mapping[str, object] = field(default_factory=_empty_mapping)
+    #: Where the entry starts in the file (0: not from a file), for messages.
+    line: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

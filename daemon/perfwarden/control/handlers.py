@@ -20,6 +20,7 @@ import psutil
 from perfwarden import __version__
 from perfwarden.alerts.machine import ACTIONS, AlertState, Level
 from perfwarden.alerts.report import (
+    action_line,
     alert_summary,
     monitoring_dashboard,
     validation_results,
@@ -108,7 +109,29 @@ def metric_record(daemon: Daemon, name: str) -> dict[str, Any]:
         record["status"] = next(iter(statuses), "insufficient_data")
     record["series_count"] = len(all_series)
     record["best_series"] = _best_series(daemon, name, all_series)
+    record["judged"] = _judged(daemon, all_series, str(record["status"]))
     return record
+
+
+def _judged(
+    daemon: Daemon, all_series: list[Series], status: str
+) -> dict[str, Any] | None:
+    """The observation the status was judged on (of a series with that status):
+    the interval of the newest ``evaluation.window`` samples on the ``ci`` basis,
+    which is not the interval of the whole window the report also shows."""
+    evaluation = daemon.config.evaluation
+    for series in all_series:
+        observed = daemon.evaluator.observations.get(series.key)
+        if observed is None or daemon.evaluator.status_of(series) != status:
+            continue
+        return {
+            "basis": evaluation.basis.value,
+            "newest": min(len(series.window), evaluation.window),
+            "low": observed[0],
+            "high": observed[1],
+            "series": series.key,
+        }
+    return None
 
 
 def _best_series(daemon: Daemon, name: str, all_series: list[Series]) -> str | None:
@@ -154,6 +177,7 @@ def _alert_records(daemon: Daemon) -> list[dict[str, Any]]:
                 "observed": list(observed) if observed else None,
                 "basis": daemon.config.evaluation.basis.value,
                 "threshold": threshold,
+                "bound": metric.bound.value if metric else None,
                 "unit": metric.unit if metric else None,
                 "action": ACTIONS.get(level) if level else None,
                 "since": wall_now - (mono_now - alert.since),
@@ -172,6 +196,11 @@ def _alert_records(daemon: Daemon) -> list[dict[str, Any]]:
         )
     )
     return records
+
+
+def _unit(daemon: Daemon, action: dict[str, Any]) -> str | None:
+    metric = daemon.config.metrics.get(str(action.get("metric")))
+    return metric.unit if metric else None
 
 
 def _effectiveness(daemon: Daemon) -> dict[str, Any]:
@@ -270,14 +299,25 @@ def build_commands(daemon: Daemon) -> dict[str, Command]:
         outcome = await daemon.reload()
         if not outcome.ok:
             raise ControlError("rejected", "\n".join(outcome.errors))
-        return {"changes": outcome.changes, "sha256": daemon.config.sha256}
+        return {
+            "changes": outcome.changes,
+            "warnings": outcome.warnings,
+            "sha256": daemon.config.sha256,
+        }
 
     async def alerts(args: dict[str, Any]) -> dict[str, Any]:
         records = _alert_records(daemon)
         firing = [r for r in records if r["state"] == "firing"]
         return {
             "alerts": records,
-            "report": alert_summary([r for r in firing if not r["silenced"]]),
+            "report": alert_summary(
+                [r for r in firing if not r["silenced"]],
+                [
+                    metric_record(daemon, name)
+                    for name, metric in daemon.config.metrics.items()
+                    if metric.target is not None and daemon.store.by_name(name)
+                ],
+            ),
             "silences": [s.as_dict() for s in daemon.evaluator.silences.active()],
         }
 
@@ -298,7 +338,8 @@ def build_commands(daemon: Daemon) -> dict[str, Command]:
             raise ControlError("bad_request", "'for' must be positive")
         comment = str(args.get("comment", ""))
         added = daemon.evaluator.silences.add(metric, tags, duration, comment)
-        return added.as_dict()
+        known = metric in daemon.config.metrics or bool(daemon.store.by_name(metric))
+        return {**added.as_dict(), "known": known}
 
     async def unsilence(args: dict[str, Any]) -> dict[str, Any]:
         silence_id = str(args.get("id", ""))
@@ -311,16 +352,27 @@ def build_commands(daemon: Daemon) -> dict[str, Command]:
             *daemon.config.metrics,
             *(n for n in daemon.store.names() if n not in daemon.config.metrics),
         ]
+        unknown = [
+            name
+            for name in names
+            if name not in daemon.config.metrics and not daemon.store.by_name(name)
+        ]
+        names = [name for name in names if name not in unknown]
         records = [metric_record(daemon, name) for name in names]
         generated = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        recent = list(daemon.optimizer.history)[-10:]
         return {
             "monitoring_dashboard": monitoring_dashboard(records, generated),
             "learning_patterns": daemon.learning.learning_patterns(),
             "validation_results": {
                 **validation_results(records),
                 "optimization_effectiveness": _effectiveness(daemon),
-                "recent_actions": list(daemon.optimizer.history)[-10:],
+                "actions": [
+                    action_line(action, _unit(daemon, action)) for action in recent
+                ],
+                "recent_actions": recent,
             },
+            "unknown": unknown,
         }
 
     async def plugins(args: dict[str, Any]) -> dict[str, Any]:
@@ -344,16 +396,17 @@ def build_commands(daemon: Daemon) -> dict[str, Command]:
             try:
                 value = float(value)
             except ValueError:
-                raise ControlError("failed", f"{name} needs a number") from None
+                message = f"{name} needs a number, not {value!r}"
+                raise ControlError("bad_request", message) from None
         if isinstance(value, float) and not math.isfinite(value):
-            raise ControlError("failed", f"{name} needs a finite number")
+            raise ControlError("bad_request", f"{name} needs a finite number")
         reason = str(args.get("reason") or "set by hand")
         try:
             stored = daemon.knobs.set(name, value, source="manual", reason=reason)
         except KeyError as exc:
             raise ControlError("failed", str(exc.args[0])) from None
         except (TypeError, ValueError) as exc:
-            raise ControlError("failed", str(exc)) from None
+            raise ControlError("bad_request", str(exc)) from None
         changed = adjustment(daemon.knobs.specs[name], value, stored)
         return {
             "name": name,

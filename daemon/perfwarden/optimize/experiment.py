@@ -149,7 +149,8 @@ async def apply_proposal(
                 change.knob,
                 change.value,
                 source=f"optimizer:{proposal.strategy}",
-                reason=experiment.correlation_id,
+                reason=f"{proposal.strategy} for {experiment.violation.metric}",
+                correlation_id=experiment.correlation_id,
             )
 
 
@@ -259,4 +260,10 @@ def restore_knobs(experiment: Experiment, knobs: KnobStore) -> None:
                 current=current,
             )
             continue
-        knobs.set(knob, original, source="revert", reason=experiment.correlation_id)
+        knobs.set(
+            knob,
+            original,
+            source="revert",
+            reason=f"undo {experiment.proposal.strategy}",
+            correlation_id=experiment.correlation_id,
+        )

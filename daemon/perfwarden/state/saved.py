@@ -249,6 +249,9 @@ def _documents_now(
     silences = [s.as_dict() for s in evaluator.silences.active()]
     return {
         "learning": json.dumps(learning.as_dict(), sort_keys=True),
+        "plugin_counts": json.dumps(
+            optimizer.runtime.counts_document(), sort_keys=True
+        ),
         "silences": json.dumps(silences, sort_keys=True),
         "in_flight": json.dumps(in_flight, sort_keys=True, default=_jsonable),
     }
