@@ -112,6 +112,10 @@ class TestMalformed:
             (b"s:a::b|s", "no_value"),
             (b"m:1e200|g", "out_of_range"),
             (b"m:1:-1e101|d", "out_of_range"),
+            (b"m:1_0|g", "bad_value"),
+            (b"m:1:2_5|ms", "bad_value"),
+            (b"m:1|g|#a:b\x00c", "bad_tags"),
+            (b"m:1|c|#\x00", "bad_tags"),
         ],
     )
     def test_reason(self, line: bytes, reason: str) -> None:
@@ -119,6 +123,13 @@ class TestMalformed:
         batch = parsed(line)
         assert {reason: 1} == batch.malformed
         assert reason in MALFORMED_REASONS
+        assert accounted(batch)
+
+    def test_underscore_refused_on_the_fast_path_too(self) -> None:
+        """Once a key is learned, "1_0" is still not read as 10."""
+        batch = parsed(b"fast_u:1|g\nfast_u:2|g\nfast_u:1_0|g")
+        assert {"bad_value": 1} == batch.malformed
+        assert [1.0, 2.0] == batch.values["fast_u|g"]
         assert accounted(batch)
 
     def test_too_long(self) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from perfwarden.ingest.statsd import Batch
+from perfwarden.alerts.evaluator import Silence
+from perfwarden.ingest.statsd import Batch, parse
 from perfwarden.series.store import MetricStore
 from perfwarden.testing import FakeClock
 
@@ -159,3 +160,21 @@ class TestDropNames:
         assert ["b"] == store.names()
         feed(store, clock, "c|g", "d|g")
         assert 0 == store.dropped_lines
+
+
+class TestDuplicateTagKeys:
+    def test_values_of_a_repeated_key_are_kept(self) -> None:
+        """#k:1,k:2 keeps both values in the tag mapping, sorted, comma-joined."""
+        store = MetricStore(lambda name: 100, max_series=100)
+        batch = Batch()
+        parse(b"m:1|g|#k:2,k:1,z", batch, 8192)
+        store.ingest(batch, 0.0)
+        (series,) = store.by_name("m")
+        assert {"k": "1,2", "z": ""} == series.tag_dict
+
+    def test_silence_matches_either_value(self) -> None:
+        """silence --tag k:1 covers the series sent with #k:1,k:2."""
+        silence = Silence("s1", "m", {"k": "1"}, 10.0, 0.0, "")
+        assert silence.matches("m", {"k": "1,2"})
+        assert not silence.matches("m", {"k": "12"})
+        assert not silence.matches("m", {})

@@ -112,7 +112,10 @@ class Silence:
         """Does this silence cover a series of ``metric`` with ``tags``?"""
         if metric != self.metric:
             return False
-        return all(tags.get(k) == v for k, v in self.matchers.items())
+        # A key sent twice has its values joined by commas (Series.tag_dict).
+        return all(
+            k in tags and v in tags[k].split(",") for k, v in self.matchers.items()
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""

@@ -63,6 +63,7 @@ MALFORMED_REASONS: Final = (
     "bad_sample_rate",
     "bad_timestamp",
     "bad_field",
+    "bad_tags",
     "bad_value",
     "non_finite",
     "out_of_range",
@@ -143,6 +144,8 @@ def _parse_fields(rest: str) -> _FieldInfo:
                     return "bad_sample_rate"
             elif head == "#":
                 tags = part[1:]
+                if "\x00" in tags:
+                    return "bad_tags"
             elif head == "T":
                 if not part[1:].isdigit():
                     return "bad_timestamp"
@@ -251,8 +254,11 @@ def _parse_fast(lines: list[str], batch: Batch, max_line: int) -> None:
                 except ValueError:
                     pass
                 else:
-                    # False for NaN and infinities too
-                    if -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:
+                    # False for NaN and infinities too; float() reads "1_0" as 10,
+                    # statsd does not: such a line takes the full checks.
+                    if -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE and (
+                        "_" not in raw_value
+                    ):
                         bucket = values.get(key)
                         if bucket is None:
                             values[key] = [value]
@@ -317,6 +323,9 @@ def _parse_lines(lines: list[str], batch: Batch, max_line: int, *, learn: bool) 
                     batch.extra_values.get(key, 0) + len(members) - 1
                 )
             accepted += 1
+            continue
+        if "_" in raw_values:  # float() would read "1_0" as 10
+            _malformed(batch, "bad_value", line)
             continue
         if ":" not in raw_values:
             try:

@@ -57,11 +57,16 @@ class Series:
 
     @property
     def tag_dict(self) -> dict[str, str]:
-        """Tags as a mapping; a bare tag ``foo`` maps to ``""``."""
+        """Tags as a mapping; a bare tag ``foo`` maps to ``""``.
+
+        A key sent more than once (``#k:1,k:2``, as DogStatsD allows) maps to its
+        values joined by commas in sorted order (``"1,2"``): a tag value cannot hold
+        a comma on the wire, so nothing is lost or made ambiguous.
+        """
         out: dict[str, str] = {}
         for tag in self.tags:
             k, _, v = tag.partition(":")
-            out[k] = v
+            out[k] = f"{out[k]},{v}" if k in out else v
         return out
 
 
