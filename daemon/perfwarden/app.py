@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from perfwarden import __version__
 from perfwarden.alerts.evaluator import Evaluator
-from perfwarden.config.load import Config, ConfigError, load_config
+from perfwarden.config.load import Config, ConfigError, SignedGauges, load_config
 from perfwarden.config.plugin_names import unknown_plugins
 from perfwarden.config.watcher import ConfigWatcher
 from perfwarden.control.handlers import build_commands
@@ -87,6 +87,7 @@ class Daemon:
         self.notifier = notifier or Notifier()
         self.store = MetricStore(config.metric_window, config.statistics.max_series)
         self.ingestor = Ingestor(self.store, config.ingest.max_line_bytes)
+        self.ingestor.gauge_deltas = config.ingest.signed_gauges is SignedGauges.DELTA
         self.evaluator = Evaluator(self.store, lambda: self.config)
         self.ingestor.on_commit = self._schedule_evaluation
         self.knobs = KnobStore(_knob_specs(config), state_dir)
@@ -171,6 +172,7 @@ class Daemon:
         self.config = new
         self.store.reconfigure(new.metric_window, new.statistics.max_series)
         self.ingestor.max_line = new.ingest.max_line_bytes
+        self.ingestor.gauge_deltas = new.ingest.signed_gauges is SignedGauges.DELTA
         self.evaluator.forget(self._has_levels)
         self.knobs.reconfigure(_knob_specs(new))
         before = set(self.plugins.plugins)

@@ -166,3 +166,28 @@ class TestPluginCounters:
             plugins = {p["name"]: p for p in daemon.cli_json("plugins")["plugins"]}
             shown = plugins["compression"]
             assert counts == {key: shown[key] for key in counts}
+
+
+class TestSignedGauges:
+    def test_statsd_deltas_when_configured(
+        self, make_daemon: Callable[..., DaemonProcess]
+    ) -> None:
+        """With ingest.signed_gauges: delta, pystatsd's lines mean what it meant."""
+        daemon = make_daemon(CONFIG + "ingest: {signed_gauges: delta}\n").start()
+        daemon.send_datagrams(["level:0|g\nlevel:-5|g"])  # pystatsd: gauge -5
+        daemon.wait_received(2)
+        daemon.send_datagrams(["level:+3|g"])  # pystatsd: gauge +3, delta=True
+        daemon.wait_received(3)
+        (series,) = daemon.request("stats", metrics=["level"], recent=10)["series"]
+        assert [-5.0, -2.0] == series["recent"]
+
+    def test_rejected_setting_names_the_choices(
+        self, make_daemon: Callable[..., DaemonProcess]
+    ) -> None:
+        """A misspelt value is refused with the choices and a "did you mean"."""
+        daemon = make_daemon(CONFIG + "ingest: {signed_gauges: deltas}\n")
+        assert daemon.config_path is not None
+        checked = daemon.cli("check-config", str(daemon.config_path))
+        assert 1 == checked.returncode
+        assert "ingest.signed_gauges" in checked.stderr
+        assert "did you mean 'delta'?" in checked.stderr

@@ -217,3 +217,38 @@ class TestProperties:
         finally:
             tracemalloc.stop()
         assert peak < 4 * 2**20
+
+
+class TestSignedGauges:
+    def test_absolute_by_default(self) -> None:
+        """DogStatsD's reading: a signed gauge is its value."""
+        batch = parsed(b"sg_a:0|g\nsg_a:-5|g\nsg_a:+3|g")
+        assert [0.0, -5.0, 3.0] == batch.values["sg_a|g"]
+        assert {} == batch.gauge_deltas
+
+    def test_pystatsd_negative_gauge_is_one_sample(self) -> None:
+        """pystatsd's 0 then -5 (one datagram) is the single value -5 with deltas."""
+        batch = Batch()
+        parse(b"sg_b:0|g\nsg_b:-5|g", batch, MAX_LINE, gauge_deltas=True)
+        assert [-5.0] == batch.values["sg_b|g"]
+        assert (2, 2) == (batch.accepted, batch.lines_for("sg_b|g"))
+        assert accounted(batch)
+
+    def test_deltas_adjust_the_last_value(self) -> None:
+        """+3 and -1 after 10 leave 12; a delta first waits for the store."""
+        batch = Batch()
+        data = b"sg_c:+2|g\nsg_c:10|g\nsg_c:+3|g\nsg_c:-1|g\nsg_c:-1|ms"
+        parse(data, batch, MAX_LINE, gauge_deltas=True)
+        assert [12.0] == batch.values["sg_c|g"]
+        assert {"sg_c|g": 2.0} == batch.gauge_deltas
+        assert [-1.0] == batch.values["sg_c|ms"]
+        assert 4 == batch.lines_for("sg_c|g")
+
+    def test_switching_mode_forgets_learned_gauges(self) -> None:
+        """A gauge key learned as absolute is not read so once deltas are on."""
+        for _ in range(2):
+            parsed(b"sg_d:1|g")
+        batch = Batch()
+        parse(b"sg_d:+2|g", batch, MAX_LINE, gauge_deltas=True)
+        assert {"sg_d|g": 2.0} == batch.gauge_deltas
+        assert [5.0] == parsed(b"sg_d:5|g").values["sg_d|g"]

@@ -178,3 +178,17 @@ class TestDuplicateTagKeys:
         assert silence.matches("m", {"k": "1,2"})
         assert not silence.matches("m", {"k": "12"})
         assert not silence.matches("m", {})
+
+
+class TestGaugeDeltas:
+    def test_delta_added_to_the_latest_sample(self) -> None:
+        """A delta that opens a batch continues from the series' latest value."""
+        store = MetricStore(lambda name: 100, max_series=100)
+        for data in (b"g:10|g", b"g:+3|g\ng:-1|g", b"g2:-4|g"):
+            batch = Batch()
+            parse(data, batch, 8192, gauge_deltas=True)
+            store.ingest(batch, 0.0)
+        (series,) = store.by_name("g")
+        assert [10.0, 12.0] == series.window.values().tolist()
+        (fresh,) = store.by_name("g2")
+        assert [-4.0] == fresh.window.values().tolist()

@@ -50,6 +50,15 @@ class Bound(enum.StrEnum):
     LOWER = "lower"
 
 
+class SignedGauges(enum.StrEnum):
+    """How a gauge value written with a sign (``+3``, ``-5``) is read."""
+
+    #: DogStatsD's reading: ``-5`` is the value -5 (the default).
+    ABSOLUTE = "absolute"
+    #: Etsy statsd's reading: ``+3`` / ``-5`` change the series' current value.
+    DELTA = "delta"
+
+
 class Basis(enum.StrEnum):
     """What is compared with a metric's thresholds when alerts are evaluated."""
 
@@ -235,6 +244,7 @@ class IngestConfig:
     max_line_bytes: int = 8192
     max_connections: int = 512
     max_datagram_bytes: int = 65536
+    signed_gauges: SignedGauges = SignedGauges.ABSOLUTE
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from perfwarden.config.model import (
     IngestConfig,
     MetricsAccess,
     ProcessConfig,
+    SignedGauges,
     SocketsConfig,
     StateConfig,
 )
@@ -59,7 +60,12 @@ PROCESS_KEYS: Final = ("name", "match", "interval", "children")
 _MATCH_KEYS: Final = ("pid", "pidfile", "name", "cmdline", "unit")
 CONTROL_KEYS: Final = ("allow_uids", "allow_groups")
 SOCKETS_KEYS: Final = ("metrics_access", "group")
-INGEST_KEYS: Final = ("max_line_bytes", "max_connections", "max_datagram_bytes")
+INGEST_KEYS: Final = (
+    "max_line_bytes",
+    "max_connections",
+    "max_datagram_bytes",
+    "signed_gauges",
+)
 STATE_KEYS: Final = ("checkpoint_interval",)
 HTTP_KEYS: Final = ("listen",)
 
@@ -153,6 +159,9 @@ def ingest_section(c: Checker, s: Section) -> IngestConfig:
         ),
         max_datagram_bytes=or_default(
             c.integer(s, "max_datagram_bytes", one), d.max_datagram_bytes
+        ),
+        signed_gauges=or_default(
+            c.choice(s, "signed_gauges", SignedGauges), d.signed_gauges
         ),
     )
 

@@ -111,6 +111,8 @@ class Ingestor:
     ) -> None:
         self.store = store
         self.max_line = max_line
+        #: ``ingest.signed_gauges: delta``: signed gauge values are changes.
+        self.gauge_deltas = False
         self.counters = IngestCounters()
         self.on_commit: Callable[[], None] | None = None
         self._batch = Batch()
@@ -120,7 +122,7 @@ class Ingestor:
     def feed(self, payload: bytes | bytearray | memoryview) -> None:
         """Parse one payload (a datagram, a frame, or a chunk of whole lines)."""
         self.counters.bytes += len(payload)
-        parse(payload, self._batch, self.max_line)
+        parse(payload, self._batch, self.max_line, gauge_deltas=self.gauge_deltas)
 
     def commit(self) -> None:
         """Move the parsed batch into the store and the counters."""

@@ -16,6 +16,14 @@ The parser does no I/O and never raises: every line that is not empty is counted
 exactly once as accepted, ignored or malformed (with a reason), so the socket layer
 can keep ``received = accepted + malformed + ignored + dropped``.
 
+Signed gauges: by default (DogStatsD's reading) ``m:-5|g`` is the value -5. With
+``gauge_deltas`` (Etsy statsd's reading, ``ingest.signed_gauges: delta``) a gauge
+value written with a sign changes the series' current value: it adjusts the last
+value of the same key in the batch, else it is summed into ``Batch.gauge_deltas``
+for the store to add to the series' latest sample (or 0). So pystatsd's
+``m:0|g`` + ``m:-5|g`` for an absolute -5 is one sample, -5. Lines with several
+values are read as absolute values in both modes.
+
 Samples are grouped per *raw series key* (the metric name, type and raw tag string,
 ``"name|type|#tags"``) into plain lists so that the store can append each group to its
 numpy window in one call; tags are canonicalised (sorted) by the store, once per new
@@ -96,6 +104,9 @@ class Batch:
     values: dict[RawKey, list[float]] = field(default_factory=dict)
     members: dict[RawKey, list[str]] = field(default_factory=dict)
     extra_values: dict[RawKey, int] = field(default_factory=dict)
+    #: Gauge deltas that came before any value of their key in this batch; the
+    #: store adds them to the series' latest value (``gauge_deltas`` mode only).
+    gauge_deltas: dict[RawKey, float] = field(default_factory=dict)
     #: The first malformed line seen (reason, excerpt), for rate-limited logging.
     example: tuple[str, str] | None = None
 
@@ -116,6 +127,7 @@ class Batch:
         self.values.clear()
         self.members.clear()
         self.extra_values.clear()
+        self.gauge_deltas.clear()
         self.example = None
 
 
@@ -172,6 +184,9 @@ def _fields(rest: str) -> _FieldInfo:
 # float() and a range check; anything else takes the full checks of _parse_lines.
 _fast_keys: dict[str, dict[str, RawKey]] = {}
 _fast_size = 0
+#: The gauge reading the fast path was learned under (gauges are not learned with
+#: deltas on, since a sign changes what their value means).
+_fast_deltas = False
 _MAX_FAST_KEYS: Final = 16384
 
 
@@ -200,12 +215,25 @@ def split_raw_key(key: RawKey) -> tuple[str, str, str]:
     return name, type_, tags
 
 
-def parse(data: bytes | bytearray | memoryview, batch: Batch, max_line: int) -> None:
+def parse(
+    data: bytes | bytearray | memoryview,
+    batch: Batch,
+    max_line: int,
+    *,
+    gauge_deltas: bool = False,
+) -> None:
     """Parse one datagram (or a chunk of complete lines) into ``batch``.
 
     Empty lines are skipped and not counted; every other line is counted once in
     ``batch.received`` and once as accepted, ignored or malformed. Never raises.
+    ``gauge_deltas`` reads signed gauge values as changes (see the module notes).
     """
+    global _fast_deltas, _fast_size  # noqa: PLW0603 - module-level caches
+    if gauge_deltas is not _fast_deltas:
+        # Gauge keys learned for the fast path read every value as absolute.
+        _fast_keys.clear()
+        _fast_size = 0
+        _fast_deltas = gauge_deltas
     try:
         text = str(data, "utf-8")
     except UnicodeDecodeError:
@@ -274,6 +302,18 @@ def _parse_fast(lines: list[str], batch: Batch, max_line: int) -> None:
     batch.accepted += fast
 
 
+def _add_delta(batch: Batch, key: RawKey, delta: float) -> None:
+    """A signed gauge in delta mode: adjust the key's last value in this batch, or
+    leave the change for the store (to add to the series' latest value)."""
+    bucket = batch.values.get(key)
+    if bucket:
+        bucket[-1] += delta
+    else:
+        batch.gauge_deltas[key] = batch.gauge_deltas.get(key, 0.0) + delta
+    # One more line than values for the key (lines_for stays exact).
+    batch.extra_values[key] = batch.extra_values.get(key, 0) - 1
+
+
 def _parse_lines(lines: list[str], batch: Batch, max_line: int, *, learn: bool) -> None:
     values = batch.values
     isfinite = math.isfinite
@@ -339,9 +379,13 @@ def _parse_lines(lines: list[str], batch: Batch, max_line: int, *, learn: bool) 
             if not -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:
                 _malformed(batch, "out_of_range", line)
                 continue
+            if type_ == "g" and _fast_deltas and raw_values[0] in "+-":
+                _add_delta(batch, key, value)
+                accepted += 1
+                continue
             if rate != 1.0 and type_ == "c":
                 value /= rate
-            elif learn:
+            elif learn and not (type_ == "g" and _fast_deltas):
                 _learn(rest, name, key)
             bucket = values.get(key)
             if bucket is None:

@@ -112,6 +112,18 @@ class MetricStore:
     def ingest(self, batch: Batch, now: float) -> None:
         """Append a parsed batch to the windows; account lines the cap drops."""
         updated = self._updated
+        for key, delta in batch.gauge_deltas.items():
+            # Before the batch's values: these deltas came before any of them.
+            series = self._resolve(key)
+            if series is None:
+                if key not in batch.values:  # else counted with the values below
+                    self.dropped_lines += batch.lines_for(key)
+                continue
+            window = series.window
+            latest = float(window.tail(1)[0]) if len(window) else 0.0
+            window.extend([latest + delta])
+            updated.add(series)
+            series.last_update = now
         for key, values in batch.values.items():
             series = self._resolve(key)
             if series is None:
