@@ -179,6 +179,10 @@ class TestVerdicts:
         ):
             reverted = daemon.wait_log("optimizer.reverted", timeout=60)
         assert "guard" in reverted["reason"]
+        # The guard is named as users name it, without the internal "|g".
+        assert "quality" in reverted["reason"]
+        assert "|" not in reverted["reason"]
+        assert ["quality"] == [g["metric"] for g in reverted["guards"]]
         assert 64 == batch_size(daemon)
 
     def test_inconclusive_on_too_few_samples(

@@ -192,3 +192,14 @@ class TestGaugeDeltas:
         assert [10.0, 12.0] == series.window.values().tolist()
         (fresh,) = store.by_name("g2")
         assert [-4.0] == fresh.window.values().tolist()
+
+
+class TestLabel:
+    def test_label_is_metric_and_tags(self) -> None:
+        """User text names a series metric{k=v,...}, never with its type suffix."""
+        store = MetricStore(lambda name: 10, max_series=10)
+        batch = Batch()
+        parse(b"m:1|g|#z,k:1\nn:1|ms", batch, 8192)
+        store.ingest(batch, 0.0)
+        assert "m{k=1,z}" == store.by_name("m")[0].label
+        assert "n" == store.by_name("n")[0].label

@@ -208,7 +208,7 @@ def judge_experiment(
             continue
         guards.append(
             GuardCheck(
-                metric=series.key,
+                metric=series.label,  # user text: no internal type suffix
                 bound=metric.bound.value,
                 before=experiment.guard_before[key],
                 after=_new_samples(series, start),

@@ -40,6 +40,10 @@ def canonical_tags(raw: str) -> tuple[str, ...]:
     return tuple(sorted({tag for tag in raw.split(",") if tag}))
 
 
+def _split_tag(tag: str) -> tuple[str, str, str]:
+    return tag.partition(":")
+
+
 @dataclass(slots=True, eq=False)
 class Series:
     """One metric name + type + tag set, with its rolling window."""
@@ -54,6 +58,14 @@ class Series:
     #: Count increments or set members received since the last interval roll.
     pending: float = 0.0
     members: set[str] = field(default_factory=set)
+
+    @property
+    def label(self) -> str:
+        """How user text names the series: ``metric{k=v,...}`` (no type suffix)."""
+        if not self.tags:
+            return self.name
+        pairs = (f"{k}={v}" if sep else k for k, sep, v in map(_split_tag, self.tags))
+        return f"{self.name}{{{','.join(pairs)}}}"
 
     @property
     def tag_dict(self) -> dict[str, str]:
