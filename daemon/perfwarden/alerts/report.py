@@ -160,15 +160,19 @@ def validation_results(metrics: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def format_apart(
-    value: float, level: float, unit: str | None, scale: float | None = None
-) -> tuple[str, str]:
-    """``value`` and ``level`` formatted alike, with as many more decimals as it
-    takes for two different numbers not to read the same (``1.93ms`` beyond
-    ``1.90ms``, never ``1.9ms`` beyond ``1.9ms``)."""
+    values: Sequence[float], level: float, unit: str | None, scale: float | None = None
+) -> tuple[list[str], str]:
+    """``values`` and ``level`` formatted alike, with as many more decimals as it
+    takes for different numbers not to read the same: a value beyond a level reads
+    beyond it (``1.93ms`` beyond ``1.90ms``, never ``1.9ms`` beyond ``1.9ms``), and
+    an interval's two ends differ."""
     for extra in range(8):
-        shown = format_value(value, unit, scale, extra)
+        shown = [format_value(v, unit, scale, extra) for v in values]
         limit = format_value(level, unit, scale, extra)
-        if shown != limit or value == level:
+        apart = all(
+            t != limit for v, t in zip(values, shown, strict=True) if v != level
+        )
+        if apart and len(set(shown)) == len(set(values)):
             break
     return shown, limit
 
@@ -183,7 +187,7 @@ def _off_target(record: Mapping[str, Any]) -> bool:
 def _off_target_line(record: Mapping[str, Any]) -> str:
     unit = record.get("unit")
     mean, target = record["mean"], record["target"]
-    shown, goal = format_apart(mean, target, unit, max(abs(mean), abs(target)))
+    (shown,), goal = format_apart([mean], target, unit, max(abs(mean), abs(target)))
     side = "above" if record.get("bound") == "upper" else "below"
     levels = [
         f"{name} {format_value(record[name], unit, abs(record[name]))}"
@@ -215,22 +219,17 @@ def alert_summary(
         unit = alert.get("unit")
         name = series_name(alert["metric"], alert.get("tags"))
         value, threshold = alert.get("value"), alert.get("threshold")
-        current = format_value(value, unit)
-        limit = format_value(threshold, unit)
-        if value is not None and threshold is not None:
-            current, limit = format_apart(value, threshold, unit)
-        if alert.get("observed") and alert["observed"][0] != alert["observed"][1]:
-            low, high = alert["observed"]
-            if threshold is not None:
-                edge = low if alert.get("bound", "upper") == "upper" else high
-                shown_edge, _ = format_apart(edge, threshold, unit)
-                other = format_value(high if edge == low else low, unit)
-                low_text, high_text = (
-                    (shown_edge, other) if edge == low else (other, shown_edge)
-                )
-            else:
-                low_text, high_text = format_value(low, unit), format_value(high, unit)
-            current += f" ({alert['basis']} [{low_text}, {high_text}])"
+        observed: list[float] = list(alert.get("observed") or ())
+        interval = len(observed) == 2 and observed[0] != observed[1]
+        if value is None or threshold is None:
+            current, limit = format_value(value, unit), format_value(threshold, unit)
+            interval = False
+        else:
+            numbers = [value, *observed] if interval else [value]
+            shown, limit = format_apart(numbers, threshold, unit)
+            current = shown[0]
+            if interval:
+                current += f" ({alert['basis']} [{shown[1]}, {shown[2]}])"
         lines += [
             f"{alert['level'].upper()}: {name}",
             f"  Current: {current}",
