@@ -24,7 +24,8 @@ from perfwarden import __version__
 from perfwarden.alerts.evaluator import Evaluator
 from perfwarden.alerts.pacing import EvaluationPacer
 from perfwarden.alerts.tick import evaluation_tick
-from perfwarden.config.load import Config, ConfigError, load_config
+from perfwarden.config.load import Config, ConfigError, SignedGauges, load_config
+from perfwarden.config.plugin_names import unknown_plugins
 from perfwarden.config.watcher import ConfigWatcher
 from perfwarden.control.handlers import build_commands
 from perfwarden.control.server import Command, ControlCounters, ControlServer
@@ -185,23 +186,63 @@ class Daemon:
             self.reload_counts["rejected"] += 1
             return ReloadOutcome(ok=False, errors=errors)
         changes = _describe_changes(self.config, new)
+        # The very bytes in force again after a rejected file: say that the daemon
+        # runs what the file says once more, rather than nothing.
+        restored = new.sha256 == self.config.sha256 and not self._last_reload_ok()
         self.config = new
         self.store.reconfigure(new.metric_window, new.statistics.max_series)
         self._apply_ingest_limits(new)
         self.evaluator.forget(self._has_levels)
         self.knobs.reconfigure(_knob_specs(new))
         self.recorder.apply()
+        before = set(self.plugins.plugins)
         loaded = await self.plugins.rescan()
+        changes += [f"plugin {name}: loaded" for name in loaded]
+        changes += [
+            f"plugin {name}: removed"
+            for name in sorted(before - set(self.plugins.plugins))
+        ]
+        warnings = self._plugin_warnings()
         _log.info(
             "config.reloaded",
             path=str(self.config_path),
             sha256=new.sha256,
             changes=changes,
             plugins_loaded=loaded,
+            restored=restored,
         )
-        self.last_reload = {"ok": True, "at": time.time(), "changes": changes}
+        self.last_reload = {
+            "ok": True,
+            "at": time.time(),
+            "changes": changes,
+            "restored": restored,
+            "warnings": warnings,
+        }
         self.reload_counts["ok"] += 1
-        return ReloadOutcome(ok=True, changes=changes)
+        return ReloadOutcome(ok=True, changes=changes, warnings=warnings)
+
+    def _last_reload_ok(self) -> bool:
+        return self.last_reload is None or bool(self.last_reload["ok"])
+
+    def _watch_baseline(self) -> str | None:
+        """What the config watcher compares a saved file with: the hash in force,
+        or none after a rejected reload (so restoring the old bytes reloads too)."""
+        return self.config.sha256 if self._last_reload_ok() else None
+
+    def _plugin_warnings(self) -> list[str]:
+        """Log and return the ``plugins:`` entries no installed plugin answers to."""
+        problems = unknown_plugins(
+            self.config.plugins, set(self.plugins.plugins), str(self.config_path)
+        )
+        for problem in problems:
+            _log.warning(
+                "config.unknown_plugin",
+                path=str(self.config_path),
+                line=problem.line,
+                key=problem.key,
+                message=problem.message,
+            )
+        return [str(problem) for problem in problems]
 
     def _apply_ingest_limits(self, config: Config) -> None:
         """The parser's and the store's bounds (the sockets read theirs live)."""
@@ -209,6 +250,7 @@ class Daemon:
         self.ingestor.max_line = ingest.max_line_bytes
         set_tag_limits(ingest.max_tag_bytes, ingest.max_tags)
         self.store.set_limits(ingest.max_set_members, ingest.max_set_bytes)
+        self.ingestor.gauge_deltas = ingest.signed_gauges is SignedGauges.DELTA
 
     async def run(self) -> int:
         """Run until asked to stop; return the process exit status."""
@@ -251,6 +293,7 @@ class Daemon:
         )
         self.knobs.write()
         await self.plugins.rescan()
+        self._plugin_warnings()
         control = ControlServer(
             self._judged_first(build_commands(self)),
             lambda: self.config.control,
@@ -267,7 +310,7 @@ class Daemon:
             self.config_path,
             self._reload_requested.set,
             loop,
-            loaded_hash=lambda: self.config.sha256,
+            loaded_hash=self._watch_baseline,
         )
         if self.config.source != "<default>":
             watcher.start()

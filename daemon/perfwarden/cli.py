@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import math
 import os
 import sys
 from typing import TYPE_CHECKING, Final
@@ -39,6 +40,28 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        msg = f"must be a positive number of seconds, not {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def _sample_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value <= 1:
+        msg = f"must be a number above 0 and at most 1, not {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
 def _add_socket_dir(parser: argparse.ArgumentParser, *, nested: bool = False) -> None:
     # A nested subcommand must not reset what its parent parsed (argparse copies
     # sub-parser defaults over the namespace), hence SUPPRESS there.
@@ -65,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="perfwarden",
         description="Real-time performance monitoring sidecar with optimizer plugins.",
+        epilog="Exit status: 0 ok, 1 failed, 2 usage, 3 daemon not reachable.",
     )
     parser.add_argument(
         "--version", action="version", version=f"perfwarden {__version__}"
@@ -72,17 +96,29 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("run", help="run the daemon in the foreground")
-    p.add_argument("--config", metavar="PATH", help="config file (default: packaged)")
-    _add_socket_dir(p)
-    p.add_argument("--state-dir", metavar="DIR", help="where state is kept")
     p.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+        "--config",
+        metavar="PATH",
+        help="config file (default: $PERFWARDEN_CONFIG, else the packaged one)",
+    )
+    _add_socket_dir(p)
+    p.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="where state is kept (default: $PERFWARDEN_STATE_DIR, "
+        "$STATE_DIRECTORY, or ~/.local/state/perfwarden)",
+    )
+    p.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="the least severe events logged (default: info)",
     )
     p.add_argument(
         "--log-format",
         default="auto",
         choices=["auto", "json", "console"],
-        help="auto: JSON unless stdout is a terminal",
+        help="auto: JSON unless stdout is a terminal (default: auto)",
     )
     p.add_argument(
         "--log-buffer",
@@ -97,12 +133,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "demo", help="a daemon tuning an example workload live, then a report"
     )
-    p.add_argument("--duration", type=float, default=60.0, help="seconds (default: 60)")
+    p.add_argument(
+        "--duration",
+        type=_positive_float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long the workload runs (default: 60)",
+    )
     p.set_defaults(command_module="demo")
 
     p = sub.add_parser("check-config", help="validate a config file")
     p.add_argument(
-        "path", nargs="?", help="config file (default: the one run would use)"
+        "path",
+        nargs="?",
+        metavar="PATH",
+        help="config file (default: the one run would use)",
     )
     p.set_defaults(command_module="check_config")
 
@@ -148,25 +193,52 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(p)
     p.set_defaults(command_module="backtest")
 
-    p = sub.add_parser("status", help="uptime, config, ingest counters, memory")
+    p = sub.add_parser(
+        "status", help="uptime, config and last reload, ingest counters, memory"
+    )
     _add_socket_dir(p)
     _add_json(p)
     p.set_defaults(command_module="status")
 
     p = sub.add_parser("stats", help="per-series statistics and confidence intervals")
-    p.add_argument("metrics", nargs="*", metavar="METRIC", help="only these metrics")
+    p.add_argument(
+        "metrics", nargs="*", metavar="METRIC", help="only these metrics (default: all)"
+    )
     _add_socket_dir(p)
     _add_json(p)
     p.set_defaults(command_module="stats")
 
-    p = sub.add_parser("alerts", help="active alerts, the seed's report layout")
+    p = sub.add_parser(
+        "alerts",
+        help="firing alerts (level, value, threshold, action), then pending ones",
+        description="The firing alerts, one block each: level, series, the value "
+        "judged (with the interval the judgement used), the threshold and the "
+        "action; then pending, no-data and silenced series, and the silences. "
+        "With nothing firing, says how far each metric is from its target.",
+    )
     _add_socket_dir(p)
     _add_json(p)
     p.set_defaults(command_module="alerts")
 
-    p = sub.add_parser("report", help="the seed's dashboard documents from live data")
-    p.add_argument("metrics", nargs="*", metavar="METRIC", help="only these metrics")
-    p.add_argument("--format", choices=["yaml", "json"], default="yaml")
+    p = sub.add_parser(
+        "report",
+        help="dashboard, learned patterns and validation from live data (YAML)",
+        description="Three YAML documents from live data: monitoring_dashboard "
+        "(per metric: mean, target, 95%% interval, trend, status), learning_patterns "
+        "(what the optimizer learned) and validation_results (intervals against "
+        "targets, and a summary of the optimizer's actions). --verbose adds the "
+        "raw list of recent actions; --json prints everything as JSON.",
+    )
+    p.add_argument(
+        "metrics", nargs="*", metavar="METRIC", help="only these metrics (default: all)"
+    )
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="add the raw recent_actions records (epoch times, p-values)",
+    )
+    # Before --json existed; kept so that old scripts keep working, not shown.
+    p.add_argument("--format", choices=["yaml", "json"], help=argparse.SUPPRESS)
     _add_socket_dir(p)
     _add_json(p)
     p.set_defaults(command_module="report")
@@ -179,7 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
         "keeps retrying while it is away.",
     )
     p.add_argument(
-        "--interval", type=float, default=1.0, help="seconds between refreshes (1)"
+        "--interval",
+        type=_positive_float,
+        default=1.0,
+        metavar="SECONDS",
+        help="seconds between refreshes (default: 1)",
     )
     p.add_argument(
         "--wait",
@@ -192,11 +268,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_socket_dir(p)
     p.set_defaults(command_module="top")
 
-    p = sub.add_parser("silence", help="mute a metric's alerts for a while")
-    p.add_argument("metric", nargs="?", metavar="METRIC")
-    p.add_argument("--for", dest="duration", default="1h", help="default: 1h")
-    p.add_argument("--tag", action="append", default=[], metavar="K:V")
-    p.add_argument("--comment", default="")
+    p = sub.add_parser("silence", help="mute a metric's alert events for a while")
+    p.add_argument(
+        "metric", nargs="?", metavar="METRIC", help="the metric to mute (all series)"
+    )
+    p.add_argument(
+        "--for",
+        dest="duration",
+        default="1h",
+        metavar="DURATION",
+        help="how long, e.g. 90s, 15m, 2h (default: 1h)",
+    )
+    p.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="K:V",
+        help="only the series with this tag (repeatable)",
+    )
+    p.add_argument("--comment", default="", help="why, shown by alerts (default: none)")
     p.add_argument("--remove", metavar="ID", help="lift the silence ID instead")
     _add_socket_dir(p)
     _add_json(p)
@@ -207,15 +297,30 @@ def build_parser() -> argparse.ArgumentParser:
     _add_json(p)
     p.set_defaults(command_module="plugins")
 
-    p = sub.add_parser("knobs", help="knob values; `knobs set NAME VALUE` sets one")
-    knob_sub = p.add_subparsers(dest="action", metavar="ACTION")
+    p = sub.add_parser(
+        "knobs",
+        help="knob values; `knobs set NAME VALUE` sets one",
+        usage="perfwarden knobs [-h] [--socket-dir DIR] [--json] "
+        "[set NAME VALUE [--reason TEXT]]",
+        description="Without an action: every knob's value, initial value, range "
+        "and who changed it last. `knobs set NAME VALUE` sets one by hand.",
+    )
+    knob_sub = p.add_subparsers(dest="action", metavar="set", title="actions")
     _add_socket_dir(p)
     _add_json(p)
     p.set_defaults(command_module="knobs", action=None)
-    q = knob_sub.add_parser("set", help="set a knob by hand")
-    q.add_argument("name")
-    q.add_argument("value")
-    q.add_argument("--reason", default="set by hand")
+    q = knob_sub.add_parser(
+        "set",
+        help="set a knob by hand (clamped to its bounds, rounded to its step)",
+    )
+    q.add_argument("name", metavar="NAME", help="the knob, e.g. compression.ratio")
+    q.add_argument("value", metavar="VALUE", help="a number, or one of its choices")
+    q.add_argument(
+        "--reason",
+        default="set by hand",
+        metavar="TEXT",
+        help="recorded with the change (default: 'set by hand')",
+    )
     _add_socket_dir(q, nested=True)
     _add_json(q, nested=True)
 
@@ -245,22 +350,36 @@ def build_parser() -> argparse.ArgumentParser:
     _add_socket_dir(q, nested=True)
     _add_json(q, nested=True)
 
-    p = sub.add_parser("reload", help="re-read the config; exit 1 if it is rejected")
+    p = sub.add_parser(
+        "reload",
+        help="re-read the config and rescan plugins; exit 1 if it is rejected",
+    )
     _add_socket_dir(p)
     _add_json(p)
     p.set_defaults(command_module="reload")
 
     p = sub.add_parser("send", help="send one metric line to the daemon")
-    p.add_argument("name")
-    p.add_argument("value")
+    p.add_argument("name", metavar="NAME", help="the metric name")
+    p.add_argument("value", metavar="VALUE", help="a number (any text for --type s)")
     p.add_argument(
         "--type",
         default="g",
         choices=["g", "c", "ms", "h", "d", "s"],
-        help="default: g",
+        help="DogStatsD type (default: g)",
     )
-    p.add_argument("--tag", action="append", default=[], metavar="K:V")
-    p.add_argument("--sample-rate", type=float, metavar="RATE")
+    p.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="K:V",
+        help="a tag (repeatable; default: none)",
+    )
+    p.add_argument(
+        "--sample-rate",
+        type=_sample_rate,
+        metavar="RATE",
+        help="the line's |@RATE, above 0 and at most 1 (default: none, i.e. 1)",
+    )
     _add_socket_dir(p)
     p.set_defaults(command_module="send")
 
@@ -272,7 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
         "descendant it waited for, MiB, gauge: exact above perfwarden's own ~18 MB, "
         "sampled below, none for a command that ends within a millisecond), "
         "tagged command:<basename of CMD> plus --tag. "
-        "Exits with CMD's status (128+N if signal N killed it, 127 if not found).",
+        "Exits with CMD's status (128+N if signal N killed it, 127 if not found); "
+        "when no daemon listens it says so on stderr, and still exits with "
+        "CMD's status.",
     )
     p.add_argument(
         "--metric",
@@ -280,9 +401,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="default: command_execution_time",
     )
-    p.add_argument("--tag", action="append", default=[], metavar="K:V")
+    p.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="K:V",
+        help="a tag added to command:<name> (repeatable)",
+    )
     _add_socket_dir(p)
-    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ARGS")
+    p.add_argument(
+        "cmd",
+        nargs=argparse.REMAINDER,
+        metavar="-- CMD ARGS",
+        help="the command to run and its arguments",
+    )
     p.set_defaults(command_module="time_command", usage=p.format_usage())
     return parser
 
@@ -301,7 +433,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_UNREACHABLE
     except ControlError as exc:
         print(f"perfwarden: {exc.message}", file=sys.stderr)
-        return EXIT_FAILED
+        # The daemon refused the arguments themselves: a usage error, as documented.
+        return EXIT_USAGE if exc.code == "bad_request" else EXIT_FAILED
     except PerfwardenError as exc:
         print(f"perfwarden: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -40,11 +40,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class ReloadOutcome:
-    """What a reload did: applied (with the changed keys) or rejected (with errors)."""
+    """What a reload did: applied (with the changed keys and any warnings, such as
+    options for plugins that are not installed) or rejected (with errors)."""
 
     ok: bool
     changes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 class DaemonView(Protocol):

@@ -137,6 +137,15 @@ class TestVerdicts:
         for event in ("optimizer.proposed", "optimizer.applied", "optimizer.kept"):
             assert event in chain
         assert "learning.updated" in chain
+        # The documented jq filter also finds the alert and the knob change.
+        assert "alert.fired" in chain
+        changed = [
+            e
+            for e in daemon.log_events("knob.changed")
+            if e.get("correlation_id") == cid
+        ]
+        assert [(64, 32)] == [(e["old"], e["new"]) for e in changed]
+        assert cid not in changed[0]["reason"]
         assert batch_size(daemon) <= 32
 
     def test_worse_reverted_and_knob_restored(
@@ -148,6 +157,13 @@ class TestVerdicts:
             reverted = daemon.wait_log("optimizer.reverted", timeout=60)
         assert "worse" in reverted["reason"]
         assert 64 == batch_size(daemon)
+        cid = reverted["correlation_id"]
+        undone = [
+            e
+            for e in daemon.log_events("knob.changed")
+            if e.get("correlation_id") == cid
+        ]
+        assert ["revert"] == [e["changed_by"] for e in undone][1:]
         knob = daemon.request("knobs")["knobs"]["batch.size"]
         assert "revert" == knob["changed_by"]
 
@@ -163,6 +179,10 @@ class TestVerdicts:
         ):
             reverted = daemon.wait_log("optimizer.reverted", timeout=60)
         assert "guard" in reverted["reason"]
+        # The guard is named as users name it, without the internal "|g".
+        assert "quality" in reverted["reason"]
+        assert "|" not in reverted["reason"]
+        assert ["quality"] == [g["metric"] for g in reverted["guards"]]
         assert 64 == batch_size(daemon)
 
     def test_inconclusive_on_too_few_samples(

@@ -101,9 +101,15 @@ class TestNarration:
         }
         line = narrate(fired, {"context_loading_time": "ms"})
         assert (
-            "ALERT        context_loading_time CRITICAL: 5.8ms beyond 3.2ms "
-            "-> immediate_optimization"
+            "ALERT        context_loading_time CRITICAL: ci [5.8ms, 6.2ms] beyond "
+            "3.2ms -> immediate_optimization"
         ) == line
+        close = {**fired, "observed": [1.93, 2.1], "threshold": 1.9, "basis": "ci"}
+        shown = str(narrate(close, {"context_loading_time": "ms"}))
+        assert "ci [1.93ms, 2.10ms] beyond 1.90ms" in shown
+        lower = {**fired, "observed": [0.80, 0.849], "threshold": 0.85}
+        shown = str(narrate(lower, {"context_loading_time": "ratio"}))
+        assert "ci [80.0%, 84.9%] beyond 85.0%" in shown
         verdict = {"correlation_id": "c", "strategy": "s", "reason": "r"}
         starts = {
             str(narrate({**verdict, "event": f"optimizer.{name}"})).index("[c]")

@@ -59,3 +59,14 @@ class TestLearning:
         restored = Learning()
         restored.restore(learning.as_dict())
         assert learning.as_dict() == restored.as_dict()
+
+    def test_reverts_listed_beside_successes(self) -> None:
+        """A strategy kept once and reverted twice shows under failure_patterns too."""
+        learning = Learning()
+        record(learning, "mixed", "kept", metric="a")
+        record(learning, "mixed", "reverted", metric="b")
+        record(learning, "mixed", "reverted", metric="b")
+        patterns = learning.learning_patterns()
+        assert "mixed" in patterns["successful_optimizations"]
+        failure = patterns["failure_patterns"]["mixed"]
+        assert ("67%", ["b"]) == (failure["failure_rate"], failure["reverted_on"])

@@ -6,7 +6,9 @@ import pytest
 
 from perfwarden.alerts.report import (
     ALL_CLEAR,
+    action_line,
     alert_summary,
+    format_apart,
     format_target,
     format_value,
     monitoring_dashboard,
@@ -134,3 +136,73 @@ class TestDocuments:
             "  Threshold: 200ms",
             "  Action: immediate_optimization_required",
         ]
+
+
+class TestReadable:
+    @pytest.mark.parametrize(
+        ("value", "level", "unit", "shown"),
+        [
+            (1.93, 1.9, "ms", (["1.93ms"], "1.90ms")),
+            (1.9004, 1.9, "ms", (["1.9004ms"], "1.9000ms")),
+            (250.0, 200.0, "ms", (["250ms"], "200ms")),
+            (0.8499, 0.85, "ratio", (["84.99%"], "85.00%")),
+        ],
+    )
+    def test_beyond_reads_beyond(
+        self, value: float, level: float, unit: str, shown: tuple[list[str], str]
+    ) -> None:
+        """A value beyond a level never prints as the level itself."""
+        assert shown == format_apart([value], level, unit)
+
+    def test_firing_alert_rounds_apart(self) -> None:
+        """WARNING: 1.9ms beyond 1.9ms cannot happen in the alert summary."""
+        text = alert_summary(
+            [
+                {
+                    "metric": "m",
+                    "tags": {"route": "/a"},
+                    "level": "warning",
+                    "value": 1.93,
+                    "observed": [1.91, 1.95],
+                    "basis": "ci",
+                    "bound": "upper",
+                    "threshold": 1.9,
+                    "unit": "ms",
+                    "action": "optimization_recommended",
+                }
+            ]
+        )
+        assert "WARNING: m{route=/a}" in text
+        assert "Current: 1.93ms (ci [1.91ms, 1.95ms])" in text
+        assert "Threshold: 1.90ms" in text
+
+    def test_nothing_firing_but_off_target(self) -> None:
+        """At 80 against a target of 20, the all-clear line is not printed."""
+        record = {**RECORD, "mean": 80.0, "target": 20.0, "warning": 150.0}
+        text = alert_summary([], [record])
+        assert ALL_CLEAR != text
+        assert "context_loading_time: mean 80ms, above its target 20ms" in text
+        assert "alerts at warning 150ms" in text
+        assert ALL_CLEAR == alert_summary([], [RECORD])
+
+    def test_action_line(self) -> None:
+        """An action reads as one line: time, strategy, series, verdict, effect."""
+        action = {
+            "at": 1_800_000_000.0,
+            "metric": "latency",
+            "tags": {"route": "/a"},
+            "plugin": "compression",
+            "strategy": "context_compression",
+            "verdict": "kept",
+            "before_median": 120.0,
+            "after_median": 80.0,
+            "effect_percent": 33.33,
+            "p_better": 0.0000012,
+            "changes": {"compression.ratio": 0.6},
+            "originals": {"compression.ratio": 0.4},
+        }
+        assert (
+            "2027-01-15 08:00:00Z context_compression (compression) on "
+            "latency{route=/a}: kept (median 120ms -> 80ms, 33.3% better, "
+            "p=<0.0001); compression.ratio 0.4 -> 0.6"
+        ) == action_line(action, "ms")

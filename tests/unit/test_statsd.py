@@ -112,6 +112,10 @@ class TestMalformed:
             (b"s:a::b|s", "no_value"),
             (b"m:1e200|g", "out_of_range"),
             (b"m:1:-1e101|d", "out_of_range"),
+            (b"m:1_0|g", "bad_value"),
+            (b"m:1:2_5|ms", "bad_value"),
+            (b"m:1|g|#a:b\x00c", "bad_tags"),
+            (b"m:1|c|#\x00", "bad_tags"),
         ],
     )
     def test_reason(self, line: bytes, reason: str) -> None:
@@ -119,6 +123,13 @@ class TestMalformed:
         batch = parsed(line)
         assert {reason: 1} == batch.malformed
         assert reason in MALFORMED_REASONS
+        assert accounted(batch)
+
+    def test_underscore_refused_on_the_fast_path_too(self) -> None:
+        """Once a key is learned, "1_0" is still not read as 10."""
+        batch = parsed(b"fast_u:1|g\nfast_u:2|g\nfast_u:1_0|g")
+        assert {"bad_value": 1} == batch.malformed
+        assert [1.0, 2.0] == batch.values["fast_u|g"]
         assert accounted(batch)
 
     def test_too_long(self) -> None:
@@ -206,3 +217,38 @@ class TestProperties:
         finally:
             tracemalloc.stop()
         assert peak < 4 * 2**20
+
+
+class TestSignedGauges:
+    def test_absolute_by_default(self) -> None:
+        """DogStatsD's reading: a signed gauge is its value."""
+        batch = parsed(b"sg_a:0|g\nsg_a:-5|g\nsg_a:+3|g")
+        assert [0.0, -5.0, 3.0] == batch.values["sg_a|g"]
+        assert {} == batch.gauge_deltas
+
+    def test_pystatsd_negative_gauge_is_one_sample(self) -> None:
+        """pystatsd's 0 then -5 (one datagram) is the single value -5 with deltas."""
+        batch = Batch()
+        parse(b"sg_b:0|g\nsg_b:-5|g", batch, MAX_LINE, gauge_deltas=True)
+        assert [-5.0] == batch.values["sg_b|g"]
+        assert (2, 2) == (batch.accepted, batch.lines_for("sg_b|g"))
+        assert accounted(batch)
+
+    def test_deltas_adjust_the_last_value(self) -> None:
+        """+3 and -1 after 10 leave 12; a delta first waits for the store."""
+        batch = Batch()
+        data = b"sg_c:+2|g\nsg_c:10|g\nsg_c:+3|g\nsg_c:-1|g\nsg_c:-1|ms"
+        parse(data, batch, MAX_LINE, gauge_deltas=True)
+        assert [12.0] == batch.values["sg_c|g"]
+        assert {"sg_c|g": 2.0} == batch.gauge_deltas
+        assert [-1.0] == batch.values["sg_c|ms"]
+        assert 4 == batch.lines_for("sg_c|g")
+
+    def test_switching_mode_forgets_learned_gauges(self) -> None:
+        """A gauge key learned as absolute is not read so once deltas are on."""
+        for _ in range(2):
+            parsed(b"sg_d:1|g")
+        batch = Batch()
+        parse(b"sg_d:+2|g", batch, MAX_LINE, gauge_deltas=True)
+        assert {"sg_d|g": 2.0} == batch.gauge_deltas
+        assert [5.0] == parsed(b"sg_d:5|g").values["sg_d|g"]

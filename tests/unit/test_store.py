@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from perfwarden.ingest.statsd import Batch
+from perfwarden.alerts.evaluator import Silence
+from perfwarden.ingest.statsd import Batch, parse
 from perfwarden.series.store import MetricStore
 from perfwarden.testing import FakeClock
 
@@ -159,3 +160,46 @@ class TestDropNames:
         assert ["b"] == store.names()
         feed(store, clock, "c|g", "d|g")
         assert 0 == store.dropped_lines
+
+
+class TestDuplicateTagKeys:
+    def test_values_of_a_repeated_key_are_kept(self) -> None:
+        """#k:1,k:2 keeps both values in the tag mapping, sorted, comma-joined."""
+        store = MetricStore(lambda name: 100, max_series=100)
+        batch = Batch()
+        parse(b"m:1|g|#k:2,k:1,z", batch, 8192)
+        store.ingest(batch, 0.0)
+        (series,) = store.by_name("m")
+        assert {"k": "1,2", "z": ""} == series.tag_dict
+
+    def test_silence_matches_either_value(self) -> None:
+        """silence --tag k:1 covers the series sent with #k:1,k:2."""
+        silence = Silence("s1", "m", {"k": "1"}, 10.0, 0.0, "")
+        assert silence.matches("m", {"k": "1,2"})
+        assert not silence.matches("m", {"k": "12"})
+        assert not silence.matches("m", {})
+
+
+class TestGaugeDeltas:
+    def test_delta_added_to_the_latest_sample(self) -> None:
+        """A delta that opens a batch continues from the series' latest value."""
+        store = MetricStore(lambda name: 100, max_series=100)
+        for data in (b"g:10|g", b"g:+3|g\ng:-1|g", b"g2:-4|g"):
+            batch = Batch()
+            parse(data, batch, 8192, gauge_deltas=True)
+            store.ingest(batch, 0.0)
+        (series,) = store.by_name("g")
+        assert [10.0, 12.0] == series.window.values().tolist()
+        (fresh,) = store.by_name("g2")
+        assert [-4.0] == fresh.window.values().tolist()
+
+
+class TestLabel:
+    def test_label_is_metric_and_tags(self) -> None:
+        """User text names a series metric{k=v,...}, never with its type suffix."""
+        store = MetricStore(lambda name: 10, max_series=10)
+        batch = Batch()
+        parse(b"m:1|g|#z,k:1\nn:1|ms", batch, 8192)
+        store.ingest(batch, 0.0)
+        assert "m{k=1,z}" == store.by_name("m")[0].label
+        assert "n" == store.by_name("n")[0].label

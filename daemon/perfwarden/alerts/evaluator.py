@@ -78,6 +78,9 @@ class AlertEvent:
     silenced: bool = False
     #: Why the alert ended when its value did not say so (``expired``).
     reason: str | None = None
+    #: One id per episode (pending or firing until back to ok), shared with the
+    #: optimizer's decisions for it.
+    correlation_id: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready fields (also the log line's key/values)."""
@@ -99,6 +102,8 @@ class AlertEvent:
         }
         if self.reason is not None:
             fields["reason"] = self.reason
+        if self.correlation_id is not None:
+            fields["correlation_id"] = self.correlation_id
         return fields
 
 
@@ -117,7 +122,10 @@ class Silence:
         """Does this silence cover a series of ``metric`` with ``tags``?"""
         if metric != self.metric:
             return False
-        return all(tags.get(k) == v for k, v in self.matchers.items())
+        # A key sent twice has its values joined by commas (Series.tag_dict).
+        return all(
+            k in tags and v in tags[k].split(",") for k, v in self.matchers.items()
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""
@@ -193,6 +201,7 @@ class Evaluator:
         self.subscribers: list[Callable[[AlertEvent], None]] = []
         #: Evaluations run (one per series per pass), for self-monitoring.
         self.evaluations = 0
+        self._correlation_ids: dict[str, str] = {}
 
     # -- observing ------------------------------------------------------------------
 
@@ -397,7 +406,10 @@ class Evaluator:
             at=self._wall(),
             silenced=self.silences.covers(series.name, tags),
             reason=reason,
+            correlation_id=self.correlation_id(series.key),
         )
+        if new.state is AlertState.OK:
+            self._correlation_ids.pop(series.key, None)
         log = _log.warning if transition in _LOUD else _log.info
         log(f"alert.{transition.value}", **event.as_dict())
         if event.silenced:
@@ -407,6 +419,13 @@ class Evaluator:
                 subscriber(event)
             except Exception:  # noqa: BLE001 - one subscriber must not stop the others
                 _log.exception("alert.subscriber_failed", subscriber=repr(subscriber))
+
+    def correlation_id(self, series_key: str) -> str:
+        """The id of the series' current alert episode (made on first use)."""
+        cid = self._correlation_ids.get(series_key)
+        if cid is None:
+            cid = self._correlation_ids[series_key] = uuid.uuid4().hex[:12]
+        return cid
 
     # -- reading --------------------------------------------------------------------
 
@@ -451,6 +470,7 @@ class Evaluator:
             del self.alerts[key]
             self.observations.pop(key, None)
             self._seen.pop(key, None)
+            self._correlation_ids.pop(key, None)
 
     def retire(self, gone: Iterable[Series]) -> None:
         """Close, then forget, the alerts of series that left the store (expired):

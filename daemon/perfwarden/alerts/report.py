@@ -8,6 +8,7 @@ metric's scale reaches a second), ``42.3%`` for ratios and scores, ``2.34x``,
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
@@ -15,10 +16,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALL_CLEAR",
+    "action_line",
     "alert_summary",
+    "format_apart",
     "format_target",
     "format_value",
     "monitoring_dashboard",
+    "series_name",
     "validation_results",
 ]
 
@@ -81,6 +85,22 @@ def _scale(record: Mapping[str, Any]) -> float | None:
     return max(values) if values else None
 
 
+def _judged_text(record: Mapping[str, Any], scale: float | None) -> str | None:
+    """What the status was judged on: ``ci [a, b] of the newest 100 samples``."""
+    judged = record.get("judged")
+    if not judged:
+        return None
+    unit = record.get("unit")
+    low, high = judged["low"], judged["high"]
+    if judged["basis"] == "sample":
+        return f"the latest sample(s), worst {format_value(low, unit, scale)}"
+    if low == high:
+        value = format_value(low, unit, scale)
+        return f"mean {value} of the newest {judged['newest']} samples"
+    interval = _interval_text({"unit": unit, "ci_low": low, "ci_high": high}, scale)
+    return f"ci {interval} of the newest {judged['newest']} samples"
+
+
 def monitoring_dashboard(
     metrics: Sequence[Mapping[str, Any]], generated_at: str
 ) -> dict[str, Any]:
@@ -88,7 +108,10 @@ def monitoring_dashboard(
 
     Each record carries a metric's aggregate statistics (all its series together),
     its config (unit, bound, target), its trend and, where the metric has
-    ``group_by``, ``best_series`` (the best tag value by mean).
+    ``group_by``, ``best_series`` (the best tag value by mean). ``judged`` (when
+    present) is the observation the status came from, shown as
+    ``status_judged_on``: alerts judge the newest ``evaluation.window`` samples,
+    so that interval can differ from ``confidence_interval_95`` over the window.
     """
     out: dict[str, Any] = {}
     for record in metrics:
@@ -102,6 +125,9 @@ def monitoring_dashboard(
             "sample_size": record.get("sample_size", 0),
             "status": record.get("status"),
         }
+        judged = _judged_text(record, scale)
+        if judged is not None:
+            entry["status_judged_on"] = judged
         if unit in _MEMORY_UNITS or "memory" in record["metric"]:
             entry["peak_usage"] = format_value(record.get("max"), unit, scale)
         if record.get("best_series") is not None:
@@ -133,26 +159,138 @@ def validation_results(metrics: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {"confidence_intervals_95_percent": lines}
 
 
-def alert_summary(alerts: Sequence[Mapping[str, Any]]) -> str:
-    """The seed's ``generate_alert_report`` text for the firing alerts."""
+def format_apart(
+    values: Sequence[float], level: float, unit: str | None, scale: float | None = None
+) -> tuple[list[str], str]:
+    """``values`` and ``level`` formatted alike, with as many more decimals as it
+    takes for different numbers not to read the same: a value beyond a level reads
+    beyond it (``1.93ms`` beyond ``1.90ms``, never ``1.9ms`` beyond ``1.9ms``), and
+    an interval's two ends differ."""
+    for extra in range(8):
+        shown = [format_value(v, unit, scale, extra) for v in values]
+        limit = format_value(level, unit, scale, extra)
+        apart = all(
+            t != limit for v, t in zip(values, shown, strict=True) if v != level
+        )
+        if apart and len(set(shown)) == len(set(values)):
+            break
+    return shown, limit
+
+
+def _off_target(record: Mapping[str, Any]) -> bool:
+    mean, target = record.get("mean"), record.get("target")
+    if mean is None or target is None:
+        return False
+    return bool(mean > target if record.get("bound") == "upper" else mean < target)
+
+
+def _off_target_line(record: Mapping[str, Any]) -> str:
+    unit = record.get("unit")
+    mean, target = record["mean"], record["target"]
+    (shown,), goal = format_apart([mean], target, unit, max(abs(mean), abs(target)))
+    side = "above" if record.get("bound") == "upper" else "below"
+    levels = [
+        f"{name} {format_value(record[name], unit, abs(record[name]))}"
+        for name in ("warning", "critical")
+        if record.get(name) is not None
+    ]
+    within = f"; alerts at {', '.join(levels)}" if levels else ""
+    return f"  {record['metric']}: mean {shown}, {side} its target {goal}{within}"
+
+
+def alert_summary(
+    alerts: Sequence[Mapping[str, Any]], metrics: Sequence[Mapping[str, Any]] = ()
+) -> str:
+    """The seed's ``generate_alert_report`` text for the firing alerts.
+
+    With nothing firing it is the seed's all-clear line only when every metric in
+    ``metrics`` (per-metric records with ``mean``, ``target``, ``bound``, levels)
+    is on the good side of its target; otherwise it names the metrics that are off
+    target without having crossed an alert level.
+    """
     if not alerts:
-        return ALL_CLEAR
+        off = [r for r in metrics if _off_target(r)]
+        if not off:
+            return ALL_CLEAR
+        lines = ["No alerts firing. Off target, short of an alert level:"]
+        return "\n".join([*lines, *(_off_target_line(r) for r in off)])
     lines = ["🚨 Performance Alert Summary", "=" * 40]
     for alert in alerts:
         unit = alert.get("unit")
-        name = alert["metric"]
-        if alert.get("tags"):
-            tags = ",".join(f"{k}={v}" for k, v in sorted(alert["tags"].items()))
-            name += "{" + tags + "}"
-        current = format_value(alert.get("value"), unit)
-        if alert.get("observed") and alert["observed"][0] != alert["observed"][1]:
-            low, high = (format_value(v, unit) for v in alert["observed"])
-            current += f" ({alert['basis']} [{low}, {high}])"
+        name = series_name(alert["metric"], alert.get("tags"))
+        value, threshold = alert.get("value"), alert.get("threshold")
+        observed: list[float] = list(alert.get("observed") or ())
+        interval = len(observed) == 2 and observed[0] != observed[1]
+        if value is None or threshold is None:
+            current, limit = format_value(value, unit), format_value(threshold, unit)
+            interval = False
+        else:
+            numbers = [value, *observed] if interval else [value]
+            shown, limit = format_apart(numbers, threshold, unit)
+            current = shown[0]
+            if interval:
+                current += f" ({alert['basis']} [{shown[1]}, {shown[2]}])"
         lines += [
             f"{alert['level'].upper()}: {name}",
             f"  Current: {current}",
-            f"  Threshold: {format_value(alert.get('threshold'), unit)}",
+            f"  Threshold: {limit}",
             f"  Action: {alert.get('action')}",
             "",
         ]
     return "\n".join(lines)
+
+
+def series_name(metric: str, tags: Mapping[str, str] | None) -> str:
+    """``metric{k=v,...}``: how user text names a series."""
+    if not tags:
+        return metric
+    inner = ",".join(f"{k}={v}" if v else k for k, v in sorted(tags.items()))
+    return f"{metric}{{{inner}}}"
+
+
+def _p_value(p: float | None) -> str:
+    if p is None:
+        return "-"
+    return "<0.0001" if p < 0.0001 else f"{p:.4f}"
+
+
+def action_line(action: Mapping[str, Any], unit: str | None) -> str:
+    """One optimizer action as a line a person reads: when, what, verdict, effect.
+
+    ``2026-12-06 10:41:03Z context_compression (compression) on latency{route=/a}:
+    kept (median 120ms -> 80ms, 33.3% better, p=0.0012); compression.ratio 0.4 -> 0.6``
+    """
+    at = action.get("at")
+    when = (
+        dt.datetime.fromtimestamp(float(at), dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        if isinstance(at, int | float)
+        else "?"
+    )
+    name = series_name(str(action.get("metric")), action.get("tags"))
+    text = f"{when} {action.get('strategy')} ({action.get('plugin')}) on {name}: "
+    text += str(action.get("verdict"))
+    before, after = action.get("before_median"), action.get("after_median")
+    details = []
+    if before is not None and after is not None:
+        scale = max(abs(before), abs(after))
+        details.append(
+            f"median {format_value(before, unit, scale)} -> "
+            f"{format_value(after, unit, scale)}"
+        )
+    effect = action.get("effect_percent")
+    if effect is not None:
+        details.append(f"{abs(effect):.1f}% {'better' if effect >= 0 else 'worse'}")
+    verdict = action.get("verdict")
+    p = action.get("p_worse") if verdict == "reverted" else action.get("p_better")
+    if p is not None:
+        details.append(f"p={_p_value(p)}")
+    if details:
+        text += " (" + ", ".join(details) + ")"
+    elif action.get("reason"):
+        text += f" ({action['reason']})"
+    originals = action.get("originals") or {}
+    changes = action.get("changes") or {}
+    if changes:
+        moves = [f"{k} {originals.get(k, '?')} -> {v}" for k, v in changes.items()]
+        text += "; " + ", ".join(moves)
+    return text

@@ -7,6 +7,8 @@ import sys
 from typing import TYPE_CHECKING
 
 from perfwarden.config.load import ConfigError, load_config, resolve_config_path
+from perfwarden.config.plugin_names import unknown_plugins
+from perfwarden.optimize.plugin_loader import find
 
 if TYPE_CHECKING:
     import argparse
@@ -15,7 +17,11 @@ __all__ = ["run"]
 
 
 def run(args: argparse.Namespace) -> int:
-    """Exit 0 when valid; 1 with ``PATH:LINE: key.path: message`` lines otherwise."""
+    """Exit 0 when valid; 1 with ``PATH:LINE: key.path: message`` lines otherwise.
+
+    A valid file may still draw warnings (a ``plugins:`` entry that names no plugin
+    installed here), printed the same way with ``(warning)``; they do not fail it.
+    """
     path = resolve_config_path(args.path, os.environ)
     try:
         config = load_config(path)
@@ -25,5 +31,12 @@ def run(args: argparse.Namespace) -> int:
         count = len(exc.problems)
         print(f"{path}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
         return 1
-    print(f"{path}: ok ({len(config.metrics)} metrics, {len(config.knobs)} knobs)")
+    installed = {source.name for source in find()[0]}
+    warnings = unknown_plugins(config.plugins, installed, str(path))
+    for warning in warnings:
+        print(f"{warning} (warning)", file=sys.stderr)
+    noted = f", {len(warnings)} warning(s)" if warnings else ""
+    print(
+        f"{path}: ok ({len(config.metrics)} metrics, {len(config.knobs)} knobs{noted})"
+    )
     return 0

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import yaml
 
-from perfwarden.alerts.report import format_value
+from perfwarden.alerts.report import format_apart, format_value, series_name
 from perfwarden.client import Client
 from perfwarden.commands.demo_workload import Workload, demo_config
 from perfwarden.control.channel import request
@@ -64,12 +64,11 @@ def narrate(
     tag = f" [{cid}]" if cid else ""
     metric = event.get("metric", "")
     if name in {"alert.fired", "alert.escalated"}:
-        low, _ = event.get("observed") or [0, 0]
         unit = (units or {}).get(metric)
+        judged = _judged(event, unit)
         return (
             f"{_label('ALERT')} {metric} {event['severity'].upper()}: "
-            f"{format_value(low, unit)} beyond "
-            f"{format_value(event['threshold'], unit)} -> {event['action']}"
+            f"{judged} -> {event['action']}"
         )
     if name == "alert.resolved":
         return f"{_label('ALERT')} {metric} resolved"
@@ -89,6 +88,17 @@ def narrate(
             f"weight {weight:.2f}"
         )
     return None
+
+
+def _judged(event: Mapping[str, Any], unit: str | None) -> str:
+    """What the alert judged, against its level, rounded so that a value shown
+    beyond a level reads beyond it: ``ci [1.93ms, 2.10ms] beyond 1.90ms``."""
+    low, high = event.get("observed") or [0.0, 0.0]
+    if low == high:
+        (value,), level = format_apart([low], event["threshold"], unit)
+        return f"{event.get('basis', 'value')} {value} beyond {level}"
+    (shown_low, shown_high), level = format_apart([low, high], event["threshold"], unit)
+    return f"{event.get('basis', 'ci')} [{shown_low}, {shown_high}] beyond {level}"
 
 
 def _applied(event: dict[str, Any], tag: str, chosen_from: int) -> str:
@@ -113,7 +123,7 @@ class Narration:
     """
 
     def __init__(self, units: Mapping[str, str | None] | None = None) -> None:
-        self._units = dict(units or {})
+        self.units = dict(units or {})
         self._waiting: dict[str, int] = {}
         self.proposals = 0
         self.applied = 0
@@ -143,7 +153,7 @@ class Narration:
             else:
                 self.applied += 1
                 return _applied(event, f" [{cid}]" if cid else "", waiting)
-        return narrate(event, self._units)
+        return narrate(event, self.units)
 
     def summary(self) -> str:
         """One line: proposals made, applied, and passed over by reason."""
@@ -293,11 +303,34 @@ def _drive(  # noqa: PLR0917 - private; one call site
         1 for e in narrator.events if e.get("event") == "optimizer.inconclusive"
     )
     echo(narrator.narration.summary())
+    echo(_ending(control, narrator.narration.units))
     echo(
         f"demo finished: {workload.requests} requests, {kept} action(s) kept, "
         f"{reverted} reverted, {unsure} inconclusive"
     )
     return 0
+
+
+def _ending(control: Path, units: Mapping[str, str | None]) -> str:
+    """Where the headline metric ends, on the evidence its status was judged on."""
+    name = "context_loading_time"
+    records = request(control, "stats", metrics=[name])["series"]
+    if not records:
+        return f"{name} ends with no samples"
+    record = records[0]
+    unit = units.get(name)
+    alerts = request(control, "alerts")["alerts"]
+    alert = next((a for a in alerts if a["series"] == record["series"]), None)
+    status = record["status"]
+    if alert is not None and alert.get("observed") and alert.get("threshold"):
+        event = {**alert, "threshold": alert["threshold"]}
+        evidence = _judged(event, unit)
+    else:
+        evidence = f"mean {format_value(record['mean'], unit)}"
+        if record.get("warning") is not None:
+            evidence += f", warning at {format_value(record['warning'], unit)}"
+    label = series_name(name, record.get("tags"))
+    return f"{label} ends {status.upper()}: {evidence}"
 
 
 def _status_line(control: Path, narrator: _Narrator) -> str:

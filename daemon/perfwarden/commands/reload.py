@@ -1,4 +1,8 @@
-"""``perfwarden reload``: re-read the config (and, later, rescan plugins)."""
+"""``perfwarden reload``: re-read the config and rescan plugins.
+
+Prints the changes (config keys, plugins loaded or removed) and, on stderr, warnings
+such as ``plugins:`` entries that name no installed plugin.
+"""
 
 from __future__ import annotations
 
@@ -36,4 +40,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"reloaded (sha256 {data['sha256'][:12]}): {len(changes)} change(s)")
     for change in changes:
         print(f"  {change}")
+    for warning in data.get("warnings", []):  # absent from an older daemon's reply
+        print(f"perfwarden: warning: {warning}", file=sys.stderr)
     return 0

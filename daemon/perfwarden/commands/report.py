@@ -1,4 +1,10 @@
-"""``perfwarden report``: the seed's dashboard documents from live data (YAML/JSON)."""
+"""``perfwarden report``: the dashboard documents from live data (YAML or JSON).
+
+``monitoring_dashboard`` (per metric: mean, target, interval, trend, status),
+``learning_patterns`` and ``validation_results``. The optimizer's raw action records
+(epoch times, full p-values) are long, so the YAML shows a one-line summary per
+action unless ``--verbose``; ``--json`` always carries both.
+"""
 
 from __future__ import annotations
 
@@ -18,13 +24,21 @@ __all__ = ["run"]
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print ``monitoring_dashboard``, ``learning_patterns``, ``validation_results``."""
+    """Print the documents; exit 1 when a named metric is unknown."""
     data: dict[str, Any] = request(
         control_path(args.socket_dir), "report", metrics=args.metrics
     )
+    unknown: list[str] = data.pop("unknown", [])
+    for name in unknown:
+        print(f"perfwarden: no series or config for metric {name!r}", file=sys.stderr)
+    if unknown and len(unknown) == len(args.metrics):
+        return 1
     if args.format == "json" or args.json:
         json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
     else:
+        results = data.get("validation_results", {})
+        if not args.verbose:
+            results.pop("recent_actions", None)
         yaml.safe_dump(data, sys.stdout, sort_keys=False, allow_unicode=True, width=100)
-    return 0
+    return 1 if unknown else 0

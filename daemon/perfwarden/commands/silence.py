@@ -7,6 +7,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from perfwarden.commands._common import control_path, print_json
+from perfwarden.config.durations import parse_duration
 from perfwarden.control.channel import request
 
 if TYPE_CHECKING:
@@ -25,6 +26,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.metric:
         print("perfwarden: silence needs a METRIC (or --remove ID)", file=sys.stderr)
         return 2
+    try:
+        parse_duration(args.duration)
+    except ValueError as exc:
+        print(f"perfwarden: --for: {exc}", file=sys.stderr)
+        return 2
     tags = {}
     for tag in args.tag:
         key, sep, value = tag.partition(":")
@@ -40,6 +46,12 @@ def run(args: argparse.Namespace) -> int:
         comment=args.comment,
         **{"for": args.duration},
     )
+    if not data.get("known", True):
+        print(
+            f"perfwarden: warning: no metric {args.metric!r} is configured or has a "
+            "series; the silence applies if one appears (check the spelling)",
+            file=sys.stderr,
+        )
     if args.json:
         print_json(data)
         return 0

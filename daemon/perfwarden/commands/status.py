@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,21 @@ if TYPE_CHECKING:
     import argparse
 
 __all__ = ["run"]
+
+
+def _reload_line(last: dict[str, Any] | None) -> str | None:
+    """The last reload in a line: rejected (the first error) or applied."""
+    if not last:
+        return None
+    at = time.strftime("%H:%M:%S", time.localtime(last["at"]))
+    if not last["ok"]:
+        errors = last.get("errors") or []
+        first = f": {errors[0]}" if errors else ""
+        more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+        return f"last reload at {at} REJECTED, old config in force{first}{more}"
+    restored = " (the config in force restored)" if last.get("restored") else ""
+    changes = len(last.get("changes") or [])
+    return f"last reload at {at} ok, {changes} change(s){restored}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
         f"up {data['uptime_seconds']:.0f}s"
     )
     print(f"config     {config['path']}  sha256 {config['sha256'][:12]}")
+    reload_line = _reload_line(config.get("last_reload"))
+    if reload_line:
+        print(f"reload     {reload_line}")
     print(f"sockets    {data['socket_dir']}")
     print(f"state      {data['state_dir']}")
     print(f"memory     {data['memory']['rss_mb']} MB RSS")

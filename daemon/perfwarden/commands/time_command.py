@@ -13,7 +13,9 @@ footprint of the Python process that started it. It is exact for a command that
 grows past perfwarden's own peak (about 18 MB); below that it is sampled from
 ``/proc`` while the command runs, a lower bound, and a command that ends within
 about a millisecond sends no peak memory line (:mod:`._peak_memory` says why).
-The command runs whether or not a daemon listens (the lines are then dropped).
+The command runs whether or not a daemon listens; when none does, the lines are
+dropped and a warning on stderr says so (the exit status stays the command's, so a
+script's logic does not depend on monitoring being up).
 
 Exit status: the command's own; 128+N when signal N killed it (as a shell reports
 it); 127 when the command is not found, 126 when it cannot be executed; 2 when no
@@ -35,7 +37,9 @@ import time
 from typing import TYPE_CHECKING, Final
 
 from perfwarden.client import Client
+from perfwarden.commands._common import socket_dir
 from perfwarden.commands._peak_memory import wait_measured
+from perfwarden.paths import METRICS_SOCKET
 
 if TYPE_CHECKING:
     import argparse
@@ -141,5 +145,11 @@ def run(args: argparse.Namespace) -> int:
         peak_mb = measured.peak_kib / 1024.0
         client.gauge(f"{args.metric}.peak_memory_mb", round(peak_mb, 3), tags)
     client.flush()
+    if client.dropped:
+        path = socket_dir(args.socket_dir) / METRICS_SOCKET
+        _error(
+            f"no perfwarden daemon listens on {path}: the measurement was not sent "
+            f"({client.dropped} line(s) dropped)"
+        )
     code = child.returncode
     return 128 - code if code < 0 else code

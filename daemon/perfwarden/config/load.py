@@ -50,6 +50,7 @@ from perfwarden.config.model import (
     PluginConfig,
     ProcessConfig,
     RecordingConfig,
+    SignedGauges,
     SocketsConfig,
     StateConfig,
     StatisticsConfig,
@@ -110,6 +111,7 @@ __all__ = [
     "PluginConfig",
     "ProcessConfig",
     "RecordingConfig",
+    "SignedGauges",
     "SocketsConfig",
     "StateConfig",
     "StatisticsConfig",
@@ -572,5 +574,7 @@ def _plugins(
         enabled = c.boolean(p, "enabled", default=True)
         if enabled:
             check_plugin_timing(c, p, name, options, plugin_timeout)
-        plugins[name] = PluginConfig(name, enabled, MappingProxyType(options))
+        plugins[name] = PluginConfig(
+            name, enabled, MappingProxyType(options), line=line_of(key_node)
+        )
     return MappingProxyType(plugins)

@@ -51,6 +51,15 @@ class Bound(enum.StrEnum):
     LOWER = "lower"
 
 
+class SignedGauges(enum.StrEnum):
+    """How a gauge value written with a sign (``+3``, ``-5``) is read."""
+
+    #: DogStatsD's reading: ``-5`` is the value -5 (the default).
+    ABSOLUTE = "absolute"
+    #: Etsy statsd's reading: ``+3`` / ``-5`` change the series' current value.
+    DELTA = "delta"
+
+
 class Basis(enum.StrEnum):
     """What is compared with a metric's thresholds when alerts are evaluated."""
 
@@ -235,6 +244,8 @@ class PluginConfig:
     name: str
     enabled: bool = True
     options: Mapping[str, object] = field(default_factory=_empty_mapping)
+    #: Where the entry starts in the file (0: not from a file), for messages.
+    line: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +295,7 @@ class IngestConfig:
     #: Bytes of set members held per interval, all set series together (64 bytes of
     #: bookkeeping counted per member); members beyond are not counted.
     max_set_bytes: int = 16 << 20
+    signed_gauges: SignedGauges = SignedGauges.ABSOLUTE
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from perfwarden.config.model import (
     IngestConfig,
     MetricsAccess,
     ProcessConfig,
+    SignedGauges,
     SocketsConfig,
     StateConfig,
 )
@@ -77,6 +78,7 @@ INGEST_KEYS: Final = (
     "max_datagram_bytes",
     "max_set_members",
     "max_set_bytes",
+    "signed_gauges",
 )
 STATE_KEYS: Final = ("checkpoint_interval",)
 HTTP_KEYS: Final = ("listen", "timeout", "max_connections", "allowed_hosts")
@@ -204,6 +206,9 @@ def ingest_section(c: Checker, s: Section) -> IngestConfig:
             c.integer(s, "max_set_members", one), d.max_set_members
         ),
         max_set_bytes=or_default(c.integer(s, "max_set_bytes", one), d.max_set_bytes),
+        signed_gauges=or_default(
+            c.choice(s, "signed_gauges", SignedGauges), d.signed_gauges
+        ),
     )
 
 

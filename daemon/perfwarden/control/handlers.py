@@ -21,6 +21,7 @@ import psutil
 from perfwarden import __version__
 from perfwarden.alerts.machine import ACTIONS, AlertState, Level
 from perfwarden.alerts.report import (
+    action_line,
     alert_summary,
     monitoring_dashboard,
     validation_results,
@@ -150,7 +151,29 @@ def metric_record(daemon: DaemonControl, name: str) -> dict[str, Any]:
         record["status"] = next(iter(statuses), "insufficient_data")
     record["series_count"] = len(all_series)
     record["best_series"] = _best_series(daemon, name, all_series)
+    record["judged"] = _judged(daemon, all_series, str(record["status"]))
     return record
+
+
+def _judged(
+    daemon: DaemonControl, all_series: list[Series], status: str
+) -> dict[str, Any] | None:
+    """The observation the status was judged on (of a series with that status):
+    the interval of the newest ``evaluation.window`` samples on the ``ci`` basis,
+    which is not the interval of the whole window the report also shows."""
+    evaluation = daemon.config.evaluation
+    for series in all_series:
+        observed = daemon.evaluator.observations.get(series.key)
+        if observed is None or daemon.evaluator.status_of(series) != status:
+            continue
+        return {
+            "basis": evaluation.basis.value,
+            "newest": min(len(series.window), evaluation.window),
+            "low": observed[0],
+            "high": observed[1],
+            "series": series.key,
+        }
+    return None
 
 
 def _best_series(
@@ -198,6 +221,7 @@ def _alert_records(daemon: DaemonControl) -> list[dict[str, Any]]:
                 "observed": list(observed) if observed else None,
                 "basis": daemon.config.evaluation.basis.value,
                 "threshold": threshold,
+                "bound": metric.bound.value if metric else None,
                 "unit": metric.unit if metric else None,
                 "action": ACTIONS.get(level) if level else None,
                 "since": wall_now - (mono_now - alert.since),
@@ -216,6 +240,11 @@ def _alert_records(daemon: DaemonControl) -> list[dict[str, Any]]:
         )
     )
     return records
+
+
+def _unit(daemon: DaemonControl, action: dict[str, Any]) -> str | None:
+    metric = daemon.config.metrics.get(str(action.get("metric")))
+    return metric.unit if metric else None
 
 
 def _effectiveness(daemon: DaemonControl) -> dict[str, Any]:
@@ -320,14 +349,25 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
         outcome = await daemon.reload()
         if not outcome.ok:
             raise ControlError("rejected", "\n".join(outcome.errors))
-        return {"changes": outcome.changes, "sha256": daemon.config.sha256}
+        return {
+            "changes": outcome.changes,
+            "warnings": outcome.warnings,
+            "sha256": daemon.config.sha256,
+        }
 
     async def alerts(args: dict[str, Any]) -> dict[str, Any]:
         records = _alert_records(daemon)
         firing = [r for r in records if r["state"] == "firing"]
         return {
             "alerts": records,
-            "report": alert_summary([r for r in firing if not r["silenced"]]),
+            "report": alert_summary(
+                [r for r in firing if not r["silenced"]],
+                [
+                    metric_record(daemon, name)
+                    for name, metric in daemon.config.metrics.items()
+                    if metric.target is not None and daemon.store.by_name(name)
+                ],
+            ),
             "silences": [s.as_dict() for s in daemon.evaluator.silences.active()],
         }
 
@@ -349,7 +389,8 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
             raise ControlError("bad_request", message)
         comment = str(args.get("comment", ""))
         added = daemon.evaluator.silences.add(metric, tags, duration, comment)
-        return added.as_dict()
+        known = metric in daemon.config.metrics or bool(daemon.store.by_name(metric))
+        return {**added.as_dict(), "known": known}
 
     async def unsilence(args: dict[str, Any]) -> dict[str, Any]:
         silence_id = str(args.get("id", ""))
@@ -362,16 +403,27 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
             *daemon.config.metrics,
             *(n for n in daemon.store.names() if n not in daemon.config.metrics),
         ]
+        unknown = [
+            name
+            for name in names
+            if name not in daemon.config.metrics and not daemon.store.by_name(name)
+        ]
+        names = [name for name in names if name not in unknown]
         records = [metric_record(daemon, name) for name in names]
         generated = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        recent = list(daemon.optimizer.history)[-10:]
         return {
             "monitoring_dashboard": monitoring_dashboard(records, generated),
             "learning_patterns": daemon.learning.learning_patterns(),
             "validation_results": {
                 **validation_results(records),
                 "optimization_effectiveness": _effectiveness(daemon),
-                "recent_actions": list(daemon.optimizer.history)[-10:],
+                "actions": [
+                    action_line(action, _unit(daemon, action)) for action in recent
+                ],
+                "recent_actions": recent,
             },
+            "unknown": unknown,
         }
 
     async def plugins(args: dict[str, Any]) -> dict[str, Any]:
@@ -397,7 +449,7 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
         except KeyError as exc:
             raise ControlError("failed", str(exc.args[0])) from None
         except (TypeError, ValueError) as exc:
-            raise ControlError("failed", str(exc)) from None
+            raise ControlError("bad_request", str(exc)) from None
         changed = adjustment(daemon.knobs.specs[name], value, stored)
         return {
             "name": name,

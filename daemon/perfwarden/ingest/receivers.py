@@ -131,6 +131,8 @@ class Ingestor:
     ) -> None:
         self.store = store
         self.max_line = max_line
+        #: ``ingest.signed_gauges: delta``: signed gauge values are changes.
+        self.gauge_deltas = False
         self.counters = IngestCounters()
         self.on_commit: Callable[[], None] | None = None
         self._batch = Batch()
@@ -147,7 +149,7 @@ class Ingestor:
         self.counters.bytes += len(payload)
         if not self._batch.received:  # the first payload of a batch
             self._set_stamp_bounds()
-        parse(payload, self._batch, self.max_line)
+        parse(payload, self._batch, self.max_line, gauge_deltas=self.gauge_deltas)
 
     def commit(self) -> None:
         """Move the parsed batch into the store and the counters."""

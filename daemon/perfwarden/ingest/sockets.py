@@ -1,8 +1,9 @@
 """The socket directory: ownership, the single-instance lock, binding with modes.
 
-The directory lock (``flock`` on ``.perfwarden.lock``, held for the daemon's life and
-released by the kernel even after ``kill -9``) decides whether another daemon is
-alive; only with the lock held are leftover socket files treated as stale and
+The directory lock (``flock`` on ``.perfwarden.lock``, held for the daemon's life,
+released by the kernel even after ``kill -9``, the file removed at a clean stop)
+decides whether another daemon is alive; only with the lock held are leftover socket
+files treated as stale and
 replaced, so a second daemon can never steal a live one's sockets.
 """
 
@@ -78,25 +79,46 @@ class DirectoryLock:
 
     def acquire(self) -> None:
         """Take the lock or raise :class:`AlreadyRunningError` naming the holder."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                directory = self.path.parent
+                msg = (
+                    f"another perfwarden daemon (pid {holder}) is already running "
+                    f"on {directory}; stop it first or choose another --socket-dir"
+                )
+                raise AlreadyRunningError(msg) from None
+            if self._still_linked(fd):
+                break
+            # A stopping daemon removed the file between our open and our lock:
+            # the lock we hold is on a file no one else will open. Try afresh.
             os.close(fd)
-            directory = self.path.parent
-            msg = (
-                f"another perfwarden daemon (pid {holder}) is already running on "
-                f"{directory}; stop it first or choose another --socket-dir"
-            )
-            raise AlreadyRunningError(msg) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
 
+    def _still_linked(self, fd: int) -> bool:
+        try:
+            on_disk = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        held = os.fstat(fd)
+        return (held.st_dev, held.st_ino) == (on_disk.st_dev, on_disk.st_ino)
+
     def release(self) -> None:
-        """Drop the lock (the file stays; its content no longer matters)."""
+        """Remove the lock file, then drop the lock.
+
+        Unlinking while still holding the lock is what makes this safe: a daemon
+        starting meanwhile either opened the old file (and, once it gets the
+        lock, sees it unlinked and retries) or creates a new one.
+        """
         if self._fd is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
             os.close(self._fd)
             self._fd = None
 

@@ -21,6 +21,14 @@ The parser does no I/O and never raises: every line that is not empty is counted
 exactly once as accepted, ignored, malformed (with a reason) or skewed, so the socket
 layer can keep ``received = accepted + malformed + ignored + dropped``.
 
+Signed gauges: by default (DogStatsD's reading) ``m:-5|g`` is the value -5. With
+``gauge_deltas`` (Etsy statsd's reading, ``ingest.signed_gauges: delta``) a gauge
+value written with a sign changes the series' current value: it adjusts the last
+value of the same key in the batch, else it is summed into ``Batch.gauge_deltas``
+for the store to add to the series' latest sample (or 0). So pystatsd's
+``m:0|g`` + ``m:-5|g`` for an absolute -5 is one sample, -5. Lines with several
+values are read as absolute values in both modes.
+
 Samples are grouped per *raw series key* (the metric name, type and raw tag string,
 ``"name|type|#tags"``) into plain lists so that the store can append each group to its
 numpy window in one call; tags are canonicalised (sorted) by the store, once per new
@@ -70,6 +78,7 @@ MALFORMED_REASONS: Final = (
     "bad_timestamp",
     "bad_field",
     "too_many_tags",
+    "bad_tags",
     "bad_value",
     "non_finite",
     "out_of_range",
@@ -108,6 +117,9 @@ class Batch:
     skewed: dict[str, int] = field(default_factory=dict)
     #: ``(earliest, latest)`` stamps accepted, unix seconds; ``None``: any.
     stamp_bounds: tuple[float, float] | None = None
+    #: Gauge deltas that came before any value of their key in this batch; the
+    #: store adds them to the series' latest value (``gauge_deltas`` mode only).
+    gauge_deltas: dict[RawKey, float] = field(default_factory=dict)
     #: The first malformed line seen (reason, excerpt), for rate-limited logging.
     example: tuple[str, str] | None = None
 
@@ -134,6 +146,7 @@ class Batch:
         self.extra_values.clear()
         self.stamped.clear()
         self.skewed.clear()
+        self.gauge_deltas.clear()
         self.example = None
 
 
@@ -183,6 +196,8 @@ def _parse_fields(rest: str) -> _FieldInfo:
                     or tags.count(",") >= _max_tags
                 ):
                     return "too_many_tags"
+                if "\x00" in tags:
+                    return "bad_tags"
             elif head == "T":
                 if not part[1:].isdigit():
                     return "bad_timestamp"
@@ -229,6 +244,9 @@ def _fields(rest: str) -> _FieldInfo:
 # float() and a range check; anything else takes the full checks of _parse_lines.
 _fast_keys: dict[str, dict[str, RawKey]] = {}
 _fast_size = 0
+#: The gauge reading the fast path was learned under (gauges are not learned with
+#: deltas on, since a sign changes what their value means).
+_fast_deltas = False
 _MAX_FAST_KEYS: Final = 16384
 
 
@@ -257,12 +275,25 @@ def split_raw_key(key: RawKey) -> tuple[str, str, str]:
     return name, type_, tags
 
 
-def parse(data: bytes | bytearray | memoryview, batch: Batch, max_line: int) -> None:
+def parse(
+    data: bytes | bytearray | memoryview,
+    batch: Batch,
+    max_line: int,
+    *,
+    gauge_deltas: bool = False,
+) -> None:
     """Parse one datagram (or a chunk of complete lines) into ``batch``.
 
     Empty lines are skipped and not counted; every other line is counted once in
     ``batch.received`` and once as accepted, ignored or malformed. Never raises.
+    ``gauge_deltas`` reads signed gauge values as changes (see the module notes).
     """
+    global _fast_deltas, _fast_size  # noqa: PLW0603 - module-level caches
+    if gauge_deltas is not _fast_deltas:
+        # Gauge keys learned for the fast path read every value as absolute.
+        _fast_keys.clear()
+        _fast_size = 0
+        _fast_deltas = gauge_deltas
     try:
         text = str(data, "utf-8")
     except UnicodeDecodeError:
@@ -321,8 +352,11 @@ def _parse_fast(lines: list[str], batch: Batch, max_line: int) -> None:
                 except ValueError:
                     pass
                 else:
-                    # False for NaN and infinities too
-                    if -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:
+                    # False for NaN and infinities too; float() reads "1_0" as 10,
+                    # statsd does not: such a line takes the full checks.
+                    if -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE and (
+                        "_" not in raw_value
+                    ):
                         bucket = values.get(key)
                         if bucket is None:
                             values[key] = [value]
@@ -336,6 +370,18 @@ def _parse_fast(lines: list[str], batch: Batch, max_line: int) -> None:
     fast = len(lines) - skipped
     batch.received += fast
     batch.accepted += fast
+
+
+def _add_delta(batch: Batch, key: RawKey, delta: float) -> None:
+    """A signed gauge in delta mode: adjust the key's last value in this batch, or
+    leave the change for the store (to add to the series' latest value)."""
+    bucket = batch.values.get(key)
+    if bucket:
+        bucket[-1] += delta
+    else:
+        batch.gauge_deltas[key] = batch.gauge_deltas.get(key, 0.0) + delta
+    # One more line than values for the key (lines_for stays exact).
+    batch.extra_values[key] = batch.extra_values.get(key, 0) - 1
 
 
 def _parse_lines(lines: list[str], batch: Batch, max_line: int, *, learn: bool) -> None:
@@ -398,6 +444,9 @@ def _parse_lines(lines: list[str], batch: Batch, max_line: int, *, learn: bool) 
                 )
             accepted += 1
             continue
+        if "_" in raw_values:  # float() would read "1_0" as 10
+            _malformed(batch, "bad_value", line)
+            continue
         if ":" not in raw_values:
             try:
                 value = float(raw_values)
@@ -410,9 +459,13 @@ def _parse_lines(lines: list[str], batch: Batch, max_line: int, *, learn: bool) 
             if not -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:
                 _malformed(batch, "out_of_range", line)
                 continue
+            if type_ == "g" and _fast_deltas and raw_values[0] in "+-":
+                _add_delta(batch, key, value)
+                accepted += 1
+                continue
             if rate != 1.0 and type_ == "c":
                 value /= rate
-            elif learn and stamp is None:
+            elif learn and stamp is None and not (type_ == "g" and _fast_deltas):
                 _learn(rest, name, key)
             if stamp is not None:
                 if _stamp_in_bounds(batch, stamp):

@@ -11,7 +11,6 @@ What to do with the proposals is the closed loop's business (``on_proposals``).
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from perfwarden.alerts.machine import AlertState, Level, Transition
@@ -128,7 +127,7 @@ class Dispatcher:
                 min=summary.min,
                 max=summary.max,
             ),
-            correlation_id=uuid.uuid4().hex[:12],
+            correlation_id=self._evaluator.correlation_id(series_key),
         )
 
     def context_for(self, handle: PluginHandle) -> OptimizerContext:

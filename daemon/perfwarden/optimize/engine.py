@@ -110,6 +110,11 @@ class OptimizerEngine:
         #: Bumped on every change of :attr:`history` (state checkpoints use it).
         self.history_version = 0
 
+    @property
+    def runtime(self) -> PluginRuntime:
+        """The plugin runtime (its counters are saved with the learning)."""
+        return self._runtime
+
     # -- alert stream ---------------------------------------------------------------
 
     def on_alert(self, event: AlertEvent) -> None:

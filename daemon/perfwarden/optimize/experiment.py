@@ -179,7 +179,8 @@ async def apply_proposal(
                 change.knob,
                 change.value,
                 source=f"optimizer:{proposal.strategy}",
-                reason=experiment.correlation_id,
+                reason=f"{proposal.strategy} for {experiment.violation.metric}",
+                correlation_id=experiment.correlation_id,
             )
 
 
@@ -237,7 +238,7 @@ def judge_experiment(
             continue
         guards.append(
             GuardCheck(
-                metric=series.key,
+                metric=series.label,  # user text: no internal type suffix
                 bound=metric.bound.value,
                 before=experiment.guard_before[key],
                 after=_new_samples(series, start),
@@ -289,4 +290,10 @@ def restore_knobs(experiment: Experiment, knobs: KnobStore) -> None:
                 current=current,
             )
             continue
-        knobs.set(knob, original, source="revert", reason=experiment.correlation_id)
+        knobs.set(
+            knob,
+            original,
+            source="revert",
+            reason=f"undo {experiment.proposal.strategy}",
+            correlation_id=experiment.correlation_id,
+        )

@@ -176,9 +176,20 @@ class KnobStore:
         return spec.clamp(value)
 
     def set(
-        self, name: str, value: KnobValue, *, source: str, reason: str = ""
+        self,
+        name: str,
+        value: KnobValue,
+        *,
+        source: str,
+        reason: str = "",
+        correlation_id: str | None = None,
     ) -> KnobValue:
-        """Clamp and set ``name``; returns the value stored (raises on a bad value)."""
+        """Clamp and set ``name``; returns the value stored (raises on a bad value).
+
+        ``correlation_id`` (the optimizer's, for its changes and reverts) goes on
+        the ``knob.changed`` line as its own field, so one id selects a decision's
+        every line.
+        """
         stored = self.clamped(name, value)
         old = self._records[name].value
         self._records[name] = KnobRecord(stored, source, self._wall(), reason)
@@ -192,6 +203,7 @@ class KnobStore:
             changed_by=source,
             reason=reason,
             version=self.version,
+            **({"correlation_id": correlation_id} if correlation_id else {}),
         )
         self._publish()
         return stored

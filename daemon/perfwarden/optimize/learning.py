@@ -197,7 +197,13 @@ class Learning:
         return sum(weights) / len(weights) if weights else None
 
     def learning_patterns(self) -> dict[str, Any]:
-        """The seed's ``learning_patterns`` document from the record."""
+        """The seed's ``learning_patterns`` document from the record.
+
+        A strategy that was ever kept is under ``successful_optimizations``; one
+        that was ever reverted (or never kept) is under ``failure_patterns`` with
+        its failure rate and the metrics it was reverted on; a strategy with both
+        outcomes is in both.
+        """
         successful: dict[str, Any] = {}
         failures: dict[str, Any] = {}
         for strategy, outcomes in sorted(self.strategies.items()):
@@ -212,8 +218,30 @@ class Learning:
                 "weight": round(self.weight_overall(strategy), 3),
                 "best_use_cases": [k for k, _ in outcomes.use_cases.most_common(3)],
             }
-            (successful if outcomes.kept else failures)[strategy] = entry
+            if outcomes.kept:
+                successful[strategy] = entry
+            if outcomes.reverted or not outcomes.kept:
+                failures[strategy] = {
+                    **entry,
+                    "failure_rate": _percent(
+                        outcomes.reverted / outcomes.attempts
+                        if outcomes.attempts
+                        else None
+                    ),
+                    "reverted_on": self._reverted_on(strategy),
+                }
         return {"successful_optimizations": successful, "failure_patterns": failures}
+
+    def _reverted_on(self, strategy: str) -> list[str]:
+        """The metrics a strategy was reverted on, most reverts first (up to 3)."""
+        counts = Counter(
+            {
+                metric: outcomes.reverted
+                for (name, metric), outcomes in self.by_metric.items()
+                if name == strategy and outcomes.reverted
+            }
+        )
+        return [metric for metric, _ in counts.most_common(3)]
 
     def weight_overall(self, strategy: str) -> float:
         """The strategy-wide weight (not specific to one metric)."""

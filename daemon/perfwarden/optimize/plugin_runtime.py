@@ -116,6 +116,25 @@ class PluginState(StrEnum):
     UNCONFIGURED = "unconfigured"  # installed, but its required options are absent
 
 
+#: What ``perfwarden plugins`` counts per plugin; kept in the state across restarts.
+COUNTERS: Final = (
+    "calls",
+    "failures",
+    "timeouts",
+    "proposals",
+    "applied",
+    "kept",
+    "reverted",
+    "inconclusive",
+    "stalls",
+)
+
+
+def new_counts() -> dict[str, int]:
+    """Every counter at zero."""
+    return dict.fromkeys(COUNTERS, 0)
+
+
 class PluginCallError(Exception):
     """A plugin call failed (raised, timed out, or returned garbage)."""
 
@@ -180,22 +199,7 @@ class PluginHandle:
     #: Consecutive failures per kind of call (:func:`streak_of`): a plugin that
     #: proposes well but hangs in every ``apply`` is still switched off.
     streaks: dict[str, int] = field(default_factory=dict)
-    counts: dict[str, int] = field(
-        default_factory=lambda: dict.fromkeys(
-            (
-                "calls",
-                "failures",
-                "timeouts",
-                "proposals",
-                "applied",
-                "kept",
-                "reverted",
-                "inconclusive",
-                "stalls",
-            ),
-            0,
-        )
-    )
+    counts: dict[str, int] = field(default_factory=new_counts)
 
     @property
     def consecutive_failures(self) -> int:
@@ -235,11 +239,31 @@ class PluginRuntime:
         self._environ = os.environ if environ is None else environ
         self._entry_points = entry_points
         self.plugins: dict[str, PluginHandle] = {}
+        #: Each plugin's counters by name: they outlive reloads, removals and (via
+        #: the state) restarts; handles share these dicts.
+        self.counts: dict[str, dict[str, int]] = {}
 
     @property
     def autoload(self) -> bool:
         """False when ``PERFWARDEN_DISABLE_PLUGIN_AUTOLOAD`` pins what runs."""
         return self._environ.get(AUTOLOAD_ENV, "") not in {"1", "true", "yes"}
+
+    def counts_document(self) -> dict[str, dict[str, int]]:
+        """The counters of every plugin that counted something, for the state."""
+        return {
+            name: dict(counts)
+            for name, counts in sorted(self.counts.items())
+            if any(counts.values())
+        }
+
+    def restore_counts(self, saved: Mapping[str, Mapping[str, object]]) -> None:
+        """Put back counters a previous run saved (unknown counters ignored)."""
+        for name, values in saved.items():
+            counts = self.counts.setdefault(str(name), new_counts())
+            for key in COUNTERS:
+                value = values.get(key, 0)
+                if isinstance(value, int) and not isinstance(value, bool):
+                    counts[key] = value
 
     # -- loading --------------------------------------------------------------------
 
@@ -247,7 +271,8 @@ class PluginRuntime:
         """Discover entry points again and (re)load what changed; names newly active.
 
         A plugin whose entry point, version and options are unchanged keeps its
-        object and counters; failed and disabled plugins get a fresh try.
+        object (an unconfigured one stays unconfigured, without a new log line);
+        failed and disabled plugins get a fresh try. Counters are kept by name.
         """
         config = self._config()
         autoload = self.autoload
@@ -271,22 +296,25 @@ class PluginRuntime:
                 not autoload and settings is None
             )
             old = self.plugins.get(name)
+            counts = self.counts.setdefault(name, new_counts())
             if blocked:
-                self.plugins[name] = PluginHandle(source, PluginState.BLOCKED, options)
+                self.plugins[name] = PluginHandle(
+                    source, PluginState.BLOCKED, options, counts=counts
+                )
                 if old is None or old.state is not PluginState.BLOCKED:
                     _log.info("plugin.blocked", plugin=name, dist=source.dist)
                 continue
+            # Active stays active; unconfigured stays so (and is not logged again
+            # on every reload) until its distribution or its options change.
             if (
                 old is not None
-                and old.state is PluginState.ACTIVE
+                and old.state in {PluginState.ACTIVE, PluginState.UNCONFIGURED}
                 and (old.source.value, old.source.version)
                 == (source.value, source.version)
                 and dict(old.options) == dict(options)
             ):
                 continue
-            handle = PluginHandle(source, PluginState.FAILED, options)
-            if old is not None:
-                handle.counts = old.counts
+            handle = PluginHandle(source, PluginState.FAILED, options, counts=counts)
             self.plugins[name] = handle
             if await self._load(handle):
                 newly_active.append(name)

@@ -47,6 +47,10 @@ def canonical_tags(raw: str) -> tuple[str, ...]:
     return tuple(sorted({tag for tag in raw.split(",") if tag}))
 
 
+def _split_tag(tag: str) -> tuple[str, str, str]:
+    return tag.partition(":")
+
+
 @dataclass(slots=True, eq=False)
 class Series:
     """One metric name + type + tag set, with its rolling window."""
@@ -63,12 +67,25 @@ class Series:
     members: set[str] = field(default_factory=set)
 
     @property
+    def label(self) -> str:
+        """How user text names the series: ``metric{k=v,...}`` (no type suffix)."""
+        if not self.tags:
+            return self.name
+        pairs = (f"{k}={v}" if sep else k for k, sep, v in map(_split_tag, self.tags))
+        return f"{self.name}{{{','.join(pairs)}}}"
+
+    @property
     def tag_dict(self) -> dict[str, str]:
-        """Tags as a mapping; a bare tag ``foo`` maps to ``""``."""
+        """Tags as a mapping; a bare tag ``foo`` maps to ``""``.
+
+        A key sent more than once (``#k:1,k:2``, as DogStatsD allows) maps to its
+        values joined by commas in sorted order (``"1,2"``): a tag value cannot hold
+        a comma on the wire, so nothing is lost or made ambiguous.
+        """
         out: dict[str, str] = {}
         for tag in self.tags:
             k, _, v = tag.partition(":")
-            out[k] = v
+            out[k] = f"{out[k]},{v}" if k in out else v
         return out
 
 
@@ -138,6 +155,18 @@ class MetricStore:
         updated = self._updated
         aliases = self._aliases
         count = MetricType.COUNT
+        for key, delta in batch.gauge_deltas.items():
+            # Before the batch's values: these deltas came before any of them.
+            series = self._resolve(key)
+            if series is None:
+                if key not in batch.values:  # else counted with the values below
+                    self._count_dropped(batch.lines_for(key))
+                continue
+            window = series.window
+            latest = float(window.tail(1)[0]) if len(window) else 0.0
+            window.extend([latest + delta])
+            updated.add(series)
+            series.last_update = now
         for key, values in batch.values.items():
             series = aliases.get(key) or self._resolve(key)
             if series is None:

@@ -307,6 +307,7 @@ class StateStore:
         documents: dict[str, Any] = data["documents"]
         for name, restore in (
             ("learning", self._learning.restore),
+            ("plugin_counts", self._optimizer.runtime.restore_counts),
             ("silences", self._restore_silences),
             ("in_flight", self._revert_unvalidated),
         ):

@@ -170,7 +170,7 @@ class Saved:
         snap.alerts_removed = [k for k in alert_marks if k not in evaluator.alerts]
         snap.documents = {
             name: text
-            for name, text in _documents_now(evaluator, learning).items()
+            for name, text in _documents_now(evaluator, optimizer, learning).items()
             if self.documents.get(name) != text
         }
         snap.history_version = optimizer.history_version
@@ -231,10 +231,15 @@ class Saved:
             self.history_version = snap.history_version
 
 
-def _documents_now(evaluator: Evaluator, learning: Learning) -> dict[str, str]:
+def _documents_now(
+    evaluator: Evaluator, optimizer: OptimizerEngine, learning: Learning
+) -> dict[str, str]:
     silences = [s.as_dict() for s in evaluator.silences.active()]
     return {
         "learning": json.dumps(learning.as_dict(), sort_keys=True),
+        "plugin_counts": json.dumps(
+            optimizer.runtime.counts_document(), sort_keys=True
+        ),
         "silences": json.dumps(silences, sort_keys=True),
         # Experiments in flight live in the write-ahead journal (inflight.json,
         # :mod:`perfwarden.optimize.journal`), durable before their knobs change.
