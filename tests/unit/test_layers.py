@@ -32,6 +32,11 @@ FORBIDDEN: dict[str, set[str]] = {
     "optimize": {"ingest", "views", "commands", "control", "app"},
     "state": {"views", "commands", "control", "app"},
     "views": {"commands", "app"},
+    "recording": {
+        "series", "alerts", "optimize", "views", "commands", "control", "app",
+    },
+    "backtest": {"optimize", "views", "commands", "control", "app", "state"},
+    "routes": {"optimize", "commands", "control", "app", "state"},
     "control": {"commands", "app"},
 }  # fmt: skip
 
