@@ -101,7 +101,10 @@ class TestFiring:
         resolved = daemon.wait_log("alert.resolved")
         assert "latency" == resolved["metric"]
         result = daemon.cli("alerts")
-        assert "All performance metrics within optimal ranges" in result.stdout
+        # Back under the warning level, still above the 100 ms target: no alert,
+        # and the report says the metric is off target rather than optimal.
+        assert "No alerts firing" in result.stdout
+        assert "latency: mean" in result.stdout
 
     def test_no_data(self, make_daemon: Callable[..., DaemonProcess]) -> None:
         """A series that goes silent becomes no_data, then resumes with new samples."""
@@ -123,7 +126,8 @@ class TestReportsAndSilences:
         text = daemon.cli("alerts").stdout
         assert "Performance Alert Summary" in text
         assert "CRITICAL: latency" in text
-        for field in ("Current:", "Threshold: 200ms", "Action: immediate_optimization"):
+        # The threshold has as many decimals as the value it is compared with.
+        for field in ("Current:", "Threshold: 200.0ms", "Action: immediate_optim"):
             assert field in text
 
     def test_report_documents(self, make_daemon: Callable[..., DaemonProcess]) -> None:
@@ -157,7 +161,7 @@ class TestReportsAndSilences:
         fired = daemon.wait_log("alert.fired")
         assert fired["silenced"] is True
         data = daemon.cli_json("alerts")
-        assert "All performance metrics" in data["report"]
+        assert "No alerts firing" in data["report"]
         assert ["latency"] == [s["metric"] for s in data["silences"]]
         removed = daemon.cli("silence", "--remove", data["silences"][0]["id"])
         assert 0 == removed.returncode

@@ -145,9 +145,9 @@ class TestValues:
     def test_silence_for_ever_is_refused(
         self, make_daemon: Callable[..., DaemonProcess]
     ) -> None:
-        """``silence --for 1e300`` is refused; a year is the limit."""
+        """``silence --for 1e300`` is refused as a usage error; a year is the limit."""
         daemon = make_daemon(LIMITED).start()
         result = daemon.cli("silence", "x", "--for", "1e300")
-        assert 1 == result.returncode
+        assert 2 == result.returncode
         assert "at most 366 days" in result.stderr
         assert 0 == daemon.cli("silence", "x", "--for", "30m").returncode

@@ -67,20 +67,20 @@ def _knob_value(name: str, value: float | str, *, numeric: bool) -> float | str:
     takes a numeric string.
     """
     if isinstance(value, bool):
-        raise ControlError("failed", f"{name} needs a number or a choice, not {value}")
+        raise ControlError("bad_request", f"{name} needs a number or a choice, not {value}")
     if isinstance(value, str):
         if not numeric:
             return value
         if len(value) > _MAX_KNOB_DIGITS:
-            raise ControlError("failed", f"{name} needs a number (too long)")
+            raise ControlError("bad_request", f"{name} needs a number (too long)")
         try:
             value = float(value)
         except ValueError:
-            raise ControlError("failed", f"{name} needs a number") from None
+            raise ControlError("bad_request", f"{name} needs a number") from None
     elif isinstance(value, int) and len(str(abs(value))) > _MAX_KNOB_DIGITS:
-        raise ControlError("failed", f"{name} needs a number (too many digits)")
+        raise ControlError("bad_request", f"{name} needs a number (too many digits)")
     if isinstance(value, float) and not math.isfinite(value):
-        raise ControlError("failed", f"{name} needs a finite number")
+        raise ControlError("bad_request", f"{name} needs a finite number")
     return value
 
 
