@@ -67,7 +67,9 @@ class TestNamesAndValues:
         shown = daemon.cli("alerts")
         assert 0 == shown.returncode, shown.stderr
         assert "within optimal ranges" not in shown.stdout
-        assert "latency: mean 81ms, above its target 20ms" in shown.stdout
+        assert (
+            "latency: mean 81ms over the newest 20 samples, above its target 20ms"
+        ) in shown.stdout
         report = daemon.cli("report")
         entry = report.stdout.split("latency:")[1]
         assert "status_judged_on: mean 81ms of the newest 20 samples" in entry
