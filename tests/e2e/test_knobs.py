@@ -103,17 +103,18 @@ class TestKnobs:
     def test_bad_values_rejected(
         self, make_daemon: Callable[..., DaemonProcess]
     ) -> None:
-        """Unknown knobs, words, non-finite numbers, unknown choices: exit 1, reason."""
+        """An unknown knob fails (exit 1); a word, a non-finite number or an unknown
+        choice is a usage error (exit 2); each with its reason."""
         daemon = make_daemon(CONFIG).start()
-        for args in (
-            ("nope", "1"),
-            ("batch.size", "many"),
-            ("batch.size", "nan"),
-            ("compression.ratio", "inf"),
-            ("codec", "brotli"),
+        for code, args in (
+            (1, ("nope", "1")),
+            (2, ("batch.size", "many")),
+            (2, ("batch.size", "nan")),
+            (2, ("compression.ratio", "inf")),
+            (2, ("codec", "brotli")),
         ):
             result = daemon.cli("knobs", "set", *args)
-            assert 1 == result.returncode, args
+            assert code == result.returncode, args
             assert result.stderr
         assert 0 == daemon.cli("knobs", "set", "codec", "lz4").returncode
 

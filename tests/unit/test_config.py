@@ -249,7 +249,8 @@ class TestUnknownKeys:
         """With nothing close, the message lists every allowed key."""
         [problem] = problems_of("version: 1\ningest: {zzz: 1}\n")
         assert problem.endswith(
-            "expected one of: max_line_bytes, max_connections, max_datagram_bytes"
+            "expected one of: max_line_bytes, max_connections, max_datagram_bytes, "
+            "signed_gauges"
         )
 
     def test_enum_value_suggestion(self) -> None:
