@@ -182,6 +182,11 @@ class TestSignedGauges:
         daemon.wait_received(3)
         (series,) = daemon.request("stats", metrics=["level"], recent=10)["series"]
         assert [-5.0, -2.0] == series["recent"]
+        daemon.send_datagrams(["dup:1|g|#k:2,k:1"])  # a repeated tag key
+        daemon.wait_received(4)
+        (dup,) = daemon.request("stats", metrics=["dup"])["series"]
+        assert {"k": "1,2"} == dup["tags"]
+        assert "k:1,k:2" in daemon.cli("stats", "dup").stdout
 
     def test_rejected_setting_names_the_choices(
         self, make_daemon: Callable[..., DaemonProcess]
