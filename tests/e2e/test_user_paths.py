@@ -143,7 +143,8 @@ class TestPluginCounters:
     def test_counts_survive_restarts(
         self, make_daemon: Callable[..., DaemonProcess]
     ) -> None:
-        """applied, kept, reverted... are saved with the learning and restored."""
+        """applied, kept, reverted... are saved with the learning and restored,
+        after a clean stop and after kill -9."""
         daemon = make_daemon(CONFIG)
         prepared = Daemon(
             parse_config(CONFIG),
@@ -161,9 +162,14 @@ class TestPluginCounters:
 
         asyncio.run(write())
         daemon.start()
-        for restart in (False, True):  # from the prepared file, then its own
-            if restart:
+        # From the prepared file, then from its own after a clean stop and a kill -9.
+        for restart in (None, "stop", "kill"):
+            if restart == "stop":
                 assert 0 == daemon.stop()
+                daemon.start()
+            elif restart == "kill" and daemon.process is not None:
+                daemon.process.kill()
+                daemon.process.wait(30)
                 daemon.start()
             plugins = {p["name"]: p for p in daemon.cli_json("plugins")["plugins"]}
             shown = plugins["compression"]
