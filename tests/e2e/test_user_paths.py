@@ -73,7 +73,7 @@ class TestNamesAndValues:
         report = daemon.cli("report")
         entry = report.stdout.split("latency:")[1]
         assert "status_judged_on: mean 81ms of the newest 20 samples" in entry
-        assert "recent_actions" not in report.stdout
+        assert "recent_actions:" not in report.stdout
 
     def test_lock_file_removed_at_clean_stop(
         self, make_daemon: Callable[..., DaemonProcess]
