@@ -48,6 +48,14 @@ class TestDemo:
         assert "APPLY" in out
         assert "monitoring_dashboard:" in out
         assert "learning_patterns:" in out
+        # The raw records stay out of the demo's report; the readable lines and
+        # the evidence of each status are in.
+        assert "recent_actions:" not in out
+        assert "recent_actions_summary:" in out
+        assert "status_judged_on:" in out
+        assert re.search(
+            r"^context_loading_time ends [A-Z_]+, judged on ", out, re.MULTILINE
+        )
         kept = re.search(r"(\d+) action\(s\) kept", out)
         assert kept is not None
         assert int(kept.group(1)) >= 1, out[-3000:]

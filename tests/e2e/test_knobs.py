@@ -103,18 +103,18 @@ class TestKnobs:
     def test_bad_values_rejected(
         self, make_daemon: Callable[..., DaemonProcess]
     ) -> None:
-        """An unknown knob fails (exit 1); words, non-finite numbers and unknown
-        choices are usage errors (exit 2); each says why."""
+        """An unknown knob fails (exit 1); a word, a non-finite number or an unknown
+        choice is a usage error (exit 2); each with its reason."""
         daemon = make_daemon(CONFIG).start()
-        for args, status in (
-            (("nope", "1"), 1),
-            (("batch.size", "many"), 2),
-            (("batch.size", "nan"), 2),
-            (("compression.ratio", "inf"), 2),
-            (("codec", "brotli"), 2),
+        for code, args in (
+            (1, ("nope", "1")),
+            (2, ("batch.size", "many")),
+            (2, ("batch.size", "nan")),
+            (2, ("compression.ratio", "inf")),
+            (2, ("codec", "brotli")),
         ):
             result = daemon.cli("knobs", "set", *args)
-            assert status == result.returncode, args
+            assert code == result.returncode, args
             assert result.stderr
         assert 0 == daemon.cli("knobs", "set", "codec", "lz4").returncode
 

@@ -152,8 +152,8 @@ class TestTime:
         assert all(record["last"] < 5.0 for record in peaks), peaks
 
     def test_runs_without_daemon(self, tmp_path: Path) -> None:
-        """With no daemon the command still runs, its status is returned, and
-        perfwarden says on stderr that the measurement was not sent."""
+        """With no daemon the command still runs and its status is returned; a
+        warning says the measurement was not sent."""
         marker = tmp_path / "ran"
         result = subprocess.run(
             time_command(tmp_path, "sh", "-c", f"touch {marker}; exit 5"),
@@ -164,7 +164,7 @@ class TestTime:
         )
         assert 5 == result.returncode
         assert marker.exists()
-        assert "no perfwarden daemon listens on" in result.stderr
+        assert "no perfwarden daemon listens" in result.stderr
         assert "the measurement was not sent" in result.stderr
 
     def test_command_not_found(self, tmp_path: Path) -> None:

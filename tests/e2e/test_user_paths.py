@@ -67,11 +67,13 @@ class TestNamesAndValues:
         shown = daemon.cli("alerts")
         assert 0 == shown.returncode, shown.stderr
         assert "within optimal ranges" not in shown.stdout
-        assert "latency: mean 81ms, above its target 20ms" in shown.stdout
+        assert (
+            "latency: mean 81ms over the newest 20 samples, above its target 20ms"
+        ) in shown.stdout
         report = daemon.cli("report")
         entry = report.stdout.split("latency:")[1]
         assert "status_judged_on: mean 81ms of the newest 20 samples" in entry
-        assert "recent_actions" not in report.stdout
+        assert "recent_actions:" not in report.stdout
 
     def test_lock_file_removed_at_clean_stop(
         self, make_daemon: Callable[..., DaemonProcess]
@@ -141,7 +143,8 @@ class TestPluginCounters:
     def test_counts_survive_restarts(
         self, make_daemon: Callable[..., DaemonProcess]
     ) -> None:
-        """applied, kept, reverted... are saved with the learning and restored."""
+        """applied, kept, reverted... are saved with the learning and restored,
+        after a clean stop and after kill -9."""
         daemon = make_daemon(CONFIG)
         prepared = Daemon(
             parse_config(CONFIG),
@@ -159,9 +162,14 @@ class TestPluginCounters:
 
         asyncio.run(write())
         daemon.start()
-        for restart in (False, True):  # from the prepared file, then its own
-            if restart:
+        # From the prepared file, then from its own after a clean stop and a kill -9.
+        for restart in (None, "stop", "kill"):
+            if restart == "stop":
                 assert 0 == daemon.stop()
+                daemon.start()
+            elif restart == "kill" and daemon.process is not None:
+                daemon.process.kill()
+                daemon.process.wait(30)
                 daemon.start()
             plugins = {p["name"]: p for p in daemon.cli_json("plugins")["plugins"]}
             shown = plugins["compression"]
@@ -180,6 +188,11 @@ class TestSignedGauges:
         daemon.wait_received(3)
         (series,) = daemon.request("stats", metrics=["level"], recent=10)["series"]
         assert [-5.0, -2.0] == series["recent"]
+        daemon.send_datagrams(["dup:1|g|#k:2,k:1"])  # a repeated tag key
+        daemon.wait_received(4)
+        (dup,) = daemon.request("stats", metrics=["dup"])["series"]
+        assert {"k": "1,2"} == dup["tags"]
+        assert "k:1,k:2" in daemon.cli("stats", "dup").stdout
 
     def test_rejected_setting_names_the_choices(
         self, make_daemon: Callable[..., DaemonProcess]

@@ -184,6 +184,14 @@ class TestReadable:
         assert "context_loading_time: mean 80ms, above its target 20ms" in text
         assert "alerts at warning 150ms" in text
         assert ALL_CLEAR == alert_summary([], [RECORD])
+        # Judged on the newest samples, as the status was: recovered means clear.
+        recovered = {
+            **record,
+            "judged": {"basis": "ci", "low": 10.0, "high": 14.0, "newest": 20},
+        }
+        assert ALL_CLEAR == alert_summary([], [recovered])
+        silenced = {**RECORD, "status": "critical"}
+        assert "Not all clear: context_loading_time" in alert_summary([], [silenced])
 
     def test_action_line(self) -> None:
         """An action reads as one line: time, strategy, series, verdict, effect."""

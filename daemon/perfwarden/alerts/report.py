@@ -27,6 +27,8 @@ __all__ = [
 ]
 
 ALL_CLEAR: Final = "✅ All performance metrics within optimal ranges"
+#: Statuses that are not "all clear" although no (unsilenced) alert fires.
+_UNSETTLED: Final = frozenset({"pending", "warning", "critical", "no_data"})
 _RATIO_UNITS: Final = frozenset({"ratio", "score", "fraction"})
 _MEMORY_UNITS: Final = frozenset({"MB", "MiB", "GB", "KB", "bytes"})
 
@@ -159,34 +161,62 @@ def validation_results(metrics: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {"confidence_intervals_95_percent": lines}
 
 
+def _first_extra(
+    values: Sequence[float], level: float | None, unit: str | None, scale: float | None
+) -> int:
+    """The fewest extra decimals at which different numbers read differently."""
+    for extra in range(8):
+        shown = [format_value(v, unit, scale, extra) for v in values]
+        if level is not None:
+            limit = format_value(level, unit, scale, extra)
+            if any(
+                t == limit for v, t in zip(values, shown, strict=True) if v != level
+            ):
+                continue
+        if len(set(shown)) == len(set(values)):
+            return extra
+    return 7
+
+
 def format_apart(
     values: Sequence[float], level: float, unit: str | None, scale: float | None = None
 ) -> tuple[list[str], str]:
-    """``values`` and ``level`` formatted alike, with as many more decimals as it
-    takes for different numbers not to read the same: a value beyond a level reads
-    beyond it (``1.93ms`` beyond ``1.90ms``, never ``1.9ms`` beyond ``1.9ms``), and
-    an interval's two ends differ."""
-    for extra in range(8):
-        shown = [format_value(v, unit, scale, extra) for v in values]
-        limit = format_value(level, unit, scale, extra)
-        apart = all(
-            t != limit for v, t in zip(values, shown, strict=True) if v != level
-        )
-        if apart and len(set(shown)) == len(set(values)):
-            break
-    return shown, limit
+    """``values`` and ``level`` formatted with as many more decimals as it takes for
+    different numbers not to read the same: a value beyond a level reads beyond it
+    (``1.93ms`` beyond ``1.90ms``, never ``1.9ms`` beyond ``1.9ms``), and an
+    interval's two ends differ. The level gets only the decimals its own
+    comparison needs (``251.5ms`` against ``200ms``)."""
+    extra = _first_extra(values, None, unit, scale)
+    level_extra = 0
+    for value in values:
+        level_extra = max(level_extra, _first_extra([value], level, unit, scale))
+    extra = max(extra, level_extra)
+    shown = [format_value(v, unit, scale, extra) for v in values]
+    return shown, format_value(level, unit, scale, level_extra)
+
+
+def _recent_mean(record: Mapping[str, Any]) -> tuple[float | None, int | None]:
+    """The mean the status was judged on (the newest ``evaluation.window`` samples;
+    the middle of the interval on the ``ci`` basis), else the window's mean."""
+    judged = record.get("judged")
+    if judged and judged.get("basis") != "sample":
+        return (judged["low"] + judged["high"]) / 2, judged.get("newest")
+    return record.get("mean"), None
 
 
 def _off_target(record: Mapping[str, Any]) -> bool:
-    mean, target = record.get("mean"), record.get("target")
-    if mean is None or target is None:
+    mean, _ = _recent_mean(record)
+    target = record.get("target")
+    if mean is None or target is None or record.get("status") != "ok":
         return False
     return bool(mean > target if record.get("bound") == "upper" else mean < target)
 
 
 def _off_target_line(record: Mapping[str, Any]) -> str:
     unit = record.get("unit")
-    mean, target = record["mean"], record["target"]
+    mean, newest = _recent_mean(record)
+    assert mean is not None  # noqa: S101 - _off_target checked it
+    target = record["target"]
     (shown,), goal = format_apart([mean], target, unit, max(abs(mean), abs(target)))
     side = "above" if record.get("bound") == "upper" else "below"
     levels = [
@@ -195,7 +225,8 @@ def _off_target_line(record: Mapping[str, Any]) -> str:
         if record.get(name) is not None
     ]
     within = f"; alerts at {', '.join(levels)}" if levels else ""
-    return f"  {record['metric']}: mean {shown}, {side} its target {goal}{within}"
+    over = f" over the newest {newest} samples" if newest else ""
+    return f"  {record['metric']}: mean {shown}{over}, {side} its target {goal}{within}"
 
 
 def alert_summary(
@@ -204,16 +235,24 @@ def alert_summary(
     """The seed's ``generate_alert_report`` text for the firing alerts.
 
     With nothing firing it is the seed's all-clear line only when every metric in
-    ``metrics`` (per-metric records with ``mean``, ``target``, ``bound``, levels)
-    is on the good side of its target; otherwise it names the metrics that are off
-    target without having crossed an alert level.
+    ``metrics`` (per-metric records with ``status``, ``mean``, ``judged``,
+    ``target``, ``bound``, levels) is ``ok`` and on the good side of its target, by
+    the mean its status was judged on; otherwise it names the metrics that are
+    pending, silenced or without data, and those off target short of a level.
     """
     if not alerts:
         off = [r for r in metrics if _off_target(r)]
-        if not off:
+        unsettled = [r for r in metrics if r.get("status") in _UNSETTLED]
+        if not off and not unsettled:
             return ALL_CLEAR
-        lines = ["No alerts firing. Off target, short of an alert level:"]
-        return "\n".join([*lines, *(_off_target_line(r) for r in off)])
+        lines = ["No alerts firing."]
+        if unsettled:
+            names = ", ".join(str(r["metric"]) for r in unsettled)
+            lines[0] += f" Not all clear: {names} (pending, silenced or no data)."
+        if off:
+            lines.append("Off target, short of an alert level:")
+            lines += [_off_target_line(r) for r in off]
+        return "\n".join(lines)
     lines = ["🚨 Performance Alert Summary", "=" * 40]
     for alert in alerts:
         unit = alert.get("unit")

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import yaml
 
-from perfwarden.alerts.report import format_apart, format_value, series_name
+from perfwarden.alerts.report import format_apart
 from perfwarden.client import Client
 from perfwarden.commands.demo_workload import Workload, demo_config
 from perfwarden.control.channel import request
@@ -288,6 +288,9 @@ def _drive(  # noqa: PLR0917 - private; one call site
         workload.stop()
         client.knobs.close()
     report = request(control, "report")
+    report.pop("unknown", None)
+    # The readable lines say it; the raw records are for --json and `top`.
+    report.get("validation_results", {}).pop("recent_actions", None)
     knobs = request(control, "knobs")["knobs"]
     echo("\n=== final knobs ===")
     for name, knob in knobs.items():
@@ -303,7 +306,7 @@ def _drive(  # noqa: PLR0917 - private; one call site
         1 for e in narrator.events if e.get("event") == "optimizer.inconclusive"
     )
     echo(narrator.narration.summary())
-    echo(_ending(control, narrator.narration.units))
+    echo(_ending(report))
     echo(
         f"demo finished: {workload.requests} requests, {kept} action(s) kept, "
         f"{reverted} reverted, {unsure} inconclusive"
@@ -311,26 +314,20 @@ def _drive(  # noqa: PLR0917 - private; one call site
     return 0
 
 
-def _ending(control: Path, units: Mapping[str, str | None]) -> str:
-    """Where the headline metric ends, on the evidence its status was judged on."""
+def _ending(report: Mapping[str, Any]) -> str:
+    """Where the headline metric ends, on the evidence its status was judged on
+    (the newest ``evaluation.window`` samples), beside its whole-window mean."""
     name = "context_loading_time"
-    records = request(control, "stats", metrics=[name])["series"]
-    if not records:
+    entry = report.get("monitoring_dashboard", {}).get("metrics", {}).get(name)
+    if not entry or not entry.get("sample_size"):
         return f"{name} ends with no samples"
-    record = records[0]
-    unit = units.get(name)
-    alerts = request(control, "alerts")["alerts"]
-    alert = next((a for a in alerts if a["series"] == record["series"]), None)
-    status = record["status"]
-    if alert is not None and alert.get("observed") and alert.get("threshold"):
-        event = {**alert, "threshold": alert["threshold"]}
-        evidence = _judged(event, unit)
-    else:
-        evidence = f"mean {format_value(record['mean'], unit)}"
-        if record.get("warning") is not None:
-            evidence += f", warning at {format_value(record['warning'], unit)}"
-    label = series_name(name, record.get("tags"))
-    return f"{label} ends {status.upper()}: {evidence}"
+    judged = entry.get("status_judged_on") or "no judgement yet"
+    return (
+        f"{name} ends {str(entry['status']).upper()}, judged on {judged} "
+        f"(target {entry['target']}; the whole window's mean "
+        f"{entry['current_average']}, 95% interval "
+        f"{entry['confidence_interval_95']})"
+    )
 
 
 def _status_line(control: Path, narrator: _Narrator) -> str:

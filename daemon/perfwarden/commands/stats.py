@@ -20,8 +20,13 @@ __all__ = ["run"]
 
 
 def _tags(record: dict[str, Any]) -> str:
-    tags = record["tags"]
-    return ",".join(f"{k}:{v}" if v else k for k, v in sorted(tags.items())) or "-"
+    # A key sent with several values maps to them comma-joined: show each as sent.
+    tags = [
+        f"{k}:{part}" if part else k
+        for k, v in sorted(record["tags"].items())
+        for part in v.split(",")
+    ]
+    return ",".join(tags) or "-"
 
 
 def _interval(record: dict[str, Any]) -> str:

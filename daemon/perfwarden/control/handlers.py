@@ -418,7 +418,7 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
             "validation_results": {
                 **validation_results(records),
                 "optimization_effectiveness": _effectiveness(daemon),
-                "actions": [
+                "recent_actions_summary": [
                     action_line(action, _unit(daemon, action)) for action in recent
                 ],
                 "recent_actions": recent,
