@@ -67,7 +67,9 @@ def _knob_value(name: str, value: float | str, *, numeric: bool) -> float | str:
     takes a numeric string.
     """
     if isinstance(value, bool):
-        raise ControlError("bad_request", f"{name} needs a number or a choice, not {value}")
+        raise ControlError(
+            "bad_request", f"{name} needs a number or a choice, not {value}"
+        )
     if isinstance(value, str):
         if not numeric:
             return value
