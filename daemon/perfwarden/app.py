@@ -35,7 +35,7 @@ from perfwarden.ingest.sockets import (
     prepare_directory,
 )
 from perfwarden.ingest.statsd import Batch
-from perfwarden.logs.setup import begin_shutdown, get_logger
+from perfwarden.logs.setup import begin_shutdown, get_logger, set_log_level
 from perfwarden.optimize.dispatch import Dispatcher
 from perfwarden.optimize.engine import OptimizerEngine
 from perfwarden.optimize.knobs import KnobStore, spec_of
@@ -168,6 +168,7 @@ class Daemon:
         self.ingestor.max_line = new.ingest.max_line_bytes
         self.evaluator.forget(self._has_levels)
         self.knobs.reconfigure(_knob_specs(new))
+        set_log_level(new.logging.level)
         loaded = await self.plugins.rescan()
         _log.info(
             "config.reloaded",
@@ -405,6 +406,7 @@ def _describe_changes(old: Config, new: Config) -> list[str]:
         "ingest",
         "state",
         "http",
+        "logging",
     )
     changes.extend(
         f"{section}: {getattr(old, section)!r} -> {getattr(new, section)!r}"

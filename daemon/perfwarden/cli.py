@@ -76,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_socket_dir(p)
     p.add_argument("--state-dir", metavar="DIR", help="where state is kept")
     p.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="pins the level (default: the config's logging.level, changed by reload)",
     )
     p.add_argument(
         "--log-format",

@@ -42,6 +42,8 @@ from perfwarden.config.model import (
     HttpConfig,
     IngestConfig,
     KnobConfig,
+    LoggingConfig,
+    LogLevel,
     MetricConfig,
     MetricsAccess,
     OptimizerConfig,
@@ -99,6 +101,8 @@ __all__ = [
     "HttpConfig",
     "IngestConfig",
     "KnobConfig",
+    "LogLevel",
+    "LoggingConfig",
     "MetricConfig",
     "MetricsAccess",
     "OptimizerConfig",
@@ -124,6 +128,7 @@ _CONFIG_NAME: Final = "perfwarden.yaml"
 _SECTIONS: Final = (
     "version", "statistics", "evaluation", "metrics", "knobs", "optimizer",
     "processes", "plugins", "control", "sockets", "ingest", "state", "http",
+    "logging",
 )  # fmt: skip
 _METRIC_KEYS: Final = (
     "unit", "description", "bound", "target", "warning", "critical", "for",
@@ -269,7 +274,13 @@ def _build(c: Checker, root: Node) -> Config | None:
         ingest=ingest_section(c, _sub(c, top, "ingest", INGEST_KEYS)),
         state=state_section(c, _sub(c, top, "state", STATE_KEYS)),
         http=http_section(c, _sub(c, top, "http", HTTP_KEYS)),
+        logging=_logging(c, _sub(c, top, "logging", ("level",))),
     )
+
+
+def _logging(c: Checker, s: Section) -> LoggingConfig:
+    level = c.choice(s, "level", LogLevel)
+    return LoggingConfig() if level is None else LoggingConfig(level=level)
 
 
 def _sub(c: Checker, top: Section, name: str, keys: Iterable[str] | None) -> Section:

@@ -29,6 +29,8 @@ __all__ = [
     "HttpConfig",
     "IngestConfig",
     "KnobConfig",
+    "LogLevel",
+    "LoggingConfig",
     "MetricConfig",
     "MetricsAccess",
     "OptimizerConfig",
@@ -246,6 +248,26 @@ class HttpConfig:
     listen: tuple[str, int] | None = None
 
 
+class LogLevel(enum.StrEnum):
+    """The least severe log events written."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    """The daemon's log output.
+
+    ``level`` applies at start and on every reload, unless ``perfwarden run
+    --log-level`` pinned one.
+    """
+
+    level: LogLevel = LogLevel.INFO
+
+
 @dataclass(frozen=True, slots=True)
 class StateConfig:
     """How the daemon's state (``state.db`` in the state directory) is kept.
@@ -281,6 +303,7 @@ class Config:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     state: StateConfig = field(default_factory=StateConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
     source: str = "<string>"
     sha256: str = ""
 
