@@ -8,6 +8,11 @@ and re-exports every name, so code outside the config modules imports from there
 Every record is a ``@dataclass(frozen=True, slots=True)``; mappings are read-only
 (:class:`types.MappingProxyType`) and sequences are tuples, so a ``Config`` can be
 shared between tasks and swapped atomically on reload.  Durations are ``float`` seconds.
+
+Where the YAML form differs from the Python type, the annotation says so with
+``typing.Annotated`` (:data:`Seconds`, :data:`Expiry`, :data:`HostPort`,
+:data:`Inline`): :mod:`perfwarden.config.schema` builds the JSON Schema from these
+records and those marks alone.
 """
 
 from __future__ import annotations
@@ -16,9 +21,13 @@ import enum
 from collections.abc import Iterable, Mapping  # noqa: TC003 (get_type_hints works)
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TypeVar
+from typing import Annotated, TypeAlias, TypeVar
 
 __all__ = [
+    "DURATION",
+    "EXPIRY",
+    "HOST_PORT",
+    "INLINE",
     "Basis",
     "Bound",
     "Config",
@@ -41,6 +50,18 @@ __all__ = [
     "StateConfig",
     "StatisticsConfig",
 ]
+
+#: Marks of :func:`typing.Annotated`: how the YAML writes a value of that type.
+DURATION = "duration"  # "250ms", "5s", "1h30m", "1d" or a number of seconds
+EXPIRY = "expiry"  # a duration, or 0 / off / false: never
+HOST_PORT = "host:port"  # one "host:port" string ("[::1]:9464" for IPv6)
+INLINE = "inline"  # the record's other keys, written beside its own ones
+
+Seconds: TypeAlias = Annotated[float, DURATION]
+Expiry: TypeAlias = Annotated[float, EXPIRY]
+HostPort: TypeAlias = Annotated[tuple[str, int], HOST_PORT]
+_M = TypeVar("_M")
+Inline: TypeAlias = Annotated[_M, INLINE]
 
 
 class Bound(enum.StrEnum):
@@ -95,16 +116,16 @@ class StatisticsConfig:
     max_series: int = 10000
     #: A series that received nothing for this long is forgotten (its window, alert
     #: state and saved state), freeing its slot under ``max_series``; ``0``: never.
-    expire_after: float = 3600.0
+    expire_after: Expiry = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
 class EvaluationConfig:
     """How often and on what basis alerts are evaluated; ``for_`` is YAML's ``for``."""
 
-    interval: float = 1.0
+    interval: Seconds = 1.0
     basis: Basis = Basis.CI
-    for_: float = 0.0
+    for_: Seconds = 0.0
     #: Newest samples judged on the ``mean`` and ``ci`` bases (a recent window reacts
     #: to a shift within tens of samples; the full window would need hundreds).
     window: int = 100
@@ -112,7 +133,7 @@ class EvaluationConfig:
     #: the observation is back past ``threshold * (1 - hysteresis)`` (upper bound).
     hysteresis: float = 0.05
     #: A series with no samples for this long is ``no_data``, not silently ok.
-    missing_after: float = 60.0
+    missing_after: Seconds = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,12 +154,12 @@ class MetricConfig:
     target: float | None = None
     warning: float | None = None
     critical: float | None = None
-    for_: float | None = None
+    for_: Seconds | None = None
     window: int | None = None
     optimizers: tuple[str, ...] = ()
     guard: bool = False
     group_by: str | None = None
-    expire_after: float | None = None
+    expire_after: Expiry | None = None
 
     @property
     def has_levels(self) -> bool:
@@ -169,10 +190,10 @@ class OptimizerConfig:
 
     validation_samples: int = 200
     significance: float = 0.05
-    cooldown: float = 60.0
+    cooldown: Seconds = 60.0
     #: How long one plugin call (load, propose, apply, revert) may take; the call's
     #: deadline, which the plugin sees, comes a grace earlier (see perfwarden.deadline).
-    plugin_timeout: float = 5.0
+    plugin_timeout: Seconds = 5.0
     #: Consecutive failures (errors, timeouts, garbage) before a plugin is disabled.
     max_failures: int = 3
     #: ``active`` applies the chosen proposals; ``dry-run`` only logs the choice.
@@ -180,7 +201,7 @@ class OptimizerConfig:
     #: Actions allowed in any sliding hour, all metrics together.
     max_actions_per_hour: int = 12
     #: Longest wait for ``validation_samples`` before judging with what arrived.
-    validation_timeout: float = 300.0
+    validation_timeout: Seconds = 300.0
     #: Actions validated at the same time, all metrics together (1: no confounding).
     concurrent_actions: int = 1
 
@@ -196,7 +217,7 @@ class ProcessConfig:
 
     name: str
     match: Mapping[str, str | int]
-    interval: float = 1.0
+    interval: Seconds = 1.0
     children: bool = False
 
 
@@ -209,7 +230,7 @@ class PluginConfig:
 
     name: str
     enabled: bool = True
-    options: Mapping[str, object] = field(default_factory=_empty_mapping)
+    options: Inline[Mapping[str, object]] = field(default_factory=_empty_mapping)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +266,7 @@ class HttpConfig:
     listener.  Port ``0`` picks a free port (logged as ``http.started``).
     """
 
-    listen: tuple[str, int] | None = None
+    listen: HostPort | None = None
 
 
 class LogLevel(enum.StrEnum):
@@ -277,7 +298,7 @@ class StateConfig:
     start and written on a clean shutdown).
     """
 
-    checkpoint_interval: float = 2.0
+    checkpoint_interval: Seconds = 2.0
 
 
 @dataclass(frozen=True, slots=True)
