@@ -39,15 +39,21 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _add_socket_dir(parser: argparse.ArgumentParser, *, nested: bool = False) -> None:
+def _add_socket_dir(
+    parser: argparse.ArgumentParser, *, nested: bool = False, daemon: bool = False
+) -> None:
     # A nested subcommand must not reset what its parent parsed (argparse copies
     # sub-parser defaults over the namespace), hence SUPPRESS there.
     parser.add_argument(
         "--socket-dir",
         default=argparse.SUPPRESS if nested else None,
         metavar="DIR",
-        help="where the daemon's sockets are (default: $PERFWARDEN_SOCKET_DIR, "
-        "$XDG_RUNTIME_DIR/perfwarden, or /tmp/perfwarden-$UID)",
+        help="where to put the sockets (default: $PERFWARDEN_SOCKET_DIR, "
+        "$RUNTIME_DIRECTORY, $XDG_RUNTIME_DIR/perfwarden, or /tmp/perfwarden-$UID)"
+        if daemon
+        else "where the daemon's sockets are (default: $PERFWARDEN_SOCKET_DIR, "
+        "/run/perfwarden if present, $XDG_RUNTIME_DIR/perfwarden, or "
+        "/tmp/perfwarden-$UID)",
     )
 
 
@@ -72,8 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("run", help="run the daemon in the foreground")
-    p.add_argument("--config", metavar="PATH", help="config file (default: packaged)")
-    _add_socket_dir(p)
+    p.add_argument(
+        "--config",
+        metavar="PATH",
+        help="config file (default: $PERFWARDEN_CONFIG, "
+        "/etc/perfwarden/perfwarden.yaml, $XDG_CONFIG_HOME/perfwarden/perfwarden.yaml, "
+        "or the packaged one)",
+    )
+    _add_socket_dir(p, daemon=True)
     p.add_argument("--state-dir", metavar="DIR", help="where state is kept")
     p.add_argument(
         "--log-level",
@@ -218,6 +230,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_socket_dir(p)
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ARGS")
     p.set_defaults(command_module="time_command", usage=p.format_usage())
+
+    p = sub.add_parser(
+        "completion",
+        help="print a shell completion script",
+        description="Print the completion script for SHELL, e.g. "
+        "`perfwarden completion bash > ~/.local/share/bash-completion/completions/"
+        "perfwarden`. The wheel also installs them under share/.",
+    )
+    p.add_argument("shell", choices=["bash", "zsh", "fish"])
+    p.set_defaults(command_module="completion")
     return parser
 
 
