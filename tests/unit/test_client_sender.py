@@ -67,6 +67,28 @@ class TestPacking:
         assert max(sizes) <= 8192
         assert len(sizes) == 3  # 21 bytes a line with its newline: 390 per datagram
 
+    def test_bytes_not_characters(
+        self, tmp_path: Path, receiver: socket.socket
+    ) -> None:
+        """Datagrams are cut by encoded size; an oversized line goes alone."""
+        sender = sender_for(tmp_path)
+        lines = [f"utf8.metric:{i}|g|#city:Zürich-Ωmega" for i in range(600)]
+        lines.insert(300, "long.metric:1|g|#k:" + "x" * 9000)
+        for line in lines:
+            sender.add(line)
+        assert sender.flush(5.0)
+        datagrams: list[bytes] = []
+        while True:
+            try:
+                datagrams.append(receiver.recv(65536))
+            except BlockingIOError:
+                break
+        received = [line for d in datagrams for line in d.decode().split("\n")]
+        assert lines == received
+        oversized = [d for d in datagrams if len(d) > 8192]
+        assert [lines[300].encode()] == oversized
+        assert (601, 0) == (sender.sent, sender.dropped)
+
 
 class TestFlusher:
     """The background thread sends on its own, shortly after the first line."""

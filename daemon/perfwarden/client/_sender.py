@@ -119,41 +119,53 @@ class DatagramSender:
     # -- under the lock ------------------------------------------------------------
 
     def _pack_locked(self) -> None:
-        """Turn the queued lines into datagrams, each sent (or kept) in order."""
-        queue, limit = self._queue, self._max_datagram
-        popleft = queue.popleft
-        lines: list[str] = []
-        size = 0
-        while queue:
-            line = popleft()
-            if size + len(line) + 1 > limit and lines:
-                self._send_locked(lines)
-                lines, size = [], 0
-            lines.append(line)
-            size += len(line) + 1
-        if lines:
-            self._send_locked(lines)
+        """Turn the queued lines into datagrams, each sent (or kept) in order.
 
-    def _send_locked(self, lines: list[str]) -> None:
-        payload = "\n".join(lines).encode()
+        The lines are joined and encoded once and cut at newlines into datagrams of
+        at most ``max_datagram`` bytes, so the work per line is one ``popleft``; a
+        single line longer than that goes alone in a datagram of its own.
+        """
+        queue = self._queue
+        count = len(queue)
+        if not count:
+            return
+        popleft = queue.popleft
+        text = "\n".join([popleft() for _ in range(count)]).encode()
+        limit, start, end = self._max_datagram, 0, len(text)
+        while start < end:
+            stop = start + limit
+            if stop >= end:
+                stop = end
+            else:
+                cut = text.rfind(b"\n", start, stop + 1)
+                if cut > start:
+                    stop = cut
+                else:  # one line longer than a datagram
+                    cut = text.find(b"\n", stop)
+                    stop = end if cut < 0 else cut
+            payload = text[start:stop]
+            self._send_locked(payload, payload.count(b"\n") + 1)
+            start = stop + 1
+
+    def _send_locked(self, payload: bytes, lines: int) -> None:
         if self._backlog:
-            self._queue_locked(payload, len(lines))
+            self._queue_locked(payload, lines)
             self._drain_locked()
             return
         sock = self._socket()
         if sock is None:
-            self.dropped += len(lines)
+            self.dropped += lines
             return
         try:
             sock.send(payload)
         except OSError as exc:
             if exc.errno in _QUEUE_FULL:
-                self._queue_locked(payload, len(lines))
+                self._queue_locked(payload, lines)
                 return
-            self.dropped += len(lines)  # ECONNREFUSED, ENOENT: the daemon is gone
+            self.dropped += lines  # ECONNREFUSED, ENOENT: the daemon is gone
             self._drop_socket()
             return
-        self.sent += len(lines)
+        self.sent += lines
 
     def _queue_locked(self, payload: bytes, lines: int) -> None:
         self._backlog.append((payload, lines))
