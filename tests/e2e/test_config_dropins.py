@@ -61,3 +61,13 @@ class TestCheckConfig:
         )
         assert 1 == done.returncode
         assert done.stderr.startswith(f"{drop_in}:3: logging.level: must be one of")
+        drop_in.write_text("logging:\n  level: warning\n")
+        done = subprocess.run(
+            [sys.executable, "-m", "perfwarden", "check-config", str(main)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert 0 == done.returncode, done.stderr
+        assert f"  with {drop_in}" in done.stdout.splitlines()
