@@ -39,7 +39,7 @@ from perfwarden.ingest.sockets import (
 )
 from perfwarden.ingest.statsd import Batch, set_tag_limits
 from perfwarden.logs.loop_errors import LoopErrors
-from perfwarden.logs.setup import begin_shutdown, get_logger
+from perfwarden.logs.setup import begin_shutdown, get_logger, set_log_level
 from perfwarden.optimize.dispatch import Dispatcher
 from perfwarden.optimize.engine import OptimizerEngine
 from perfwarden.optimize.journal import ActionJournal
@@ -196,6 +196,7 @@ class Daemon:
         self.knobs.reconfigure(_knob_specs(new))
         self.recorder.apply()
         before = set(self.plugins.plugins)
+        set_log_level(new.logging.level)
         loaded = await self.plugins.rescan()
         changes += [f"plugin {name}: loaded" for name in loaded]
         changes += [
@@ -524,6 +525,7 @@ def _describe_changes(old: Config, new: Config) -> list[str]:
         "state",
         "http",
         "recording",
+        "logging",
     )
     changes.extend(
         f"{section}: {getattr(old, section)!r} -> {getattr(new, section)!r}"

@@ -62,15 +62,21 @@ def _sample_rate(text: str) -> float:
     return value
 
 
-def _add_socket_dir(parser: argparse.ArgumentParser, *, nested: bool = False) -> None:
+def _add_socket_dir(
+    parser: argparse.ArgumentParser, *, nested: bool = False, daemon: bool = False
+) -> None:
     # A nested subcommand must not reset what its parent parsed (argparse copies
     # sub-parser defaults over the namespace), hence SUPPRESS there.
     parser.add_argument(
         "--socket-dir",
         default=argparse.SUPPRESS if nested else None,
         metavar="DIR",
-        help="where the daemon's sockets are (default: $PERFWARDEN_SOCKET_DIR, "
-        "$XDG_RUNTIME_DIR/perfwarden, or /tmp/perfwarden-$UID)",
+        help="where to put the sockets (default: $PERFWARDEN_SOCKET_DIR, "
+        "$RUNTIME_DIRECTORY, $XDG_RUNTIME_DIR/perfwarden, or /tmp/perfwarden-$UID)"
+        if daemon
+        else "where the daemon's sockets are (default: $PERFWARDEN_SOCKET_DIR, "
+        "/run/perfwarden if present, $XDG_RUNTIME_DIR/perfwarden, or "
+        "/tmp/perfwarden-$UID)",
     )
 
 
@@ -99,9 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--config",
         metavar="PATH",
-        help="config file (default: $PERFWARDEN_CONFIG, else the packaged one)",
+        help="config file (default: $PERFWARDEN_CONFIG, "
+        "/etc/perfwarden/perfwarden.yaml, $XDG_CONFIG_HOME/perfwarden/perfwarden.yaml, "
+        "or the packaged one)",
     )
-    _add_socket_dir(p)
+    _add_socket_dir(p, daemon=True)
     p.add_argument(
         "--state-dir",
         metavar="DIR",
@@ -110,9 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--log-level",
-        default="info",
         choices=["debug", "info", "warning", "error"],
-        help="the least severe events logged (default: info)",
+        help="pins the level (default: the config's logging.level, changed by reload)",
     )
     p.add_argument(
         "--log-format",
@@ -416,6 +423,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="the command to run and its arguments",
     )
     p.set_defaults(command_module="time_command", usage=p.format_usage())
+
+    p = sub.add_parser(
+        "completion",
+        help="print a shell completion script",
+        description="Print the completion script for SHELL, e.g. "
+        "`perfwarden completion bash > ~/.local/share/bash-completion/completions/"
+        "perfwarden`. The wheel also installs them under share/.",
+    )
+    p.add_argument(
+        "shell", choices=["bash", "zsh", "fish"], help="the shell to complete for"
+    )
+    p.set_defaults(command_module="completion")
     return parser
 
 

@@ -21,7 +21,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "systemd" / "perfwarden.service"
 SYSUSERS = ROOT / "systemd" / "perfwarden.sysusers.conf"
+HTTP_DROP_IN = ROOT / "systemd" / "perfwarden.service.d" / "http-loopback.conf"
 MAX_EXPOSURE = 1.0
+#: With the loopback /metrics drop-in: the host network namespace and IP sockets.
+MAX_EXPOSURE_WITH_HTTP = 1.5
 ENV = {**os.environ, "SYSTEMD_COLORS": "0", "SYSTEMD_PAGER": "", "LC_ALL": "C.UTF-8"}
 
 ANALYZE = shutil.which("systemd-analyze")
@@ -125,6 +128,41 @@ class TestSecurity:
         text = "[Service]\nType=notify\nExecStart=/opt/perfwarden/bin/perfwarden run\n"
         result = analyze("security", "--offline=yes", str(install_unit(tmp_path, text)))
         assert exposure(result.stdout) > 5.0
+
+
+def with_http_drop_in(directory: Path) -> Path:
+    """The unit with the loopback-HTTP drop-in appended (what systemd merges)."""
+    return install_unit(directory, UNIT.read_text() + "\n" + HTTP_DROP_IN.read_text())
+
+
+class TestHttpDropIn:
+    """systemd/perfwarden.service.d/http-loopback.conf: valid, loopback only."""
+
+    def test_verify_is_silent(self, tmp_path: Path) -> None:
+        """The unit plus the drop-in verifies without a word."""
+        result = analyze("verify", str(with_http_drop_in(tmp_path)))
+        assert (result.returncode, result.stdout) == (0, "")
+
+    def test_exposure(self, tmp_path: Path) -> None:
+        """Still hardened: at most 1.5, and only loopback addresses allowed."""
+        result = analyze("security", "--offline=yes", str(with_http_drop_in(tmp_path)))
+        assert exposure(result.stdout) <= MAX_EXPOSURE_WITH_HTTP, result.stdout
+        assert "only localhost entries" in result.stdout
+
+    def test_settings(self) -> None:
+        """It opens IP sockets and the host network, and allows only localhost."""
+        lines = [
+            line
+            for line in HTTP_DROP_IN.read_text().splitlines()
+            if line and not line.startswith("#")
+        ]
+        assert [
+            "[Service]",
+            "PrivateNetwork=no",
+            "RestrictAddressFamilies=",
+            "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+            "IPAddressAllow=localhost",
+        ] == lines
 
 
 @pytest.mark.skipif(

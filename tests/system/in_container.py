@@ -24,6 +24,8 @@ import subprocess
 import sys
 import time
 import traceback
+import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -46,6 +48,14 @@ KNOB, KNOB_VALUE = "batch.size", 32.0
 #: Matched by the ``other`` entry of ``processes:`` (cmdline ``^sleep 321$``).
 OTHER_USER_COMMAND = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
 OTHER_USER_ARGV = ["sleep", "321"]
+#: The instrumented application: a oneshot service with its own RuntimeDirectory=.
+APP_UNIT = "perfwarden-test-app.service"
+APP_METRIC, APP_RUNTIME = "app_under_systemd", "perfwarden-test-app"
+#: http.listen of the conf.d drop-in, allowed by the unit's http-loopback.conf.
+METRICS_URL = "http://127.0.0.1:9464/metrics"
+PROMETHEUS = "/usr/bin/prometheus"
+PROMETHEUS_DIR = Path("/run/perfwarden-test-prometheus")
+PROMETHEUS_URL = "http://127.0.0.1:9090"
 
 T = TypeVar("T")
 
@@ -180,6 +190,112 @@ def step_metrics(detail: dict[str, Any]) -> None:
     check(record["warning"] == WARNING_BEFORE, "unexpected initial warning level")
 
 
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """The daemon's lines of a journal excerpt (systemd's own lines about the unit,
+    "Started ...", are not JSON)."""
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def step_journal(detail: dict[str, Any]) -> None:
+    """Lines reach journald at their own priority: ``journalctl -p warning`` shows
+    the warning (a malformed line) and not the info lines, still one JSON each."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.connect(f"{SOCKET_DIR}/metrics.sock")
+        sock.send(b"this is not a statsd line")
+
+    def warnings() -> list[dict[str, Any]] | None:
+        text = run(
+            "journalctl", "-b", "-u", UNIT, "-p", "warning", "-o", "cat", "--no-pager"
+        ).stdout
+        lines = json_lines(text)
+        found = [line["event"] for line in lines]
+        return lines if "ingest.malformed" in found else None
+
+    lines = wait_until(warnings, 15, "ingest.malformed at priority warning")
+    detail["warning_events"] = sorted({line["event"] for line in lines})
+    detail["warning_levels"] = sorted({line["level"] for line in lines})
+    everything = json_lines(journal())
+    detail["all_events"] = len(everything)
+    info = {line["event"] for line in everything if line["level"] == "info"}
+    check("daemon.started" in info, "no daemon.started in the journal")
+    check(
+        set(detail["warning_levels"]) <= {"warning", "error", "critical"},
+        "journalctl -p warning shows lines below warning",
+    )
+    check(not info & set(detail["warning_events"]), "info events at warning priority")
+
+
+def step_app(detail: dict[str, Any]) -> None:
+    """An instrumented app that is a systemd service with its own RuntimeDirectory=
+    (so $RUNTIME_DIRECTORY is *its* directory) finds /run/perfwarden, as user nobody
+    in group perfwarden."""
+    result = run("systemctl", "start", APP_UNIT)
+    detail["start_status"] = result.returncode
+    detail["start_stderr"] = result.stderr
+    detail["app_output"] = run(
+        "journalctl", "-b", "-u", APP_UNIT, "-o", "cat", "--no-pager"
+    ).stdout[-2000:]
+    record = wait_until(lambda: series(APP_METRIC), 10, f"{APP_METRIC} from the app")
+    detail["tags"], detail["last"] = record["tags"], record["last"]
+    check(result.returncode == 0, f"{APP_UNIT} failed: {detail['app_output']}")
+    check(record["tags"].get("runtime") == APP_RUNTIME, "not the app's own directory")
+    check(record["last"] == 42.0, "wrong value")
+
+
+def http_get(url: str) -> str:
+    """The body of a loopback GET."""
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
+        return str(response.read().decode())
+
+
+def prometheus_query(promql: str) -> list[dict[str, Any]] | None:
+    """A Prometheus instant query's result, or None while it has none."""
+    url = f"{PROMETHEUS_URL}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
+    result: list[dict[str, Any]] = json.loads(http_get(url))["data"]["result"]
+    return result or None
+
+
+def step_http(detail: dict[str, Any], children: list[subprocess.Popen[str]]) -> None:
+    """With systemd/perfwarden.service.d/http-loopback.conf the hardened unit serves
+    /metrics on loopback, and a real Prometheus scrapes it."""
+    body = wait_until(lambda: http_get(METRICS_URL), 15, "/metrics to answer")
+    detail["metrics_lines"] = len(body.splitlines())
+    PROMETHEUS_DIR.mkdir(parents=True, exist_ok=True)
+    config = PROMETHEUS_DIR / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s}\n"
+        "scrape_configs:\n"
+        "  - job_name: perfwarden\n"
+        "    static_configs: [{targets: ['127.0.0.1:9464']}]\n"
+    )
+    log = (PROMETHEUS_DIR / "prometheus.log").open("w")
+    children.append(
+        subprocess.Popen(
+            [
+                PROMETHEUS,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={PROMETHEUS_DIR / 'data'}",
+                "--web.listen-address=127.0.0.1:9090",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    )
+    up = wait_until(
+        lambda: prometheus_query('up{job="perfwarden"} == 1'), 60, "up == 1"
+    )
+    detail["instance"] = up[0]["metric"]["instance"]
+    scraped = wait_until(
+        lambda: prometheus_query('scrape_samples_scraped{job="perfwarden"} > 0'),
+        30,
+        "samples scraped",
+    )
+    detail["samples_scraped"] = float(scraped[0]["value"][1])
+    detail["bind_failed"] = journal().count('"http.bind_failed"')
+    check(detail["bind_failed"] == 0, "http.bind_failed in the journal")
+
+
 def step_reload(detail: dict[str, Any]) -> None:
     """An edited threshold is applied by ``systemctl reload``, in the same process."""
     pid = main_pid()
@@ -312,6 +428,9 @@ def main(results_dir: Path) -> int:
     steps: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
         ("active", step_active),
         ("metrics", step_metrics),
+        ("journal", step_journal),
+        ("app", step_app),
+        ("http", lambda detail: step_http(detail, children)),
         ("reload", step_reload),
         ("other_user", lambda detail: step_other_user(detail, children)),
         ("restart", step_restart),
@@ -333,12 +452,16 @@ def main(results_dir: Path) -> int:
             out.write_text(json.dumps(results, indent=2))
     finally:
         for child in children:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
                 child.kill()
                 child.wait(5)
         results["finished"] = time.time()
         out.write_text(json.dumps(results, indent=2))
         (results_dir / "journal.txt").write_text(journal())
+        with contextlib.suppress(OSError):
+            (results_dir / "prometheus.log").write_text(
+                (PROMETHEUS_DIR / "prometheus.log").read_text()
+            )
         (results_dir / "show.txt").write_text(run("systemctl", "show", UNIT).stdout)
         (results_dir / "boot-journal.txt").write_text(
             run("journalctl", "-b", "--no-pager", "-o", "short-monotonic").stdout

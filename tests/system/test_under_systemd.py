@@ -19,7 +19,12 @@ the container writes reaches the host. The upper layer gets:
   shared ``libpython`` through an absolute RUNPATH;
 * ``perfwarden-test.target`` (booted with ``systemd.unit=``): ``basic.target`` plus
   a oneshot finisher running ``in_container.py``, which checks that the service
-  reaches ``active``, that ``systemctl reload`` applies an edited threshold, that a
+  reaches ``active``, that ``journalctl -p warning`` shows the daemon's warnings and
+  not its info lines, that an instrumented application run as a service of its own
+  (``perfwarden-test-app.service``: user ``nobody``, ``RuntimeDirectory=``) reaches
+  ``/run/perfwarden``, that with ``systemd/perfwarden.service.d/http-loopback.conf``
+  and ``http.listen`` from ``/etc/perfwarden/conf.d/`` a real Prometheus scrapes
+  ``/metrics``, that ``systemctl reload`` applies an edited threshold, that a
   stopped (SIGSTOP) daemon is killed by the watchdog and restarted, that a knob and
   the metric windows survive ``systemctl restart``, and that psutil sees a process
   of user ``nobody``; it writes ``results.json`` to a bind-mounted directory and
@@ -76,7 +81,12 @@ SCRIPT_IN = Path("/usr/local/lib/perfwarden-test/in_container.py")
 #: change on the host.
 HOST_FILES = [Path("/etc/passwd"), Path("/etc/group"), Path("/etc/machine-id")]
 HOST_HAS_STATE = Path("/var/lib/perfwarden/state.db").exists()
-STEPS = ("active", "metrics", "reload", "other_user", "restart", "watchdog")
+STEPS = (
+    "active", "metrics", "journal", "app", "http", "reload", "other_user",
+    "restart", "watchdog",
+)  # fmt: skip
+HTTP_DROP_IN = ROOT / "systemd" / "perfwarden.service.d" / "http-loopback.conf"
+APP_SCRIPT_IN = Path("/usr/local/lib/perfwarden-test/app.py")
 
 CONFIG = """\
 version: 1
@@ -100,6 +110,38 @@ processes:
     interval: 1s
 state:
   checkpoint_interval: 2s
+sockets:
+  metrics_access: group
+  group: perfwarden
+"""
+
+#: In /etc/perfwarden/conf.d/: the drop-in directory beside the system config.
+HTTP_CONFIG = """http:
+  listen: "127.0.0.1:9464"
+"""
+
+#: The instrumented application: discovery must not take its own RuntimeDirectory=.
+APP = """import os, sys
+from perfwarden import client
+runtime = os.environ.get("RUNTIME_DIRECTORY", "")
+client.gauge("app_under_systemd", 42.0, tags={"runtime": os.path.basename(runtime)})
+client.get_client().flush(timeout=10.0)
+print(f"RUNTIME_DIRECTORY={runtime} sent={client.sent} dropped={client.dropped}")
+sys.exit(0 if runtime and client.sent == 1 and client.dropped == 0 else 1)
+"""
+
+APP_UNIT = """[Unit]
+Description=perfwarden system test: an application with its own RuntimeDirectory=
+After=perfwarden.service
+
+[Service]
+Type=oneshot
+User=nobody
+Group=nogroup
+SupplementaryGroups=perfwarden
+RuntimeDirectory=perfwarden-test-app
+StateDirectory=perfwarden-test-app
+{environment}ExecStart={python} {script}
 """
 
 TARGET = """\
@@ -311,8 +353,19 @@ def install(layout: Layout) -> list[str]:
             "# The test's interpreter, relocated under /opt (ProtectHome= hides it).\n"
             f"[Service]\n{env_lines}",
         )
+    write(units / "perfwarden.service.d/http-loopback.conf", HTTP_DROP_IN.read_text())
     write(upper / "etc/sysusers.d/perfwarden.conf", SYSUSERS.read_text())
     config = write(upper / "etc/perfwarden/perfwarden.yaml", CONFIG)
+    write(upper / "etc/perfwarden/conf.d/50-http.yaml", HTTP_CONFIG)
+    write(upper / APP_SCRIPT_IN.relative_to("/"), APP)
+    write(
+        units / "perfwarden-test-app.service",
+        APP_UNIT.format(
+            environment=env_lines,
+            python=VENV_IN / "bin" / "python3",
+            script=APP_SCRIPT_IN,
+        ),
+    )
     edit_link = upper / "etc/perfwarden-test/perfwarden.yaml"
     edit_link.parent.mkdir(parents=True)
     edit_link.hardlink_to(config)

@@ -2,14 +2,16 @@
 
 The application's thread only appends the line to a queue (``deque.append`` is
 atomic: no lock, no send on the caller's thread). A background thread,
-``perfwarden-client``, wakes ``flush_interval`` after the first line, joins the
-queued lines with ``\n`` into datagrams of at most ``max_datagram`` bytes (8 KiB,
-DogStatsD's Unix-socket default) and sends them, non-blocking::
+``perfwarden-client``, wakes ``flush_interval`` after the first line, or as soon as
+about a datagram's worth of lines is queued, joins the queued lines with ``\n``
+into datagrams of at most ``max_datagram`` bytes (8 KiB, DogStatsD's Unix-socket
+default) and sends them, non-blocking::
 
     application thread                     flusher thread (perfwarden-client)
     -------------------------------------  --------------------------------------
     add(line): queue.append(line)           asleep until woken, then flush_interval
-      flusher asleep: wake it  ---------->  pack queued lines into datagrams, send
+      flusher asleep: wake it  ---------->    (or until a datagram's worth is queued)
+      a datagram's worth queued: hurry it   pack queued lines into datagrams, send
                                               EAGAIN (the daemon's queue is full):
                                                 keep the datagram in the backlog,
                                                 poll(POLLOUT), send them in order
@@ -47,6 +49,7 @@ EXIT_FLUSH_SECONDS = 2.0
 """How long the last datagrams may wait for the daemon at interpreter exit."""
 
 _RETRY_AFTER = 1.0
+_FIRST_GUESS = 256  # lines per datagram before any was packed (~32-byte lines)
 _POLL_SECONDS = 0.05
 _QUEUE_FULL = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS})
 
@@ -86,6 +89,10 @@ class DatagramSender:
         self._retry_at = 0.0
         self._awake = False
         self._wake = threading.Event()
+        # Set by add() when about a datagram's worth of lines is queued: the
+        # flusher then sends before its interval is up.
+        self._full = threading.Event()
+        self._lines_per_datagram = _FIRST_GUESS
         self._flusher: threading.Thread | None = None
 
     @property
@@ -95,12 +102,15 @@ class DatagramSender:
 
     def add(self, line: str) -> None:
         """Queue one line (the per-call path: keep it short)."""
-        self._queue.append(line)
+        queue = self._queue
+        queue.append(line)
         if not self._awake:
             self._awake = True
             if self._flusher is None:
                 self._start_flusher()
             self._wake.set()
+        elif len(queue) == self._lines_per_datagram:
+            self._full.set()
 
     def flush(self, timeout: float = 0.0) -> bool:
         """Send what is queued; wait up to *timeout* seconds for a backlog to
@@ -119,41 +129,54 @@ class DatagramSender:
     # -- under the lock ------------------------------------------------------------
 
     def _pack_locked(self) -> None:
-        """Turn the queued lines into datagrams, each sent (or kept) in order."""
-        queue, limit = self._queue, self._max_datagram
-        popleft = queue.popleft
-        lines: list[str] = []
-        size = 0
-        while queue:
-            line = popleft()
-            if size + len(line) + 1 > limit and lines:
-                self._send_locked(lines)
-                lines, size = [], 0
-            lines.append(line)
-            size += len(line) + 1
-        if lines:
-            self._send_locked(lines)
+        """Turn the queued lines into datagrams, each sent (or kept) in order.
 
-    def _send_locked(self, lines: list[str]) -> None:
-        payload = "\n".join(lines).encode()
+        The lines are joined and encoded once and cut at newlines into datagrams of
+        at most ``max_datagram`` bytes, so the work per line is one ``popleft``; a
+        single line longer than that goes alone in a datagram of its own.
+        """
+        queue = self._queue
+        count = len(queue)
+        if not count:
+            return
+        popleft = queue.popleft
+        text = "\n".join([popleft() for _ in range(count)]).encode()
+        limit, start, end = self._max_datagram, 0, len(text)
+        self._lines_per_datagram = max(1, limit * count // (end + 1))
+        while start < end:
+            stop = start + limit
+            if stop >= end:
+                stop = end
+            else:
+                cut = text.rfind(b"\n", start, stop + 1)
+                if cut > start:
+                    stop = cut
+                else:  # one line longer than a datagram
+                    cut = text.find(b"\n", stop)
+                    stop = end if cut < 0 else cut
+            payload = text[start:stop]
+            self._send_locked(payload, payload.count(b"\n") + 1)
+            start = stop + 1
+
+    def _send_locked(self, payload: bytes, lines: int) -> None:
         if self._backlog:
-            self._queue_locked(payload, len(lines))
+            self._queue_locked(payload, lines)
             self._drain_locked()
             return
         sock = self._socket()
         if sock is None:
-            self.dropped += len(lines)
+            self.dropped += lines
             return
         try:
             sock.send(payload)
         except OSError as exc:
             if exc.errno in _QUEUE_FULL:
-                self._queue_locked(payload, len(lines))
+                self._queue_locked(payload, lines)
                 return
-            self.dropped += len(lines)  # ECONNREFUSED, ENOENT: the daemon is gone
+            self.dropped += lines  # ECONNREFUSED, ENOENT: the daemon is gone
             self._drop_socket()
             return
-        self.sent += len(lines)
+        self.sent += lines
 
     def _queue_locked(self, payload: bytes, lines: int) -> None:
         self._backlog.append((payload, lines))
@@ -236,7 +259,9 @@ class DatagramSender:
             if not queue and not self._backlog:
                 wake.wait()
                 wake.clear()
-            time.sleep(self._flush_interval)
+            # The interval, or less once a datagram's worth is queued.
+            self._full.wait(self._flush_interval)
+            self._full.clear()
             try:  # noqa: SIM105 - no contextlib in the light client
                 self.flush(_POLL_SECONDS)
             except Exception:  # noqa: BLE001, S110 - the flusher never dies

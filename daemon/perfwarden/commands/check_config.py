@@ -1,4 +1,5 @@
-"""``perfwarden check-config [PATH]``: validate a config, listing every problem."""
+"""``perfwarden check-config [PATH]``: validate a config and its ``conf.d`` drop-ins,
+listing every problem with the file and line it is in."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from perfwarden.config.dropins import drop_in_paths
 from perfwarden.config.load import ConfigError, load_config, resolve_config_path
 from perfwarden.config.plugin_names import unknown_plugins
 from perfwarden.optimize.plugin_loader import find
@@ -39,4 +41,6 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{path}: ok ({len(config.metrics)} metrics, {len(config.knobs)} knobs{noted})"
     )
+    for drop_in in drop_in_paths(path):
+        print(f"  with {drop_in}")
     return 0

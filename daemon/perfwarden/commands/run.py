@@ -112,6 +112,7 @@ def _run(args: argparse.Namespace) -> int:
         load_config,
         resolve_config_path,
     )
+    from perfwarden.logs.setup import set_log_level  # noqa: PLC0415
     from perfwarden.paths import resolve_socket_dir, resolve_state_dir  # noqa: PLC0415
 
     config_path = resolve_config_path(args.config, os.environ)
@@ -122,6 +123,7 @@ def _run(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 1
+    set_log_level(config.logging.level)
     _raise_fd_limit()
     daemon = Daemon(
         config,

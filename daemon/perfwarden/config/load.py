@@ -2,9 +2,11 @@
 
 One job: turn configuration bytes into a :class:`Config`, or into a :class:`ConfigError`
 that lists *every* problem as ``PATH:LINE: key.path: message``.  Parsing is a pure
-function (:func:`parse_config`); :func:`load_config` only adds reading the file once,
-and :func:`resolve_config_path` picks the file (``--config``, ``$PERFWARDEN_CONFIG``,
-systemd's ``$CONFIGURATION_DIRECTORY``, the packaged default).
+function (:func:`parse_config`); :func:`load_config` only adds reading the file and
+its ``conf.d/*.yaml`` drop-ins once (merged in name order, :mod:`.dropins`), and
+:func:`resolve_config_path` picks the file (``--config``, ``$PERFWARDEN_CONFIG``,
+systemd's ``$CONFIGURATION_DIRECTORY``, ``/etc/perfwarden``, XDG's config home, the
+packaged default).
 
 The YAML is *composed*, not loaded, so every value keeps the line it came from
 (:mod:`.config_nodes` reads the nodes); this module holds the schema of the
@@ -20,7 +22,6 @@ configuration names from this module.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
 import os
 import pathlib
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Final
 
 from yaml.nodes import MappingNode, ScalarNode
 
+from perfwarden.config.dropins import digest_of, drop_in_paths, mark_file, merge
 from perfwarden.config.knobs import knobs_section
 from perfwarden.config.model import (
     Basis,
@@ -43,6 +45,8 @@ from perfwarden.config.model import (
     HttpConfig,
     IngestConfig,
     KnobConfig,
+    LoggingConfig,
+    LogLevel,
     MetricConfig,
     MetricsAccess,
     OptimizerConfig,
@@ -87,13 +91,14 @@ from perfwarden.config.runtime import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable, Mapping, Sequence
 
     from yaml.nodes import Node
 
 __all__ = [
     "CONFIG_ENV",
     "CONFIG_VERSION",
+    "SYSTEM_CONFIG",
     "Basis",
     "Bound",
     "Config",
@@ -104,6 +109,8 @@ __all__ = [
     "HttpConfig",
     "IngestConfig",
     "KnobConfig",
+    "LogLevel",
+    "LoggingConfig",
     "MetricConfig",
     "MetricsAccess",
     "OptimizerConfig",
@@ -127,12 +134,15 @@ CONFIG_VERSION: Final = 1
 CONFIG_ENV: Final = "PERFWARDEN_CONFIG"
 _SYSTEMD_CONFIG_ENV: Final = "CONFIGURATION_DIRECTORY"
 _CONFIG_NAME: Final = "perfwarden.yaml"
+#: The system-wide configuration file, used when it exists.
+SYSTEM_CONFIG: Final = pathlib.Path("/etc/perfwarden") / _CONFIG_NAME
 
 _SECTIONS: Final = (
     "version", "statistics", "evaluation", "metrics", "knobs", "optimizer",
     "processes", "plugins", "control", "sockets", "ingest", "state", "http",
     "recording",
     "alertmanager",
+    "logging",
 )  # fmt: skip
 _METRIC_KEYS: Final = (
     "unit", "description", "bound", "target", "warning", "critical", "for",
@@ -154,6 +164,7 @@ _OPTIMIZER_KEYS: Final = (
     "mode", "max_actions_per_hour", "validation_timeout", "concurrent_actions",
 )  # fmt: skip
 _BOOL_TAG: Final = "tag:yaml.org,2002:bool"
+_EMPTY: Final = "empty config"  # StructureChecker.compose's problem for no document
 
 
 # --------------------------------------------------------------------------- public
@@ -175,44 +186,69 @@ def default_config_path() -> pathlib.Path:
 
 
 def resolve_config_path(
-    cli_value: str | None, environ: Mapping[str, str]
+    cli_value: str | None,
+    environ: Mapping[str, str],
+    *,
+    system_config: pathlib.Path = SYSTEM_CONFIG,
 ) -> pathlib.Path:
     """Return the configuration file to use.
 
     In order: *cli_value* (``--config``), ``$PERFWARDEN_CONFIG``,
     ``$CONFIGURATION_DIRECTORY/perfwarden.yaml`` when that file exists (systemd's
     ``ConfigurationDirectory=``; the first of several ``:``-separated directories that
-    holds one), else :func:`default_config_path`.  Empty values count as unset.
+    holds one), ``/etc/perfwarden/perfwarden.yaml`` when it exists,
+    ``$XDG_CONFIG_HOME/perfwarden/perfwarden.yaml`` (``~/.config`` by default) when
+    it exists, else :func:`default_config_path`.  Empty values count as unset.
     """
     if cli_value:
         return pathlib.Path(cli_value)
     if env_value := environ.get(CONFIG_ENV):
         return pathlib.Path(env_value)
-    for directory in environ.get(_SYSTEMD_CONFIG_ENV, "").split(":"):
-        if (
-            directory
-            and (candidate := pathlib.Path(directory) / _CONFIG_NAME).is_file()
-        ):
+    candidates = [
+        pathlib.Path(directory) / _CONFIG_NAME
+        for directory in environ.get(_SYSTEMD_CONFIG_ENV, "").split(":")
+        if directory
+    ]
+    candidates.append(system_config)
+    config_home = environ.get("XDG_CONFIG_HOME") or _home_config(environ)
+    if config_home:
+        candidates.append(pathlib.Path(config_home) / "perfwarden" / _CONFIG_NAME)
+    for candidate in candidates:
+        if candidate.is_file():
             return candidate
     return default_config_path()
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read *path* once and return its validated :class:`Config`.
+def _home_config(environ: Mapping[str, str]) -> str | None:
+    home = environ.get("HOME")
+    return os.path.join(home, ".config") if home else None
 
-    Raises :class:`ConfigError` with every problem; a file that cannot be read gives
-    one problem on line 0.  ``Config.source`` is the path as given, or
-    ``"<default>"`` for the packaged default; problems always name the real path.
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read *path* and its drop-ins once and return their validated :class:`Config`.
+
+    Drop-ins are the ``conf.d/*.yaml`` files beside *path*, merged in name order
+    (:mod:`.dropins`); a problem in one names that file and line.  Raises
+    :class:`ConfigError` with every problem; a file that cannot be read gives one
+    problem on line 0.  ``Config.source`` is the path as given, or ``"<default>"``
+    for the packaged default; problems always name the real path.
     """
     shown = os.fspath(path)
-    try:
-        data = pathlib.Path(path).read_bytes()
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        problem = ConfigProblem(shown, 0, "", f"cannot read the config file: {reason}")
-        raise ConfigError([problem]) from None
+    files = [pathlib.Path(path), *drop_in_paths(path)]
+    contents: list[tuple[str, bytes]] = []
+    for file in files:
+        name = os.fspath(file)
+        try:
+            contents.append((name, file.read_bytes()))
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            problem = ConfigProblem(
+                name, 0, "", f"cannot read the config file: {reason}"
+            )
+            raise ConfigError([problem]) from None
     source = "<default>" if _is_default(pathlib.Path(path)) else shown
-    return _parse(data, source=source, shown=shown)
+    main = contents[0][1]
+    return _parse(main, source=source, shown=shown, drop_ins=contents[1:])
 
 
 def parse_config(text: str | bytes, source: str = "<string>") -> Config:
@@ -234,15 +270,51 @@ def _is_default(path: pathlib.Path) -> bool:
         return False
 
 
-def _parse(text: str | bytes, *, source: str, shown: str) -> Config:
+def _parse(
+    text: str | bytes,
+    *,
+    source: str,
+    shown: str,
+    drop_ins: Sequence[tuple[str, bytes]] = (),
+) -> Config:
     data = text.encode("utf-8") if isinstance(text, str) else text
     checker = Checker(shown)
     root = checker.compose(text)
+    for name, drop_in_text in drop_ins:
+        root = _merge_drop_in(checker, root, name, drop_in_text)
     config = None if root is None else _build(checker, root)
     if checker.problems or config is None:
-        raise ConfigError(sorted(checker.problems, key=lambda problem: problem.line))
-    digest = hashlib.sha256(data).hexdigest()
+        order = {name: index for index, (name, _) in enumerate(drop_ins, start=1)}
+        raise ConfigError(
+            sorted(
+                checker.problems,
+                key=lambda problem: (order.get(problem.path, 0), problem.line),
+            )
+        )
+    digest = digest_of(data, drop_ins)
     return dataclasses.replace(config, source=source, sha256=digest)
+
+
+def _merge_drop_in(
+    checker: Checker, root: Node | None, name: str, text: bytes
+) -> Node | None:
+    """*root* with drop-in *text* merged in; its problems are recorded in *name*."""
+    own = Checker(name)
+    drop_in = own.compose(text)
+    # An empty (or all-comment) drop-in changes nothing; it is no problem.
+    checker.problems.extend(p for p in own.problems if p.message != _EMPTY)
+    if drop_in is None:
+        return root
+    if not isinstance(drop_in, MappingNode):
+        got = own.describe(drop_in, "")
+        checker.problems.append(
+            ConfigProblem(name, line_of(drop_in), "", f"must be a mapping, got {got}")
+        )
+        return root
+    mark_file(drop_in, name)
+    if not isinstance(root, MappingNode):
+        return root  # the main file's problem is reported already
+    return merge(root, drop_in)
 
 
 # ---------------------------------------------------------------------- sections
@@ -286,7 +358,13 @@ def _build(c: Checker, root: Node) -> Config | None:
         alertmanager=alertmanager_section(
             c, _sub(c, top, "alertmanager", ALERTMANAGER_KEYS)
         ),
+        logging=_logging(c, _sub(c, top, "logging", ("level",))),
     )
+
+
+def _logging(c: Checker, s: Section) -> LoggingConfig:
+    level = c.choice(s, "level", LogLevel)
+    return LoggingConfig() if level is None else LoggingConfig(level=level)
 
 
 def _sub(c: Checker, top: Section, name: str, keys: Iterable[str] | None) -> Section:

@@ -8,6 +8,11 @@ and re-exports every name, so code outside the config modules imports from there
 Every record is a ``@dataclass(frozen=True, slots=True)``; mappings are read-only
 (:class:`types.MappingProxyType`) and sequences are tuples, so a ``Config`` can be
 shared between tasks and swapped atomically on reload.  Durations are ``float`` seconds.
+
+Where the YAML form differs from the Python type, the annotation says so with
+``typing.Annotated`` (:data:`Seconds`, :data:`Expiry`, :data:`HostPort`,
+:data:`Inline`): :mod:`perfwarden.config.schema` builds the JSON Schema from these
+records and those marks alone.
 """
 
 from __future__ import annotations
@@ -16,9 +21,13 @@ import enum
 from collections.abc import Iterable, Mapping  # noqa: TC003 (get_type_hints works)
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TypeVar
+from typing import Annotated, TypeAlias, TypeVar
 
 __all__ = [
+    "DURATION",
+    "EXPIRY",
+    "HOST_PORT",
+    "INLINE",
     "AlertmanagerConfig",
     "Basis",
     "Bound",
@@ -30,6 +39,8 @@ __all__ = [
     "HttpConfig",
     "IngestConfig",
     "KnobConfig",
+    "LogLevel",
+    "LoggingConfig",
     "MetricConfig",
     "MetricsAccess",
     "OptimizerConfig",
@@ -40,6 +51,18 @@ __all__ = [
     "StateConfig",
     "StatisticsConfig",
 ]
+
+#: Marks of :func:`typing.Annotated`: how the YAML writes a value of that type.
+DURATION = "duration"  # "250ms", "5s", "1h30m", "1d" or a number of seconds
+EXPIRY = "expiry"  # a duration, or 0 / off / false: never
+HOST_PORT = "host:port"  # one "host:port" string ("[::1]:9464" for IPv6)
+INLINE = "inline"  # the record's other keys, written beside its own ones
+
+Seconds: TypeAlias = Annotated[float, DURATION]
+Expiry: TypeAlias = Annotated[float, EXPIRY]
+HostPort: TypeAlias = Annotated[tuple[str, int], HOST_PORT]
+_M = TypeVar("_M")
+Inline: TypeAlias = Annotated[_M, INLINE]
 
 
 class Bound(enum.StrEnum):
@@ -105,7 +128,7 @@ class StatisticsConfig:
     max_series: int = 10000
     #: A series that received nothing for this long is forgotten (its window, alert
     #: state and saved state), freeing its slot under ``max_series``; ``0``: never.
-    expire_after: float = 3600.0
+    expire_after: Expiry = 3600.0
     #: Resident memory (MiB) past which lines for *new* series are shed (dropped,
     #: counted as ``memory_limit``, logged once) while existing series go on; ``0``:
     #: no ceiling.
@@ -120,9 +143,9 @@ class EvaluationConfig:
     (``for: 3 samples``, ``for_samples``); the other is then 0.
     """
 
-    interval: float = 1.0
+    interval: Seconds = 1.0
     basis: Basis = Basis.MULTIWINDOW
-    for_: float = 0.0
+    for_: Seconds = 0.0
     for_samples: int = 0
     #: Newest samples judged on the ``mean`` and ``ci`` bases and by the long window
     #: of ``multiwindow`` (a recent window reacts to a shift within tens of samples;
@@ -134,10 +157,10 @@ class EvaluationConfig:
     #: the observation is back past ``threshold * (1 - hysteresis)`` (upper bound).
     hysteresis: float = 0.05
     #: A series with no samples for this long is ``no_data``, not silently ok.
-    missing_after: float = 60.0
+    missing_after: Seconds = 60.0
     #: Evaluation passes after ingest run at most this far apart: a series fed by
     #: many batches is judged once per ``coalesce``, a lone crossing at once.
-    coalesce: float = 0.01
+    coalesce: Seconds = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,13 +182,13 @@ class MetricConfig:
     target: float | None = None
     warning: float | None = None
     critical: float | None = None
-    for_: float | None = None
+    for_: Seconds | None = None
     for_samples: int | None = None
     window: int | None = None
     optimizers: tuple[str, ...] = ()
     guard: bool = False
     group_by: str | None = None
-    expire_after: float | None = None
+    expire_after: Expiry | None = None
 
     def hold(self, evaluation: EvaluationConfig) -> tuple[float, int]:
         """``(seconds, samples)`` a condition must hold before it fires: the
@@ -203,10 +226,10 @@ class OptimizerConfig:
 
     validation_samples: int = 200
     significance: float = 0.05
-    cooldown: float = 60.0
+    cooldown: Seconds = 60.0
     #: How long one plugin call (load, propose, apply, revert) may take; the call's
     #: deadline, which the plugin sees, comes a grace earlier (see perfwarden.deadline).
-    plugin_timeout: float = 5.0
+    plugin_timeout: Seconds = 5.0
     #: Consecutive failures (errors, timeouts, garbage) before a plugin is disabled.
     max_failures: int = 3
     #: ``active`` applies the chosen proposals; ``dry-run`` only logs the choice.
@@ -214,7 +237,7 @@ class OptimizerConfig:
     #: Actions allowed in any sliding hour, all metrics together.
     max_actions_per_hour: int = 12
     #: Longest wait for ``validation_samples`` before judging with what arrived.
-    validation_timeout: float = 300.0
+    validation_timeout: Seconds = 300.0
     #: Actions validated at the same time, all metrics together (1: no confounding).
     concurrent_actions: int = 1
 
@@ -230,7 +253,7 @@ class ProcessConfig:
 
     name: str
     match: Mapping[str, str | int]
-    interval: float = 1.0
+    interval: Seconds = 1.0
     children: bool = False
 
 
@@ -243,7 +266,7 @@ class PluginConfig:
 
     name: str
     enabled: bool = True
-    options: Mapping[str, object] = field(default_factory=_empty_mapping)
+    options: Inline[Mapping[str, object]] = field(default_factory=_empty_mapping)
     #: Where the entry starts in the file (0: not from a file), for messages.
     line: int = field(default=0, compare=False)
 
@@ -264,7 +287,7 @@ class ControlConfig:
     #: The deepest nesting of arrays and objects in a request.
     max_json_depth: int = 32
     #: A reply the client has not taken within this long ends its connection.
-    send_timeout: float = 10.0
+    send_timeout: Seconds = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,7 +311,7 @@ class IngestConfig:
     #: Stream connections of one uid, so one sender cannot lock out the others.
     max_connections_per_uid: int = 128
     #: A stream connection that sends nothing for this long is closed.
-    idle_timeout: float = 60.0
+    idle_timeout: Seconds = 60.0
     max_datagram_bytes: int = 65536
     #: Distinct members one set series counts per interval.
     max_set_members: int = 65536
@@ -306,14 +329,34 @@ class HttpConfig:
     listener.  Port ``0`` picks a free port (logged as ``http.started``).
     """
 
-    listen: tuple[str, int] | None = None
+    listen: HostPort | None = None
     #: The longest a client may take to send its request or to read the reply.
-    timeout: float = 10.0
+    timeout: Seconds = 10.0
     #: Requests served at the same time; more connections wait in the backlog.
     max_connections: int = 16
     #: Host header values accepted besides the listen address and ``localhost``
     #: (a DNS-rebinding page sends its own host name and is refused).
     allowed_hosts: tuple[str, ...] = ()
+
+
+class LogLevel(enum.StrEnum):
+    """The least severe log events written."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    """The daemon's log output.
+
+    ``level`` applies at start and on every reload, unless ``perfwarden run
+    --log-level`` pinned one.
+    """
+
+    level: LogLevel = LogLevel.INFO
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,7 +368,7 @@ class StateConfig:
     start and written on a clean shutdown).
     """
 
-    checkpoint_interval: float = 2.0
+    checkpoint_interval: Seconds = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,7 +385,7 @@ class RecordingConfig:
     #: 256 MiB: about a week of 100 series at one sample a second.
     max_bytes: int = 256 << 20
     #: A week: what "last week" in a backtest needs.
-    max_age: float = 7 * 86400.0
+    max_age: Seconds = 7 * 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,8 +400,8 @@ class AlertmanagerConfig:
     """
 
     urls: tuple[str, ...] = ()
-    timeout: float = 10.0
-    resend_interval: float = 60.0
+    timeout: Seconds = 10.0
+    resend_interval: Seconds = 60.0
     labels: Mapping[str, str] = field(default_factory=_empty_mapping)
     external_url: str | None = None
 
@@ -388,6 +431,7 @@ class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     recording: RecordingConfig = field(default_factory=RecordingConfig)
     alertmanager: AlertmanagerConfig = field(default_factory=AlertmanagerConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
     source: str = "<string>"
     sha256: str = ""
 

@@ -1,5 +1,9 @@
 """Watch the config file and call back once its content settles on new bytes.
 
+The drop-ins in ``conf.d/`` beside the file count as part of it: that directory is
+watched too (from when it appears), any ``*.yaml`` event in it counts, and the hash
+is :func:`perfwarden.config.dropins.config_digest` of the whole set.
+
 The ``watchdog`` observer watches the config file's *directory*, never the file: an
 inotify watch on the file itself follows the old inode and goes deaf after the first
 rename-save.  Its thread does one thing per relevant event,
@@ -42,7 +46,6 @@ directory is missing are picked up only when it reappears.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import time
 from pathlib import Path
@@ -56,6 +59,7 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
+from perfwarden.config.dropins import DROP_IN_DIR, config_digest
 from perfwarden.logs.setup import get_logger
 
 if TYPE_CHECKING:
@@ -92,6 +96,7 @@ class ConfigWatcher:
     ) -> None:
         self.path = Path(os.path.abspath(path))
         self.directory = self.path.parent
+        self.drop_in_dir = self.directory / DROP_IN_DIR
         self._on_change = on_change
         self._loop = loop
         self._debounce = debounce
@@ -121,7 +126,7 @@ class ConfigWatcher:
         if self._running:
             return
         self._running = True
-        self._delivered = _digest(self.path)
+        self._delivered = config_digest(self.path)
         self._observer = Observer()
         self._observer.name = "perfwarden-config-watcher"
         self._observer.daemon = True
@@ -161,12 +166,15 @@ class ConfigWatcher:
             and _fs(event.src_path) in self._watched_paths
         ):
             return True  # a watched directory went away: re-arm soon
-        names = {self.path.name, CONFIGMAP_DATA}
+        names = {self.path.name, CONFIGMAP_DATA, DROP_IN_DIR}
+        drop_ins = str(self.drop_in_dir)
         for raw in (event.src_path, event.dest_path):
             if not raw:
                 continue
             path = _fs(raw)
             if os.path.basename(path) in names or path == self._target:
+                return True
+            if os.path.dirname(path) == drop_ins and path.endswith(".yaml"):
                 return True
         return False
 
@@ -197,7 +205,7 @@ class ConfigWatcher:
             return
         self._rearm()
         self.checks += 1
-        digest = _digest(self.path)
+        digest = config_digest(self.path)
         if digest is None:
             _log.debug("config.watch_unreadable", path=str(self.path))
             return
@@ -224,7 +232,7 @@ class ConfigWatcher:
         observer = self._observer
         if observer is None:
             return False
-        wanted = [self.directory]
+        wanted = [self.directory, self.drop_in_dir]
         with contextlib.suppress(OSError):
             target = Path(os.path.realpath(self.path))
             self._target = str(target)
@@ -283,11 +291,3 @@ def _identity(directory: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return (st.st_dev, st.st_ino)
-
-
-def _digest(path: Path) -> str | None:
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    return hashlib.sha256(data).hexdigest()

@@ -21,6 +21,7 @@ import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from perfwarden.config.dropins import FileMark
 from perfwarden.config.model import ConfigProblem
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "INVALID",
+    "FileLine",
     "Invalid",
     "Section",
     "StructureChecker",
@@ -60,10 +62,26 @@ def is_null(node: Node) -> bool:
     return isinstance(node, ScalarNode) and node.tag == _NULL_TAG
 
 
+class FileLine(int):
+    """A line number of a drop-in file: :meth:`StructureChecker.add` reports the
+    problem in ``path``, not in the main file."""
+
+    path: str
+
+    def __new__(cls, line: int, path: str) -> FileLine:
+        self = super().__new__(cls, line)
+        self.path = path
+        return self
+
+
 def line_of(node: Node) -> int:
-    """The 1-based line where *node* starts."""
+    """The 1-based line where *node* starts (a :class:`FileLine` in a drop-in)."""
     mark = node.start_mark
-    return 1 if mark is None else mark.line + 1
+    if mark is None:
+        return 1
+    if isinstance(mark, FileMark):
+        return FileLine(mark.line + 1, mark.name)
+    return mark.line + 1
 
 
 def join_key(parent: str, key: str) -> str:
@@ -148,8 +166,10 @@ class StructureChecker:
         self._constructor = SafeConstructor()
 
     def add(self, line: int, key: str, message: str) -> None:
-        """Record a problem at *line* about dotted *key*."""
-        self.problems.append(ConfigProblem(self.path, line, key, message))
+        """Record a problem at *line* (of a drop-in's file for a
+        :class:`FileLine`) about dotted *key*."""
+        path = line.path if isinstance(line, FileLine) else self.path
+        self.problems.append(ConfigProblem(path, int(line), key, message))
 
     # -- structure ---------------------------------------------------------------
 
