@@ -376,9 +376,9 @@ def _evaluation(
         c.add(
             s.value_line("short_window") if "short_window" in s else s.line,
             s.dotted("short_window"),
-            f"with statistics.min_samples ({statistics.min_samples}) needs"
-            f" statistics.window of at least {needed}, else the short window"
-            " never judges",
+            f"short_window + statistics.min_samples ({needed}) exceeds"
+            f" statistics.window ({statistics.window}): the short windows would"
+            " never judge",
         )
     hold_time, hold_samples = _hold(c, s)
     return EvaluationConfig(
@@ -425,7 +425,7 @@ def _check_reference(
         return
     message = (
         f"must be at least evaluation.short_window + statistics.min_samples"
-        f" ({needed}) on the multiwindow basis, or the short window never judges"
+        f" ({needed}) on the multiwindow basis, or its short windows never judge"
     )
     c.add(m.value_line("window"), m.dotted("window"), message)
 
