@@ -162,3 +162,31 @@ class TestReportsAndSilences:
         removed = daemon.cli("silence", "--remove", data["silences"][0]["id"])
         assert 0 == removed.returncode
         assert not daemon.cli_json("alerts")["silences"]
+
+
+MULTIWINDOW_CONFIG = """\
+version: 1
+evaluation: {interval: 0.5s}
+metrics:
+  latency: {unit: ms, bound: upper, warning: 150, critical: 400}
+"""
+
+
+class TestDefaultJudgement:
+    def test_burst_fires_on_the_default_multiwindow_basis(
+        self, make_daemon: Callable[..., DaemonProcess]
+    ) -> None:
+        """Ten samples at twice the level after quiet noise fire at once on the
+        default basis; stats shows the autocorrelation and the interval's method."""
+        daemon = make_daemon(MULTIWINDOW_CONFIG).start()
+        quiet = [100.0 + 10.0 * ((i * 7919) % 13 - 6) / 6 for i in range(200)]
+        send_values(daemon, "latency", quiet)
+        daemon.wait_received(200)
+        send_values(daemon, "latency", [300.0 + i for i in range(10)])
+        fired = daemon.wait_log("alert.fired")
+        assert ("multiwindow", "warning") == (fired["basis"], fired["severity"])
+        assert fired["observed"][0] > 150
+        record = daemon.cli_json("stats", "latency")["series"][0]
+        assert record["ci_method"] in {"t", "log-t"}
+        assert 0 < record["effective_sample_size"] <= record["sample_size"]
+        assert -1.0 <= record["autocorrelation"] <= 1.0
