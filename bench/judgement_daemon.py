@@ -41,9 +41,9 @@ Step phase (detection delay)
 
 Usage::
 
-    python bench/judgement.py                          # about a minute
-    python bench/judgement.py --json /tmp/judgement.json
-    python bench/judgement.py --basis ci --windows 100 --runs 300
+    python bench/judgement_daemon.py                          # about a minute
+    python bench/judgement_daemon.py --json /tmp/judgement.json
+    python bench/judgement_daemon.py --basis ci --windows 100 --runs 300
 
 ``evaluation.window`` values are taken for ``mean`` and ``ci`` (default 10 30 50 100
 200); ``sample`` ignores the window and runs once. Note: with ``ci`` a window below
