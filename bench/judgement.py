@@ -330,6 +330,37 @@ def run_rule(rule: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def evaluation_cost(rounds: int, block: int = 2000) -> dict[str, Any]:
+    """Microseconds per evaluation of one series per rule, measured in interleaved
+    blocks of ``block`` samples (same data for every rule); medians, and the
+    median per-round ratio to ``ci 100``."""
+    rng = np.random.default_rng(1)
+    replays = {rule: Replay(rule, 150.0, 200.0) for rule in RULES}
+    warmup = noise("gaussian", 1000, rng)
+    for replay in replays.values():
+        replay.feed(warmup)
+    times: dict[str, list[float]] = {rule: [] for rule in RULES}
+    for round_number in range(rounds):
+        values = noise("gaussian", block, rng)
+        order = (
+            list(RULES)[round_number % len(RULES) :]
+            + list(RULES)[: round_number % len(RULES)]
+        )
+        for rule in order:
+            started = time.perf_counter()
+            replays[rule].feed(values)
+            times[rule].append(1e6 * (time.perf_counter() - started) / block)
+    return {
+        rule: {
+            "us_per_evaluation": float(np.median(times[rule])),
+            "ratio_to_ci": float(
+                np.median(np.array(times[rule]) / np.array(times["ci 100"]))
+            ),
+        }
+        for rule in RULES
+    }
+
+
 def _fmt(value: float | None, digits: int = 0) -> str:
     if value is None:
         return "-"
@@ -423,12 +454,28 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--rules", nargs="+", choices=list(RULES), default=list(RULES))
     parser.add_argument("--json", help="write the full results here")
+    parser.add_argument(
+        "--cost-rounds", type=int, default=15, help="interleaved cost blocks (0: skip)"
+    )
     args = parser.parse_args()
     _silence_logs()
     results: dict[str, Any] = {}
     for rule in args.rules:
         results[rule] = run_rule(rule, args)
     print(table(results))
+    if args.cost_rounds:
+        cost = evaluation_cost(args.cost_rounds)
+        results["evaluation_cost"] = cost
+        print(
+            "\n**Cost of one evaluation of one series (sample appended + judged),"
+            " median of interleaved blocks**\n"
+        )
+        print("| rule | us per evaluation | ratio to ci 100 |\n|---|---|---|")
+        for rule, figures in cost.items():
+            print(
+                f"| {rule} | {figures['us_per_evaluation']:.1f} |"
+                f" {figures['ratio_to_ci']:.2f} |"
+            )
     print(
         f"\npython {platform.python_version()}, {platform.machine()};"
         f" seconds per rule: "

@@ -188,7 +188,7 @@ class TestReference:
         m = len(cur) - 2
         half = t * math.sqrt(np.var(ref, ddof=1) * n / n_eff / m)
         middle = float(np.sort(cur)[1:-1].mean())
-        low, high = Reference.of(ref, 0.95).observe(cur)
+        low, high = Reference.of(ref, 0.95).observe(current)
         scale = 1e-9 * max(1.0, float(np.abs(cur).max()), half)
         assert (middle - half, middle + half) == pytest.approx(
             (low, high), rel=1e-9, abs=scale
