@@ -20,10 +20,11 @@ from perfwarden.alerts.machine import (
     Verdict,
     step,
 )
-from perfwarden.alerts.observation import Reference
+from perfwarden.alerts.observation import Reference, judge_windows
 from perfwarden.config.load import Basis, Config, parse_config
 from perfwarden.ingest.statsd import Batch, parse
 from perfwarden.series.store import MetricStore
+from perfwarden.series.window import RollingWindow
 from perfwarden.testing import FakeClock
 
 VIOLATED = Verdict(Level.WARNING, clear_of_warning=False, clear_of_critical=True)
@@ -193,6 +194,33 @@ class TestReference:
         assert (middle - half, middle + half) == pytest.approx(
             (low, high), rel=1e-9, abs=scale
         )
+
+
+class TestOnlyViolation:
+    @settings(max_examples=150, deadline=None)
+    @given(
+        values=st.lists(st.floats(0.0, 400.0), min_size=30, max_size=200),
+        warning=st.floats(50.0, 300.0),
+        upper=st.booleans(),
+    )
+    def test_same_violation_as_the_full_judgement(
+        self, values: list[float], warning: float, upper: bool
+    ) -> None:
+        """Skipping the short windows when no value is beyond a level never
+        changes whether a level is violated."""
+        bound = "upper" if upper else "lower"
+        config = parse_config(
+            "version: 1\nstatistics: {min_samples: 30}\nmetrics:\n"
+            f"  m: {{bound: {bound}, warning: {warning!r}}}\n"
+        )
+        window = RollingWindow(1000)
+        window.extend(values)
+        metric = config.metrics["m"]
+        full = judge_windows(window, config, metric)
+        quick = judge_windows(window, config, metric, only_violation=True)
+        assert full is not None
+        assert quick is not None
+        assert full.verdict.violated == quick.verdict.violated
 
 
 class TestMultiwindow:

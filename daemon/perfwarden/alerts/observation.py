@@ -119,10 +119,20 @@ class Reference:
 
 
 def judge_windows(
-    window: RollingWindow, config: Config, metric: MetricConfig
+    window: RollingWindow,
+    config: Config,
+    metric: MetricConfig,
+    *,
+    only_violation: bool = False,
 ) -> Judgement | None:
     """The ``multiwindow`` judgement, or ``None`` until the long window has
-    ``statistics.min_samples`` samples."""
+    ``statistics.min_samples`` samples.
+
+    ``only_violation``: the caller reads only ``verdict.violated`` (its alert is
+    ok), so when no sample of the short windows lies beyond a level they cannot be
+    violated (a trimmed mean never exceeds the largest value) and are not computed:
+    the common case costs the long window alone.
+    """
     evaluation = config.evaluation
     statistics = config.statistics
     minimum = max(statistics.min_samples, 2)
@@ -138,11 +148,13 @@ def judge_windows(
     verdict = _judge(long_observation, metric, evaluation.hysteresis)
     if not shorts:
         return Judgement(long_observation, verdict)
+    newest = values[-longest:].tolist()
+    if only_violation and not _any_beyond(newest, metric):
+        return Judgement(long_observation, verdict)
     reference = Reference.of(values[:-longest], statistics.confidence_level)
     violated = verdict.violated
     worst = long_observation
     clear_of_warning = clear_of_critical = True
-    newest = values[-longest:].tolist()
     for short in shorts:
         observation = reference.observe(newest[-short:])
         violated = _worse(
@@ -171,6 +183,14 @@ def _judge(observation: Observation, metric: MetricConfig, margin: float) -> Ver
         critical=metric.critical,
         hysteresis=margin,
     )
+
+
+def _any_beyond(values: list[float], metric: MetricConfig) -> bool:
+    """Does any value lie beyond the metric's nearer level?"""
+    levels = [v for v in (metric.warning, metric.critical) if v is not None]
+    if metric.bound is Bound.UPPER:
+        return max(values) > min(levels)
+    return min(values) < max(levels)
 
 
 def _worse(a: Level | None, b: Level | None) -> Level | None:
