@@ -402,15 +402,15 @@ def table(results: dict[str, Any]) -> str:
                     f"{_fmt(100 * (s['detected'] or 0))}%, {_fmt(s['median'])}"
                 )
             out.append(f"| {length} x {level} | " + " | ".join(cells) + " |")
-    for level in ("1.5", "2.0"):
+    for label in ("1.5", "2.0"):
         cells = []
         for r in rules:
-            s = results[r]["sinusoid"]["bursts"][level]
+            s = results[r]["sinusoid"]["bursts"][label]
             cells.append(
                 f"{_fmt(100 * (s['within_10'] or 0))}% / "
                 f"{_fmt(100 * (s['detected'] or 0))}%, {_fmt(s['median'])}"
             )
-        out.append(f"| 20 x {level} on the sinusoid | " + " | ".join(cells) + " |")
+        out.append(f"| 20 x {label} on the sinusoid | " + " | ".join(cells) + " |")
     out += [
         "",
         "**Shift and ramp: samples to fire, median / p90 (all families pooled;"
@@ -463,9 +463,9 @@ def main() -> int:
     for rule in args.rules:
         results[rule] = run_rule(rule, args)
     print(table(results))
+    cost: dict[str, Any] = {}
     if args.cost_rounds:
         cost = evaluation_cost(args.cost_rounds)
-        results["evaluation_cost"] = cost
         print(
             "\n**Cost of one evaluation of one series (sample appended + judged),"
             " median of interleaved blocks**\n"
@@ -482,6 +482,8 @@ def main() -> int:
         + ", ".join(f"{r} {results[r]['seconds']:.0f}" for r in results)
     )
     if args.json:
+        if cost:
+            results["evaluation_cost"] = cost
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(results, handle, indent=1, default=str)
     return 0
