@@ -190,3 +190,18 @@ class TestDefaultJudgement:
         assert record["ci_method"] in {"t", "log-t"}
         assert 0 < record["effective_sample_size"] <= record["sample_size"]
         assert -1.0 <= record["autocorrelation"] <= 1.0
+
+    def test_non_negative_interval_stays_above_zero(
+        self, make_daemon: Callable[..., DaemonProcess]
+    ) -> None:
+        """A skewed ms series whose t interval would dip below 0 shows the
+        log-scale one, and stats says so."""
+        daemon = make_daemon(MULTIWINDOW_CONFIG).start()
+        send_values(daemon, "latency", [0.0] * 28 + [50.0, 400.0])
+        daemon.wait_received(30)
+        record = daemon.cli_json("stats", "latency")["series"][0]
+        assert "log-t" == record["ci_method"]
+        assert 0 < record["ci_low"] < record["mean"] < record["ci_high"]
+        table = daemon.cli("stats", "latency")
+        assert 0 == table.returncode, table.stderr
+        assert " log " in table.stdout
