@@ -205,3 +205,29 @@ class TestDefaultJudgement:
         table = daemon.cli("stats", "latency")
         assert 0 == table.returncode, table.stderr
         assert " log " in table.stdout
+
+
+class TestHoldInSamples:
+    def test_a_stalled_sender_does_not_fire_one_value(
+        self, make_daemon: Callable[..., DaemonProcess]
+    ) -> None:
+        """for: 3 samples: one violating value followed by silence stays pending
+        through many ticks; the third violating value fires it."""
+        config = (
+            "version: 1\nevaluation: {interval: 100ms, basis: sample}\n"
+            "metrics:\n  latency: {bound: upper, warning: 150, for: 3 samples}\n"
+        )
+        daemon = make_daemon(config).start()
+        send_values(daemon, "latency", [100.0, 200.0])
+        daemon.wait_log("alert.pending")
+
+        def evaluations() -> int:
+            return int(daemon.cli_json("status")["evaluation"]["evaluations"])
+
+        start = evaluations()
+        wait_until(lambda: evaluations() >= start + 10, 30)
+        assert [] == daemon.log_events("alert.fired")
+        send_values(daemon, "latency", [210.0])
+        send_values(daemon, "latency", [220.0])
+        fired = daemon.wait_log("alert.fired")
+        assert [220.0, 220.0] == fired["observed"]
