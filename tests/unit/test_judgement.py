@@ -112,6 +112,34 @@ class TestHoldInSamples:
         alert, transition = step(alert, CLEAR, 1.0, 0.0, hold_samples=3)
         assert (Transition.CANCELLED, 0) == (transition, alert.held)
 
+    @settings(max_examples=200, deadline=None)
+    @given(
+        violations=st.lists(st.booleans(), max_size=40),
+        hold=st.integers(0, 6),
+    )
+    def test_fires_exactly_after_hold_violations_in_a_row(
+        self, violations: list[bool], hold: int
+    ) -> None:
+        """From ok, it fires at the first run of ``hold`` violating samples in a
+        row (``for: 0`` or ``1``: at the first one), as a plain count says."""
+        alert = SeriesAlert()
+        fired_at = None
+        for index, violated in enumerate(violations):
+            verdict = VIOLATED if violated else CLEAR
+            alert, transition = step(
+                alert, verdict, float(index), 0.0, hold_samples=hold
+            )
+            if transition is Transition.FIRED:
+                fired_at = index
+                break
+        run, expected = 0, None
+        for index, violated in enumerate(violations):
+            run = run + 1 if violated else 0
+            if violated and run >= max(hold, 1):
+                expected = index
+                break
+        assert expected == fired_at
+
     def test_config_reads_samples(self) -> None:
         """``for: 3 samples`` is a count; ``for: 1 sample`` too; durations stay."""
         config = parse_config(
