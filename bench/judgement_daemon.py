@@ -21,7 +21,10 @@ Stationary phase (false fires)
     sequences judged after every sample by the same rule (observation as in
     ``Evaluator.observe``, fire when the observation lies wholly above L, resolve
     when it lies wholly below L - 5 %), i.e. what a per-value evaluator (the seed's
-    rule for ``sample``) would fire.
+    rule for ``sample``) would fire. (The replay's ``ci`` is the interval of
+    independent samples; the daemon's now widens it where the samples are
+    autocorrelated, so on this independent noise the two agree except where the
+    lag-1 estimate happens to cross its significance bound.)
 
 Step phase (detection delay)
     ``--runs`` runs (default 100) per step size (105 %, 110 %, 115 % of L), each on its

@@ -188,6 +188,8 @@ def _judge(observation: Observation, metric: MetricConfig, margin: float) -> Ver
 def _any_beyond(values: list[float], metric: MetricConfig) -> bool:
     """Does any value lie beyond the metric's nearer level?"""
     levels = [v for v in (metric.warning, metric.critical) if v is not None]
+    if not levels:
+        return False
     if metric.bound is Bound.UPPER:
         return max(values) > min(levels)
     return min(values) < max(levels)
