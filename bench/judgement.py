@@ -9,8 +9,8 @@ so the figures are about the *rule*, not about batching. Each rule is a config:
 
 * ``multiwindow`` -- ``basis: multiwindow`` (short window 10, long window 100);
 * ``per-sample``  -- ``basis: sample`` (the seed's rule);
-* ``3 samples``   -- ``basis: sample`` with ``for: 3 samples`` (Prometheus-like);
-* ``ci 100``      -- ``basis: ci``, ``window: 100`` (the former default).
+* ``3-samples``   -- ``basis: sample`` with ``for: 3 samples`` (Prometheus-like);
+* ``ci-100``      -- ``basis: ci``, ``window: 100`` (the former default).
 
 All use ``hysteresis: 0.05`` and ``min_samples: 30``. Levels are set the way a
 user does: ``warning`` = p99 and ``critical`` = 1.2 x max of a leading 15 %
@@ -72,8 +72,8 @@ Array = npt.NDArray[np.float64]
 RULES: dict[str, str] = {
     "multiwindow": "basis: multiwindow",
     "per-sample": "basis: sample",
-    "3 samples": "basis: sample, for: 3 samples",
-    "ci 100": "basis: ci, window: 100",
+    "3-samples": "basis: sample, for: 3 samples",
+    "ci-100": "basis: ci, window: 100",
 }
 FAMILIES = ("gaussian", "lognormal", "student_t3", "ar1")
 BURST_LENGTHS = (10, 20, 50, 100)
@@ -333,7 +333,7 @@ def run_rule(rule: str, args: argparse.Namespace) -> dict[str, Any]:
 def evaluation_cost(rounds: int, block: int = 2000) -> dict[str, Any]:
     """Microseconds per evaluation of one series per rule, measured in interleaved
     blocks of ``block`` samples (same data for every rule); medians, and the
-    median per-round ratio to ``ci 100``."""
+    median per-round ratio to ``ci-100``."""
     rng = np.random.default_rng(1)
     replays = {rule: Replay(rule, 150.0, 200.0) for rule in RULES}
     warmup = noise("gaussian", 1000, rng)
@@ -354,7 +354,7 @@ def evaluation_cost(rounds: int, block: int = 2000) -> dict[str, Any]:
         rule: {
             "us_per_evaluation": float(np.median(times[rule])),
             "ratio_to_ci": float(
-                np.median(np.array(times[rule]) / np.array(times["ci 100"]))
+                np.median(np.array(times[rule]) / np.array(times["ci-100"]))
             ),
         }
         for rule in RULES
@@ -470,7 +470,7 @@ def main() -> int:
             "\n**Cost of one evaluation of one series (sample appended + judged),"
             " median of interleaved blocks**\n"
         )
-        print("| rule | us per evaluation | ratio to ci 100 |\n|---|---|---|")
+        print("| rule | us per evaluation | ratio to ci-100 |\n|---|---|---|")
         for rule, figures in cost.items():
             print(
                 f"| {rule} | {figures['us_per_evaluation']:.1f} |"
