@@ -529,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
         "--basis",
         nargs="+",
         default=["ci", "sample"],
-        choices=["ci", "mean", "sample"],
+        choices=["ci", "mean", "sample", "multiwindow"],
         help="evaluation bases to measure (default: ci sample)",
     )
     p.add_argument(

@@ -1,53 +1,48 @@
-"""Judgement quality of a real perfwarden daemon: false fires and detection delay.
+"""Judgement quality: false fires, burst detection, shift and ramp delay, per rule.
 
 Method
 ------
-Every configuration (``evaluation.basis`` x ``evaluation.window``) runs on a fresh
-``perfwarden run`` subprocess whose JSON log goes to a file read incrementally
-(``PipedDaemon(threaded=False)`` of ``bench/alert_latency.py``). The config has one
-metric, ``judged_time`` (upper bound, ``critical: 100`` = the level L, no warning
-level), ``for: 0s``, ``hysteresis: 0.05``, ``statistics.min_samples: 30``. Noise
-is normal with sd 0.1 L.
+Every scenario is replayed through perfwarden's own ``Evaluator`` (the code the
+daemon runs, with a real ``MetricStore`` and a parsed configuration) on a fake
+clock, one sample per second and one evaluation per sample: evenly paced data,
+so the figures are about the *rule*, not about batching. Each rule is a config:
 
-Stationary phase (false fires)
-    ``--stationary`` samples per configuration (default 10^6) of N(0.9 L, 0.1 L),
-    so about one sample in six is above L, sent as fast as a blocking datagram
-    socket allows (no datagram is dropped), in datagrams of one line carrying
-    ``--datagram-samples`` values (default 20), round-robin over 10 series. Every
-    ``alert.fired`` line of those series is a false fire; the figure is fires per
-    10^6 samples. The daemon judges once per ingest batch (a drain of the datagram
-    socket), not per sample, so the script also reports the daemon's evaluations
-    (``status.evaluation.evaluations``) and a per-sample *replay*: the same sample
-    sequences judged after every sample by the same rule (observation as in
-    ``Evaluator.observe``, fire when the observation lies wholly above L, resolve
-    when it lies wholly below L - 5 %), i.e. what a per-value evaluator (the seed's
-    rule for ``sample``) would fire.
+* ``multiwindow`` -- ``basis: multiwindow`` (short window 10, long window 100);
+* ``per-sample``  -- ``basis: sample`` (the seed's rule);
+* ``3-samples``   -- ``basis: sample`` with ``for: 3 samples`` (Prometheus-like);
+* ``ci-100``      -- ``basis: ci``, ``window: 100`` (the former default).
 
-Step phase (detection delay)
-    ``--runs`` runs (default 100) per step size (105 %, 110 %, 115 % of L), each on its
-    own series (a fresh ``run`` tag), all in lock-step: every series first gets
-    ``window + 50`` stationary samples (bulk), and a series that is firing at the step
-    is first brought back to ok with single stationary samples (only ``sample`` needs
-    this; the count is reported). Then post-step samples N(step L, 0.1 L) are sent
-    one per series per round: each round is one datagram with one 1-value line per
-    still-unfired series; the script waits until the daemon's ``ingest.received``
-    has grown by that many lines, sends a ``ping`` on the control socket (the
-    evaluation is queued before that reply can be written, and the log line is
-    flushed during the evaluation) and then reads the new log lines. A run's
-    *samples to fire* is the number of post-step samples sent up to and including
-    the round after which its ``alert.fired`` line appeared: sample-exact, because
-    each series receives exactly one sample per ingest batch. Runs not fired after
-    ``--max-samples`` (default 1000) are reported as censored.
+All use ``hysteresis: 0.05`` and ``min_samples: 30``. Levels are set the way a
+user does: ``warning`` = p99 and ``critical`` = 1.2 x max of a leading 15 %
+"history" part of each replayed series, which holds no incident.
+
+Noise families (location 100, scale 10): Gaussian; log-normal ``100 exp(0.5 Z)``;
+Student-t with 3 df; AR(1) with phi = 0.7 and unit marginal variance. An incident
+moves the mean by adding a constant to the noise:
+
+* stationary: ``--stationary`` samples after the history; every ``alert.fired``
+  after the history is a false fire (reported per 10^5 samples);
+* bursts of 10, 20, 50, 100 samples whose mean is 1.2, 1.5 and 2 x the warning
+  level, ``--runs`` of each per family in shuffled order, 150 quiet samples before
+  and after each; *detected* = fired while the burst lasts, *samples* = burst
+  samples up to and including the one after which it fired;
+* level shifts: the mean moves to 1.15 and 1.30 x the warning level for 300
+  samples (300 quiet after); delay in samples, undetected runs count as 300+;
+* ramp: over 500 samples the mean rises linearly so that it crosses the warning
+  level at sample 250, then stays 200 samples at the top; the delay is counted
+  from the crossing (negative: fired before the mean crossed);
+* sinusoid (Gaussian noise, period 1000 samples, amplitude 2 scales) with bursts
+  of 20 samples at 1.5 and 2 x the warning on top: false fires (fired outside a
+  burst) per 10^5 samples and the bursts' detection.
+
+A burst, shift or ramp that starts while the alert is not ``ok`` (a per-sample rule
+still firing on noise) is not scored and is counted as ``busy``.
 
 Usage::
 
-    python bench/judgement.py                          # about a minute
+    python bench/judgement.py                      # ~2 minutes on a quiet core
     python bench/judgement.py --json /tmp/judgement.json
-    python bench/judgement.py --basis ci --windows 100 --runs 300
-
-``evaluation.window`` values are taken for ``mean`` and ``ci`` (default 10 30 50 100
-200); ``sample`` ignores the window and runs once. Note: with ``ci`` a window below
-``statistics.min_samples`` (30) gives no interval at all, so that row never fires.
+    python bench/judgement.py --rules multiwindow --stationary 1000000
 """
 
 from __future__ import annotations
@@ -55,482 +50,442 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import platform
-import random
-import socket
-import statistics
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import structlog
 
-# bench/ is not a package: the script's own directory is on sys.path.
-from alert_latency import PipedDaemon, make_config, percentile
+from perfwarden.alerts.evaluator import AlertEvent, Evaluator
+from perfwarden.alerts.machine import AlertState, Transition
+from perfwarden.config.load import parse_config
+from perfwarden.ingest.statsd import Batch, parse
+from perfwarden.series.store import MetricStore
+from perfwarden.testing import FakeClock
 
-from perfwarden.series.tdist import two_sided_critical
+Array = npt.NDArray[np.float64]
 
-METRIC = "judged_time"
-LEVEL = 100.0
-SD = 0.1 * LEVEL
-STATIONARY_MEAN = 0.9 * LEVEL
-HYSTERESIS = 0.05
-MIN_SAMPLES = 30
-CONFIDENCE = 0.95
-STATIONARY_SERIES = 10
-STEPS = (1.05, 1.10, 1.15)
-
-
-# -- helpers ------------------------------------------------------------------------
-
-
-def values_line(values: npt.NDArray[np.float64] | list[float], tag: str) -> bytes:
-    """One timing line of ``judged_time`` with several values."""
-    joined = ":".join(f"{v:.3f}" for v in values)
-    return f"{METRIC}:{joined}|ms|#{tag}\n".encode()
-
-
-class Link:
-    """The datagram socket and the control channel of one daemon, with sync."""
-
-    def __init__(self, daemon: PipedDaemon) -> None:
-        self.daemon = daemon
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.connect(str(daemon.metrics_path))
-        self.sock.setblocking(False)
-        self._sends = 0
-        self.lines_sent = int(daemon.call("status")["ingest"]["received"])
-
-    def send(self, payload: bytes) -> None:
-        """Send one datagram without loss and count its lines.
-
-        Equivalent to a blocking send (a send that would block waits and is
-        retried, so no datagram is dropped), reading the daemon's log meanwhile.
-        """
-        while True:
-            try:
-                self.sock.send(payload)
-                break
-            except BlockingIOError:
-                self.daemon.poll()
-                time.sleep(0.0002)
-        self.lines_sent += payload.count(b"\n")
-        self._sends += 1
-        if self._sends % 64 == 0:
-            self.daemon.poll()
-
-    def sync(self, timeout: float = 60.0) -> dict[str, Any]:
-        """Wait until the daemon received every line sent, its evaluation ran and
-        the log lines it wrote are read. Returns ``status``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            status: dict[str, Any] = self.daemon.call("status")
-            if status["ingest"]["received"] >= self.lines_sent:
-                break
-            if time.monotonic() > deadline:
-                msg = f"daemon received {status['ingest']} of {self.lines_sent}"
-                raise TimeoutError(msg)
-            time.sleep(0.0005)
-        self.daemon.call("ping")
-        self.daemon.poll()
-        return status
-
-    def close(self) -> None:
-        """Close the datagram socket."""
-        self.sock.close()
+RULES: dict[str, str] = {
+    "multiwindow": "basis: multiwindow",
+    "per-sample": "basis: sample",
+    "3-samples": "basis: sample, for: 3 samples",
+    "ci-100": "basis: ci, window: 100",
+}
+FAMILIES = ("gaussian", "lognormal", "student_t3", "ar1")
+BURST_LENGTHS = (10, 20, 50, 100)
+BURST_LEVELS = (1.2, 1.5, 2.0)
+SHIFTS = (1.15, 1.30)
+QUIET = 150
+SHIFT_LENGTH = 300
+RAMP_LENGTH, RAMP_CROSSING, RAMP_TOP = 500, 250, 200
+SINE_PERIOD, SINE_AMPLITUDE = 1000, 20.0
+HISTORY_SHARE = 0.15
 
 
-def fired_tags(daemon: PipedDaemon, start: int, key: str) -> tuple[list[str], int]:
-    """Values of tag ``key`` on ``alert.fired`` lines from index ``start``."""
-    found = [
-        str((line.record.get("tags") or {}).get(key))
-        for line in daemon.lines[start:]
-        if line.record.get("event") == "alert.fired"
-        and key in (line.record.get("tags") or {})
-    ]
-    return found, len(daemon.lines)
+def noise(family: str, n: int, rng: np.random.Generator) -> Array:
+    """``n`` stationary samples of a family (location 100, scale 10)."""
+    if family == "gaussian":
+        return 100.0 + 10.0 * rng.standard_normal(n)
+    if family == "lognormal":
+        return 100.0 * np.exp(0.5 * rng.standard_normal(n))
+    if family == "student_t3":
+        return 100.0 + 10.0 * rng.standard_t(3, n)
+    if family == "ar1":
+        phi = 0.7
+        shocks = rng.standard_normal(n) * math.sqrt(1 - phi * phi)
+        out = np.empty(n)
+        previous = rng.standard_normal()
+        for i in range(n):
+            previous = phi * previous + shocks[i]
+            out[i] = previous
+        return 100.0 + 10.0 * out
+    msg = f"unknown family {family!r}"
+    raise ValueError(msg)
 
 
-# -- per-sample replay --------------------------------------------------------------
+def _silence_logs() -> None:
+    def drop(*_: object) -> Any:
+        raise structlog.DropEvent
+
+    structlog.configure(processors=[drop])
 
 
-def observations(
-    x: npt.NDArray[np.float64], basis: str, window: int
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Per-sample observation [low, high] after each sample (NaN: none)."""
-    n = len(x)
-    if basis == "sample":
-        return x.copy(), x.copy()
-    idx = np.arange(n)
-    count = np.minimum(idx + 1, window).astype(np.float64)
-    c1 = np.concatenate(([0.0], np.cumsum(x - STATIONARY_MEAN)))
-    c2 = np.concatenate(([0.0], np.cumsum((x - STATIONARY_MEAN) ** 2)))
-    lo_idx = np.maximum(idx + 1 - window, 0)
-    s1 = c1[idx + 1] - c1[lo_idx]
-    s2 = c2[idx + 1] - c2[lo_idx]
-    mean = STATIONARY_MEAN + s1 / count
-    if basis == "mean":
-        return mean, mean
-    with np.errstate(invalid="ignore", divide="ignore"):
-        var = np.maximum(s2 - s1 * s1 / count, 0.0) / (count - 1)
-    t = np.array(
-        [
-            two_sided_critical(CONFIDENCE, int(c) - 1) if c >= 2 else math.nan
-            for c in range(window + 1)
-        ]
-    )
-    half = t[count.astype(int)] * np.sqrt(var / count)
-    low, high = mean - half, mean + half
-    low[count < max(MIN_SAMPLES, 2)] = math.nan
-    high[count < max(MIN_SAMPLES, 2)] = math.nan
-    return low, high
+class Replay:
+    """One series judged by one rule, sample by sample, on a fake clock."""
+
+    def __init__(self, rule: str, warning: float, critical: float) -> None:
+        text = (
+            "version: 1\nstatistics: {min_samples: 30}\n"
+            f"evaluation: {{{RULES[rule]}, hysteresis: 0.05}}\n"
+            f"metrics:\n  m: {{bound: upper, warning: {warning!r},"
+            f" critical: {critical!r}}}\n"
+        )
+        config = parse_config(text)
+        self.clock = FakeClock()
+        self.store = MetricStore(config.metric_window, 10)
+        self.evaluator = Evaluator(
+            self.store, lambda: config, clock=self.clock, wall=self.clock
+        )
+        batch = Batch()
+        parse(b"m:100|ms", batch, 8192)
+        self.store.ingest(batch, self.clock())
+        self.series = self.store.by_name("m")[0]
+        self.index = -1
+        self.fires: list[int] = []
+        self.evaluator.subscribers.append(self._on_event)
+
+    def _on_event(self, event: AlertEvent) -> None:
+        if event.transition is Transition.FIRED:
+            self.fires.append(self.index)
+
+    @property
+    def ok(self) -> bool:
+        """Is the alert ok (not pending, not firing) now?"""
+        alert = self.evaluator.alerts.get(self.series.key)
+        return alert is None or alert.state is AlertState.OK
+
+    def feed(self, values: Array) -> list[int]:
+        """Judge each value in turn; the fires as offsets into ``values``."""
+        start = len(self.fires)
+        first = self.index + 1
+        window, series, evaluator, clock = (
+            self.series.window,
+            (self.series,),
+            self.evaluator,
+            self.clock,
+        )
+        for value in values.tolist():
+            self.index += 1
+            window.append(value)
+            clock.now += 1.0
+            self.series.last_update = clock.now
+            evaluator.evaluate(series)
+        return [i - first for i in self.fires[start:]]
 
 
-def replay_fires(
-    x: npt.NDArray[np.float64], basis: str, window: int
-) -> tuple[int, int]:
-    """Fires of the critical-only, ``for: 0s`` state machine judged per sample.
-
-    Returns (fires, of which while the series held fewer than ``window`` samples):
-    ``mean`` judges a new series from its first sample on, ``ci`` from
-    ``min_samples``.
-    """
-    low, high = observations(x, basis, window)
-    clear = LEVEL - HYSTERESIS * LEVEL
-    firing = False
-    fires = startup = 0
-    for i, (lo, hi) in enumerate(zip(low.tolist(), high.tolist(), strict=True)):
-        if math.isnan(lo):  # no observation
-            continue
-        if not firing and lo > LEVEL:
-            firing = True
-            fires += 1
-            startup += basis != "sample" and i + 1 < window
-        elif firing and hi < clear:
-            firing = False
-    return fires, startup
-
-
-# -- one configuration --------------------------------------------------------------
+def levels(history: Array) -> tuple[float, float]:
+    """warning = p99, critical = 1.2 x max of the history."""
+    return float(np.percentile(history, 99)), 1.2 * float(history.max())
 
 
 @dataclass
-class Result:
-    """The figures of one basis x window."""
+class Scores:
+    """What one rule did on one family."""
 
-    basis: str
-    window: int | None
     stationary_samples: int = 0
     stationary_fires: int = 0
-    stationary_evaluations: int = 0
-    replay_fires: int = 0
-    replay_startup_fires: int = 0
-    stationary_seconds: float = 0.0
-    steps_seconds: float = 0.0
-    steps: dict[str, dict[str, Any]] = field(default_factory=dict)
-    pre_step_fires: int = 0
-    resolve_samples: int = 0
-
-    def per_million(self, fires: int) -> float:
-        """Fires per 10^6 stationary samples."""
-        return fires * 1e6 / self.stationary_samples if self.stationary_samples else 0
+    bursts: dict[str, list[int | None]] = field(default_factory=dict)
+    shifts: dict[str, list[int | None]] = field(default_factory=dict)
+    ramp: list[int | None] = field(default_factory=list)
+    busy: int = 0
 
 
-def run_stationary(
-    link: Link, result: Result, args: argparse.Namespace, rng: np.random.Generator
-) -> None:
-    """Send the stationary noise fast and count the fires."""
-    daemon = link.daemon
-    per = args.datagram_samples
-    total = args.stationary - args.stationary % (per * STATIONARY_SERIES)
-    x = rng.normal(STATIONARY_MEAN, SD, total)
-    # Datagram d carries samples [d*per, (d+1)*per) of series d % STATIONARY_SERIES.
-    chunks = x.reshape(-1, per)
-    tags = [f"stat:{i}" for i in range(STATIONARY_SERIES)]
-    before = link.sync()
-    start_line = len(daemon.lines)
-    t0 = time.monotonic()
-    for d, chunk in enumerate(chunks):
-        link.send(values_line(chunk, tags[d % STATIONARY_SERIES]))
-    after = link.sync(timeout=600)
-    result.stationary_seconds = time.monotonic() - t0
-    fired, _ = fired_tags(daemon, start_line, "stat")
-    result.stationary_samples = total
-    result.stationary_fires = len(fired)
-    result.stationary_evaluations = (
-        after["evaluation"]["evaluations"] - before["evaluation"]["evaluations"]
-    )
-    # The replay judges each series' own sequence after every one of its samples.
-    series_of = np.arange(len(chunks)) % STATIONARY_SERIES
-    basis, window = result.basis, result.window or 1
-    for i in range(STATIONARY_SERIES):
-        fires, startup = replay_fires(chunks[series_of == i].reshape(-1), basis, window)
-        result.replay_fires += fires - startup
-        result.replay_startup_fires += startup
+def first_fire(fires: list[int], limit: int) -> int | None:
+    """Samples to the first fire within ``limit`` samples (1-based), or None."""
+    inside = [f for f in fires if 0 <= f < limit]
+    return inside[0] + 1 if inside else None
 
 
-def run_steps(
-    link: Link, result: Result, args: argparse.Namespace, rng: np.random.Generator
-) -> None:
-    """Lock-step post-step samples, one per series per round."""
-    daemon = link.daemon
-    window = result.window or 1
-    runs = [(step, r) for step in STEPS for r in range(args.runs)]
-    names = [f"s{round(step * 100)}-{r}" for step, r in runs]
-    start_line = len(daemon.lines)
-    # Pre-step: a window of stationary samples (and 50 more), in bulk.
-    pre = max(window + 50, MIN_SAMPLES + 50)
-    for name in names:
-        values = rng.normal(STATIONARY_MEAN, SD, pre)
-        lines = b"".join(
-            values_line(values[i : i + 50], f"run:{name}") for i in range(0, pre, 50)
-        )
-        link.send(lines)
-    link.sync()
-    # Bring series that fired before the step back to ok (basis sample only, in
-    # practice): single stationary samples until their alert is no longer firing.
-    for _ in range(1000):
-        fired, _ = fired_tags(daemon, start_line, "run")
-        resolved = [
-            str((x.record.get("tags") or {}).get("run"))
-            for x in daemon.lines[start_line:]
-            if x.record.get("event") == "alert.resolved"
-        ]
-        firing = {n for n in set(fired) if fired.count(n) > resolved.count(n)}
-        if not firing:
-            break
-        result.pre_step_fires = len(fired)
-        payload = b"".join(
-            values_line([float(rng.normal(STATIONARY_MEAN, SD))], f"run:{n}")
-            for n in sorted(firing)
-        )
-        link.send(payload)
-        result.resolve_samples += len(firing)
-        link.sync()
-    result.pre_step_fires = len(fired_tags(daemon, start_line, "run")[0])
-    # Post-step rounds.
-    step_of = dict(zip(names, (step for step, _ in runs), strict=True))
-    pending = set(names)
-    fired_at: dict[str, int] = {}
-    cursor = len(daemon.lines)
-    for k in range(1, args.max_samples + 1):
-        if not pending:
-            break
-        payload = b"".join(
-            values_line([float(rng.normal(step_of[n] * LEVEL, SD))], f"run:{n}")
-            for n in sorted(pending)
-        )
-        link.send(payload)
-        link.sync()
-        fired, cursor = fired_tags(daemon, cursor, "run")
-        for name in fired:
-            if name in pending:
-                pending.discard(name)
-                fired_at[name] = k
-    for step in STEPS:
-        mine = [n for n in names if step_of[n] == step]
-        delays = [float(fired_at[n]) for n in mine if n in fired_at]
-        # A censored run counts as "later than --max-samples" (infinity).
-        ranked = delays + [math.inf] * (len(mine) - len(delays))
-        result.steps[f"{step:.2f}"] = {
-            "runs": len(mine),
-            "fired": len(delays),
-            "censored": len(mine) - len(delays),
-            "median": _finite(statistics.median(ranked)),
-            "p90": _finite(percentile(ranked, 90)),
-            "min": _finite(min(ranked)),
-            "max": _finite(max(ranked)),
-            "samples_to_fire": delays,
-        }
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
-def run_config(args: argparse.Namespace, basis: str, window: int | None) -> Result:
-    """One fresh daemon, its stationary phase, then its step runs."""
-    result = Result(basis, window)
-    seed = random.Random(f"{basis}-{window}-{args.seed}").getrandbits(32)
+def stationary(rule: str, family: str, n: int, seed: int, scores: Scores) -> None:
     rng = np.random.default_rng(seed)
-    config = make_config(
-        basis,
-        window or 100,
-        metrics={METRIC: f"{{unit: ms, bound: upper, critical: {LEVEL:g}}}"},
-        min_samples=MIN_SAMPLES,
-        hysteresis=HYSTERESIS,
-    )
-    with PipedDaemon(config, threaded=False) as daemon:
-        link = Link(daemon)
-        try:
-            if args.stationary > 0:
-                run_stationary(link, result, args, rng)
-            if args.runs > 0:
-                t0 = time.monotonic()
-                run_steps(link, result, args, rng)
-                result.steps_seconds = time.monotonic() - t0
-        finally:
-            link.close()
-    return result
+    history_len = int(n * HISTORY_SHARE / (1 - HISTORY_SHARE))
+    history = noise(family, history_len, rng)
+    replay = Replay(rule, *levels(history))
+    replay.feed(history)
+    scores.stationary_fires += len(replay.feed(noise(family, n, rng)))
+    scores.stationary_samples += n
 
 
-def expected_ci_delay(step: float, window: int) -> int | None:
-    """Samples after which the *expected* window makes the CI clear L (no noise)."""
-    if window < MIN_SAMPLES:
-        return None  # no interval at all below statistics.min_samples
-    for k in range(1, 10 * window):
-        p = min(k, window) / window
-        mean = STATIONARY_MEAN + p * (step * LEVEL - STATIONARY_MEAN)
-        var = SD**2 + p * (1 - p) * (step * LEVEL - STATIONARY_MEAN) ** 2
-        half = two_sided_critical(CONFIDENCE, window - 1) * math.sqrt(var / window)
-        if mean - half > LEVEL:
-            return k
-    return None
-
-
-# -- main ---------------------------------------------------------------------------
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run every configuration, print the table, optionally write JSON."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument(
-        "--basis",
-        nargs="+",
-        default=["sample", "mean", "ci"],
-        choices=["sample", "mean", "ci"],
-    )
-    p.add_argument(
-        "--windows",
-        type=int,
-        nargs="+",
-        default=[10, 30, 50, 100, 200],
-        help="evaluation.window values for mean and ci",
-    )
-    p.add_argument(
-        "--stationary",
-        type=int,
-        default=1_000_000,
-        help="stationary samples per configuration (default 10^6)",
-    )
-    p.add_argument(
-        "--datagram-samples",
-        type=int,
-        default=20,
-        help="samples per stationary datagram",
-    )
-    p.add_argument("--runs", type=int, default=100, help="runs per step size")
-    p.add_argument(
-        "--max-samples",
-        type=int,
-        default=1000,
-        help="post-step samples before a run counts as censored",
-    )
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--json", type=Path, metavar="PATH", help="write results here")
-    args = p.parse_args(argv)
-
-    configs: list[tuple[str, int | None]] = []
-    for basis in args.basis:
-        if basis == "sample":
-            configs.append((basis, None))
-        else:
-            configs.extend((basis, w) for w in args.windows)
-    results = []
-    t_start = time.monotonic()
-    for basis, window in configs:
-        t0 = time.monotonic()
-        print(f"... basis={basis} window={window or '-'}", end="", flush=True)
-        results.append(run_config(args, basis, window))
-        print(f"  ({time.monotonic() - t0:.1f} s)", flush=True)
-
-    step_cols = "".join(f"  {f'{round(s * 100)}%: med/p90':>16}" for s in STEPS)
-    header = (
-        f"{'basis':<6} {'window':>6} {'fires/1e6':>10} {'replay/1e6':>11} "
-        f"{'startup':>7} {'smp/eval':>8}{step_cols}"
-    )
-    print(
-        f"\nstationary: {args.stationary:,} samples per configuration, "
-        f"{args.datagram_samples} per datagram ({STATIONARY_SERIES} series); "
-        f"steps: {args.runs} runs each; "
-        f"samples from the step to alert.fired (median / p90; '>N': not fired)"
-    )
-    print(
-        "fires/1e6: alert.fired lines from the daemon; replay/1e6: the same samples"
-        " judged after every sample, startup fires (series younger than the window)"
-        " counted apart; smp/eval: samples per daemon evaluation\n"
-    )
-    print(header)
-    print("-" * len(header))
-    for r in results:
-        cells = ""
-        for step in STEPS:
-            s = r.steps.get(f"{step:.2f}")
-            if not s:
-                cells += f"  {'-':>16}"
-                continue
-            cell = " / ".join(
-                f"{v:g}" if v is not None else f">{args.max_samples}"
-                for v in (s["median"], s["p90"])
+def incidents(rule: str, family: str, runs: int, seed: int, scores: Scores) -> None:
+    """Bursts, shifts and ramps on one series after one history."""
+    rng = np.random.default_rng(seed)
+    plan: list[tuple[str, float, int]] = [
+        ("burst", level, length)
+        for level in BURST_LEVELS
+        for length in BURST_LENGTHS
+        for _ in range(runs)
+    ]
+    plan += [("shift", shift, SHIFT_LENGTH) for shift in SHIFTS for _ in range(runs)]
+    plan += [("ramp", 0.0, RAMP_LENGTH + RAMP_TOP) for _ in range(runs)]
+    order = rng.permutation(len(plan))
+    body = sum(2 * QUIET + length + SHIFT_LENGTH for _, _, length in plan)
+    history = noise(family, int(body * HISTORY_SHARE / (1 - HISTORY_SHARE)), rng)
+    warning, critical = levels(history)
+    location = float(np.mean(history))
+    replay = Replay(rule, warning, critical)
+    replay.feed(history)
+    for index in order.tolist():
+        kind, level, length = plan[index]
+        replay.feed(noise(family, QUIET, rng))
+        if not replay.ok:
+            scores.busy += 1
+            replay.feed(noise(family, length + QUIET + SHIFT_LENGTH, rng))
+            continue
+        lift = np.full(length, level * warning - location)
+        if kind == "ramp":
+            slope = (warning - location) / RAMP_CROSSING
+            lift = np.minimum(np.arange(1, length + 1), RAMP_LENGTH) * slope
+        fires = replay.feed(noise(family, length, rng) + lift)
+        if kind == "burst":
+            scores.bursts.setdefault(f"{length}x{level}", []).append(
+                first_fire(fires, length)
             )
-            cells += f"  {cell:>16}"
-        per_eval = (
-            r.stationary_samples / r.stationary_evaluations
-            if r.stationary_evaluations
-            else float("nan")
-        )
-        print(
-            f"{r.basis:<6} {r.window or '-':>6} "
-            f"{r.per_million(r.stationary_fires):>10,.1f} "
-            f"{r.per_million(r.replay_fires):>11,.1f} {r.replay_startup_fires:>7} "
-            f"{per_eval:>8.1f}{cells}"
-        )
-    print(f"\n(total {time.monotonic() - t_start:.0f} s)")
-    print("no-noise CI expectation (samples after the step), for reference:")
-    for window in args.windows:
-        expect = ", ".join(
-            f"{round(s * 100)}%: {expected_ci_delay(s, window)}" for s in STEPS
-        )
-        print(f"  window {window}: {expect}")
-    if args.json:
-        document = {
-            "bench": "judgement",
-            "machine": {
-                "python": platform.python_version(),
-                "cpus": os.cpu_count(),
-                "platform": platform.platform(),
-            },
-            "args": {
-                k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-            },
-            "level": LEVEL,
-            "results": [
-                {
-                    "basis": r.basis,
-                    "window": r.window,
-                    "stationary_samples": r.stationary_samples,
-                    "stationary_fires": r.stationary_fires,
-                    "false_fires_per_million": r.per_million(r.stationary_fires),
-                    "stationary_evaluations": r.stationary_evaluations,
-                    "replay_fires": r.replay_fires,
-                    "replay_fires_per_million": r.per_million(r.replay_fires),
-                    "replay_startup_fires": r.replay_startup_fires,
-                    "steps_seconds": r.steps_seconds,
-                    "stationary_seconds": r.stationary_seconds,
-                    "pre_step_fires": r.pre_step_fires,
-                    "resolve_samples": r.resolve_samples,
-                    "steps": r.steps,
-                }
-                for r in results
-            ],
+        elif kind == "shift":
+            scores.shifts.setdefault(f"{level}", []).append(first_fire(fires, length))
+        else:
+            found = fires[0] + 1 - RAMP_CROSSING if fires else None
+            scores.ramp.append(found)
+        replay.feed(noise(family, QUIET + SHIFT_LENGTH, rng))
+
+
+def sinusoid(rule: str, n: int, runs: int, seed: int) -> dict[str, Any]:
+    """Gaussian noise on a daily-like sinusoid with bursts on top."""
+    rng = np.random.default_rng(seed)
+    total = int(n / (1 - HISTORY_SHARE))
+    t = np.arange(total)
+    x = noise("gaussian", total, rng) + SINE_AMPLITUDE * np.sin(
+        2 * np.pi * t / SINE_PERIOD
+    )
+    history_len = total - n
+    warning, critical = levels(x[:history_len])
+    starts = np.sort(
+        rng.choice(np.arange(history_len + 200, total - 200, 400), 2 * runs, False)
+    )
+    spans = []
+    for i, start in enumerate(starts.tolist()):
+        level = (1.5, 2.0)[i % 2]
+        x[start : start + 20] += level * warning - 100.0
+        spans.append((start, level))
+    replay = Replay(rule, warning, critical)
+    fires = replay.feed(x)
+    in_burst: set[int] = set()
+    detected: dict[str, list[int | None]] = {"1.5": [], "2.0": []}
+    for start, level in spans:
+        inside = [f for f in fires if start <= f < start + 20]
+        in_burst.update(f for f in fires if start <= f < start + 20 + 110)
+        detected[str(level)].append(inside[0] - start + 1 if inside else None)
+    false = [f for f in fires if f >= history_len and f not in in_burst]
+    # Samples judged outside bursts and their aftermath.
+    quiet = n - len(spans) * 130
+    return {
+        "false_fires_per_1e5": 1e5 * len(false) / quiet,
+        "false_fires": len(false),
+        "quiet_samples": quiet,
+        "bursts": detected,
+    }
+
+
+def summary(values: list[int | None], cap: int) -> dict[str, Any]:
+    """Share detected, median and p90 samples (undetected count as ``cap``+)."""
+    found = [v for v in values if v is not None]
+    filled = sorted(v if v is not None else math.inf for v in values)
+
+    def at(q: float) -> float | None:
+        if not filled:
+            return None
+        value = filled[min(len(filled) - 1, math.ceil(q * len(filled)) - 1)]
+        return None if math.isinf(value) else value
+
+    return {
+        "runs": len(values),
+        "detected": len(found) / len(values) if values else None,
+        "within_10": sum(1 for v in found if v <= 10) / len(values) if values else None,
+        "median": at(0.5),
+        "p90": at(0.9),
+        "cap": cap,
+    }
+
+
+def run_rule(rule: str, args: argparse.Namespace) -> dict[str, Any]:
+    started = time.perf_counter()
+    per_family: dict[str, Any] = {}
+    for number, family in enumerate(FAMILIES):
+        scores = Scores()
+        stationary(rule, family, args.stationary, args.seed + number, scores)
+        incidents(rule, family, args.runs, args.seed + 100 + number, scores)
+        per_family[family] = {
+            "false_fires_per_1e5": 1e5
+            * scores.stationary_fires
+            / scores.stationary_samples,
+            "false_fires": scores.stationary_fires,
+            "stationary_samples": scores.stationary_samples,
+            "bursts": scores.bursts,
+            "shifts": scores.shifts,
+            "ramp": scores.ramp,
+            "busy": scores.busy,
         }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(document, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        print(f"  {rule:12s} {family:10s} done", file=sys.stderr, flush=True)
+    sine = sinusoid(rule, args.stationary, args.runs, args.seed + 200)
+    return {
+        "families": per_family,
+        "sinusoid": {
+            **sine,
+            "bursts": {k: summary(v, 20) for k, v in sine["bursts"].items()},
+        },
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def evaluation_cost(rounds: int, block: int = 2000) -> dict[str, Any]:
+    """Microseconds per evaluation of one series per rule, measured in interleaved
+    blocks of ``block`` samples (same data for every rule); medians, and the
+    median per-round ratio to ``ci-100``."""
+    rng = np.random.default_rng(1)
+    replays = {rule: Replay(rule, 150.0, 200.0) for rule in RULES}
+    warmup = noise("gaussian", 1000, rng)
+    for replay in replays.values():
+        replay.feed(warmup)
+    times: dict[str, list[float]] = {rule: [] for rule in RULES}
+    for round_number in range(rounds):
+        values = noise("gaussian", block, rng)
+        order = (
+            list(RULES)[round_number % len(RULES) :]
+            + list(RULES)[: round_number % len(RULES)]
+        )
+        for rule in order:
+            started = time.perf_counter()
+            replays[rule].feed(values)
+            times[rule].append(1e6 * (time.perf_counter() - started) / block)
+    return {
+        rule: {
+            "us_per_evaluation": float(np.median(times[rule])),
+            "ratio_to_ci": float(
+                np.median(np.array(times[rule]) / np.array(times["ci-100"]))
+            ),
+        }
+        for rule in RULES
+    }
+
+
+def _fmt(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+def table(results: dict[str, Any]) -> str:
+    rules = list(results)
+    out = ["**False fires per 10^5 stationary samples**", ""]
+    out += ["| noise | " + " | ".join(rules) + " |", "|---" * (len(rules) + 1) + "|"]
+    for family in FAMILIES:
+        cells = [
+            _fmt(results[r]["families"][family]["false_fires_per_1e5"], 1)
+            for r in rules
+        ]
+        out.append(f"| {family} | " + " | ".join(cells) + " |")
+    cells = [_fmt(results[r]["sinusoid"]["false_fires_per_1e5"], 1) for r in rules]
+    out.append("| sinusoid (gaussian) | " + " | ".join(cells) + " |")
+    out += [
+        "",
+        "**Bursts: detected within 10 samples / while it lasts, median samples"
+        " to detect (all four families pooled)**",
+        "",
+    ]
+    out += ["| burst | " + " | ".join(rules) + " |", "|---" * (len(rules) + 1) + "|"]
+    for level in BURST_LEVELS:
+        for length in BURST_LENGTHS:
+            key = f"{length}x{level}"
+            cells = []
+            for r in rules:
+                pooled = [
+                    v
+                    for family in FAMILIES
+                    for v in results[r]["families"][family]["bursts"].get(key, [])
+                ]
+                s = summary(pooled, length)
+                cells.append(
+                    f"{_fmt(100 * (s['within_10'] or 0))}% / "
+                    f"{_fmt(100 * (s['detected'] or 0))}%, {_fmt(s['median'])}"
+                )
+            out.append(f"| {length} x {level} | " + " | ".join(cells) + " |")
+    for label in ("1.5", "2.0"):
+        cells = []
+        for r in rules:
+            s = results[r]["sinusoid"]["bursts"][label]
+            cells.append(
+                f"{_fmt(100 * (s['within_10'] or 0))}% / "
+                f"{_fmt(100 * (s['detected'] or 0))}%, {_fmt(s['median'])}"
+            )
+        out.append(f"| 20 x {label} on the sinusoid | " + " | ".join(cells) + " |")
+    out += [
+        "",
+        "**Shift and ramp: samples to fire, median / p90 (all families pooled;"
+        " `-`: p90 not detected within the scenario)**",
+        "",
+    ]
+    out += ["| incident | " + " | ".join(rules) + " |", "|---" * (len(rules) + 1) + "|"]
+    for shift in SHIFTS:
+        cells = []
+        for r in rules:
+            pooled = [
+                v
+                for f in FAMILIES
+                for v in results[r]["families"][f]["shifts"].get(str(shift), [])
+            ]
+            s = summary(pooled, SHIFT_LENGTH)
+            cells.append(f"{_fmt(s['median'])} / {_fmt(s['p90'])}")
+        out.append(f"| shift to {shift} x warning | " + " | ".join(cells) + " |")
+    cells = []
+    for r in rules:
+        pooled = [v for f in FAMILIES for v in results[r]["families"][f]["ramp"]]
+        s = summary(pooled, RAMP_LENGTH)
+        early = sum(1 for v in pooled if v is not None and v < 0)
+        cells.append(f"{_fmt(s['median'])} / {_fmt(s['p90'])} ({early} early)")
+    out.append("| ramp, from the crossing | " + " | ".join(cells) + " |")
+    busy = [
+        str(sum(results[r]["families"][f]["busy"] for f in FAMILIES)) for r in rules
+    ]
+    out.append(
+        "| incidents not scored (alert busy at start) | " + " | ".join(busy) + " |"
+    )
+    return "\n".join(out)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--stationary", type=int, default=100_000)
+    parser.add_argument(
+        "--runs", type=int, default=10, help="per incident kind and family"
+    )
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--rules", nargs="+", choices=list(RULES), default=list(RULES))
+    parser.add_argument("--json", help="write the full results here")
+    parser.add_argument(
+        "--cost-rounds", type=int, default=15, help="interleaved cost blocks (0: skip)"
+    )
+    args = parser.parse_args()
+    _silence_logs()
+    results: dict[str, Any] = {}
+    for rule in args.rules:
+        results[rule] = run_rule(rule, args)
+    print(table(results))
+    cost: dict[str, Any] = {}
+    if args.cost_rounds:
+        cost = evaluation_cost(args.cost_rounds)
+        print(
+            "\n**Cost of one evaluation of one series (sample appended + judged),"
+            " median of interleaved blocks**\n"
+        )
+        print("| rule | us per evaluation | ratio to ci-100 |\n|---|---|---|")
+        for rule, figures in cost.items():
+            print(
+                f"| {rule} | {figures['us_per_evaluation']:.1f} |"
+                f" {figures['ratio_to_ci']:.2f} |"
+            )
+    print(
+        f"\npython {platform.python_version()}, {platform.machine()};"
+        f" seconds per rule: "
+        + ", ".join(f"{r} {results[r]['seconds']:.0f}" for r in results)
+    )
+    if args.json:
+        if cost:
+            results["evaluation_cost"] = cost
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(results, handle, indent=1, default=str)
     return 0
 
 

@@ -168,3 +168,72 @@ class TestReportsAndSilences:
         removed = daemon.cli("silence", "--remove", data["silences"][0]["id"])
         assert 0 == removed.returncode
         assert not daemon.cli_json("alerts")["silences"]
+
+
+MULTIWINDOW_CONFIG = """\
+version: 1
+evaluation: {interval: 0.5s}
+metrics:
+  latency: {unit: ms, bound: upper, warning: 150, critical: 400}
+"""
+
+
+class TestDefaultJudgement:
+    def test_burst_fires_on_the_default_multiwindow_basis(
+        self, make_daemon: Callable[..., DaemonProcess]
+    ) -> None:
+        """Ten samples at twice the level after quiet noise fire at once on the
+        default basis; stats shows the autocorrelation and the interval's method."""
+        daemon = make_daemon(MULTIWINDOW_CONFIG).start()
+        quiet = [100.0 + 10.0 * ((i * 7919) % 13 - 6) / 6 for i in range(200)]
+        send_values(daemon, "latency", quiet)
+        daemon.wait_received(200)
+        send_values(daemon, "latency", [300.0 + i for i in range(10)])
+        fired = daemon.wait_log("alert.fired")
+        assert ("multiwindow", "warning") == (fired["basis"], fired["severity"])
+        assert fired["observed"][0] > 150
+        record = daemon.cli_json("stats", "latency")["series"][0]
+        assert record["ci_method"] in {"t", "log-t"}
+        assert 0 < record["effective_sample_size"] <= record["sample_size"]
+        assert -1.0 <= record["autocorrelation"] <= 1.0
+
+    def test_non_negative_interval_stays_above_zero(
+        self, make_daemon: Callable[..., DaemonProcess]
+    ) -> None:
+        """A skewed ms series whose t interval would dip below 0 shows the
+        log-scale one, and stats says so."""
+        daemon = make_daemon(MULTIWINDOW_CONFIG).start()
+        send_values(daemon, "latency", [0.0] * 28 + [50.0, 400.0])
+        daemon.wait_received(30)
+        record = daemon.cli_json("stats", "latency")["series"][0]
+        assert "log-t" == record["ci_method"]
+        assert 0 < record["ci_low"] < record["mean"] < record["ci_high"]
+        table = daemon.cli("stats", "latency")
+        assert 0 == table.returncode, table.stderr
+        assert " log " in table.stdout
+
+
+class TestHoldInSamples:
+    def test_a_stalled_sender_does_not_fire_one_value(
+        self, make_daemon: Callable[..., DaemonProcess]
+    ) -> None:
+        """for: 3 samples: one violating value followed by silence stays pending
+        through many ticks; the third violating value fires it."""
+        config = (
+            "version: 1\nevaluation: {interval: 100ms, basis: sample}\n"
+            "metrics:\n  latency: {bound: upper, warning: 150, for: 3 samples}\n"
+        )
+        daemon = make_daemon(config).start()
+        send_values(daemon, "latency", [100.0, 200.0])
+        daemon.wait_log("alert.pending")
+
+        def evaluations() -> int:
+            return int(daemon.cli_json("status")["evaluation"]["evaluations"])
+
+        start = evaluations()
+        wait_until(lambda: evaluations() >= start + 10, 30)
+        assert [] == daemon.log_events("alert.fired")
+        send_values(daemon, "latency", [210.0])
+        send_values(daemon, "latency", [220.0])
+        fired = daemon.wait_log("alert.fired")
+        assert [220.0, 220.0] == fired["observed"]

@@ -289,7 +289,7 @@ class Evaluator:
             alert = self._resume(series, metric, config, alert, now)
             self._step_values(series, metric, config, alert, now, fresh)
             return
-        judgement = self._judge(series, metric, config)
+        judgement = self._judge(series, metric, config, alert)
         if judgement is None:
             return
         self._seen[series.key] = window.total_count
@@ -298,10 +298,11 @@ class Evaluator:
         self._advance(series, metric, config, alert, judgement.verdict, now, fresh)
 
     def _judge(
-        self, series: Series, metric: MetricConfig, config: Config
+        self, series: Series, metric: MetricConfig, config: Config, alert: SeriesAlert
     ) -> Judgement | None:
         if config.evaluation.basis is Basis.MULTIWINDOW:
-            return judge_windows(series.window, config, metric)
+            settled = alert.state is AlertState.OK
+            return judge_windows(series.window, config, metric, only_violation=settled)
         observation = window_observation(series.window, config)
         if observation is None:
             return None

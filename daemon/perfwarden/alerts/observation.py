@@ -12,17 +12,22 @@ autocorrelation-aware interval, :func:`perfwarden.series.stats.mean_interval`).
 * the *long* window, the newest ``evaluation.window`` samples, through their
   interval as on ``ci``: it sees a slow shift of the mean that no short window can
   tell from noise;
-* the *short* window, the newest ``evaluation.short_window`` samples, through their
-  trimmed mean (the lowest and the highest value left out, so one outlier cannot
-  carry it) plus or minus ``t * s * sqrt(inflation / m)`` where ``s``, the
-  autocorrelation inflation ``n / n_eff`` and the degrees of freedom come from the
-  *reference*: the ``evaluation.window`` samples just before the short window.
-  The noise is measured on data the burst has not reached yet, so a burst does not
-  widen its own interval, and a few samples of it are enough.
+* two *short* windows, the newest ``evaluation.short_window`` samples (10: a
+  burst) and three times as many (30: a shift too small for 10 samples), each
+  through its trimmed mean (the lowest and the highest value left out, so one
+  outlier cannot carry it) plus or minus ``t * s * sqrt(inflation / m)`` with
+  ``m`` the values averaged, where ``s``, the autocorrelation inflation
+  ``n / n_eff`` and the degrees of freedom come from the *reference*: the
+  ``evaluation.window`` samples just before the longer short window. The noise is
+  measured on data a burst has not reached yet, so a burst does not widen its own
+  interval (as it widens the long window's), and a few samples of it are enough.
 
-An alert resolves only when the short window is clear of the level (hysteresis
-included) and the long window no longer violates it, so a burst's alert ends soon
-after the burst while a shift's lasts as long as the long window sees it.
+An alert resolves once the trimmed mean of every short window is back past the
+level by the hysteresis margin and the long window no longer violates it (as the
+SRE workbook's short window resets a burn-rate alert), so a burst's alert ends
+soon after the burst while a shift's lasts as long as the long window sees it.
+Firing needs the whole interval beyond the level, resolving only the point
+estimate back past the margin: between the two the state holds, so no flapping.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from perfwarden.alerts.machine import Level, Verdict, judge_observation
 from perfwarden.config.load import Basis, Bound
 from perfwarden.series.stats import (
     effective_sample_size,
-    lag1_autocorrelation,
+    lag1_of_deviations,
     mean_interval,
 )
 from perfwarden.series.tdist import two_sided_critical
@@ -50,8 +55,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Judgement",
+    "Reference",
     "judge_windows",
-    "short_window_observation",
     "window_observation",
 ]
 
@@ -83,56 +88,91 @@ def window_observation(window: RollingWindow, config: Config) -> Observation | N
     return (found.low, found.high)
 
 
-def short_window_observation(
-    values: npt.NDArray[np.float64], short: int, confidence_level: float
-) -> Observation:
-    """The short-window observation of ``values``: the trimmed mean of the last
-    ``short`` of them, with the spread of those before (see the module docstring)."""
-    current = values[-short:]
-    reference = values[:-short]
-    n = int(reference.shape[0])
-    mean = float(_add_reduce(reference)) / n
-    deviations = reference - mean
-    variance = float(np.vdot(deviations, deviations)) / (n - 1)
-    n_eff = effective_sample_size(n, lag1_autocorrelation(reference))
-    kept = short - 2
-    trimmed = (float(_add_reduce(current)) - current.max() - current.min()) / kept
-    t = two_sided_critical(confidence_level, max(math.floor(n_eff) - 1, 1))
-    half = t * math.sqrt(variance * (n / n_eff) / kept)
-    return (trimmed - half, trimmed + half)
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """The noise of the samples before the short windows: the t critical value
+    and the variance of one sample inflated by the autocorrelation."""
+
+    t: float
+    inflated_variance: float
+
+    @classmethod
+    def of(
+        cls, reference: npt.NDArray[np.float64], confidence_level: float
+    ) -> Reference:
+        """Measure ``reference`` (at least 2 samples)."""
+        n = int(reference.shape[0])
+        deviations = reference - float(_add_reduce(reference)) / n
+        squares = float(np.vdot(deviations, deviations))
+        variance = squares / (n - 1)
+        n_eff = effective_sample_size(n, lag1_of_deviations(deviations, squares))
+        t = two_sided_critical(confidence_level, max(math.floor(n_eff) - 1, 1))
+        return cls(t, variance * n / n_eff)
+
+    def observe(self, current: list[float]) -> Observation:
+        """The trimmed mean of ``current`` (at least 3 samples) +- its half-width."""
+        # Plain Python: on a few dozen values it beats three numpy reductions.
+        kept = len(current) - 2
+        trimmed = (math.fsum(current) - max(current) - min(current)) / kept
+        half = self.t * math.sqrt(self.inflated_variance / kept)
+        return (trimmed - half, trimmed + half)
 
 
 def judge_windows(
-    window: RollingWindow, config: Config, metric: MetricConfig
+    window: RollingWindow,
+    config: Config,
+    metric: MetricConfig,
+    *,
+    only_violation: bool = False,
 ) -> Judgement | None:
     """The ``multiwindow`` judgement, or ``None`` until the long window has
-    ``statistics.min_samples`` samples."""
+    ``statistics.min_samples`` samples.
+
+    ``only_violation``: the caller reads only ``verdict.violated`` (its alert is
+    ok), so when no sample of the short windows lies beyond a level they cannot be
+    violated (a trimmed mean never exceeds the largest value) and are not computed:
+    the common case costs the long window alone.
+    """
     evaluation = config.evaluation
     statistics = config.statistics
+    minimum = max(statistics.min_samples, 2)
     size = len(window)
     count = min(size, evaluation.window)
-    if count < max(statistics.min_samples, 2):
+    if count < minimum:
         return None
-    short = evaluation.short_window
-    values = window.tail(min(size, evaluation.window + short))
+    shorts = [short for short in evaluation.short_windows if size - short >= minimum]
+    longest = max(shorts, default=0)
+    values = window.tail(min(size, evaluation.window + longest))
     found = mean_interval(values[-count:], statistics.confidence_level)
     long_observation = (found.low, found.high)
-    long_verdict = _judge(long_observation, metric, evaluation.hysteresis)
-    if size - short < max(statistics.min_samples, 2):
-        return Judgement(long_observation, long_verdict)
-    short_observation = short_window_observation(
-        values, short, statistics.confidence_level
+    verdict = _judge(long_observation, metric, evaluation.hysteresis)
+    if not shorts:
+        return Judgement(long_observation, verdict)
+    newest = values[-longest:].tolist()
+    if only_violation and not _any_beyond(newest, metric):
+        return Judgement(long_observation, verdict)
+    reference = Reference.of(values[:-longest], statistics.confidence_level)
+    violated = verdict.violated
+    worst = long_observation
+    clear_of_warning = clear_of_critical = True
+    for short in shorts:
+        observation = reference.observe(newest[-short:])
+        violated = _worse(
+            violated, _judge(observation, metric, evaluation.hysteresis).violated
+        )
+        # Cleared on the trimmed mean itself: after a burst the reference holds
+        # the burst for a while and its interval is too wide to ever look clear.
+        middle = (observation[0] + observation[1]) / 2
+        point = _judge((middle, middle), metric, evaluation.hysteresis)
+        clear_of_warning = clear_of_warning and point.clear_of_warning
+        clear_of_critical = clear_of_critical and point.clear_of_critical
+        worst = _further(observation, worst, metric.bound)
+    combined = Verdict(
+        violated=violated,
+        clear_of_warning=clear_of_warning and verdict.violated is None,
+        clear_of_critical=clear_of_critical and verdict.violated is not Level.CRITICAL,
     )
-    short_verdict = _judge(short_observation, metric, evaluation.hysteresis)
-    verdict = Verdict(
-        violated=_worse(short_verdict.violated, long_verdict.violated),
-        clear_of_warning=short_verdict.clear_of_warning
-        and long_verdict.violated is None,
-        clear_of_critical=short_verdict.clear_of_critical
-        and long_verdict.violated is not Level.CRITICAL,
-    )
-    worst = _further(short_observation, long_observation, metric.bound)
-    return Judgement(worst, verdict)
+    return Judgement(worst, combined)
 
 
 def _judge(observation: Observation, metric: MetricConfig, margin: float) -> Verdict:
@@ -143,6 +183,16 @@ def _judge(observation: Observation, metric: MetricConfig, margin: float) -> Ver
         critical=metric.critical,
         hysteresis=margin,
     )
+
+
+def _any_beyond(values: list[float], metric: MetricConfig) -> bool:
+    """Does any value lie beyond the metric's nearer level?"""
+    levels = [v for v in (metric.warning, metric.critical) if v is not None]
+    if not levels:
+        return False
+    if metric.bound is Bound.UPPER:
+        return max(values) > min(levels)
+    return min(values) < max(levels)
 
 
 def _worse(a: Level | None, b: Level | None) -> Level | None:

@@ -32,7 +32,9 @@ def _tags(record: dict[str, Any]) -> str:
 def _interval(record: dict[str, Any]) -> str:
     if record["ci_low"] is None:
         return "-"
-    return f"[{format_number(record['ci_low'])}, {format_number(record['ci_high'])}]"
+    shown = f"[{format_number(record['ci_low'])}, {format_number(record['ci_high'])}]"
+    # The log-scale interval of a non-negative quantity is marked as such.
+    return f"{shown} log" if record.get("ci_method") == "log-t" else shown
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,8 +10,9 @@ packaged default).
 
 The YAML is *composed*, not loaded, so every value keeps the line it came from
 (:mod:`.config_nodes` reads the nodes); this module holds the schema of the
-statistics, evaluation, metrics, optimizer and plugins sections and composes the
-others (:mod:`.config_knobs`; processes, control, sockets, ingest, state and http in
+statistics, metrics, optimizer and plugins sections and composes the others
+(:mod:`perfwarden.config.evaluation` for evaluation and a metric's ``for``,
+:mod:`.config_knobs`; processes, control, sockets, ingest, state and http in
 :mod:`.config_runtime`): the known keys, their types and ranges, and the cross-field
 rules (threshold order by bound, a series reported ``no_data`` before it expires;
 the built-in ``exec``/``webhook`` timings against ``plugin_timeout`` are in
@@ -25,7 +26,6 @@ import dataclasses
 import itertools
 import os
 import pathlib
-import re
 from importlib import resources
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
@@ -33,6 +33,12 @@ from typing import TYPE_CHECKING, Final
 from yaml.nodes import MappingNode, ScalarNode
 
 from perfwarden.config.dropins import digest_of, drop_in_paths, mark_file, merge
+from perfwarden.config.evaluation import (
+    EVALUATION_KEYS,
+    check_reference,
+    evaluation_section_of,
+    hold,
+)
 from perfwarden.config.knobs import knobs_section
 from perfwarden.config.model import (
     Basis,
@@ -153,12 +159,6 @@ _STATISTICS_KEYS: Final = (
     "confidence_level", "window", "min_samples", "max_series", "expire_after",
     "max_memory_mb",
 )  # fmt: skip
-_EVALUATION_KEYS: Final = (
-    "interval", "basis", "for", "window", "short_window", "hysteresis",
-    "missing_after", "coalesce",
-)  # fmt: skip
-#: ``for: 3 samples``: a hold counted in samples rather than time.
-_SAMPLES_HOLD: Final = re.compile(r"\s*(\S+)\s+samples?\s*")
 _OPTIMIZER_KEYS: Final = (
     "validation_samples", "significance", "cooldown", "plugin_timeout", "max_failures",
     "mode", "max_actions_per_hour", "validation_timeout", "concurrent_actions",
@@ -336,8 +336,8 @@ def _build(c: Checker, root: Node) -> Config | None:
         c.add(line_of(version_node), "version", message)
     statistics_section = _sub(c, top, "statistics", _STATISTICS_KEYS)
     statistics = _statistics(c, statistics_section)
-    evaluation_section = _sub(c, top, "evaluation", _EVALUATION_KEYS)
-    evaluation = _evaluation(c, evaluation_section, statistics)
+    evaluation_section = _sub(c, top, "evaluation", EVALUATION_KEYS)
+    evaluation = evaluation_section_of(c, evaluation_section, statistics)
     _check_expiry(c, statistics_section, evaluation_section, statistics, evaluation)
     optimizer = _optimizer(c, _sub(c, top, "optimizer", _OPTIMIZER_KEYS))
     return Config(
@@ -448,90 +448,6 @@ def _expiry_problem(missing_after: float) -> str:
     )
 
 
-def _evaluation(
-    c: Checker, s: Section, statistics: StatisticsConfig
-) -> EvaluationConfig:
-    d = EvaluationConfig()
-    window = or_default(c.integer(s, "window", at_least(2)), d.window)
-    if window < statistics.min_samples:
-        # mean and ci are only judged from min_samples values on: a smaller
-        # evaluation window would never alert.
-        c.add(
-            s.value_line("window") if "window" in s else s.line,
-            s.dotted("window"),
-            f"must be at least statistics.min_samples ({statistics.min_samples})",
-        )
-    short_window = or_default(c.integer(s, "short_window", at_least(3)), d.short_window)
-    basis = or_default(c.choice(s, "basis", Basis), d.basis)
-    needed = short_window + statistics.min_samples
-    reported = statistics.min_samples > statistics.window  # already a problem
-    if basis is Basis.MULTIWINDOW and not reported and statistics.window < needed:
-        c.add(
-            s.value_line("short_window") if "short_window" in s else s.line,
-            s.dotted("short_window"),
-            f"with statistics.min_samples ({statistics.min_samples}) needs"
-            f" statistics.window of at least {needed}, else the short window"
-            " never judges",
-        )
-    hold_time, hold_samples = _hold(c, s)
-    return EvaluationConfig(
-        interval=or_default(c.duration(s, "interval", positive), d.interval),
-        basis=basis,
-        for_=or_default(hold_time, d.for_),
-        for_samples=or_default(hold_samples, d.for_samples),
-        window=window,
-        short_window=short_window,
-        hysteresis=or_default(c.number(s, "hysteresis", _fraction), d.hysteresis),
-        missing_after=or_default(
-            c.duration(s, "missing_after", positive), d.missing_after
-        ),
-        coalesce=or_default(c.duration(s, "coalesce", _coalesce), d.coalesce),
-    )
-
-
-def _hold(c: Checker, s: Section) -> tuple[float | None, int | None]:
-    """``for``: a duration, or ``N samples`` (seconds or samples; the other is 0)."""
-    node = s.node("for")
-    if not isinstance(node, ScalarNode) or not isinstance(node.value, str):
-        return c.duration(s, "for", non_negative), None
-    match = _SAMPLES_HOLD.fullmatch(node.value)
-    if match is None:
-        return c.duration(s, "for", non_negative), None
-    count = match.group(1)
-    if not count.isdigit():
-        message = f"must be a whole number of samples, got {count!r}"
-        c.add(line_of(node), s.dotted("for"), message)
-        return None, None
-    return 0.0, int(count)
-
-
-def _check_reference(
-    c: Checker,
-    m: Section,
-    window: int | None,
-    evaluation: EvaluationConfig,
-    statistics: StatisticsConfig,
-) -> None:
-    """On ``multiwindow`` a metric's window must hold the short window and the
-    ``min_samples`` before it, else the short window never judges (never fires)."""
-    needed = evaluation.short_window + statistics.min_samples
-    if evaluation.basis is not Basis.MULTIWINDOW or window is None or window >= needed:
-        return
-    message = (
-        f"must be at least evaluation.short_window + statistics.min_samples"
-        f" ({needed}) on the multiwindow basis, or the short window never judges"
-    )
-    c.add(m.value_line("window"), m.dotted("window"), message)
-
-
-def _coalesce(value: float) -> str | None:
-    return None if 0 <= value <= 1 else "must be between 0 and 1s"
-
-
-def _fraction(value: float) -> str | None:
-    return None if 0 <= value < 1 else "must be at least 0 and below 1"
-
-
 def _metrics(
     c: Checker,
     section: Section,
@@ -559,11 +475,11 @@ def _metrics(
             _check_order(c, m, bound, levels)
         target, warning, critical = (_float(levels[level]) for level in _THRESHOLDS)
         expire_after = _expiry(c, m, "expire_after")
-        hold_time, hold_samples = _hold(c, m)
+        hold_time, hold_samples = hold(c, m)
         window = c.integer(m, "window", window_check)
         has_levels = warning is not None or critical is not None
         if has_levels:
-            _check_reference(c, m, window, evaluation, statistics)
+            check_reference(c, m, window, evaluation, statistics)
         if has_levels and expire_after and expire_after < evaluation.missing_after:
             message = _expiry_problem(evaluation.missing_after)
             c.add(m.value_line("expire_after"), m.dotted("expire_after"), message)

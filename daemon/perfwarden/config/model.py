@@ -153,6 +153,13 @@ class EvaluationConfig:
     window: int = 100
     #: Newest samples judged by the short window of ``multiwindow`` (a burst).
     short_window: int = 10
+
+    @property
+    def short_windows(self) -> tuple[int, ...]:
+        """The windows judged against the reference before them: the short one
+        and one three times as long (a shift too small for the short one)."""
+        return (self.short_window, 3 * self.short_window)
+
     #: Resolution margin as a fraction of the threshold: an alert resolves only once
     #: the observation is back past ``threshold * (1 - hysteresis)`` (upper bound).
     hysteresis: float = 0.05

@@ -51,6 +51,7 @@ __all__ = [
     "interval",
     "is_non_negative_unit",
     "lag1_autocorrelation",
+    "lag1_of_deviations",
     "mean_interval",
     "summarize",
 ]
@@ -84,14 +85,18 @@ def lag1_autocorrelation(values: npt.NDArray[np.float64]) -> float:
     The standard (biased, always in [-1, 1]) estimator, as ``statsmodels.tsa.acf``
     computes it: the lag-1 autocovariance over the variance, both around the mean.
     """
-    n = int(values.shape[0])
-    if n < 3:
+    if int(values.shape[0]) < 3:
         return 0.0
-    deviations = values - float(_add_reduce(values)) / n
-    denominator = float(np.vdot(deviations, deviations))
-    if denominator <= 0.0:
+    deviations = values - float(_add_reduce(values)) / int(values.shape[0])
+    return lag1_of_deviations(deviations, float(np.vdot(deviations, deviations)))
+
+
+def lag1_of_deviations(deviations: npt.NDArray[np.float64], squares: float) -> float:
+    """:func:`lag1_autocorrelation` from the deviations from the mean and the sum of
+    their squares, for callers that have them already."""
+    if int(deviations.shape[0]) < 3 or squares <= 0.0:
         return 0.0
-    return float(np.vdot(deviations[:-1], deviations[1:])) / denominator
+    return float(np.vdot(deviations[:-1], deviations[1:])) / squares
 
 
 def effective_sample_size(n: int, autocorrelation: float) -> float:
@@ -135,8 +140,9 @@ def mean_interval(
     first = float(values[0])
     mean = first + float(_add_reduce(values - first)) / n
     deviations = values - mean
-    sd = math.sqrt(float(np.vdot(deviations, deviations)) / (n - 1))
-    r = lag1_autocorrelation(values)
+    squares = float(np.vdot(deviations, deviations))
+    sd = math.sqrt(squares / (n - 1))
+    r = lag1_of_deviations(deviations, squares)
     n_eff = effective_sample_size(n, r)
     standard_error = sd / math.sqrt(n_eff)
     t = two_sided_critical(confidence_level, max(math.floor(n_eff) - 1, 1))
