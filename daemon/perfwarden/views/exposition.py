@@ -7,9 +7,12 @@ series with a yield to the loop between chunks: per chunk one vectorised partiti
 per window length gives the percentiles, and the sample lines are written
 straight away (:mod:`perfwarden.views.exposition_text`).
 
-Between scrapes the exposition keeps, per series, the rendered label text and the
-percentiles with the sample count they were computed at, so an idle series costs a
-few string joins and a busy one a share of one vectorised partition. One scrape
+Between scrapes the exposition keeps, per series, the rendered label text, the
+percentiles with the window state they were computed at, and the rendered sample
+lines with everything they were written from (window state, labels, unit,
+statistics settings; the alert lines with the status), so a series that received
+nothing since the last scrape costs a few list appends, and a busy one its mean,
+interval, a share of one vectorised partition and its lines. One scrape
 runs at a time; concurrent scrapers wait for it.
 
 Values are in base units (:mod:`perfwarden.views.exposition_units`): a series
