@@ -330,9 +330,10 @@ class _UnitFamilies:
 
 
 class _SeriesFamilies:
-    """The per-series families, filled a chunk of rows at a time. The hot loop
-    of a scrape, so its lines are written with local f-strings rather than
-    through :meth:`Family.add`."""
+    """The per-series families (those with a unit, per base unit), filled a
+    chunk of rows at a time. The hot loop of a scrape: each series' lines are
+    the remembered ones when nothing they depend on changed, else written by
+    :func:`_series_lines` with f-strings rather than through :meth:`Family.add`."""
 
     def __init__(self) -> None:
         self.by_unit: dict[str, _UnitFamilies] = {}
