@@ -7,9 +7,12 @@ series with a yield to the loop between chunks: per chunk one vectorised partiti
 per window length gives the percentiles, and the sample lines are written
 straight away (:mod:`perfwarden.views.exposition_text`).
 
-Between scrapes the exposition keeps, per series, the rendered label text and the
-percentiles with the sample count they were computed at, so an idle series costs a
-few string joins and a busy one a share of one vectorised partition. One scrape
+Between scrapes the exposition keeps, per series, the rendered label text, the
+percentiles with the window state they were computed at, and the rendered sample
+lines with everything they were written from (window state, labels, unit,
+statistics settings; the alert lines with the status), so a series that received
+nothing since the last scrape costs a few list appends, and a busy one its mean,
+interval, a share of one vectorised partition and its lines. One scrape
 runs at a time; concurrent scrapers wait for it.
 
 Values are in base units (:mod:`perfwarden.views.exposition_units`): a series
@@ -50,13 +53,15 @@ from perfwarden.views.exposition_text import (
     negotiate,
     render,
 )
-from perfwarden.views.exposition_units import BaseUnit, base_unit
+from perfwarden.views.exposition_units import NONE, BaseUnit, base_unit
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from perfwarden.config.load import StatisticsConfig
     from perfwarden.readmodel import DaemonView
     from perfwarden.series.store import Series
+    from perfwarden.series.window import RollingWindow
 
 __all__ = [
     "ALERT_LEVELS",
@@ -121,29 +126,42 @@ def quantiles(stacked: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 
 @dataclass(slots=True)
 class _Remembered:
-    """What a scrape keeps of one series for the next: its label text and its
-    quantiles with the ``(total_count, len)`` of the window they describe."""
+    """What a scrape keeps of one series for the next: its label text, its
+    quantiles with the ``(window id, total_count, len)`` of the window they
+    describe, and its sample lines with everything they were written from."""
 
     labels: str
     identity: frozenset[tuple[str, str]]
-    quantiles_at: tuple[int, int] = (-1, -1)
+    #: The series' base unit, and the config it was read from.
+    unit: BaseUnit = NONE
+    unit_of: object = None
+    quantiles_at: tuple[int, int, int] = (-1, -1, -1)
     quantiles: tuple[float, ...] = ()
+    lines_at: tuple[object, ...] = ()
+    #: The text of each value family's lines (:func:`_series_lines`).
+    lines: tuple[str, ...] = ()
+    #: The alert lines, with the (label text, status) they were written for.
+    alert_at: tuple[str, str] = ("", "")
+    alert_lines: tuple[str, str] = ("", "")
 
 
 @dataclass(slots=True)
 class _Row:
-    """One series' numbers, read on the loop (in the metric's configured unit)."""
+    """One series in a scrape, read on the loop.
+
+    ``key`` is what its value lines depend on: when the remembered lines were
+    written for the same key, they are used again and nothing is computed."""
 
     labels: str
-    size: int
-    total: int
-    mean: float
-    ci: tuple[float, float] | None
+    window: RollingWindow
+    #: ``(id(window), total_count, len)``: a series that expired and came back
+    #: has a new window whose counts may match the old one's.
+    window_at: tuple[int, int, int]
     status: str
     remembered: _Remembered
     unit: BaseUnit
-    observed_count: int
-    observed_sum: float
+    statistics: StatisticsConfig
+    key: tuple[object, ...]
 
 
 class Exposition:
@@ -187,23 +205,22 @@ class Exposition:
         """Add every series to ``families``; yields after each chunk."""
         everything = list(self._daemon.store)
         seen: set[frozenset[tuple[str, str]]] = set()
-        units: dict[tuple[str, str], BaseUnit] = {}
         for start in range(0, len(everything), self._chunk):
             rows: list[_Row] = []
             # Windows whose quantiles are due, by length: one partition per length.
             due: dict[int, list[tuple[_Row, npt.NDArray[np.float64]]]] = {}
             for series in everything[start : start + self._chunk]:
-                row = self._row(series, seen, units)
+                row = self._row(series, seen)
                 rows.append(row)
-                if row.size and row.remembered.quantiles_at != (row.total, row.size):
-                    due.setdefault(row.size, []).append(
+                if row.window_at[2] and row.remembered.quantiles_at != row.window_at:
+                    due.setdefault(row.window_at[2], []).append(
                         (row, series.window.unordered())
                     )
             for group in due.values():
                 table = quantiles(np.stack([view for _, view in group])).tolist()
                 for (row, _), values in zip(group, table, strict=True):
                     row.remembered.quantiles = tuple(values)
-                    row.remembered.quantiles_at = (row.total, row.size)
+                    row.remembered.quantiles_at = row.window_at
             families.add(rows)
             if start + self._chunk < len(everything):
                 yield
@@ -218,16 +235,9 @@ class Exposition:
         self,
         series: Series,
         seen: set[frozenset[tuple[str, str]]],
-        units: dict[tuple[str, str], BaseUnit],
     ) -> _Row:
         daemon = self._daemon
-        kind = (series.name, series.type.value)
-        unit = units.get(kind)
-        if unit is None:
-            metric = daemon.config.metrics.get(series.name)
-            unit = units[kind] = base_unit(
-                metric.unit if metric is not None else None, kind[1]
-            )
+        config = daemon.config
         remembered = self._remembered.get(series.key)
         if remembered is None:
             labels = series_labels(series)
@@ -235,6 +245,13 @@ class Exposition:
                 label_pairs(labels.items()), frozenset(labels.items())
             )
             self._remembered[series.key] = remembered
+        if remembered.unit_of is not config:
+            metric = config.metrics.get(series.name)
+            remembered.unit = base_unit(
+                metric.unit if metric is not None else None, series.type.value
+            )
+            remembered.unit_of = config
+        unit = remembered.unit
         text = remembered.labels
         if remembered.identity in seen:
             labels = {**series_labels(series), "series": series.key}
@@ -243,18 +260,17 @@ class Exposition:
         else:
             seen.add(remembered.identity)
         window = series.window
-        statistics = daemon.config.statistics
+        window_at = (id(window), window.total_count, len(window))
+        statistics = config.statistics
         return _Row(
             labels=text,
-            size=len(window),
-            total=window.total_count,
-            mean=window.mean(),
-            ci=interval(window, statistics.confidence_level, statistics.min_samples),
+            window=window,
+            window_at=window_at,
             status=daemon.evaluator.status_of(series),
             remembered=remembered,
             unit=unit,
-            observed_count=window.observed_count,
-            observed_sum=window.observed_sum,
+            statistics=statistics,
+            key=(window_at, text, unit, statistics),
         )
 
 
@@ -297,9 +313,10 @@ class _UnitFamilies:
 
 
 class _SeriesFamilies:
-    """The per-series families, filled a chunk of rows at a time. The hot loop
-    of a scrape, so its lines are written with local f-strings rather than
-    through :meth:`Family.add`."""
+    """The per-series families (those with a unit, per base unit), filled a
+    chunk of rows at a time. The hot loop of a scrape: each series' lines are
+    the remembered ones when nothing they depend on changed, else written by
+    :func:`_series_lines` with f-strings rather than through :meth:`Family.add`."""
 
     def __init__(self) -> None:
         self.by_unit: dict[str, _UnitFamilies] = {}
@@ -331,57 +348,86 @@ class _SeriesFamilies:
         yield from (self.samples, self.received, self.alert_state, self.alert_level)
 
     def add(self, rows: list[_Row]) -> None:
-        fmt = format_value
         samples = self.samples.lines
         received = self.received.lines
         alert_state = self.alert_state.lines
         alert_level = self.alert_level.lines
+        by_unit = self.by_unit
         for row in rows:
-            labels = row.labels
-            suffix, factor = row.unit
-            group = self.by_unit.get(suffix)
+            remembered = row.remembered
+            if remembered.lines_at != row.key:
+                remembered.lines = _series_lines(row)
+                remembered.lines_at = row.key
+            alert_at = (row.labels, row.status)
+            if remembered.alert_at != alert_at:
+                remembered.alert_lines = _alert_lines(row.labels, row.status)
+                remembered.alert_at = alert_at
+            suffix = row.unit.suffix
+            group = by_unit.get(suffix)
             if group is None:
-                group = self.by_unit[suffix] = _UnitFamilies(suffix)
-            end = f"_{suffix}" if suffix else ""
-            samples.append(f"perfwarden_series_samples{{{labels}}} {row.size}.0\n")
-            received.append(
-                f"perfwarden_series_received_samples_total{{{labels}}} {row.total}.0\n"
-            )
-            value = group.value.lines
-            if row.size:
-                mean = fmt(row.mean * factor)
-                group.mean.lines.append(
-                    f"perfwarden_series_mean{end}{{{labels}}} {mean}\n"
-                )
-                value.extend(
-                    f'perfwarden_series_value{end}{{{labels},quantile="{name}"}} '
-                    f"{fmt(q * factor)}\n"
-                    for name, q in zip(
-                        _QUANTILE_LABELS, row.remembered.quantiles, strict=True
-                    )
-                )
-            value.append(
-                f"perfwarden_series_value{end}_sum{{{labels}}} "
-                f"{fmt(row.observed_sum * factor)}\n"
-            )
-            value.append(
-                f"perfwarden_series_value{end}_count{{{labels}}} "
-                f"{row.observed_count}.0\n"
-            )
-            if row.ci is not None:
-                low, high = row.ci
-                group.ci_low.lines.append(
-                    f"perfwarden_series_ci_low{end}{{{labels}}} {fmt(low * factor)}\n"
-                )
-                group.ci_high.lines.append(
-                    f"perfwarden_series_ci_high{end}{{{labels}}} {fmt(high * factor)}\n"
-                )
-            if row.status == "unconfigured":
-                continue
-            alert_state.extend(
-                f'perfwarden_alert_state{{{labels},state="{state}"}} '
-                f"{'1.0' if state == row.status else '0.0'}\n"
-                for state in ALERT_STATES
-            )
-            level = ALERT_LEVELS.get(row.status, 0)
-            alert_level.append(f"perfwarden_alert_level{{{labels}}} {level}.0\n")
+                group = by_unit[suffix] = _UnitFamilies(suffix)
+            lines = remembered.lines
+            samples.append(lines[0])
+            received.append(lines[1])
+            group.mean.lines.append(lines[2])
+            group.value.lines.append(lines[3])
+            group.ci_low.lines.append(lines[4])
+            group.ci_high.lines.append(lines[5])
+            alert_state.append(remembered.alert_lines[0])
+            alert_level.append(remembered.alert_lines[1])
+
+
+def _series_lines(row: _Row) -> tuple[str, ...]:
+    """One series' value lines, as the text of each family (``""`` for none):
+    samples, received, mean, value (quantiles, sum, count), ci_low, ci_high."""
+    fmt = format_value
+    labels = row.labels
+    window = row.window
+    _, total, size = row.window_at
+    suffix, factor = row.unit
+    end = f"_{suffix}" if suffix else ""
+    mean = value = ci_low = ci_high = ""
+    if size:
+        mean = (
+            f"perfwarden_series_mean{end}{{{labels}}} {fmt(window.mean() * factor)}\n"
+        )
+        p50, p95, p99 = row.remembered.quantiles
+        name = f"perfwarden_series_value{end}{{{labels},quantile="
+        value = (
+            f'{name}"0.5"}} {fmt(p50 * factor)}\n'
+            f'{name}"0.95"}} {fmt(p95 * factor)}\n'
+            f'{name}"0.99"}} {fmt(p99 * factor)}\n'
+        )
+    value += (
+        f"perfwarden_series_value{end}_sum{{{labels}}} "
+        f"{fmt(window.observed_sum * factor)}\n"
+        f"perfwarden_series_value{end}_count{{{labels}}} {window.observed_count}.0\n"
+    )
+    statistics = row.statistics
+    ci = interval(window, statistics.confidence_level, statistics.min_samples)
+    if ci is not None:
+        low, high = ci
+        ci_low = f"perfwarden_series_ci_low{end}{{{labels}}} {fmt(low * factor)}\n"
+        ci_high = f"perfwarden_series_ci_high{end}{{{labels}}} {fmt(high * factor)}\n"
+    return (
+        f"perfwarden_series_samples{{{labels}}} {size}.0\n",
+        f"perfwarden_series_received_samples_total{{{labels}}} {total}.0\n",
+        mean,
+        value,
+        ci_low,
+        ci_high,
+    )
+
+
+def _alert_lines(labels: str, status: str) -> tuple[str, str]:
+    """The ``perfwarden_alert_state`` and ``perfwarden_alert_level`` lines of a
+    series with ``status`` (none for a metric without levels)."""
+    if status == "unconfigured":
+        return "", ""
+    states = "".join(
+        f'perfwarden_alert_state{{{labels},state="{state}"}} '
+        f"{'1.0' if state == status else '0.0'}\n"
+        for state in ALERT_STATES
+    )
+    level = ALERT_LEVELS.get(status, 0)
+    return states, f"perfwarden_alert_level{{{labels}}} {level}.0\n"

@@ -78,6 +78,8 @@ def negotiate(accept: str) -> tuple[bool, str]:
 
 def format_value(value: float) -> str:
     """A sample value as both formats spell it (``+Inf``, ``-Inf``, ``NaN``)."""
+    if value.__class__ is float and value - value == 0.0:  # the common case, fast
+        return repr(value)
     if math.isfinite(value):
         return repr(float(value))
     if math.isnan(value):

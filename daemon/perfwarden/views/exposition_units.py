@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Final, NamedTuple
 
-__all__ = ["BaseUnit", "base_unit"]
+__all__ = ["NONE", "BaseUnit", "base_unit"]
 
 
 class BaseUnit(NamedTuple):
@@ -26,6 +26,7 @@ class BaseUnit(NamedTuple):
     factor: float
 
 
+#: No base unit: the value as sent, no suffix.
 NONE: Final = BaseUnit("", 1.0)
 
 _SECONDS: Final = {

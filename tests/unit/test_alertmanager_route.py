@@ -1,0 +1,146 @@
+"""The Alertmanager route's pushes, read by a small real HTTP receiver: what is
+sent as firing and resolved through an escalation, and what is kept for an
+Alertmanager that did not accept a push."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from perfwarden.app import Daemon
+from perfwarden.config.load import parse_config
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+class Receiver:
+    """An HTTP endpoint that records each POSTed JSON body; answers ``status``."""
+
+    def __init__(self) -> None:
+        self.bodies: list[list[dict[str, Any]]] = []
+        self.status = 200
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()
+
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        self.bodies.append(json.loads(await reader.readexactly(length)))
+        writer.write(f"HTTP/1.1 {self.status} X\r\nContent-Length: 0\r\n\r\n".encode())
+        await writer.drain()
+        writer.close()
+
+
+def make_daemon(tmp_path: Path, port: int) -> Daemon:
+    config = parse_config(
+        "version: 1\n"
+        "statistics: {min_samples: 5, window: 100}\n"
+        "evaluation: {window: 10, basis: mean}\n"
+        "metrics:\n"
+        "  latency: {unit: ms, bound: upper, warning: 100, critical: 200}\n"
+        "alertmanager:\n"
+        f"  urls: [http://127.0.0.1:{port}]\n"
+        "  resend_interval: 30s\n"
+    )
+    return Daemon(config, tmp_path / "c.yaml", tmp_path / "run", tmp_path)
+
+
+def feed(daemon: Daemon, value: float) -> None:
+    daemon.ingestor.feed(
+        "\n".join(f"latency:{value}|ms|#route:/a" for _ in range(10)).encode()
+    )
+    daemon.ingestor.commit()
+    daemon.evaluator.evaluate(list(daemon.store))
+
+
+def by_severity(alerts: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {a["labels"]["severity"]: a for a in alerts}
+
+
+def test_fire_escalate_resolve(tmp_path: Path) -> None:
+    """Warning fires; escalation resolves it and fires critical; both end."""
+
+    async def scenario() -> list[list[dict[str, Any]]]:
+        receiver = Receiver()
+        port = await receiver.start()
+        daemon = make_daemon(tmp_path, port)
+        route = daemon.alertmanager
+        try:
+            feed(daemon, 150)
+            assert await route.push()
+            feed(daemon, 250)
+            assert await route.push()
+            feed(daemon, 50)
+            assert await route.push()
+            assert await route.push()  # nothing left to say: no request
+        finally:
+            await receiver.stop()
+        return receiver.bodies
+
+    first, second, third = asyncio.run(scenario())
+    (warning,) = first
+    assert "PerfwardenWarning" == warning["labels"]["alertname"]
+    assert "/a" == warning["labels"]["route"]
+    assert "150 ms" == warning["annotations"]["observed"]
+    starts = datetime.fromisoformat(warning["startsAt"])
+    assert (datetime.fromisoformat(warning["endsAt"]) - starts).total_seconds() > 100
+    sent = by_severity(second)
+    assert {"warning", "critical"} == sent.keys()
+    # The warning alert ended when the critical one began.
+    assert datetime.fromisoformat(sent["warning"]["endsAt"]) <= datetime.fromisoformat(
+        sent["critical"]["endsAt"]
+    )
+    assert "PerfwardenCritical" == sent["critical"]["labels"]["alertname"]
+    (resolved,) = third
+    assert "critical" == resolved["labels"]["severity"]
+    assert datetime.fromisoformat(resolved["endsAt"]) <= datetime.now(
+        datetime.fromisoformat(resolved["endsAt"]).tzinfo
+    )
+
+
+def test_resolutions_wait_for_an_alertmanager_that_refused(tmp_path: Path) -> None:
+    """A resolution a failed push carried is sent again until one is accepted."""
+
+    async def scenario() -> tuple[list[bool], list[list[dict[str, Any]]]]:
+        receiver = Receiver()
+        port = await receiver.start()
+        daemon = make_daemon(tmp_path, port)
+        route = daemon.alertmanager
+        results = []
+        try:
+            feed(daemon, 250)
+            results.append(await route.push())
+            receiver.status = 503
+            feed(daemon, 50)
+            results.append(await route.push())
+            receiver.status = 200
+            results.append(await route.push())
+            results.append(await route.push())
+        finally:
+            await receiver.stop()
+        counts = route.counts[f"http://127.0.0.1:{port}"]
+        assert (2, 1) == (counts.sent, counts.failed)
+        return results, receiver.bodies
+
+    results, bodies = asyncio.run(scenario())
+    assert [True, False, True, True] == results
+    firing, refused, accepted = bodies
+    assert firing[0]["labels"] == refused[0]["labels"] == accepted[0]["labels"]
+    assert refused == accepted
