@@ -42,6 +42,7 @@ from perfwarden.optimize.journal import ActionJournal
 from perfwarden.optimize.knobs import KnobStore, spec_of
 from perfwarden.optimize.learning import Learning
 from perfwarden.optimize.plugin_runtime import PluginRuntime
+from perfwarden.sampling.loop_watch import LoopWatch
 from perfwarden.sampling.sampler import ProcessSampler, SelfMonitor
 from perfwarden.series.expiry import SeriesExpiry
 from perfwarden.series.store import MetricStore
@@ -122,6 +123,7 @@ class Daemon:
         self.evaluation_passes = 0
         self.evaluation_seconds = 0.0
         self.sampler = ProcessSampler(lambda: self.config, self._append_sample)
+        self.loop_watch = LoopWatch(self.plugins.stalled_by)
         self.self_monitor = SelfMonitor(
             self._append_sample,
             ingest_lines=lambda: self.ingestor.counters.received,
@@ -240,6 +242,7 @@ class Daemon:
             asyncio.create_task(self._watchdog_loop(), name="watchdog"),
             asyncio.create_task(self.sampler.run(), name="sampler"),
             asyncio.create_task(self.self_monitor.run(), name="self-monitor"),
+            asyncio.create_task(self.loop_watch.run(), name="loop-watch"),
             asyncio.create_task(self._checkpoint_loop(), name="checkpoint"),
         ]
         _log.info(
@@ -278,6 +281,7 @@ class Daemon:
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.dispatcher.drain()
             await self.optimizer.shutdown()
+            await self.plugins.close()
             await self.state.checkpoint(final=True)
             await self.state.close()
             await control.close()

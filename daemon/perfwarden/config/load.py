@@ -41,6 +41,7 @@ from perfwarden.config.model import (
     EvaluationConfig,
     HttpConfig,
     IngestConfig,
+    Isolation,
     KnobConfig,
     MetricConfig,
     MetricsAccess,
@@ -475,6 +476,12 @@ def _optimizer(c: Checker, s: Section) -> OptimizerConfig:
     )
 
 
+#: Keys of ``plugins.NAME`` that are the daemon's, not the plugin's options.
+PLUGIN_SETTINGS: Final = frozenset(
+    {"enabled", "isolation", "memory_limit_mb", "cpu_limit"}
+)
+
+
 def _plugins(
     c: Checker, section: Section, plugin_timeout: float
 ) -> Mapping[str, PluginConfig]:
@@ -490,10 +497,20 @@ def _plugins(
         options = {
             option: c.frozen(node, p.dotted(option), memo)
             for option, (_, node) in p.entries.items()
-            if option != "enabled"
+            if option not in PLUGIN_SETTINGS
         }
         enabled = c.boolean(p, "enabled", default=True)
         if enabled:
             check_plugin_timing(c, p, name, options, plugin_timeout)
-        plugins[name] = PluginConfig(name, enabled, MappingProxyType(options))
+        d = PluginConfig(name)
+        plugins[name] = PluginConfig(
+            name,
+            enabled,
+            MappingProxyType(options),
+            isolation=c.choice(p, "isolation", Isolation),
+            memory_limit_mb=or_default(
+                c.integer(p, "memory_limit_mb", at_least(0)), d.memory_limit_mb
+            ),
+            cpu_limit=or_default(c.duration(p, "cpu_limit", non_negative), d.cpu_limit),
+        )
     return MappingProxyType(plugins)

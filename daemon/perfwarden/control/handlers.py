@@ -228,6 +228,7 @@ def build_commands(daemon: Daemon) -> dict[str, Command]:
             "series_expired": daemon.expiry.expired,
             "set_members_overflow": daemon.store.set_overflow,
             "memory": {"rss_bytes": memory.rss, "rss_mb": round(memory.rss / 2**20, 1)},
+            "loop": daemon.loop_watch.status(),
             "evaluation": {
                 "ticks": daemon.ticks,
                 "evaluations": daemon.evaluator.evaluations,

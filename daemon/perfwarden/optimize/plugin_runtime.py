@@ -33,8 +33,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from perfwarden.config.model import Isolation, PluginConfig
 from perfwarden.deadline import budget, deadline_scope
 from perfwarden.logs.setup import get_logger
+from perfwarden.optimize.plugin_host import HostLimits, IsolatedOptimizer, PluginHost
 from perfwarden.optimize.plugin_loader import (
     PluginLoadError,
     PluginSource,
@@ -58,6 +60,8 @@ if TYPE_CHECKING:
 __all__ = ["AUTOLOAD_ENV", "PluginHandle", "PluginRuntime", "PluginState"]
 
 AUTOLOAD_ENV: Final = "PERFWARDEN_DISABLE_PLUGIN_AUTOLOAD"
+#: The distribution of the built-in plugins (in-process unless configured).
+BUILTIN_DISTRIBUTION: Final = "perfwarden"
 _log = get_logger("perfwarden.plugins")
 T = TypeVar("T")
 
@@ -93,6 +97,12 @@ async def in_daemon_thread(function: Callable[..., T], *args: object) -> T:
 
     threading.Thread(target=target, name="perfwarden-plugin", daemon=True).start()
     return await future
+
+
+async def _retire(handle: PluginHandle) -> None:
+    """Kill the host process of a plugin handle that is being replaced."""
+    if handle.host is not None:
+        await handle.host.kill()
 
 
 def _cancelling() -> bool:
@@ -138,10 +148,15 @@ class _Stepped:
     measured and :attr:`longest` tells the runtime after the fact.
     """
 
-    __slots__ = ("_coroutine", "longest")
+    __slots__ = ("_coroutine", "_on_stall", "longest")
 
-    def __init__(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+    def __init__(
+        self,
+        coroutine: Coroutine[Any, Any, Any],
+        on_stall: Callable[[float], None],
+    ) -> None:
         self._coroutine = coroutine
+        self._on_stall = on_stall
         self.longest = 0.0
 
     def __await__(self) -> Generator[Any, Any, Any]:
@@ -158,7 +173,10 @@ class _Stepped:
             except StopIteration as stop:
                 return stop.value
             finally:
-                self.longest = max(self.longest, time.monotonic() - started)
+                ended = time.monotonic()
+                self.longest = max(self.longest, ended - started)
+                if ended - started > STALL_LIMIT:
+                    self._on_stall(ended)
             try:
                 sent, thrown = (yield yielded), None
             except GeneratorExit:
@@ -175,8 +193,10 @@ class PluginHandle:
     source: PluginSource
     state: PluginState
     options: Mapping[str, object] = field(default_factory=dict)
-    optimizer: Optimizer | None = None
+    optimizer: Optimizer | IsolatedOptimizer | None = None
     error: str | None = None
+    #: ``process`` or ``in-process`` once loaded (``None`` before).
+    isolation: Isolation | None = None
     #: Consecutive failures per kind of call (:func:`streak_of`): a plugin that
     #: proposes well but hangs in every ``apply`` is still switched off.
     streaks: dict[str, int] = field(default_factory=dict)
@@ -198,6 +218,12 @@ class PluginHandle:
     )
 
     @property
+    def host(self) -> PluginHost | None:
+        """The host process of a process-isolated plugin."""
+        optimizer = self.optimizer
+        return optimizer.host if isinstance(optimizer, IsolatedOptimizer) else None
+
+    @property
     def consecutive_failures(self) -> int:
         """The longest current failure streak (what the breaker compares)."""
         return max(self.streaks.values(), default=0)
@@ -216,6 +242,8 @@ class PluginHandle:
             "entry_point": self.source.value,
             "state": self.state.value,
             "error": self.error,
+            "isolation": self.isolation.value if self.isolation else None,
+            "host_pid": self.host.pid if self.host is not None else None,
             "consecutive_failures": self.consecutive_failures,
             "streaks": dict(self.streaks),
             **self.counts,
@@ -235,6 +263,9 @@ class PluginRuntime:
         self._environ = os.environ if environ is None else environ
         self._entry_points = entry_points
         self.plugins: dict[str, PluginHandle] = {}
+        #: The plugin whose coroutine step last held the loop too long, and when
+        #: that step ended.
+        self._stalled_by: tuple[str, float] | None = None
 
     @property
     def autoload(self) -> bool:
@@ -262,7 +293,7 @@ class PluginRuntime:
         found = {source.name: source for source in sources}
         for name in [n for n in self.plugins if n not in found]:
             _log.info("plugin.removed", plugin=name)
-            del self.plugins[name]
+            await _retire(self.plugins.pop(name))
         newly_active = []
         for name, source in found.items():
             settings = config.plugins.get(name)
@@ -272,6 +303,8 @@ class PluginRuntime:
             )
             old = self.plugins.get(name)
             if blocked:
+                if old is not None:
+                    await _retire(old)
                 self.plugins[name] = PluginHandle(source, PluginState.BLOCKED, options)
                 if old is None or old.state is not PluginState.BLOCKED:
                     _log.info("plugin.blocked", plugin=name, dist=source.dist)
@@ -282,8 +315,12 @@ class PluginRuntime:
                 and (old.source.value, old.source.version)
                 == (source.value, source.version)
                 and dict(old.options) == dict(options)
+                and old.isolation is self._isolation(source)
+                and (old.host is None or old.host.limits == self._limits(name))
             ):
                 continue
+            if old is not None:
+                await _retire(old)
             handle = PluginHandle(source, PluginState.FAILED, options)
             if old is not None:
                 handle.counts = old.counts
@@ -292,16 +329,44 @@ class PluginRuntime:
                 newly_active.append(name)
         return newly_active
 
+    def _isolation(self, source: PluginSource) -> Isolation:
+        """Where ``source`` runs: its ``isolation`` setting, else in a host
+        process unless it is a built-in."""
+        settings = self._config().plugins.get(source.name)
+        if settings is not None and settings.isolation is not None:
+            return settings.isolation
+        if source.dist == BUILTIN_DISTRIBUTION:
+            return Isolation.IN_PROCESS
+        return Isolation.PROCESS
+
+    def _limits(self, name: str) -> HostLimits:
+        settings = self._config().plugins.get(name) or PluginConfig(name)
+        return HostLimits(
+            memory=settings.memory_limit_mb * 1024 * 1024, cpu=settings.cpu_limit
+        )
+
     async def _load(self, handle: PluginHandle) -> bool:
         source = handle.source
         timeout = self._config().optimizer.plugin_timeout
+        isolation = handle.isolation = self._isolation(source)
+        host = None
         try:
             with deadline_scope(time.monotonic() + budget(timeout)):
                 async with asyncio.timeout(timeout):
-                    optimizer = await in_daemon_thread(
-                        instantiate, source, handle.options
-                    )
+                    optimizer: Optimizer | IsolatedOptimizer
+                    if isolation is Isolation.PROCESS:
+                        host = PluginHost(
+                            source, handle.options, self._limits(source.name)
+                        )
+                        await host.start()
+                        optimizer = IsolatedOptimizer(host)
+                    else:
+                        optimizer = await in_daemon_thread(
+                            instantiate, source, handle.options
+                        )
         except PluginLoadError as exc:
+            if host is not None:
+                await host.kill()
             handle.error = exc.reason
             if exc.unconfigured:
                 handle.state = PluginState.UNCONFIGURED
@@ -316,6 +381,8 @@ class PluginRuntime:
             handle.error = f"loading took longer than {timeout}s"
         except asyncio.CancelledError:
             if _cancelling():
+                if host is not None:
+                    host.close_nowait()
                 raise
             handle.error = "loading raised CancelledError"
         except BaseException as exc:  # noqa: BLE001 - SystemExit from a plugin too
@@ -330,8 +397,12 @@ class PluginRuntime:
                 dist=source.dist,
                 version=source.version,
                 entry_point=source.value,
+                isolation=isolation.value,
+                host_pid=host.pid if host is not None else None,
             )
             return True
+        if host is not None:
+            await host.kill()
         _log.error(
             "plugin.failed",
             plugin=source.name,
@@ -340,6 +411,17 @@ class PluginRuntime:
             error=handle.error,
         )
         return False
+
+    def stalled_by(self, since: float) -> str | None:
+        """The plugin that held the event loop too long at or after ``since``
+        (a ``time.monotonic()`` value), if one did: for the loop watch."""
+        if self._stalled_by is not None and self._stalled_by[1] >= since:
+            return self._stalled_by[0]
+        return None
+
+    async def close(self) -> None:
+        """Stop every plugin host (at shutdown)."""
+        await asyncio.gather(*(_retire(h) for h in self.plugins.values()))
 
     # -- calling ----------------------------------------------------------------------
 
@@ -366,25 +448,32 @@ class PluginRuntime:
         started = time.monotonic()
         limit = asyncio.timeout(timeout)
         stepped: _Stepped | None = None
+
+        def on_stall(ended: float) -> None:
+            self._stalled_by = (handle.name, ended)
+
         try:
             with deadline_scope(started + budget(timeout)):
                 async with limit:
                     if inspect.iscoroutinefunction(function):
-                        stepped = _Stepped(function(*args))
+                        stepped = _Stepped(function(*args), on_stall)
                         result: Any = await stepped
                     else:
                         result = await in_daemon_thread(function, *args)
                         if inspect.isawaitable(result):
-                            stepped = _Stepped(_awaited(result))
+                            stepped = _Stepped(_awaited(result), on_stall)
                             result = await stepped
         except TimeoutError as exc:
             self._check_stall(handle, what, stepped)
             abandoned = limit.expired()
-            error = (
-                f"no answer within {timeout:g}s; abandoned (a thread may still run)"
-                if abandoned
-                else f"{type(exc).__name__}: {exc}"
-            )
+            if not abandoned:
+                error = f"{type(exc).__name__}: {exc}"
+            elif handle.host is not None:
+                error = f"no answer within {timeout:g}s; its plugin host was killed"
+            else:
+                error = (
+                    f"no answer within {timeout:g}s; abandoned (a thread may still run)"
+                )
             elapsed = time.monotonic() - started
             self._timed_out(handle, what, error, elapsed, abandoned=abandoned)
             raise PluginCallError(f"{handle.name}.{what} timed out: {error}") from exc
