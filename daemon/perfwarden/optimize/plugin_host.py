@@ -14,7 +14,7 @@ daemon does when a host misbehaves:
 
 - a call the daemon stops waiting for (``plugin_timeout``) kills the host's whole
   process group, so nothing of a hung call keeps running; the next call starts a
-  new host and loads the plugin again;
+  new host (not counted in its time) and loads the plugin again (counted);
 - a host that dies (``os._exit``, a crash, ``SIGXCPU``) or sends a line over
   :data:`MAX_REPLY` bytes fails the calls waiting on it, with the reason;
 - an action proposed by a host that has been replaced since cannot be applied or
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_REPLY",
+    "START_TIMEOUT",
     "HostFailed",
     "HostLimits",
     "IsolatedOptimizer",
@@ -59,6 +60,9 @@ __all__ = [
     "PluginRaised",
 ]
 
+#: The longest a new host may take to start (Python, its imports, its limits)
+#: before it is ready; not counted in a plugin call's time when loading.
+START_TIMEOUT: Final = 30.0
 #: The longest reply line read from a host; a longer one kills it.
 MAX_REPLY: Final = 4 * 1024 * 1024
 _log = get_logger("perfwarden.plugins")
@@ -116,13 +120,22 @@ class PluginHost:
         #: Bumped at every start: actions belong to one generation.
         self.generation = 0
         self.starts = 0
+        #: Limits the host could not set (a system-call filter refusing setrlimit).
+        self.unenforced: list[str] = []
         self._starting: asyncio.Lock | None = None
+        self._ready: asyncio.Future[Any] | None = None
+        self._loaded = 0
 
     @property
     def pid(self) -> int | None:
         """The running host's pid (None when there is none)."""
         process = self._process
         return process.pid if process is not None and self.running else None
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the running host has the plugin loaded."""
+        return self.running and self._loaded == self.generation
 
     @property
     def running(self) -> bool:
@@ -134,41 +147,69 @@ class PluginHost:
         )
 
     async def start(self) -> None:
-        """Start a host and load the plugin in it; raises
-        :class:`~perfwarden.optimize.plugin_loader.PluginLoadError`."""
+        """Start a host (:meth:`spawn`) and load the plugin in it (:meth:`load`)."""
         if self._starting is None:
             self._starting = asyncio.Lock()
         async with self._starting:
-            if self.running:
-                return
-            await self._spawn()
-            source = self.source
-            try:
-                options = encode_options(self._options)
-            except ValueError as exc:
-                await self.kill()
-                raise PluginLoadError(source, f"options: {exc}") from exc
-            reply = await self._send(
-                {
-                    "op": "load",
-                    "entry_point": {
-                        "name": source.entry_point.name,
-                        "value": source.entry_point.value,
-                        "group": source.entry_point.group,
-                    },
-                    "dist": source.dist,
-                    "version": source.version,
-                    "options": options,
+            if not self.running:
+                await self.spawn()
+            if not self.loaded:
+                await self.load()
+
+    async def spawn(self) -> None:
+        """Start the host process and wait until it is ready (imports done, limits
+        set), at most :data:`START_TIMEOUT`; raises :class:`HostFailed`."""
+        await self._spawn()
+        ready = self._ready
+        assert ready is not None  # noqa: S101 - _spawn made it
+        try:
+            async with asyncio.timeout(START_TIMEOUT):
+                await ready
+        except TimeoutError as exc:
+            await self.kill()
+            msg = f"plugin host of {self.source.name} not ready in {START_TIMEOUT}s"
+            raise HostFailed(msg) from exc
+
+    async def load(self) -> None:
+        """Import and construct the plugin in the running host; raises
+        :class:`~perfwarden.optimize.plugin_loader.PluginLoadError`."""
+        source = self.source
+        try:
+            options = encode_options(self._options)
+        except ValueError as exc:
+            await self.kill()
+            raise PluginLoadError(source, f"options: {exc}") from exc
+        reply = await self._send(
+            {
+                "op": "load",
+                "entry_point": {
+                    "name": source.entry_point.name,
+                    "value": source.entry_point.value,
+                    "group": source.entry_point.group,
                 },
-                respawn=False,
+                "dist": source.dist,
+                "version": source.version,
+                "options": options,
+            },
+            respawn=False,
+        )
+        if not reply["ok"]:
+            await self.kill()
+            raise PluginLoadError(
+                source,
+                str(reply.get("error")),
+                unconfigured=reply.get("kind") == "unconfigured",
             )
-            if not reply["ok"]:
-                await self.kill()
-                raise PluginLoadError(
-                    source,
-                    str(reply.get("error")),
-                    unconfigured=reply.get("kind") == "unconfigured",
-                )
+        self._loaded = self.generation
+        result = reply.get("result") or {}
+        self.unenforced = [str(u) for u in result.get("unenforced") or []]
+        if self.unenforced:
+            _log.warning(
+                "plugin.limits_unenforced",
+                plugin=source.name,
+                pid=self.pid,
+                unenforced=self.unenforced,
+            )
 
     async def _spawn(self) -> None:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -199,6 +240,9 @@ class PluginHost:
         )
         self.generation += 1
         self.starts += 1
+        self._next_id = 0
+        # The host's first line, id 0, says it is ready.
+        self._ready = self._pending[0] = asyncio.get_running_loop().create_future()
         self._reader_task = asyncio.get_running_loop().create_task(
             self._read(reader, self._process), name=f"plugin-host:{self.source.name}"
         )
@@ -228,8 +272,9 @@ class PluginHost:
         if process.returncode is None and reason is not None:
             self._kill_group(process)
         returncode = await process.wait()
-        if process is self._process:
-            self._writer = None
+        if process is self._process and self._writer is not None:
+            writer, self._writer = self._writer, None
+            writer.close()
         reason = reason or _exit_reason(returncode)
         self._fail_pending(f"plugin host {process.pid} of {self.source.name}: {reason}")
         _log.warning(
@@ -260,7 +305,7 @@ class PluginHost:
         raise PluginRaised(error)
 
     async def _send(self, message: dict[str, Any], *, respawn: bool) -> Any:
-        if respawn and not self.running:
+        if respawn and not self.loaded:
             await self.start()
         writer = self._writer
         if writer is None:

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import inspect
 import json
 import os
 import resource
 import socket
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from perfwarden.deadline import deadline_scope
@@ -43,15 +45,36 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
+#: How much more likely than the daemon a host is to be chosen by the OOM killer.
+OOM_SCORE_ADJ: Final = 500
 #: The longest request line the host reads (a violation and a context).
 MAX_REQUEST: Final = 16 * 1024 * 1024
 
 
-def lower_limits(memory: int) -> None:
-    """This process's address space to ``memory`` bytes (0: unchanged), no cores."""
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if memory > 0:
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+def lower_limits(memory: int, cpu: float) -> list[str]:
+    """This process's address space to ``memory`` bytes (0: unchanged), no core
+    files, and a first CPU limit; what could not be enforced, as sentences (a
+    system-call filter may refuse ``setrlimit``)."""
+    unenforced = []
+    for name, limit, value in (
+        ("core files", resource.RLIMIT_CORE, 0),
+        ("memory_limit_mb", resource.RLIMIT_AS, memory),
+    ):
+        if value <= 0 and limit != resource.RLIMIT_CORE:
+            continue
+        try:
+            resource.setrlimit(limit, (value, value))
+        except (OSError, ValueError) as exc:
+            unenforced.append(f"{name}: {exc}")
+    try:
+        renew_cpu(cpu)
+    except (OSError, ValueError) as exc:
+        unenforced.append(f"cpu_limit: {exc}")
+    # Ask the OOM killer to take this host before the daemon (raising one's own
+    # score needs no privilege); best effort.
+    with contextlib.suppress(OSError):
+        Path("/proc/self/oom_score_adj").write_text(f"{OOM_SCORE_ADJ}\n")
+    return unenforced
 
 
 def renew_cpu(seconds: float) -> None:
@@ -82,8 +105,9 @@ async def _run(function: Callable[..., Any], *args: object) -> Any:
 class Host:
     """Serves one plugin's calls."""
 
-    def __init__(self, cpu: float) -> None:
+    def __init__(self, cpu: float, unenforced: list[str]) -> None:
         self._cpu = cpu
+        self._unenforced = unenforced
         self._plugin: Optimizer | None = None
         self._actions: dict[int, Action] = {}
         self._next_action = 0
@@ -92,7 +116,8 @@ class Host:
         """The reply to one request (every failure becomes an error reply)."""
         reply: dict[str, Any] = {"id": request.get("id")}
         try:
-            renew_cpu(self._cpu)
+            if not self._unenforced:
+                renew_cpu(self._cpu)
             deadline = float(request.get("deadline") or "inf")
             with deadline_scope(deadline):
                 result = await self._dispatch(request)
@@ -142,7 +167,7 @@ class Host:
         msg = f"unknown op {op!r}"
         raise RuntimeError(msg)
 
-    async def _load(self, request: dict[str, Any]) -> None:
+    async def _load(self, request: dict[str, Any]) -> dict[str, Any]:
         from importlib.metadata import EntryPoint  # noqa: PLC0415 - only at load
 
         ep = request["entry_point"]
@@ -152,6 +177,7 @@ class Host:
         )
         options = decode_options(request["options"])
         self._plugin = await in_daemon_thread(instantiate, source, options)
+        return {"pid": os.getpid(), "unenforced": self._unenforced}
 
     def _proposals(self, proposals: object) -> dict[str, Any]:
         if not isinstance(proposals, list | tuple) or not all(
@@ -174,10 +200,9 @@ def _described(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-async def serve(sock: socket.socket, cpu: float) -> None:
+async def serve(sock: socket.socket, host: Host) -> None:
     """Answer requests on ``sock`` until the daemon closes it."""
     reader, writer = await asyncio.open_unix_connection(sock=sock, limit=MAX_REQUEST)
-    host = Host(cpu)
     tasks: set[asyncio.Task[None]] = set()
 
     async def one(line: bytes) -> None:
@@ -198,6 +223,9 @@ async def serve(sock: socket.socket, cpu: float) -> None:
         writer.write(data)
         await writer.drain()
 
+    # Imports done, limits set: the daemon may start counting the plugin's time.
+    writer.write(json.dumps({"id": 0, "ok": True, "result": "ready"}).encode() + b"\n")
+    await writer.drain()
     while line := await reader.readline():
         task = asyncio.create_task(one(line))
         tasks.add(task)
@@ -211,9 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory", type=int, default=0)
     parser.add_argument("--cpu", type=float, default=0.0)
     args = parser.parse_args(argv)
-    lower_limits(args.memory)
+    unenforced = lower_limits(args.memory, args.cpu)
     sock = socket.socket(fileno=args.fd)
-    asyncio.run(serve(sock, args.cpu))
+    asyncio.run(serve(sock, Host(args.cpu, unenforced)))
     # Threads of abandoned plain calls may still run: do not wait for them.
     os._exit(0)
 

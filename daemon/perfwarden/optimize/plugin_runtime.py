@@ -36,7 +36,12 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from perfwarden.config.model import Isolation, PluginConfig
 from perfwarden.deadline import budget, deadline_scope
 from perfwarden.logs.setup import get_logger
-from perfwarden.optimize.plugin_host import HostLimits, IsolatedOptimizer, PluginHost
+from perfwarden.optimize.plugin_host import (
+    HostFailed,
+    HostLimits,
+    IsolatedOptimizer,
+    PluginHost,
+)
 from perfwarden.optimize.plugin_loader import (
     PluginLoadError,
     PluginSource,
@@ -351,14 +356,15 @@ class PluginRuntime:
         isolation = handle.isolation = self._isolation(source)
         host = None
         try:
+            if isolation is Isolation.PROCESS:
+                # Starting Python is the daemon's time, not the plugin's.
+                host = PluginHost(source, handle.options, self._limits(source.name))
+                await host.spawn()
             with deadline_scope(time.monotonic() + budget(timeout)):
                 async with asyncio.timeout(timeout):
                     optimizer: Optimizer | IsolatedOptimizer
-                    if isolation is Isolation.PROCESS:
-                        host = PluginHost(
-                            source, handle.options, self._limits(source.name)
-                        )
-                        await host.start()
+                    if host is not None:
+                        await host.load()
                         optimizer = IsolatedOptimizer(host)
                     else:
                         optimizer = await in_daemon_thread(
@@ -445,6 +451,15 @@ class PluginRuntime:
         """
         timeout = self._config().optimizer.plugin_timeout
         handle.counts["calls"] += 1
+        host = handle.host
+        if host is not None and not host.running:
+            # A new host for a process-isolated plugin: starting Python is the
+            # daemon's time; loading the plugin in it is the call's.
+            try:
+                await host.spawn()
+            except HostFailed as exc:
+                self._failed(handle, what, str(exc))
+                raise PluginCallError(f"{handle.name}.{what}: {exc}") from exc
         started = time.monotonic()
         limit = asyncio.timeout(timeout)
         stepped: _Stepped | None = None
