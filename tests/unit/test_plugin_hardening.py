@@ -12,7 +12,8 @@ import time
 import pytest
 from structlog.testing import capture_logs
 
-from perfwarden.config.load import Config, OptimizerConfig
+from perfwarden.config.load import Config, ConfigError, OptimizerConfig, parse_config
+from perfwarden.config.model import Isolation
 from perfwarden.optimize.plugin_loader import PluginSource
 from perfwarden.optimize.plugin_runtime import (
     STALL_LIMIT,
@@ -258,3 +259,53 @@ class TestHostLimits:
         )
         (problem,) = json.loads(result.stdout)
         assert problem.startswith("memory_limit_mb: ")
+
+
+class TestIsolationSettings:
+    """``isolation``, ``memory_limit_mb`` and ``cpu_limit`` are the daemon's keys."""
+
+    def test_parsed_and_kept_out_of_the_options(self) -> None:
+        """The three keys reach PluginConfig; the plugin's options do not see them."""
+        config = parse_config(
+            "version: 1\n"
+            "plugins:\n"
+            "  acme: {isolation: in-process, memory_limit_mb: 256, cpu_limit: 2s,"
+            " knob: batch.size}\n"
+        )
+        acme = config.plugins["acme"]
+        assert (Isolation.IN_PROCESS, 256, 2.0) == (
+            acme.isolation,
+            acme.memory_limit_mb,
+            acme.cpu_limit,
+        )
+        assert {"knob": "batch.size"} == dict(acme.options)
+
+    def test_defaults(self) -> None:
+        """Unset: isolation by distribution, 1024 MiB, 10 s."""
+        acme = parse_config("version: 1\nplugins:\n  acme: {}\n").plugins["acme"]
+        assert (None, 1024, 10.0) == (
+            acme.isolation,
+            acme.memory_limit_mb,
+            acme.cpu_limit,
+        )
+
+    def test_bad_values_rejected_with_their_keys(self) -> None:
+        """A misspelt mode and a negative limit are named in the error."""
+        with pytest.raises(ConfigError) as caught:
+            parse_config(
+                "version: 1\nplugins:\n"
+                "  acme: {isolation: proces, memory_limit_mb: -1}\n"
+            )
+        text = str(caught.value)
+        assert "plugins.acme.isolation" in text
+        assert "did you mean 'process'" in text
+        assert "plugins.acme.memory_limit_mb" in text
+
+    def test_builtins_in_process_third_parties_in_hosts(self) -> None:
+        """The default follows the distribution."""
+        runtime = make_runtime()
+        entry_point = importlib.metadata.EntryPoint("x", "x:X", "perfwarden.optimizers")
+        builtin = PluginSource("x", "x:X", "perfwarden", "1", entry_point)
+        third = PluginSource("x", "x:X", "acme-tuner", "1", entry_point)
+        assert Isolation.IN_PROCESS is runtime._isolation(builtin)
+        assert Isolation.PROCESS is runtime._isolation(third)

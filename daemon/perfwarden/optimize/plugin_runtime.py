@@ -41,6 +41,7 @@ from perfwarden.optimize.plugin_host import (
     HostLimits,
     IsolatedOptimizer,
     PluginHost,
+    PluginRaised,
 )
 from perfwarden.optimize.plugin_loader import (
     PluginLoadError,
@@ -500,9 +501,14 @@ class PluginRuntime:
             raise PluginCallError(f"{handle.name}.{what} raised {exc!r}") from exc
         except BaseException as exc:
             # sys.exit() or KeyboardInterrupt raised by a plugin: a failure, not
-            # the daemon's end.
+            # the daemon's end. From a host, the plugin's own exception is named.
             self._check_stall(handle, what, stepped)
-            self._failed(handle, what, f"{type(exc).__name__}: {exc}")
+            described = (
+                str(exc)
+                if isinstance(exc, PluginRaised)
+                else f"{type(exc).__name__}: {exc}"
+            )
+            self._failed(handle, what, described)
             raise PluginCallError(f"{handle.name}.{what} raised {exc!r}") from exc
         if self._check_stall(handle, what, stepped):
             msg = f"{handle.name}.{what} stalled the event loop"
