@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from perfwarden.deadline import deadline_scope
+from perfwarden.optimize.plugin_calls import in_daemon_thread
 from perfwarden.optimize.plugin_loader import PluginLoadError, PluginSource, instantiate
-from perfwarden.optimize.plugin_runtime import in_daemon_thread
 from perfwarden.optimize.plugin_wire import (
     WireError,
     decode_context,

@@ -1,19 +1,24 @@
 """The plugin runtime: loaded plugins, isolated calls, the circuit breaker.
 
-Every plugin call (load, ``handles``, ``propose``, an action's ``apply``/``revert``)
-runs off the event loop (a worker thread for plain functions; coroutine functions
-on the loop) under ``optimizer.plugin_timeout``, with a deadline a grace before it
-(:mod:`perfwarden.deadline`) that the plugin reads with
-:func:`perfwarden.plugin_api.time_left`. A call that raises, times out or returns
-garbage counts as a failure; ``optimizer.max_failures`` consecutive failures switch
-the plugin off (``plugin.disabled``) until the next reload.
+A plugin runs in a plugin host process of its own (``isolation: process``, the
+default for third parties: :mod:`.plugin_host`) or in the daemon (``in-process``,
+the built-ins' default). Every plugin call (load, ``handles``, ``propose``, an
+action's ``apply``/``revert``) runs off the event loop (a worker thread for plain
+functions; coroutine functions stepped and timed on the loop, :mod:`.plugin_calls`)
+or in the host, under ``optimizer.plugin_timeout``, with a deadline a grace before
+it (:mod:`perfwarden.deadline`) that the plugin reads with
+:func:`perfwarden.plugin_api.time_left`. A call that raises (``SystemExit``
+included), times out or returns garbage counts as a failure;
+``optimizer.max_failures`` consecutive failures of ``handles``/``propose``, or of
+``apply``/``revert``, switch the plugin off (``plugin.disabled``) until the next
+reload, and so does one coroutine step that stalls the loop.
 
 Timeouts come in two kinds, both logged as ``plugin.timed_out`` and counted as a
 timeout and a failure: the plugin met its deadline and raised ``TimeoutError``
 (``abandoned: false``: it killed or aborted what it waited for), or the daemon
 stopped waiting at ``plugin_timeout`` (``abandoned: true``). A thread cannot be
 killed, so an abandoned one may still run; the breaker keeps a hanging plugin from
-taking more threads.
+taking more threads. A host can be: its process group is killed.
 
 ``PERFWARDEN_DISABLE_PLUGIN_AUTOLOAD=1`` loads only the plugins the config's
 ``plugins:`` section names; ``enabled: false`` blocks a plugin (it is never
@@ -23,19 +28,27 @@ imported).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
 import inspect
 import os
-import threading
 import time
-from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from perfwarden.config.model import Isolation, PluginConfig
 from perfwarden.deadline import budget, deadline_scope
 from perfwarden.logs.setup import get_logger
+from perfwarden.optimize.plugin_calls import (
+    STALL_LIMIT,
+    Stepped,
+    awaited,
+    cancelling,
+    in_daemon_thread,
+)
+from perfwarden.optimize.plugin_handle import (
+    PluginCallError,
+    PluginHandle,
+    PluginState,
+    streak_of,
+)
 from perfwarden.optimize.plugin_host import (
     HostFailed,
     HostLimits,
@@ -52,18 +65,19 @@ from perfwarden.optimize.plugin_loader import (
 from perfwarden.plugin_api import Optimizer, OptimizerContext, Proposal, Violation
 
 if TYPE_CHECKING:
-    from collections.abc import (
-        Awaitable,
-        Callable,
-        Coroutine,
-        Generator,
-        Mapping,
-        Sequence,
-    )
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
 
     from perfwarden.config.load import Config
 
-__all__ = ["AUTOLOAD_ENV", "PluginHandle", "PluginRuntime", "PluginState"]
+__all__ = [
+    "AUTOLOAD_ENV",
+    "STALL_LIMIT",
+    "PluginCallError",
+    "PluginHandle",
+    "PluginRuntime",
+    "PluginState",
+    "in_daemon_thread",
+]
 
 AUTOLOAD_ENV: Final = "PERFWARDEN_DISABLE_PLUGIN_AUTOLOAD"
 #: The distribution of the built-in plugins (in-process unless configured).
@@ -72,188 +86,10 @@ _log = get_logger("perfwarden.plugins")
 T = TypeVar("T")
 
 
-async def in_daemon_thread(function: Callable[..., T], *args: object) -> T:
-    """Run ``function`` in a fresh daemon thread and await its result.
-
-    Not ``asyncio.to_thread``: the default executor's threads are joined when the
-    loop and the interpreter shut down, so one hung plugin would hang the daemon's
-    exit. A daemon thread that never returns is simply abandoned. Like
-    ``to_thread``, the function runs in a copy of the caller's context, so the
-    call's deadline and the log context reach it.
-    """
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-    context = contextvars.copy_context()
-
-    def settle(outcome: Callable[[], None]) -> None:
-        if not future.done():
-            outcome()
-
-    def target() -> None:
-        outcome: Callable[[], None]
-        try:
-            result = context.run(function, *args)
-        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
-            error = exc
-            outcome = lambda: future.set_exception(error)  # noqa: E731
-        else:
-            outcome = lambda: future.set_result(result)  # noqa: E731
-        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-            loop.call_soon_threadsafe(settle, outcome)
-
-    threading.Thread(target=target, name="perfwarden-plugin", daemon=True).start()
-    return await future
-
-
 async def _retire(handle: PluginHandle) -> None:
     """Kill the host process of a plugin handle that is being replaced."""
     if handle.host is not None:
         await handle.host.kill()
-
-
-def _cancelling() -> bool:
-    """Whether the running task itself is being cancelled (not a plugin raising
-    ``CancelledError`` of its own)."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
-
-
-async def _awaited(awaitable: Awaitable[T]) -> T:
-    return await awaitable
-
-
-class PluginState(StrEnum):
-    """Where a plugin stands."""
-
-    ACTIVE = "active"
-    FAILED = "failed"  # could not be loaded
-    DISABLED = "disabled"  # switched off by the circuit breaker
-    BLOCKED = "blocked"  # enabled: false, or not named while autoload is off
-    UNCONFIGURED = "unconfigured"  # installed, but its required options are absent
-
-
-class PluginCallError(Exception):
-    """A plugin call failed (raised, timed out, or returned garbage)."""
-
-
-#: The longest a coroutine plugin may hold the event loop in one step (seconds).
-STALL_LIMIT: Final = 0.1
-
-
-def streak_of(what: str) -> str:
-    """The failure streak a call counts toward: ``propose`` (``handles`` and
-    ``propose``) or ``action`` (an action's ``apply`` and ``revert``)."""
-    return "action" if what in {"apply", "revert"} else "propose"
-
-
-class _Stepped:
-    """Awaits a plugin's coroutine step by step, timing each step on the loop.
-
-    A coroutine that blocks (``time.sleep``, a blocking socket) holds the event
-    loop for the whole step: no timeout can fire meanwhile, so the step is
-    measured and :attr:`longest` tells the runtime after the fact.
-    """
-
-    __slots__ = ("_coroutine", "_on_stall", "longest")
-
-    def __init__(
-        self,
-        coroutine: Coroutine[Any, Any, Any],
-        on_stall: Callable[[float], None],
-    ) -> None:
-        self._coroutine = coroutine
-        self._on_stall = on_stall
-        self.longest = 0.0
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        coroutine = self._coroutine
-        sent: Any = None
-        thrown: BaseException | None = None
-        while True:
-            started = time.monotonic()
-            try:
-                if thrown is not None:
-                    yielded = coroutine.throw(thrown)
-                else:
-                    yielded = coroutine.send(sent)
-            except StopIteration as stop:
-                return stop.value
-            finally:
-                ended = time.monotonic()
-                self.longest = max(self.longest, ended - started)
-                if ended - started > STALL_LIMIT:
-                    self._on_stall(ended)
-            try:
-                sent, thrown = (yield yielded), None
-            except GeneratorExit:
-                coroutine.close()
-                raise
-            except BaseException as exc:  # noqa: BLE001 - handed on to the plugin
-                sent, thrown = None, exc
-
-
-@dataclass(slots=True)
-class PluginHandle:
-    """One plugin as the runtime tracks it."""
-
-    source: PluginSource
-    state: PluginState
-    options: Mapping[str, object] = field(default_factory=dict)
-    optimizer: Optimizer | IsolatedOptimizer | None = None
-    error: str | None = None
-    #: ``process`` or ``in-process`` once loaded (``None`` before).
-    isolation: Isolation | None = None
-    #: Consecutive failures per kind of call (:func:`streak_of`): a plugin that
-    #: proposes well but hangs in every ``apply`` is still switched off.
-    streaks: dict[str, int] = field(default_factory=dict)
-    counts: dict[str, int] = field(
-        default_factory=lambda: dict.fromkeys(
-            (
-                "calls",
-                "failures",
-                "timeouts",
-                "proposals",
-                "applied",
-                "kept",
-                "reverted",
-                "inconclusive",
-                "stalls",
-            ),
-            0,
-        )
-    )
-
-    @property
-    def host(self) -> PluginHost | None:
-        """The host process of a process-isolated plugin."""
-        optimizer = self.optimizer
-        return optimizer.host if isinstance(optimizer, IsolatedOptimizer) else None
-
-    @property
-    def consecutive_failures(self) -> int:
-        """The longest current failure streak (what the breaker compares)."""
-        return max(self.streaks.values(), default=0)
-
-    @property
-    def name(self) -> str:
-        """The entry-point name (the plugin's name in the config)."""
-        return self.source.name
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready record for ``perfwarden plugins``."""
-        return {
-            "name": self.name,
-            "distribution": self.source.dist,
-            "version": self.source.version,
-            "entry_point": self.source.value,
-            "state": self.state.value,
-            "error": self.error,
-            "isolation": self.isolation.value if self.isolation else None,
-            "host_pid": self.host.pid if self.host is not None else None,
-            "consecutive_failures": self.consecutive_failures,
-            "streaks": dict(self.streaks),
-            **self.counts,
-        }
 
 
 class PluginRuntime:
@@ -387,7 +223,7 @@ class PluginRuntime:
         except TimeoutError:
             handle.error = f"loading took longer than {timeout}s"
         except asyncio.CancelledError:
-            if _cancelling():
+            if cancelling():
                 if host is not None:
                     host.close_nowait()
                 raise
@@ -463,7 +299,7 @@ class PluginRuntime:
                 raise PluginCallError(f"{handle.name}.{what}: {exc}") from exc
         started = time.monotonic()
         limit = asyncio.timeout(timeout)
-        stepped: _Stepped | None = None
+        stepped: Stepped | None = None
 
         def on_stall(ended: float) -> None:
             self._stalled_by = (handle.name, ended)
@@ -472,12 +308,12 @@ class PluginRuntime:
             with deadline_scope(started + budget(timeout)):
                 async with limit:
                     if inspect.iscoroutinefunction(function):
-                        stepped = _Stepped(function(*args), on_stall)
+                        stepped = Stepped(function(*args), on_stall)
                         result: Any = await stepped
                     else:
                         result = await in_daemon_thread(function, *args)
                         if inspect.isawaitable(result):
-                            stepped = _Stepped(_awaited(result), on_stall)
+                            stepped = Stepped(awaited(result), on_stall)
                             result = await stepped
         except TimeoutError as exc:
             self._check_stall(handle, what, stepped)
@@ -494,7 +330,7 @@ class PluginRuntime:
             self._timed_out(handle, what, error, elapsed, abandoned=abandoned)
             raise PluginCallError(f"{handle.name}.{what} timed out: {error}") from exc
         except asyncio.CancelledError as exc:
-            if _cancelling():
+            if cancelling():
                 raise
             self._check_stall(handle, what, stepped)
             self._failed(handle, what, "raised CancelledError")
@@ -516,7 +352,7 @@ class PluginRuntime:
         return result  # type: ignore[no-any-return]
 
     def _check_stall(
-        self, handle: PluginHandle, what: str, stepped: _Stepped | None
+        self, handle: PluginHandle, what: str, stepped: Stepped | None
     ) -> bool:
         """Switch off a coroutine plugin that held the loop over :data:`STALL_LIMIT`.
 
