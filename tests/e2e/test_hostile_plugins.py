@@ -137,6 +137,14 @@ class TestIsolatedByDefault:
         assert "apply" in errors["hostile_hangs_apply"]
         # The hanging apply's propose succeeded each time: the action streak did it.
         assert 2 == states["hostile_hangs_apply"]["streaks"]["action"]  # type: ignore[index]
+        # A plugin switched off keeps no host (and no memory) until the reload.
+        switched_off = (*PROPOSE_FAILURES, "hostile_hangs_apply")
+
+        def hosts_gone() -> bool:
+            listed = plugins(daemon)
+            return all(listed[name]["host_pid"] is None for name in switched_off)
+
+        wait_until(hosts_gone, timeout=30)
         status = assert_healthy(daemon)
         assert [] == daemon.log_events("plugin.stalled_loop")
         assert all(e["plugin"] is None for e in daemon.log_events("loop.stalled"))

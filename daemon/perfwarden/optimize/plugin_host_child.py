@@ -21,10 +21,12 @@ import argparse
 import asyncio
 import contextlib
 import inspect
+import io
 import json
 import os
 import resource
 import socket
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -239,6 +241,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory", type=int, default=0)
     parser.add_argument("--cpu", type=float, default=0.0)
     args = parser.parse_args(argv)
+    # The host shares the daemon's stdout (its log): a plugin's print() goes out a
+    # whole line per write, never half a line inside one of the daemon's.
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(line_buffering=True)
     unenforced = lower_limits(args.memory, args.cpu)
     sock = socket.socket(fileno=args.fd)
     asyncio.run(serve(sock, Host(args.cpu, unenforced)))

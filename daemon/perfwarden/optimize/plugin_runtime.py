@@ -434,6 +434,8 @@ class PluginRuntime:
         if handle.state is not PluginState.ACTIVE:
             return
         handle.state = PluginState.DISABLED
+        if handle.host is not None:
+            handle.host.close_nowait()  # no memory kept for a plugin switched off
         _log.error(
             "plugin.disabled",
             plugin=handle.name,
