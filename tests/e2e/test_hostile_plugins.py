@@ -11,6 +11,7 @@ failure and a coroutine that blocks the loop is named and switched off at once.
 from __future__ import annotations
 
 import shutil
+import signal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -73,6 +74,14 @@ def _hostile_installed(tmp_path: Path, pip: Callable[..., None]) -> Iterator[Non
         yield
     finally:
         pip("uninstall", "-y", "perfwarden-hostile-plugins")
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie awaiting its reaper does not)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def plugins(daemon: DaemonProcess) -> dict[str, dict[str, object]]:
@@ -178,10 +187,11 @@ class TestIsolatedByDefault:
         assert "active" == plugins(daemon)["hostile_spins"]["state"]
         assert_healthy(daemon)
 
-    def test_hosts_gone_after_stop(
-        self, make_daemon: Callable[..., DaemonProcess]
+    @pytest.mark.parametrize("how", ["stop", "kill -9"])
+    def test_hosts_gone_after_the_daemon(
+        self, make_daemon: Callable[..., DaemonProcess], how: str
     ) -> None:
-        """Stopping the daemon leaves no plugin host behind."""
+        """A stopped or killed daemon leaves no plugin host behind."""
         daemon = make_daemon(config(("hostile_exit",))).start()
         pids = [
             e["host_pid"]
@@ -189,9 +199,12 @@ class TestIsolatedByDefault:
             if e["isolation"] == "process"
         ]
         assert pids
-        assert 0 == daemon.stop()
+        if how == "stop":
+            assert 0 == daemon.stop()
+        else:
+            daemon.signal(signal.SIGKILL)
         for pid in pids:
-            wait_until(lambda pid=pid: not psutil.pid_exists(pid), timeout=10)
+            wait_until(lambda pid=pid: not alive(pid), timeout=20)
 
 
 @pytest.mark.usefixtures("hostile_installed")

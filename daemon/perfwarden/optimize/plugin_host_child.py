@@ -20,11 +20,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import inspect
 import io
 import json
 import os
 import resource
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
+_PR_SET_PDEATHSIG: Final = 1
 #: How much more likely than the daemon a host is to be chosen by the OOM killer.
 OOM_SCORE_ADJ: Final = 500
 #: The longest request line the host reads (a violation and a context).
@@ -72,11 +75,23 @@ def lower_limits(memory: int, cpu: float) -> list[str]:
         renew_cpu(cpu)
     except (OSError, ValueError) as exc:
         unenforced.append(f"cpu_limit: {exc}")
+    die_with_parent()
     # Ask the OOM killer to take this host before the daemon (raising one's own
     # score needs no privilege); best effort.
     with contextlib.suppress(OSError):
         Path("/proc/self/oom_score_adj").write_text(f"{OOM_SCORE_ADJ}\n")
     return unenforced
+
+
+def die_with_parent() -> None:
+    """Have the kernel kill this host when the daemon dies, ``kill -9`` included
+    (Linux ``PR_SET_PDEATHSIG``); best effort elsewhere. Without it a host stuck in
+    a blocking coroutine would notice the daemon's end only when it unblocks."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() == 1:  # the daemon died before prctl: go now
+            os._exit(0)
 
 
 def renew_cpu(seconds: float) -> None:
