@@ -240,7 +240,8 @@ class PluginHost:
         )
         self.generation += 1
         self.starts += 1
-        self._next_id = 0
+        # Whatever still waited on the previous host waits in vain.
+        self._fail_pending(f"plugin host of {self.source.name} was replaced")
         # The host's first line, id 0, says it is ready.
         self._ready = self._pending[0] = asyncio.get_running_loop().create_future()
         self._reader_task = asyncio.get_running_loop().create_task(
@@ -262,6 +263,8 @@ class PluginHost:
         try:
             while line := await reader.readline():
                 reply = json.loads(line)
+                if process is not self._process:
+                    continue  # a replaced host's late answer: no one waits for it
                 future = self._pending.pop(reply.get("id"), None)
                 if future is not None and not future.done():
                     future.set_result(reply)
@@ -276,7 +279,9 @@ class PluginHost:
             writer, self._writer = self._writer, None
             writer.close()
         reason = reason or _exit_reason(returncode)
-        self._fail_pending(f"plugin host {process.pid} of {self.source.name}: {reason}")
+        if process is self._process:
+            message = f"plugin host {process.pid} of {self.source.name}: {reason}"
+            self._fail_pending(message)
         _log.warning(
             "plugin.host_exited",
             plugin=self.source.name,
