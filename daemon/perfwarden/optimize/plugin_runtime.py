@@ -289,7 +289,7 @@ class PluginRuntime:
         timeout = self._config().optimizer.plugin_timeout
         handle.counts["calls"] += 1
         host = handle.host
-        if host is not None and not host.running:
+        if host is not None and not host.running and handle.state is PluginState.ACTIVE:
             # A new host for a process-isolated plugin: starting Python is the
             # daemon's time; loading the plugin in it is the call's.
             try:
