@@ -50,6 +50,7 @@ from perfwarden.paths import RECORDING_DIR
 from perfwarden.readmodel import ReloadOutcome
 from perfwarden.recording.recorder import Recorder
 from perfwarden.routes.alertmanager import AlertmanagerRoute
+from perfwarden.sampling.loop_watch import LoopWatch
 from perfwarden.sampling.sampler import ProcessSampler
 from perfwarden.sampling.self_monitor import SelfMonitor
 from perfwarden.series.ceiling import MemoryCeiling
@@ -142,6 +143,7 @@ class Daemon:
         self.evaluation_passes = 0
         self.evaluation_seconds = 0.0
         self.sampler = ProcessSampler(lambda: self.config, self._append_sample)
+        self.loop_watch = LoopWatch(self.plugins.stalled_by)
         self.self_monitor = SelfMonitor(
             self._append_sample,
             ingest_lines=lambda: self.ingestor.counters.received,
@@ -321,6 +323,7 @@ class Daemon:
             asyncio.create_task(self._watchdog_loop(), name="watchdog"),
             asyncio.create_task(self.sampler.run(), name="sampler"),
             asyncio.create_task(self.self_monitor.run(), name="self-monitor"),
+            asyncio.create_task(self.loop_watch.run(), name="loop-watch"),
             asyncio.create_task(self._checkpoint_loop(), name="checkpoint"),
             asyncio.create_task(self.alertmanager.run(), name="alertmanager"),
         ]
@@ -365,6 +368,7 @@ class Daemon:
             await self.optimizer.shutdown()
             self.recorder.flush()
             await asyncio.to_thread(self.recorder.close)
+            await self.plugins.close()
             await self.state.checkpoint(final=True)
             await self.state.close()
             await control.close()

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from perfwarden.optimize.plugin_runtime import PluginRuntime
     from perfwarden.recording.recorder import Recorder
     from perfwarden.routes.alertmanager import AlertmanagerRoute
+    from perfwarden.sampling.loop_watch import LoopWatch
     from perfwarden.sampling.sampler import ProcessSampler
     from perfwarden.series.expiry import SeriesExpiry
     from perfwarden.series.store import MetricStore
@@ -101,6 +102,8 @@ class DaemonView(Protocol):
     def loop_errors(self) -> LoopErrors: ...
     @property
     def alertmanager(self) -> AlertmanagerRoute: ...
+    @property
+    def loop_watch(self) -> LoopWatch: ...
 
     def uptime(self) -> float:
         """Seconds since the daemon started."""

@@ -4,8 +4,9 @@ The knob change is write-ahead: the experiment is in ``inflight.json`` before th
 knob reaches ``knobs.json``, so whatever instant the daemon dies at, the next start
 puts the original value back. Each round: start (restoring), fire an alert on a
 fresh series, wait until ``knobs.json`` shows the optimizer's value, wait a random
-0-300 ms, ``kill -9``. ``PERFWARDEN_KILL_ROUNDS`` sets the number of rounds (20
-in CI, about 1.5 s each; ``bench/hostile.md`` quotes a run of 100).
+0-300 ms, ``kill -9``. ``PERFWARDEN_KILL_ROUNDS`` sets the number of rounds: 10 in
+CI (a round is a daemon start, 1-2 s, several on a loaded machine);
+``bench/hostile.md`` quotes a run of 100.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("acme_installed")]
 
-ROUNDS = int(os.environ.get("PERFWARDEN_KILL_ROUNDS", "20"))
+ROUNDS = int(os.environ.get("PERFWARDEN_KILL_ROUNDS", "10"))
 INITIAL = 64
 
 CONFIG = f"""\
@@ -58,6 +59,7 @@ def knob_on_disk(daemon: DaemonProcess) -> tuple[float, str] | None:
     return float(record["value"]), str(record["changed_by"])
 
 
+@pytest.mark.timeout(60 + 30 * ROUNDS)
 def test_every_kill_after_a_knob_change_comes_back_reverted(
     make_daemon: Callable[..., DaemonProcess],
 ) -> None:

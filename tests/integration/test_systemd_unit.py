@@ -109,9 +109,22 @@ class TestVerify:
         }
         assert {k: settings.get(k) for k in expected} == expected
         assert settings.get("WatchdogSec")
+        # Resource ceilings for the daemon and its plugin hosts.
+        ceilings = {"MemoryMax": "1G", "TasksMax": "256", "LimitNOFILE": "8192"}
+        assert {k: settings.get(k) for k in ceilings} == ceilings
         # psutil must see (and correctly attribute) other users' processes.
         for breaks_psutil in ("ProtectProc", "ProcSubset", "PrivateUsers"):
             assert breaks_psutil not in settings
+
+    def test_ceilings_give_their_reasons(self) -> None:
+        """MemoryMax, TasksMax and LimitNOFILE each follow a comment saying why."""
+        lines = UNIT.read_text().splitlines()
+        for key in ("MemoryMax", "TasksMax", "LimitNOFILE"):
+            (index,) = [i for i, line in enumerate(lines) if line.startswith(key)]
+            above = lines[index - 1]
+            if above.startswith("MemoryHigh="):
+                above = lines[index - 2]
+            assert above.startswith("# "), f"{key}= has no reason above it"
 
 
 class TestSecurity:

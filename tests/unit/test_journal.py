@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pytest
 
+from perfwarden.config.load import Config
+from perfwarden.optimize.experiment import Experiment, apply_proposal
 from perfwarden.optimize.journal import JOURNAL_FILE, ActionJournal, revert_unfinished
 from perfwarden.optimize.knobs import KnobStore
-from perfwarden.plugin_api import KnobSpec
+from perfwarden.optimize.plugin_handle import PluginHandle, PluginState
+from perfwarden.optimize.plugin_loader import PluginSource
+from perfwarden.optimize.plugin_runtime import PluginRuntime
+from perfwarden.plugin_api import (
+    KnobChange,
+    KnobSpec,
+    ObservedStats,
+    Proposal,
+    Violation,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -99,3 +112,72 @@ class TestRevertUnfinished:
         knobs = knob_store(tmp_path, 100)
         revert_unfinished([entry("a1", 64, 32)], knobs, reason="r")
         assert 100 == knobs.get("batch.size")
+
+
+def experiment_for(cid: str) -> Experiment:
+    entry_point = importlib.metadata.EntryPoint("acme", "a:A", "perfwarden.optimizers")
+    source = PluginSource("acme", "a:A", "acme-tuner", "1", entry_point)
+    violation = Violation(
+        metric="latency",
+        tags={},
+        severity="critical",
+        basis="sample",
+        bound="upper",
+        observed=(500.0, 500.0),
+        threshold=200.0,
+        target=None,
+        unit=None,
+        trend="flat",
+        stats=ObservedStats(30, None, None, None, None, None, None, None, None),
+        correlation_id=cid,
+    )
+    return Experiment(
+        correlation_id=cid,
+        violation=violation,
+        series_key="latency",
+        handle=PluginHandle(source, PluginState.ACTIVE),
+        proposal=Proposal(
+            strategy="halve",
+            expected_improvement=0.2,
+            rationale="",
+            changes=(KnobChange("batch.size", 32),),
+        ),
+        score=0.2,
+        started=0.0,
+        start_count=0,
+        before=np.empty(0),
+    )
+
+
+class TestWriteAhead:
+    """``apply_proposal`` makes the record durable before the first knob moves."""
+
+    async def test_record_on_disk_when_the_knob_changes(self, tmp_path: Path) -> None:
+        """At the instant of the change, a fresh reader of the state dir finds the
+        experiment with its original and the value being set."""
+        knobs = knob_store(tmp_path, 64)
+        on_disk: list[list[dict[str, object]]] = []
+        knobs.subscribers.append(
+            lambda _: on_disk.append(ActionJournal(tmp_path).load())
+        )
+        runtime = PluginRuntime(Config, environ={})
+        journal = ActionJournal(tmp_path)
+        await apply_proposal(experiment_for("w1"), runtime, knobs, journal, lambda: 5.0)
+        ((record,),) = on_disk
+        assert ({"batch.size": 64}, {"batch.size": 32}) == (
+            record["originals"],
+            record["applied"],
+        )
+        assert 32 == knobs.get("batch.size")
+
+    async def test_no_record_no_change(self, tmp_path: Path) -> None:
+        """If the journal cannot be written, the knob is not touched."""
+        knobs = knob_store(tmp_path, 64)
+        version = knobs.version
+        runtime = PluginRuntime(Config, environ={})
+        journal = ActionJournal(tmp_path / "missing")
+        with pytest.raises(OSError, match="missing"):
+            await apply_proposal(
+                experiment_for("w2"), runtime, knobs, journal, lambda: 5.0
+            )
+        assert (64, version) == (knobs.get("batch.size"), knobs.version)

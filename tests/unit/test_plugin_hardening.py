@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import json
+import subprocess
 import sys
 import time
 
 import pytest
 from structlog.testing import capture_logs
 
-from perfwarden.config.load import Config, OptimizerConfig
+from perfwarden.config.load import Config, ConfigError, OptimizerConfig, parse_config
+from perfwarden.config.model import Isolation
 from perfwarden.optimize.plugin_loader import PluginSource
 from perfwarden.optimize.plugin_runtime import (
     STALL_LIMIT,
@@ -19,6 +22,7 @@ from perfwarden.optimize.plugin_runtime import (
     PluginRuntime,
     PluginState,
 )
+from perfwarden.sampling.loop_watch import TICK, LoopWatch
 
 
 def make_runtime(timeout: float = 1.0, max_failures: int = 3) -> PluginRuntime:
@@ -197,3 +201,111 @@ class TestLoopStalls:
         with pytest.raises(PluginCallError, match="timed out"):
             await runtime.call(handle, "propose", catches_timeout)
         assert ["cancelled"] == caught
+
+
+class TestLoopWatch:
+    """The loop watch counts stalls and names the plugin that caused one."""
+
+    def test_stall_attributed_to_the_plugin(self) -> None:
+        """A late wake-up past the threshold names whoever the runtime says."""
+        since: list[float] = []
+
+        def culprit(at: float) -> str | None:
+            since.append(at)
+            return "blocker"
+
+        watch = LoopWatch(culprit)
+        watch.observe(0.01, now=100.0)
+        with capture_logs() as logs:
+            watch.observe(2.0, now=110.0)
+        assert (1, 2.0) == (watch.stalls, watch.max_lag)
+        assert {"seconds": 2.0, "plugin": "blocker"} == watch.last_stall
+        assert [108.0 - TICK] == since
+        (event,) = logs
+        assert ("loop.stalled", "blocker") == (event["event"], event["plugin"])
+        assert 2000.0 == watch.status()["max_lag_ms"]
+
+    async def test_runtime_names_a_recent_stall_only(self) -> None:
+        """``stalled_by`` names the plugin whose step ended after ``since``."""
+        runtime, handle = make_runtime(), make_handle()
+
+        async def blocks() -> None:
+            time.sleep(2 * STALL_LIMIT)  # noqa: ASYNC251 - the misbehaviour under test
+
+        before = time.monotonic()
+        with pytest.raises(PluginCallError):
+            await runtime.call(handle, "propose", blocks)
+        assert "probe" == runtime.stalled_by(before)
+        assert runtime.stalled_by(time.monotonic() + 1) is None
+
+
+class TestHostLimits:
+    """A host that cannot set a limit says which, and still runs."""
+
+    def test_limit_above_the_hard_limit_is_reported(self) -> None:
+        """Raising past an inherited hard limit fails; the reason is returned."""
+        code = (
+            "import resource, json\n"
+            "from perfwarden.optimize.plugin_host_child import lower_limits\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (2**31, 2**31))\n"
+            "print(json.dumps(lower_limits(2**32, 5.0)))\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        (problem,) = json.loads(result.stdout)
+        assert problem.startswith("memory_limit_mb: ")
+
+
+class TestIsolationSettings:
+    """``isolation``, ``memory_limit_mb`` and ``cpu_limit`` are the daemon's keys."""
+
+    def test_parsed_and_kept_out_of_the_options(self) -> None:
+        """The three keys reach PluginConfig; the plugin's options do not see them."""
+        config = parse_config(
+            "version: 1\n"
+            "plugins:\n"
+            "  acme: {isolation: in-process, memory_limit_mb: 256, cpu_limit: 2s,"
+            " knob: batch.size}\n"
+        )
+        acme = config.plugins["acme"]
+        assert (Isolation.IN_PROCESS, 256, 2.0) == (
+            acme.isolation,
+            acme.memory_limit_mb,
+            acme.cpu_limit,
+        )
+        assert {"knob": "batch.size"} == dict(acme.options)
+
+    def test_defaults(self) -> None:
+        """Unset: isolation by distribution, 1024 MiB, 10 s."""
+        acme = parse_config("version: 1\nplugins:\n  acme: {}\n").plugins["acme"]
+        assert (None, 1024, 10.0) == (
+            acme.isolation,
+            acme.memory_limit_mb,
+            acme.cpu_limit,
+        )
+
+    def test_bad_values_rejected_with_their_keys(self) -> None:
+        """A misspelt mode and a negative limit are named in the error."""
+        with pytest.raises(ConfigError) as caught:
+            parse_config(
+                "version: 1\nplugins:\n"
+                "  acme: {isolation: proces, memory_limit_mb: -1}\n"
+            )
+        text = str(caught.value)
+        assert "plugins.acme.isolation" in text
+        assert "did you mean 'process'" in text
+        assert "plugins.acme.memory_limit_mb" in text
+
+    def test_builtins_in_process_third_parties_in_hosts(self) -> None:
+        """The default follows the distribution."""
+        runtime = make_runtime()
+        entry_point = importlib.metadata.EntryPoint("x", "x:X", "perfwarden.optimizers")
+        builtin = PluginSource("x", "x:X", "perfwarden", "1", entry_point)
+        third = PluginSource("x", "x:X", "acme-tuner", "1", entry_point)
+        assert Isolation.IN_PROCESS is runtime._isolation(builtin)
+        assert Isolation.PROCESS is runtime._isolation(third)

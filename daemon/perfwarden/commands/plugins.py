@@ -1,4 +1,5 @@
-"""``perfwarden plugins``: each plugin's distribution, state and outcome counts."""
+"""``perfwarden plugins``: each plugin's distribution, state, isolation and outcome
+counts."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ def run(args: argparse.Namespace) -> int:
             p["name"],
             f"{p['distribution']} {p['version']}",
             p["state"],
+            p.get("isolation") or "-",
             str(p["proposals"]),
             str(p["applied"]),
             str(p["kept"]),
@@ -39,8 +41,9 @@ def run(args: argparse.Namespace) -> int:
             "no optimizer plugins installed (entry-point group perfwarden.optimizers)"
         )
         return 0
-    headers = ["PLUGIN", "DISTRIBUTION", "STATE", "PROPOSED", "APPLIED", "KEPT"]
-    print_table([*headers, "REVERTED", "INCONCLUSIVE", "FAILURES", "WEIGHT"], rows)
+    headers = ["PLUGIN", "DISTRIBUTION", "STATE", "ISOLATION", "PROPOSED", "APPLIED"]
+    more = ["KEPT", "REVERTED", "INCONCLUSIVE", "FAILURES", "WEIGHT"]
+    print_table([*headers, *more], rows)
     for plugin in data["plugins"]:
         if plugin["error"] and plugin["state"] != "active":
             name, error = plugin["name"], str(plugin["error"])

@@ -50,6 +50,7 @@ from perfwarden.config.model import (
     EvaluationConfig,
     HttpConfig,
     IngestConfig,
+    Isolation,
     KnobConfig,
     LoggingConfig,
     LogLevel,
@@ -548,6 +549,12 @@ def _optimizer(c: Checker, s: Section) -> OptimizerConfig:
     )
 
 
+#: Keys of ``plugins.NAME`` that are the daemon's, not the plugin's options.
+PLUGIN_SETTINGS: Final = frozenset(
+    {"enabled", "isolation", "memory_limit_mb", "cpu_limit"}
+)
+
+
 def _plugins(
     c: Checker, section: Section, plugin_timeout: float
 ) -> Mapping[str, PluginConfig]:
@@ -563,12 +570,21 @@ def _plugins(
         options = {
             option: c.frozen(node, p.dotted(option), memo)
             for option, (_, node) in p.entries.items()
-            if option != "enabled"
+            if option not in PLUGIN_SETTINGS
         }
         enabled = c.boolean(p, "enabled", default=True)
         if enabled:
             check_plugin_timing(c, p, name, options, plugin_timeout)
+        d = PluginConfig(name)
         plugins[name] = PluginConfig(
-            name, enabled, MappingProxyType(options), line=line_of(key_node)
+            name,
+            enabled,
+            MappingProxyType(options),
+            line=line_of(key_node),
+            isolation=c.choice(p, "isolation", Isolation),
+            memory_limit_mb=or_default(
+                c.integer(p, "memory_limit_mb", at_least(0)), d.memory_limit_mb
+            ),
+            cpu_limit=or_default(c.duration(p, "cpu_limit", non_negative), d.cpu_limit),
         )
     return MappingProxyType(plugins)

@@ -38,6 +38,7 @@ __all__ = [
     "EvaluationConfig",
     "HttpConfig",
     "IngestConfig",
+    "Isolation",
     "KnobConfig",
     "LogLevel",
     "LoggingConfig",
@@ -101,6 +102,15 @@ class OptimizerMode(enum.StrEnum):
 
     ACTIVE = "active"
     DRY_RUN = "dry-run"
+
+
+class Isolation(enum.StrEnum):
+    """Where a plugin's code runs."""
+
+    #: A host subprocess of its own, with memory and CPU limits (docs/plugins.md).
+    PROCESS = "process"
+    #: In the daemon: plain functions in worker threads, coroutines on its loop.
+    IN_PROCESS = "in-process"
 
 
 class MetricsAccess(enum.StrEnum):
@@ -266,7 +276,8 @@ class ProcessConfig:
 
 @dataclass(frozen=True, slots=True)
 class PluginConfig:
-    """Per-plugin settings: ``enabled`` plus every other key as ``options``.
+    """Per-plugin settings: ``enabled``, ``isolation``, ``memory_limit_mb`` and
+    ``cpu_limit``, plus every other key as ``options``.
 
     Option values are frozen too: mappings become read-only mappings, lists tuples.
     """
@@ -276,6 +287,13 @@ class PluginConfig:
     options: Inline[Mapping[str, object]] = field(default_factory=_empty_mapping)
     #: Where the entry starts in the file (0: not from a file), for messages.
     line: int = field(default=0, compare=False)
+    #: None: ``process`` for a third-party distribution, ``in-process`` for the
+    #: built-ins (the ``perfwarden`` distribution's own).
+    isolation: Isolation | None = None
+    #: A process-isolated plugin's address-space limit in MiB (0: none).
+    memory_limit_mb: int = 1024
+    #: A process-isolated plugin's CPU seconds per call (0: none).
+    cpu_limit: Seconds = 10.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -307,6 +307,7 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
             "set_members_overflow": daemon.store.set_overflow,
             "shedding_new_series": daemon.store.shedding,
             "memory": {"rss_bytes": memory.rss, "rss_mb": round(memory.rss / 2**20, 1)},
+            "loop": daemon.loop_watch.status(),
             "evaluation": {
                 "ticks": daemon.ticks,
                 "evaluations": daemon.evaluator.evaluations,

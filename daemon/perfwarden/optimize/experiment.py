@@ -276,12 +276,14 @@ async def revert(
 def restore_knobs(experiment: Experiment, knobs: KnobStore) -> None:
     """Put back each knob's original value, unless someone changed it since."""
     for knob, original in experiment.originals.items():
-        applied = experiment.applied.get(knob)
+        if knob not in experiment.applied:
+            continue  # never set (the apply stopped before it): nothing to undo
+        applied = experiment.applied[knob]
         try:
             current = knobs.get(knob)
         except KeyError:
             continue  # the knob was removed by a reload
-        if applied is not None and current != applied:
+        if current != applied:
             _log.warning(
                 "optimizer.revert_skipped",
                 correlation_id=experiment.correlation_id,

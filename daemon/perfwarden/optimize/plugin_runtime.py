@@ -1,19 +1,24 @@
 """The plugin runtime: loaded plugins, isolated calls, the circuit breaker.
 
-Every plugin call (load, ``handles``, ``propose``, an action's ``apply``/``revert``)
-runs off the event loop (a worker thread for plain functions; coroutine functions
-on the loop) under ``optimizer.plugin_timeout``, with a deadline a grace before it
-(:mod:`perfwarden.deadline`) that the plugin reads with
-:func:`perfwarden.plugin_api.time_left`. A call that raises, times out or returns
-garbage counts as a failure; ``optimizer.max_failures`` consecutive failures switch
-the plugin off (``plugin.disabled``) until the next reload.
+A plugin runs in a plugin host process of its own (``isolation: process``, the
+default for third parties: :mod:`.plugin_host`) or in the daemon (``in-process``,
+the built-ins' default). Every plugin call (load, ``handles``, ``propose``, an
+action's ``apply``/``revert``) runs off the event loop (a worker thread for plain
+functions; coroutine functions stepped and timed on the loop, :mod:`.plugin_calls`)
+or in the host, under ``optimizer.plugin_timeout``, with a deadline a grace before
+it (:mod:`perfwarden.deadline`) that the plugin reads with
+:func:`perfwarden.plugin_api.time_left`. A call that raises (``SystemExit``
+included), times out or returns garbage counts as a failure;
+``optimizer.max_failures`` consecutive failures of ``handles``/``propose``, or of
+``apply``/``revert``, switch the plugin off (``plugin.disabled``) until the next
+reload, and so does one coroutine step that stalls the loop.
 
 Timeouts come in two kinds, both logged as ``plugin.timed_out`` and counted as a
 timeout and a failure: the plugin met its deadline and raised ``TimeoutError``
 (``abandoned: false``: it killed or aborted what it waited for), or the daemon
 stopped waiting at ``plugin_timeout`` (``abandoned: true``). A thread cannot be
 killed, so an abandoned one may still run; the breaker keeps a hanging plugin from
-taking more threads.
+taking more threads. A host can be: its process group is killed.
 
 ``PERFWARDEN_DISABLE_PLUGIN_AUTOLOAD=1`` loads only the plugins the config's
 ``plugins:`` section names; ``enabled: false`` blocks a plugin (it is never
@@ -23,18 +28,36 @@ imported).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
 import inspect
 import os
-import threading
 import time
-from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from perfwarden.config.model import Isolation, PluginConfig
 from perfwarden.deadline import budget, deadline_scope
 from perfwarden.logs.setup import get_logger
+from perfwarden.optimize.plugin_calls import (
+    STALL_LIMIT,
+    Stepped,
+    awaited,
+    cancelling,
+    in_daemon_thread,
+)
+from perfwarden.optimize.plugin_handle import (
+    COUNTERS,
+    PluginCallError,
+    PluginHandle,
+    PluginState,
+    new_counts,
+    streak_of,
+)
+from perfwarden.optimize.plugin_host import (
+    HostFailed,
+    HostLimits,
+    IsolatedOptimizer,
+    PluginHost,
+    PluginRaised,
+)
 from perfwarden.optimize.plugin_loader import (
     PluginLoadError,
     PluginSource,
@@ -44,186 +67,33 @@ from perfwarden.optimize.plugin_loader import (
 from perfwarden.plugin_api import Optimizer, OptimizerContext, Proposal, Violation
 
 if TYPE_CHECKING:
-    from collections.abc import (
-        Awaitable,
-        Callable,
-        Coroutine,
-        Generator,
-        Mapping,
-        Sequence,
-    )
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
 
     from perfwarden.config.load import Config
 
-__all__ = ["AUTOLOAD_ENV", "PluginHandle", "PluginRuntime", "PluginState"]
+__all__ = [
+    "AUTOLOAD_ENV",
+    "COUNTERS",
+    "STALL_LIMIT",
+    "PluginCallError",
+    "PluginHandle",
+    "PluginRuntime",
+    "PluginState",
+    "in_daemon_thread",
+    "new_counts",
+]
 
 AUTOLOAD_ENV: Final = "PERFWARDEN_DISABLE_PLUGIN_AUTOLOAD"
+#: The distribution of the built-in plugins (in-process unless configured).
+BUILTIN_DISTRIBUTION: Final = "perfwarden"
 _log = get_logger("perfwarden.plugins")
 T = TypeVar("T")
 
 
-async def in_daemon_thread(function: Callable[..., T], *args: object) -> T:
-    """Run ``function`` in a fresh daemon thread and await its result.
-
-    Not ``asyncio.to_thread``: the default executor's threads are joined when the
-    loop and the interpreter shut down, so one hung plugin would hang the daemon's
-    exit. A daemon thread that never returns is simply abandoned. Like
-    ``to_thread``, the function runs in a copy of the caller's context, so the
-    call's deadline and the log context reach it.
-    """
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-    context = contextvars.copy_context()
-
-    def settle(outcome: Callable[[], None]) -> None:
-        if not future.done():
-            outcome()
-
-    def target() -> None:
-        outcome: Callable[[], None]
-        try:
-            result = context.run(function, *args)
-        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
-            error = exc
-            outcome = lambda: future.set_exception(error)  # noqa: E731
-        else:
-            outcome = lambda: future.set_result(result)  # noqa: E731
-        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-            loop.call_soon_threadsafe(settle, outcome)
-
-    threading.Thread(target=target, name="perfwarden-plugin", daemon=True).start()
-    return await future
-
-
-def _cancelling() -> bool:
-    """Whether the running task itself is being cancelled (not a plugin raising
-    ``CancelledError`` of its own)."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
-
-
-async def _awaited(awaitable: Awaitable[T]) -> T:
-    return await awaitable
-
-
-class PluginState(StrEnum):
-    """Where a plugin stands."""
-
-    ACTIVE = "active"
-    FAILED = "failed"  # could not be loaded
-    DISABLED = "disabled"  # switched off by the circuit breaker
-    BLOCKED = "blocked"  # enabled: false, or not named while autoload is off
-    UNCONFIGURED = "unconfigured"  # installed, but its required options are absent
-
-
-#: What ``perfwarden plugins`` counts per plugin; kept in the state across restarts.
-COUNTERS: Final = (
-    "calls",
-    "failures",
-    "timeouts",
-    "proposals",
-    "applied",
-    "kept",
-    "reverted",
-    "inconclusive",
-    "stalls",
-)
-
-
-def new_counts() -> dict[str, int]:
-    """Every counter at zero."""
-    return dict.fromkeys(COUNTERS, 0)
-
-
-class PluginCallError(Exception):
-    """A plugin call failed (raised, timed out, or returned garbage)."""
-
-
-#: The longest a coroutine plugin may hold the event loop in one step (seconds).
-STALL_LIMIT: Final = 0.1
-
-
-def streak_of(what: str) -> str:
-    """The failure streak a call counts toward: ``propose`` (``handles`` and
-    ``propose``) or ``action`` (an action's ``apply`` and ``revert``)."""
-    return "action" if what in {"apply", "revert"} else "propose"
-
-
-class _Stepped:
-    """Awaits a plugin's coroutine step by step, timing each step on the loop.
-
-    A coroutine that blocks (``time.sleep``, a blocking socket) holds the event
-    loop for the whole step: no timeout can fire meanwhile, so the step is
-    measured and :attr:`longest` tells the runtime after the fact.
-    """
-
-    __slots__ = ("_coroutine", "longest")
-
-    def __init__(self, coroutine: Coroutine[Any, Any, Any]) -> None:
-        self._coroutine = coroutine
-        self.longest = 0.0
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        coroutine = self._coroutine
-        sent: Any = None
-        thrown: BaseException | None = None
-        while True:
-            started = time.monotonic()
-            try:
-                if thrown is not None:
-                    yielded = coroutine.throw(thrown)
-                else:
-                    yielded = coroutine.send(sent)
-            except StopIteration as stop:
-                return stop.value
-            finally:
-                self.longest = max(self.longest, time.monotonic() - started)
-            try:
-                sent, thrown = (yield yielded), None
-            except GeneratorExit:
-                coroutine.close()
-                raise
-            except BaseException as exc:  # noqa: BLE001 - handed on to the plugin
-                sent, thrown = None, exc
-
-
-@dataclass(slots=True)
-class PluginHandle:
-    """One plugin as the runtime tracks it."""
-
-    source: PluginSource
-    state: PluginState
-    options: Mapping[str, object] = field(default_factory=dict)
-    optimizer: Optimizer | None = None
-    error: str | None = None
-    #: Consecutive failures per kind of call (:func:`streak_of`): a plugin that
-    #: proposes well but hangs in every ``apply`` is still switched off.
-    streaks: dict[str, int] = field(default_factory=dict)
-    counts: dict[str, int] = field(default_factory=new_counts)
-
-    @property
-    def consecutive_failures(self) -> int:
-        """The longest current failure streak (what the breaker compares)."""
-        return max(self.streaks.values(), default=0)
-
-    @property
-    def name(self) -> str:
-        """The entry-point name (the plugin's name in the config)."""
-        return self.source.name
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready record for ``perfwarden plugins``."""
-        return {
-            "name": self.name,
-            "distribution": self.source.dist,
-            "version": self.source.version,
-            "entry_point": self.source.value,
-            "state": self.state.value,
-            "error": self.error,
-            "consecutive_failures": self.consecutive_failures,
-            "streaks": dict(self.streaks),
-            **self.counts,
-        }
+async def _retire(handle: PluginHandle) -> None:
+    """Kill the host process of a plugin handle that is being replaced."""
+    if handle.host is not None:
+        await handle.host.kill()
 
 
 class PluginRuntime:
@@ -242,6 +112,9 @@ class PluginRuntime:
         #: Each plugin's counters by name: they outlive reloads, removals and (via
         #: the state) restarts; handles share these dicts.
         self.counts: dict[str, dict[str, int]] = {}
+        #: The plugin whose coroutine step last held the loop too long, and when
+        #: that step ended.
+        self._stalled_by: tuple[str, float] | None = None
 
     @property
     def autoload(self) -> bool:
@@ -287,7 +160,7 @@ class PluginRuntime:
         found = {source.name: source for source in sources}
         for name in [n for n in self.plugins if n not in found]:
             _log.info("plugin.removed", plugin=name)
-            del self.plugins[name]
+            await _retire(self.plugins.pop(name))
         newly_active = []
         for name, source in found.items():
             settings = config.plugins.get(name)
@@ -298,6 +171,8 @@ class PluginRuntime:
             old = self.plugins.get(name)
             counts = self.counts.setdefault(name, new_counts())
             if blocked:
+                if old is not None:
+                    await _retire(old)
                 self.plugins[name] = PluginHandle(
                     source, PluginState.BLOCKED, options, counts=counts
                 )
@@ -312,24 +187,57 @@ class PluginRuntime:
                 and (old.source.value, old.source.version)
                 == (source.value, source.version)
                 and dict(old.options) == dict(options)
+                and old.isolation is self._isolation(source)
+                and (old.host is None or old.host.limits == self._limits(name))
             ):
                 continue
+            if old is not None:
+                await _retire(old)
             handle = PluginHandle(source, PluginState.FAILED, options, counts=counts)
             self.plugins[name] = handle
             if await self._load(handle):
                 newly_active.append(name)
         return newly_active
 
+    def _isolation(self, source: PluginSource) -> Isolation:
+        """Where ``source`` runs: its ``isolation`` setting, else in a host
+        process unless it is a built-in."""
+        settings = self._config().plugins.get(source.name)
+        if settings is not None and settings.isolation is not None:
+            return settings.isolation
+        if source.dist == BUILTIN_DISTRIBUTION:
+            return Isolation.IN_PROCESS
+        return Isolation.PROCESS
+
+    def _limits(self, name: str) -> HostLimits:
+        settings = self._config().plugins.get(name) or PluginConfig(name)
+        return HostLimits(
+            memory=settings.memory_limit_mb * 1024 * 1024, cpu=settings.cpu_limit
+        )
+
     async def _load(self, handle: PluginHandle) -> bool:
         source = handle.source
         timeout = self._config().optimizer.plugin_timeout
+        isolation = handle.isolation = self._isolation(source)
+        host = None
         try:
+            if isolation is Isolation.PROCESS:
+                # Starting Python is the daemon's time, not the plugin's.
+                host = PluginHost(source, handle.options, self._limits(source.name))
+                await host.spawn()
             with deadline_scope(time.monotonic() + budget(timeout)):
                 async with asyncio.timeout(timeout):
-                    optimizer = await in_daemon_thread(
-                        instantiate, source, handle.options
-                    )
+                    optimizer: Optimizer | IsolatedOptimizer
+                    if host is not None:
+                        await host.load()
+                        optimizer = IsolatedOptimizer(host)
+                    else:
+                        optimizer = await in_daemon_thread(
+                            instantiate, source, handle.options
+                        )
         except PluginLoadError as exc:
+            if host is not None:
+                await host.kill()
             handle.error = exc.reason
             if exc.unconfigured:
                 handle.state = PluginState.UNCONFIGURED
@@ -343,7 +251,9 @@ class PluginRuntime:
         except TimeoutError:
             handle.error = f"loading took longer than {timeout}s"
         except asyncio.CancelledError:
-            if _cancelling():
+            if cancelling():
+                if host is not None:
+                    host.close_nowait()
                 raise
             handle.error = "loading raised CancelledError"
         except BaseException as exc:  # noqa: BLE001 - SystemExit from a plugin too
@@ -358,8 +268,12 @@ class PluginRuntime:
                 dist=source.dist,
                 version=source.version,
                 entry_point=source.value,
+                isolation=isolation.value,
+                host_pid=host.pid if host is not None else None,
             )
             return True
+        if host is not None:
+            await host.kill()
         _log.error(
             "plugin.failed",
             plugin=source.name,
@@ -368,6 +282,17 @@ class PluginRuntime:
             error=handle.error,
         )
         return False
+
+    def stalled_by(self, since: float) -> str | None:
+        """The plugin that held the event loop too long at or after ``since``
+        (a ``time.monotonic()`` value), if one did: for the loop watch."""
+        if self._stalled_by is not None and self._stalled_by[1] >= since:
+            return self._stalled_by[0]
+        return None
+
+    async def close(self) -> None:
+        """Stop every plugin host (at shutdown)."""
+        await asyncio.gather(*(_retire(h) for h in self.plugins.values()))
 
     # -- calling ----------------------------------------------------------------------
 
@@ -391,42 +316,63 @@ class PluginRuntime:
         """
         timeout = self._config().optimizer.plugin_timeout
         handle.counts["calls"] += 1
+        host = handle.host
+        if host is not None and not host.running and handle.state is PluginState.ACTIVE:
+            # A new host for a process-isolated plugin: starting Python is the
+            # daemon's time; loading the plugin in it is the call's.
+            try:
+                await host.spawn()
+            except HostFailed as exc:
+                self._failed(handle, what, str(exc))
+                raise PluginCallError(f"{handle.name}.{what}: {exc}") from exc
         started = time.monotonic()
         limit = asyncio.timeout(timeout)
-        stepped: _Stepped | None = None
+        stepped: Stepped | None = None
+
+        def on_stall(ended: float) -> None:
+            self._stalled_by = (handle.name, ended)
+
         try:
             with deadline_scope(started + budget(timeout)):
                 async with limit:
                     if inspect.iscoroutinefunction(function):
-                        stepped = _Stepped(function(*args))
+                        stepped = Stepped(function(*args), on_stall)
                         result: Any = await stepped
                     else:
                         result = await in_daemon_thread(function, *args)
                         if inspect.isawaitable(result):
-                            stepped = _Stepped(_awaited(result))
+                            stepped = Stepped(awaited(result), on_stall)
                             result = await stepped
         except TimeoutError as exc:
             self._check_stall(handle, what, stepped)
             abandoned = limit.expired()
-            error = (
-                f"no answer within {timeout:g}s; abandoned (a thread may still run)"
-                if abandoned
-                else f"{type(exc).__name__}: {exc}"
-            )
+            if not abandoned:
+                error = f"{type(exc).__name__}: {exc}"
+            elif handle.host is not None:
+                error = f"no answer within {timeout:g}s; its plugin host was killed"
+            else:
+                error = (
+                    f"no answer within {timeout:g}s; abandoned (a thread may still run)"
+                )
             elapsed = time.monotonic() - started
             self._timed_out(handle, what, error, elapsed, abandoned=abandoned)
             raise PluginCallError(f"{handle.name}.{what} timed out: {error}") from exc
         except asyncio.CancelledError as exc:
-            if _cancelling():
+            if cancelling():
                 raise
             self._check_stall(handle, what, stepped)
             self._failed(handle, what, "raised CancelledError")
             raise PluginCallError(f"{handle.name}.{what} raised {exc!r}") from exc
         except BaseException as exc:
             # sys.exit() or KeyboardInterrupt raised by a plugin: a failure, not
-            # the daemon's end.
+            # the daemon's end. From a host, the plugin's own exception is named.
             self._check_stall(handle, what, stepped)
-            self._failed(handle, what, f"{type(exc).__name__}: {exc}")
+            described = (
+                str(exc)
+                if isinstance(exc, PluginRaised)
+                else f"{type(exc).__name__}: {exc}"
+            )
+            self._failed(handle, what, described)
             raise PluginCallError(f"{handle.name}.{what} raised {exc!r}") from exc
         if self._check_stall(handle, what, stepped):
             msg = f"{handle.name}.{what} stalled the event loop"
@@ -434,7 +380,7 @@ class PluginRuntime:
         return result  # type: ignore[no-any-return]
 
     def _check_stall(
-        self, handle: PluginHandle, what: str, stepped: _Stepped | None
+        self, handle: PluginHandle, what: str, stepped: Stepped | None
     ) -> bool:
         """Switch off a coroutine plugin that held the loop over :data:`STALL_LIMIT`.
 
@@ -516,6 +462,8 @@ class PluginRuntime:
         if handle.state is not PluginState.ACTIVE:
             return
         handle.state = PluginState.DISABLED
+        if handle.host is not None:
+            handle.host.close_nowait()  # no memory kept for a plugin switched off
         _log.error(
             "plugin.disabled",
             plugin=handle.name,
