@@ -311,8 +311,8 @@ class Daemon:
             interval = self.config.evaluation.interval
             next_tick += interval
             await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
-            evaluation_tick(self.store, self.evaluator, self.expiry, interval)
             self.recorder.on_tick(time.monotonic())
+            evaluation_tick(self.store, self.evaluator, self.expiry, interval)
             self.ticks += 1
             if self.ticks % 10 == 0:
                 self.notifier.notify(f"STATUS={self._status_line()}")

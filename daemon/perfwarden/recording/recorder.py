@@ -1,22 +1,25 @@
 """The recording writer: samples noted on the loop, blocks written by a thread.
 
 The loop thread only appends references to what the store accepted (each batch's
-value lists are fresh, never mutated after the batch) to a pending list; every
-evaluation tick, or once :data:`FLUSH_VALUES` values are pending, that list goes to
-a bounded queue. A writer thread encodes and compresses it into one block
-(:mod:`.segments`), appends it to the current segment and rotates: a new segment
+value lists are fresh, never mutated after the batch) to a pending list; at the
+first evaluation tick a second after the last hand-over, or once
+:data:`FLUSH_VALUES` values are pending, that list goes to the writer, as long as
+no more than :data:`MAX_IN_FLIGHT` values wait for it. A writer thread encodes and
+compresses each hand-over into one block (:mod:`.segments`), appends it to the current segment and rotates: a new segment
 every ``max_bytes / 16``, the oldest removed while the recording is above
-``max_bytes`` or older than ``max_age``. When the queue is full (the disk cannot
-keep up) the batch is dropped and counted (``dropped``); the loop never waits.
+``max_bytes`` or older than ``max_age``. When the writer is that far behind (the
+disk or the CPU cannot keep up) the hand-over is dropped and counted
+(``dropped``); the loop never waits.
 
 Each block is written with one ``write`` and flushed, so a ``kill -9`` loses at
-most what was queued; a block cut short is removed by :meth:`Recorder.open` on the
+most what was in flight; a block cut short is removed by :meth:`Recorder.apply` on the
 next start (``recording.truncated``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import queue
 import threading
 import time
@@ -38,14 +41,17 @@ if TYPE_CHECKING:
     from perfwarden.config.load import RecordingConfig
     from perfwarden.ingest.statsd import Batch
 
-__all__ = ["FLUSH_VALUES", "QUEUE_BLOCKS", "TICK_KEY", "Recorder"]
+__all__ = ["FLUSH_EVERY", "FLUSH_VALUES", "MAX_IN_FLIGHT", "TICK_KEY", "Recorder"]
 
 _log = get_logger("perfwarden.recording")
 
 #: Pending values that make the loop hand a block to the writer before the tick.
 FLUSH_VALUES: Final = 32768
-#: Blocks waiting for the writer before further ones are dropped.
-QUEUE_BLOCKS: Final = 8
+#: Seconds between hand-overs at ticks (fewer, larger, better compressed blocks).
+FLUSH_EVERY: Final = 1.0
+#: Values handed over and not yet written beyond which hand-overs are dropped
+#: (about 10 MB of lists; eight full blocks).
+MAX_IN_FLIGHT: Final = 8 * FLUSH_VALUES
 #: The key of the chunk that marks an evaluation tick (no values).
 TICK_KEY: Final = ""
 _MIN_SEGMENT: Final = 64 << 10
@@ -75,7 +81,8 @@ class Recorder:
         self._offset = wall() - clock()
         self._pending: list[Chunk] = []
         self._pending_values = 0
-        self._queue: queue.Queue[list[Chunk] | None] = queue.Queue(QUEUE_BLOCKS)
+        self._queue: queue.Queue[tuple[list[Chunk], int] | None] = queue.Queue()
+        self._last_flush = -math.inf
         self._thread: threading.Thread | None = None
         self._wanted: dict[str, bool] = {}
         self._names: frozenset[str] = frozenset()
@@ -84,9 +91,11 @@ class Recorder:
         self._sequence = 0
         self._error_log = RateLimiter(10.0, clock)
         #: Values handed to the writer, dropped because it was behind (loop
-        #: thread), lost to write errors (writer thread), written.
+        #: thread); done by the writer (written or lost to write errors), lost,
+        #: written (writer thread). Each counter has one writing thread.
         self.noted = 0
         self.dropped = 0
+        self.done = 0
         self.lost = 0
         self.written = 0
         self.bytes_written = 0
@@ -133,8 +142,7 @@ class Recorder:
         if thread is None:
             return
         self.flush()
-        with contextlib.suppress(queue.Full):
-            self._queue.put(None, timeout=timeout)
+        self._queue.put(None)
         thread.join(timeout)
         self._thread = None
 
@@ -182,7 +190,9 @@ class Recorder:
             return
         self._offset = self._wall() - self._clock()
         self._pending.append((TICK_KEY, now + self._offset, [], _NO_STAMP))
-        self.flush()
+        if now - self._last_flush >= FLUSH_EVERY:
+            self._last_flush = now
+            self.flush()
 
     def flush(self) -> None:
         """Hand the pending chunks to the writer; if it is behind, drop and count."""
@@ -190,29 +200,31 @@ class Recorder:
             return
         chunks, count = self._pending, self._pending_values
         self._pending, self._pending_values = [], 0
-        try:
-            self._queue.put_nowait(chunks)
-        except queue.Full:
+        if self.noted - self.done + count > MAX_IN_FLIGHT:
             self.dropped += count
-        else:
-            self.noted += count
+            return
+        self.noted += count
+        self._queue.put_nowait((chunks, count))
 
     # -- writing (writer thread) -----------------------------------------------------
 
     def _run(self) -> None:
         try:
             while True:
-                chunks = self._queue.get()
-                if chunks is None:
+                item = self._queue.get()
+                if item is None:
                     return
+                chunks, count = item
                 try:
                     self._write(chunks)
                 except OSError as exc:
                     self.write_errors += 1
-                    self.lost += sum(len(chunk[2]) for chunk in chunks)
+                    self.lost += count
                     self._close_segment()
                     if self._error_log.allow():
                         _log.error("recording.write_failed", error=str(exc))
+                finally:
+                    self.done += count
         finally:
             self._close_segment()
 
@@ -297,7 +309,7 @@ class Recorder:
             "samples_noted": self.noted,
             "samples_written": self.written,
             "dropped": self.dropped + self.lost,
-            "queued_blocks": self._queue.qsize(),
+            "in_flight": self.noted - self.done,
             "write_errors": self.write_errors,
             "truncated_bytes": self.truncated_bytes,
         }
