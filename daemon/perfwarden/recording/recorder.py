@@ -5,15 +5,15 @@ value lists are fresh, never mutated after the batch) to a pending list; at the
 first evaluation tick a second after the last hand-over, or once
 :data:`FLUSH_VALUES` values are pending, that list goes to the writer, as long as
 no more than :data:`MAX_IN_FLIGHT` values wait for it. A writer thread encodes and
-compresses each hand-over into one block (:mod:`.segments`), appends it to the current segment and rotates: a new segment
-every ``max_bytes / 16``, the oldest removed while the recording is above
-``max_bytes`` or older than ``max_age``. When the writer is that far behind (the
-disk or the CPU cannot keep up) the hand-over is dropped and counted
-(``dropped``); the loop never waits.
+compresses each hand-over into one block (:mod:`.segments`), appends it to the
+current segment and rotates: a new segment every ``max_bytes / 16``, the oldest
+removed while the recording is above ``max_bytes`` or older than ``max_age``. When
+the writer is that far behind (the disk or the CPU cannot keep up) the hand-over is
+dropped and counted (``dropped``); the loop never waits.
 
 Each block is written with one ``write`` and flushed, so a ``kill -9`` loses at
-most what was in flight; a block cut short is removed by :meth:`Recorder.apply` on the
-next start (``recording.truncated``).
+most what was in flight; a block cut short is removed by :meth:`Recorder.apply` on
+the next start (``recording.truncated``).
 """
 
 from __future__ import annotations
