@@ -227,7 +227,7 @@ def _inputs(given: Sequence[str] | None, state_dir: str | None) -> list[Path]:
     if not segment_paths(recording):
         msg = (
             f"no recording in {recording}: turn it on with `recording: {{enabled:"
-            " true}}` in the config, or replay files with --input"
+            " true}` in the config, or replay files with --input"
         )
         raise PerfwardenError(msg)
     return [recording]
