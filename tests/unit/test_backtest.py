@@ -207,3 +207,20 @@ class TestCommand:
         """Without a recording or --input the command says how to get one."""
         assert 1 == main(["backtest", "--state-dir", str(tmp_path)])
         assert "turn it on with `recording: {enabled: true}`" in capsys.readouterr().err
+
+
+class TestCheckConfig:
+    def test_backtest_prints_the_difference(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """check-config NEW --backtest INPUT --against CURRENT: ok, then the change."""
+        path = write_statsd(tmp_path / "l.statsd", step_values(10, 20, 10))
+        new, cur = tmp_path / "new.yaml", tmp_path / "cur.yaml"
+        new.write_text(config("1s"))
+        cur.write_text(config("5s", warning=210))
+        argv = ["check-config", str(new), "--backtest", str(path)]
+        assert 0 == main([*argv, "--against", str(cur)])
+        out = capsys.readouterr().out
+        assert f"{new}: ok (1 metrics, 0 knobs)" in out
+        assert "1 more fire on latency|ms (1, not 0)" in out
+        assert "pending" not in out  # totals and difference only

@@ -39,14 +39,14 @@ if TYPE_CHECKING:
 
     from perfwarden.backtest.sources import Chunk
 
-__all__ = ["backtest", "run"]
+__all__ = ["backtest", "inputs_of", "print_report", "run"]
 
 _PROGRESS_EVERY: Final = 0.25
 
 
 def run(args: argparse.Namespace) -> int:
     """Replay, print the timelines (and the difference); 0 unless it cannot start."""
-    inputs = _inputs(args.input, args.state_dir)
+    inputs = inputs_of(args.input, args.state_dir)
     new_path = resolve_config_path(args.config, os.environ)
     against = Path(args.against) if args.against else None
     report = backtest(
@@ -215,7 +215,8 @@ def _load(path: Path) -> Config:
         raise PerfwardenError(msg) from None
 
 
-def _inputs(given: Sequence[str] | None, state_dir: str | None) -> list[Path]:
+def inputs_of(given: Sequence[str] | None, state_dir: str | None) -> list[Path]:
+    """The inputs given, else the recording in the state directory (or an error)."""
     if given:
         paths = [Path(text) for text in given]
         for path in paths:

@@ -1,4 +1,6 @@
-"""``perfwarden check-config [PATH]``: validate a config, listing every problem."""
+"""``perfwarden check-config [PATH] [--backtest [INPUT]]``: validate a config, listing
+every problem; with ``--backtest``, also replay the recording (or INPUT) with it and
+with the current config and print what the edit would change."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from perfwarden.config.load import ConfigError, load_config, resolve_config_path
 
 if TYPE_CHECKING:
     import argparse
+    from pathlib import Path
 
 __all__ = ["run"]
 
@@ -26,4 +29,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"{path}: {count} problem{'s' if count != 1 else ''}", file=sys.stderr)
         return 1
     print(f"{path}: ok ({len(config.metrics)} metrics, {len(config.knobs)} knobs)")
+    if getattr(args, "backtest", None) is not None:
+        _backtest(args, path)
     return 0
+
+
+def _backtest(args: argparse.Namespace, path: Path) -> None:
+    """The edited file against the current one, over the recording (or INPUT)."""
+    from perfwarden.commands.backtest import (  # noqa: PLC0415 - only when asked
+        backtest,
+        inputs_of,
+        print_report,
+    )
+
+    current = resolve_config_path(args.against, os.environ)
+    inputs = inputs_of([args.backtest] if args.backtest else None, args.state_dir)
+    report = backtest(path, inputs, against=current, show_progress=sys.stderr.isatty())
+    print_report(report, timelines_shown=False)
