@@ -16,7 +16,7 @@ Nothing here writes a file: the replay's store, alerts and expiry live in memory
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from perfwarden.alerts.evaluator import AlertEvent, Evaluator
 from perfwarden.alerts.tick import evaluation_tick
@@ -128,9 +128,11 @@ class Replay:
             if stamp is None:
                 bucket = batch.values.get(key)
                 if bucket is None:
-                    batch.values[key] = list(values)
+                    # The store only takes len(), sum() and the window's
+                    # extend() of it: a recording's array goes in as it is.
+                    batch.values[key] = cast("list[float]", values)
                 else:
-                    bucket.extend(values)
+                    batch.values[key] = [*bucket, *values]
             else:
                 whole = int(stamp)
                 batch.stamped.setdefault(key, []).extend((whole, v) for v in values)

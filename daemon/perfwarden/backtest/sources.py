@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Final
 
 from perfwarden.config.durations import parse_duration
 from perfwarden.ingest.statsd import MAX_ABS_VALUE, Batch, parse
-from perfwarden.recording.reader import read_recording
+from perfwarden.recording.reader import Values, read_recording
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 #: ``(time, raw key, values, |T stamp or None)``; the key ``""`` marks a tick.
-Chunk = tuple[float, str, "list[float]", "float | None"]
+Chunk = tuple[float, str, Values, "float | None"]
 
 _LABELS: Final = re.compile(r"^([^{}]+)\{(.*)\}$")
 _LABEL: Final = re.compile(
