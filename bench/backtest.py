@@ -42,11 +42,14 @@ sys.path.insert(0, str(HERE))
 
 import ingest  # noqa: E402 - bench/ingest.py: the senders and the measurement
 
+from perfwarden.alerts.evaluator import Evaluator  # noqa: E402
 from perfwarden.backtest.replay import Replay  # noqa: E402
 from perfwarden.config.load import parse_config  # noqa: E402
+from perfwarden.ingest.receivers import Ingestor  # noqa: E402
 from perfwarden.recording.reader import read_recording  # noqa: E402
-from perfwarden.recording.recorder import TICK_KEY  # noqa: E402
+from perfwarden.recording.recorder import TICK_KEY, Recorder  # noqa: E402
 from perfwarden.recording.segments import MAGIC, encode_block  # noqa: E402
+from perfwarden.series.store import MetricStore  # noqa: E402
 from perfwarden.testing import DaemonProcess  # noqa: E402
 
 # The metric carries levels so that every batch is judged (live and in replay);
@@ -107,6 +110,55 @@ def measure_recording(args: argparse.Namespace, keep: Path) -> dict[str, Any]:
         "ratios": [round(r, 3) for r in ratios],
         "recording": recording,
         "recorded_share": recording["samples_written"] / max(accepted, 1),
+    }
+
+
+def measure_inprocess(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """The loop's ingest path in one process, recording off and on alternately:
+    the daemon's Ingestor, MetricStore and Evaluator on ``bench/ingest.py``'s
+    datagrams (one commit and evaluation per 256 datagrams, as a saturated daemon's
+    drain of up to 512 gets), with the
+    recorder's writer thread running beside it. Less exposed to the other work on
+    the machine than two daemons taking turns."""
+    datagrams = ingest.make_datagrams(1, args.lines, args.series, 256)
+    lines = args.lines * len(datagrams)
+    rates: dict[str, list[float]] = {"off": [], "on": []}
+    written = dropped = 0
+    config = parse_config(CONFIG + RECORDING)
+    for repeat in range(args.repeats * 2):
+        order = ("off", "on") if repeat % 2 == 0 else ("on", "off")
+        for name in order:
+            store = MetricStore(config.metric_window, config.statistics.max_series)
+            evaluator = Evaluator(store, lambda: config)
+            ingestor = Ingestor(store, config.ingest.max_line_bytes)
+            recorder = None
+            if name == "on":
+                recorder = Recorder(tmp / f"inproc-{repeat}", lambda: config.recording)
+                recorder.apply()
+                store.on_ingest = recorder.on_ingest
+            rounds = 0
+            started = time.perf_counter()
+            while (elapsed := time.perf_counter() - started) < args.duration:
+                for datagram in datagrams:
+                    ingestor.feed(datagram)
+                ingestor.commit()
+                evaluator.evaluate_updated()
+                if recorder is not None:
+                    recorder.on_tick(time.monotonic())
+                rounds += 1
+            rates[name].append(rounds * lines / elapsed)
+            if recorder is not None:
+                recorder.close()
+                written += recorder.written
+                dropped += recorder.dropped
+    ratios = [on / off for on, off in zip(rates["on"], rates["off"], strict=True)]
+    return {
+        "off_median": statistics.median(rates["off"]),
+        "on_median": statistics.median(rates["on"]),
+        "ratio_median": statistics.median(ratios),
+        "ratios": [round(r, 3) for r in ratios],
+        "written": written,
+        "dropped": dropped,
     }
 
 
@@ -207,6 +259,13 @@ def main(argv: list[str] | None = None) -> int:
             f"({cost['recorded_share']:.1%}), dropped {rec['dropped']:,}, "
             f"{rec['bytes'] / 2**20:.1f} MiB in {rec['segments']} segments "
             f"({8 * rec['bytes'] / max(rec['samples_written'], 1):.1f} bits/sample)"
+        )
+        inproc = measure_inprocess(args, Path(tmp))
+        print(
+            f"in-process ingest path: off {inproc['off_median']:,.0f} lines/s, on "
+            f"{inproc['on_median']:,.0f} lines/s; on/off per pair: median "
+            f"{inproc['ratio_median']:.3f} {inproc['ratios']}; recorded "
+            f"{inproc['written']:,}, dropped {inproc['dropped']:,}"
         )
         print("\nreplay (samples/s, medians):")
         runs = {"daemon's recording": time_replay(recorded, args.replay_repeats)}
