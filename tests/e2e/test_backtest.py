@@ -141,3 +141,30 @@ class TestEquivalence:
             )
             logged = dt.datetime.fromisoformat(match["timestamp"]).timestamp()
             assert abs(logged - step["at"]) < 0.5, (key, step, match)
+
+
+class TestCrash:
+    def test_kill_9_leaves_a_readable_recording(
+        self, make_daemon: Callable[..., DaemonProcess]
+    ) -> None:
+        """After kill -9 and a torn tail, the next start cuts the tail and only it."""
+        daemon = make_daemon(CONFIG).start()
+        daemon.send_datagrams(["latency:100|ms\nlatency:101|ms"] * 20)
+        deadline = time.monotonic() + 30.0
+        while daemon.request("status")["recording"]["samples_written"] < 40:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert daemon.process is not None
+        daemon.process.kill()
+        daemon.process.wait(30)
+        segments = segment_paths(daemon.state_dir / "recording")
+        with segments[-1].open("ab") as file:
+            file.write(b"BLK1\xff\x00\x00\x00")  # a block header with no block
+        daemon.start()
+        truncated = daemon.wait_log("recording.truncated")
+        assert 8 == truncated["bytes"]
+        assert 8 == daemon.request("status")["recording"]["truncated_bytes"]
+        assert 0 == daemon.stop()
+        report = backtest(daemon, "--difference-only")
+        assert 0 == report["problems"]
+        assert report["samples"] >= 40
