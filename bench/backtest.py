@@ -90,6 +90,9 @@ def measure_recording(args: argparse.Namespace, keep: Path) -> dict[str, Any]:
                     flush=True,
                 )
             pair["on"]["ratio"] = pair["on"]["lines_per_s"] / pair["off"]["lines_per_s"]
+            pair["on"]["cpu_ratio"] = _cpu_per_line(pair["on"]) / _cpu_per_line(
+                pair["off"]
+            )
         status = on_daemon.request("status")
         recording = status["recording"]
         accepted = status["ingest"]["accepted"]
@@ -98,7 +101,10 @@ def measure_recording(args: argparse.Namespace, keep: Path) -> dict[str, Any]:
         shutil.copytree(on_daemon.state_dir / "recording", keep)
     recording = {**recording, "accepted_total": accepted}
     ratios = [row["ratio"] for row in rows if "ratio" in row]
+    cpu_ratios = [row["cpu_ratio"] for row in rows if "cpu_ratio" in row]
     return {
+        "cpu_ratio_median": statistics.median(cpu_ratios),
+        "cpu_ratios": [round(r, 3) for r in cpu_ratios],
         "rows": rows,
         "off_median": statistics.median(
             r["lines_per_s"] for r in rows if r["recording"] == "off"
@@ -125,7 +131,7 @@ def measure_inprocess(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     rates: dict[str, list[float]] = {"off": [], "on": []}
     written = dropped = 0
     config = parse_config(CONFIG + RECORDING)
-    for repeat in range(args.repeats * 2):
+    for repeat in range(args.repeats):
         order = ("off", "on") if repeat % 2 == 0 else ("on", "off")
         for name in order:
             store = MetricStore(config.metric_window, config.statistics.max_series)
@@ -160,6 +166,11 @@ def measure_inprocess(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "written": written,
         "dropped": dropped,
     }
+
+
+def _cpu_per_line(row: dict[str, Any]) -> float:
+    """The daemon's CPU seconds (all threads) per accepted line."""
+    return float(row["cpu_pct"]) / 100 / max(float(row["lines_per_s"]), 1.0)
 
 
 def synthetic_recording(
@@ -227,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=2.0, help="measured s")
     parser.add_argument("--warmup", type=float, default=0.5)
-    parser.add_argument("--repeats", type=int, default=6, help="off/on pairs")
+    parser.add_argument("--repeats", type=int, default=8, help="off/on pairs")
     parser.add_argument("--series", type=int, default=100)
     parser.add_argument("--lines", type=int, default=32, help="lines per datagram")
     parser.add_argument("--chunk-bytes", type=int, default=65536)
@@ -251,6 +262,10 @@ def main(argv: list[str] | None = None) -> int:
             f"\nrecording cost: off {cost['off_median']:,.0f} lines/s, "
             f"on {cost['on_median']:,.0f} lines/s; on/off per pair: median "
             f"{cost['ratio_median']:.3f} {cost['ratios']}"
+        )
+        print(
+            f"daemon CPU per accepted line, on/off per pair: median "
+            f"{cost['cpu_ratio_median']:.3f} {cost['cpu_ratios']}"
         )
         rec = cost["recording"]
         print(
