@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from perfwarden.config.load import RecordingConfig
 from perfwarden.ingest.statsd import Batch
@@ -68,6 +70,41 @@ class TestBlocks:
         assert [0.5, -1e100, 42.0] == decoded.values.tolist()
         assert 7.0 == decoded.stamps[1]
         assert np.isnan(decoded.stamps[0])
+
+    @pytest.mark.parametrize(
+        "values",
+        [
+            [87.0, 91.0, 250.0],  # integers: one byte each
+            [0.93, 0.95, 0.9],  # two decimals
+            [1240.125, -3.5, 70000.001],  # three decimals, negative
+            [-0.0, 0.0, 1.0],  # the sign of zero survives
+            [1e100, -1e100, 3.0],  # beyond the integer form
+            [0.1 + 0.2, 1 / 3],  # not short decimals
+            [],
+        ],
+    )
+    def test_values_come_back_bit_for_bit(self, values: list[float]) -> None:
+        """Whatever form the values take in the block, they decode exactly."""
+        data = encode_block(["k"], [0], [1.0], [math.nan], [len(values)], values)
+        back = decode_block(data[12:]).values
+        assert np.asarray(values, dtype=np.float64).tobytes() == back.tobytes()
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        st.lists(
+            st.one_of(
+                st.floats(-1e100, 1e100),
+                st.integers(-(10**9), 10**9).map(lambda n: n / 1000),
+                st.integers(0, 300).map(float),
+            ),
+            max_size=300,
+        )
+    )
+    def test_any_values_round_trip(self, values: list[float]) -> None:
+        """Property: encode then decode is the identity on the float64 bits."""
+        data = encode_block(["k"], [0], [1.0], [math.nan], [len(values)], values)
+        back = decode_block(data[12:]).values
+        assert np.asarray(values, dtype=np.float64).tobytes() == back.tobytes()
 
     def test_garbage_is_a_block_error(self) -> None:
         """Undecodable payloads raise BlockError naming the offset."""

@@ -11,11 +11,8 @@ removed while the recording is above ``max_bytes`` or older than ``max_age``. Wh
 the writer is that far behind (the disk or the CPU cannot keep up) the hand-over is
 dropped and counted (``dropped``); the loop never waits.
 
-Compression is what costs (zlib, ~0.3 us a sample on a busy machine; the rest is
-~10 ns): so the writer thread runs at a lower CPU priority (nice
-:data:`WRITER_NICE`, Linux threads have their own), which keeps it off the loop's
-core when CPU is short, and while more than half of :data:`MAX_IN_FLIGHT` waits it
-stores blocks uncompressed to catch up (bigger files, nothing lost).
+The writer thread runs at a lower CPU priority (nice :data:`WRITER_NICE`; Linux
+threads have their own), which keeps it off the loop's core when CPU is short.
 
 Each block is written with one ``write`` and flushed, so a ``kill -9`` loses at
 most what was in flight; a block cut short is removed by :meth:`Recorder.apply` on
@@ -60,7 +57,7 @@ FLUSH_EVERY: Final = 1.0
 #: (about 10 MB of lists; eight full blocks).
 MAX_IN_FLIGHT: Final = 8 * FLUSH_VALUES
 #: The writer thread's nice value (added to the daemon's).
-WRITER_NICE: Final = 10
+WRITER_NICE: Final = 5
 #: The key of the chunk that marks an evaluation tick (no values).
 TICK_KEY: Final = ""
 _MIN_SEGMENT: Final = 64 << 10
@@ -261,10 +258,7 @@ class Recorder:
             stamps.append(stamp)
             counts.append(len(values))
             flat.extend(values)
-        behind = self.noted - self.done > MAX_IN_FLIGHT // 2
-        data = encode_block(
-            keys, key_index, times, stamps, counts, flat, level=0 if behind else 1
-        )
+        data = encode_block(keys, key_index, times, stamps, counts, flat)
         file = self._file or self._new_segment()
         file.write(data)
         file.flush()
