@@ -240,3 +240,23 @@ class TestRecorder:
         assert [[1.0], [9.0]] == [values for _, _, values in chunks]
         assert [] == problems
         assert "00000008.pwrec" == segment_paths(directory)[-1].name
+
+    def test_reload_turns_it_off_and_on(self, tmp_path: Path) -> None:
+        """Off: nothing noted, the writer finishes; on again: a new segment."""
+        settings = [RecordingConfig(enabled=True)]
+        rec = Recorder(
+            tmp_path / "recording", lambda: settings[0], FakeClock(WALL), FakeClock()
+        )
+        rec.apply()
+        rec.on_ingest(Batch(values={"a|g": [1.0]}), 1000.0, 0.0)
+        settings[0] = RecordingConfig(enabled=False)
+        rec.apply()
+        assert not rec.running
+        rec.on_ingest(Batch(values={"a|g": [2.0]}), 1001.0, 0.0)
+        settings[0] = RecordingConfig(enabled=True)
+        rec.apply()
+        rec.on_ingest(Batch(values={"a|g": [3.0]}), 1002.0, 0.0)
+        rec.close()
+        chunks, problems = problems_of(tmp_path / "recording")
+        assert ([[1.0], [3.0]], []) == ([v for _, _, v in chunks], problems)
+        assert 2 == len(segment_paths(tmp_path / "recording"))

@@ -90,6 +90,7 @@ class Recorder:
         self._queue: queue.Queue[tuple[list[Chunk], int] | None] = queue.Queue()
         self._last_flush = -math.inf
         self._thread: threading.Thread | None = None
+        self._stopped: threading.Thread | None = None
         self._wanted: dict[str, bool] = {}
         self._names: frozenset[str] = frozenset()
         self._file: BinaryIO | None = None
@@ -123,9 +124,11 @@ class Recorder:
         if settings.enabled and self._thread is None:
             self._open()
         elif not settings.enabled and self._thread is not None:
-            self.close()
+            self.stop()
+            _log.info("recording.stopped", directory=str(self.directory))
 
     def _open(self) -> None:
+        self.join(3.0)  # a writer stopped by a reload just before: let it finish
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         segments = segment_paths(self.directory)
         if segments:
@@ -136,21 +139,37 @@ class Recorder:
                     "recording.truncated", segment=segments[-1].name, bytes=removed
                 )
             self._sequence = _sequence_of(segments[-1])
+        self._queue = queue.Queue()
         self._thread = threading.Thread(
-            target=self._run, name="perfwarden-recorder", daemon=True
+            target=self._run,
+            args=(self._queue,),
+            name="perfwarden-recorder",
+            daemon=True,
         )
         self._thread.start()
         _log.info("recording.started", directory=str(self.directory))
 
-    def close(self, timeout: float = 3.0) -> None:
-        """Hand over what is pending, let the writer finish (within ``timeout``)."""
+    def stop(self) -> None:
+        """Hand over what is pending and tell the writer to finish (no waiting:
+        :meth:`join` waits, off the loop)."""
         thread = self._thread
         if thread is None:
             return
         self.flush()
         self._queue.put(None)
-        thread.join(timeout)
         self._thread = None
+        self._stopped = thread
+
+    def join(self, timeout: float) -> None:
+        """Wait (up to ``timeout``) for a stopped writer to write what it holds."""
+        stopped, self._stopped = self._stopped, None
+        if stopped is not None:
+            stopped.join(timeout)
+
+    def close(self, timeout: float = 3.0) -> None:
+        """:meth:`stop`, then :meth:`join`."""
+        self.stop()
+        self.join(timeout)
 
     # -- noting (loop thread) ------------------------------------------------------
 
@@ -214,7 +233,7 @@ class Recorder:
 
     # -- writing (writer thread) -----------------------------------------------------
 
-    def _run(self) -> None:
+    def _run(self, work: queue.Queue[tuple[list[Chunk], int] | None]) -> None:
         with contextlib.suppress(OSError):  # Linux: per thread; elsewhere a no-op
             os.setpriority(
                 os.PRIO_PROCESS,
@@ -223,7 +242,7 @@ class Recorder:
             )
         try:
             while True:
-                item = self._queue.get()
+                item = work.get()
                 if item is None:
                     return
                 chunks, count = item

@@ -97,7 +97,7 @@ def encode_block(  # noqa: PLR0917 - the block's columns, in file order
     times: Sequence[float],
     stamps: Sequence[float],
     counts: Sequence[int],
-    values: Sequence[float],
+    values: Sequence[float] | npt.NDArray[np.float64],
 ) -> bytes:
     """The bytes of one block (header included)."""
     key_bytes = "\n".join(keys).encode("utf-8")
