@@ -18,8 +18,8 @@ The values are stored as cheaply as they allow (compressing float64 with zlib
 costs ~100 - 300 ns a sample, ten times the rest of the recording): when every
 value of the block is a decimal with at most 6 places (``87``, ``0.93``,
 ``1240.125``, what senders send) they are kept as unsigned integers ``value *
-10**decimals - offset`` of 1, 2 or 4 bytes (``width``), else as float64 (width 8);
-either is zlib-compressed only when a probe of its first 8 KiB shrinks by a fifth.
+10**decimals - offset`` of 1 to 4 bytes (``width``), else as float64 (width 8);
+either is zlib-compressed only when a probe of its first 8 KiB shrinks to half.
 Decoding gives back exactly the values written (the integer form is used only
 when it does).
 
@@ -65,7 +65,10 @@ _META_LENGTH: Final = struct.Struct("<I")
 _VALUES: Final = struct.Struct("<BBBqI")
 _MAX_DECIMALS: Final = 6
 _PROBE: Final = 8192
-_WIDTHS: Final = {1: "<u1", 2: "<u2", 4: "<u4", 8: "<f8"}
+_FLOAT: Final = 8
+_WIDTHS: Final = frozenset({1, 2, 3, 4, _FLOAT})
+#: Values are zlib-compressed only when a probe shrinks to this share or less.
+_WORTH_IT: Final = 0.5
 #: A block larger than this is corrupt (the writer's blocks are far smaller).
 MAX_BLOCK: Final = 256 << 20
 
@@ -116,7 +119,7 @@ def encode_block(  # noqa: PLR0917 - the block's columns, in file order
     )
     width, decimals, offset, data = _pack_values(np.asarray(values, dtype="<f8"))
     probe = data[:_PROBE]
-    zlibbed = len(zlib.compress(probe, 1)) < 0.8 * len(probe)
+    zlibbed = len(zlib.compress(probe, 1)) <= _WORTH_IT * len(probe)
     if zlibbed:
         data = zlib.compress(data, 1)
     payload = b"".join(
@@ -143,28 +146,34 @@ def _pack_values(values: npt.NDArray[np.float64]) -> tuple[int, int, int, bytes]
             span = high - low
             if span >= 2**32 or abs(low) >= 2**53:
                 break
-            width = 1 if span < 2**8 else 2 if span < 2**16 else 4
-            ints = (scaled - low).astype(_WIDTHS[width])
+            width = next(w for w in (1, 2, 3, 4) if span < 2 ** (8 * w))
+            ints = (scaled - low).astype(np.uint32)
             offset = int(low)
             back = _from_ints(ints, offset, decimals)  # exactly what decoding does
             if np.array_equal(back, values) and np.array_equal(
                 np.signbit(back), np.signbit(values)
             ):
-                return width, decimals, offset, ints.tobytes()
+                return width, decimals, offset, _narrow(ints, width)
             break
-    return 8, 0, 0, values.tobytes()
+    return _FLOAT, 0, 0, values.tobytes()
 
 
 def _unpack_values(
     width: int, decimals: int, offset: int, data: bytes, *, count: int, at: int
 ) -> npt.NDArray[np.float64]:
-    dtype = _WIDTHS.get(width)
-    if dtype is None or len(data) != width * count or decimals > _MAX_DECIMALS:
+    if width not in _WIDTHS or len(data) != width * count or decimals > _MAX_DECIMALS:
         raise BlockError(at, "block's values do not match their header")
-    raw = np.frombuffer(data, dtype, count)
-    if width == 8:
-        return raw.astype(np.float64)
-    return _from_ints(raw, offset, decimals)
+    if width == _FLOAT:
+        return np.frombuffer(data, "<f8", count).astype(np.float64)
+    wide = np.zeros((count, 4), dtype=np.uint8)
+    wide[:, :width] = np.frombuffer(data, np.uint8, count * width).reshape(-1, width)
+    return _from_ints(wide.view("<u4").reshape(-1), offset, decimals)
+
+
+def _narrow(ints: npt.NDArray[np.uint32], width: int) -> bytes:
+    """The low ``width`` bytes of each value, as little-endian u32s."""
+    as_bytes = ints.astype("<u4").view(np.uint8).reshape(-1, 4)
+    return as_bytes[:, :width].tobytes()
 
 
 def _from_ints(
