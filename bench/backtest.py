@@ -129,6 +129,7 @@ def measure_inprocess(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     datagrams = ingest.make_datagrams(1, args.lines, args.series, 256)
     lines = args.lines * len(datagrams)
     rates: dict[str, list[float]] = {"off": [], "on": []}
+    cpu_per_line: dict[str, list[float]] = {"off": [], "on": []}
     written = dropped = 0
     config = parse_config(CONFIG + RECORDING)
     for repeat in range(args.repeats):
@@ -143,6 +144,7 @@ def measure_inprocess(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 recorder.apply()
                 store.on_ingest = recorder.on_ingest
             rounds = 0
+            cpu = time.process_time()
             started = time.perf_counter()
             while (elapsed := time.perf_counter() - started) < args.duration:
                 for datagram in datagrams:
@@ -153,12 +155,24 @@ def measure_inprocess(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                     recorder.on_tick(time.monotonic())
                 rounds += 1
             rates[name].append(rounds * lines / elapsed)
+            # CPU of every thread of the process (the writer's too), per line.
+            cpu_per_line[name].append((time.process_time() - cpu) / (rounds * lines))
             if recorder is not None:
                 recorder.close()
                 written += recorder.written
                 dropped += recorder.dropped
     ratios = [on / off for on, off in zip(rates["on"], rates["off"], strict=True)]
+    cpu_ratios = [
+        on / off
+        for on, off in zip(cpu_per_line["on"], cpu_per_line["off"], strict=True)
+    ]
     return {
+        "cpu_ns_per_line": {
+            name: round(statistics.median(values) * 1e9, 1)
+            for name, values in cpu_per_line.items()
+        },
+        "cpu_ratio_median": statistics.median(cpu_ratios),
+        "cpu_ratios": [round(r, 3) for r in cpu_ratios],
         "off_median": statistics.median(rates["off"]),
         "on_median": statistics.median(rates["on"]),
         "ratio_median": statistics.median(ratios),
@@ -281,6 +295,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{inproc['on_median']:,.0f} lines/s; on/off per pair: median "
             f"{inproc['ratio_median']:.3f} {inproc['ratios']}; recorded "
             f"{inproc['written']:,}, dropped {inproc['dropped']:,}"
+        )
+        print(
+            f"in-process CPU per line (all threads): {inproc['cpu_ns_per_line']} ns;"
+            f" on/off per pair: median {inproc['cpu_ratio_median']:.3f} "
+            f"{inproc['cpu_ratios']}"
         )
         print("\nreplay (samples/s, medians):")
         runs = {"daemon's recording": time_replay(recorded, args.replay_repeats)}
