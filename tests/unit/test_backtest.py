@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from typing import TYPE_CHECKING
 
@@ -224,3 +225,18 @@ class TestCheckConfig:
         assert f"{new}: ok (1 metrics, 0 knobs)" in out
         assert "1 more fire on latency|ms (1, not 0)" in out
         assert "pending" not in out  # totals and difference only
+
+
+class TestProgress:
+    def test_share_of_input_read(self, tmp_path: Path) -> None:
+        """The progress line shows the share of the inputs' bytes read so far."""
+        from perfwarden.commands.backtest import _Progress
+
+        path = tmp_path / "in.statsd"
+        path.write_bytes(b"x" * 1000)
+        stream = io.StringIO()
+        progress = _Progress([path], stream)
+        progress.add(250)
+        progress.show(float(T0))
+        progress.done()
+        assert "\rreplaying (pass 1)  25%  at 2025-12-06 05:46:40Z" in stream.getvalue()

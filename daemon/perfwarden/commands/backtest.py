@@ -10,6 +10,8 @@ the replay goes on. Nothing is written: not the state, not the recording.
 
 from __future__ import annotations
 
+import contextlib
+import heapq
 import os
 import sys
 import time
@@ -78,7 +80,30 @@ def backtest(
     show_progress: bool = False,
 ) -> dict[str, Any]:
     """Replay ``inputs`` with one config (and ``against`` another); the report."""
-    _quiet_logs()
+    with _quiet_logs():
+        return _backtest(
+            config_path,
+            inputs,
+            against=against,
+            start=start,
+            end=end,
+            metrics=metrics,
+            csv_metric=csv_metric,
+            show_progress=show_progress,
+        )
+
+
+def _backtest(
+    config_path: Path,
+    inputs: Sequence[Path],
+    *,
+    against: Path | None,
+    start: float | None,
+    end: float | None,
+    metrics: Sequence[str],
+    csv_metric: str | None,
+    show_progress: bool,
+) -> dict[str, Any]:
     new = _load(config_path)
     current = _load(against) if against is not None else None
     problems = Problems(echo=lambda text: print(text, file=sys.stderr))
@@ -250,8 +275,6 @@ def _merged(
     csv_metric: str | None,
     progress: _Progress | None,
 ) -> Iterator[Chunk]:
-    import heapq  # noqa: PLC0415 - only the replay needs it
-
     on_bytes = None if progress is None else progress.add
     sources = [
         read_input(path, problems, csv_metric=csv_metric, on_bytes=on_bytes)
@@ -262,11 +285,18 @@ def _merged(
     return heapq.merge(*sources, key=lambda chunk: chunk[0])
 
 
-def _quiet_logs() -> None:
-    """The replay's evaluator logs every transition: not on this command's stdout."""
+@contextlib.contextmanager
+def _quiet_logs() -> Iterator[None]:
+    """The replay's evaluator logs every transition: not on this command's stdout
+    (the logging configuration is restored afterwards)."""
+    saved = structlog.get_config()
     structlog.configure(
         processors=[_drop], logger_factory=structlog.ReturnLoggerFactory()
     )
+    try:
+        yield
+    finally:
+        structlog.configure(**saved)
 
 
 def _drop(logger: Any, name: str, event: Any) -> Any:
