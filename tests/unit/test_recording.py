@@ -260,3 +260,22 @@ class TestRecorder:
         chunks, problems = problems_of(tmp_path / "recording")
         assert ([[1.0], [3.0]], []) == ([v for _, _, v in chunks], problems)
         assert 2 == len(segment_paths(tmp_path / "recording"))
+
+    def test_long_lists_reach_the_store_and_the_recording(self, tmp_path: Path) -> None:
+        """A long list is handed on as an array: same window, same recording."""
+        from perfwarden.series.store import MetricStore
+
+        rec, _ = recorder(tmp_path)
+        store = MetricStore(lambda _: 1000, 100)
+        store.on_ingest = rec.on_ingest
+        values = [float(i) for i in range(100)]
+        store.ingest(Batch(values={"g|ms": list(values), "n|c": [1.0] * 40}), 100.0)
+        rec.close()
+        gauge, count = store.get("g|ms"), store.get("n|c")
+        assert gauge is not None and count is not None
+        assert values == gauge.window.values().tolist()
+        assert 40.0 == count.pending
+        chunks = list(read_recording(tmp_path / "recording", pytest.fail))
+        assert [("g|ms", values), ("n|c", [1.0] * 40)] == [
+            (key, list(v)) for _, key, v, _ in chunks
+        ]
