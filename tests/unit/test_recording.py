@@ -272,7 +272,8 @@ class TestRecorder:
         store.ingest(Batch(values={"g|ms": list(values), "n|c": [1.0] * 40}), 100.0)
         rec.close()
         gauge, count = store.get("g|ms"), store.get("n|c")
-        assert gauge is not None and count is not None
+        assert gauge is not None
+        assert count is not None
         assert values == gauge.window.values().tolist()
         assert 40.0 == count.pending
         chunks = list(read_recording(tmp_path / "recording", pytest.fail))
