@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -140,6 +141,16 @@ class TestTornSegments:
         assert [
             f"00000001.pwrec:byte {offset}: block checksum mismatch; rest skipped"
         ] == (problems)
+
+    def test_segments_before_since_are_skipped(self, tmp_path: Path) -> None:
+        """A segment last written before ``since`` is not read at all."""
+        old, new = tmp_path / "00000001.pwrec", tmp_path / "00000002.pwrec"
+        write_segment(old, [block([1.0], WALL)])
+        write_segment(new, [block([2.0], WALL + 100)])
+        os.utime(old, (WALL + 10, WALL + 10))
+        os.utime(new, (WALL + 100, WALL + 100))
+        chunks = list(read_recording(tmp_path, pytest.fail, since=WALL + 50))
+        assert [[2.0]] == [list(values) for _, _, values, _ in chunks]
 
     def test_not_a_segment(self, tmp_path: Path) -> None:
         """A file without the magic is reported, not replayed."""

@@ -95,10 +95,12 @@ def read_input(
     *,
     csv_metric: str | None = None,
     on_bytes: Callable[[int], None] | None = None,
+    since: float | None = None,
 ) -> Iterator[Chunk]:
-    """Chunks of one input: a recording directory, a ``.csv`` file or DogStatsD."""
+    """Chunks of one input: a recording directory, a ``.csv`` file or DogStatsD
+    (``since``: a recording's segments written entirely before it are skipped)."""
     if path.is_dir():
-        return read_recording(path, problems.add, on_bytes)
+        return read_recording(path, problems.add, on_bytes, since)
     if path.suffix.lower() == ".csv":
         return read_csv(path, problems, csv_metric, on_bytes)
     return read_statsd(path, problems, on_bytes)

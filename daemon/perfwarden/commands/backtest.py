@@ -110,7 +110,7 @@ def _backtest(
     progress = _Progress(inputs) if show_progress else None
 
     def replay(config: Config, problems: Problems) -> ReplayResult:
-        chunks = _merged(inputs, problems, csv_metric, progress)
+        chunks = _merged(inputs, problems, csv_metric, progress, start)
         engine = Replay(
             config,
             metrics=metrics,
@@ -274,10 +274,13 @@ def _merged(
     problems: Problems,
     csv_metric: str | None,
     progress: _Progress | None,
+    since: float | None,
 ) -> Iterator[Chunk]:
     on_bytes = None if progress is None else progress.add
     sources = [
-        read_input(path, problems, csv_metric=csv_metric, on_bytes=on_bytes)
+        read_input(
+            path, problems, csv_metric=csv_metric, on_bytes=on_bytes, since=since
+        )
         for path in inputs
     ]
     if len(sources) == 1:

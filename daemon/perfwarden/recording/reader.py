@@ -43,10 +43,15 @@ def read_recording(
     directory: Path,
     on_problem: Callable[[Path, str, str], None],
     on_bytes: Callable[[int], None] | None = None,
+    since: float | None = None,
 ) -> Iterator[RecordedChunk]:
-    """Every chunk of every segment in ``directory``, oldest first."""
+    """Every chunk of every segment in ``directory``, oldest first; segments last
+    written before ``since`` (unix seconds) are skipped unread: a block is written
+    after its chunks arrived, so such a segment holds nothing later."""
     last = -math.inf
     for path in segment_paths(directory):
+        if since is not None and _modified(path) < since:
+            continue
         blocks = iter_blocks(path)
         while True:
             try:
@@ -96,3 +101,10 @@ def read_recording(
                     chunk_values,
                     None if math.isnan(stamp) else stamp,
                 )
+
+
+def _modified(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return math.inf  # let the reading report it
