@@ -366,8 +366,8 @@ class Daemon:
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.dispatcher.drain()
             await self.optimizer.shutdown()
-            self.recorder.flush()
-            await asyncio.to_thread(self.recorder.close)
+            self.recorder.stop()
+            await asyncio.to_thread(self.recorder.join, 3.0)
             await self.plugins.close()
             await self.state.checkpoint(final=True)
             await self.state.close()
@@ -404,9 +404,9 @@ class Daemon:
             interval = self.config.evaluation.interval
             next_tick += interval
             await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
+            self.recorder.on_tick(time.monotonic())
             evaluation_tick(self.store, self.evaluator, self.expiry, interval)
             self.ceiling.check()
-            self.recorder.on_tick(time.monotonic())
             self.ticks += 1
             if self.ticks % 10 == 0:
                 self.notifier.notify(f"STATUS={self._status_line()}")

@@ -149,13 +149,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(command_module="demo")
 
-    p = sub.add_parser("check-config", help="validate a config file")
+    p = sub.add_parser(
+        "check-config",
+        help="validate a config file (--backtest: and show what it would change)",
+    )
     p.add_argument(
         "path",
         nargs="?",
         metavar="PATH",
         help="config file (default: the one run would use)",
     )
+    p.add_argument(
+        "--backtest",
+        nargs="?",
+        const="",
+        metavar="INPUT",
+        help="replay the recording (or INPUT) with this file and with the current "
+        "config, and print the difference",
+    )
+    p.add_argument(
+        "--against",
+        metavar="CURRENT",
+        help="the config to compare with (default: $PERFWARDEN_CONFIG or the "
+        "packaged default, as run)",
+    )
+    p.add_argument("--state-dir", metavar="DIR", help="where the recording is")
     p.set_defaults(command_module="check_config")
 
     p = sub.add_parser(

@@ -2,22 +2,21 @@
 
 Chunks arrive in time order. Chunks with the same time form one batch, as one
 ingest commit does live: the store takes it (``|T`` stamps count at their own
-time, as live), then the evaluator judges the series it touched. Before each
-batch, every evaluation tick due by its time runs
-(:func:`~perfwarden.alerts.tick.evaluation_tick`, the daemon's own tick), every
-``evaluation.interval`` of simulated time; a recording's tick marks set the phase,
-so ticks fall where the daemon's fell. After the last chunk the ticks run on to
-the end of the replay. The alert events are collected as the daemon's optimizer
-receives them.
+time, as live), then the evaluator judges the series it touched. Between batches
+the evaluation ticks due run (:func:`~perfwarden.alerts.tick.evaluation_tick`, the
+daemon's own tick) every ``evaluation.interval`` of simulated time. A recording
+carries the daemon's tick marks, in order with the samples: a mark within half an
+interval of a due tick runs that tick at the mark's time, so ticks fall exactly
+where the daemon's fell. After the last chunk the ticks run on to the end of the
+replay. The alert events are collected as the daemon's optimizer receives them.
 
 Nothing here writes a file: the replay's store, alerts and expiry live in memory.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from perfwarden.alerts.evaluator import AlertEvent, Evaluator
 from perfwarden.alerts.tick import evaluation_tick
@@ -93,23 +92,27 @@ class Replay:
         self._end = end
         self._progress = progress
         self._next_tick: float | None = None
-        self._phase_from_recording = False
+        self._batches = 0
 
     def run(self, chunks: Iterable[Chunk]) -> ReplayResult:
         """Replay ``chunks`` (time-ordered) to the end; return what was decided."""
         result = self.result
         start, end = self._start, self._end
         batch = Batch()
-        batch_time = -math.inf
+        open_at: float | None = None  # the time of the batch being gathered
+        seen: float | None = None
         samples = 0
         wanted = self._wanted
-        batches = 0
         for at, key, values, stamp in chunks:
             if start is not None and at < start:
                 continue
             if end is not None and at > end:
                 break
+            seen = at
             if key == TICK_KEY:
+                if open_at is not None:
+                    self._commit(batch, open_at)
+                    open_at = None
                 self._tick_mark(at)
                 continue
             keep = wanted.get(key)
@@ -117,28 +120,28 @@ class Replay:
                 keep = wanted[key] = self._want(key)
             if not keep:
                 continue
-            if at != batch_time:
-                if batch_time != -math.inf:
-                    self._commit(batch, batch_time)
-                    batches += 1
-                    if self._progress is not None and batches % 4096 == 0:
-                        self._progress(batch_time)
+            if at != open_at:
+                if open_at is not None:
+                    self._commit(batch, open_at)
                 self._ticks_until(at)
-                batch_time = at
+                open_at = at
             if stamp is None:
                 bucket = batch.values.get(key)
                 if bucket is None:
-                    batch.values[key] = list(values)
+                    # The store only takes len(), sum() and the window's
+                    # extend() of it: a recording's array goes in as it is.
+                    batch.values[key] = cast("list[float]", values)
                 else:
-                    bucket.extend(values)
+                    batch.values[key] = [*bucket, *values]
             else:
                 whole = int(stamp)
                 batch.stamped.setdefault(key, []).extend((whole, v) for v in values)
             samples += len(values)
-        if batch_time != -math.inf:
-            self._commit(batch, batch_time)
-        last = batch_time if batch_time != -math.inf else None
-        finish = end if end is not None else last
+        if open_at is not None:
+            self._commit(batch, open_at)
+        # The history ends with its last chunk or tick mark (a recording goes on
+        # ticking after the last sample, so hold times still elapse).
+        finish = end if end is not None else seen
         if finish is not None:
             self._ticks_until(finish)
             self.clock.now = max(self.clock.now, finish)
@@ -161,14 +164,23 @@ class Replay:
         self.evaluator.evaluate_updated()
         batch.values.clear()
         batch.stamped.clear()
+        self._batches += 1
+        if self._progress is not None and self._batches % 4096 == 0:
+            self._progress(at)
 
     def _tick_mark(self, at: float) -> None:
-        """A recorded tick: the daemon's tick phase, taken once."""
-        if self._phase_from_recording:
-            return
-        self._phase_from_recording = True
-        if self._next_tick is None or at >= self.clock.now:
-            self._next_tick = max(at, self.clock.now)
+        """A tick the daemon ran at ``at``: the simulated tick due within half an
+        interval of it runs exactly then, so ticks fall where the daemon's fell
+        (a mark far from any due tick, as with another interval, changes nothing)."""
+        half = self.config.evaluation.interval / 2
+        if self._next_tick is None:
+            self._next_tick = at
+            if self.result.start is None:
+                self.result.start = at
+        self._ticks_until(at - half)
+        if self._next_tick <= at + half:
+            self._next_tick = at
+            self._ticks_until(at)
 
     def _ticks_until(self, at: float) -> None:
         interval = self.config.evaluation.interval

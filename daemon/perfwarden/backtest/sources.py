@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Final
 
 from perfwarden.config.durations import parse_duration
 from perfwarden.ingest.statsd import MAX_ABS_VALUE, Batch, parse
-from perfwarden.recording.reader import read_recording
+from perfwarden.recording.reader import Values, read_recording
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 #: ``(time, raw key, values, |T stamp or None)``; the key ``""`` marks a tick.
-Chunk = tuple[float, str, "list[float]", "float | None"]
+Chunk = tuple[float, str, Values, "float | None"]
 
 _LABELS: Final = re.compile(r"^([^{}]+)\{(.*)\}$")
 _LABEL: Final = re.compile(
@@ -95,10 +95,12 @@ def read_input(
     *,
     csv_metric: str | None = None,
     on_bytes: Callable[[int], None] | None = None,
+    since: float | None = None,
 ) -> Iterator[Chunk]:
-    """Chunks of one input: a recording directory, a ``.csv`` file or DogStatsD."""
+    """Chunks of one input: a recording directory, a ``.csv`` file or DogStatsD
+    (``since``: a recording's segments written entirely before it are skipped)."""
     if path.is_dir():
-        return read_recording(path, problems.add, on_bytes)
+        return read_recording(path, problems.add, on_bytes, since)
     if path.suffix.lower() == ".csv":
         return read_csv(path, problems, csv_metric, on_bytes)
     return read_statsd(path, problems, on_bytes)

@@ -10,6 +10,8 @@ the replay goes on. Nothing is written: not the state, not the recording.
 
 from __future__ import annotations
 
+import contextlib
+import heapq
 import os
 import sys
 import time
@@ -39,14 +41,14 @@ if TYPE_CHECKING:
 
     from perfwarden.backtest.sources import Chunk
 
-__all__ = ["backtest", "run"]
+__all__ = ["backtest", "inputs_of", "print_report", "run"]
 
 _PROGRESS_EVERY: Final = 0.25
 
 
 def run(args: argparse.Namespace) -> int:
     """Replay, print the timelines (and the difference); 0 unless it cannot start."""
-    inputs = _inputs(args.input, args.state_dir)
+    inputs = inputs_of(args.input, args.state_dir)
     new_path = resolve_config_path(args.config, os.environ)
     against = Path(args.against) if args.against else None
     report = backtest(
@@ -78,14 +80,37 @@ def backtest(
     show_progress: bool = False,
 ) -> dict[str, Any]:
     """Replay ``inputs`` with one config (and ``against`` another); the report."""
-    _quiet_logs()
+    with _quiet_logs():
+        return _backtest(
+            config_path,
+            inputs,
+            against=against,
+            start=start,
+            end=end,
+            metrics=metrics,
+            csv_metric=csv_metric,
+            show_progress=show_progress,
+        )
+
+
+def _backtest(
+    config_path: Path,
+    inputs: Sequence[Path],
+    *,
+    against: Path | None,
+    start: float | None,
+    end: float | None,
+    metrics: Sequence[str],
+    csv_metric: str | None,
+    show_progress: bool,
+) -> dict[str, Any]:
     new = _load(config_path)
     current = _load(against) if against is not None else None
     problems = Problems(echo=lambda text: print(text, file=sys.stderr))
     progress = _Progress(inputs) if show_progress else None
 
     def replay(config: Config, problems: Problems) -> ReplayResult:
-        chunks = _merged(inputs, problems, csv_metric, progress)
+        chunks = _merged(inputs, problems, csv_metric, progress, start)
         engine = Replay(
             config,
             metrics=metrics,
@@ -215,7 +240,8 @@ def _load(path: Path) -> Config:
         raise PerfwardenError(msg) from None
 
 
-def _inputs(given: Sequence[str] | None, state_dir: str | None) -> list[Path]:
+def inputs_of(given: Sequence[str] | None, state_dir: str | None) -> list[Path]:
+    """The inputs given, else the recording in the state directory (or an error)."""
     if given:
         paths = [Path(text) for text in given]
         for path in paths:
@@ -227,7 +253,7 @@ def _inputs(given: Sequence[str] | None, state_dir: str | None) -> list[Path]:
     if not segment_paths(recording):
         msg = (
             f"no recording in {recording}: turn it on with `recording: {{enabled:"
-            " true}}` in the config, or replay files with --input"
+            " true}` in the config, or replay files with --input"
         )
         raise PerfwardenError(msg)
     return [recording]
@@ -248,12 +274,13 @@ def _merged(
     problems: Problems,
     csv_metric: str | None,
     progress: _Progress | None,
+    since: float | None,
 ) -> Iterator[Chunk]:
-    import heapq  # noqa: PLC0415 - only the replay needs it
-
     on_bytes = None if progress is None else progress.add
     sources = [
-        read_input(path, problems, csv_metric=csv_metric, on_bytes=on_bytes)
+        read_input(
+            path, problems, csv_metric=csv_metric, on_bytes=on_bytes, since=since
+        )
         for path in inputs
     ]
     if len(sources) == 1:
@@ -261,11 +288,18 @@ def _merged(
     return heapq.merge(*sources, key=lambda chunk: chunk[0])
 
 
-def _quiet_logs() -> None:
-    """The replay's evaluator logs every transition: not on this command's stdout."""
+@contextlib.contextmanager
+def _quiet_logs() -> Iterator[None]:
+    """The replay's evaluator logs every transition: not on this command's stdout
+    (the logging configuration is restored afterwards)."""
+    saved = structlog.get_config()
     structlog.configure(
         processors=[_drop], logger_factory=structlog.ReturnLoggerFactory()
     )
+    try:
+        yield
+    finally:
+        structlog.configure(**saved)
 
 
 def _drop(logger: Any, name: str, event: Any) -> Any:

@@ -1,5 +1,7 @@
-"""``perfwarden check-config [PATH]``: validate a config and its ``conf.d`` drop-ins,
-listing every problem with the file and line it is in."""
+"""``perfwarden check-config [PATH] [--backtest [INPUT]]``: validate a config and its
+``conf.d`` drop-ins, listing every problem with the file and line it is in; with
+``--backtest``, also replay the recording (or INPUT) with it and with the current
+config and print what the edit would change."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from perfwarden.optimize.plugin_loader import find
 
 if TYPE_CHECKING:
     import argparse
+    from pathlib import Path
 
 __all__ = ["run"]
 
@@ -43,4 +46,20 @@ def run(args: argparse.Namespace) -> int:
     )
     for drop_in in drop_in_paths(path):
         print(f"  with {drop_in}")
+    if getattr(args, "backtest", None) is not None:
+        _backtest(args, path)
     return 0
+
+
+def _backtest(args: argparse.Namespace, path: Path) -> None:
+    """The edited file against the current one, over the recording (or INPUT)."""
+    from perfwarden.commands.backtest import (  # noqa: PLC0415 - only when asked
+        backtest,
+        inputs_of,
+        print_report,
+    )
+
+    current = resolve_config_path(args.against, os.environ)
+    inputs = inputs_of([args.backtest] if args.backtest else None, args.state_dir)
+    report = backtest(path, inputs, against=current, show_progress=sys.stderr.isatty())
+    print_report(report, timelines_shown=False)

@@ -407,7 +407,8 @@ class RecordingConfig:
 
     enabled: bool = False
     metrics: tuple[str, ...] = ()
-    #: 256 MiB: about a week of 100 series at one sample a second.
+    #: 256 MiB: at 8 - 26 bits a sample (measured), 10 - 30 days of 100 series
+    #: at one sample a second, so ``max_age`` is what usually bounds it.
     max_bytes: int = 256 << 20
     #: A week: what "last week" in a backtest needs.
     max_age: Seconds = 7 * 86400.0

@@ -1,26 +1,37 @@
 """The recording writer: samples noted on the loop, blocks written by a thread.
 
 The loop thread only appends references to what the store accepted (each batch's
-value lists are fresh, never mutated after the batch) to a pending list; every
-evaluation tick, or once :data:`FLUSH_VALUES` values are pending, that list goes to
-a bounded queue. A writer thread encodes and compresses it into one block
-(:mod:`.segments`), appends it to the current segment and rotates: a new segment
-every ``max_bytes / 16``, the oldest removed while the recording is above
-``max_bytes`` or older than ``max_age``. When the queue is full (the disk cannot
-keep up) the batch is dropped and counted (``dropped``); the loop never waits.
+value lists are fresh, never mutated after the batch) to a pending list; at the
+first evaluation tick a second after the last hand-over, or once
+:data:`FLUSH_VALUES` values are pending, that list goes to the writer, as long as
+no more than :data:`MAX_IN_FLIGHT` values wait for it. A writer thread encodes and
+compresses each hand-over into one block (:mod:`.segments`), appends it to the
+current segment and rotates: a new segment every ``max_bytes / 16``, the oldest
+removed while the recording is above ``max_bytes`` or older than ``max_age``. When
+the writer is that far behind (the disk or the CPU cannot keep up) the hand-over is
+dropped and counted (``dropped``); the loop never waits.
+
+The writer thread runs at a lower CPU priority (nice :data:`WRITER_NICE`; Linux
+threads have their own), which keeps it off the loop's core when CPU is short.
 
 Each block is written with one ``write`` and flushed, so a ``kill -9`` loses at
-most what was queued; a block cut short is removed by :meth:`Recorder.open` on the
-next start (``recording.truncated``).
+most what was in flight; a block cut short is removed by :meth:`Recorder.apply` on
+the next start (``recording.truncated``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import math
+import os
 import queue
 import threading
 import time
-from typing import TYPE_CHECKING, Any, BinaryIO, Final
+from typing import TYPE_CHECKING, Any, BinaryIO, Final, TypeAlias, cast
+
+import numpy as np
+import numpy.typing as npt
 
 from perfwarden.logs.setup import RateLimiter, get_logger
 from perfwarden.recording.segments import (
@@ -38,23 +49,40 @@ if TYPE_CHECKING:
     from perfwarden.config.load import RecordingConfig
     from perfwarden.ingest.statsd import Batch
 
-__all__ = ["FLUSH_VALUES", "QUEUE_BLOCKS", "TICK_KEY", "Recorder"]
+__all__ = ["FLUSH_EVERY", "FLUSH_VALUES", "MAX_IN_FLIGHT", "TICK_KEY", "Recorder"]
 
 _log = get_logger("perfwarden.recording")
 
 #: Pending values that make the loop hand a block to the writer before the tick.
 FLUSH_VALUES: Final = 32768
-#: Blocks waiting for the writer before further ones are dropped.
-QUEUE_BLOCKS: Final = 8
+#: Seconds between hand-overs at ticks (fewer, larger, better compressed blocks).
+FLUSH_EVERY: Final = 1.0
+#: Values handed over and not yet written beyond which hand-overs are dropped
+#: (about 10 MB of lists; eight full blocks).
+MAX_IN_FLIGHT: Final = 8 * FLUSH_VALUES
+#: The writer thread's nice value (added to the daemon's).
+WRITER_NICE: Final = 5
 #: The key of the chunk that marks an evaluation tick (no values).
 TICK_KEY: Final = ""
 _MIN_SEGMENT: Final = 64 << 10
 _MAX_SEGMENT: Final = 16 << 20
 _MAX_FILTER_CACHE: Final = 65536
 
+#: Longer value lists are held as arrays: the window's own threshold for numpy.
+_SMALL_LIST: Final = 32
+_as_array = functools.partial(np.array, dtype=np.float64)
+
 #: One chunk: raw series key, arrival (unix time), the values, the ``|T`` stamp
 #: (NaN: none).
-Chunk = tuple[str, float, "list[float]", float]
+Values: TypeAlias = list[float] | npt.NDArray[np.float64]
+Chunk = tuple[str, float, Values, float]
+
+
+def _is_count(key: str) -> bool:
+    """A count's values are summed by the store, not appended: keep its list."""
+    return key.partition("|")[2][:1] == "c"
+
+
 _NO_STAMP: Final = float("nan")
 
 
@@ -75,8 +103,10 @@ class Recorder:
         self._offset = wall() - clock()
         self._pending: list[Chunk] = []
         self._pending_values = 0
-        self._queue: queue.Queue[list[Chunk] | None] = queue.Queue(QUEUE_BLOCKS)
+        self._queue: queue.Queue[tuple[list[Chunk], int] | None] = queue.Queue()
+        self._last_flush = -math.inf
         self._thread: threading.Thread | None = None
+        self._stopped: threading.Thread | None = None
         self._wanted: dict[str, bool] = {}
         self._names: frozenset[str] = frozenset()
         self._file: BinaryIO | None = None
@@ -84,9 +114,11 @@ class Recorder:
         self._sequence = 0
         self._error_log = RateLimiter(10.0, clock)
         #: Values handed to the writer, dropped because it was behind (loop
-        #: thread), lost to write errors (writer thread), written.
+        #: thread); done by the writer (written or lost to write errors), lost,
+        #: written (writer thread). Each counter has one writing thread.
         self.noted = 0
         self.dropped = 0
+        self.done = 0
         self.lost = 0
         self.written = 0
         self.bytes_written = 0
@@ -108,9 +140,11 @@ class Recorder:
         if settings.enabled and self._thread is None:
             self._open()
         elif not settings.enabled and self._thread is not None:
-            self.close()
+            self.stop()
+            _log.info("recording.stopped", directory=str(self.directory))
 
     def _open(self) -> None:
+        self.join(3.0)  # a writer stopped by a reload just before: let it finish
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         segments = segment_paths(self.directory)
         if segments:
@@ -121,22 +155,37 @@ class Recorder:
                     "recording.truncated", segment=segments[-1].name, bytes=removed
                 )
             self._sequence = _sequence_of(segments[-1])
+        self._queue = queue.Queue()
         self._thread = threading.Thread(
-            target=self._run, name="perfwarden-recorder", daemon=True
+            target=self._run,
+            args=(self._queue,),
+            name="perfwarden-recorder",
+            daemon=True,
         )
         self._thread.start()
         _log.info("recording.started", directory=str(self.directory))
 
-    def close(self, timeout: float = 3.0) -> None:
-        """Hand over what is pending, let the writer finish (within ``timeout``)."""
+    def stop(self) -> None:
+        """Hand over what is pending and tell the writer to finish (no waiting:
+        :meth:`join` waits, off the loop)."""
         thread = self._thread
         if thread is None:
             return
         self.flush()
-        with contextlib.suppress(queue.Full):
-            self._queue.put(None, timeout=timeout)
-        thread.join(timeout)
+        self._queue.put(None)
         self._thread = None
+        self._stopped = thread
+
+    def join(self, timeout: float) -> None:
+        """Wait (up to ``timeout``) for a stopped writer to write what it holds."""
+        stopped, self._stopped = self._stopped, None
+        if stopped is not None:
+            stopped.join(timeout)
+
+    def close(self, timeout: float = 3.0) -> None:
+        """:meth:`stop`, then :meth:`join`."""
+        self.stop()
+        self.join(timeout)
 
     # -- noting (loop thread) ------------------------------------------------------
 
@@ -150,13 +199,22 @@ class Recorder:
         wanted = self._wanted
         at = now + self._offset
         count = 0
-        for key, values in batch.values.items():
+        values_of = batch.values
+        for key, values in values_of.items():
             keep = wanted.get(key)
             if keep is None:
                 keep = self._want(key)
-            if keep:
-                pending.append((key, at, values, _NO_STAMP))
-                count += len(values)
+            if not keep:
+                continue
+            if len(values) > _SMALL_LIST and not _is_count(key):
+                # The window turns a list this long into an array anyway: turned
+                # here, once, the store appends the array and the list's floats
+                # die with the batch instead of waiting for the writer (measured:
+                # half the recording's cost, bench/backtest.md).
+                values = _as_array(values)  # noqa: PLW2901
+                values_of[key] = cast("list[float]", values)
+            pending.append((key, at, values, _NO_STAMP))
+            count += len(values)
         for key, pairs in batch.stamped.items():
             keep = wanted.get(key)
             if keep is None:
@@ -182,7 +240,9 @@ class Recorder:
             return
         self._offset = self._wall() - self._clock()
         self._pending.append((TICK_KEY, now + self._offset, [], _NO_STAMP))
-        self.flush()
+        if now - self._last_flush >= FLUSH_EVERY:
+            self._last_flush = now
+            self.flush()
 
     def flush(self) -> None:
         """Hand the pending chunks to the writer; if it is behind, drop and count."""
@@ -190,29 +250,37 @@ class Recorder:
             return
         chunks, count = self._pending, self._pending_values
         self._pending, self._pending_values = [], 0
-        try:
-            self._queue.put_nowait(chunks)
-        except queue.Full:
+        if self.noted - self.done + count > MAX_IN_FLIGHT:
             self.dropped += count
-        else:
-            self.noted += count
+            return
+        self.noted += count
+        self._queue.put_nowait((chunks, count))
 
     # -- writing (writer thread) -----------------------------------------------------
 
-    def _run(self) -> None:
+    def _run(self, work: queue.Queue[tuple[list[Chunk], int] | None]) -> None:
+        with contextlib.suppress(OSError):  # Linux: per thread; elsewhere a no-op
+            os.setpriority(
+                os.PRIO_PROCESS,
+                threading.get_native_id(),
+                os.getpriority(os.PRIO_PROCESS, 0) + WRITER_NICE,
+            )
         try:
             while True:
-                chunks = self._queue.get()
-                if chunks is None:
+                item = work.get()
+                if item is None:
                     return
+                chunks, count = item
                 try:
                     self._write(chunks)
                 except OSError as exc:
                     self.write_errors += 1
-                    self.lost += sum(len(chunk[2]) for chunk in chunks)
+                    self.lost += count
                     self._close_segment()
                     if self._error_log.allow():
                         _log.error("recording.write_failed", error=str(exc))
+                finally:
+                    self.done += count
         finally:
             self._close_segment()
 
@@ -223,7 +291,8 @@ class Recorder:
         times: list[float] = []
         stamps: list[float] = []
         counts: list[int] = []
-        flat: list[float] = []
+        parts: list[Values] = []
+        small: list[float] = []  # consecutive short lists, joined as one part
         for key, at, values, stamp in chunks:
             i = index.get(key)
             if i is None:
@@ -233,7 +302,20 @@ class Recorder:
             times.append(at)
             stamps.append(stamp)
             counts.append(len(values))
-            flat.extend(values)
+            if isinstance(values, list):
+                small.extend(values)
+                continue
+            if small:
+                parts.append(small)
+                small = []
+            parts.append(values)
+        if small:
+            parts.append(small)
+        flat = (
+            np.concatenate([np.asarray(part, dtype=np.float64) for part in parts])
+            if parts
+            else np.empty(0, dtype=np.float64)
+        )
         data = encode_block(keys, key_index, times, stamps, counts, flat)
         file = self._file or self._new_segment()
         file.write(data)
@@ -297,7 +379,7 @@ class Recorder:
             "samples_noted": self.noted,
             "samples_written": self.written,
             "dropped": self.dropped + self.lost,
-            "queued_blocks": self._queue.qsize(),
+            "in_flight": self.noted - self.done,
             "write_errors": self.write_errors,
             "truncated_bytes": self.truncated_bytes,
         }

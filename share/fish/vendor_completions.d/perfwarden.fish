@@ -3,7 +3,7 @@
 complete -c perfwarden -f
 complete -c perfwarden -n '__fish_use_subcommand' -a run -d 'run the daemon in the foreground'
 complete -c perfwarden -n '__fish_use_subcommand' -a demo -d 'a daemon tuning an example workload live, then a report'
-complete -c perfwarden -n '__fish_use_subcommand' -a check-config -d 'validate a config file'
+complete -c perfwarden -n '__fish_use_subcommand' -a check-config -d 'validate a config file (--backtest: and show what it would change)'
 complete -c perfwarden -n '__fish_use_subcommand' -a backtest -d 'replay history through a config: which alerts would have fired'
 complete -c perfwarden -n '__fish_use_subcommand' -a status -d 'uptime, config and last reload, ingest counters, memory'
 complete -c perfwarden -n '__fish_use_subcommand' -a stats -d 'per-series statistics and confidence intervals'
@@ -30,6 +30,9 @@ complete -c perfwarden -n '__fish_seen_subcommand_from run' -l log-buffer -x -d 
 complete -c perfwarden -n '__fish_seen_subcommand_from demo' -s h -l help -d 'show this help message and exit'
 complete -c perfwarden -n '__fish_seen_subcommand_from demo' -l duration -x -d 'how long the workload runs (default: 60)'
 complete -c perfwarden -n '__fish_seen_subcommand_from check-config' -s h -l help -d 'show this help message and exit'
+complete -c perfwarden -n '__fish_seen_subcommand_from check-config' -l backtest -x -d 'replay the recording (or INPUT) with this file and with the current config, and print the difference'
+complete -c perfwarden -n '__fish_seen_subcommand_from check-config' -l against -x -d 'the config to compare with (default: $PERFWARDEN_CONFIG or the packaged default, as run)'
+complete -c perfwarden -n '__fish_seen_subcommand_from check-config' -l state-dir -x -a '(__fish_complete_directories)' -d 'where the recording is'
 complete -c perfwarden -n '__fish_seen_subcommand_from check-config' -F
 complete -c perfwarden -n '__fish_seen_subcommand_from backtest' -s h -l help -d 'show this help message and exit'
 complete -c perfwarden -n '__fish_seen_subcommand_from backtest' -l config -r -F -d 'the config to try (default: the one run uses)'
