@@ -13,6 +13,7 @@ One loop thread owns every mutable structure; signal handlers only set events.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import platform
 import signal
@@ -200,7 +201,9 @@ class Daemon:
         loop = self._loop = asyncio.get_running_loop()
         loop.set_exception_handler(self.loop_errors.handle)
         prepare_directory(self.socket_dir, self.config.sockets)
-        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Unwritable: the state store says so and runs without persistence.
+        with contextlib.suppress(OSError):
+            self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         lock = DirectoryLock(self.socket_dir)
         lock.acquire()
         try:

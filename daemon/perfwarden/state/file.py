@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = [
     "APPLICATION_ID",
     "CACHE_KIB",
+    "MAX_CAPACITY",
     "SCHEMA_VERSION",
     "STATE_FILE",
     "UnusableFile",
@@ -107,6 +108,9 @@ CREATE TABLE documents (name TEXT PRIMARY KEY, data TEXT NOT NULL);  -- JSON
 CREATE TABLE history (seq INTEGER PRIMARY KEY, data TEXT NOT NULL);  -- JSON rows
 """
 CACHE_KIB: Final = 256  # SQLite page cache per connection, KiB
+#: The largest window a saved row may claim: a damaged or forged row with a larger
+#: one is skipped instead of allocating it (capacity 1e13 is 80 TB of float64).
+MAX_CAPACITY: Final = 10_000_000
 TABLES: Final = frozenset(
     {"meta", "series", "samples", "alerts", "documents", "history"}
 )
@@ -280,8 +284,8 @@ def series_from_row(
     to_mono: Callable[[float | None], float | None],
 ) -> Series:
     key, name, type_, tags, capacity, total, pending, last_update = row
-    if int(capacity) < 1:
-        msg = f"capacity {capacity} is not positive"
+    if not 1 <= int(capacity) <= MAX_CAPACITY:
+        msg = f"capacity {capacity} is not between 1 and {MAX_CAPACITY}"
         raise ValueError(msg)
     values = window_values(chunks, int(total), int(capacity))
     tag_list = json.loads(tags)

@@ -162,6 +162,8 @@ class StateStore:
         self.last_write_seconds = 0.0
         self.last_series_written = 0
         self.last_error: str | None = None
+        #: Why nothing is saved (read-only or unusable state), None when saving.
+        self.disabled: str | None = None
 
     # -- opening ------------------------------------------------------------------
 
@@ -173,8 +175,19 @@ class StateStore:
         )
 
     def _open(self, report: RestoreReport) -> sqlite3.Connection | None:
-        """Connect, recognise or create the schema; move an unusable file aside."""
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        """Connect, recognise or create the schema; move an unusable file aside.
+
+        A state directory the daemon cannot write to is not a damaged file: the
+        state is read from it (when there is one) and nothing is saved.
+        """
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            self._persistence_off(f"cannot create the state directory: {exc}")
+            return None
+        if not self._writable():
+            self._read_only(report, "the state directory is not writable")
+            return None
         conn: sqlite3.Connection | None = None
         try:
             conn = self._connect()
@@ -183,35 +196,87 @@ class StateStore:
         except (sqlite3.DatabaseError, UnusableFile) as exc:
             if conn is not None:
                 conn.close()
+            if _is_read_only(exc):
+                self._read_only(report, str(exc))
+                return None
             if not self.path.exists():
-                _log.error("state.unavailable", path=str(self.path), error=str(exc))
+                self._persistence_off(str(exc))
                 return None
             report.discarded = reason_of(exc)
-            self._discard(report.discarded)
+            if not self._discard(report.discarded):
+                return None
             try:
                 conn = self._connect()
                 check(conn)
                 configure(conn)
             except (sqlite3.DatabaseError, UnusableFile) as again:
-                _log.error("state.unavailable", path=str(self.path), error=str(again))
+                self._persistence_off(str(again))
                 return None
         return conn
 
-    def _discard(self, reason: str) -> None:
+    def _writable(self) -> bool:
+        directory = self.path.parent
+        if not os.access(directory, os.W_OK):
+            return False
+        return not self.path.exists() or os.access(self.path, os.W_OK)
+
+    def _persistence_off(self, reason: str) -> None:
+        self.disabled = reason
+        _log.error(
+            "state.unavailable",
+            path=str(self.path),
+            error=reason,
+            message="running without persistence: nothing will be saved",
+        )
+
+    def _read_only(self, report: RestoreReport, reason: str) -> None:
+        """Restore what a read-only state holds, save nothing, and say so."""
+        self.disabled = f"read-only: {reason}"
+        restored = False
+        if self.path.exists():
+            uri = f"{self.path.absolute().as_uri()}?mode=ro&immutable=1"
+            try:
+                conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+                try:
+                    check(conn)
+                    data = read_all(conn)
+                finally:
+                    conn.close()
+            except (sqlite3.DatabaseError, UnusableFile) as exc:
+                report.discarded = f"not read ({reason_of(exc)}); left in place"
+            else:
+                self._apply(data, report)
+                restored = True
+        _log.warning(
+            "state.read_only",
+            path=str(self.path),
+            reason=reason,
+            restored=restored,
+            message="running without persistence: state is not saved, and the "
+            "file is left as it is",
+        )
+
+    def _discard(self, reason: str) -> bool:
+        """Move an unusable file aside; False (persistence off) if it cannot be."""
         stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(self._wall()))
         target = self.path.with_name(f"{STATE_FILE}.corrupt-{stamp}")
         n = 1
         while target.exists():
             n += 1
             target = self.path.with_name(f"{STATE_FILE}.corrupt-{stamp}.{n}")
-        os.replace(self.path, target)
-        for suffix in ("-wal", "-shm"):
-            side = self.path.with_name(STATE_FILE + suffix)
-            if side.exists():
-                os.replace(side, target.with_name(target.name + suffix))
+        try:
+            os.replace(self.path, target)
+            for suffix in ("-wal", "-shm"):
+                side = self.path.with_name(STATE_FILE + suffix)
+                if side.exists():
+                    os.replace(side, target.with_name(target.name + suffix))
+        except OSError as exc:
+            self._persistence_off(f"{reason}; could not move it aside: {exc}")
+            return False
         _log.warning(
             "state.discarded", path=str(self.path), moved_to=str(target), reason=reason
         )
+        return True
 
     # -- restoring ----------------------------------------------------------------
 
@@ -230,9 +295,10 @@ class StateStore:
             except (sqlite3.DatabaseError, UnusableFile) as exc:
                 # The header was fine, the pages are not: discard the whole file.
                 self._conn.close()
+                self._conn = None
                 report.discarded = reason_of(exc)
-                self._discard(report.discarded)
-                self._conn = self._open(report)
+                if self._discard(report.discarded):
+                    self._conn = self._open(report)
                 data = None
             if data is not None:
                 self._apply(data, report)
@@ -266,7 +332,7 @@ class StateStore:
             saved.chunks[key] = [(seq, first, len(d) // 8) for seq, first, d in owned]
             try:
                 series = series_from_row(row, owned, idle_since)
-            except (ValueError, TypeError, KeyError) as exc:
+            except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
                 report.skipped += 1
                 _log.warning(
                     "state.row_skipped", table="series", key=key, error=str(exc)
@@ -293,7 +359,7 @@ class StateStore:
                 continue
             try:
                 alert, observation, seen = alert_from_row(row, to_mono)
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, ArithmeticError) as exc:
                 report.skipped += 1
                 _log.warning(
                     "state.row_skipped", table="alerts", key=key, error=str(exc)
@@ -313,7 +379,13 @@ class StateStore:
                 continue
             try:
                 restore(documents[name])
-            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            except (
+                ValueError,
+                TypeError,
+                KeyError,
+                AttributeError,
+                ArithmeticError,
+            ) as exc:
                 report.skipped += 1
                 _log.warning(
                     "state.row_skipped", table="documents", key=name, error=str(exc)
@@ -451,6 +523,7 @@ class StateStore:
         return {
             "path": str(self.path),
             "enabled": self._conn is not None,
+            "disabled": self.disabled,
             "checkpoints": self.checkpoints,
             "failures": self.failures,
             "skipped": self.skipped,
@@ -467,6 +540,14 @@ class StateStore:
             "bytes": size,
             "restored": self.restored.as_dict() if self.restored else None,
         }
+
+
+def _is_read_only(exc: BaseException) -> bool:
+    """Whether SQLite failed because it may not write (not because of the file)."""
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "readonly" in text or "read-only" in text or "unable to open" in text
+    )
 
 
 def _retrieve(future: asyncio.Future[float]) -> None:
