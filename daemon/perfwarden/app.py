@@ -27,11 +27,13 @@ from perfwarden.config.load import Config, ConfigError, load_config
 from perfwarden.config.watcher import ConfigWatcher
 from perfwarden.control.handlers import build_commands
 from perfwarden.control.server import ControlCounters, ControlServer
+from perfwarden.errors import PerfwardenError
 from perfwarden.heap import trim
 from perfwarden.ingest.receivers import DatagramReceiver, Ingestor, StreamIngestServer
 from perfwarden.ingest.sockets import (
     BoundSockets,
     DirectoryLock,
+    apply_modes,
     bind_sockets,
     prepare_directory,
 )
@@ -125,6 +127,8 @@ class Daemon:
         self.evaluator.subscribers.append(self.dispatcher)
         self._reload_lock = asyncio.Lock()
         self.control_counters = ControlCounters()
+        self.http: HttpServer | None = None
+        self._sockets_bound = False
         self.loop_errors = LoopErrors()
         self.evaluation_passes = 0
         self.evaluation_seconds = 0.0
@@ -171,6 +175,15 @@ class Daemon:
             self.last_reload = {"ok": False, "at": time.time(), "errors": errors}
             self.reload_counts["rejected"] += 1
             return ReloadOutcome(ok=False, errors=errors)
+        if new.sockets != self.config.sockets and self._sockets_bound:
+            try:
+                apply_modes(self.socket_dir, new.sockets)
+            except (OSError, PerfwardenError) as exc:
+                errors = [f"sockets: cannot apply ({exc}); the old modes stay"]
+                _log.error("config.rejected", path=str(self.config_path), errors=errors)
+                self.last_reload = {"ok": False, "at": time.time(), "errors": errors}
+                self.reload_counts["rejected"] += 1
+                return ReloadOutcome(ok=False, errors=errors)
         changes = _describe_changes(self.config, new)
         self.config = new
         self.store.reconfigure(new.metric_window, new.statistics.max_series)
@@ -208,6 +221,7 @@ class Daemon:
         lock.acquire()
         try:
             sockets = bind_sockets(self.socket_dir, self.config.sockets)
+            self._sockets_bound = True
             try:
                 return await self._serve(loop, sockets)
             finally:
@@ -238,7 +252,7 @@ class Daemon:
             build_commands(self), lambda: self.config.control, self.control_counters
         )
         await control.start(sockets.control)
-        http = HttpServer(self)
+        http = self.http = HttpServer(self)
         await http.start()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop)

@@ -260,6 +260,7 @@ def build_commands(daemon: Daemon) -> dict[str, Command]:
             "ingest": daemon.ingestor.counters.as_dict(),
             "control": daemon.control_counters.as_dict(),
             "loop_errors": daemon.loop_errors.as_dict(),
+            "http": dict(daemon.http.counters) if daemon.http else None,
             "log": log_stats(),
             "series": len(daemon.store),
             "series_expired": daemon.expiry.expired,

@@ -8,8 +8,13 @@ copied snapshot (:mod:`perfwarden.views.exposition`). Nothing is done per sample
 ingest path.
 
 The HTTP is deliberately tiny: HTTP/1.1, ``GET`` only, a request head of at most
-8 KiB read within 5 s, one response per connection (``Connection: close``), at
-most 32 connections at once. Routes:
+8 KiB, one response per connection (``Connection: close``). Bounded by
+``http:``: the head must arrive and the response be taken within ``timeout``
+(10 s; a client that does not read its response is dropped with it, so unread
+responses cannot pile up or hold every slot), at most ``max_connections`` (16) at
+once (more get 503), and a ``Host`` header that names this listener: an IP
+address, ``localhost`` or one of ``allowed_hosts`` (a page served from another
+name, as in DNS rebinding, gets 421). Routes:
 
 * ``/metrics``: the exposition (OpenMetrics when the scraper asks for it);
 * ``/``: the dashboard, one self-contained HTML page (no external requests, which
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import math
 import time
@@ -44,16 +50,15 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from perfwarden.app import Daemon
+    from perfwarden.config.load import HttpConfig
 
     _Handler: TypeAlias = Callable[[dict[str, Any]], Awaitable[Any]]
 
-__all__ = ["HttpServer", "dashboard_state"]
+__all__ = ["HttpServer", "dashboard_state", "host_allowed"]
 
 _log = get_logger("perfwarden.http")
 
 _MAX_HEAD: Final = 8192
-_HEAD_TIMEOUT: Final = 5.0
-_MAX_CONNECTIONS: Final = 32
 _FOLLOW_INTERVAL: Final = 1.0
 _RETRY_INTERVAL: Final = 5.0
 #: Series and newest samples per series in ``/api/state``.
@@ -66,6 +71,7 @@ _REASONS: Final = {
     404: "Not Found",
     405: "Method Not Allowed",
     408: "Request Timeout",
+    421: "Misdirected Request",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
     503: "Service Unavailable",
@@ -91,6 +97,8 @@ class HttpServer:
         self._exposition = Exposition(daemon)
         #: The address actually bound (port 0 resolved), or None.
         self.address: tuple[str, int] | None = None
+        #: Refusals and drops, for ``status --json`` under ``http``.
+        self.counters = {"busy": 0, "slow_readers": 0, "timeouts": 0, "bad_host": 0}
 
     async def start(self) -> None:
         """Bind if configured, and follow the config from now on."""
@@ -166,13 +174,20 @@ class HttpServer:
         task = asyncio.current_task()
         if task is not None:
             self._connections.add(task)
+        limits = self._daemon.config.http
         try:
-            if len(self._connections) > _MAX_CONNECTIONS:
-                await _respond(writer, 503, b"too many connections\n")
-            else:
-                await self._serve(reader, writer)
+            async with asyncio.timeout(limits.timeout):
+                if len(self._connections) > limits.max_connections:
+                    self.counters["busy"] += 1
+                    await _respond(writer, 503, b"too many connections\n")
+                else:
+                    await self._serve(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except TimeoutError:
+            # The response was not taken in time: drop it with the connection.
+            self.counters["slow_readers"] += 1
+            writer.transport.abort()
         finally:
             if task is not None:
                 self._connections.discard(task)
@@ -184,9 +199,10 @@ class HttpServer:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         try:
-            async with asyncio.timeout(_HEAD_TIMEOUT):
+            async with asyncio.timeout(self._daemon.config.http.timeout / 2):
                 head = await reader.readuntil(b"\r\n\r\n")
         except TimeoutError:
+            self.counters["timeouts"] += 1
             await _respond(writer, 408, b"request timeout\n")
             return
         except asyncio.LimitOverrunError:
@@ -207,6 +223,10 @@ class HttpServer:
             if sep:
                 headers[name.strip().lower()] = value.strip()
         path = urlsplit(target).path
+        if not host_allowed(headers.get("host"), self._daemon.config.http):
+            self.counters["bad_host"] += 1
+            await _respond(writer, 421, b"unknown Host; see http.allowed_hosts\n")
+            return
         try:
             await self._route(writer, path, headers)
         except (ConnectionError, asyncio.CancelledError):
@@ -293,6 +313,30 @@ def _finite(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_finite(v) for v in value]
     return value
+
+
+def host_allowed(host: str | None, config: HttpConfig) -> bool:
+    """Whether a request's ``Host`` header names this listener.
+
+    No header (HTTP/1.0 tools) passes: browsers always send one. An IP address,
+    ``localhost`` and ``http.allowed_hosts`` pass, with or without a port; any other
+    name is what a DNS-rebinding page would send.
+    """
+    if host is None:
+        return True
+    name = host.strip().lower()
+    if name.startswith("["):
+        name = name[1 : name.find("]")] if "]" in name else name
+    elif name.count(":") == 1:
+        name = name.partition(":")[0]
+    name = name.rstrip(".")
+    if name in ("localhost", *(h.lower().rstrip(".") for h in config.allowed_hosts)):
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _authority(host: str, port: int) -> str:
