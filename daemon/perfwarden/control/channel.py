@@ -56,7 +56,22 @@ class ControlChannel:
         self._sock.close()
 
     def call(self, command: str, **args: Any) -> Any:
-        """Run one command; its ``data`` on success, :class:`ControlError` otherwise."""
+        """Run one command; its ``data`` on success, :class:`ControlError` otherwise.
+
+        A paged reply (``next_offset`` set, ``paged`` naming its list fields) is
+        followed to its end, and the pages' lists are joined into one reply.
+        """
+        data = self._call_once(command, args)
+        while isinstance(data, dict) and data.get("next_offset") is not None:
+            page = self._call_once(command, {**args, "offset": data["next_offset"]})
+            if not isinstance(page, dict):
+                break
+            for name in data.get("paged") or ():
+                data[name] = [*data.get(name, []), *page.get(name, [])]
+            data["next_offset"] = page.get("next_offset")
+        return data
+
+    def _call_once(self, command: str, args: dict[str, Any]) -> Any:
         try:
             self._sock.sendall(encode_request(next(_ids), command, args))
             line = self._reader.readline(MAX_LINE + 1)

@@ -44,6 +44,15 @@ __all__ = ["MAX_SILENCE", "build_commands", "metric_record", "series_stats"]
 
 #: The most raw values ``stats`` returns per series (``recent`` argument).
 _MAX_RECENT = 1000
+#: What one page of ``stats`` may hold, estimated: a record is ~600 bytes of JSON
+#: plus ~20 per ``recent`` value. Pages keep each reply well under the protocol's
+#: MAX_LINE, and a client reading 10k series gets them in pieces, not in one
+#: multi-megabyte reply computed in one go.
+_PAGE_BYTES = 256 * 1024
+_RECORD_BYTES = 700
+_VALUE_BYTES = 24
+#: Records computed between yields to the event loop (~10 ms at 10k series).
+_STATS_CHUNK = 32
 #: The longest silence: longer ones are a mistake (``--for 1e300``), not a wish.
 MAX_SILENCE = 366 * 86400.0
 MAX_SILENCE_TEXT = "366 days (8784h)"
@@ -294,16 +303,33 @@ def build_commands(daemon: Daemon) -> dict[str, Command]:
         if not isinstance(recent, int) or not 0 <= recent <= _MAX_RECENT:
             message = f"'recent' must be an integer from 0 to {_MAX_RECENT}"
             raise ControlError("bad_request", message)
+        offset = args.get("offset", 0)
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise ControlError("bad_request", "'offset' must be a whole number")
         unknown = [name for name in names if not store.by_name(name)]
-        records = []
-        for name in names:
-            for series in store.by_name(name):
-                record = series_stats(daemon, series)
-                if recent:
-                    size = min(recent, len(series.window))
-                    record["recent"] = series.window.tail(size).tolist() if size else []
-                records.append(record)
-        return {"series": records, "unknown": unknown}
+        everything = [series for name in names for series in store.by_name(name)]
+        records: list[dict[str, Any]] = []
+        budget = _PAGE_BYTES
+        end = offset
+        for series in everything[offset:]:
+            if records and budget <= 0:
+                break
+            record = series_stats(daemon, series)
+            if recent:
+                size = min(recent, len(series.window))
+                record["recent"] = series.window.tail(size).tolist() if size else []
+            records.append(record)
+            end += 1
+            budget -= _RECORD_BYTES + _VALUE_BYTES * len(record.get("recent", ()))
+            if len(records) % _STATS_CHUNK == 0:
+                await asyncio.sleep(0)  # let ingest and other clients in
+        return {
+            "series": records,
+            "unknown": unknown,
+            "total": len(everything),
+            "next_offset": end if end < len(everything) else None,
+            "paged": ["series"],
+        }
 
     async def reload(args: dict[str, Any]) -> dict[str, Any]:
         outcome = await daemon.reload()
