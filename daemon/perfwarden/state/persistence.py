@@ -11,7 +11,8 @@ store writes atomically on every change: it is always at least as new as the las
 checkpoint, so keeping a second copy here could only disagree with it.
 
 **Checkpoints.** Every ``state.checkpoint_interval`` (default 2 s; ``0`` turns
-periodic checkpoints off) and once on shutdown. The loop thread takes a snapshot,
+periodic checkpoints off) and once on shutdown. The loop thread takes a snapshot
+in slices of at most :data:`SNAPSHOT_SLICE` (5 ms) between which the loop runs,
 copying only what changed since the last successful checkpoint (a window's
 ``(total_count, capacity, pending)`` is its cheap change mark); a worker thread
 (``asyncio.to_thread``) writes it in ONE transaction; a checkpoint still writing
@@ -52,7 +53,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from perfwarden.alerts.evaluator import Silence
 from perfwarden.alerts.machine import AlertState
@@ -84,12 +85,15 @@ if TYPE_CHECKING:
 __all__ = [
     "APPLICATION_ID",
     "SCHEMA_VERSION",
+    "SNAPSHOT_SLICE",
     "STATE_FILE",
     "RestoreReport",
     "StateStore",
 ]
 
 _log = get_logger("perfwarden.state")
+#: Loop time a snapshot takes before it lets the loop run (bench/hostile.md).
+SNAPSHOT_SLICE: Final = 0.005
 
 
 @dataclass(slots=True)
@@ -164,6 +168,9 @@ class StateStore:
         self.last_error: str | None = None
         #: Why nothing is saved (read-only or unusable state), None when saving.
         self.disabled: str | None = None
+        #: The longest the snapshot holds the loop before letting it run (None:
+        #: all at once, as a benchmark's baseline).
+        self.slice_seconds: float | None = SNAPSHOT_SLICE
 
     # -- opening ------------------------------------------------------------------
 
@@ -455,7 +462,7 @@ class StateStore:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._writing)
         started = time.perf_counter()
-        snapshot = self._snapshot()
+        snapshot = await self._snapshot()
         self.last_snapshot_seconds = time.perf_counter() - started
         writing = asyncio.ensure_future(asyncio.to_thread(self._write, snapshot, final))
         writing.add_done_callback(_retrieve)
@@ -477,8 +484,9 @@ class StateStore:
         their rows, or rewrites them in full should the key be back by then."""
         self._saved.forget(keys)
 
-    def _snapshot(self) -> Snapshot:
-        return self._saved.snapshot(
+    async def _snapshot(self) -> Snapshot:
+        """Take the snapshot in slices of at most ``slice_seconds`` of loop time."""
+        steps = self._saved.snapshot_steps(
             store=self._store,
             evaluator=self._evaluator,
             optimizer=self._optimizer,
@@ -486,6 +494,19 @@ class StateStore:
             mono=self._clock(),
             wall=self._wall(),
         )
+        slice_started = time.perf_counter()
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                snapshot: Snapshot = done.value
+                return snapshot
+            if (
+                self.slice_seconds is not None
+                and time.perf_counter() - slice_started >= self.slice_seconds
+            ):
+                await asyncio.sleep(0)
+                slice_started = time.perf_counter()
 
     def _write(self, snap: Snapshot, final: bool) -> float:
         """One transaction (worker thread); returns the seconds it took."""
