@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import itertools
 import socket
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 from perfwarden.control.protocol import (
     MAX_LINE,
@@ -15,9 +16,6 @@ from perfwarden.control.protocol import (
 from perfwarden.errors import ControlError, DaemonUnreachableError
 from perfwarden.ownership import check_client_directory
 
-if TYPE_CHECKING:
-    from pathlib import Path
-
 __all__ = ["ControlChannel", "request"]
 
 _ids = itertools.count(1)
@@ -27,7 +25,7 @@ class ControlChannel:
     """One connection to ``control.sock``; ``call()`` sends, waits and returns."""
 
     def __init__(self, path: Path, timeout: float = 10.0) -> None:
-        self._path = path
+        self._path = path = Path(path)  # a str works too
         check_client_directory(path.parent)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(timeout)

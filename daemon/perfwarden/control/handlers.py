@@ -51,8 +51,8 @@ _MAX_RECENT = 1000
 _PAGE_BYTES = 256 * 1024
 _RECORD_BYTES = 700
 _VALUE_BYTES = 24
-#: Records computed between yields to the event loop (~10 ms at 10k series).
-_STATS_CHUNK = 32
+#: Loop time ``stats`` takes before it lets the loop run (ingest, other clients).
+_STATS_SLICE = 0.005
 #: The longest silence: longer ones are a mistake (``--for 1e300``), not a wish.
 MAX_SILENCE = 366 * 86400.0
 MAX_SILENCE_TEXT = "366 days (8784h)"
@@ -311,6 +311,7 @@ def build_commands(daemon: Daemon) -> dict[str, Command]:
         records: list[dict[str, Any]] = []
         budget = _PAGE_BYTES
         end = offset
+        slice_started = time.perf_counter()
         for series in everything[offset:]:
             if records and budget <= 0:
                 break
@@ -321,8 +322,9 @@ def build_commands(daemon: Daemon) -> dict[str, Command]:
             records.append(record)
             end += 1
             budget -= _RECORD_BYTES + _VALUE_BYTES * len(record.get("recent", ()))
-            if len(records) % _STATS_CHUNK == 0:
+            if time.perf_counter() - slice_started >= _STATS_SLICE:
                 await asyncio.sleep(0)  # let ingest and other clients in
+                slice_started = time.perf_counter()
         return {
             "series": records,
             "unknown": unknown,

@@ -12,9 +12,10 @@ The HTTP is deliberately tiny: HTTP/1.1, ``GET`` only, a request head of at most
 ``http:``: the head must arrive and the response be taken within ``timeout``
 (10 s; a client that does not read its response is dropped with it, so unread
 responses cannot pile up or hold every slot), at most ``max_connections`` (16) at
-once (more get 503), and a ``Host`` header that names this listener: an IP
-address, ``localhost`` or one of ``allowed_hosts`` (a page served from another
-name, as in DNS rebinding, gets 421). Routes:
+once (more get 503; at most 4 of them may be ``/metrics`` or ``/api/state``
+responses, whose bodies are large), and a ``Host`` header that names this
+listener: an IP address, ``localhost`` or one of ``allowed_hosts`` (a page served
+from another name, as in DNS rebinding, gets 421). Routes:
 
 * ``/metrics``: the exposition (OpenMetrics when the scraper asks for it);
 * ``/``: the dashboard, one self-contained HTML page (no external requests, which
@@ -59,6 +60,8 @@ __all__ = ["HttpServer", "dashboard_state", "host_allowed"]
 _log = get_logger("perfwarden.http")
 
 _MAX_HEAD: Final = 8192
+#: ``/metrics`` and ``/api/state`` responses being built or sent at once.
+_MAX_BODIES: Final = 4
 _FOLLOW_INTERVAL: Final = 1.0
 _RETRY_INTERVAL: Final = 5.0
 #: Series and newest samples per series in ``/api/state``.
@@ -97,6 +100,7 @@ class HttpServer:
         self._exposition = Exposition(daemon)
         #: The address actually bound (port 0 resolved), or None.
         self.address: tuple[str, int] | None = None
+        self._bodies_in_flight = 0
         #: Refusals and drops, for ``status --json`` under ``http``.
         self.counters = {"busy": 0, "slow_readers": 0, "timeouts": 0, "bad_host": 0}
 
@@ -238,15 +242,31 @@ class HttpServer:
     async def _route(
         self, writer: asyncio.StreamWriter, path: str, headers: dict[str, str]
     ) -> None:
-        if path == "/metrics":
-            body, content_type = await self._exposition.scrape(
-                headers.get("accept", "")
+        if path in ("/metrics", "/api/state") and self._bodies_in_flight >= _MAX_BODIES:
+            # Each response a client has not taken yet is a copy of the body held
+            # in its transport: bounded by bounding how many there are.
+            self.counters["busy"] += 1
+            await _respond(
+                writer, 503, b"busy: try again\n", extra={"Retry-After": "1"}
             )
-            await _respond(writer, 200, body, content_type)
+            return
+        if path == "/metrics":
+            self._bodies_in_flight += 1
+            try:
+                body, content_type = await self._exposition.scrape(
+                    headers.get("accept", "")
+                )
+                await _respond(writer, 200, body, content_type)
+            finally:
+                self._bodies_in_flight -= 1
         elif path == "/api/state":
-            state = await dashboard_state(self._daemon, self._commands)
-            body = json.dumps(_finite(state), separators=(",", ":")).encode()
-            await _respond(writer, 200, body, "application/json")
+            self._bodies_in_flight += 1
+            try:
+                state = await dashboard_state(self._daemon, self._commands)
+                body = json.dumps(_finite(state), separators=(",", ":")).encode()
+                await _respond(writer, 200, body, "application/json")
+            finally:
+                self._bodies_in_flight -= 1
         elif path in {"/", "/index.html"}:
             if self._page is None:
                 page = resources.files("perfwarden.views") / "web" / "dashboard.html"
