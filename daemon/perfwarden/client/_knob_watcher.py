@@ -2,7 +2,10 @@
 
 It connects to ``control.sock``, sends ``knobs.watch`` and applies every update it
 streams; when the daemon is away it falls back to ``knobs.json`` in the state
-directory and reconnects with backoff. Nothing here raises into the application.
+directory and reconnects with backoff (also when the daemon refuses the connection,
+say past ``control.max_connections_per_uid``). A control socket in a directory that
+someone else could have planted (:mod:`perfwarden.ownership`) is not listened to.
+Nothing here raises into the application.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import threading
 from typing import TYPE_CHECKING, Any, Final
 
 from perfwarden.control.protocol import MAX_LINE, encode_request
+from perfwarden.errors import PerfwardenError
+from perfwarden.ownership import check_client_directory
 from perfwarden.paths import KNOBS_FILE
 
 if TYPE_CHECKING:
@@ -131,7 +136,7 @@ class KnobWatcher:
             try:
                 self._watch()
                 backoff = 0.1
-            except (OSError, ValueError):
+            except (OSError, ValueError, PerfwardenError):
                 pass
             self._connected.clear()
             if self._stop.wait(backoff):
@@ -140,6 +145,7 @@ class KnobWatcher:
             backoff = min(backoff * 2, _BACKOFF_MAX)
 
     def _watch(self) -> None:
+        check_client_directory(self._control_path.parent)
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             self._sock = sock
             sock.settimeout(5.0)
@@ -153,7 +159,8 @@ class KnobWatcher:
                         return
                     response = json.loads(line)
                     if not response.get("ok"):
-                        return
+                        msg = f"the daemon refused: {response.get('error')}"
+                        raise ValueError(msg)
                     data = response["data"]
                     self._apply(data["values"], int(data.get("version", -1)))
                     self._connected.set()
