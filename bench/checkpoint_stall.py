@@ -26,7 +26,7 @@ import numpy as np
 
 from perfwarden.app import Daemon
 from perfwarden.config.load import parse_config
-from perfwarden.heap import trim
+from perfwarden.heap import freeze_startup, trim
 from perfwarden.ingest.statsd import Batch
 from perfwarden.state.persistence import SNAPSHOT_SLICE
 
@@ -86,6 +86,8 @@ async def run(args: argparse.Namespace) -> None:
         )
         daemon = Daemon(config, base / "c.yaml", base / "run", base)
         daemon.state.restore()
+        if not args.no_freeze:
+            freeze_startup()  # as the daemon does at the end of its start-up
         rng = np.random.default_rng(1)
         keys = [f"bench|ms|#series:{i}" for i in range(args.series)]
         for start in range(0, args.series, 500):
@@ -136,6 +138,9 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=1000)
     parser.add_argument("--new", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument(
+        "--no-freeze", action="store_true", help="skip the start-up's gc.freeze()"
+    )
     asyncio.run(run(parser.parse_args()))
 
 

@@ -28,7 +28,7 @@ from perfwarden.config.watcher import ConfigWatcher
 from perfwarden.control.handlers import build_commands
 from perfwarden.control.server import ControlCounters, ControlServer
 from perfwarden.errors import PerfwardenError
-from perfwarden.heap import trim
+from perfwarden.heap import freeze_startup, trim
 from perfwarden.ingest.receivers import DatagramReceiver, Ingestor, StreamIngestServer
 from perfwarden.ingest.sockets import (
     BoundSockets,
@@ -288,7 +288,9 @@ class Daemon:
             plugins=[h.name for h in self.plugins.active()],
         )
         # The start-up's temporaries (imports, config parsing, the state restore,
-        # plugin loading) are garbage now: give their pages back (bench/memory.md).
+        # plugin loading) are garbage now: give their pages back (bench/memory.md),
+        # and keep what remains out of every later full collection.
+        freeze_startup()
         trim()
         self.notifier.notify("READY=1", f"STATUS={self._status_line()}")
         try:
