@@ -6,15 +6,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
+from perfwarden.app import Daemon
+from perfwarden.config.load import parse_config
 from perfwarden.control.protocol import ProtocolError, decode_request
 from perfwarden.ingest.statsd import Batch, parse, set_tag_limits
 from perfwarden.series.ceiling import MemoryCeiling
 from perfwarden.series.store import SET_MEMBER_OVERHEAD, MetricStore
+from perfwarden.views.exposition import Exposition
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
 
 @pytest.fixture(autouse=True)
@@ -108,3 +113,28 @@ class TestRequestDepth:
                 decode_request((line + "}}").encode(), max_depth=32)
         line = '{"command": "ping", "args": {"a": [[1]]}}'
         assert "ping" == decode_request(line.encode(), max_depth=4).command
+
+
+class TestLimitsExposition:
+    def test_families_parse_and_count(self, tmp_path: Path) -> None:
+        """The limits' counters reach /metrics under their documented names."""
+        config = parse_config('version: 1\nhttp: {listen: "127.0.0.1:0"}\n')
+        daemon = Daemon(config, tmp_path / "c.yaml", tmp_path / "run", tmp_path)
+        daemon.control_counters.refused["per_uid"] = 3
+        daemon.store.shedding = True
+        body, _ = Exposition(daemon).scrape_now()
+        found = {
+            sample.name: (sample.labels, sample.value)
+            for family in text_string_to_metric_families(body.decode())
+            for sample in family.samples
+            if "control_refused" in sample.name or "shedding" in sample.name
+        }
+        assert ({}, 1.0) == found["perfwarden_shedding_new_series"]
+        refused = [
+            sample.value
+            for family in text_string_to_metric_families(body.decode())
+            for sample in family.samples
+            if sample.name == "perfwarden_control_refused_connections_total"
+            and sample.labels == {"reason": "per_uid"}
+        ]
+        assert [3.0] == refused

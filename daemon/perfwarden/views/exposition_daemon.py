@@ -16,6 +16,7 @@ import psutil
 
 from perfwarden import __version__
 from perfwarden.optimize.plugin_runtime import PluginState
+from perfwarden.views.exposition_limits import limit_families
 from perfwarden.views.exposition_text import Family, label_pairs
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ def daemon_families(daemon: Daemon) -> list[Family]:
         _thresholds(daemon),
         *_knobs(daemon),
         *_ingest(daemon),
+        *limit_families(daemon),
         *_plugins(daemon),
         *_reloads(daemon),
         *_daemon(daemon),
