@@ -72,6 +72,7 @@ class TestConnections:
         )
         assert 1040 == control["refused_by_reason"]["per_uid"]
         assert 1 == len(daemon.log_events("control.refused"))  # once, not per refusal
+        assert "refused 1040" in daemon.cli("status").stdout
         assert not daemon.log_events("loop.error")
 
     def test_one_user_cannot_lock_out_another(

@@ -73,6 +73,7 @@ class TestReadOnlyState:
         state = daemon.request("status")["state"]
         assert state["enabled"] is False
         assert state["disabled"].startswith("read-only")
+        assert "not saving: read-only" in daemon.cli("status").stdout
         assert (
             10 == daemon.request("stats", metrics=["kept"])["series"][0]["sample_size"]
         )
