@@ -73,14 +73,14 @@ def check_daemon_directory(path: Path, uid: int | None = None) -> None:
 def check_client_directory(path: Path, uid: int | None = None) -> None:
     """Raise :class:`UntrustedDirectoryError` unless a client ``uid`` may trust it.
 
-    A missing directory passes (there is nothing to trust or distrust: connecting
-    fails with "no daemon" instead).
+    A missing or unreachable directory passes (there is nothing to trust or
+    distrust: connecting fails with "no daemon" or "not allowed" instead).
     """
     uid = os.getuid() if uid is None else uid
     path = Path(os.path.abspath(path))
     try:
         info = path.stat()
-    except FileNotFoundError:
+    except (FileNotFoundError, PermissionError, NotADirectoryError):
         return
     if info.st_mode & _OTHERS_WRITE:
         raise _refuse(path, "it is writable by others than its owner")
