@@ -11,6 +11,7 @@ from structlog.testing import capture_logs
 
 from perfwarden.app import Daemon
 from perfwarden.config.load import parse_config
+from perfwarden.control.handlers import metric_record
 from perfwarden.control.protocol import ProtocolError, decode_request
 from perfwarden.ingest.statsd import Batch, parse, set_tag_limits
 from perfwarden.series.ceiling import MemoryCeiling
@@ -138,3 +139,20 @@ class TestLimitsExposition:
             and sample.labels == {"reason": "per_uid"}
         ]
         assert [3.0] == refused
+
+
+class TestReportAggregate:
+    def test_a_metric_over_many_series_is_sampled(self, tmp_path: Path) -> None:
+        """300 full windows of 1000: the aggregate reads at most 100k samples, the
+        newest of each series; a small metric is read whole."""
+        config = parse_config("version: 1\nstatistics: {window: 1000}\n")
+        daemon = Daemon(config, tmp_path / "c.yaml", tmp_path / "run", tmp_path)
+        batch = Batch(received=301, accepted=301)
+        for i in range(300):
+            batch.values[f"wide|g|#i:{i}"] = [float(i)] * 1000
+        batch.values["small|g"] = [1.0, 2.0, 3.0]
+        daemon.store.ingest(batch, 1.0)
+        wide = metric_record(daemon, "wide")
+        assert 300 * (100_000 // 300) == wide["sample_size"]
+        assert 149.5 == pytest.approx(wide["mean"])
+        assert 3 == metric_record(daemon, "small")["sample_size"]

@@ -53,6 +53,8 @@ _RECORD_BYTES = 700
 _VALUE_BYTES = 24
 #: Loop time ``stats`` takes before it lets the loop run (ingest, other clients).
 _STATS_SLICE = 0.005
+#: Samples a metric's aggregate over all its series (``report``) is computed from.
+_AGGREGATE_SAMPLES = 100_000
 #: The longest silence: longer ones are a mistake (``--for 1e300``), not a wish.
 MAX_SILENCE = 366 * 86400.0
 MAX_SILENCE_TEXT = "366 days (8784h)"
@@ -138,7 +140,10 @@ def series_stats(daemon: Daemon, series: Series) -> dict[str, Any]:
 def metric_record(daemon: Daemon, name: str) -> dict[str, Any]:
     """One metric's aggregate over all its series, with its best ``group_by`` value."""
     all_series = daemon.store.by_name(name)
-    values = [s.window.values() for s in all_series]
+    # The newest samples of each series, at most _AGGREGATE_SAMPLES in all: a
+    # metric split over 10k series must not cost a 10-million-sample copy.
+    share = max(1, _AGGREGATE_SAMPLES // max(len(all_series), 1))
+    values = [s.window.tail(min(share, len(s.window))) for s in all_series]
     joined = np.concatenate(values) if values else np.empty(0)
     window = RollingWindow(max(len(joined), 1))
     window.extend(joined)
@@ -379,7 +384,13 @@ def build_commands(daemon: Daemon) -> dict[str, Command]:
             *daemon.config.metrics,
             *(n for n in daemon.store.names() if n not in daemon.config.metrics),
         ]
-        records = [metric_record(daemon, name) for name in names]
+        records = []
+        slice_started = time.perf_counter()
+        for name in names:
+            records.append(metric_record(daemon, name))
+            if time.perf_counter() - slice_started >= _STATS_SLICE:
+                await asyncio.sleep(0)  # let ingest and other clients in
+                slice_started = time.perf_counter()
         generated = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         return {
             "monitoring_dashboard": monitoring_dashboard(records, generated),
