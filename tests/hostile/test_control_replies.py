@@ -83,3 +83,19 @@ class TestLargeReplies:
         finally:
             for sock in stuck:
                 sock.close()
+
+    def test_a_reply_past_max_line_is_refused_clearly(
+        self, make_daemon: Callable[..., DaemonProcess]
+    ) -> None:
+        """report over 9,000 long metric names: a clear too_large, not a garbled
+        line (the client reads at most MAX_LINE)."""
+        daemon = make_daemon(CONFIG).start()
+        lines = [f"name{i}.{'x' * 80}:{i}|g" for i in range(9_000)]
+        daemon.send_datagrams(
+            ["\n".join(lines[i : i + 100]) for i in range(0, 9_000, 100)]
+        )
+        daemon.wait_received(9_000, timeout=60)
+        result = daemon.cli("report")
+        assert 1 == result.returncode
+        assert "ask for fewer metrics" in result.stderr
+        assert 0 == daemon.cli("report", f"name7.{'x' * 80}").returncode

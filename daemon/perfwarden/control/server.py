@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from perfwarden.control.protocol import (
+    MAX_LINE,
     ProtocolError,
     Request,
     decode_request,
@@ -338,9 +339,17 @@ class ControlServer:
             return encode_error(request.id, "forbidden", message)
         try:
             data = await command.handler(request.args)  # type: ignore[misc]
-            return encode_ok(request.id, data)
+            reply = encode_ok(request.id, data)
         except ControlError as exc:
             return encode_error(request.id, exc.code, exc.message)
         except Exception as exc:  # noqa: BLE001 - one failing command must not end the server
             _log.exception("control.command_failed", command=command.name)
             return encode_error(request.id, "failed", f"{type(exc).__name__}: {exc}")
+        if len(reply) > MAX_LINE:
+            # No client reads a longer line: say so instead of sending it.
+            message = (
+                f"the reply would be {len(reply)} bytes, over the protocol's "
+                f"{MAX_LINE}; ask for fewer metrics"
+            )
+            return encode_error(request.id, "too_large", message)
+        return reply
