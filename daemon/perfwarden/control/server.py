@@ -223,7 +223,11 @@ class ControlServer:
     ) -> None:
         task = asyncio.current_task()
         assert task is not None  # noqa: S101 - always inside a task
-        peer = PeerCredentials.of(writer.get_extra_info("socket"))
+        try:
+            peer = PeerCredentials.of(writer.get_extra_info("socket"))
+        except OSError:  # the client is already gone
+            writer.close()
+            return
         refused = self._admit(peer)
         if refused is not None:
             writer.write(self._refuse(peer, refused))
