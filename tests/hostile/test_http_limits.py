@@ -47,29 +47,19 @@ def get(port: int, path: str, host: str | None) -> tuple[int, bytes]:
 
 
 class TestHttpLimits:
-    @pytest.mark.parametrize(
-        ("host", "status"),
-        [
+    def test_host_header(self, make_daemon: Callable[..., DaemonProcess]) -> None:
+        """Names other than localhost and allowed_hosts are refused (DNS rebinding)."""
+        daemon, port = started(make_daemon)
+        cases = [
             ("evil.example", 421),
             ("evil.example:9464", 421),
             ("localhost", 200),
-            ("127.0.0.1:{port}", 200),
-            ("[::1]:{port}", 200),
+            (f"127.0.0.1:{port}", 200),
+            (f"[::1]:{port}", 200),
             (None, 200),
-        ],
-    )
-    def test_host_header(
-        self,
-        make_daemon: Callable[..., DaemonProcess],
-        host: str | None,
-        status: int,
-    ) -> None:
-        """Names other than localhost and allowed_hosts are refused (DNS rebinding)."""
-        daemon, port = started(make_daemon)
-        shown = None if host is None else host.format(port=port)
-        assert status == get(port, "/metrics", shown)[0]
-        if status == 421:
-            assert 1 == daemon.request("status")["http"]["bad_host"]
+        ]
+        assert cases == [(host, get(port, "/metrics", host)[0]) for host, _ in cases]
+        assert 2 == daemon.request("status")["http"]["bad_host"]
 
     def test_clients_that_never_read_are_dropped(
         self, make_daemon: Callable[..., DaemonProcess]

@@ -102,17 +102,26 @@ class TestTamperedState:
         assert {"kept|g", "inf|g"} == {event["key"] for event in skipped}
         assert daemon.request("ping")["pong"]
 
-    @pytest.mark.parametrize("changed_at", ["yesterday", None, [1], 1e999, True])
     def test_knobs_file_with_bad_changed_at(
-        self, make_daemon: Callable[..., DaemonProcess], changed_at: object
+        self, make_daemon: Callable[..., DaemonProcess]
     ) -> None:
-        """A hand-edited knobs.json with a bad ``changed_at`` keeps its value."""
-        daemon = seeded(make_daemon)
+        """A hand-edited knobs.json with bad ``changed_at`` values keeps the values."""
+        daemon = make_daemon(BAD_TIMES_CONFIG).start()
+        assert 0 == daemon.stop()
         path = daemon.state_dir / "knobs.json"
         document = json.loads(path.read_text())
-        document["knobs"]["compression.ratio"]["changed_at"] = changed_at
+        for index, changed_at in enumerate(BAD_TIMES):
+            entry = document["knobs"][f"k{index}"]
+            entry["value"], entry["changed_at"] = 7, changed_at
         path.write_text(json.dumps(document).replace("Infinity", "1e999"))
         daemon.start()
-        knob = daemon.request("knobs")["knobs"]["compression.ratio"]
-        assert 0.7 == knob["value"]
-        assert isinstance(knob["changed_at"], float)
+        knobs = daemon.request("knobs")["knobs"]
+        for index in range(len(BAD_TIMES)):
+            assert 7 == knobs[f"k{index}"]["value"]
+            assert isinstance(knobs[f"k{index}"]["changed_at"], float)
+
+
+BAD_TIMES: list[object] = ["yesterday", None, [1], float("inf"), True]
+BAD_TIMES_CONFIG = "version: 1\nknobs:\n" + "".join(
+    f"  k{i}: {{min: 1, max: 9, initial: 5}}\n" for i in range(len(BAD_TIMES))
+)
