@@ -33,8 +33,10 @@ that has piled up :data:`~perfwarden.state.saved.MAX_CHUNKS` chunks is written
 whole, as one chunk.
 
 This module runs the restore and the checkpoints; what a checkpoint writes is
-decided in :mod:`perfwarden.state.saved`, and the file itself (schema, durability
-settings, recognition, migration, the SQL) is :mod:`perfwarden.state.file`.
+decided in :mod:`perfwarden.state.saved`, opening the file (a damaged one moved
+aside, a read-only one read and left alone) is :mod:`perfwarden.state.opening`, and
+the file itself (schema, durability settings, recognition, migration, the SQL) is
+:mod:`perfwarden.state.file`.
 
 **Idle time.** A series' last update is saved as wall-clock time, but the time the
 daemon was down does not count as idle (as the monotonic clock does not count a
@@ -47,7 +49,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import sqlite3
 import threading
 import time
@@ -64,13 +65,12 @@ from perfwarden.state.file import (
     STATE_FILE,
     UnusableFile,
     alert_from_row,
-    check,
-    configure,
     read_all,
     reason_of,
     series_from_row,
     write_snapshot,
 )
+from perfwarden.state.opening import Opened, discard, open_state, unavailable
 from perfwarden.state.saved import STALE_ALERT, STALE_SERIES, Saved, Snapshot
 
 if TYPE_CHECKING:
@@ -172,119 +172,6 @@ class StateStore:
         #: all at once, as a benchmark's baseline).
         self.slice_seconds: float | None = SNAPSHOT_SLICE
 
-    # -- opening ------------------------------------------------------------------
-
-    def _connect(self) -> sqlite3.Connection:
-        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE/COMMIT);
-        # check_same_thread=False: the worker thread writes, one write at a time.
-        return sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=10.0
-        )
-
-    def _open(self, report: RestoreReport) -> sqlite3.Connection | None:
-        """Connect, recognise or create the schema; move an unusable file aside.
-
-        A state directory the daemon cannot write to is not a damaged file: the
-        state is read from it (when there is one) and nothing is saved.
-        """
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        except OSError as exc:
-            self._persistence_off(f"cannot create the state directory: {exc}")
-            return None
-        if not self._writable():
-            self._read_only(report, "the state directory is not writable")
-            return None
-        conn: sqlite3.Connection | None = None
-        try:
-            conn = self._connect()
-            check(conn)
-            configure(conn)
-        except (sqlite3.DatabaseError, UnusableFile) as exc:
-            if conn is not None:
-                conn.close()
-            if _is_read_only(exc):
-                self._read_only(report, str(exc))
-                return None
-            if not self.path.exists():
-                self._persistence_off(str(exc))
-                return None
-            report.discarded = reason_of(exc)
-            if not self._discard(report.discarded):
-                return None
-            try:
-                conn = self._connect()
-                check(conn)
-                configure(conn)
-            except (sqlite3.DatabaseError, UnusableFile) as again:
-                self._persistence_off(str(again))
-                return None
-        return conn
-
-    def _writable(self) -> bool:
-        directory = self.path.parent
-        if not os.access(directory, os.W_OK):
-            return False
-        return not self.path.exists() or os.access(self.path, os.W_OK)
-
-    def _persistence_off(self, reason: str) -> None:
-        self.disabled = reason
-        _log.error(
-            "state.unavailable",
-            path=str(self.path),
-            error=reason,
-            message="running without persistence: nothing will be saved",
-        )
-
-    def _read_only(self, report: RestoreReport, reason: str) -> None:
-        """Restore what a read-only state holds, save nothing, and say so."""
-        self.disabled = f"read-only: {reason}"
-        restored = False
-        if self.path.exists():
-            uri = f"{self.path.absolute().as_uri()}?mode=ro&immutable=1"
-            try:
-                conn = sqlite3.connect(uri, uri=True, isolation_level=None)
-                try:
-                    check(conn)
-                    data = read_all(conn)
-                finally:
-                    conn.close()
-            except (sqlite3.DatabaseError, UnusableFile) as exc:
-                report.discarded = f"not read ({reason_of(exc)}); left in place"
-            else:
-                self._apply(data, report)
-                restored = True
-        _log.warning(
-            "state.read_only",
-            path=str(self.path),
-            reason=reason,
-            restored=restored,
-            message="running without persistence: state is not saved, and the "
-            "file is left as it is",
-        )
-
-    def _discard(self, reason: str) -> bool:
-        """Move an unusable file aside; False (persistence off) if it cannot be."""
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(self._wall()))
-        target = self.path.with_name(f"{STATE_FILE}.corrupt-{stamp}")
-        n = 1
-        while target.exists():
-            n += 1
-            target = self.path.with_name(f"{STATE_FILE}.corrupt-{stamp}.{n}")
-        try:
-            os.replace(self.path, target)
-            for suffix in ("-wal", "-shm"):
-                side = self.path.with_name(STATE_FILE + suffix)
-                if side.exists():
-                    os.replace(side, target.with_name(target.name + suffix))
-        except OSError as exc:
-            self._persistence_off(f"{reason}; could not move it aside: {exc}")
-            return False
-        _log.warning(
-            "state.discarded", path=str(self.path), moved_to=str(target), reason=reason
-        )
-        return True
-
     # -- restoring ----------------------------------------------------------------
 
     def restore(self) -> RestoreReport:
@@ -295,20 +182,28 @@ class StateStore:
         """
         started = time.perf_counter()
         report = RestoreReport()
-        self._conn = self._open(report)
-        if self._conn is not None:
+        opened = open_state(self.path, self._wall)
+        if opened.conn is not None:
             try:
-                data = read_all(self._conn)
+                data = read_all(opened.conn)
             except (sqlite3.DatabaseError, UnusableFile) as exc:
                 # The header was fine, the pages are not: discard the whole file.
-                self._conn.close()
-                self._conn = None
-                report.discarded = reason_of(exc)
-                if self._discard(report.discarded):
-                    self._conn = self._open(report)
+                opened.conn.close()
+                reason = reason_of(exc)
+                unmoved = discard(self.path, reason, self._wall)
+                if unmoved is None:
+                    opened = open_state(self.path, self._wall)
+                else:
+                    opened = unavailable(Opened(), self.path, unmoved)
+                opened.discarded = reason
                 data = None
             if data is not None:
                 self._apply(data, report)
+        elif opened.read_only_data is not None:
+            self._apply(opened.read_only_data, report)
+        self._conn = opened.conn
+        self.disabled = opened.disabled
+        report.discarded = opened.discarded
         report.seconds = time.perf_counter() - started
         self.restored = report
         _log.info("state.restored", path=str(self.path), **report.as_dict())
@@ -561,14 +456,6 @@ class StateStore:
             "bytes": size,
             "restored": self.restored.as_dict() if self.restored else None,
         }
-
-
-def _is_read_only(exc: BaseException) -> bool:
-    """Whether SQLite failed because it may not write (not because of the file)."""
-    text = str(exc).lower()
-    return isinstance(exc, sqlite3.OperationalError) and (
-        "readonly" in text or "read-only" in text or "unable to open" in text
-    )
 
 
 def _retrieve(future: asyncio.Future[float]) -> None:
