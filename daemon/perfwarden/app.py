@@ -13,6 +13,7 @@ One loop thread owns every mutable structure; signal handlers only set events.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import platform
 import signal
@@ -29,11 +30,13 @@ from perfwarden.config.plugin_names import unknown_plugins
 from perfwarden.config.watcher import ConfigWatcher
 from perfwarden.control.handlers import build_commands
 from perfwarden.control.server import Command, ControlCounters, ControlServer
-from perfwarden.heap import trim
+from perfwarden.errors import PerfwardenError
+from perfwarden.heap import freeze_startup, trim
 from perfwarden.ingest.receivers import DatagramReceiver, Ingestor, StreamIngestServer
 from perfwarden.ingest.sockets import (
     BoundSockets,
     DirectoryLock,
+    apply_modes,
     bind_sockets,
     prepare_directory,
 )
@@ -139,6 +142,7 @@ class Daemon:
         self.evaluator.subscribers.append(self.alertmanager.on_alert)
         self._reload_lock = asyncio.Lock()
         self.control_counters = ControlCounters()
+        self._sockets_bound = False
         self.loop_errors = LoopErrors()
         self.evaluation_passes = 0
         self.evaluation_seconds = 0.0
@@ -187,6 +191,15 @@ class Daemon:
             self.last_reload = {"ok": False, "at": time.time(), "errors": errors}
             self.reload_counts["rejected"] += 1
             return ReloadOutcome(ok=False, errors=errors)
+        if new.sockets != self.config.sockets and self._sockets_bound:
+            try:
+                apply_modes(self.socket_dir, new.sockets)
+            except (OSError, PerfwardenError) as exc:
+                errors = [f"sockets: cannot apply ({exc}); the old modes stay"]
+                _log.error("config.rejected", path=str(self.config_path), errors=errors)
+                self.last_reload = {"ok": False, "at": time.time(), "errors": errors}
+                self.reload_counts["rejected"] += 1
+                return ReloadOutcome(ok=False, errors=errors)
         changes = _describe_changes(self.config, new)
         # The very bytes in force again after a rejected file: say that the daemon
         # runs what the file says once more, rather than nothing.
@@ -263,11 +276,14 @@ class Daemon:
             self._evaluate_updated, loop, lambda: self.config.evaluation.coalesce
         )
         prepare_directory(self.socket_dir, self.config.sockets)
-        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Unwritable: the state store says so and runs without persistence.
+        with contextlib.suppress(OSError):
+            self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         lock = DirectoryLock(self.socket_dir)
         lock.acquire()
         try:
             sockets = bind_sockets(self.socket_dir, self.config.sockets)
+            self._sockets_bound = True
             try:
                 return await self._serve(loop, sockets)
             finally:
@@ -341,7 +357,9 @@ class Daemon:
             plugins=[h.name for h in self.plugins.active()],
         )
         # The start-up's temporaries (imports, config parsing, the state restore,
-        # plugin loading) are garbage now: give their pages back (bench/memory.md).
+        # plugin loading) are garbage now: give their pages back (bench/memory.md),
+        # and keep what remains out of every later full collection.
+        freeze_startup()
         trim()
         self.ready = True
         self.notifier.notify("READY=1", f"STATUS={self._status_line()}")

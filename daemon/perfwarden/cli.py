@@ -456,6 +456,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Commands whose output is not text from the daemon: the daemon's own log (its
+#: JSON renderer escapes), ``top`` (escapes what it draws) and ``time`` (passes the
+#: command's own output through untouched).
+_RAW_OUTPUT = frozenset({"run", "demo", "top", "time_command"})
+
+
+def _escape_output() -> None:
+    """Names and tags from the wire may hold terminal escapes: show, never obey."""
+    from perfwarden.commands._printable import EscapingWriter  # noqa: PLC0415
+
+    sys.stdout = EscapingWriter(sys.stdout)
+    sys.stderr = EscapingWriter(sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     parser = build_parser()
@@ -464,6 +478,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Commands are imported on demand so that a client command such as
         # ``status`` does not pay for numpy and the daemon's imports.
         module = importlib.import_module(f"perfwarden.commands.{args.command_module}")
+        if args.command_module not in _RAW_OUTPUT:
+            _escape_output()
         status_code: int = module.run(args)
     except DaemonUnreachableError as exc:
         print(f"perfwarden: {exc}", file=sys.stderr)

@@ -27,26 +27,14 @@ import os
 import stat
 from pathlib import Path
 
+from perfwarden.client._trust import ancestors_reason, client_reason
 from perfwarden.errors import UntrustedDirectoryError
 
 __all__ = ["check_client_directory", "check_daemon_directory"]
 
-_OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
-
 
 def _refuse(path: Path, why: str) -> UntrustedDirectoryError:
     return UntrustedDirectoryError(f"refusing socket directory {path}: {why}")
-
-
-def _check_ancestors(path: Path, uid: int) -> None:
-    for ancestor in path.parents:
-        info = ancestor.stat()
-        if info.st_uid not in (0, uid):
-            why = f"{ancestor} above it belongs to uid {info.st_uid}"
-            raise _refuse(path, why)
-        if info.st_mode & _OTHERS_WRITE and not info.st_mode & stat.S_ISVTX:
-            why = f"{ancestor} above it is writable by others and not sticky"
-            raise _refuse(path, why)
 
 
 def check_daemon_directory(path: Path, uid: int | None = None) -> None:
@@ -67,29 +55,14 @@ def check_daemon_directory(path: Path, uid: int | None = None) -> None:
             "remove it or choose another --socket-dir"
         )
         raise _refuse(path, why)
-    _check_ancestors(path, uid)
+    untrusted = ancestors_reason(str(path), uid)
+    if untrusted is not None:
+        raise _refuse(path, untrusted)
 
 
 def check_client_directory(path: Path, uid: int | None = None) -> None:
-    """Raise :class:`UntrustedDirectoryError` unless a client ``uid`` may trust it.
-
-    A missing directory passes (there is nothing to trust or distrust: connecting
-    fails with "no daemon" instead).
-    """
-    uid = os.getuid() if uid is None else uid
-    path = Path(os.path.abspath(path))
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        return
-    if info.st_mode & _OTHERS_WRITE:
-        raise _refuse(path, "it is writable by others than its owner")
-    if info.st_uid not in (0, uid):
-        parent = path.parent.stat()
-        if parent.st_uid not in (0, uid) or parent.st_mode & _OTHERS_WRITE:
-            why = (
-                f"it belongs to uid {info.st_uid} and sits in {path.parent}, where "
-                "others may create directories: it may not be the daemon's"
-            )
-            raise _refuse(path, why)
-    _check_ancestors(path, uid)
+    """Raise :class:`UntrustedDirectoryError` unless a client ``uid`` may trust it
+    (the rules of :mod:`perfwarden.client._trust`)."""
+    why = client_reason(str(path), uid)
+    if why is not None:
+        raise _refuse(Path(os.path.abspath(path)), why)

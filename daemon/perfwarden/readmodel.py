@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
     from perfwarden.alerts.evaluator import Evaluator
@@ -48,6 +49,14 @@ class ReloadOutcome:
     changes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+
+class HttpCounters(Protocol):
+    """What ``status`` reads of the HTTP listener (views may not be imported here:
+    they import this module)."""
+
+    @property
+    def counters(self) -> Mapping[str, int]: ...
 
 
 class DaemonView(Protocol):
@@ -104,6 +113,10 @@ class DaemonView(Protocol):
     def alertmanager(self) -> AlertmanagerRoute: ...
     @property
     def loop_watch(self) -> LoopWatch: ...
+    @property
+    def http(self) -> HttpCounters | None:
+        """The HTTP listener, once the daemon has started it."""
+        ...
 
     def uptime(self) -> float:
         """Seconds since the daemon started."""

@@ -72,6 +72,7 @@ class TestConnections:
         )
         assert 1040 == control["refused_by_reason"]["per_uid"]
         assert 1 == len(daemon.log_events("control.refused"))  # once, not per refusal
+        assert "refused 1040" in daemon.cli("status").stdout
         assert not daemon.log_events("loop.error")
 
     def test_one_user_cannot_lock_out_another(
@@ -123,22 +124,20 @@ class TestRequests:
 
 
 class TestValues:
-    @pytest.mark.parametrize(
-        ("value", "message"),
-        [
+    def test_bad_knob_values_are_refused(
+        self, make_daemon: Callable[..., DaemonProcess]
+    ) -> None:
+        """Booleans, 4000-digit numbers and NaN are refused with a reason."""
+        daemon = make_daemon(LIMITED).start()
+        cases: list[tuple[object, str]] = [
             (True, "not True"),
             (int("9" * 4000), "too many digits"),
             ("9" * 4000, "too long"),
             ("nan", "finite"),
-        ],
-    )
-    def test_bad_knob_values_are_refused(
-        self, make_daemon: Callable[..., DaemonProcess], value: object, message: str
-    ) -> None:
-        """Booleans, 4000-digit numbers and NaN are refused with a reason."""
-        daemon = make_daemon(LIMITED).start()
-        with pytest.raises(ControlError, match=message):
-            daemon.request("knobs.set", name="compression.ratio", value=value)
+        ]
+        for value, message in cases:
+            with pytest.raises(ControlError, match=message):
+                daemon.request("knobs.set", name="compression.ratio", value=value)
         assert 0.4 == daemon.request("knobs")["knobs"]["compression.ratio"]["value"]
         assert not daemon.log_events("control.command_failed")
 

@@ -6,15 +6,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
+from perfwarden.app import Daemon
+from perfwarden.config.load import parse_config
+from perfwarden.control.handlers import metric_record
 from perfwarden.control.protocol import ProtocolError, decode_request
 from perfwarden.ingest.statsd import Batch, parse, set_tag_limits
 from perfwarden.series.ceiling import MemoryCeiling
 from perfwarden.series.store import SET_MEMBER_OVERHEAD, MetricStore
+from perfwarden.views.exposition import Exposition
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
 
 @pytest.fixture(autouse=True)
@@ -108,3 +114,45 @@ class TestRequestDepth:
                 decode_request((line + "}}").encode(), max_depth=32)
         line = '{"command": "ping", "args": {"a": [[1]]}}'
         assert "ping" == decode_request(line.encode(), max_depth=4).command
+
+
+class TestLimitsExposition:
+    def test_families_parse_and_count(self, tmp_path: Path) -> None:
+        """The limits' counters reach /metrics under their documented names."""
+        config = parse_config('version: 1\nhttp: {listen: "127.0.0.1:0"}\n')
+        daemon = Daemon(config, tmp_path / "c.yaml", tmp_path / "run", tmp_path)
+        daemon.control_counters.refused["per_uid"] = 3
+        daemon.store.shedding = True
+        body, _ = Exposition(daemon).scrape_now()
+        found = {
+            sample.name: (sample.labels, sample.value)
+            for family in text_string_to_metric_families(body.decode())
+            for sample in family.samples
+            if "control_refused" in sample.name or "shedding" in sample.name
+        }
+        assert ({}, 1.0) == found["perfwarden_shedding_new_series"]
+        refused = [
+            sample.value
+            for family in text_string_to_metric_families(body.decode())
+            for sample in family.samples
+            if sample.name == "perfwarden_control_refused_connections_total"
+            and sample.labels == {"reason": "per_uid"}
+        ]
+        assert [3.0] == refused
+
+
+class TestReportAggregate:
+    def test_a_metric_over_many_series_is_sampled(self, tmp_path: Path) -> None:
+        """300 full windows of 1000: the aggregate reads at most 100k samples, the
+        newest of each series; a small metric is read whole."""
+        config = parse_config("version: 1\nstatistics: {window: 1000}\n")
+        daemon = Daemon(config, tmp_path / "c.yaml", tmp_path / "run", tmp_path)
+        batch = Batch(received=301, accepted=301)
+        for i in range(300):
+            batch.values[f"wide|g|#i:{i}"] = [float(i)] * 1000
+        batch.values["small|g"] = [1.0, 2.0, 3.0]
+        daemon.store.ingest(batch, 1.0)
+        wide = metric_record(daemon, "wide")
+        assert 300 * (100_000 // 300) == wide["sample_size"]
+        assert 149.5 == pytest.approx(wide["mean"])
+        assert 3 == metric_record(daemon, "small")["sample_size"]

@@ -14,13 +14,15 @@ from perfwarden.errors import UntrustedDirectoryError
 from perfwarden.ownership import check_client_directory, check_daemon_directory
 from perfwarden.testing import DaemonProcess
 
+from .conftest import as_nobody
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
 pytestmark = pytest.mark.skipif(os.getuid() != 0, reason="chown needs root")
 
-NOBODY = 65534
+NOBODY = 65534  # the uid a "local user" plants directories as
 
 
 def planted(parent: Path) -> Path:
@@ -119,3 +121,18 @@ class TestClientSide:
         directory.chmod(0o770)
         with pytest.raises(UntrustedDirectoryError, match="writable by others"):
             check_client_directory(directory)
+
+
+class TestUnreachable:
+    def test_unreachable_directory_fails_as_before(self, tmp_path: Path) -> None:
+        """A directory nobody may even look into: "not allowed", no traceback."""
+        hidden = tmp_path / "private"
+        (hidden / "run").mkdir(parents=True)
+        hidden.chmod(0o700)
+        tmp_path.chmod(0o755)
+
+        def call() -> object:
+            return request(hidden / "run" / "control.sock", "ping")
+
+        outcome = as_nobody(call)
+        assert ("error", "DaemonUnreachableError") == outcome[:2]

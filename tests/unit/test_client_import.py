@@ -66,6 +66,7 @@ class TestLightClient:
             "perfwarden.client._discovery",
             "perfwarden.client._knob_watcher",
             "perfwarden.client._sender",
+            "perfwarden.client._trust",
         } == ours
 
     def test_memory(self) -> None:

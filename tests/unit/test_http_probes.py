@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 async def _status(port: int, path: str) -> bytes:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
     await writer.drain()
     reply = await reader.read()
     writer.close()

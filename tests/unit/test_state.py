@@ -553,7 +553,7 @@ class TestExpiredSeries:
         a = make(tmp_path)
         a.state.restore()
         feed(a, "m|g", [2.0])
-        snap = a.state._snapshot()
+        snap = asyncio.run(a.state._snapshot())
         gone = a.store.expire(time.monotonic() + 7200, lambda name: 3600.0)
         a.state.forget(series.key for series, _ in gone)
         feed(a, "m|g", [5.0])

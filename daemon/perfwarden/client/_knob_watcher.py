@@ -2,7 +2,10 @@
 
 It connects to ``control.sock``, sends ``knobs.watch`` and applies every update it
 streams; when the daemon is away it falls back to ``knobs.json`` in the state
-directory and reconnects with backoff. Nothing here raises into the application.
+directory and reconnects with backoff (also when the daemon refuses the connection,
+say past ``control.max_connections_per_uid``). A control socket in a directory that
+someone else could have planted (:mod:`perfwarden.client._trust`) is not listened
+to. Nothing here raises into the application.
 
 The control protocol's request line is written here rather than imported from
 :mod:`perfwarden.control.protocol`: the client imports nothing of the daemon (and
@@ -15,6 +18,7 @@ import os
 import threading
 
 from perfwarden.client._discovery import KNOBS_FILE
+from perfwarden.client._trust import client_reason
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -154,6 +158,9 @@ class KnobWatcher:
         import json  # noqa: PLC0415 - see _load_file
         import socket  # noqa: PLC0415 - likewise
 
+        untrusted = client_reason(os.path.dirname(self._control_path))
+        if untrusted is not None:
+            raise ValueError(untrusted)
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             self._sock = sock
             sock.settimeout(5.0)
@@ -167,7 +174,8 @@ class KnobWatcher:
                         return
                     response = json.loads(line)
                     if not response.get("ok"):
-                        return
+                        msg = f"the daemon refused: {response.get('error')}"
+                        raise ValueError(msg)
                     data = response["data"]
                     self._apply(data["values"], int(data.get("version", -1)))
                     self._connected.set()

@@ -48,7 +48,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"reload     {reload_line}")
     print(f"sockets    {data['socket_dir']}")
     print(f"state      {data['state_dir']}")
-    print(f"memory     {data['memory']['rss_mb']} MB RSS")
+    state = data.get("state") or {}
+    if state.get("disabled"):
+        print(f"           not saving: {state['disabled']}")
+    shedding = "  (past the ceiling: new series shed)"
+    print(
+        f"memory     {data['memory']['rss_mb']} MB RSS"
+        f"{shedding if data.get('shedding_new_series') else ''}"
+    )
     print(f"series     {data['series']}  expired {data.get('series_expired', 0)}")
     print(
         f"ingest     received {ingest['received']}  accepted {ingest['accepted']}  "
@@ -59,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"           malformed {reason}: {count}")
     for reason, count in ingest["dropped_by_reason"].items():
         print(f"           dropped {reason}: {count}")
+    _print_limits(data)
     log = data.get("log") or {}
     if log:
         print(
@@ -82,3 +90,35 @@ def run(args: argparse.Namespace) -> int:
     by_state = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
     print(f"plugins    {f'{len(plugins)} ({by_state})' if plugins else 'none loaded'}")
     return 0
+
+
+def _print_limits(data: dict[str, Any]) -> None:
+    """The limits' refusals and drops, on lines that appear once there are any."""
+    connections = data["ingest"].get("connections") or {}
+    closed = connections.get("idle_closed", 0)
+    if connections.get("refused") or closed:
+        print(
+            f"streams    open {connections.get('open', 0)}  refused "
+            f"{connections['refused']} (per uid "
+            f"{connections.get('refused_per_uid', 0)})  idle closed {closed}"
+        )
+    control = data.get("control") or {}
+    if (
+        control.get("refused")
+        or control.get("slow_readers")
+        or control.get("too_large")
+    ):
+        print(
+            f"control    open {control['open']}  refused {control['refused']}  "
+            f"slow readers {control['slow_readers']}  too large {control['too_large']}"
+        )
+    http = data.get("http") or {}
+    if any(http.values()):
+        shown = "  ".join(f"{name} {count}" for name, count in sorted(http.items()))
+        print(f"http       {shown}")
+    overflow = data.get("set_members_overflow", 0)
+    if overflow:
+        print(f"sets       members not counted {overflow}")
+    exhausted = (data.get("loop_errors") or {}).get("fd_exhausted", 0)
+    if exhausted:
+        print(f"fds        exhausted {exhausted} times (accepts paused)")

@@ -37,6 +37,7 @@ from rich.console import Console
 from rich.live import Live
 
 from perfwarden.commands._common import control_path
+from perfwarden.commands._printable import escaped
 from perfwarden.control.channel import ControlChannel
 from perfwarden.errors import ControlError, DaemonUnreachableError
 from perfwarden.views.tui import UNREACHABLE, Snapshot, render_frame
@@ -83,11 +84,12 @@ class Poller:
             raise
 
     def _fetch(self, channel: ControlChannel) -> Snapshot:
-        status = channel.call("status")
-        stats = channel.call("stats", recent=self.recent)
-        alerts = channel.call("alerts")
-        knobs = channel.call("knobs")
-        report = channel.call("report")
+        # Names, tags and reasons come from senders: escaped before they are drawn.
+        status = escaped(channel.call("status"))
+        stats = escaped(channel.call("stats", recent=self.recent))
+        alerts = escaped(channel.call("alerts"))
+        knobs = escaped(channel.call("knobs"))
+        report = escaped(channel.call("report"))
         actions = (report.get("validation_results") or {}).get("recent_actions") or []
         series = [self._with_recent(dict(r)) for r in stats.get("series", [])]
         return Snapshot(

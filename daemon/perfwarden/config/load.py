@@ -376,6 +376,7 @@ def _sub(c: Checker, top: Section, name: str, keys: Iterable[str] | None) -> Sec
 
 def _statistics(c: Checker, s: Section) -> StatisticsConfig:
     d = StatisticsConfig()
+    memory_mb = c.integer(s, "max_memory_mb", at_least(0))
     window = or_default(c.integer(s, "window", at_least(2)), d.window)
     min_samples = or_default(c.integer(s, "min_samples", at_least(2)), d.min_samples)
     if min_samples > window and "min_samples" in s:
@@ -398,9 +399,7 @@ def _statistics(c: Checker, s: Section) -> StatisticsConfig:
         min_samples=min_samples,
         max_series=or_default(c.integer(s, "max_series", at_least(1)), d.max_series),
         expire_after=or_default(_expiry(c, s, "expire_after"), d.expire_after),
-        max_memory_mb=or_default(
-            c.integer(s, "max_memory_mb", at_least(0)), d.max_memory_mb
-        ),
+        max_memory_mb=or_default(memory_mb, d.max_memory_mb),
     )
 
 

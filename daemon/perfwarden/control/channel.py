@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import itertools
 import socket
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 from perfwarden.control.protocol import (
     MAX_LINE,
@@ -15,9 +16,6 @@ from perfwarden.control.protocol import (
 from perfwarden.errors import ControlError, DaemonUnreachableError
 from perfwarden.ownership import check_client_directory
 
-if TYPE_CHECKING:
-    from pathlib import Path
-
 __all__ = ["ControlChannel", "request"]
 
 _ids = itertools.count(1)
@@ -27,7 +25,7 @@ class ControlChannel:
     """One connection to ``control.sock``; ``call()`` sends, waits and returns."""
 
     def __init__(self, path: Path, timeout: float = 10.0) -> None:
-        self._path = path
+        self._path = path = Path(path)  # a str works too
         check_client_directory(path.parent)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(timeout)
@@ -56,7 +54,22 @@ class ControlChannel:
         self._sock.close()
 
     def call(self, command: str, **args: Any) -> Any:
-        """Run one command; its ``data`` on success, :class:`ControlError` otherwise."""
+        """Run one command; its ``data`` on success, :class:`ControlError` otherwise.
+
+        A paged reply (``next_offset`` set, ``paged`` naming its list fields) is
+        followed to its end, and the pages' lists are joined into one reply.
+        """
+        data = self._call_once(command, args)
+        while isinstance(data, dict) and data.get("next_offset") is not None:
+            page = self._call_once(command, {**args, "offset": data["next_offset"]})
+            if not isinstance(page, dict):
+                break
+            for name in data.get("paged") or ():
+                data[name] = [*data.get(name, []), *page.get(name, [])]
+            data["next_offset"] = page.get("next_offset")
+        return data
+
+    def _call_once(self, command: str, args: dict[str, Any]) -> Any:
         try:
             self._sock.sendall(encode_request(next(_ids), command, args))
             line = self._reader.readline(MAX_LINE + 1)

@@ -47,6 +47,17 @@ __all__ = ["MAX_SILENCE", "build_commands", "metric_record", "series_stats"]
 
 #: The most raw values ``stats`` returns per series (``recent`` argument).
 _MAX_RECENT = 1000
+#: What one page of ``stats`` may hold, estimated: a record is ~600 bytes of JSON
+#: plus ~20 per ``recent`` value. Pages keep each reply well under the protocol's
+#: MAX_LINE, and a client reading 10k series gets them in pieces, not in one
+#: multi-megabyte reply computed in one go.
+_PAGE_BYTES = 256 * 1024
+_RECORD_BYTES = 700
+_VALUE_BYTES = 24
+#: Loop time ``stats`` takes before it lets the loop run (ingest, other clients).
+_STATS_SLICE = 0.005
+#: Samples a metric's aggregate over all its series (``report``) is computed from.
+_AGGREGATE_SAMPLES = 100_000
 #: The longest silence: longer ones are a mistake (``--for 1e300``), not a wish.
 MAX_SILENCE = 366 * 86400.0
 MAX_SILENCE_TEXT = "366 days (8784h)"
@@ -139,7 +150,10 @@ def series_stats(daemon: DaemonControl, series: Series) -> dict[str, Any]:
 def metric_record(daemon: DaemonControl, name: str) -> dict[str, Any]:
     """One metric's aggregate over all its series, with its best ``group_by`` value."""
     all_series = daemon.store.by_name(name)
-    values = [s.window.values() for s in all_series]
+    # The newest samples of each series, at most _AGGREGATE_SAMPLES in all: a
+    # metric split over 10k series must not cost a 10-million-sample copy.
+    share = max(1, _AGGREGATE_SAMPLES // max(len(all_series), 1))
+    values = [s.window.tail(min(share, len(s.window))) for s in all_series]
     joined = np.concatenate(values) if values else np.empty(0)
     window = RollingWindow(max(len(joined), 1))
     window.extend(joined)
@@ -300,6 +314,7 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
             "ingest": daemon.ingestor.counters.as_dict(),
             "control": daemon.control_counters.as_dict(),
             "loop_errors": daemon.loop_errors.as_dict(),
+            "http": dict(daemon.http.counters) if daemon.http else None,
             "log": log_stats(),
             "series": len(daemon.store),
             "series_expired": daemon.expiry.expired,
@@ -337,16 +352,35 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
         if not isinstance(recent, int) or not 0 <= recent <= _MAX_RECENT:
             message = f"'recent' must be an integer from 0 to {_MAX_RECENT}"
             raise ControlError("bad_request", message)
+        offset = args.get("offset", 0)
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise ControlError("bad_request", "'offset' must be a whole number")
         unknown = [name for name in names if not store.by_name(name)]
-        records = []
-        for name in names:
-            for series in store.by_name(name):
-                record = series_stats(daemon, series)
-                if recent:
-                    size = min(recent, len(series.window))
-                    record["recent"] = series.window.tail(size).tolist() if size else []
-                records.append(record)
-        return {"series": records, "unknown": unknown}
+        everything = [series for name in names for series in store.by_name(name)]
+        records: list[dict[str, Any]] = []
+        budget = _PAGE_BYTES
+        end = offset
+        slice_started = time.perf_counter()
+        for series in everything[offset:]:
+            if records and budget <= 0:
+                break
+            record = series_stats(daemon, series)
+            if recent:
+                size = min(recent, len(series.window))
+                record["recent"] = series.window.tail(size).tolist() if size else []
+            records.append(record)
+            end += 1
+            budget -= _RECORD_BYTES + _VALUE_BYTES * len(record.get("recent", ()))
+            if time.perf_counter() - slice_started >= _STATS_SLICE:
+                await asyncio.sleep(0)  # let ingest and other clients in
+                slice_started = time.perf_counter()
+        return {
+            "series": records,
+            "unknown": unknown,
+            "total": len(everything),
+            "next_offset": end if end < len(everything) else None,
+            "paged": ["series"],
+        }
 
     async def reload(args: dict[str, Any]) -> dict[str, Any]:
         outcome = await daemon.reload()
@@ -412,7 +446,13 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
             if name not in daemon.config.metrics and not daemon.store.by_name(name)
         ]
         names = [name for name in names if name not in unknown]
-        records = [metric_record(daemon, name) for name in names]
+        records = []
+        slice_started = time.perf_counter()
+        for name in names:
+            records.append(metric_record(daemon, name))
+            if time.perf_counter() - slice_started >= _STATS_SLICE:
+                await asyncio.sleep(0)  # let ingest and other clients in
+                slice_started = time.perf_counter()
         generated = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         recent = list(daemon.optimizer.history)[-10:]
         return {

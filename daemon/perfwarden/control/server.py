@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from perfwarden.control.protocol import (
+    MAX_LINE,
     ProtocolError,
     Request,
     decode_request,
@@ -222,7 +223,11 @@ class ControlServer:
     ) -> None:
         task = asyncio.current_task()
         assert task is not None  # noqa: S101 - always inside a task
-        peer = PeerCredentials.of(writer.get_extra_info("socket"))
+        try:
+            peer = PeerCredentials.of(writer.get_extra_info("socket"))
+        except OSError:  # the client is already gone
+            writer.close()
+            return
         refused = self._admit(peer)
         if refused is not None:
             writer.write(self._refuse(peer, refused))
@@ -338,9 +343,17 @@ class ControlServer:
             return encode_error(request.id, "forbidden", message)
         try:
             data = await command.handler(request.args)  # type: ignore[misc]
-            return encode_ok(request.id, data)
+            reply = encode_ok(request.id, data)
         except ControlError as exc:
             return encode_error(request.id, exc.code, exc.message)
         except Exception as exc:  # noqa: BLE001 - one failing command must not end the server
             _log.exception("control.command_failed", command=command.name)
             return encode_error(request.id, "failed", f"{type(exc).__name__}: {exc}")
+        if len(reply) > MAX_LINE:
+            # No client reads a longer line: say so instead of sending it.
+            message = (
+                f"the reply would be {len(reply)} bytes, over the protocol's "
+                f"{MAX_LINE}; ask for fewer metrics"
+            )
+            return encode_error(request.id, "too_large", message)
+        return reply

@@ -30,7 +30,13 @@ from perfwarden.paths import (
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["BoundSockets", "DirectoryLock", "bind_sockets", "prepare_directory"]
+__all__ = [
+    "BoundSockets",
+    "DirectoryLock",
+    "apply_modes",
+    "bind_sockets",
+    "prepare_directory",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +74,24 @@ def prepare_directory(path: Path, config: SocketsConfig) -> None:
     gid = _gid(config.group)
     if gid is not None:
         os.chown(path, -1, gid)
+
+
+def apply_modes(directory: Path, config: SocketsConfig) -> None:
+    """Give the directory and its sockets the modes and group of ``config`` (a
+    reload): the kernel checks them at each connect, so new clients follow at once,
+    and connections already open stay. Raises ``PerfwardenError`` for an unknown
+    group, before anything changed."""
+    modes = _modes(config.metrics_access, config.group)
+    gid = _gid(config.group)
+    targets = (
+        (directory, modes.directory),
+        (directory / METRICS_SOCKET, modes.metrics),
+        (directory / METRICS_STREAM_SOCKET, modes.metrics),
+        (directory / CONTROL_SOCKET, modes.control),
+    )
+    for path, mode in targets:
+        os.chown(path, -1, os.getgid() if gid is None else gid)
+        os.chmod(path, mode)
 
 
 class DirectoryLock:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 import time
@@ -117,6 +118,15 @@ def write_json_atomic(path: Path, payload: Any) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def _timestamp(value: object, now: Callable[[], float]) -> float:
+    """A saved time if it is a finite number, else now (a hand-edited file)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        with contextlib.suppress(OverflowError):
+            if math.isfinite(float(value)):
+                return float(value)
+    return now()
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,12 +259,12 @@ class KnobStore:
                 continue
             try:
                 value = spec.clamp(entry["value"])
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, ArithmeticError):
                 continue
             self._records[name] = KnobRecord(
                 value,
                 str(entry.get("changed_by", "restored")),
-                float(entry.get("changed_at", self._wall())),
+                _timestamp(entry.get("changed_at"), self._wall),
                 str(entry.get("reason", "")),
             )
             restored.append(name)

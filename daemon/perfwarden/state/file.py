@@ -13,6 +13,10 @@ suits a state that is by design a few seconds behind: ``FULL`` would add an fsyn
 every interval for no gain against ``kill -9``. The shutdown checkpoint ends with
 ``wal_checkpoint(TRUNCATE)``, which fsyncs, so a clean stop is durable outright.
 
+The writer binds its rows in batches with a 1 ms pause between them, all in the
+one transaction: binding holds the GIL, and one ``executemany`` of 10k rows held
+the event loop thread off it in bursts (bench/hostile.md).
+
 **Recognition.** ``PRAGMA application_id`` is :data:`APPLICATION_ID` and the ``meta``
 table carries ``schema_version``. A file that is not SQLite, a SQLite database of
 another application, a newer schema or a failed ``quick_check`` is renamed to
@@ -51,6 +55,7 @@ if TYPE_CHECKING:
 __all__ = [
     "APPLICATION_ID",
     "CACHE_KIB",
+    "MAX_CAPACITY",
     "SCHEMA_VERSION",
     "STATE_FILE",
     "UnusableFile",
@@ -107,6 +112,9 @@ CREATE TABLE documents (name TEXT PRIMARY KEY, data TEXT NOT NULL);  -- JSON
 CREATE TABLE history (seq INTEGER PRIMARY KEY, data TEXT NOT NULL);  -- JSON rows
 """
 CACHE_KIB: Final = 256  # SQLite page cache per connection, KiB
+#: The largest window a saved row may claim: a damaged or forged row with a larger
+#: one is skipped instead of allocating it (capacity 1e13 is 80 TB of float64).
+MAX_CAPACITY: Final = 10_000_000
 TABLES: Final = frozenset(
     {"meta", "series", "samples", "alerts", "documents", "history"}
 )
@@ -280,8 +288,8 @@ def series_from_row(
     to_mono: Callable[[float | None], float | None],
 ) -> Series:
     key, name, type_, tags, capacity, total, pending, last_update = row
-    if int(capacity) < 1:
-        msg = f"capacity {capacity} is not positive"
+    if not 1 <= int(capacity) <= MAX_CAPACITY:
+        msg = f"capacity {capacity} is not between 1 and {MAX_CAPACITY}"
         raise ValueError(msg)
     values = window_values(chunks, int(total), int(capacity))
     tag_list = json.loads(tags)
@@ -349,6 +357,24 @@ def reason_of(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+#: Rows bound per ``executemany`` call of a checkpoint, and the pause between calls.
+_BATCH_ROWS: Final = 128
+_BATCH_PAUSE: Final = 0.001
+
+
+def _in_batches(conn: sqlite3.Connection, sql: str, rows: list[Any]) -> None:
+    """``executemany`` in batches with a short sleep between them.
+
+    The writer thread binds every row holding the GIL and gives it up only during
+    SQLite's own steps, so a long ``executemany`` leaves the event loop thread
+    waiting for the GIL in bursts; the sleeps hand it over (bench/hostile.md).
+    """
+    for start in range(0, len(rows), _BATCH_ROWS):
+        if start:
+            time.sleep(_BATCH_PAUSE)
+        conn.executemany(sql, rows[start : start + _BATCH_ROWS])
+
+
 def write_snapshot(conn: sqlite3.Connection, snap: Snapshot, *, final: bool) -> None:
     """Write ``snap`` in one transaction; ``final`` then folds the WAL into the
     database file (which fsyncs)."""
@@ -364,7 +390,8 @@ def write_snapshot(conn: sqlite3.Connection, snap: Snapshot, *, final: bool) -> 
                 " WHERE last_update IS NOT NULL",
                 (snap.downtime,),
             )
-        conn.executemany(
+        _in_batches(
+            conn,
             "INSERT OR REPLACE INTO series VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             snap.series,
         )
@@ -372,11 +399,12 @@ def write_snapshot(conn: sqlite3.Connection, snap: Snapshot, *, final: bool) -> 
             "DELETE FROM series WHERE key = ?",
             [(k,) for k in snap.series_removed],
         )
-        conn.executemany(
+        _in_batches(
+            conn,
             "DELETE FROM samples WHERE seq = ?",
             [(seq,) for seq in snap.chunks_removed],
         )
-        conn.executemany("INSERT INTO samples VALUES (?, ?, ?, ?)", chunk_rows)
+        _in_batches(conn, "INSERT INTO samples VALUES (?, ?, ?, ?)", chunk_rows)
         conn.executemany(
             "INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             snap.alerts,

@@ -11,7 +11,8 @@ store writes atomically on every change: it is always at least as new as the las
 checkpoint, so keeping a second copy here could only disagree with it.
 
 **Checkpoints.** Every ``state.checkpoint_interval`` (default 2 s; ``0`` turns
-periodic checkpoints off) and once on shutdown. The loop thread takes a snapshot,
+periodic checkpoints off) and once on shutdown. The loop thread takes a snapshot
+in slices of at most :data:`SNAPSHOT_SLICE` (5 ms) between which the loop runs,
 copying only what changed since the last successful checkpoint (a window's
 ``(total_count, capacity, pending)`` is its cheap change mark); a worker thread
 (``asyncio.to_thread``) writes it in ONE transaction; a checkpoint still writing
@@ -32,8 +33,10 @@ that has piled up :data:`~perfwarden.state.saved.MAX_CHUNKS` chunks is written
 whole, as one chunk.
 
 This module runs the restore and the checkpoints; what a checkpoint writes is
-decided in :mod:`perfwarden.state.saved`, and the file itself (schema, durability
-settings, recognition, migration, the SQL) is :mod:`perfwarden.state.file`.
+decided in :mod:`perfwarden.state.saved`, opening the file (a damaged one moved
+aside, a read-only one read and left alone) is :mod:`perfwarden.state.opening`, and
+the file itself (schema, durability settings, recognition, migration, the SQL) is
+:mod:`perfwarden.state.file`.
 
 **Idle time.** A series' last update is saved as wall-clock time, but the time the
 daemon was down does not count as idle (as the monotonic clock does not count a
@@ -46,13 +49,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from perfwarden.alerts.evaluator import Silence
 from perfwarden.alerts.machine import AlertState
@@ -64,13 +66,12 @@ from perfwarden.state.file import (
     STATE_FILE,
     UnusableFile,
     alert_from_row,
-    check,
-    configure,
     read_all,
     reason_of,
     series_from_row,
     write_snapshot,
 )
+from perfwarden.state.opening import Opened, discard, open_state, unavailable
 from perfwarden.state.saved import STALE_ALERT, STALE_SERIES, Saved, Snapshot
 
 if TYPE_CHECKING:
@@ -85,12 +86,15 @@ if TYPE_CHECKING:
 __all__ = [
     "APPLICATION_ID",
     "SCHEMA_VERSION",
+    "SNAPSHOT_SLICE",
     "STATE_FILE",
     "RestoreReport",
     "StateStore",
 ]
 
 _log = get_logger("perfwarden.state")
+#: Loop time a snapshot takes before it lets the loop run (bench/hostile.md).
+SNAPSHOT_SLICE: Final = 0.005
 
 
 @dataclass(slots=True)
@@ -163,56 +167,11 @@ class StateStore:
         self.last_write_seconds = 0.0
         self.last_series_written = 0
         self.last_error: str | None = None
-
-    # -- opening ------------------------------------------------------------------
-
-    def _connect(self) -> sqlite3.Connection:
-        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE/COMMIT);
-        # check_same_thread=False: the worker thread writes, one write at a time.
-        return sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=10.0
-        )
-
-    def _open(self, report: RestoreReport) -> sqlite3.Connection | None:
-        """Connect, recognise or create the schema; move an unusable file aside."""
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        conn: sqlite3.Connection | None = None
-        try:
-            conn = self._connect()
-            check(conn)
-            configure(conn)
-        except (sqlite3.DatabaseError, UnusableFile) as exc:
-            if conn is not None:
-                conn.close()
-            if not self.path.exists():
-                _log.error("state.unavailable", path=str(self.path), error=str(exc))
-                return None
-            report.discarded = reason_of(exc)
-            self._discard(report.discarded)
-            try:
-                conn = self._connect()
-                check(conn)
-                configure(conn)
-            except (sqlite3.DatabaseError, UnusableFile) as again:
-                _log.error("state.unavailable", path=str(self.path), error=str(again))
-                return None
-        return conn
-
-    def _discard(self, reason: str) -> None:
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(self._wall()))
-        target = self.path.with_name(f"{STATE_FILE}.corrupt-{stamp}")
-        n = 1
-        while target.exists():
-            n += 1
-            target = self.path.with_name(f"{STATE_FILE}.corrupt-{stamp}.{n}")
-        os.replace(self.path, target)
-        for suffix in ("-wal", "-shm"):
-            side = self.path.with_name(STATE_FILE + suffix)
-            if side.exists():
-                os.replace(side, target.with_name(target.name + suffix))
-        _log.warning(
-            "state.discarded", path=str(self.path), moved_to=str(target), reason=reason
-        )
+        #: Why nothing is saved (read-only or unusable state), None when saving.
+        self.disabled: str | None = None
+        #: The longest the snapshot holds the loop before letting it run (None:
+        #: all at once, as a benchmark's baseline).
+        self.slice_seconds: float | None = SNAPSHOT_SLICE
 
     # -- restoring ----------------------------------------------------------------
 
@@ -224,19 +183,28 @@ class StateStore:
         """
         started = time.perf_counter()
         report = RestoreReport()
-        self._conn = self._open(report)
-        if self._conn is not None:
+        opened = open_state(self.path, self._wall)
+        if opened.conn is not None:
             try:
-                data = read_all(self._conn)
+                data = read_all(opened.conn)
             except (sqlite3.DatabaseError, UnusableFile) as exc:
                 # The header was fine, the pages are not: discard the whole file.
-                self._conn.close()
-                report.discarded = reason_of(exc)
-                self._discard(report.discarded)
-                self._conn = self._open(report)
+                opened.conn.close()
+                reason = reason_of(exc)
+                unmoved = discard(self.path, reason, self._wall)
+                if unmoved is None:
+                    opened = open_state(self.path, self._wall)
+                else:
+                    opened = unavailable(Opened(), self.path, unmoved)
+                opened.discarded = reason
                 data = None
             if data is not None:
                 self._apply(data, report)
+        elif opened.read_only_data is not None:
+            self._apply(opened.read_only_data, report)
+        self._conn = opened.conn
+        self.disabled = opened.disabled
+        report.discarded = opened.discarded
         report.seconds = time.perf_counter() - started
         self.restored = report
         _log.info("state.restored", path=str(self.path), **report.as_dict())
@@ -267,7 +235,7 @@ class StateStore:
             saved.chunks[key] = [(seq, first, len(d) // 8) for seq, first, d in owned]
             try:
                 series = series_from_row(row, owned, idle_since)
-            except (ValueError, TypeError, KeyError) as exc:
+            except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
                 report.skipped += 1
                 _log.warning(
                     "state.row_skipped", table="series", key=key, error=str(exc)
@@ -294,7 +262,7 @@ class StateStore:
                 continue
             try:
                 alert, observation, seen = alert_from_row(row, to_mono)
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, ArithmeticError) as exc:
                 report.skipped += 1
                 _log.warning(
                     "state.row_skipped", table="alerts", key=key, error=str(exc)
@@ -315,7 +283,13 @@ class StateStore:
                 continue
             try:
                 restore(documents[name])
-            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            except (
+                ValueError,
+                TypeError,
+                KeyError,
+                AttributeError,
+                ArithmeticError,
+            ) as exc:
                 report.skipped += 1
                 _log.warning(
                     "state.row_skipped", table="documents", key=name, error=str(exc)
@@ -375,7 +349,7 @@ class StateStore:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._writing)
         started = time.perf_counter()
-        snapshot = self._snapshot()
+        snapshot = await self._snapshot()
         self.last_snapshot_seconds = time.perf_counter() - started
         writing = asyncio.ensure_future(asyncio.to_thread(self._write, snapshot, final))
         writing.add_done_callback(_retrieve)
@@ -397,8 +371,9 @@ class StateStore:
         their rows, or rewrites them in full should the key be back by then."""
         self._saved.forget(keys)
 
-    def _snapshot(self) -> Snapshot:
-        return self._saved.snapshot(
+    async def _snapshot(self) -> Snapshot:
+        """Take the snapshot in slices of at most ``slice_seconds`` of loop time."""
+        steps = self._saved.snapshot_steps(
             store=self._store,
             evaluator=self._evaluator,
             optimizer=self._optimizer,
@@ -406,6 +381,19 @@ class StateStore:
             mono=self._clock(),
             wall=self._wall(),
         )
+        slice_started = time.perf_counter()
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                snapshot: Snapshot = done.value
+                return snapshot
+            if (
+                self.slice_seconds is not None
+                and time.perf_counter() - slice_started >= self.slice_seconds
+            ):
+                await asyncio.sleep(0)
+                slice_started = time.perf_counter()
 
     def _write(self, snap: Snapshot, final: bool) -> float:
         """One transaction (worker thread); returns the seconds it took."""
@@ -443,6 +431,7 @@ class StateStore:
         return {
             "path": str(self.path),
             "enabled": self._conn is not None,
+            "disabled": self.disabled,
             "checkpoints": self.checkpoints,
             "failures": self.failures,
             "skipped": self.skipped,

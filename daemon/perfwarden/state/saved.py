@@ -9,6 +9,12 @@ changed window's new samples as one chunk (or the whole window, when its samples
 all changed, it was resized or it holds :data:`MAX_CHUNKS` chunks). The marks
 move only once the snapshot is committed (:meth:`Saved.committed`), so a failed
 write is retried in full.
+
+At 10k series a snapshot is hundreds of milliseconds of work, so it is taken in
+steps (:meth:`Saved.snapshot_steps` yields after each series and alert) that the
+checkpoint spreads over several loop turns: each series is copied whole at one
+instant, and a series that leaves the store meanwhile is forgotten as usual (its
+row is deleted by the next checkpoint).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import numpy as np
 from perfwarden.alerts.machine import SeriesAlert
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Generator, Iterable
 
     from perfwarden.alerts.evaluator import Evaluator
     from perfwarden.optimize.engine import OptimizerEngine
@@ -112,7 +118,34 @@ class Saved:
         mono: float,
         wall: float,
     ) -> Snapshot:
-        """What differs from the file now (call on the loop thread)."""
+        """What differs from the file now, in one go (call on the loop thread)."""
+        steps = self.snapshot_steps(
+            store=store,
+            evaluator=evaluator,
+            optimizer=optimizer,
+            learning=learning,
+            mono=mono,
+            wall=wall,
+        )
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                snap: Snapshot = done.value
+                return snap
+
+    def snapshot_steps(
+        self,
+        *,
+        store: MetricStore,
+        evaluator: Evaluator,
+        optimizer: OptimizerEngine,
+        learning: Learning,
+        mono: float,
+        wall: float,
+    ) -> Generator[None, None, Snapshot]:
+        """:meth:`snapshot` as steps: yields after each series and alert (the caller
+        may let the loop run there) and returns the snapshot."""
 
         def to_wall(at: float | None) -> float | None:
             return None if at is None else wall - (mono - at)
@@ -121,7 +154,7 @@ class Saved:
         self.forgotten.clear()
         marks = self.series_marks
         present: set[str] = set()
-        for series in store:
+        for series in list(store):
             key = series.key
             present.add(key)
             window = series.window
@@ -143,12 +176,15 @@ class Saved:
                 )
             )
             snap.series_marks[key] = mark
+            yield
+        # A series forgotten while the steps ran is marked stale once this snapshot
+        # is committed (as during the write), so the next checkpoint deletes it.
         snap.series_removed = [key for key in marks if key not in present]
         for key in snap.series_removed:
             snap.chunks_removed.extend(seq for seq, _, _ in self.chunks.get(key, ()))
         snap.chunks_removed.extend(self.orphan_chunks)
         alert_marks = self.alert_marks
-        for key, alert in evaluator.alerts.items():
+        for key, alert in list(evaluator.alerts.items()):
             observation = evaluator.observations.get(key)
             seen = evaluator.seen(key)
             alert_mark = (alert, observation, seen)
@@ -167,6 +203,7 @@ class Saved:
                 )
             )
             snap.alert_marks[key] = alert_mark
+            yield
         snap.alerts_removed = [k for k in alert_marks if k not in evaluator.alerts]
         snap.documents = {
             name: text

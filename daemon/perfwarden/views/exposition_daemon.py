@@ -17,6 +17,7 @@ import psutil
 from perfwarden import __version__
 from perfwarden.optimize.learning import PRIORS
 from perfwarden.optimize.plugin_runtime import PluginState
+from perfwarden.views.exposition_limits import limit_families
 from perfwarden.views.exposition_text import Family, label_pairs
 from perfwarden.views.exposition_units import base_unit
 
@@ -34,6 +35,7 @@ def daemon_families(daemon: DaemonView) -> list[Family]:
         *_thresholds(daemon),
         *_knobs(daemon),
         *_ingest(daemon),
+        *limit_families(daemon),
         *_plugins(daemon),
         *_learning(daemon),
         *_reloads(daemon),

@@ -8,9 +8,16 @@ copied snapshot (:mod:`perfwarden.views.exposition`). Nothing is done per sample
 ingest path.
 
 The HTTP is deliberately tiny: HTTP/1.1, ``GET`` and ``HEAD``, a request head of at
-most 8 KiB read within 5 s, one response per connection (``Connection: close``), at
-most 32 connections at once. A body is gzip-compressed when the request's
-``Accept-Encoding`` allows it (Prometheus always asks). Routes:
+most 8 KiB, one response per connection (``Connection: close``); a body is
+gzip-compressed when the request's ``Accept-Encoding`` allows it (Prometheus always
+asks). Bounded by
+``http:``: the head must arrive and the response be taken within ``timeout``
+(10 s; a client that does not read its response is dropped with it, so unread
+responses cannot pile up or hold every slot), at most ``max_connections`` (16) at
+once (more get 503; at most 4 of them may be ``/metrics`` or ``/api/state``
+responses, whose bodies are large), and a ``Host`` header that names this
+listener: an IP address, ``localhost`` or one of ``allowed_hosts`` (a page served
+from another name, as in DNS rebinding, gets 421). Routes:
 
 * ``/metrics``: the exposition (OpenMetrics when the scraper asks for it);
 * ``/-/healthy``: 200 while the daemon serves (a liveness probe);
@@ -33,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import ipaddress
 import json
 import math
 import time
@@ -48,34 +56,36 @@ from perfwarden.views.exposition import Exposition
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from perfwarden.config.load import HttpConfig
     from perfwarden.readmodel import DaemonControl
 
     _Handler: TypeAlias = Callable[[dict[str, Any]], Awaitable[Any]]
 
-__all__ = ["HttpServer", "accepts_gzip", "dashboard_state"]
+__all__ = ["HttpServer", "accepts_gzip", "dashboard_state", "host_allowed"]
 
 _log = get_logger("perfwarden.http")
 
 _MAX_HEAD: Final = 8192
-_HEAD_TIMEOUT: Final = 5.0
-_MAX_CONNECTIONS: Final = 32
+#: Bodies shorter than this are sent as they are: gzip would not pay for itself.
+_GZIP_MIN: Final = 1024
+#: Fast compression: a 1000-series exposition shrinks about 9-fold at level 1
+#: for a few ms of CPU, where level 6 would cost several times that for ~15% less.
+_GZIP_LEVEL: Final = 1
+#: ``/metrics`` and ``/api/state`` responses being built or sent at once.
+_MAX_BODIES: Final = 4
 _FOLLOW_INTERVAL: Final = 1.0
 _RETRY_INTERVAL: Final = 5.0
 #: Series and newest samples per series in ``/api/state``.
 _STATE_SERIES: Final = 100
 _STATE_POINTS: Final = 240
 _STATE_ACTIONS: Final = 20
-#: Bodies shorter than this are sent as they are: gzip would not pay for itself.
-_GZIP_MIN: Final = 1024
-#: Fast compression: a 1000-series exposition shrinks about 9-fold at level 1
-#: for a few ms of CPU, where level 6 would cost several times that for ~15% less.
-_GZIP_LEVEL: Final = 1
 _REASONS: Final = {
     200: "OK",
     400: "Bad Request",
     404: "Not Found",
     405: "Method Not Allowed",
     408: "Request Timeout",
+    421: "Misdirected Request",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
     503: "Service Unavailable",
@@ -101,6 +111,9 @@ class HttpServer:
         self._exposition = Exposition(daemon)
         #: The address actually bound (port 0 resolved), or None.
         self.address: tuple[str, int] | None = None
+        self._bodies_in_flight = 0
+        #: Refusals and drops, for ``status --json`` under ``http``.
+        self.counters = {"busy": 0, "slow_readers": 0, "timeouts": 0, "bad_host": 0}
 
     async def start(self) -> None:
         """Bind if configured, and follow the config from now on."""
@@ -176,13 +189,20 @@ class HttpServer:
         task = asyncio.current_task()
         if task is not None:
             self._connections.add(task)
+        limits = self._daemon.config.http
         try:
-            if len(self._connections) > _MAX_CONNECTIONS:
-                await _respond(writer, 503, b"too many connections\n")
-            else:
-                await self._serve(reader, writer)
+            async with asyncio.timeout(limits.timeout):
+                if len(self._connections) > limits.max_connections:
+                    self.counters["busy"] += 1
+                    await _respond(writer, 503, b"too many connections\n")
+                else:
+                    await self._serve(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except TimeoutError:
+            # The response was not taken in time: drop it with the connection.
+            self.counters["slow_readers"] += 1
+            writer.transport.abort()
         finally:
             if task is not None:
                 self._connections.discard(task)
@@ -194,9 +214,10 @@ class HttpServer:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         try:
-            async with asyncio.timeout(_HEAD_TIMEOUT):
+            async with asyncio.timeout(self._daemon.config.http.timeout / 2):
                 head = await reader.readuntil(b"\r\n\r\n")
         except TimeoutError:
+            self.counters["timeouts"] += 1
             await _respond(writer, 408, b"request timeout\n")
             return
         except asyncio.LimitOverrunError:
@@ -219,6 +240,10 @@ class HttpServer:
             if sep:
                 headers[name.strip().lower()] = value.strip()
         path = urlsplit(target).path
+        if not host_allowed(headers.get("host"), self._daemon.config.http):
+            self.counters["bad_host"] += 1
+            await _respond(writer, 421, b"unknown Host; see http.allowed_hosts\n")
+            return
         reply = _Reply(writer, head_only=method == "HEAD", encodings=headers)
         try:
             await self._route(reply, path, headers)
@@ -229,11 +254,21 @@ class HttpServer:
             await _respond(writer, 500, b"internal error\n")
 
     async def _route(self, reply: _Reply, path: str, headers: dict[str, str]) -> None:
+        if path in ("/metrics", "/api/state") and self._bodies_in_flight >= _MAX_BODIES:
+            # Each response a client has not taken yet is a copy of the body held
+            # in its transport: bounded by bounding how many there are.
+            self.counters["busy"] += 1
+            await reply.send(503, b"busy: try again\n", extra={"Retry-After": "1"})
+            return
         if path == "/metrics":
-            body, content_type = await self._exposition.scrape(
-                headers.get("accept", "")
-            )
-            await reply.send(200, body, content_type)
+            self._bodies_in_flight += 1
+            try:
+                body, content_type = await self._exposition.scrape(
+                    headers.get("accept", "")
+                )
+                await reply.send(200, body, content_type)
+            finally:
+                self._bodies_in_flight -= 1
         elif path == "/-/healthy":
             await reply.send(200, b"perfwarden is healthy.\n")
         elif path == "/-/ready":
@@ -242,9 +277,13 @@ class HttpServer:
             else:
                 await reply.send(503, b"perfwarden is not ready.\n")
         elif path == "/api/state":
-            state = await dashboard_state(self._daemon, self._commands)
-            body = json.dumps(_finite(state), separators=(",", ":")).encode()
-            await reply.send(200, body, "application/json")
+            self._bodies_in_flight += 1
+            try:
+                state = await dashboard_state(self._daemon, self._commands)
+                body = json.dumps(_finite(state), separators=(",", ":")).encode()
+                await reply.send(200, body, "application/json")
+            finally:
+                self._bodies_in_flight -= 1
         elif path in {"/", "/index.html"}:
             if self._page is None:
                 page = resources.files("perfwarden.views") / "web" / "dashboard.html"
@@ -362,6 +401,30 @@ def _finite(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_finite(v) for v in value]
     return value
+
+
+def host_allowed(host: str | None, config: HttpConfig) -> bool:
+    """Whether a request's ``Host`` header names this listener.
+
+    No header (HTTP/1.0 tools) passes: browsers always send one. An IP address,
+    ``localhost`` and ``http.allowed_hosts`` pass, with or without a port; any other
+    name is what a DNS-rebinding page would send.
+    """
+    if host is None:
+        return True
+    name = host.strip().lower()
+    if name.startswith("["):
+        name = name[1 : name.find("]")] if "]" in name else name
+    elif name.count(":") == 1:
+        name = name.partition(":")[0]
+    name = name.rstrip(".")
+    if name in ("localhost", *(h.lower().rstrip(".") for h in config.allowed_hosts)):
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _authority(host: str, port: int) -> str:

@@ -1,0 +1,148 @@
+"""How long a state checkpoint holds the event loop at 10k series x 1000 samples.
+
+In-process: a ``Daemon`` (not started; its store, evaluator and state store are
+real) is filled with ``--series`` windows of ``--window`` samples; then, on one
+event loop, a ticker task wakes every millisecond and records how late it woke,
+while checkpoints run back to back, each after every series got ``--new`` new
+samples (fed in slices that yield, so that feeding is not what is measured). The
+same run alternates the sliced snapshot (the daemon's) with the old one taken all
+at once (``slice_seconds = None``), checkpoint by checkpoint, so both see the same
+machine load. The first checkpoint (every window written whole) is reported apart.
+
+    python bench/checkpoint_stall.py                 # ~1-2 minutes
+    python bench/checkpoint_stall.py --series 2000   # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from perfwarden.app import Daemon
+from perfwarden.config.load import parse_config
+from perfwarden.heap import freeze_startup, trim
+from perfwarden.ingest.statsd import Batch
+from perfwarden.state.persistence import SNAPSHOT_SLICE
+
+TICK = 0.001
+
+
+def feed(daemon: Daemon, keys: list[str], values: np.ndarray) -> None:
+    batch = Batch(received=len(keys), accepted=len(keys))
+    for key in keys:
+        batch.values[key] = values.tolist()
+    daemon.store.ingest(batch, time.monotonic())
+
+
+async def ticker(lags: list[float], busy: list[float], stop: asyncio.Event) -> None:
+    """Wake every TICK; record how much later than asked each wake-up came (wall
+    time: includes being preempted on a shared machine) and how much CPU the loop
+    thread spent between wake-ups (the work that held the loop, preemption aside)."""
+    while not stop.is_set():
+        asked, cpu = time.perf_counter(), time.thread_time()
+        await asyncio.sleep(TICK)
+        lags.append(time.perf_counter() - asked - TICK)
+        busy.append(time.thread_time() - cpu)
+
+
+Measured = tuple[list[float], list[float], float]
+
+
+async def measured(daemon: Daemon, sliced: bool | None) -> Measured:
+    """Loop lags and loop-thread CPU per wake-up during one checkpoint (None: no
+    checkpoint, 100 ms of the ticker alone), and the checkpoint's wall time."""
+    daemon.state.slice_seconds = SNAPSHOT_SLICE if sliced else None
+    lags: list[float] = []
+    busy: list[float] = []
+    stop = asyncio.Event()
+    task = asyncio.create_task(ticker(lags, busy, stop))
+    await asyncio.sleep(0.01)
+    lags.clear()
+    busy.clear()
+    started = time.perf_counter()
+    if sliced is None:
+        await asyncio.sleep(0.1)
+    else:
+        assert await daemon.state.checkpoint()
+        trim()  # as the daemon's checkpoint loop does after a checkpoint
+    took = time.perf_counter() - started
+    stop.set()
+    await task
+    return lags, busy, took
+
+
+async def run(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="pw-bench-") as tmp:
+        base = Path(tmp)
+        config = parse_config(
+            f"version: 1\nstatistics: {{window: {args.window}, max_series: "
+            f"{args.series + 100}}}\n"
+        )
+        daemon = Daemon(config, base / "c.yaml", base / "run", base)
+        daemon.state.restore()
+        if not args.no_freeze:
+            freeze_startup()  # as the daemon does at the end of its start-up
+        rng = np.random.default_rng(1)
+        keys = [f"bench|ms|#series:{i}" for i in range(args.series)]
+        for start in range(0, args.series, 500):
+            feed(daemon, keys[start : start + 500], rng.uniform(1, 1000, args.window))
+        first = await measured(daemon, sliced=True)
+        kinds = (None, True, False)
+        runs: dict[bool | None, list[Measured]] = {kind: [] for kind in kinds}
+        for round_ in range(args.rounds):
+            for kind in kinds[round_ % 3 :] + kinds[: round_ % 3]:
+                for start in range(0, args.series, 500):
+                    values = rng.uniform(1, 1000, args.new)
+                    feed(daemon, keys[start : start + 500], values)
+                    await asyncio.sleep(0)
+                runs[kind].append(await measured(daemon, kind))
+        await daemon.state.close()
+
+    def row(name: str, parts: list[Measured]) -> str:
+        lags = sorted(lag * 1000 for part in parts for lag in part[0])
+        busy = sorted(cpu * 1000 for part in parts for cpu in part[1])
+
+        def p99(values: list[float]) -> float:
+            return values[min(len(values) - 1, int(len(values) * 0.99))]
+
+        took = statistics.median(part[2] for part in parts) * 1000
+        return (
+            f"| {name} | {p99(lags):.1f} | {lags[-1]:.1f} | {p99(busy):.1f} | "
+            f"{busy[-1]:.1f} | {took:.0f} |"
+        )
+
+    print(
+        f"\n{args.series} series x {args.window} samples, +{args.new} samples per "
+        f"series between checkpoints, {args.rounds} rounds (shared machine)\n"
+    )
+    print(
+        "| loop during | lag p99 ms | lag max ms | loop CPU per turn p99 ms | "
+        "max ms | checkpoint ms |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
+    print(row("first checkpoint (every window whole), sliced", [first]))
+    print(row("steady checkpoints, sliced snapshot (now)", runs[True]))
+    print(row("steady checkpoints, snapshot at once (before)", runs[False]))
+    print(row("no checkpoint (the machine's noise floor)", runs[None]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--series", type=int, default=10_000)
+    parser.add_argument("--window", type=int, default=1000)
+    parser.add_argument("--new", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument(
+        "--no-freeze", action="store_true", help="skip the start-up's gc.freeze()"
+    )
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
