@@ -36,6 +36,12 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from perfwarden.config.model import Isolation, PluginConfig
 from perfwarden.deadline import budget, deadline_scope
 from perfwarden.logs.setup import get_logger
+from perfwarden.optimize.plugin_breaker import (
+    check_stall,
+    failed,
+    succeeded,
+    timed_out,
+)
 from perfwarden.optimize.plugin_calls import (
     STALL_LIMIT,
     Stepped,
@@ -49,7 +55,6 @@ from perfwarden.optimize.plugin_handle import (
     PluginHandle,
     PluginState,
     new_counts,
-    streak_of,
 )
 from perfwarden.optimize.plugin_host import (
     HostFailed,
@@ -382,34 +387,14 @@ class PluginRuntime:
     def _check_stall(
         self, handle: PluginHandle, what: str, stepped: Stepped | None
     ) -> bool:
-        """Switch off a coroutine plugin that held the loop over :data:`STALL_LIMIT`.
-
-        Nothing can interrupt a step that blocks the loop, so the plugin is
-        switched off at once (``plugin.stalled_loop``, then ``plugin.disabled``):
-        its next blocking step would stall ingest and control again.
-        """
-        if stepped is None or stepped.longest <= STALL_LIMIT:
-            return False
-        seconds = round(stepped.longest, 3)
-        handle.counts["stalls"] += 1
-        _log.error(
-            "plugin.stalled_loop",
-            plugin=handle.name,
-            call=what,
-            seconds=seconds,
-            limit=STALL_LIMIT,
-            hint="a coroutine must not block; make the method a plain function "
-            "(run in a thread) or await the I/O",
-        )
-        self._failed(handle, what, f"blocked the event loop for {seconds:g}s")
-        self._disable(handle)
-        return True
+        longest = 0.0 if stepped is None else stepped.longest
+        return check_stall(handle, what, longest, self._max_failures())
 
     @staticmethod
     def succeeded(handle: PluginHandle, what: str = "propose") -> None:
         """A call's result was valid: the failure streak of its kind ends (a good
         ``propose`` does not excuse a hanging ``apply``)."""
-        handle.streaks[streak_of(what)] = 0
+        succeeded(handle, what)
 
     def _timed_out(
         self,
@@ -420,58 +405,15 @@ class PluginRuntime:
         *,
         abandoned: bool,
     ) -> None:
-        """A timeout: counted as one, and as a failure, logged as ``timed_out``."""
-        handle.counts["timeouts"] += 1
-        self._failed(
-            handle,
-            what,
-            error,
-            event="plugin.timed_out",
-            seconds=round(seconds, 3),
-            abandoned=abandoned,
+        timed_out(
+            handle, what, error, seconds, self._max_failures(), abandoned=abandoned
         )
 
-    def _failed(
-        self,
-        handle: PluginHandle,
-        what: str,
-        error: str,
-        *,
-        event: str = "plugin.call_failed",
-        **detail: object,
-    ) -> None:
-        handle.counts["failures"] += 1
-        streak = streak_of(what)
-        handle.streaks[streak] = handle.streaks.get(streak, 0) + 1
-        handle.error = f"{what}: {error}"
-        limit = self._config().optimizer.max_failures
-        _log.warning(
-            event,
-            plugin=handle.name,
-            call=what,
-            error=error,
-            **detail,
-            consecutive_failures=handle.consecutive_failures,
-            max_failures=limit,
-        )
-        if handle.consecutive_failures >= limit:
-            self._disable(handle)
+    def _failed(self, handle: PluginHandle, what: str, error: str) -> None:
+        failed(handle, what, error, self._max_failures())
 
-    @staticmethod
-    def _disable(handle: PluginHandle) -> None:
-        if handle.state is not PluginState.ACTIVE:
-            return
-        handle.state = PluginState.DISABLED
-        if handle.host is not None:
-            handle.host.close_nowait()  # no memory kept for a plugin switched off
-        _log.error(
-            "plugin.disabled",
-            plugin=handle.name,
-            dist=handle.source.dist,
-            failures=handle.consecutive_failures,
-            error=handle.error,
-            until="the next reload",
-        )
+    def _max_failures(self) -> int:
+        return self._config().optimizer.max_failures
 
     async def propose(
         self,
