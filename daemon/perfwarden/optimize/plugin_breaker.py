@@ -1,13 +1,14 @@
 """The circuit breaker: a plugin's failures counted, logged, and past a limit, off.
 
 Failures are counted in two streaks
-(:func:`~perfwarden.optimize.plugin_handle.streak_of`): ``propose`` (``handles`` and
-``propose``) and ``action`` (``apply`` and ``revert``); a success ends only its own streak, so a plugin that proposes well
-but hangs in every ``apply`` is still switched off once a streak reaches
-``optimizer.max_failures``. A coroutine step that held the event loop past
-``STALL_LIMIT`` switches the plugin off at once: nothing can interrupt it, and its
-next blocking step would stall ingest and control again
-(:data:`~perfwarden.optimize.plugin_calls.STALL_LIMIT`).
+(:func:`~perfwarden.optimize.plugin_handle.streak_of`): ``propose`` (``handles``
+and ``propose``) and ``action`` (``apply`` and ``revert``); a success ends only its
+own streak, so a plugin that proposes well but hangs in every ``apply`` is still
+switched off once a streak reaches ``optimizer.max_failures``. A coroutine step that
+held the event loop past
+:data:`~perfwarden.optimize.plugin_calls.STALL_LIMIT` switches the plugin off at
+once: nothing can interrupt it, and its next blocking step would stall ingest and
+control again.
 """
 
 from __future__ import annotations
