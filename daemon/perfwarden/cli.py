@@ -9,12 +9,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import math
 import os
 import sys
 from typing import TYPE_CHECKING, Final
 
 from perfwarden import __version__
+from perfwarden.commands._args import (
+    add_json,
+    add_socket_dir,
+    positive_float,
+    positive_int,
+    sample_rate,
+)
 from perfwarden.errors import ControlError, DaemonUnreachableError, PerfwardenError
 from perfwarden.logs.writer import DEFAULT_MAX_QUEUED
 
@@ -27,66 +33,6 @@ EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_UNREACHABLE: Final = 3
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        msg = f"must be a whole number of at least 1, not {text!r}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        msg = f"must be a positive number of seconds, not {text!r}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
-
-
-def _sample_rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0 < value <= 1:
-        msg = f"must be a number above 0 and at most 1, not {text!r}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
-
-
-def _add_socket_dir(
-    parser: argparse.ArgumentParser, *, nested: bool = False, daemon: bool = False
-) -> None:
-    # A nested subcommand must not reset what its parent parsed (argparse copies
-    # sub-parser defaults over the namespace), hence SUPPRESS there.
-    parser.add_argument(
-        "--socket-dir",
-        default=argparse.SUPPRESS if nested else None,
-        metavar="DIR",
-        help="where to put the sockets (default: $PERFWARDEN_SOCKET_DIR, "
-        "$RUNTIME_DIRECTORY, $XDG_RUNTIME_DIR/perfwarden, or /tmp/perfwarden-$UID)"
-        if daemon
-        else "where the daemon's sockets are (default: $PERFWARDEN_SOCKET_DIR, "
-        "/run/perfwarden if present, $XDG_RUNTIME_DIR/perfwarden, or "
-        "/tmp/perfwarden-$UID)",
-    )
-
-
-def _add_json(parser: argparse.ArgumentParser, *, nested: bool = False) -> None:
-    parser.add_argument(
-        "--json",
-        action="store_true",
-        default=argparse.SUPPRESS if nested else False,
-        help="print JSON instead of text",
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         "/etc/perfwarden/perfwarden.yaml, $XDG_CONFIG_HOME/perfwarden/perfwarden.yaml, "
         "or the packaged one)",
     )
-    _add_socket_dir(p, daemon=True)
+    add_socket_dir(p, daemon=True)
     p.add_argument(
         "--state-dir",
         metavar="DIR",
@@ -129,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--log-buffer",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_MAX_QUEUED,
         metavar="LINES",
         help="log lines held while stdout is not read; more are dropped, counted "
@@ -142,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--duration",
-        type=_positive_float,
+        type=positive_float,
         default=60.0,
         metavar="SECONDS",
         help="how long the workload runs (default: 60)",
@@ -215,22 +161,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--difference-only", action="store_true", help="no timelines, only totals"
     )
     p.add_argument("--state-dir", metavar="DIR", help="where the recording is")
-    _add_json(p)
+    add_json(p)
     p.set_defaults(command_module="backtest")
 
     p = sub.add_parser(
         "status", help="uptime, config and last reload, ingest counters, memory"
     )
-    _add_socket_dir(p)
-    _add_json(p)
+    add_socket_dir(p)
+    add_json(p)
     p.set_defaults(command_module="status")
 
     p = sub.add_parser("stats", help="per-series statistics and confidence intervals")
     p.add_argument(
         "metrics", nargs="*", metavar="METRIC", help="only these metrics (default: all)"
     )
-    _add_socket_dir(p)
-    _add_json(p)
+    add_socket_dir(p)
+    add_json(p)
     p.set_defaults(command_module="stats")
 
     p = sub.add_parser(
@@ -241,8 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
         "action; then pending, no-data and silenced series, and the silences. "
         "With nothing firing, says how far each metric is from its target.",
     )
-    _add_socket_dir(p)
-    _add_json(p)
+    add_socket_dir(p)
+    add_json(p)
     p.set_defaults(command_module="alerts")
 
     p = sub.add_parser(
@@ -264,8 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     # Before --json existed; kept so that old scripts keep working, not shown.
     p.add_argument("--format", choices=["yaml", "json"], help=argparse.SUPPRESS)
-    _add_socket_dir(p)
-    _add_json(p)
+    add_socket_dir(p)
+    add_json(p)
     p.set_defaults(command_module="report")
 
     p = sub.add_parser(
@@ -277,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--interval",
-        type=_positive_float,
+        type=positive_float,
         default=1.0,
         metavar="SECONDS",
         help="seconds between refreshes (default: 1)",
@@ -290,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long to wait for a first answer (default: 5, or 0 with --once)",
     )
     p.add_argument("--once", action="store_true", help="print one frame and exit")
-    _add_socket_dir(p)
+    add_socket_dir(p)
     p.set_defaults(command_module="top")
 
     p = sub.add_parser("silence", help="mute a metric's alert events for a while")
@@ -313,13 +259,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--comment", default="", help="why, shown by alerts (default: none)")
     p.add_argument("--remove", metavar="ID", help="lift the silence ID instead")
-    _add_socket_dir(p)
-    _add_json(p)
+    add_socket_dir(p)
+    add_json(p)
     p.set_defaults(command_module="silence")
 
     p = sub.add_parser("plugins", help="optimizer plugins: state and outcomes")
-    _add_socket_dir(p)
-    _add_json(p)
+    add_socket_dir(p)
+    add_json(p)
     p.set_defaults(command_module="plugins")
 
     p = sub.add_parser(
@@ -331,8 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
         "and who changed it last. `knobs set NAME VALUE` sets one by hand.",
     )
     knob_sub = p.add_subparsers(dest="action", metavar="set", title="actions")
-    _add_socket_dir(p)
-    _add_json(p)
+    add_socket_dir(p)
+    add_json(p)
     p.set_defaults(command_module="knobs", action=None)
     q = knob_sub.add_parser(
         "set",
@@ -346,21 +292,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TEXT",
         help="recorded with the change (default: 'set by hand')",
     )
-    _add_socket_dir(q, nested=True)
-    _add_json(q, nested=True)
+    add_socket_dir(q, nested=True)
+    add_json(q, nested=True)
 
     p = sub.add_parser(
         "learning", help="export what this host learned; import the fleet's as priors"
     )
     learning_sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    _add_socket_dir(p)
-    _add_json(p)
+    add_socket_dir(p)
+    add_json(p)
     p.set_defaults(command_module="learning")
     q = learning_sub.add_parser("export", help="this host's outcomes as JSON")
     q.add_argument(
         "-o", "--output", metavar="FILE", help="write to FILE (default: stdout)"
     )
-    _add_socket_dir(q, nested=True)
+    add_socket_dir(q, nested=True)
     q = learning_sub.add_parser(
         "import", help="start from other hosts' exports (summed) as Beta priors"
     )
@@ -372,15 +318,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="pseudo-outcomes per imported trial (default 1; 0.1 trusts the "
         "fleet a tenth as much as this host's own outcomes)",
     )
-    _add_socket_dir(q, nested=True)
-    _add_json(q, nested=True)
+    add_socket_dir(q, nested=True)
+    add_json(q, nested=True)
 
     p = sub.add_parser(
         "reload",
         help="re-read the config and rescan plugins; exit 1 if it is rejected",
     )
-    _add_socket_dir(p)
-    _add_json(p)
+    add_socket_dir(p)
+    add_json(p)
     p.set_defaults(command_module="reload")
 
     p = sub.add_parser("send", help="send one metric line to the daemon")
@@ -401,11 +347,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--sample-rate",
-        type=_sample_rate,
+        type=sample_rate,
         metavar="RATE",
         help="the line's |@RATE, above 0 and at most 1 (default: none, i.e. 1)",
     )
-    _add_socket_dir(p)
+    add_socket_dir(p)
     p.set_defaults(command_module="send")
 
     p = sub.add_parser(
@@ -433,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K:V",
         help="a tag added to command:<name> (repeatable)",
     )
-    _add_socket_dir(p)
+    add_socket_dir(p)
     p.add_argument(
         "cmd",
         nargs=argparse.REMAINDER,
