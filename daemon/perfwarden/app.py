@@ -50,6 +50,7 @@ from perfwarden.systemd import Notifier
 from perfwarden.views.http_server import HttpServer
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from perfwarden.control.server import Handler
@@ -85,7 +86,9 @@ class Daemon:
         self.socket_dir = socket_dir
         self.state_dir = state_dir
         self.notifier = notifier or Notifier()
-        self.store = MetricStore(config.metric_window, config.statistics.max_series)
+        self.store = MetricStore(
+            config.metric_window, config.statistics.max_series, _judged_by(config)
+        )
         self.ingestor = Ingestor(self.store, config.ingest.max_line_bytes)
         self.evaluator = Evaluator(self.store, lambda: self.config)
         self.ingestor.on_commit = self._schedule_evaluation
@@ -165,7 +168,9 @@ class Daemon:
             return ReloadOutcome(ok=False, errors=errors)
         changes = _describe_changes(self.config, new)
         self.config = new
-        self.store.reconfigure(new.metric_window, new.statistics.max_series)
+        self.store.reconfigure(
+            new.metric_window, new.statistics.max_series, _judged_by(new)
+        )
         self.ingestor.max_line = new.ingest.max_line_bytes
         self.evaluator.forget(self._has_levels)
         self.knobs.reconfigure(_knob_specs(new))
@@ -397,6 +402,17 @@ class Daemon:
             await self._reload_requested.wait()
             self._reload_requested.clear()
             await self.reload()
+
+
+def _judged_by(config: Config) -> Callable[[str], bool]:
+    """Which metric names the evaluator judges (those with levels)."""
+    metrics = config.metrics
+
+    def judged(name: str) -> bool:
+        metric = metrics.get(name)
+        return metric is not None and metric.has_levels
+
+    return judged
 
 
 def _knob_specs(config: Config) -> dict[str, KnobSpec]:

@@ -159,3 +159,25 @@ class TestDropNames:
         assert ["b"] == store.names()
         feed(store, clock, "c|g", "d|g")
         assert 0 == store.dropped_lines
+
+
+class TestUpdated:
+    def test_only_judged_series_are_reported(self, clock: FakeClock) -> None:
+        """take_updated() reports the series of judged names (metrics with levels):
+        the evaluator's pass does not walk thousands of series it would skip."""
+        judged = {"latency"}
+        store = MetricStore(lambda name: 10, 10, judged.__contains__)
+        feed(store, clock, "latency|ms", "other|g", "hits|c")
+        assert ["latency|ms"] == [s.key for s in store.take_updated()]
+        store.roll_interval(1.0)
+        assert [] == [s.key for s in store.take_updated()]
+
+    def test_reconfigure_changes_what_is_judged(self, clock: FakeClock) -> None:
+        """A reload that gives a metric levels makes its existing series judged."""
+        store = MetricStore(lambda name: 10, 10, lambda name: False)
+        feed(store, clock, "hits|c", "other|g")
+        assert not store.take_updated()
+        store.reconfigure(lambda name: 10, 10, lambda name: name == "hits")
+        feed(store, clock, "other|g")
+        store.roll_interval(1.0)
+        assert ["hits|c"] == [s.key for s in store.take_updated()]

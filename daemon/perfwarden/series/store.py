@@ -54,6 +54,9 @@ class Series:
     #: Count increments or set members received since the last interval roll.
     pending: float = 0.0
     members: set[str] = field(default_factory=set)
+    #: Does the evaluator judge this series (its metric has levels)? Only such
+    #: series are reported by :meth:`MetricStore.take_updated`.
+    judged: bool = True
 
     @property
     def tag_dict(self) -> dict[str, str]:
@@ -68,13 +71,19 @@ class Series:
 class MetricStore:
     """All series, their windows, and the drop accounting of the series cap."""
 
-    def __init__(self, window_for: Callable[[str], int], max_series: int) -> None:
+    def __init__(
+        self,
+        window_for: Callable[[str], int],
+        max_series: int,
+        judged: Callable[[str], bool] = lambda name: True,
+    ) -> None:
         self._window_for = window_for
         self._max_series = max_series
+        self._judged = judged
         self._series: dict[str, Series] = {}
         self._aliases: dict[RawKey, Series] = {}
         self._by_name: dict[str, list[Series]] = {}
-        #: Series appended to since the last call to :meth:`take_updated`.
+        #: Judged series appended to since the last call to :meth:`take_updated`.
         self._updated: set[Series] = set()
         #: Lines dropped because the series cap was reached.
         self.dropped_lines = 0
@@ -100,7 +109,7 @@ class MetricStore:
         return list(self._by_name)
 
     def take_updated(self) -> set[Series]:
-        """Series that received samples since the previous call (and reset)."""
+        """Judged series that received samples since the previous call (and reset)."""
         updated, self._updated = self._updated, set()
         return updated
 
@@ -122,7 +131,8 @@ class MetricStore:
                 series.pending += sum(values)
             else:
                 series.window.extend(values)
-                updated.add(series)
+                if series.judged:
+                    updated.add(series)
             series.last_update = now
         for key, members in batch.members.items():
             series = self._resolve(key)
@@ -150,17 +160,28 @@ class MetricStore:
             if series.type is MetricType.COUNT:
                 series.window.append(series.pending / interval)
                 series.pending = 0.0
-                self._updated.add(series)
             elif series.type is MetricType.SET:
                 series.window.append(float(len(series.members)))
                 series.members.clear()
+            else:
+                continue
+            if series.judged:
                 self._updated.add(series)
 
-    def reconfigure(self, window_for: Callable[[str], int], max_series: int) -> None:
-        """Apply new window sizes (keeping the newest samples) and a new series cap."""
+    def reconfigure(
+        self,
+        window_for: Callable[[str], int],
+        max_series: int,
+        judged: Callable[[str], bool] | None = None,
+    ) -> None:
+        """Apply new window sizes (keeping the newest samples), a new series cap
+        and (when given) which metric names are judged."""
         self._window_for = window_for
         self._max_series = max_series
+        if judged is not None:
+            self._judged = judged
         for series in self._series.values():
+            series.judged = self._judged(series.name)
             capacity = window_for(series.name)
             if capacity != series.window.capacity:
                 series.window.resize(capacity)
@@ -230,6 +251,7 @@ class MetricStore:
         capacity = self._window_for(series.name)
         if capacity != series.window.capacity:
             series.window.resize(capacity)
+        series.judged = self._judged(series.name)
         self._series[series.key] = series
         self._by_name.setdefault(series.name, []).append(series)
         return True
@@ -251,6 +273,7 @@ class MetricStore:
                 type=MetricType(type_),
                 tags=tags,
                 window=RollingWindow(self._window_for(name)),
+                judged=self._judged(name),
             )
             self._series[key] = series
             self._by_name.setdefault(name, []).append(series)

@@ -38,6 +38,8 @@ FloatArray = npt.NDArray[np.float64]
 
 #: Pending samples written to the buffer in one go.
 _FLUSH_AT: Final = 32
+#: Pending samples up to this many are written one by one (:meth:`_put`).
+_PUT_ONE_BY_ONE: Final = 4
 #: Smallest buffer allocated (samples); it then doubles up to the capacity.
 _MIN_BUFFER: Final = 8
 #: Larger magnitudes are refused: their squares would overflow the moments.
@@ -159,12 +161,37 @@ class RollingWindow:
         if not pending:
             return
         self._pending = []
+        size = self._size
+        if len(pending) <= _PUT_ONE_BY_ONE and (
+            size == self._capacity or size + len(pending) <= len(self._buf)
+        ):
+            for value in pending:
+                self._put(value)
+            return
         if self._buf.dtype is _NARROW:
             narrow = array("f", pending)
             if narrow.tolist() == pending:  # every value survives float32
                 self._write(np.frombuffer(narrow, dtype=np.float32))
                 return
         self._write(np.array(pending, dtype=np.float64))
+
+    def _put(self, value: float) -> None:
+        """Store one validated sample where the buffer has room for it (the ring
+        is full, or not yet and the buffer has a free slot): a few numpy item
+        writes cost less than building an array when a pass reads a window that
+        got one or two samples since the last."""
+        buf = self._buf
+        if self._size < self._capacity:
+            at = self._size
+            self._size = at + 1
+            self._head = self._size % self._capacity
+        else:
+            at = self._head
+            self._head = (at + 1) % self._capacity
+        buf[at] = value
+        if buf.item(at) != value:  # not exact in float32: widen for good
+            buf = self._buf = buf.astype(_WIDE)
+            buf[at] = value
 
     def _write(self, batch: npt.NDArray[Any]) -> None:
         """Store a validated batch; a ``float64`` one is taken as not exact in
