@@ -13,6 +13,7 @@ One loop thread owns every mutable structure; signal handlers only set events.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import platform
 import signal
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any, cast
 from perfwarden import __version__
 from perfwarden.alerts.evaluator import Evaluator
 from perfwarden.alerts.pacing import EvaluationPacer
-from perfwarden.config.load import Config, ConfigError, load_config
+from perfwarden.config.load import Bound, Config, ConfigError, load_config
 from perfwarden.config.watcher import ConfigWatcher
 from perfwarden.control.handlers import build_commands
 from perfwarden.control.server import Command, ControlServer
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
 
     from perfwarden.control.server import Handler
     from perfwarden.plugin_api import KnobSpec
+    from perfwarden.series.store import Band
 
 __all__ = ["Daemon", "ReloadOutcome"]
 
@@ -87,7 +89,7 @@ class Daemon:
         self.state_dir = state_dir
         self.notifier = notifier or Notifier()
         self.store = MetricStore(
-            config.metric_window, config.statistics.max_series, _judged_by(config)
+            config.metric_window, config.statistics.max_series, _bands_of(config)
         )
         self.ingestor = Ingestor(self.store, config.ingest.max_line_bytes)
         self.evaluator = Evaluator(self.store, lambda: self.config)
@@ -169,7 +171,7 @@ class Daemon:
         changes = _describe_changes(self.config, new)
         self.config = new
         self.store.reconfigure(
-            new.metric_window, new.statistics.max_series, _judged_by(new)
+            new.metric_window, new.statistics.max_series, _bands_of(new)
         )
         self.ingestor.max_line = new.ingest.max_line_bytes
         self.evaluator.forget(self._has_levels)
@@ -337,7 +339,7 @@ class Daemon:
     def _schedule_evaluation(self) -> None:
         # Called after every ingest commit; the pacer coalesces the passes.
         if self.pacer is not None:
-            self.pacer.request()
+            self.pacer.request(urgent=self.store.take_urgent())
 
     def flush_evaluation(self) -> None:
         """Judge every series updated so far now, if a pass is waiting."""
@@ -404,15 +406,21 @@ class Daemon:
             await self.reload()
 
 
-def _judged_by(config: Config) -> Callable[[str], bool]:
-    """Which metric names the evaluator judges (those with levels)."""
+def _bands_of(config: Config) -> Callable[[str], Band | None]:
+    """The store's band per metric name: None without levels; else values past
+    the first level met (warning, or critical alone) make a batch urgent."""
     metrics = config.metrics
 
-    def judged(name: str) -> bool:
+    def band(name: str) -> Band | None:
         metric = metrics.get(name)
-        return metric is not None and metric.has_levels
+        if metric is None or not metric.has_levels:
+            return None
+        levels = [v for v in (metric.warning, metric.critical) if v is not None]
+        if metric.bound is Bound.UPPER:
+            return (-math.inf, min(levels))
+        return (max(levels), math.inf)
 
-    return judged
+    return band
 
 
 def _knob_specs(config: Config) -> dict[str, KnobSpec]:

@@ -17,6 +17,7 @@ so series that come and go (a ``pid`` tag, a pod name) do not hold their slots f
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
@@ -26,7 +27,11 @@ from perfwarden.series.window import RollingWindow
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-__all__ = ["MetricStore", "Series", "canonical_tags"]
+__all__ = ["Band", "MetricStore", "Series", "canonical_tags"]
+
+#: ``(low, high)``: values at or below ``low`` or at or above ``high`` are urgent.
+Band = tuple[float, float]
+_NEVER_URGENT: Final[Band] = (-math.inf, math.inf)
 
 #: Distinct members a set series remembers per interval; more are not counted.
 MAX_SET_MEMBERS: Final = 65536
@@ -54,9 +59,16 @@ class Series:
     #: Count increments or set members received since the last interval roll.
     pending: float = 0.0
     members: set[str] = field(default_factory=set)
-    #: Does the evaluator judge this series (its metric has levels)? Only such
-    #: series are reported by :meth:`MetricStore.take_updated`.
-    judged: bool = True
+    #: ``(low, high)`` when the evaluator judges this series (its metric has
+    #: levels), else None; only judged series are reported as updated, and a
+    #: value at or beyond either edge makes its batch urgent
+    #: (:meth:`MetricStore.take_urgent`).
+    band: Band | None = (-math.inf, math.inf)
+
+    @property
+    def judged(self) -> bool:
+        """Does the evaluator judge this series?"""
+        return self.band is not None
 
     @property
     def tag_dict(self) -> dict[str, str]:
@@ -75,11 +87,13 @@ class MetricStore:
         self,
         window_for: Callable[[str], int],
         max_series: int,
-        judged: Callable[[str], bool] = lambda name: True,
+        band: Callable[[str], Band | None] = lambda name: _NEVER_URGENT,
     ) -> None:
+        """``band(name)``: the band of a metric's series (None: not judged)."""
         self._window_for = window_for
         self._max_series = max_series
-        self._judged = judged
+        self._band = band
+        self._urgent = False
         self._series: dict[str, Series] = {}
         self._aliases: dict[RawKey, Series] = {}
         self._by_name: dict[str, list[Series]] = {}
@@ -108,6 +122,12 @@ class MetricStore:
         """Metric names that have at least one series, in first-seen order."""
         return list(self._by_name)
 
+    def take_urgent(self) -> bool:
+        """Did a value at or beyond its series' band arrive since the previous
+        call (and reset)? Such a batch is judged at once, not coalesced."""
+        urgent, self._urgent = self._urgent, False
+        return urgent
+
     def take_updated(self) -> set[Series]:
         """Judged series that received samples since the previous call (and reset)."""
         updated, self._updated = self._updated, set()
@@ -122,6 +142,7 @@ class MetricStore:
         updated = self._updated
         aliases = self._aliases
         count = MetricType.COUNT
+        urgent = False
         for key, values in batch.values.items():
             series = aliases.get(key) or self._resolve(key)
             if series is None:
@@ -131,9 +152,16 @@ class MetricStore:
                 series.pending += sum(values)
             else:
                 series.window.extend(values)
-                if series.judged:
+                band = series.band
+                if band is not None:
                     updated.add(series)
+                    if not urgent and (
+                        min(values) <= band[0] or max(values) >= band[1]
+                    ):
+                        urgent = True
             series.last_update = now
+        if urgent:
+            self._urgent = True
         for key, members in batch.members.items():
             series = self._resolve(key)
             if series is None:
@@ -165,23 +193,23 @@ class MetricStore:
                 series.members.clear()
             else:
                 continue
-            if series.judged:
+            if series.band is not None:
                 self._updated.add(series)
 
     def reconfigure(
         self,
         window_for: Callable[[str], int],
         max_series: int,
-        judged: Callable[[str], bool] | None = None,
+        band: Callable[[str], Band | None] | None = None,
     ) -> None:
         """Apply new window sizes (keeping the newest samples), a new series cap
-        and (when given) which metric names are judged."""
+        and (when given) new bands."""
         self._window_for = window_for
         self._max_series = max_series
-        if judged is not None:
-            self._judged = judged
+        if band is not None:
+            self._band = band
         for series in self._series.values():
-            series.judged = self._judged(series.name)
+            series.band = self._band(series.name)
             capacity = window_for(series.name)
             if capacity != series.window.capacity:
                 series.window.resize(capacity)
@@ -251,7 +279,7 @@ class MetricStore:
         capacity = self._window_for(series.name)
         if capacity != series.window.capacity:
             series.window.resize(capacity)
-        series.judged = self._judged(series.name)
+        series.band = self._band(series.name)
         self._series[series.key] = series
         self._by_name.setdefault(series.name, []).append(series)
         return True
@@ -273,7 +301,7 @@ class MetricStore:
                 type=MetricType(type_),
                 tags=tags,
                 window=RollingWindow(self._window_for(name)),
-                judged=self._judged(name),
+                band=self._band(name),
             )
             self._series[key] = series
             self._by_name.setdefault(name, []).append(series)

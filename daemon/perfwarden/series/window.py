@@ -264,6 +264,27 @@ class RollingWindow:
             return buf[head - k : head].astype(_WIDE)
         return np.concatenate((buf[head - k :], buf[:head]), dtype=_WIDE)
 
+    def tail_into(self, out: FloatArray) -> None:
+        """Copy the newest ``len(out)`` samples, oldest first, into ``out`` (a row
+        of a caller's array, for statistics over many windows at once). The window
+        must hold at least that many."""
+        self.flush()
+        k = int(out.shape[0])
+        if k > self._size:
+            msg = f"window holds {self._size} samples, {k} asked for"
+            raise ValueError(msg)
+        buf = self._buf
+        if self._size < self._capacity:
+            out[:] = buf[self._size - k : self._size]
+            return
+        head = self._head
+        if k <= head:
+            out[:] = buf[head - k : head]
+            return
+        older = k - head
+        out[:older] = buf[head - k :]
+        out[older:] = buf[:head]
+
     def mean(self) -> float:
         """Mean of the held samples (NaN when empty)."""
         return self._computed()[1]
