@@ -267,12 +267,21 @@ class RollingWindow:
     def tail_into(self, out: FloatArray) -> None:
         """Copy the newest ``len(out)`` samples, oldest first, into ``out`` (a row
         of a caller's array, for statistics over many windows at once). The window
-        must hold at least that many."""
-        self.flush()
+        must hold at least that many. Pending samples are copied from their list,
+        not flushed: an evaluation pass reads windows that got a few samples each.
+        """
         k = int(out.shape[0])
-        if k > self._size:
-            msg = f"window holds {self._size} samples, {k} asked for"
+        if k > len(self):
+            msg = f"window holds {len(self)} samples, {k} asked for"
             raise ValueError(msg)
+        pending = self._pending
+        if pending:
+            if len(pending) >= k:
+                out[:] = pending[-k:]
+                return
+            out[k - len(pending) :] = pending
+            out = out[: k - len(pending)]
+            k = int(out.shape[0])
         buf = self._buf
         if self._size < self._capacity:
             out[:] = buf[self._size - k : self._size]
