@@ -13,10 +13,12 @@ every reader flushes first.
 Storage is a ring buffer that grows with the series: it starts small at the first
 flush and doubles (up to ``capacity``) as samples arrive; the ring wraps only once
 it is full, so until then the samples occupy its first ``len`` slots in order.
-While every sample held is exactly representable as a ``float32`` (integers below
-2**24, halves, quarters ...: most timings and gauges) the buffer is ``float32``,
-half the memory; the first sample that is not turns it into ``float64`` for good.
-Either way what is read back is ``float64`` and bit-for-bit what was appended.
+The buffer holds the narrowest of three types that keeps every sample exactly:
+``int16`` while all are integers within +-32767 (millisecond timings, counts:
+2 bytes a sample), ``float32`` while all are exactly representable there (integers
+below 2**24, halves, quarters ...: 4 bytes), else ``float64``; the first sample
+that does not fit widens the buffer for good. What is read back is ``float64``
+and equal to what was appended (a ``-0.0`` may come back as ``0.0``).
 
 Mean and variance are computed exactly from the buffer (a shifted two-pass sum,
 O(len)) when asked for, and cached until the next append: a window that is not
@@ -45,8 +47,13 @@ _MIN_BUFFER: Final = 8
 #: Larger magnitudes are refused: their squares would overflow the moments.
 _MAX_ABS: Final = 1e150
 
+_SHORT = np.dtype(np.int16)
 _NARROW = np.dtype(np.float32)
 _WIDE = np.dtype(np.float64)
+#: Storage types from narrowest to widest.
+_RANK: Final = {_SHORT: 0, _NARROW: 1, _WIDE: 2}
+_SHORT_MAX: Final = 32767
+_FLOAT32_MAX: Final = float(np.finfo(np.float32).max)
 
 
 class RollingWindow:
@@ -70,7 +77,7 @@ class RollingWindow:
     def __init__(self, capacity: int) -> None:
         """Create an empty window holding at most ``capacity`` (>= 1) samples."""
         self._capacity = _checked_capacity(capacity)
-        self._buf: npt.NDArray[Any] = np.empty(0, dtype=_NARROW)
+        self._buf: npt.NDArray[Any] = np.empty(0, dtype=_SHORT)
         self._head = 0  # next write position once the ring is full
         self._size = 0  # samples in the buffer (pending ones not included)
         self._total = 0  # samples ever appended, pending ones included
@@ -104,6 +111,11 @@ class RollingWindow:
     def nbytes(self) -> int:
         """Bytes of the sample buffer (allocated, not only used)."""
         return int(self._buf.nbytes)
+
+    @property
+    def sample_bytes(self) -> int:
+        """Bytes a sample takes in the buffer now: 2, 4 or 8."""
+        return int(self._buf.itemsize)
 
     # -- appending -----------------------------------------------------------
 
@@ -139,11 +151,7 @@ class RollingWindow:
             _raise_for(batch)
         self.flush()
         self._total += int(batch.shape[0])
-        if self._buf.dtype is _NARROW:
-            narrow = batch.astype(_NARROW)
-            if bool((narrow == batch).all()):
-                batch = narrow
-        self._write(batch)
+        self._write(self._narrowed(batch))
 
     def append(self, value: float) -> None:
         """Append one sample. O(1) amortised."""
@@ -168,12 +176,38 @@ class RollingWindow:
             for value in pending:
                 self._put(value)
             return
-        if self._buf.dtype is _NARROW:
+        kind = self._buf.dtype
+        if kind is not _WIDE:
             narrow = array("f", pending)
             if narrow.tolist() == pending:  # every value survives float32
-                self._write(np.frombuffer(narrow, dtype=np.float32))
+                batch: npt.NDArray[Any] = np.frombuffer(narrow, dtype=np.float32)
+                if (
+                    kind is _SHORT
+                    and min(pending) >= -_SHORT_MAX
+                    and max(pending) <= _SHORT_MAX
+                ):
+                    short = batch.astype(_SHORT)  # in range: truncates, no warning
+                    if bool((short == batch).all()):
+                        batch = short
+                self._write(batch)
                 return
         self._write(np.array(pending, dtype=np.float64))
+
+    def _narrowed(self, batch: FloatArray) -> npt.NDArray[Any]:
+        """A validated ``float64`` batch in the buffer's type when that is exact."""
+        kind = self._buf.dtype
+        if kind is _WIDE:
+            return batch
+        peak = float(np.abs(batch).max())
+        if kind is _SHORT and peak <= _SHORT_MAX:
+            short = batch.astype(_SHORT)
+            if bool((short == batch).all()):
+                return short
+        if peak <= _FLOAT32_MAX:  # casting beyond it warns (and is not exact)
+            narrow = batch.astype(_NARROW)
+            if bool((narrow == batch).all()):
+                return narrow
+        return batch
 
     def _put(self, value: float) -> None:
         """Store one validated sample where the buffer has room for it (the ring
@@ -188,16 +222,22 @@ class RollingWindow:
         else:
             at = self._head
             self._head = (at + 1) % self._capacity
+        kind = buf.dtype
+        if kind is _SHORT and not (
+            -_SHORT_MAX <= value <= _SHORT_MAX and value == int(value)
+        ):
+            kind = _NARROW
+        if kind is _NARROW and array("f", (value,))[0] != value:
+            kind = _WIDE
+        if kind is not buf.dtype:
+            buf = self._buf = buf.astype(kind)
         buf[at] = value
-        if buf.item(at) != value:  # not exact in float32: widen for good
-            buf = self._buf = buf.astype(_WIDE)
-            buf[at] = value
 
     def _write(self, batch: npt.NDArray[Any]) -> None:
-        """Store a validated batch; a ``float64`` one is taken as not exact in
-        ``float32`` and widens the buffer for good."""
-        if batch.dtype is _WIDE and self._buf.dtype is _NARROW:
-            self._buf = self._buf.astype(_WIDE)
+        """Store a validated batch given in the narrowest type that holds it
+        exactly: a wider one than the buffer's widens the buffer for good."""
+        if _RANK[batch.dtype] > _RANK[self._buf.dtype]:
+            self._buf = self._buf.astype(batch.dtype)
         cap = self._capacity
         m = int(batch.shape[0])
         size = self._size
