@@ -300,6 +300,18 @@ class TestStorage:
         assert window.nbytes == 100 * 8
         assert [*(exact * 25)[3:], 0.5, 0.1, 1e100] == window.values().tolist()
 
+    def test_settle_flushes_a_window_that_went_quiet(self) -> None:
+        """settle() leaves a busy window's pending samples alone and flushes them
+        once nothing arrived since the previous call."""
+        window = RollingWindow(100)
+        window.settle()
+        window.extend([1.5, 2.5])
+        window.settle()
+        assert window.nbytes == 0
+        window.settle()
+        assert window.nbytes > 0
+        assert [1.5, 2.5] == window.values().tolist()
+
     def test_array_batches_are_narrowed_only_when_exact(self) -> None:
         """An array batch (a restored state) keeps narrow storage when exact."""
         window = RollingWindow.restored(50, np.arange(60.0), 75)

@@ -179,12 +179,12 @@ class MetricStore:
         """Turn each count's sum into a rate sample and each set into a distinct count.
 
         Called once per evaluation interval (``interval`` seconds). A count series
-        that received nothing gets a zero rate, as statsd flushes counters. Every
-        window's pending samples go to its buffer here too, so that a series that
-        went quiet holds its samples in the compact buffer, not in a list.
+        that received nothing gets a zero rate, as statsd flushes counters. The
+        pending samples of windows that went quiet go to their buffers here too,
+        so that a series that stopped holds its samples compactly, not in a list.
         """
         for series in self._series.values():
-            series.window.flush()
+            series.window.settle()
             if series.type is MetricType.COUNT:
                 series.window.append(series.pending / interval)
                 series.pending = 0.0

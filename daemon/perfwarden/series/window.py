@@ -6,9 +6,9 @@ proportional to the samples held, and give their mean, variance and recent tail.
 Appending is the hot path (with thousands of series a batch brings each only one or
 two values), so it costs a list append: new samples wait in a short Python list
 and are written to the numpy buffer in one slice assignment when that list is full
-(:data:`_FLUSH_AT`), when anything reads the window, or when the store flushes
-every window (once per evaluation interval). Reading never sees a difference:
-every reader flushes first.
+(:data:`_FLUSH_AT`), when anything reads the window, or when the window has gone
+quiet (:meth:`RollingWindow.settle`, once per evaluation interval). Reading never
+sees a difference: every reader flushes first (or reads the list too).
 
 Storage is a ring buffer that grows with the series: it starts small at the first
 flush and doubles (up to ``capacity``) as samples arrive; the ring wraps only once
@@ -70,6 +70,7 @@ class RollingWindow:
         "_head",
         "_moments",
         "_pending",
+        "_settled_at",
         "_size",
         "_total",
     )
@@ -82,6 +83,7 @@ class RollingWindow:
         self._size = 0  # samples in the buffer (pending ones not included)
         self._total = 0  # samples ever appended, pending ones included
         self._pending: list[float] = []
+        self._settled_at = 0  # total_count at the last settle()
         #: (total_count, mean, variance) of the last computation.
         self._moments: tuple[int, float, float] = (-1, math.nan, math.nan)
 
@@ -192,6 +194,15 @@ class RollingWindow:
                 self._write(batch)
                 return
         self._write(np.array(pending, dtype=np.float64))
+
+    def settle(self) -> None:
+        """Flush if no sample arrived since the previous call (the store calls this
+        once per evaluation interval): a window that went quiet keeps its samples
+        in the compact buffer, while a busy one flushes at the threshold anyway
+        and is not made to flush a few values more often."""
+        if self._pending and self._total == self._settled_at:
+            self.flush()
+        self._settled_at = self._total
 
     def _narrowed(self, batch: FloatArray) -> npt.NDArray[Any]:
         """A validated ``float64`` batch in the buffer's type when that is exact."""
