@@ -1,8 +1,10 @@
 """The evaluator: observes series, steps their alert state machines, publishes events.
 
-It runs right after each ingest batch for the series that batch touched (so a
-violation is seen at once, not at the next tick) and on every evaluation tick for
-all series (so ``for`` hold times elapse and silent series become ``no_data``).
+It runs after ingest for the series updated since its previous pass (so a violation
+is seen at once, not at the next tick; :mod:`perfwarden.alerts.pacing` decides
+when: at most once per ``evaluation.coalesce``, at once for a value past a level)
+and on every evaluation tick for all series (so ``for`` hold times elapse and
+silent series become ``no_data``).
 
 The observation depends on ``evaluation.basis``: ``sample`` the newest value, ``mean``
 the mean of the newest ``evaluation.window`` samples, ``ci`` their Student-t
@@ -225,7 +227,7 @@ class Evaluator:
         else:
             values = window.tail(count)
             # np.mean and np.std's two passes, without their Python-level wrappers
-            # (28 -> 8 us per series, and this runs after every batch).
+            # (28 -> 8 us per series; passes judging many series use _bulk_recent).
             mean = float(_add_reduce(values)) / count
             if evaluation.basis is Basis.MEAN:
                 return (mean, mean)

@@ -70,7 +70,13 @@ from perfwarden.state.file import (
     series_from_row,
     write_snapshot,
 )
-from perfwarden.state.saved import STALE_ALERT, STALE_SERIES, Saved, Snapshot
+from perfwarden.state.saved import (
+    STALE_ALERT,
+    STALE_SERIES,
+    Saved,
+    Snapshot,
+    pack_chunks,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -263,7 +269,9 @@ class StateStore:
             key = row[0]
             saved.series_marks[key] = STALE_SERIES  # the row exists in the file
             owned = chunks.pop(key, [])
-            saved.chunks[key] = [(seq, first, len(d) // 8) for seq, first, d in owned]
+            saved.chunks[key] = pack_chunks(
+                (seq, first, len(d) // 8) for seq, first, d in owned
+            )
             try:
                 series = series_from_row(row, owned, idle_since)
             except (ValueError, TypeError, KeyError) as exc:
