@@ -18,7 +18,7 @@ so series that come and go (a ``pid`` tag, a pod name) do not hold their slots f
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from perfwarden.ingest.statsd import Batch, MetricType, RawKey, split_raw_key
@@ -56,9 +56,10 @@ class Series:
     window: RollingWindow
     #: Monotonic time of the last sample (or count/set line) received.
     last_update: float = 0.0
-    #: Count increments or set members received since the last interval roll.
+    #: Count increments or set members received since the last interval roll (a
+    #: set series' members: None until its first, as most series are no sets).
     pending: float = 0.0
-    members: set[str] = field(default_factory=set)
+    members: set[str] | None = None
     #: ``(low, high)`` when the evaluator judges this series (its metric has
     #: levels), else None; only judged series are reported as updated, and a
     #: value at or beyond either edge makes its batch urgent
@@ -167,11 +168,14 @@ class MetricStore:
             if series is None:
                 self.dropped_lines += batch.lines_for(key)
                 continue
-            room = MAX_SET_MEMBERS - len(series.members)
+            held = series.members
+            if held is None:
+                held = series.members = set()
+            room = MAX_SET_MEMBERS - len(held)
             if room >= len(members):
-                series.members.update(members)
+                held.update(members)
             else:
-                series.members.update(members[: max(room, 0)])
+                held.update(members[: max(room, 0)])
                 self.set_overflow += len(members) - max(room, 0)
             series.last_update = now
 
@@ -189,8 +193,8 @@ class MetricStore:
                 series.window.append(series.pending / interval)
                 series.pending = 0.0
             elif series.type is MetricType.SET:
-                series.window.append(float(len(series.members)))
-                series.members.clear()
+                series.window.append(float(len(series.members or ())))
+                series.members = None
             else:
                 continue
             if series.band is not None:
