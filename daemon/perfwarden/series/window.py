@@ -47,6 +47,9 @@ _MIN_BUFFER: Final = 8
 #: Larger magnitudes are refused: their squares would overflow the moments.
 _MAX_ABS: Final = 1e150
 
+#: The moments of a window that has not computed them yet.
+_NOT_COMPUTED: Final = (-1, math.nan, math.nan)
+
 _SHORT = np.dtype(np.int16)
 _NARROW = np.dtype(np.float32)
 _WIDE = np.dtype(np.float64)
@@ -82,16 +85,16 @@ class RollingWindow:
         self._head = 0  # next write position once the ring is full
         self._size = 0  # samples in the buffer (pending ones not included)
         self._total = 0  # samples ever appended, pending ones included
-        self._pending: list[float] = []
+        self._pending: list[float] | None = None  # a list only while not empty
         self._settled_at = 0  # total_count at the last settle()
         #: (total_count, mean, variance) of the last computation.
-        self._moments: tuple[int, float, float] = (-1, math.nan, math.nan)
+        self._moments: tuple[int, float, float] = _NOT_COMPUTED
 
     # -- sizes ---------------------------------------------------------------
 
     def __len__(self) -> int:
         """Number of samples currently held."""
-        return min(self._size + len(self._pending), self._capacity)
+        return min(self._size + len(self._pending or ()), self._capacity)
 
     def __repr__(self) -> str:
         return (
@@ -141,7 +144,10 @@ class RollingWindow:
             ):
                 _raise_for(np.array(values, dtype=np.float64))
             pending = self._pending
-            pending += values
+            if pending is None:
+                pending = self._pending = list(values)
+            else:
+                pending += values
             self._total += len(values)
             if len(pending) >= _FLUSH_AT:
                 self.flush()
@@ -160,17 +166,21 @@ class RollingWindow:
         v = float(value)
         if not -_MAX_ABS <= v <= _MAX_ABS:
             _raise_for(np.array([v]))
-        self._pending.append(v)
+        pending = self._pending
+        if pending is None:
+            self._pending = [v]
+        else:
+            pending.append(v)
+            if len(pending) >= _FLUSH_AT:
+                self.flush()
         self._total += 1
-        if len(self._pending) >= _FLUSH_AT:
-            self.flush()
 
     def flush(self) -> None:
         """Write pending samples into the buffer (readers call this themselves)."""
         pending = self._pending
         if not pending:
             return
-        self._pending = []
+        self._pending = None
         size = self._size
         if len(pending) <= _PUT_ONE_BY_ONE and (
             size == self._capacity or size + len(pending) <= len(self._buf)
@@ -378,7 +388,7 @@ class RollingWindow:
         self._buf = kept.astype(self._buf.dtype)
         self._size = int(kept.shape[0])
         self._head = self._size % capacity
-        self._moments = (-1, math.nan, math.nan)
+        self._moments = _NOT_COMPUTED
 
     def state(self) -> dict[str, Any]:
         """A JSON-serialisable snapshot: capacity, total count and samples."""
