@@ -300,6 +300,17 @@ class TestStorage:
         assert window.nbytes == 100 * 8
         assert [*(exact * 25)[3:], 0.5, 0.1, 1e100] == window.values().tolist()
 
+    @pytest.mark.parametrize("values", [[3.0, -7.0], [0.5, 2.25], [0.1, 1e100]])
+    def test_tail_stored_is_exact_in_the_buffer_type(self, values: list[float]) -> None:
+        """tail_stored() copies the newest samples in the buffer's type, equal to
+        tail()'s float64, wrapped ring or not."""
+        window = RollingWindow(7)
+        for count in (3, 7, 12):
+            window.extend(values * count)
+            stored = window.tail_stored(5)
+            assert stored.itemsize == window.sample_bytes
+            assert window.tail(5).tolist() == stored.astype(np.float64).tolist()
+
     def test_settle_flushes_a_window_that_went_quiet(self) -> None:
         """settle() leaves a busy window's pending samples alone and flushes them
         once nothing arrived since the previous call."""

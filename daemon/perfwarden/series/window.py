@@ -325,6 +325,21 @@ class RollingWindow:
             return buf[head - k : head].astype(_WIDE)
         return np.concatenate((buf[head - k :], buf[:head]), dtype=_WIDE)
 
+    def tail_stored(self, k: int) -> npt.NDArray[Any]:
+        """The newest ``min(k, len)`` samples, oldest first, as a copy in the
+        buffer's own type (``int16``, ``float32`` or ``float64``; exact either
+        way): for copies that are held a while, such as a checkpoint's, at a
+        quarter of the memory of :meth:`tail` for integer samples."""
+        self.flush()
+        k = max(0, min(int(k), self._size))
+        buf = self._buf
+        if self._size < self._capacity:
+            return buf[self._size - k : self._size].copy()
+        head = self._head
+        if k <= head:
+            return buf[head - k : head].copy()
+        return np.concatenate((buf[head - k :], buf[:head]))
+
     def tail_into(self, out: FloatArray) -> None:
         """Copy the newest ``len(out)`` samples, oldest first, into ``out`` (a row
         of a caller's array, for statistics over many windows at once). The window

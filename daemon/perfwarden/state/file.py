@@ -352,10 +352,11 @@ def reason_of(exc: BaseException) -> str:
 def write_snapshot(conn: sqlite3.Connection, snap: Snapshot, *, final: bool) -> None:
     """Write ``snap`` in one transaction; ``final`` then folds the WAL into the
     database file (which fsyncs)."""
-    chunk_rows = [
+    # One blob at a time (not a list of all): 10,000 changed series are many MiB.
+    chunk_rows = (
         (seq, key, first, np.ascontiguousarray(values, dtype="<f8").tobytes())
         for seq, key, first, values in snap.chunks_added
-    ]
+    )
     with transaction(conn):
         if snap.downtime:
             # Series rows are small (the samples are in chunks).

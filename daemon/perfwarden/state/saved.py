@@ -213,7 +213,8 @@ class Saved:
         if new:
             seq = self.next_seq
             self.next_seq += 1
-            snap.chunks_added.append((seq, series.key, total - new, window.tail(new)))
+            stored = window.tail_stored(new)  # converted to float64 by the writer
+            snap.chunks_added.append((seq, series.key, total - new, stored))
             kept.append((seq, total - new, new))
         snap.chunk_lists[series.key] = pack_chunks(kept)
 
