@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import platform
 import signal
@@ -25,7 +26,7 @@ from perfwarden import __version__
 from perfwarden.alerts.evaluator import Evaluator
 from perfwarden.alerts.pacing import EvaluationPacer
 from perfwarden.alerts.tick import evaluation_tick
-from perfwarden.config.load import Config, ConfigError, SignedGauges, load_config
+from perfwarden.config.load import Bound, Config, ConfigError, SignedGauges, load_config
 from perfwarden.config.plugin_names import unknown_plugins
 from perfwarden.config.watcher import ConfigWatcher
 from perfwarden.control.handlers import build_commands
@@ -64,10 +65,12 @@ from perfwarden.systemd import Notifier
 from perfwarden.views.http_server import HttpServer
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from perfwarden.control.server import Handler
     from perfwarden.plugin_api import KnobSpec
+    from perfwarden.series.store import Band
 
 __all__ = ["Daemon", "ReloadOutcome"]
 
@@ -90,7 +93,9 @@ class Daemon:
         self.socket_dir = socket_dir
         self.state_dir = state_dir
         self.notifier = notifier or Notifier()
-        self.store = MetricStore(config.metric_window, config.statistics.max_series)
+        self.store = MetricStore(
+            config.metric_window, config.statistics.max_series, _bands_of(config)
+        )
         self.ingestor = Ingestor(self.store, config.ingest.max_line_bytes)
         self.ceiling = MemoryCeiling(
             self.store, lambda: self.config.statistics.max_memory_mb
@@ -205,7 +210,9 @@ class Daemon:
         # runs what the file says once more, rather than nothing.
         restored = new.sha256 == self.config.sha256 and not self._last_reload_ok()
         self.config = new
-        self.store.reconfigure(new.metric_window, new.statistics.max_series)
+        self.store.reconfigure(
+            new.metric_window, new.statistics.max_series, _bands_of(new)
+        )
         self._apply_ingest_limits(new)
         self.evaluator.forget(self._has_levels)
         self.knobs.reconfigure(_knob_specs(new))
@@ -446,7 +453,7 @@ class Daemon:
     def _schedule_evaluation(self) -> None:
         # Called after every ingest commit; the pacer coalesces the passes.
         if self.pacer is not None:
-            self.pacer.request()
+            self.pacer.request(urgent=self.store.take_urgent())
 
     def flush_evaluation(self) -> None:
         """Judge every series updated so far now, if a pass is waiting."""
@@ -511,6 +518,23 @@ class Daemon:
             await self._reload_requested.wait()
             self._reload_requested.clear()
             await self.reload()
+
+
+def _bands_of(config: Config) -> Callable[[str], Band | None]:
+    """The store's band per metric name: None without levels; else values past
+    the first level met (warning, or critical alone) make a batch urgent."""
+    metrics = config.metrics
+
+    def band(name: str) -> Band | None:
+        metric = metrics.get(name)
+        if metric is None or not metric.has_levels:
+            return None
+        levels = [v for v in (metric.warning, metric.critical) if v is not None]
+        if metric.bound is Bound.UPPER:
+            return (-math.inf, min(levels))
+        return (max(levels), math.inf)
+
+    return band
 
 
 def _knob_specs(config: Config) -> dict[str, KnobSpec]:

@@ -76,6 +76,23 @@ class TestPacer:
             await turns()
         assert len(runs) == 3
 
+    async def test_an_urgent_request_skips_the_gap(self) -> None:
+        """A batch with a value past a level is judged on the next loop turn even
+        when a coalesced pass is waiting for its gap."""
+        runs: list[int] = []
+        pacer = EvaluationPacer(
+            lambda: runs.append(1), asyncio.get_running_loop(), lambda: HOUR
+        )
+        pacer.request()
+        await turns()
+        pacer.request()
+        await turns()
+        assert (1, True) == (len(runs), pacer.due)
+        pacer.request(urgent=True)
+        pacer.request(urgent=True)
+        await turns()
+        assert (2, False, 1) == (len(runs), pacer.due, pacer.coalesced)
+
     async def test_cancel_drops_the_waiting_pass(self) -> None:
         """cancel() (shutdown) leaves nothing scheduled."""
         runs: list[int] = []
@@ -89,9 +106,9 @@ class TestPacer:
 
 
 class TestConfig:
-    def test_coalesce_defaults_to_10ms_and_takes_durations(self) -> None:
-        """evaluation.coalesce: 10 ms unless set; durations such as 5ms or 0."""
-        assert parse_config("version: 1\n").evaluation.coalesce == 0.01
+    def test_coalesce_defaults_to_50ms_and_takes_durations(self) -> None:
+        """evaluation.coalesce: 50 ms unless set; durations such as 5ms or 0."""
+        assert parse_config("version: 1\n").evaluation.coalesce == 0.05
         for text, expected in (("5ms", 0.005), ("0", 0.0), ("1s", 1.0)):
             config = parse_config(f"version: 1\nevaluation: {{coalesce: {text}}}\n")
             assert expected == config.evaluation.coalesce, text

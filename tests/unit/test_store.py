@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from perfwarden.alerts.evaluator import Silence
@@ -203,3 +205,56 @@ class TestLabel:
         store.ingest(batch, 0.0)
         assert "m{k=1,z}" == store.by_name("m")[0].label
         assert "n" == store.by_name("n")[0].label
+
+
+JUDGED = (-math.inf, math.inf)
+
+
+class TestUpdated:
+    def test_only_judged_series_are_reported(self, clock: FakeClock) -> None:
+        """take_updated() reports the series of judged names (metrics with levels):
+        the evaluator's pass does not walk thousands of series it would skip."""
+        store = MetricStore(lambda name: 10, 10, {"latency": JUDGED}.get)
+        feed(store, clock, "latency|ms", "other|g", "hits|c")
+        assert ["latency|ms"] == [s.key for s in store.take_updated()]
+        store.roll_interval(1.0)
+        assert [] == [s.key for s in store.take_updated()]
+
+    def test_reconfigure_changes_what_is_judged(self, clock: FakeClock) -> None:
+        """A reload that gives a metric levels makes its existing series judged."""
+        store = MetricStore(lambda name: 10, 10, lambda name: None)
+        feed(store, clock, "hits|c", "other|g")
+        assert not store.take_updated()
+        store.reconfigure(lambda name: 10, 10, {"hits": JUDGED}.get)
+        feed(store, clock, "other|g")
+        store.roll_interval(1.0)
+        assert ["hits|c"] == [s.key for s in store.take_updated()]
+
+
+class TestUrgent:
+    @pytest.mark.parametrize(
+        ("values", "urgent"),
+        [
+            ([1.0, 149.0], False),
+            ([1.0, 150.0], True),
+            ([400.0], True),
+            ([-5.0], True),
+            ([-4.9, 0.0], False),
+        ],
+    )
+    def test_a_value_at_or_past_the_band_makes_the_batch_urgent(
+        self, clock: FakeClock, values: list[float], urgent: bool
+    ) -> None:
+        """Values at or beyond the band's edges are urgent; inside are not."""
+        store = MetricStore(lambda name: 10, 10, {"latency": (-5.0, 150.0)}.get)
+        batch = Batch(received=len(values), accepted=len(values))
+        batch.values["latency|ms"] = values
+        store.ingest(batch, clock())
+        assert (urgent, False) == (store.take_urgent(), store.take_urgent())
+
+    def test_unjudged_series_are_never_urgent(self, clock: FakeClock) -> None:
+        """A metric without levels has no band: nothing it sends is urgent."""
+        store = MetricStore(lambda name: 10, 10, lambda name: None)
+        batch = Batch(received=1, accepted=1, values={"x|g": [1e99]})
+        store.ingest(batch, clock())
+        assert not store.take_urgent()

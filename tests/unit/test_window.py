@@ -243,35 +243,93 @@ class TestStorage:
         up to its capacity and no further."""
         window = RollingWindow(1000)
         assert window.nbytes == 0
-        window.append(1.0)
+        window.append(1.5)
         window.flush()
-        assert 0 < window.nbytes <= 8 * 8
-        window.extend(list(range(99)))
+        assert 0 < window.nbytes <= 8 * 4
+        window.extend([float(v) + 0.5 for v in range(99)])
         window.flush()
         assert window.nbytes <= 2 * 100 * 4
-        window.extend(np.arange(5000.0))
+        window.extend(np.arange(5000.0) + 0.25)
         assert window.nbytes == 1000 * 4
-        assert np.arange(4000.0, 5000.0).tolist() == window.values().tolist()
+        assert (np.arange(4000.0, 5000.0) + 0.25).tolist() == window.values().tolist()
 
-    def test_float32_exact_values_take_half_the_memory(self) -> None:
-        """Integers and halves are kept as float32; the first value float32 cannot
-        hold exactly widens the buffer, and every value reads back bit-for-bit."""
+    @pytest.mark.parametrize(
+        ("values", "itemsize"),
+        [
+            ([1240.0, 0.0, -32767.0, 32767.0], 2),
+            ([1240.0, 0.5, -3.25, 16777216.0], 4),
+            ([1240.0, 32768.0], 4),
+            ([1.0, 0.1], 8),
+            ([1.0, 1e100], 8),
+        ],
+    )
+    def test_the_narrowest_exact_type_holds_the_samples(
+        self, values: list[float], itemsize: int
+    ) -> None:
+        """int16 while every sample is an integer within +-32767, float32 while
+        exact there, else float64; every sample reads back equal, whichever way it
+        arrived (one by one, as a list, as an array)."""
+        for batches in (
+            [[v] for v in values],
+            [values * 10],
+            [np.array(values * 10)],
+        ):
+            window = RollingWindow(len(values) * 10)
+            for batch in batches:
+                window.extend(batch)
+            window.flush()
+            expected = values * (10 if len(batches) == 1 else 1)
+            assert expected == window.values().tolist()
+            assert (itemsize, expected) == (
+                window.sample_bytes,
+                window.tail(len(window)).tolist(),
+            )
+
+    def test_a_wider_sample_widens_the_buffer_for_good(self) -> None:
+        """Samples already held keep their values when the buffer widens."""
         window = RollingWindow(100)
-        exact = [1240.0, 0.5, -3.25, 16777216.0]
+        exact = [1240.0, 3.0, -7.0, 16.0]
         window.extend(exact * 25)
+        window.flush()
+        assert window.nbytes == 100 * 2
+        window.extend([0.5])
+        window.flush()
         assert window.nbytes == 100 * 4
-        assert exact * 25 == window.values().tolist()
         window.extend([0.1, 1e100])
         window.flush()
         assert window.nbytes == 100 * 8
-        assert [*(exact * 25)[2:], 0.1, 1e100] == window.values().tolist()
+        assert [*(exact * 25)[3:], 0.5, 0.1, 1e100] == window.values().tolist()
+
+    @pytest.mark.parametrize("values", [[3.0, -7.0], [0.5, 2.25], [0.1, 1e100]])
+    def test_tail_stored_is_exact_in_the_buffer_type(self, values: list[float]) -> None:
+        """tail_stored() copies the newest samples in the buffer's type, equal to
+        tail()'s float64, wrapped ring or not."""
+        window = RollingWindow(7)
+        for count in (3, 7, 12):
+            window.extend(values * count)
+            stored = window.tail_stored(5)
+            assert stored.itemsize == window.sample_bytes
+            assert window.tail(5).tolist() == stored.astype(np.float64).tolist()
+
+    def test_settle_flushes_a_window_that_went_quiet(self) -> None:
+        """settle() leaves a busy window's pending samples alone and flushes them
+        once nothing arrived since the previous call."""
+        window = RollingWindow(100)
+        window.settle()
+        window.extend([1.5, 2.5])
+        window.settle()
+        assert window.nbytes == 0
+        window.settle()
+        assert window.nbytes > 0
+        assert [1.5, 2.5] == window.values().tolist()
 
     def test_array_batches_are_narrowed_only_when_exact(self) -> None:
-        """An array batch (a restored state) keeps float32 storage when exact."""
+        """An array batch (a restored state) keeps narrow storage when exact."""
         window = RollingWindow.restored(50, np.arange(60.0), 75)
-        assert (50, 75, 50 * 4) == (len(window), window.total_count, window.nbytes)
+        assert (50, 75, 50 * 2) == (len(window), window.total_count, window.nbytes)
         window.extend(np.array([2.0**-30 + 1.0]))
         assert window.values()[-1] == 2.0**-30 + 1.0
+        assert window.nbytes == 50 * 8
 
     @settings(max_examples=200, deadline=None)
     @given(capacity_and_batches(), st.lists(st.booleans(), max_size=12))

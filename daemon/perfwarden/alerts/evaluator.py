@@ -1,8 +1,10 @@
 """The evaluator: observes series, steps their alert state machines, publishes events.
 
-It runs right after each ingest batch for the series that batch touched (so a
-violation is seen at once, not at the next tick) and on every evaluation tick for
-all series (so ``for`` hold times elapse and silent series become ``no_data``).
+It runs after ingest for the series updated since its previous pass (so a violation
+is seen at once, not at the next tick; :mod:`perfwarden.alerts.pacing` decides
+when: at most once per ``evaluation.coalesce``, at once for a value past a level)
+and on every evaluation tick for all series (so ``for`` hold times elapse and
+silent series become ``no_data``).
 
 The observation depends on ``evaluation.basis``: ``sample`` each new value, ``mean``
 the mean of the newest ``evaluation.window`` samples, ``ci`` their

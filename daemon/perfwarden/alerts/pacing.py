@@ -8,9 +8,13 @@ spell (no pass within the last ``gap`` seconds) runs a pass on the next loop tur
 right after the batches of that turn, as before there was any pacing: a lone
 crossing is judged at once. Under a steady stream of batches passes run at most
 once per ``gap`` and each judges every series updated since the previous one, so
-a series is evaluated at most once per ``gap`` however many batches fed it, and a
-crossing waits at most ``gap`` for its judgement. ``gap = 0`` is one pass per loop
-turn.
+a series is evaluated at most once per ``gap`` however many batches fed it.
+``gap = 0`` is one pass per loop turn.
+
+An *urgent* request (the batch carried a value at or past a level of its series,
+see :meth:`~perfwarden.series.store.MetricStore.take_urgent`) runs the pass on
+the next loop turn whatever the gap: a crossing is not kept waiting behind the
+coalescing. Any other change of judgement waits at most ``gap``.
 
 :meth:`EvaluationPacer.flush` runs a due pass at once (the control server calls it
 before a command, so ``stats`` and friends see every committed sample judged).
@@ -47,6 +51,7 @@ class EvaluationPacer:
         self._gap = gap
         self._clock = clock
         self._handle: asyncio.Handle | None = None
+        self._soon = False  # the scheduled pass runs on the next loop turn
         self._last = -float("inf")
         #: Passes run, and requests folded into an already scheduled pass.
         self.passes = 0
@@ -57,13 +62,18 @@ class EvaluationPacer:
         """Is a pass scheduled and not yet run?"""
         return self._handle is not None
 
-    def request(self) -> None:
-        """Ask for a pass that sees everything committed so far."""
-        if self._handle is not None:
-            self.coalesced += 1
-            return
-        wait = self._last + self._gap() - self._clock()
-        if wait <= 0:
+    def request(self, *, urgent: bool = False) -> None:
+        """Ask for a pass that sees everything committed so far; ``urgent``: on
+        the next loop turn, whatever the gap (a value past a level arrived)."""
+        handle = self._handle
+        if handle is not None:
+            if not urgent or self._soon:
+                self.coalesced += 1
+                return
+            handle.cancel()
+        wait = -1.0 if urgent else self._last + self._gap() - self._clock()
+        self._soon = wait <= 0
+        if self._soon:
             self._handle = self._loop.call_soon(self._pass)
         else:
             self._handle = self._loop.call_later(wait, self._pass)

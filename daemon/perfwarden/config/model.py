@@ -176,8 +176,9 @@ class EvaluationConfig:
     #: A series with no samples for this long is ``no_data``, not silently ok.
     missing_after: Seconds = 60.0
     #: Evaluation passes after ingest run at most this far apart: a series fed by
-    #: many batches is judged once per ``coalesce``, a lone crossing at once.
-    coalesce: Seconds = 0.01
+    #: many batches is judged once per ``coalesce``; a lone batch, or one with a
+    #: value past a level, at once.
+    coalesce: Seconds = 0.05
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,8 @@ so series that come and go (a ``pid`` tag, a pod name) do not hold their slots f
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from perfwarden.ingest.statsd import Batch, MetricType, RawKey, split_raw_key
@@ -29,7 +30,11 @@ from perfwarden.series.window import RollingWindow
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-__all__ = ["MetricStore", "Series", "canonical_tags"]
+__all__ = ["Band", "MetricStore", "Series", "canonical_tags"]
+
+#: ``(low, high)``: values at or below ``low`` or at or above ``high`` are urgent.
+Band = tuple[float, float]
+_NEVER_URGENT: Final[Band] = (-math.inf, math.inf)
 
 #: Distinct members a set series remembers per interval; more are not counted.
 MAX_SET_MEMBERS: Final = 65536
@@ -62,9 +67,20 @@ class Series:
     window: RollingWindow
     #: Monotonic time of the last sample (or count/set line) received.
     last_update: float = 0.0
-    #: Count increments or set members received since the last interval roll.
+    #: Count increments or set members received since the last interval roll (a
+    #: set series' members: None until its first, as most series are no sets).
     pending: float = 0.0
-    members: set[str] = field(default_factory=set)
+    members: set[str] | None = None
+    #: ``(low, high)`` when the evaluator judges this series (its metric has
+    #: levels), else None; only judged series are reported as updated, and a
+    #: value at or beyond either edge makes its batch urgent
+    #: (:meth:`MetricStore.take_urgent`).
+    band: Band | None = (-math.inf, math.inf)
+
+    @property
+    def judged(self) -> bool:
+        """Does the evaluator judge this series?"""
+        return self.band is not None
 
     @property
     def label(self) -> str:
@@ -92,13 +108,21 @@ class Series:
 class MetricStore:
     """All series, their windows, and the drop accounting of the series cap."""
 
-    def __init__(self, window_for: Callable[[str], int], max_series: int) -> None:
+    def __init__(
+        self,
+        window_for: Callable[[str], int],
+        max_series: int,
+        band: Callable[[str], Band | None] = lambda name: _NEVER_URGENT,
+    ) -> None:
+        """``band(name)``: the band of a metric's series (None: not judged)."""
         self._window_for = window_for
         self._max_series = max_series
+        self._band = band
+        self._urgent = False
         self._series: dict[str, Series] = {}
         self._aliases: dict[RawKey, Series] = {}
         self._by_name: dict[str, list[Series]] = {}
-        #: Series appended to since the last call to :meth:`take_updated`.
+        #: Judged series appended to since the last call to :meth:`take_updated`.
         self._updated: set[Series] = set()
         #: Lines dropped because the series cap was reached.
         self.dropped_lines = 0
@@ -133,8 +157,14 @@ class MetricStore:
         """Metric names that have at least one series, in first-seen order."""
         return list(self._by_name)
 
+    def take_urgent(self) -> bool:
+        """Did a value at or beyond its series' band arrive since the previous
+        call (and reset)? Such a batch is judged at once, not coalesced."""
+        urgent, self._urgent = self._urgent, False
+        return urgent
+
     def take_updated(self) -> set[Series]:
-        """Series that received samples since the previous call (and reset)."""
+        """Judged series that received samples since the previous call (and reset)."""
         updated, self._updated = self._updated, set()
         return updated
 
@@ -155,6 +185,7 @@ class MetricStore:
         updated = self._updated
         aliases = self._aliases
         count = MetricType.COUNT
+        urgent = False
         for key, delta in batch.gauge_deltas.items():
             # Before the batch's values: these deltas came before any of them.
             series = self._resolve(key)
@@ -176,14 +207,25 @@ class MetricStore:
                 series.pending += sum(values)
             else:
                 series.window.extend(values)
-                updated.add(series)
+                band = series.band
+                if band is not None:
+                    updated.add(series)
+                    if not urgent and (
+                        min(values) <= band[0] or max(values) >= band[1]
+                    ):
+                        urgent = True
             series.last_update = now
+        if urgent:
+            self._urgent = True
         for key, members in batch.members.items():
             series = self._resolve(key)
             if series is None:
                 self._count_dropped(batch.lines_for(key))
                 continue
-            self._add_members(series.members, members)
+            held = series.members
+            if held is None:
+                held = series.members = set()
+            self._add_members(held, members)
             series.last_update = now
         if batch.stamped:
             self._ingest_stamped(batch, now, stamp_offset)
@@ -232,19 +274,21 @@ class MetricStore:
         """Turn each count's sum into a rate sample and each set into a distinct count.
 
         Called once per evaluation interval (``interval`` seconds). A count series
-        that received nothing gets a zero rate, as statsd flushes counters. Every
-        window's pending samples go to its buffer here too, so that a series that
-        went quiet holds its samples in the compact buffer, not in a list.
+        that received nothing gets a zero rate, as statsd flushes counters. The
+        pending samples of windows that went quiet go to their buffers here too,
+        so that a series that stopped holds its samples compactly, not in a list.
         """
         for series in self._series.values():
-            series.window.flush()
+            series.window.settle()
             if series.type is MetricType.COUNT:
                 series.window.append(series.pending / interval)
                 series.pending = 0.0
-                self._updated.add(series)
             elif series.type is MetricType.SET:
-                series.window.append(float(len(series.members)))
-                series.members = set()  # clear() would keep the grown table
+                series.window.append(float(len(series.members or ())))
+                series.members = None
+            else:
+                continue
+            if series.band is not None:
                 self._updated.add(series)
         self._set_bytes_left = self.max_set_bytes
 
@@ -254,11 +298,20 @@ class MetricStore:
         self.max_set_members = max_members
         self.max_set_bytes = max_bytes
 
-    def reconfigure(self, window_for: Callable[[str], int], max_series: int) -> None:
-        """Apply new window sizes (keeping the newest samples) and a new series cap."""
+    def reconfigure(
+        self,
+        window_for: Callable[[str], int],
+        max_series: int,
+        band: Callable[[str], Band | None] | None = None,
+    ) -> None:
+        """Apply new window sizes (keeping the newest samples), a new series cap
+        and (when given) new bands."""
         self._window_for = window_for
         self._max_series = max_series
+        if band is not None:
+            self._band = band
         for series in self._series.values():
+            series.band = self._band(series.name)
             capacity = window_for(series.name)
             if capacity != series.window.capacity:
                 series.window.resize(capacity)
@@ -328,6 +381,7 @@ class MetricStore:
         capacity = self._window_for(series.name)
         if capacity != series.window.capacity:
             series.window.resize(capacity)
+        series.band = self._band(series.name)
         self._series[series.key] = series
         self._by_name.setdefault(series.name, []).append(series)
         return True
@@ -349,6 +403,7 @@ class MetricStore:
                 type=MetricType(type_),
                 tags=tags,
                 window=RollingWindow(self._window_for(name)),
+                band=self._band(name),
             )
             self._series[key] = series
             self._by_name.setdefault(name, []).append(series)

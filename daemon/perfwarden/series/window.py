@@ -6,17 +6,19 @@ proportional to the samples held, and give their mean, variance and recent tail.
 Appending is the hot path (with thousands of series a batch brings each only one or
 two values), so it costs a list append: new samples wait in a short Python list
 and are written to the numpy buffer in one slice assignment when that list is full
-(:data:`_FLUSH_AT`), when anything reads the window, or when the store flushes
-every window (once per evaluation interval). Reading never sees a difference:
-every reader flushes first.
+(:data:`_FLUSH_AT`), when anything reads the window, or when the window has gone
+quiet (:meth:`RollingWindow.settle`, once per evaluation interval). Reading never
+sees a difference: every reader flushes first (or reads the list too).
 
 Storage is a ring buffer that grows with the series: it starts small at the first
 flush and doubles (up to ``capacity``) as samples arrive; the ring wraps only once
 it is full, so until then the samples occupy its first ``len`` slots in order.
-While every sample held is exactly representable as a ``float32`` (integers below
-2**24, halves, quarters ...: most timings and gauges) the buffer is ``float32``,
-half the memory; the first sample that is not turns it into ``float64`` for good.
-Either way what is read back is ``float64`` and bit-for-bit what was appended.
+The buffer holds the narrowest of three types that keeps every sample exactly:
+``int16`` while all are integers within +-32767 (millisecond timings, counts:
+2 bytes a sample), ``float32`` while all are exactly representable there (integers
+below 2**24, halves, quarters ...: 4 bytes), else ``float64``; the first sample
+that does not fit widens the buffer for good. What is read back is ``float64``
+and equal to what was appended (a ``-0.0`` may come back as ``0.0``).
 
 Mean and variance are computed exactly from the buffer (a shifted two-pass sum,
 O(len)) when asked for, and cached until the next append: a window that is not
@@ -45,8 +47,16 @@ _MIN_BUFFER: Final = 8
 #: Larger magnitudes are refused: their squares would overflow the moments.
 _MAX_ABS: Final = 1e150
 
+#: The moments of a window that has not computed them yet.
+_NOT_COMPUTED: Final = (-1, math.nan, math.nan)
+
+_SHORT = np.dtype(np.int16)
 _NARROW = np.dtype(np.float32)
 _WIDE = np.dtype(np.float64)
+#: Storage types from narrowest to widest.
+_RANK: Final = {_SHORT: 0, _NARROW: 1, _WIDE: 2}
+_SHORT_MAX: Final = 32767
+_FLOAT32_MAX: Final = float(np.finfo(np.float32).max)
 
 
 class RollingWindow:
@@ -64,6 +74,7 @@ class RollingWindow:
         "_head",
         "_moments",
         "_pending",
+        "_settled_at",
         "_size",
         "_sum_total",
         "_total",
@@ -72,21 +83,22 @@ class RollingWindow:
     def __init__(self, capacity: int) -> None:
         """Create an empty window holding at most ``capacity`` (>= 1) samples."""
         self._capacity = _checked_capacity(capacity)
-        self._buf: npt.NDArray[Any] = np.empty(0, dtype=_NARROW)
+        self._buf: npt.NDArray[Any] = np.empty(0, dtype=_SHORT)
         self._head = 0  # next write position once the ring is full
         self._size = 0  # samples in the buffer (pending ones not included)
         self._total = 0  # samples ever appended, pending ones included
         self._count_base = 0  # _total when this window was created or restored
         self._sum_total = 0.0  # sum of the samples appended since then
-        self._pending: list[float] = []
+        self._pending: list[float] | None = None  # a list only while not empty
+        self._settled_at = 0  # total_count at the last settle()
         #: (total_count, mean, variance) of the last computation.
-        self._moments: tuple[int, float, float] = (-1, math.nan, math.nan)
+        self._moments: tuple[int, float, float] = _NOT_COMPUTED
 
     # -- sizes ---------------------------------------------------------------
 
     def __len__(self) -> int:
         """Number of samples currently held."""
-        return min(self._size + len(self._pending), self._capacity)
+        return min(self._size + len(self._pending or ()), self._capacity)
 
     def __repr__(self) -> str:
         return (
@@ -120,6 +132,11 @@ class RollingWindow:
         """The sum of the samples counted by :attr:`observed_count`."""
         return self._sum_total
 
+    @property
+    def sample_bytes(self) -> int:
+        """Bytes a sample takes in the buffer now: 2, 4 or 8."""
+        return int(self._buf.itemsize)
+
     # -- appending -----------------------------------------------------------
 
     def extend(self, values: npt.ArrayLike) -> None:
@@ -145,7 +162,10 @@ class RollingWindow:
                     _raise_for(np.array(values, dtype=np.float64))
             self._sum_total += total
             pending = self._pending
-            pending += values
+            if pending is None:
+                pending = self._pending = list(values)
+            else:
+                pending += values
             self._total += len(values)
             if len(pending) >= _FLUSH_AT:
                 self.flush()
@@ -158,29 +178,29 @@ class RollingWindow:
         self.flush()
         self._total += int(batch.shape[0])
         self._sum_total += float(batch.sum())
-        if self._buf.dtype is _NARROW:
-            narrow = batch.astype(_NARROW)
-            if bool((narrow == batch).all()):
-                batch = narrow
-        self._write(batch)
+        self._write(self._narrowed(batch))
 
     def append(self, value: float) -> None:
         """Append one sample. O(1) amortised."""
         v = float(value)
         if not -_MAX_ABS <= v <= _MAX_ABS:
             _raise_for(np.array([v]))
-        self._pending.append(v)
+        pending = self._pending
+        if pending is None:
+            self._pending = [v]
+        else:
+            pending.append(v)
+            if len(pending) >= _FLUSH_AT:
+                self.flush()
         self._total += 1
         self._sum_total += v
-        if len(self._pending) >= _FLUSH_AT:
-            self.flush()
 
     def flush(self) -> None:
         """Write pending samples into the buffer (readers call this themselves)."""
         pending = self._pending
         if not pending:
             return
-        self._pending = []
+        self._pending = None
         size = self._size
         if len(pending) <= _PUT_ONE_BY_ONE and (
             size == self._capacity or size + len(pending) <= len(self._buf)
@@ -188,12 +208,47 @@ class RollingWindow:
             for value in pending:
                 self._put(value)
             return
-        if self._buf.dtype is _NARROW:
+        kind = self._buf.dtype
+        if kind is not _WIDE:
             narrow = array("f", pending)
             if narrow.tolist() == pending:  # every value survives float32
-                self._write(np.frombuffer(narrow, dtype=np.float32))
+                batch: npt.NDArray[Any] = np.frombuffer(narrow, dtype=np.float32)
+                if (
+                    kind is _SHORT
+                    and min(pending) >= -_SHORT_MAX
+                    and max(pending) <= _SHORT_MAX
+                ):
+                    short = batch.astype(_SHORT)  # in range: truncates, no warning
+                    if bool((short == batch).all()):
+                        batch = short
+                self._write(batch)
                 return
         self._write(np.array(pending, dtype=np.float64))
+
+    def settle(self) -> None:
+        """Flush if no sample arrived since the previous call (the store calls this
+        once per evaluation interval): a window that went quiet keeps its samples
+        in the compact buffer, while a busy one flushes at the threshold anyway
+        and is not made to flush a few values more often."""
+        if self._pending and self._total == self._settled_at:
+            self.flush()
+        self._settled_at = self._total
+
+    def _narrowed(self, batch: FloatArray) -> npt.NDArray[Any]:
+        """A validated ``float64`` batch in the buffer's type when that is exact."""
+        kind = self._buf.dtype
+        if kind is _WIDE:
+            return batch
+        peak = float(np.abs(batch).max())
+        if kind is _SHORT and peak <= _SHORT_MAX:
+            short = batch.astype(_SHORT)
+            if bool((short == batch).all()):
+                return short
+        if peak <= _FLOAT32_MAX:  # casting beyond it warns (and is not exact)
+            narrow = batch.astype(_NARROW)
+            if bool((narrow == batch).all()):
+                return narrow
+        return batch
 
     def _put(self, value: float) -> None:
         """Store one validated sample where the buffer has room for it (the ring
@@ -208,16 +263,22 @@ class RollingWindow:
         else:
             at = self._head
             self._head = (at + 1) % self._capacity
+        kind = buf.dtype
+        if kind is _SHORT and not (
+            -_SHORT_MAX <= value <= _SHORT_MAX and value == int(value)
+        ):
+            kind = _NARROW
+        if kind is _NARROW and array("f", (value,))[0] != value:
+            kind = _WIDE
+        if kind is not buf.dtype:
+            buf = self._buf = buf.astype(kind)
         buf[at] = value
-        if buf.item(at) != value:  # not exact in float32: widen for good
-            buf = self._buf = buf.astype(_WIDE)
-            buf[at] = value
 
     def _write(self, batch: npt.NDArray[Any]) -> None:
-        """Store a validated batch; a ``float64`` one is taken as not exact in
-        ``float32`` and widens the buffer for good."""
-        if batch.dtype is _WIDE and self._buf.dtype is _NARROW:
-            self._buf = self._buf.astype(_WIDE)
+        """Store a validated batch given in the narrowest type that holds it
+        exactly: a wider one than the buffer's widens the buffer for good."""
+        if _RANK[batch.dtype] > _RANK[self._buf.dtype]:
+            self._buf = self._buf.astype(batch.dtype)
         cap = self._capacity
         m = int(batch.shape[0])
         size = self._size
@@ -284,6 +345,51 @@ class RollingWindow:
             return buf[head - k : head].astype(_WIDE)
         return np.concatenate((buf[head - k :], buf[:head]), dtype=_WIDE)
 
+    def tail_stored(self, k: int) -> npt.NDArray[Any]:
+        """The newest ``min(k, len)`` samples, oldest first, as a copy in the
+        buffer's own type (``int16``, ``float32`` or ``float64``; exact either
+        way): for copies that are held a while, such as a checkpoint's, at a
+        quarter of the memory of :meth:`tail` for integer samples."""
+        self.flush()
+        k = max(0, min(int(k), self._size))
+        buf = self._buf
+        if self._size < self._capacity:
+            return buf[self._size - k : self._size].copy()
+        head = self._head
+        if k <= head:
+            return buf[head - k : head].copy()
+        return np.concatenate((buf[head - k :], buf[:head]))
+
+    def tail_into(self, out: FloatArray) -> None:
+        """Copy the newest ``len(out)`` samples, oldest first, into ``out`` (a row
+        of a caller's array, for statistics over many windows at once). The window
+        must hold at least that many. Pending samples are copied from their list,
+        not flushed: an evaluation pass reads windows that got a few samples each.
+        """
+        k = int(out.shape[0])
+        if k > len(self):
+            msg = f"window holds {len(self)} samples, {k} asked for"
+            raise ValueError(msg)
+        pending = self._pending
+        if pending:
+            if len(pending) >= k:
+                out[:] = pending[-k:]
+                return
+            out[k - len(pending) :] = pending
+            out = out[: k - len(pending)]
+            k = int(out.shape[0])
+        buf = self._buf
+        if self._size < self._capacity:
+            out[:] = buf[self._size - k : self._size]
+            return
+        head = self._head
+        if k <= head:
+            out[:] = buf[head - k : head]
+            return
+        older = k - head
+        out[:older] = buf[head - k :]
+        out[older:] = buf[:head]
+
     def mean(self) -> float:
         """Mean of the held samples (NaN when empty)."""
         return self._computed()[1]
@@ -317,7 +423,7 @@ class RollingWindow:
         self._buf = kept.astype(self._buf.dtype)
         self._size = int(kept.shape[0])
         self._head = self._size % capacity
-        self._moments = (-1, math.nan, math.nan)
+        self._moments = _NOT_COMPUTED
 
     def state(self) -> dict[str, Any]:
         """A JSON-serialisable snapshot: capacity, total count and samples."""

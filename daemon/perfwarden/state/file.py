@@ -31,6 +31,7 @@ another application, a newer schema or a failed ``quick_check`` is renamed to
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
 import sqlite3
@@ -48,7 +49,7 @@ from perfwarden.series.store import Series
 from perfwarden.series.window import RollingWindow
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
     from perfwarden.state.saved import Snapshot
 
@@ -362,26 +363,31 @@ _BATCH_ROWS: Final = 128
 _BATCH_PAUSE: Final = 0.001
 
 
-def _in_batches(conn: sqlite3.Connection, sql: str, rows: list[Any]) -> None:
+def _in_batches(conn: sqlite3.Connection, sql: str, rows: Iterable[Any]) -> None:
     """``executemany`` in batches with a short sleep between them.
 
     The writer thread binds every row holding the GIL and gives it up only during
     SQLite's own steps, so a long ``executemany`` leaves the event loop thread
     waiting for the GIL in bursts; the sleeps hand it over (bench/hostile.md).
+    ``rows`` may be a generator, so that large blobs are made one batch at a time.
     """
-    for start in range(0, len(rows), _BATCH_ROWS):
-        if start:
+    rows = iter(rows)
+    first = True
+    while batch := list(itertools.islice(rows, _BATCH_ROWS)):
+        if not first:
             time.sleep(_BATCH_PAUSE)
-        conn.executemany(sql, rows[start : start + _BATCH_ROWS])
+        first = False
+        conn.executemany(sql, batch)
 
 
 def write_snapshot(conn: sqlite3.Connection, snap: Snapshot, *, final: bool) -> None:
     """Write ``snap`` in one transaction; ``final`` then folds the WAL into the
     database file (which fsyncs)."""
-    chunk_rows = [
+    # One blob at a time (not a list of all): 10,000 changed series are many MiB.
+    chunk_rows = (
         (seq, key, first, np.ascontiguousarray(values, dtype="<f8").tobytes())
         for seq, key, first, values in snap.chunks_added
-    ]
+    )
     with transaction(conn):
         if snap.downtime:
             # Series rows are small (the samples are in chunks).

@@ -72,7 +72,13 @@ from perfwarden.state.file import (
     write_snapshot,
 )
 from perfwarden.state.opening import Opened, discard, open_state, unavailable
-from perfwarden.state.saved import STALE_ALERT, STALE_SERIES, Saved, Snapshot
+from perfwarden.state.saved import (
+    STALE_ALERT,
+    STALE_SERIES,
+    Saved,
+    Snapshot,
+    pack_chunks,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -232,7 +238,9 @@ class StateStore:
             key = row[0]
             saved.series_marks[key] = STALE_SERIES  # the row exists in the file
             owned = chunks.pop(key, [])
-            saved.chunks[key] = [(seq, first, len(d) // 8) for seq, first, d in owned]
+            saved.chunks[key] = pack_chunks(
+                (seq, first, len(d) // 8) for seq, first, d in owned
+            )
             try:
                 series = series_from_row(row, owned, idle_since)
             except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
