@@ -411,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         "--windows",
         type=int,
         nargs="+",
-        default=[10, 30, 50, 100, 200],
+        default=[30, 50, 100, 200],
         help="evaluation.window values for mean and ci",
     )
     p.add_argument(
