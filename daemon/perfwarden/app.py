@@ -14,23 +14,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import os
 import platform
 import signal
 import time
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from perfwarden import __version__
 from perfwarden.alerts.evaluator import Evaluator
 from perfwarden.alerts.pacing import EvaluationPacer
 from perfwarden.alerts.tick import evaluation_tick
-from perfwarden.config.load import Bound, Config, ConfigError, SignedGauges, load_config
+from perfwarden.config.changes import describe_changes
+from perfwarden.config.load import Config, ConfigError, SignedGauges, load_config
 from perfwarden.config.plugin_names import unknown_plugins
 from perfwarden.config.watcher import ConfigWatcher
 from perfwarden.control.handlers import build_commands
-from perfwarden.control.server import Command, ControlCounters, ControlServer
+from perfwarden.control.server import ControlCounters, ControlServer, judged_first
 from perfwarden.errors import PerfwardenError
 from perfwarden.heap import freeze_startup, trim
 from perfwarden.ingest.receivers import DatagramReceiver, Ingestor, StreamIngestServer
@@ -57,20 +56,18 @@ from perfwarden.routes.alertmanager import AlertmanagerRoute
 from perfwarden.sampling.loop_watch import LoopWatch
 from perfwarden.sampling.sampler import ProcessSampler
 from perfwarden.sampling.self_monitor import SelfMonitor
+from perfwarden.series.bands import bands_of
 from perfwarden.series.ceiling import MemoryCeiling
 from perfwarden.series.expiry import SeriesExpiry
 from perfwarden.series.store import MetricStore
 from perfwarden.state.persistence import StateStore
-from perfwarden.systemd import Notifier
+from perfwarden.systemd import Notifier, watchdog
 from perfwarden.views.http_server import HttpServer
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from pathlib import Path
 
-    from perfwarden.control.server import Handler
     from perfwarden.plugin_api import KnobSpec
-    from perfwarden.series.store import Band
 
 __all__ = ["Daemon", "ReloadOutcome"]
 
@@ -94,7 +91,7 @@ class Daemon:
         self.state_dir = state_dir
         self.notifier = notifier or Notifier()
         self.store = MetricStore(
-            config.metric_window, config.statistics.max_series, _bands_of(config)
+            config.metric_window, config.statistics.max_series, bands_of(config)
         )
         self.ingestor = Ingestor(self.store, config.ingest.max_line_bytes)
         self.ceiling = MemoryCeiling(
@@ -205,13 +202,13 @@ class Daemon:
                 self.last_reload = {"ok": False, "at": time.time(), "errors": errors}
                 self.reload_counts["rejected"] += 1
                 return ReloadOutcome(ok=False, errors=errors)
-        changes = _describe_changes(self.config, new)
+        changes = describe_changes(self.config, new)
         # The very bytes in force again after a rejected file: say that the daemon
         # runs what the file says once more, rather than nothing.
         restored = new.sha256 == self.config.sha256 and not self._last_reload_ok()
         self.config = new
         self.store.reconfigure(
-            new.metric_window, new.statistics.max_series, _bands_of(new)
+            new.metric_window, new.statistics.max_series, bands_of(new)
         )
         self._apply_ingest_limits(new)
         self.evaluator.forget(self._has_levels)
@@ -321,7 +318,7 @@ class Daemon:
         await self.plugins.rescan()
         self._plugin_warnings()
         control = ControlServer(
-            self._judged_first(build_commands(self)),
+            judged_first(build_commands(self), self.flush_evaluation),
             lambda: self.config.control,
             self.control_counters,
         )
@@ -343,7 +340,14 @@ class Daemon:
         tasks = [
             asyncio.create_task(self._interval_loop(), name="interval"),
             asyncio.create_task(self._reload_loop(), name="reload"),
-            asyncio.create_task(self._watchdog_loop(), name="watchdog"),
+            asyncio.create_task(
+                watchdog(
+                    self.notifier,
+                    lambda: self.ticks,
+                    lambda: self.config.evaluation.interval,
+                ),
+                name="watchdog",
+            ),
             asyncio.create_task(self.sampler.run(), name="sampler"),
             asyncio.create_task(self.self_monitor.run(), name="self-monitor"),
             asyncio.create_task(self.loop_watch.run(), name="loop-watch"),
@@ -466,24 +470,6 @@ class Daemon:
         self.evaluation_passes += 1
         self.evaluation_seconds += time.perf_counter() - started
 
-    def _judged_first(self, commands: dict[str, Command]) -> dict[str, Command]:
-        """Commands that first run a waiting evaluation pass, so that what they
-        read (stats, alerts, a ping after a send) reflects every committed sample."""
-
-        def judged(handler: Handler) -> Handler:
-            async def run(args: dict[str, Any]) -> Any:
-                self.flush_evaluation()
-                return await handler(args)
-
-            return run
-
-        return {
-            name: command
-            if command.stream
-            else replace(command, handler=judged(cast("Handler", command.handler)))
-            for name, command in commands.items()
-        }
-
     def _append_sample(self, name: str, tags: dict[str, str], value: float) -> None:
         """A sample from inside the daemon (sampler, self-monitor), as a gauge."""
         raw = ",".join(f"{k}:{v}" for k, v in tags.items())
@@ -491,22 +477,6 @@ class Daemon:
         batch = Batch(received=1, accepted=1, values={key: [value]})
         self.store.ingest(batch, time.monotonic())
         self._schedule_evaluation()
-
-    async def _watchdog_loop(self) -> None:
-        """WATCHDOG=1 every WATCHDOG_USEC/2, only while the evaluation loop advances:
-        a wedged loop stops the pings and systemd restarts the service."""
-        interval = self.notifier.watchdog_interval
-        if interval is None:
-            return
-        seen, seen_at = self.ticks, time.monotonic()
-        while True:
-            await asyncio.sleep(interval)
-            now = time.monotonic()
-            if self.ticks != seen:
-                seen, seen_at = self.ticks, now
-            # Advancing: a tick within two evaluation intervals (+1 s of slack).
-            if now - seen_at <= 2 * self.config.evaluation.interval + 1.0:
-                self.notifier.notify("WATCHDOG=1")
 
     def _has_levels(self, series_key: str) -> bool:
         series = self.store.get(series_key)
@@ -520,66 +490,9 @@ class Daemon:
             await self.reload()
 
 
-def _bands_of(config: Config) -> Callable[[str], Band | None]:
-    """The store's band per metric name: None without levels; else values past
-    the first level met (warning, or critical alone) make a batch urgent."""
-    metrics = config.metrics
-
-    def band(name: str) -> Band | None:
-        metric = metrics.get(name)
-        if metric is None or not metric.has_levels:
-            return None
-        levels = [v for v in (metric.warning, metric.critical) if v is not None]
-        if metric.bound is Bound.UPPER:
-            return (-math.inf, min(levels))
-        return (max(levels), math.inf)
-
-    return band
-
-
 def _knob_specs(config: Config) -> dict[str, KnobSpec]:
     return {name: spec_of(knob) for name, knob in config.knobs.items()}
 
 
 def _monotonic_usec() -> str:
     return f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}"
-
-
-def _describe_changes(old: Config, new: Config) -> list[str]:
-    """Human-readable ``section.key: old -> new`` lines (top-level sections only)."""
-    changes: list[str] = []
-    for name in sorted(set(old.metrics) | set(new.metrics)):
-        before, after = old.metrics.get(name), new.metrics.get(name)
-        if before == after:
-            continue
-        if before is None:
-            changes.append(f"metrics.{name}: added")
-        elif after is None:
-            changes.append(f"metrics.{name}: removed")
-        else:
-            for key in before.__slots__:
-                a, b = getattr(before, key), getattr(after, key)
-                if a != b:
-                    changes.append(f"metrics.{name}.{key.rstrip('_')}: {a!r} -> {b!r}")
-    sections = (
-        "statistics",
-        "evaluation",
-        "optimizer",
-        "control",
-        "sockets",
-        "ingest",
-        "state",
-        "http",
-        "recording",
-        "logging",
-    )
-    changes.extend(
-        f"{section}: {getattr(old, section)!r} -> {getattr(new, section)!r}"
-        for section in sections
-        if getattr(old, section) != getattr(new, section)
-    )
-    if old.knobs != new.knobs:
-        changes.append("knobs: changed")
-    if old.plugins != new.plugins:
-        changes.append("plugins: changed")
-    return changes

@@ -7,15 +7,17 @@ namespace.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
+import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
-__all__ = ["Notifier"]
+__all__ = ["Notifier", "watchdog"]
 
 
 class Notifier:
@@ -50,3 +52,22 @@ class Notifier:
             ) as sock,
         ):
             sock.sendto(message, socket.MSG_DONTWAIT, self._address)
+
+
+async def watchdog(
+    notifier: Notifier, ticks: Callable[[], int], interval: Callable[[], float]
+) -> None:
+    """WATCHDOG=1 every WATCHDOG_USEC/2, only while the evaluation loop advances
+    (``ticks`` grows within two evaluation ``interval``s, plus 1 s of slack): a
+    wedged loop stops the pings and systemd restarts the service."""
+    period = notifier.watchdog_interval
+    if period is None:
+        return
+    seen, seen_at = ticks(), time.monotonic()
+    while True:
+        await asyncio.sleep(period)
+        now = time.monotonic()
+        if ticks() != seen:
+            seen, seen_at = ticks(), now
+        if now - seen_at <= 2 * interval() + 1.0:
+            notifier.notify("WATCHDOG=1")

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import grp
 import os
 import socket
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from perfwarden.control.protocol import (
     MAX_LINE,
@@ -45,6 +46,7 @@ __all__ = [
     "ControlServer",
     "PeerCredentials",
     "is_authorized",
+    "judged_first",
 ]
 
 _IDLE_TIMEOUT: Final = 300.0
@@ -357,3 +359,27 @@ class ControlServer:
             )
             return encode_error(request.id, "too_large", message)
         return reply
+
+
+def judged_first(
+    commands: dict[str, Command], flush: Callable[[], None]
+) -> dict[str, Command]:
+    """Commands that first run ``flush`` (a waiting evaluation pass), so that what
+    they read (stats, alerts, a ping after a send) reflects every committed sample;
+    streaming commands are left as they are."""
+
+    def judged(handler: Handler) -> Handler:
+        async def run(args: dict[str, Any]) -> Any:
+            flush()
+            return await handler(args)
+
+        return run
+
+    return {
+        name: command
+        if command.stream
+        else dataclasses.replace(
+            command, handler=judged(cast("Handler", command.handler))
+        )
+        for name, command in commands.items()
+    }
