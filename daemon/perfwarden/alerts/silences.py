@@ -1,0 +1,91 @@
+"""Silences: what mutes the events of a metric's series, for a while.
+
+A silence names a metric and optionally tag matchers; a series with a key sent
+twice (``#k:1,k:2``) has its values joined by commas and matches either. Expired
+silences disappear when looked at. The evaluator consults :class:`Silences` before
+it hands an event on (:mod:`perfwarden.alerts.evaluator`).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+__all__ = ["Silence", "Silences"]
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """Mutes the events of a metric's series (optionally only those with some tags)."""
+
+    id: str
+    metric: str
+    matchers: dict[str, str]
+    until: float
+    created: float
+    comment: str = ""
+
+    def matches(self, metric: str, tags: dict[str, str]) -> bool:
+        """Does this silence cover a series of ``metric`` with ``tags``?"""
+        if metric != self.metric:
+            return False
+        # A key sent twice has its values joined by commas (Series.tag_dict).
+        return all(
+            k in tags and v in tags[k].split(",") for k, v in self.matchers.items()
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        return {
+            "id": self.id,
+            "metric": self.metric,
+            "matchers": self.matchers,
+            "until": self.until,
+            "created": self.created,
+            "comment": self.comment,
+        }
+
+
+@dataclass(slots=True)
+class Silences:
+    """Active silences; expired ones disappear when looked at."""
+
+    wall: Callable[[], float] = time.time
+    _items: dict[str, Silence] = field(default_factory=dict)
+
+    def add(
+        self, metric: str, matchers: dict[str, str], duration: float, comment: str = ""
+    ) -> Silence:
+        """Silence ``metric`` (the series matching ``matchers``) for ``duration``."""
+        now = self.wall()
+        silence_id = uuid.uuid4().hex[:8]
+        silence = Silence(silence_id, metric, matchers, now + duration, now, comment)
+        self._items[silence.id] = silence
+        return silence
+
+    def remove(self, silence_id: str) -> bool:
+        """Lift a silence early; False when there is no such silence."""
+        return self._items.pop(silence_id, None) is not None
+
+    def active(self) -> list[Silence]:
+        """Silences still in force (expired ones are forgotten)."""
+        now = self.wall()
+        for key in [k for k, s in self._items.items() if s.until <= now]:
+            del self._items[key]
+        return list(self._items.values())
+
+    def restore(self, saved: Iterable[Silence]) -> None:
+        """Re-install silences saved by a previous run (expired ones are skipped)."""
+        now = self.wall()
+        for silence in saved:
+            if silence.until > now:
+                self._items[silence.id] = silence
+
+    def covers(self, metric: str, tags: dict[str, str]) -> bool:
+        """Is a series of ``metric`` with ``tags`` silenced now?"""
+        return any(s.matches(metric, tags) for s in self.active())
