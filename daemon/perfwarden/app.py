@@ -130,6 +130,9 @@ class Daemon:
             state_dir / RECORDING_DIR, lambda: self.config.recording
         )
         self.store.on_ingest = self.recorder.on_ingest
+        self.evaluator.silences.listeners.append(
+            lambda active: self.recorder.on_silences([s.as_dict() for s in active])
+        )
         self.evaluator.subscribers.append(self.optimizer.on_alert)
         self.evaluator.subscribers.append(self.dispatcher)
         self.http: HttpServer | None = None
