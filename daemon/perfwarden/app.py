@@ -270,6 +270,8 @@ class Daemon:
         set_tag_limits(ingest.max_tag_bytes, ingest.max_tags)
         self.store.set_limits(ingest.max_set_members, ingest.max_set_bytes)
         self.ingestor.gauge_deltas = ingest.signed_gauges is SignedGauges.DELTA
+        self.ingestor.max_timestamp_age = ingest.max_timestamp_age
+        self.ingestor.max_timestamp_ahead = ingest.max_timestamp_ahead
 
     async def run(self) -> int:
         """Run until asked to stop; return the process exit status."""
