@@ -190,3 +190,26 @@ class TestCrash:
         report = backtest(daemon, "--difference-only")
         assert 0 == report["problems"]
         assert report["samples"] >= 40
+
+
+class TestRestoredSilence:
+    def test_a_silence_restored_at_start_mutes_the_replay(
+        self, make_daemon: Callable[..., DaemonProcess]
+    ) -> None:
+        """Added before a restart, replayed --from after it: still in force."""
+        daemon = make_daemon(CONFIG).start()
+        added = daemon.cli("silence", "latency", "--for", "1h")
+        assert 0 == added.returncode, added.stderr
+        assert 0 == daemon.stop()
+        since = time.time()
+        daemon.start()
+        phase(daemon, ["latency:170|ms"] * 5, 2)  # pending, fired: both silenced
+        live = [(e["event"], e["silenced"]) for e in live_transitions(daemon)]
+        assert 0 == daemon.stop()
+        report = backtest(daemon, "--from", str(since))
+        (line,) = report["series"].values()
+        replayed = [
+            (f"alert.{s['transition']}", s["silenced"]) for s in line["transitions"]
+        ]
+        assert [("alert.pending", True), ("alert.fired", True)] == live
+        assert live == replayed
