@@ -132,6 +132,9 @@ class Daemon:
             state_dir / RECORDING_DIR, lambda: self.config.recording
         )
         self.store.on_ingest = self.recorder.on_ingest
+        self.evaluator.silences.listeners.append(
+            lambda active: self.recorder.on_silences([s.as_dict() for s in active])
+        )
         self.evaluator.subscribers.append(self.optimizer.on_alert)
         self.evaluator.subscribers.append(self.dispatcher)
         self.http: HttpServer | None = None
@@ -271,6 +274,8 @@ class Daemon:
         set_tag_limits(ingest.max_tag_bytes, ingest.max_tags)
         self.store.set_limits(ingest.max_set_members, ingest.max_set_bytes)
         self.ingestor.gauge_deltas = ingest.signed_gauges is SignedGauges.DELTA
+        self.ingestor.max_timestamp_age = ingest.max_timestamp_age
+        self.ingestor.max_timestamp_ahead = ingest.max_timestamp_ahead
 
     async def run(self) -> int:
         """Run until asked to stop; return the process exit status."""

@@ -76,7 +76,8 @@ class TestEquivalence:
     def test_replay_gives_the_live_timeline(
         self, make_daemon: Callable[..., DaemonProcess]
     ) -> None:
-        """Same transitions, severities, observations and (nearly) times as live."""
+        """Same transitions, severities, observations, silences and (nearly) times
+        as live."""
         daemon = make_daemon(CONFIG).start()
         stamped = "latency:{}|ms|#src:stamped|T{}"
         phase(daemon, ["latency:100|ms"] * 5, 0)
@@ -88,6 +89,14 @@ class TestEquivalence:
         ago = int(time.time()) - 3
         phase(daemon, [stamped.format(230, ago)] * 5, 7)
         phase(daemon, [stamped.format(100, int(time.time()))] * 5, 8)
+        # Silenced while it fires, lifted before it resolves.
+        added = daemon.cli("silence", "latency", "--tag", "src:muted", "--for", "1h")
+        assert 0 == added.returncode, added.stderr
+        (silence,) = daemon.request("alerts")["silences"]
+        phase(daemon, ["latency:170|ms|#src:muted"] * 5, 10)  # pending, fired
+        lifted = daemon.cli("silence", "--remove", silence["id"])
+        assert 0 == lifted.returncode, lifted.stderr
+        phase(daemon, ["latency:100|ms|#src:muted"] * 5, 11)  # resolved
         live = live_transitions(daemon)
         recording = daemon.request("status")["recording"]
         assert (True, 0) == (recording["enabled"], recording["dropped"])
@@ -103,7 +112,13 @@ class TestEquivalence:
         assert 0 == report["problems"]
         by_series = {
             key: [
-                (s["transition"], s["severity"], s["observed"], s["threshold"])
+                (
+                    s["transition"],
+                    s["severity"],
+                    s["observed"],
+                    s["threshold"],
+                    s["silenced"],
+                )
                 for k, s in replayed
                 if k == key
             ]
@@ -116,6 +131,7 @@ class TestEquivalence:
                     e["severity"],
                     e["observed"],
                     e["threshold"],
+                    e["silenced"],
                 )
                 for e in live
                 if e["series"] == key
@@ -130,6 +146,12 @@ class TestEquivalence:
             "deescalated",
             "resolved",
         ] == [t for t, *_ in by_series["latency|ms"]]
+        assert [
+            ("pending", True),
+            ("fired", True),
+            ("resolved", False),
+        ] == [(t, muted) for t, *_, muted in by_series["latency|ms|#src:muted"]]
+        assert [silence["id"]] == [s["id"] for s in report["silences"]]
         # Times agree with the live log's to well within the 1 s hold time.
         for key, step in replayed:
             match = next(
@@ -168,3 +190,26 @@ class TestCrash:
         report = backtest(daemon, "--difference-only")
         assert 0 == report["problems"]
         assert report["samples"] >= 40
+
+
+class TestRestoredSilence:
+    def test_a_silence_restored_at_start_mutes_the_replay(
+        self, make_daemon: Callable[..., DaemonProcess]
+    ) -> None:
+        """Added before a restart, replayed --from after it: still in force."""
+        daemon = make_daemon(CONFIG).start()
+        added = daemon.cli("silence", "latency", "--for", "1h")
+        assert 0 == added.returncode, added.stderr
+        assert 0 == daemon.stop()
+        since = time.time()
+        daemon.start()
+        phase(daemon, ["latency:170|ms"] * 5, 2)  # pending, fired: both silenced
+        live = [(e["event"], e["silenced"]) for e in live_transitions(daemon)]
+        assert 0 == daemon.stop()
+        report = backtest(daemon, "--from", str(since))
+        (line,) = report["series"].values()
+        replayed = [
+            (f"alert.{s['transition']}", s["silenced"]) for s in line["transitions"]
+        ]
+        assert [("alert.pending", True), ("alert.fired", True)] == live
+        assert live == replayed

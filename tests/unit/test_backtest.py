@@ -14,6 +14,7 @@ from perfwarden.backtest.sources import Problems, parse_time, read_csv, read_sta
 from perfwarden.backtest.timeline import compare, timelines
 from perfwarden.cli import main
 from perfwarden.config.load import parse_config
+from perfwarden.recording.silences import SILENCES_PREFIX, encode_silences
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -240,3 +241,67 @@ class TestProgress:
         progress.show(float(T0))
         progress.done()
         assert "\rreplaying (pass 1)  25%  at 2025-12-06 05:46:40Z" in stream.getvalue()
+
+
+def silenced_replay(
+    path: Path, records: list[tuple[float, list[dict[str, object]]]], **options: float
+) -> list[tuple[str, float, bool]]:
+    """The replay's ``(transition, at - T0, silenced)`` with silence records."""
+    chunks = [
+        (T0 + at, encode_silences(active), [], None) for at, active in records
+    ] + list(read_statsd(path, Problems()))
+    chunks.sort(key=lambda chunk: chunk[0])  # stable: a record before its sample
+    engine = Replay(parse_config(config()), **options)  # type: ignore[arg-type]
+    engine.run(chunks)
+    return [(e.transition.value, e.at - T0, e.silenced) for e in engine.result.events]
+
+
+def muted(until: float = T0 + 3600, metric: str = "latency") -> dict[str, object]:
+    return {
+        "id": "s1",
+        "metric": metric,
+        "matchers": {},
+        "until": until,
+        "created": T0,
+        "comment": "",
+    }
+
+
+class TestSilences:
+    def test_recorded_silence_mutes_until_lifted(self, tmp_path: Path) -> None:
+        """Events under a silence are kept and flagged; lifting it unmutes."""
+        path = write_statsd(tmp_path / "l.statsd", step_values(10, 20, 10))
+        steps = silenced_replay(path, [(0.5, [muted()]), (20.5, [])])
+        assert [
+            ("pending", 12.0, True),
+            ("fired", 17.0, True),
+            ("resolved", 32.0, False),
+        ] == steps
+
+    def test_a_silence_ends_at_its_until(self, tmp_path: Path) -> None:
+        """Expiry is the silence's own ``until`` on the simulated clock."""
+        path = write_statsd(tmp_path / "l.statsd", step_values(10, 20, 10))
+        steps = silenced_replay(path, [(0.5, [muted(until=T0 + 15)])])
+        assert [True, False, False] == [flag for *_, flag in steps]
+
+    def test_silence_noted_before_from_applies(self, tmp_path: Path) -> None:
+        """A silence in force at ``--from`` mutes, though noted before it."""
+        path = write_statsd(tmp_path / "l.statsd", step_values(10, 20, 10))
+        steps = silenced_replay(path, [(0.5, [muted()])], start=T0 + 5)
+        assert [True, True, True] == [flag for *_, flag in steps]
+
+    def test_other_metrics_and_bad_records(self, tmp_path: Path) -> None:
+        """Another metric's silence mutes nothing; unreadable records are counted."""
+        path = write_statsd(tmp_path / "l.statsd", step_values(10, 20, 10))
+        chunks = [
+            (T0 + 0.5, encode_silences([muted(metric="other")]), [], None),
+            (T0 + 0.6, SILENCES_PREFIX + "{not json", [], None),
+            (T0 + 0.7, encode_silences([{"id": "x"}]), [], None),
+            *read_statsd(path, Problems()),
+        ]
+        chunks.sort(key=lambda chunk: chunk[0])
+        engine = Replay(parse_config(config()))
+        engine.run(chunks)
+        assert [False, False, False] == [e.silenced for e in engine.result.events]
+        assert 2 == engine.result.bad_silence_records
+        assert ["s1"] == list(engine.result.silences)

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from perfwarden.config.load import RecordingConfig
-from perfwarden.ingest.statsd import Batch
+from perfwarden.ingest.statsd import Batch, parse
 from perfwarden.recording.reader import read_recording
 from perfwarden.recording.recorder import MAX_IN_FLIGHT, TICK_KEY, Recorder
 from perfwarden.recording.segments import (
@@ -23,6 +23,11 @@ from perfwarden.recording.segments import (
     iter_blocks,
     segment_paths,
     truncate_torn,
+)
+from perfwarden.recording.silences import (
+    decode_silences,
+    encode_silences,
+    is_silences,
 )
 from perfwarden.testing import FakeClock, wait_until
 
@@ -291,3 +296,85 @@ class TestRecorder:
         assert [("g|ms", values), ("n|c", [1.0] * 40)] == [
             (key, list(v)) for _, key, v, _ in chunks
         ]
+
+
+def silence(silence_id: str, until: float = WALL + 3600) -> dict[str, object]:
+    return {
+        "id": silence_id,
+        "metric": "a",
+        "matchers": {"route": "/x"},
+        "until": until,
+        "created": WALL,
+        "comment": "deploy",
+    }
+
+
+class TestSilenceRecords:
+    def test_changes_in_order_and_each_block_opens_with_those_in_force(
+        self, tmp_path: Path
+    ) -> None:
+        """A change is a record at its time; every later block starts with one."""
+        rec, clock = recorder(tmp_path)
+        on = encode_silences([silence("s1")])
+        off = encode_silences([])
+        rec.on_silences([silence("s1")])
+        rec.on_ingest(Batch(values={"a|g": [1.0]}), 100.0, 0.0)
+        rec.flush()
+        clock.advance(1.0)
+        rec.on_ingest(Batch(values={"a|g": [2.0]}), 101.0, 0.0)
+        rec.on_silences([])
+        rec.flush()
+        clock.advance(1.0)
+        rec.on_ingest(Batch(values={"a|g": [3.0]}), 102.0, 0.0)
+        rec.close()
+        chunks, problems = problems_of(tmp_path / "recording")
+        assert [] == problems
+        assert [
+            (WALL, on, []),
+            (WALL, "a|g", [1.0]),
+            (WALL + 1, on, []),
+            (WALL + 1, "a|g", [2.0]),
+            (WALL + 1, off, []),
+            (WALL + 2, off, []),
+            (WALL + 2, "a|g", [3.0]),
+        ] == chunks
+        assert [[silence("s1")], []] == [decode_silences(on), decode_silences(off)]
+
+    def test_silences_restored_before_the_start_open_the_first_block(
+        self, tmp_path: Path
+    ) -> None:
+        """Silences in force when the recording starts are in its first block."""
+        config = RecordingConfig(enabled=True)
+        rec = Recorder(
+            tmp_path / "recording", lambda: config, FakeClock(WALL), FakeClock(100.0)
+        )
+        rec.on_silences([silence("s1")])
+        rec.apply()
+        rec.on_ingest(Batch(values={"a|g": [1.0]}), 100.0, 0.0)
+        rec.close()
+        chunks, _ = problems_of(tmp_path / "recording")
+        assert [encode_silences([silence("s1")]), "a|g"] == [k for _, k, _ in chunks]
+
+    def test_no_silence_no_record(self, tmp_path: Path) -> None:
+        """With no silence ever in force the recording holds none (nor an empty one)."""
+        rec, _ = recorder(tmp_path)
+        rec.on_silences([])
+        rec.on_ingest(Batch(values={"a|g": [1.0]}), 100.0, 0.0)
+        rec.close()
+        chunks, _ = problems_of(tmp_path / "recording")
+        assert ["a|g"] == [key for _, key, _ in chunks]
+
+    def test_version_2_segments_are_read(self, tmp_path: Path) -> None:
+        """A segment written before silence records existed reads as before."""
+        tmp_path.joinpath("00000001.pwrec").write_bytes(
+            b"PWREC\x00\x02\n" + block([1.0, 2.0])
+        )
+        chunks, problems = problems_of(tmp_path)
+        assert ([(WALL, "m|g", [1.0, 2.0])], []) == (chunks, problems)
+
+    def test_no_series_key_is_a_silence_record(self) -> None:
+        """The parser never makes a series key that reads as a silence record."""
+        batch = Batch()
+        parse(b"\x1esilences:[]:1|c\n\x1esilences:1|g", batch, 1024)
+        assert ["\x1esilences|g"] == list(batch.values)
+        assert not any(is_silences(key) for key in batch.values)

@@ -165,3 +165,29 @@ class TestEvaluation:
         assert 4990.0 == evaluator.alerts["latency|ms"].since
         evaluator.tick()
         assert [Transition.PENDING, Transition.FIRED] == [e.transition for e in events]
+
+
+class TestLimitsConfig:
+    def test_defaults_and_durations(self) -> None:
+        """Ten minutes late and a minute ahead by default; durations when given."""
+        default = parse_config("version: 1\n").ingest
+        assert (STAMP_MAX_AGE, STAMP_MAX_AHEAD) == (
+            default.max_timestamp_age,
+            default.max_timestamp_ahead,
+        )
+        assert (600.0, 60.0) == (STAMP_MAX_AGE, STAMP_MAX_AHEAD)
+        given = parse_config(
+            "version: 1\ningest: {max_timestamp_age: 2h, max_timestamp_ahead: 0}\n"
+        ).ingest
+        assert (7200.0, 0.0) == (given.max_timestamp_age, given.max_timestamp_ahead)
+
+    def test_the_ingestor_takes_its_limits(self) -> None:
+        """Limits set on the ingestor bound the next batch's stamps."""
+        store = MetricStore(lambda _: 100, 100)
+        ingestor = Ingestor(store, MAX_LINE, FakeClock(), FakeClock(WALL))
+        ingestor.max_timestamp_age = 7200.0
+        ingestor.max_timestamp_ahead = 0.0
+        ingestor.feed(f"m:1|g|T{int(WALL) - 3600}\nm:2|g|T{int(WALL) + 1}".encode())
+        ingestor.commit()
+        assert 1 == ingestor.counters.accepted
+        assert {"future_timestamp": 1} == ingestor.counters.dropped

@@ -130,6 +130,8 @@ class Evaluator:
         self._seen: dict[str, int] = {}
         self.silences = Silences(wall)
         self.subscribers: list[Callable[[AlertEvent], None]] = []
+        #: Told of every event, silenced ones included (a backtest's timeline).
+        self.watchers: list[Callable[[AlertEvent], None]] = []
         #: Evaluations run (one per series per pass), for self-monitoring.
         self.evaluations = 0
         self._correlation_ids: dict[str, str] = {}
@@ -344,6 +346,8 @@ class Evaluator:
             self._correlation_ids.pop(series.key, None)
         log = _log.warning if transition in _LOUD else _log.info
         log(f"alert.{transition.value}", **event.as_dict())
+        for watcher in self.watchers:
+            watcher(event)
         if event.silenced:
             return
         for subscriber in list(self.subscribers):

@@ -53,10 +53,15 @@ class Silence:
 
 @dataclass(slots=True)
 class Silences:
-    """Active silences; expired ones disappear when looked at."""
+    """Active silences; expired ones disappear when looked at.
+
+    ``listeners`` are told the silences in force after every addition, removal
+    and restore (the recording notes them; expiry is left to ``until``).
+    """
 
     wall: Callable[[], float] = time.time
     _items: dict[str, Silence] = field(default_factory=dict)
+    listeners: list[Callable[[list[Silence]], None]] = field(default_factory=list)
 
     def add(
         self, metric: str, matchers: dict[str, str], duration: float, comment: str = ""
@@ -66,11 +71,15 @@ class Silences:
         silence_id = uuid.uuid4().hex[:8]
         silence = Silence(silence_id, metric, matchers, now + duration, now, comment)
         self._items[silence.id] = silence
+        self._changed()
         return silence
 
     def remove(self, silence_id: str) -> bool:
         """Lift a silence early; False when there is no such silence."""
-        return self._items.pop(silence_id, None) is not None
+        removed = self._items.pop(silence_id, None) is not None
+        if removed:
+            self._changed()
+        return removed
 
     def active(self) -> list[Silence]:
         """Silences still in force (expired ones are forgotten)."""
@@ -85,6 +94,13 @@ class Silences:
         for silence in saved:
             if silence.until > now:
                 self._items[silence.id] = silence
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.listeners:
+            active = self.active()
+            for listener in list(self.listeners):
+                listener(active)
 
     def covers(self, metric: str, tags: dict[str, str]) -> bool:
         """Is a series of ``metric`` with ``tags`` silenced now?"""

@@ -8,7 +8,10 @@ daemon's own tick) every ``evaluation.interval`` of simulated time. A recording
 carries the daemon's tick marks, in order with the samples: a mark within half an
 interval of a due tick runs that tick at the mark's time, so ticks fall exactly
 where the daemon's fell. After the last chunk the ticks run on to the end of the
-replay. The alert events are collected as the daemon's optimizer receives them.
+replay. The silences a recording noted (:mod:`perfwarden.recording.silences`) are
+put in force through the evaluator's own silences at their time (those noted
+before ``start`` too), so an alert silenced live is silenced here; the alert
+events are collected with their ``silenced`` flag, silenced ones included.
 
 Nothing here writes a file: the replay's store, alerts and expiry live in memory.
 """
@@ -16,12 +19,13 @@ Nothing here writes a file: the replay's store, alerts and expiry live in memory
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from perfwarden.alerts.evaluator import AlertEvent, Evaluator
+from perfwarden.alerts.evaluator import AlertEvent, Evaluator, Silence
 from perfwarden.alerts.tick import evaluation_tick
 from perfwarden.ingest.statsd import Batch
 from perfwarden.recording.recorder import TICK_KEY
+from perfwarden.recording.silences import decode_silences, is_silences
 from perfwarden.series.expiry import SeriesExpiry
 from perfwarden.series.store import MetricStore
 
@@ -56,6 +60,10 @@ class ReplayResult:
     ticks: int = 0
     #: Lines the series cap dropped, as live.
     dropped: int = 0
+    #: Every silence the history put in force, by id (``Silence.as_dict()``).
+    silences: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Silence records that could not be read (skipped).
+    bad_silence_records: int = 0
 
 
 class Replay:
@@ -85,7 +93,7 @@ class Replay:
             self.store, self.evaluator, _forget_nothing, lambda: config, self.clock
         )
         self.result = ReplayResult()
-        self.evaluator.subscribers.append(self.result.events.append)
+        self.evaluator.watchers.append(self.result.events.append)
         self._metrics = frozenset(metrics)
         self._wanted: dict[str, bool] = {}
         self._start = start
@@ -105,6 +113,8 @@ class Replay:
         wanted = self._wanted
         for at, key, values, stamp in chunks:
             if start is not None and at < start:
+                if is_silences(key):
+                    self._silences(key)
                 continue
             if end is not None and at > end:
                 break
@@ -117,6 +127,15 @@ class Replay:
                 continue
             keep = wanted.get(key)
             if keep is None:
+                if is_silences(key):
+                    if open_at is not None:
+                        self._commit(batch, open_at)
+                        open_at = None
+                    if self._next_tick is not None:
+                        self._ticks_until(at)
+                    self.clock.now = max(self.clock.now, at)
+                    self._silences(key)
+                    continue
                 keep = wanted[key] = self._want(key)
             if not keep:
                 continue
@@ -156,6 +175,22 @@ class Replay:
     def _want(self, key: str) -> bool:
         return not self._metrics or key.partition("|")[0] in self._metrics
 
+    def _silences(self, key: str) -> None:
+        """Put exactly the silences of a record in force (expired ones lapse)."""
+        try:
+            noted = [_silence_of(item) for item in decode_silences(key)]
+        except (ValueError, KeyError, TypeError):
+            self.result.bad_silence_records += 1
+            return
+        silences = self.evaluator.silences
+        kept = {silence.id for silence in noted}
+        for silence in silences.active():
+            if silence.id not in kept:
+                silences.remove(silence.id)
+        silences.restore(noted)
+        for silence in noted:
+            self.result.silences[silence.id] = silence.as_dict()
+
     def _commit(self, batch: Batch, at: float) -> None:
         self.clock.now = at
         if self.result.start is None:
@@ -194,6 +229,21 @@ class Replay:
             evaluation_tick(self.store, self.evaluator, self.expiry, interval)
             self.result.ticks += 1
             self._next_tick += interval
+
+
+def _silence_of(item: dict[str, Any]) -> Silence:
+    matchers = item["matchers"]
+    if not isinstance(matchers, dict):
+        msg = "matchers are not a mapping"
+        raise TypeError(msg)
+    return Silence(
+        id=str(item["id"]),
+        metric=str(item["metric"]),
+        matchers={str(k): str(v) for k, v in matchers.items()},
+        until=float(item["until"]),
+        created=float(item["created"]),
+        comment=str(item.get("comment", "")),
+    )
 
 
 def _forget_nothing(keys: Iterable[str]) -> None:

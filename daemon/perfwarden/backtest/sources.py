@@ -40,7 +40,8 @@ __all__ = [
     "read_statsd",
 ]
 
-#: ``(time, raw key, values, |T stamp or None)``; the key ``""`` marks a tick.
+#: ``(time, raw key, values, |T stamp or None)``; the key ``""`` marks a tick,
+#: a key starting ``SILENCES_PREFIX`` is a silence record (recording.silences).
 Chunk = tuple[float, str, Values, "float | None"]
 
 _LABELS: Final = re.compile(r"^([^{}]+)\{(.*)\}$")

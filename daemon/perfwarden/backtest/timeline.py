@@ -2,11 +2,12 @@
 
 A series' timeline is its transitions in order (``pending``, ``fired``,
 ``escalated``, ``deescalated``, ``resolved``, ``cancelled``, ``no_data``, ...), each
-with its time, the time since the series' previous transition and the
-observation that decided it. The summary counts fires, time firing (an alert still
-firing at the end counts until the end and is *open*) and flaps: fires that come
-within :data:`FLAP_WINDOW` of the same series' previous resolve. :func:`compare`
-states what a new config would change against the current one, in sentences.
+with its time, the time since the series' previous transition, the observation that
+decided it and whether a silence muted it. The summary counts fires, time firing (an
+alert still firing at the end counts until the end and is *open*) and flaps: fires
+that come within :data:`FLAP_WINDOW` of the same series' previous resolve.
+:func:`compare` states what a new config would change against the current one, in
+sentences.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ class Step:
     #: Seconds since the series' previous transition (None for its first).
     after: float | None
     reason: str | None = None
+    #: A silence was in force: live, it was logged but not acted on or routed.
+    silenced: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready fields."""
@@ -62,6 +65,7 @@ class Step:
             "threshold": self.threshold,
             "after_seconds": self.after,
             "reason": self.reason,
+            "silenced": self.silenced,
         }
 
 
@@ -73,6 +77,8 @@ class SeriesTimeline:
     metric: str
     steps: list[Step] = field(default_factory=list)
     fires: int = 0
+    #: Fires a silence muted (counted in ``fires`` too).
+    silenced_fires: int = 0
     escalations: int = 0
     resolves: int = 0
     flaps: int = 0
@@ -86,6 +92,7 @@ class SeriesTimeline:
         """The counts, JSON-ready."""
         return {
             "fires": self.fires,
+            "silenced_fires": self.silenced_fires,
             "escalations": self.escalations,
             "resolves": self.resolves,
             "flaps": self.flaps,
@@ -126,11 +133,13 @@ def timelines(
                 threshold=event.threshold,
                 after=None if previous is None else event.at - previous,
                 reason=event.reason,
+                silenced=event.silenced,
             )
         )
         transition = event.transition
         if transition is Transition.FIRED:
             line.fires += 1
+            line.silenced_fires += event.silenced
             line.fired_at = event.at
             if line.first_fired is None:
                 line.first_fired = event.at

@@ -122,6 +122,12 @@ def _backtest(
 
     started = time.perf_counter()
     result = replay(new, problems)
+    if result.bad_silence_records:
+        problems.add(
+            "recording",
+            "",
+            f"{result.bad_silence_records} silence records unreadable; skipped",
+        )
     lines = timelines(result.events, result.end)
     report: dict[str, Any] = {
         "config": str(config_path),
@@ -136,6 +142,7 @@ def _backtest(
         "problem_examples": problems.messages,
         "series": {key: line.as_dict() for key, line in sorted(lines.items())},
         "summary": _summary(lines),
+        "silences": sorted(result.silences.values(), key=lambda s: s["created"]),
     }
     if current is not None and against is not None:
         if progress is not None:
@@ -198,6 +205,8 @@ def _step_text(step: dict[str, Any]) -> str:
         parts.append(f"after {format_duration(step['after_seconds'])}")
     if step["reason"]:
         parts.append(f"({step['reason']})")
+    if step["silenced"]:
+        parts.append("silenced")
     return "  ".join(parts).rstrip()
 
 
@@ -214,6 +223,7 @@ def _summary_text(summary: dict[str, Any]) -> str:
 def _summary(lines: dict[str, SeriesTimeline]) -> dict[str, Any]:
     return {
         "fires": sum(line.fires for line in lines.values()),
+        "silenced_fires": sum(line.silenced_fires for line in lines.values()),
         "series_fired": sum(1 for line in lines.values() if line.fires),
         "open": sum(1 for line in lines.values() if line.open),
         "firing_seconds": round(sum(line.firing_seconds for line in lines.values()), 3),
@@ -223,9 +233,11 @@ def _summary(lines: dict[str, SeriesTimeline]) -> dict[str, Any]:
 
 
 def _totals_text(summary: dict[str, Any]) -> str:
+    silenced = summary["silenced_fires"]
     return (
-        f"{summary['fires']} fires on {summary['series_fired']} series,"
-        f" {summary['open']} still firing at the end,"
+        f"{summary['fires']} fires on {summary['series_fired']} series"
+        + (f" ({silenced} silenced)," if silenced else ",")
+        + f" {summary['open']} still firing at the end,"
         f" {format_duration(summary['firing_seconds'])} firing,"
         f" {summary['flaps']} flaps, {summary['escalations']} escalations"
     )

@@ -345,6 +345,12 @@ class IngestConfig:
     #: bookkeeping counted per member); members beyond are not counted.
     max_set_bytes: int = 16 << 20
     signed_gauges: SignedGauges = SignedGauges.ABSOLUTE
+    #: ``|T`` stamps older than this are dropped as ``late_timestamp``: a sender's
+    #: buffer replayed after an outage, judged as news, would raise stale alerts.
+    max_timestamp_age: Seconds = 600.0
+    #: ``|T`` stamps further ahead of the daemon's clock than this are dropped as
+    #: ``future_timestamp`` (the sender's clock is wrong).
+    max_timestamp_ahead: Seconds = 60.0
 
 
 @dataclass(frozen=True, slots=True)

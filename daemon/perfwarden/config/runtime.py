@@ -79,6 +79,8 @@ INGEST_KEYS: Final = (
     "max_set_members",
     "max_set_bytes",
     "signed_gauges",
+    "max_timestamp_age",
+    "max_timestamp_ahead",
 )
 STATE_KEYS: Final = ("checkpoint_interval",)
 HTTP_KEYS: Final = ("listen", "timeout", "max_connections", "allowed_hosts")
@@ -208,6 +210,12 @@ def ingest_section(c: Checker, s: Section) -> IngestConfig:
         max_set_bytes=or_default(c.integer(s, "max_set_bytes", one), d.max_set_bytes),
         signed_gauges=or_default(
             c.choice(s, "signed_gauges", SignedGauges), d.signed_gauges
+        ),
+        max_timestamp_age=or_default(
+            c.duration(s, "max_timestamp_age", positive), d.max_timestamp_age
+        ),
+        max_timestamp_ahead=or_default(
+            c.duration(s, "max_timestamp_ahead", non_negative), d.max_timestamp_ahead
         ),
     )
 

@@ -28,13 +28,13 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from perfwarden.config.model import IngestConfig
 from perfwarden.ingest.statsd import Batch, parse
 from perfwarden.logs.setup import RateLimiter, get_logger
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from perfwarden.config.load import IngestConfig
     from perfwarden.series.store import MetricStore
 
 __all__ = [
@@ -54,13 +54,13 @@ _RCVBUF_BYTES: Final = 8 << 20
 #: privileged daemon exceed net.core.rmem_max.
 _SO_RCVBUFFORCE: Final = 33
 
-#: ``|T`` stamps older than this many seconds are dropped as ``late_timestamp``:
-#: a sender's buffer replayed after an outage, judged as if it were news, would
-#: raise stale alerts. Ten minutes covers a client's retry buffer.
-STAMP_MAX_AGE: Final = 600.0
-#: ``|T`` stamps further ahead than this are dropped as ``future_timestamp`` (a
-#: sender's clock is wrong); a minute covers NTP-less clock drift.
-STAMP_MAX_AHEAD: Final = 60.0
+#: The default ``ingest.max_timestamp_age``: ``|T`` stamps older than this many
+#: seconds are dropped as ``late_timestamp``. Ten minutes covers a client's retry
+#: buffer.
+STAMP_MAX_AGE: Final = IngestConfig().max_timestamp_age
+#: The default ``ingest.max_timestamp_ahead``: stamps further ahead are dropped as
+#: ``future_timestamp``; a minute covers NTP-less clock drift.
+STAMP_MAX_AHEAD: Final = IngestConfig().max_timestamp_ahead
 
 _log = get_logger("perfwarden.ingest")
 
@@ -133,6 +133,10 @@ class Ingestor:
         self.max_line = max_line
         #: ``ingest.signed_gauges: delta``: signed gauge values are changes.
         self.gauge_deltas = False
+        #: ``ingest.max_timestamp_age`` / ``max_timestamp_ahead`` (seconds): the
+        #: skew a ``|T`` stamp may have, applied from the next batch on.
+        self.max_timestamp_age = STAMP_MAX_AGE
+        self.max_timestamp_ahead = STAMP_MAX_AHEAD
         self.counters = IngestCounters()
         self.on_commit: Callable[[], None] | None = None
         self._batch = Batch()
@@ -142,7 +146,10 @@ class Ingestor:
 
     def _set_stamp_bounds(self) -> None:
         wall = self._wall()
-        self._batch.stamp_bounds = (wall - STAMP_MAX_AGE, wall + STAMP_MAX_AHEAD)
+        self._batch.stamp_bounds = (
+            wall - self.max_timestamp_age,
+            wall + self.max_timestamp_ahead,
+        )
 
     def feed(self, payload: bytes | bytearray | memoryview) -> None:
         """Parse one payload (a datagram, a frame, or a chunk of whole lines)."""

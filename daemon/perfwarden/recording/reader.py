@@ -32,7 +32,8 @@ __all__ = ["CLOCK_SLACK", "RecordedChunk", "Values", "read_recording"]
 #: Seconds a chunk's time may go back (wall clock slew) before it is skipped.
 CLOCK_SLACK: Final = 1.0
 
-#: ``(arrival, raw key, values, |T stamp or None)``; the key ``""`` marks a tick.
+#: ``(arrival, raw key, values, |T stamp or None)``; the key ``""`` marks a tick,
+#: a key starting ``SILENCES_PREFIX`` is a silence record (recording.silences).
 #: Values are a list, or a read-only float64 array for chunks above ``_SMALL``.
 Values: TypeAlias = list[float] | npt.NDArray[np.float64]
 RecordedChunk = tuple[float, str, Values, "float | None"]

@@ -14,6 +14,11 @@ dropped and counted (``dropped``); the loop never waits.
 The writer thread runs at a lower CPU priority (nice :data:`WRITER_NICE`; Linux
 threads have their own), which keeps it off the loop's core when CPU is short.
 
+The silences in force are noted too (:meth:`Recorder.on_silences`, on every
+change, in order with the samples) and, once any was in force, at the start of
+every block (:mod:`.silences`): a block replayed without those before it still
+knows them.
+
 Each block is written with one ``write`` and flushed, so a ``kill -9`` loses at
 most what was in flight; a block cut short is removed by :meth:`Recorder.apply` on
 the next start (``recording.truncated``).
@@ -41,6 +46,7 @@ from perfwarden.recording.segments import (
     segment_paths,
     truncate_torn,
 )
+from perfwarden.recording.silences import encode_silences
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -113,6 +119,10 @@ class Recorder:
         self._segment_bytes = 0
         self._sequence = 0
         self._error_log = RateLimiter(10.0, clock)
+        #: The silence record in force now, and when the pending chunks began
+        #: (None: no silence was in force since the start).
+        self._silences: str | None = None
+        self._block_silences: str | None = None
         #: Values handed to the writer, dropped because it was behind (loop
         #: thread); done by the writer (written or lost to write errors), lost,
         #: written (writer thread). Each counter has one writing thread.
@@ -163,6 +173,7 @@ class Recorder:
             daemon=True,
         )
         self._thread.start()
+        self._block_silences = self._silences
         _log.info("recording.started", directory=str(self.directory))
 
     def stop(self) -> None:
@@ -244,12 +255,25 @@ class Recorder:
             self._last_flush = now
             self.flush()
 
+    def on_silences(self, active: list[dict[str, Any]]) -> None:
+        """Note the silences in force from now (each as ``Silence.as_dict()``)."""
+        if not active and self._silences is None:
+            return
+        self._silences = encode_silences(active)
+        if self._thread is not None:
+            at = self._clock() + self._offset
+            self._pending.append((self._silences, at, [], _NO_STAMP))
+
     def flush(self) -> None:
         """Hand the pending chunks to the writer; if it is behind, drop and count."""
         if not self._pending:
             return
         chunks, count = self._pending, self._pending_values
         self._pending, self._pending_values = [], 0
+        if self._block_silences is not None:
+            # The silences when these chunks began, so the block stands alone.
+            chunks.insert(0, (self._block_silences, chunks[0][1], [], _NO_STAMP))
+        self._block_silences = self._silences
         if self.noted - self.done + count > MAX_IN_FLIGHT:
             self.dropped += count
             return

@@ -4,7 +4,7 @@ A recording is a directory of segment files named ``<sequence>.pwrec`` (eight
 digits, oldest first). A segment starts with an 8-byte magic and holds blocks::
 
     segment  = MAGIC block*
-    MAGIC    = b"PWREC\x00\x02\n"
+    MAGIC    = b"PWREC\x00\x03\n"   (version 2, b"PWREC\x00\x02\n", is read too)
     block    = "BLK1" u32 length u32 crc32(payload) payload     (little-endian)
     payload  = u32 meta_length zlib(meta) values
     meta     = u32 n_keys u32 n_chunks u32 n_values u32 keys_bytes
@@ -24,8 +24,11 @@ Decoding gives back exactly the values written (the integer form is used only
 when it does).
 
 A *chunk* is the values one series received in one ingest batch (with one ``|T``
-stamp, if any). A block is written whole or not at all as far as a reader can tell:
-its length and CRC let :func:`valid_prefix` find where a segment torn by a
+stamp, if any). Two kinds of chunk have no values: an evaluation tick (the key
+``""``) and, since version 3, the silences in force (a key that no series key can
+be, :mod:`.silences`); a version 2 segment has no silence records and replays with
+no silences, as before. A block is written whole or not at all as far as a reader
+can tell: its length and CRC let :func:`valid_prefix` find where a segment torn by a
 ``kill -9`` stops being whole, and :func:`truncate_torn` cut it there on start.
 """
 
@@ -45,6 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAGIC",
+    "MAGICS",
     "SUFFIX",
     "Block",
     "BlockError",
@@ -56,7 +60,9 @@ __all__ = [
     "valid_prefix",
 ]
 
-MAGIC: Final = b"PWREC\x00\x02\n"
+MAGIC: Final = b"PWREC\x00\x03\n"
+#: The magics a reader accepts: this version's and version 2's (no silence records).
+MAGICS: Final = frozenset({MAGIC, b"PWREC\x00\x02\n"})
 SUFFIX: Final = ".pwrec"
 _BLOCK: Final = struct.Struct("<4sII")
 _BLOCK_MAGIC: Final = b"BLK1"
@@ -252,7 +258,7 @@ def iter_blocks(path: Path) -> Iterator[tuple[int, bytes]]:
     """``(offset, payload)`` of each whole block with a good CRC; raises
     :class:`BlockError` at the first that is not (the caller says what to do)."""
     with path.open("rb") as file:
-        if file.read(len(MAGIC)) != MAGIC:
+        if file.read(len(MAGIC)) not in MAGICS:
             raise BlockError(0, "not a perfwarden recording segment (bad magic)")
         offset = len(MAGIC)
         while True:
