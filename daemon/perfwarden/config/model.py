@@ -12,16 +12,26 @@ shared between tasks and swapped atomically on reload.  Durations are ``float`` 
 Where the YAML form differs from the Python type, the annotation says so with
 ``typing.Annotated`` (:data:`Seconds`, :data:`Expiry`, :data:`HostPort`,
 :data:`Inline`): :mod:`perfwarden.config.schema` builds the JSON Schema from these
-records and those marks alone.
+records and those marks alone. The enums of closed value sets are in
+:mod:`perfwarden.config.choices`.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Mapping  # noqa: TC003 (get_type_hints works)
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Annotated, TypeAlias, TypeVar
+
+from perfwarden.config.choices import (
+    Basis,
+    Bound,
+    Isolation,
+    LogLevel,
+    MetricsAccess,
+    OptimizerMode,
+    SignedGauges,
+)
 
 __all__ = [
     "DURATION",
@@ -48,6 +58,8 @@ __all__ = [
     "OptimizerMode",
     "PluginConfig",
     "ProcessConfig",
+    "RecordingConfig",
+    "SignedGauges",
     "SocketsConfig",
     "StateConfig",
     "StatisticsConfig",
@@ -64,61 +76,6 @@ Expiry: TypeAlias = Annotated[float, EXPIRY]
 HostPort: TypeAlias = Annotated[tuple[str, int], HOST_PORT]
 _M = TypeVar("_M")
 Inline: TypeAlias = Annotated[_M, INLINE]
-
-
-class Bound(enum.StrEnum):
-    """Which side of a threshold is bad for a metric."""
-
-    #: Lower is better: the value must stay *below* its thresholds (latency, memory).
-    UPPER = "upper"
-    #: Higher is better: the value must stay *above* its thresholds (quality, speedup).
-    LOWER = "lower"
-
-
-class SignedGauges(enum.StrEnum):
-    """How a gauge value written with a sign (``+3``, ``-5``) is read."""
-
-    #: DogStatsD's reading: ``-5`` is the value -5 (the default).
-    ABSOLUTE = "absolute"
-    #: Etsy statsd's reading: ``+3`` / ``-5`` change the series' current value.
-    DELTA = "delta"
-
-
-class Basis(enum.StrEnum):
-    """What is compared with a metric's thresholds when alerts are evaluated."""
-
-    #: Each sample on its own (the seed's per-value check).
-    SAMPLE = "sample"
-    #: The mean of the window.
-    MEAN = "mean"
-    #: The whole confidence interval of the mean must lie beyond the threshold.
-    CI = "ci"
-    #: A short and a long window at once, each gated by its interval; either fires.
-    MULTIWINDOW = "multiwindow"
-
-
-class OptimizerMode(enum.StrEnum):
-    """Whether the optimizer applies what it chooses."""
-
-    ACTIVE = "active"
-    DRY_RUN = "dry-run"
-
-
-class Isolation(enum.StrEnum):
-    """Where a plugin's code runs."""
-
-    #: A host subprocess of its own, with memory and CPU limits (docs/plugins.md).
-    PROCESS = "process"
-    #: In the daemon: plain functions in worker threads, coroutines on its loop.
-    IN_PROCESS = "in-process"
-
-
-class MetricsAccess(enum.StrEnum):
-    """Who may send metrics to the ingest sockets."""
-
-    PRIVATE = "private"
-    GROUP = "group"
-    WORLD = "world"
 
 
 _V = TypeVar("_V")
@@ -369,15 +326,6 @@ class HttpConfig:
     #: Host header values accepted besides the listen address and ``localhost``
     #: (a DNS-rebinding page sends its own host name and is refused).
     allowed_hosts: tuple[str, ...] = ()
-
-
-class LogLevel(enum.StrEnum):
-    """The least severe log events written."""
-
-    DEBUG = "debug"
-    INFO = "info"
-    WARNING = "warning"
-    ERROR = "error"
 
 
 @dataclass(frozen=True, slots=True)
