@@ -26,7 +26,7 @@ from perfwarden.alerts.pacing import EvaluationPacer
 from perfwarden.alerts.tick import evaluation_tick
 from perfwarden.config.changes import describe_changes
 from perfwarden.config.load import Config, ConfigError, SignedGauges, load_config
-from perfwarden.config.plugin_names import unknown_plugins
+from perfwarden.config.plugin_names import warn_unknown_plugins
 from perfwarden.config.watcher import ConfigWatcher
 from perfwarden.control.handlers import build_commands
 from perfwarden.control.server import ControlCounters, ControlServer, judged_first
@@ -225,7 +225,9 @@ class Daemon:
             f"plugin {name}: removed"
             for name in sorted(before - set(self.plugins.plugins))
         ]
-        warnings = self._plugin_warnings()
+        warnings = warn_unknown_plugins(
+            self.config.plugins, set(self.plugins.plugins), str(self.config_path)
+        )
         _log.info(
             "config.reloaded",
             path=str(self.config_path),
@@ -251,21 +253,6 @@ class Daemon:
         """What the config watcher compares a saved file with: the hash in force,
         or none after a rejected reload (so restoring the old bytes reloads too)."""
         return self.config.sha256 if self._last_reload_ok() else None
-
-    def _plugin_warnings(self) -> list[str]:
-        """Log and return the ``plugins:`` entries no installed plugin answers to."""
-        problems = unknown_plugins(
-            self.config.plugins, set(self.plugins.plugins), str(self.config_path)
-        )
-        for problem in problems:
-            _log.warning(
-                "config.unknown_plugin",
-                path=str(self.config_path),
-                line=problem.line,
-                key=problem.key,
-                message=problem.message,
-            )
-        return [str(problem) for problem in problems]
 
     def _apply_ingest_limits(self, config: Config) -> None:
         """The parser's and the store's bounds (the sockets read theirs live)."""
@@ -321,7 +308,9 @@ class Daemon:
         )
         self.knobs.write()
         await self.plugins.rescan()
-        self._plugin_warnings()
+        warn_unknown_plugins(
+            self.config.plugins, set(self.plugins.plugins), str(self.config_path)
+        )
         control = ControlServer(
             judged_first(build_commands(self), self.flush_evaluation),
             lambda: self.config.control,

@@ -13,13 +13,16 @@ import difflib
 from typing import TYPE_CHECKING
 
 from perfwarden.config.model import ConfigProblem
+from perfwarden.logs.setup import get_logger
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping
 
     from perfwarden.config.model import PluginConfig
 
-__all__ = ["unknown_plugins"]
+__all__ = ["unknown_plugins", "warn_unknown_plugins"]
+
+_log = get_logger("perfwarden")
 
 
 def unknown_plugins(
@@ -40,3 +43,20 @@ def unknown_plugins(
         )
         problems.append(ConfigProblem(path, settings.line, f"plugins.{name}", message))
     return problems
+
+
+def warn_unknown_plugins(
+    plugins: Mapping[str, PluginConfig], installed: set[str], path: str
+) -> list[str]:
+    """Log (``config.unknown_plugin``) and return the ``plugins:`` entries that no
+    installed plugin answers to, each with its "did you mean"."""
+    problems = unknown_plugins(plugins, installed, path)
+    for problem in problems:
+        _log.warning(
+            "config.unknown_plugin",
+            path=path,
+            line=problem.line,
+            key=problem.key,
+            message=problem.message,
+        )
+    return [str(problem) for problem in problems]
