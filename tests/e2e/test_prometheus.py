@@ -114,7 +114,7 @@ def test_http_details(http_daemon: DaemonProcess) -> None:
     assert "close" == headers["Connection"]
     assert body.endswith(b"# EOF\n")
     assert 404 == get(f"http://127.0.0.1:{port}/nope")[0]
-    reply = raw(port, b"POST /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    reply = raw(port, b"POST /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
     assert reply.startswith(b"HTTP/1.1 405 ")
     assert b"Allow: GET" in reply
     reply = raw(port, b"GET /metrics HTTP/1.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n")
@@ -172,7 +172,7 @@ def test_probes_head_and_gzip(http_daemon: DaemonProcess) -> None:
     assert "perfwarden_ingest_received_lines_total 50.0" in text
     refused = get(f"{base}/metrics", {"Accept-Encoding": "gzip;q=0"})[1]
     assert "Content-Encoding" not in refused
-    reply = raw(port, b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    reply = raw(port, b"HEAD /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
     head, _, body = reply.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 ")
     assert b"Content-Length: " in head
