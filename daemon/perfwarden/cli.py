@@ -146,11 +146,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--from",
         dest="start",
         metavar="T",
-        help="unix seconds, ISO 8601 or e.g. '2h ago'",
+        help="replay from T: unix seconds, ISO 8601 or e.g. '2h ago' "
+        "(default: the start of the history)",
     )
-    p.add_argument("--to", dest="end", metavar="T", help="as --from")
     p.add_argument(
-        "--metric", action="append", default=[], metavar="M", help="only metric M"
+        "--to",
+        dest="end",
+        metavar="T",
+        help="replay up to T, written as --from (default: its end)",
+    )
+    p.add_argument(
+        "--metric",
+        action="append",
+        default=[],
+        metavar="M",
+        help="only metric M; repeat for more (default: every metric)",
     )
     p.add_argument(
         "--csv-metric",
