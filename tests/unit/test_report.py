@@ -214,3 +214,26 @@ class TestReadable:
             "latency{route=/a}: kept (median 120ms -> 80ms, 33.3% better, "
             "p=<0.0001); compression.ratio 0.4 -> 0.6"
         ) == action_line(action, "ms")
+
+
+def test_a_revert_for_the_tail_says_so_not_a_p_value() -> None:
+    """A median that improved but a tail that worsened reads as that reason."""
+    from perfwarden.alerts.report import action_line
+
+    line = action_line(
+        {
+            "at": 0.0,
+            "metric": "latency",
+            "strategy": "batching",
+            "plugin": "batching",
+            "verdict": "reverted",
+            "before_median": 4.1,
+            "after_median": 1.9,
+            "effect_percent": 53.2,
+            "p_worse": 1.0,
+            "reason": "median better but the p99 tail worse by 90.3%",
+        },
+        "ms",
+    )
+    assert "53.2% better, median better but the p99 tail worse by 90.3%" in line
+    assert "p=1" not in line

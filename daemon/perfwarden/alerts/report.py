@@ -320,8 +320,13 @@ def action_line(action: Mapping[str, Any], unit: str | None) -> str:
     if effect is not None:
         details.append(f"{abs(effect):.1f}% {'better' if effect >= 0 else 'worse'}")
     verdict = action.get("verdict")
+    reason = str(action.get("reason") or "")
     p = action.get("p_worse") if verdict == "reverted" else action.get("p_better")
-    if p is not None:
+    if verdict == "reverted" and reason and not reason.startswith("significantly"):
+        # Reverted for a worse tail or guard while the median improved: the reason
+        # says why; a p-value of the median being worse would read as a contradiction.
+        details.append(reason)
+    elif p is not None:
         details.append(f"p={_p_value(p)}")
     if details:
         text += " (" + ", ".join(details) + ")"
