@@ -347,6 +347,28 @@ def test_quantiles_equal_numpy_percentile(rows: int, data: st.DataObject) -> Non
     assert np.array_equal(expected, quantiles(stacked.copy()))
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.integers(1, 6),
+    data=st.data(),
+)
+def test_quantiles_of_float32_exact_values_equal_numpy_percentile(
+    rows: int, data: st.DataObject
+) -> None:
+    """Values exact in float32 (sorted as float32) give np.percentile's result."""
+    n = data.draw(st.integers(1, 300))
+    values = data.draw(
+        st.lists(
+            st.integers(-(2**24), 2**24).map(lambda v: v / 4),
+            min_size=rows * n,
+            max_size=rows * n,
+        )
+    )
+    stacked = np.array(values, dtype=np.float64).reshape(rows, n)
+    expected = np.percentile(stacked, [50, 95, 99], axis=1).T
+    assert np.array_equal(expected, quantiles(stacked.copy()))
+
+
 def test_dashboard_state_holds_points_and_thresholds(daemon: Daemon) -> None:
     feed(daemon, *(f"latency:{v}|ms" for v in range(300)))
     state = asyncio.run(dashboard_state(daemon))
