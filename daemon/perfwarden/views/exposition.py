@@ -85,6 +85,10 @@ _QUANTILES: Final = (0.5, 0.95, 0.99)
 _QUANTILE_LABELS: Final = ("0.5", "0.95", "0.99")
 #: Series gathered between two yields to the event loop.
 _CHUNK: Final = 250
+#: Bytes of samples whose statistics are computed together: a block (32 windows
+#: of 1000) stays in a core's cache through the passes over it, where a chunk's
+#: 250 windows at once measured 1.25 times slower.
+_BLOCK_BYTES: Final = 256 * 1024
 
 
 def series_labels(series: Series) -> dict[str, str]:
@@ -234,7 +238,9 @@ class Exposition:
                 if size and row.remembered.statistics_at != row.statistics_key:
                     due.setdefault((size, row.statistics), []).append(row)
             for (size, statistics), group in due.items():
-                _compute_statistics(group, size, statistics)
+                block = max(8, _BLOCK_BYTES // (8 * size))
+                for first in range(0, len(group), block):
+                    _compute_statistics(group[first : first + block], size, statistics)
             families.add(rows)
             if start + self._chunk < len(everything):
                 yield
