@@ -3,17 +3,19 @@
 Nothing here runs on the ingest path. A scrape (:meth:`Exposition.scrape`) reads
 the store, the evaluator, the knobs, the ingest counters, the plugins and the last
 reload on the daemon's event loop (the one thread that owns them), in chunks of
-series with a yield to the loop between chunks: per chunk one vectorised partition
-per window length gives the percentiles, and the sample lines are written
-straight away (:mod:`perfwarden.views.exposition_text`).
+series with a yield to the loop between chunks. Per chunk, the windows whose
+samples changed are stacked by length in cache-sized blocks, and a dozen numpy
+calls per block give every window's mean, confidence interval
+(:mod:`perfwarden.series.batch`) and percentiles (one sort); the sample lines are
+written straight away (:mod:`perfwarden.views.exposition_text`).
 
 Between scrapes the exposition keeps, per series, the rendered label text, the
-percentiles with the window state they were computed at, and the rendered sample
+statistics with the window state they were computed at, and the rendered sample
 lines with everything they were written from (window state, labels, unit,
 statistics settings; the alert lines with the status), so a series that received
-nothing since the last scrape costs a few list appends, and a busy one its mean,
-interval, a share of one vectorised partition and its lines. One scrape
-runs at a time; concurrent scrapers wait for it.
+nothing since the last scrape costs a few list appends, and a busy one a share of
+its block's numpy calls and its lines. One scrape runs at a time; concurrent
+scrapers wait for it.
 
 Values are in base units (:mod:`perfwarden.views.exposition_units`): a series
 whose metric is in milliseconds is exposed in seconds, in families named
