@@ -38,7 +38,6 @@ docs/prometheus.md lists every metric.
 from __future__ import annotations
 
 import asyncio
-import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -307,18 +306,16 @@ def _compute_statistics(
     table = np.empty((len(rows), size), dtype=np.float64)
     for index, row in enumerate(rows):
         table[index] = row.window.values()
-    intervals: Iterator[tuple[float, float] | None]
+    intervals: list[tuple[float, float] | None]
     if size >= max(statistics.min_samples, 2):
         found = mean_intervals(table, statistics.confidence_level)
         means = found.mean.tolist()
-        intervals = zip(found.low.tolist(), found.high.tolist(), strict=True)
-    else:
+        intervals = list(zip(found.low.tolist(), found.high.tolist(), strict=True))
+    else:  # too few samples for an interval
         means = row_means(table).tolist()
-        intervals = itertools.repeat(None)
+        intervals = [None] * len(rows)
     at_quantiles = quantiles(table).tolist()  # sorts the table: last
-    for row, mean, ci, values in zip(
-        rows, means, intervals, at_quantiles, strict=False
-    ):
+    for row, mean, ci, values in zip(rows, means, intervals, at_quantiles, strict=True):
         remembered = row.remembered
         remembered.mean = mean
         remembered.ci = ci
