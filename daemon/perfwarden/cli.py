@@ -316,6 +316,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument(
         "-o", "--output", metavar="FILE", help="write to FILE (default: stdout)"
     )
+    q.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="read DIR/state.db (read-only) instead of asking the daemon: no "
+        "daemon needed, and safe while one runs (the last checkpoint's outcomes)",
+    )
     add_socket_dir(q, nested=True)
     q = learning_sub.add_parser(
         "import", help="start from other hosts' exports (summed) as Beta priors"

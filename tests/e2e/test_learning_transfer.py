@@ -1,12 +1,21 @@
 """``perfwarden learning export`` / ``import`` against a real daemon: the fleet
 prior moves the learned weight in ``/metrics``, survives a restart, and a bad
-file is refused with its name."""
+file is refused with its name; ``export --state-dir`` reads the daemon's
+``state.db`` without it, or beside it, and never writes the file."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
+import os
+import subprocess
+import sys
 import urllib.request
 from typing import TYPE_CHECKING
+
+from perfwarden.app import Daemon
+from perfwarden.config.load import parse_config
 
 from .conftest import BASE_CONFIG
 
@@ -102,3 +111,83 @@ def test_a_bad_file_is_refused_with_its_name(
     assert 1 == missing.returncode
     assert "nope.json: No such file or directory" in missing.stderr
     assert daemon.cli_json("status")["learning"]["fleet_import"] is None
+
+
+def offline_export(state_dir: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """``perfwarden learning export --state-dir``, with no daemon's socket about."""
+    command = ["learning", "export", "--state-dir", str(state_dir)]
+    return subprocess.run(
+        [sys.executable, "-m", "perfwarden", *command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PERFWARDEN_SOCKET_DIR": str(tmp_path / "no-daemon")},
+    )
+
+
+def outcomes(document: dict[str, object]) -> tuple[object, object]:
+    return document["strategies"], document["by_metric"]
+
+
+def test_offline_export_reads_the_state_file(
+    make_daemon: Callable[..., DaemonProcess], tmp_path: Path
+) -> None:
+    """Beside the running daemon it exports what the daemon does; with the
+    daemon stopped, the same, and the state file is left byte for byte."""
+    text = CONFIG + "state:\n  checkpoint_interval: 200ms\n"
+    daemon = make_daemon(text)
+    # Outcomes recorded and saved by the daemon's own learning and writer.
+    prepared = Daemon(
+        parse_config(text), tmp_path / "x.yaml", tmp_path / "x", daemon.state_dir
+    )
+    prepared.state.restore()
+    for metric, verdict in (("context_loading_time", "kept"),) * 3 + (
+        ("context_loading_time", "reverted"),
+        ("quality_retention_score", "kept"),
+    ):
+        prepared.learning.record(
+            strategy="context_compression",
+            plugin="compression",
+            metric=metric,
+            tags={},
+            verdict=verdict,
+            improvement=0.2,
+        )
+
+    async def write() -> None:
+        assert await prepared.state.checkpoint(final=True)
+        await prepared.state.close()
+
+    asyncio.run(write())
+    daemon.start()
+    online = daemon.cli("learning", "export")
+    assert 0 == online.returncode, online.stderr
+    expected = outcomes(json.loads(online.stdout))
+    assert {"context_compression": {"successes": 4, "trials": 5}} == expected[0]
+    beside = offline_export(daemon.state_dir, tmp_path)
+    assert 0 == beside.returncode, beside.stderr
+    assert expected == outcomes(json.loads(beside.stdout))
+
+    assert 0 == daemon.stop()
+    state = daemon.state_dir / "state.db"
+    before = hashlib.sha256(state.read_bytes()).hexdigest()
+    files = sorted(p.name for p in daemon.state_dir.iterdir())
+    alone = offline_export(daemon.state_dir, tmp_path)
+    assert 0 == alone.returncode, alone.stderr
+    document = json.loads(alone.stdout)
+    assert ("perfwarden-learning", 1) == (document["format"], document["version"])
+    assert expected == outcomes(document)
+    assert before == hashlib.sha256(state.read_bytes()).hexdigest()
+    assert files == sorted(p.name for p in daemon.state_dir.iterdir())
+
+
+def test_offline_export_refuses_what_is_not_a_state_file(tmp_path: Path) -> None:
+    """A directory without state.db, or a foreign file, is named in the error."""
+    missing = offline_export(tmp_path, tmp_path)
+    assert 1 == missing.returncode
+    assert f"{tmp_path / 'state.db'}: no state file" in missing.stderr
+    (tmp_path / "state.db").write_text("not a database, just text\n" * 100)
+    foreign = offline_export(tmp_path, tmp_path)
+    assert 1 == foreign.returncode
+    assert "not a perfwarden state database" in foreign.stderr

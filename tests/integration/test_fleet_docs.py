@@ -4,23 +4,31 @@ Kubernetes objects structurally (the sidecar's config comes from the ConfigMap,
 its probes use perfwarden's paths on the port it listens on), perfwarden configs by
 perfwarden's own parser, Prometheus configs by ``promtool check config``, the
 Alertmanager config by ``amtool check-config``, the learning export by the
-importer. Every block must be one of these, so a new one cannot go unchecked.
+importer, the shell snippets and the sidecar's ``postStart`` hook by ``sh -n``
+and every ``perfwarden`` command in them by perfwarden's own parser; the hook runs
+against a real daemon. Every block must be one of these, so a new one cannot go
+unchecked.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
 
+from perfwarden.cli import build_parser
 from perfwarden.config.load import parse_config
 from perfwarden.optimize.learning import merge_exports
+from perfwarden.testing import DaemonProcess
 
 if TYPE_CHECKING:
     from perfwarden.config.load import Config
@@ -179,3 +187,133 @@ def test_the_learning_export_example_imports() -> None:
     merged = merge_exports([json.loads(text)])
     assert ["search-7f9c-2"] == merged["hosts"]
     assert 2 == len(merged["by_metric"])
+
+
+#: Shell words after which a word is a command's name (``kubectl exec ... --``).
+_COMMAND_POSITION = frozenset({"", "&&", "||", ";", "|", "(", "--", "do", "then"})
+_END_OF_COMMAND = frozenset({"&&", "||", ";", "|", ")", ">", ">>", "<", "&"})
+
+
+def post_start_hook() -> str:
+    """The sidecar's ``postStart`` script (``sh -c SCRIPT``)."""
+    objects, _ = sidecar_config()
+    (sidecar,) = objects["Deployment"]["spec"]["template"]["spec"]["initContainers"]
+    command = sidecar["lifecycle"]["postStart"]["exec"]["command"]
+    assert ["sh", "-c"] == command[:2]
+    return str(command[2])
+
+
+def shell_scripts() -> list[str]:
+    return [*blocks("sh"), post_start_hook()]
+
+
+def perfwarden_commands(script: str) -> list[list[str]]:
+    """The arguments of every ``perfwarden`` command in a shell script."""
+    commands = []
+    for line in script.replace("\\\n", " ").splitlines():
+        lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        words = list(lexer)
+        for index, word in enumerate(words):
+            before = words[index - 1] if index else ""
+            if word == "perfwarden" and before in _COMMAND_POSITION:
+                args = []
+                for arg in words[index + 1 :]:
+                    if arg in _END_OF_COMMAND:
+                        break
+                    args.append(arg)
+                commands.append(args)
+    return commands
+
+
+def test_the_shell_snippets_pass_sh_n() -> None:
+    """Every shell block and the hook are valid POSIX sh."""
+    for script in shell_scripts():
+        result = subprocess.run(
+            ["sh", "-n"], input=script, capture_output=True, text=True, check=False
+        )
+        assert 0 == result.returncode, f"{result.stderr}\n{script}"
+
+
+def test_every_perfwarden_command_parses() -> None:
+    """Each documented command is one perfwarden's command line accepts."""
+    output = ["-o", "learning-$(hostname).json"]
+    commands = [c for script in shell_scripts() for c in perfwarden_commands(script)]
+    assert [
+        ["learning", "export", *output],
+        ["learning", "export", "--state-dir", "/var/lib/perfwarden", *output],
+        ["learning", "import", "learning-*.json", "--weight", "0.5"],
+        ["learning", "export"],
+        ["learning", "import", "$@", "--weight", "0.5"],
+    ] == commands
+    parser = build_parser()
+    for args in commands:
+        try:
+            parser.parse_args(args)
+        except SystemExit:  # argparse has printed why
+            pytest.fail(f"perfwarden {shlex.join(args)} does not parse")
+
+
+def test_the_hook_imports_the_published_configmap() -> None:
+    """The hook reads the volume of the ConfigMap the snippet publishes."""
+    objects, _ = sidecar_config()
+    spec = objects["Deployment"]["spec"]["template"]["spec"]
+    (sidecar,) = spec["initContainers"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in sidecar["volumeMounts"]}
+    fleet = volumes[mounts["/etc/perfwarden-fleet"]]["configMap"]
+    assert fleet["optional"] is True
+    published = re.search(r"kubectl create configmap (\S+)", "".join(blocks("sh")))
+    assert published is not None
+    assert fleet["name"] == published[1]
+    assert "set -- /etc/perfwarden-fleet/*.json" in post_start_hook()
+
+
+def run_hook(fleet: Path, daemon: DaemonProcess) -> subprocess.Popen[str]:
+    """The hook, with the fleet directory at ``fleet`` and this perfwarden."""
+    script = post_start_hook().replace("/etc/perfwarden-fleet", str(fleet))
+    bin_dir = Path(sys.executable).parent
+    return subprocess.Popen(
+        ["sh", "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={
+            **os.environ,
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PERFWARDEN_SOCKET_DIR": str(daemon.socket_dir),
+        },
+    )
+
+
+def test_the_hook_waits_for_the_daemon_and_imports(tmp_path: Path) -> None:
+    """Started before the daemon, the hook retries until it answers, then
+    imports every export in the directory at the documented weight."""
+    if shutil.which("perfwarden", path=str(Path(sys.executable).parent)) is None:
+        pytest.skip("perfwarden's console script is not installed beside python")
+    (text,) = blocks("json")
+    fleet = tmp_path / "fleet"
+    fleet.mkdir()
+    (fleet / "search-1.json").write_text(text)
+    (fleet / "search-2.json").write_text(text.replace("search-7f9c-2", "search-2"))
+    with DaemonProcess("version: 1\n") as daemon:
+        daemon.stop()
+        hook = run_hook(fleet, daemon)
+        assert hook.stdout is not None
+        assert "no perfwarden daemon answers" in hook.stdout.readline()
+        daemon.start()  # while the hook waits to try again
+        output, _ = hook.communicate(timeout=120)
+        assert 0 == hook.returncode, output
+        assert "imported 24 trials of 2 strategies" in output
+        imported = daemon.cli_json("status")["learning"]["fleet_import"]
+        assert 0.5 == imported["weight"]
+        assert ["search-2", "search-7f9c-2"] == sorted(imported["hosts"])
+
+
+def test_the_hook_without_exports_does_nothing(tmp_path: Path) -> None:
+    """No ConfigMap (an empty directory): the hook ends at once, successfully."""
+    with DaemonProcess("version: 1\n") as daemon:
+        hook = run_hook(tmp_path, daemon)
+        output, _ = hook.communicate(timeout=60)
+        assert (0, "") == (hook.returncode, output)
+        assert daemon.cli_json("status")["learning"]["fleet_import"] is None

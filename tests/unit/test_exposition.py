@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from perfwarden.app import Daemon
 from perfwarden.config.load import ConfigError, parse_config
+from perfwarden.series.stats import mean_interval
 from perfwarden.views.exposition import (
     Exposition,
     label_name,
@@ -136,6 +137,48 @@ def test_values_match_the_store(daemon: Daemon) -> None:
     assert 1.0 == states.pop("ok")
     assert set(states.values()) == {0.0}
     assert 0.0 == one("perfwarden_alert_level")
+
+
+def test_many_wrapped_windows_match_their_own_statistics(tmp_path: Path) -> None:
+    """Series computed in several blocks, their windows wrapped, some of them
+    autocorrelated: each one's mean, interval and quantiles are the window's."""
+    config = parse_config("version: 1\nstatistics: {window: 1100, min_samples: 10}\n")
+    daemon = Daemon(config, tmp_path / "p.yaml", tmp_path / "run", tmp_path)
+    rng = np.random.default_rng(5)
+    count = 70  # blocks of 29 windows of 1100 samples: 29 + 29 + 12
+    walk = np.cumsum(rng.normal(size=(count, 1300)), axis=1).round(3)
+    noise = rng.normal(100.0, 10.0, size=(count, 1300))
+    data = np.where(np.arange(count)[:, np.newaxis] % 2 == 0, walk, noise)
+    for column in data.T:
+        daemon.ingestor.feed(
+            "".join(f"g:{v!r}|g|#n:{i}\n" for i, v in enumerate(column)).encode()
+        )
+        daemon.ingestor.commit()
+    got = samples(daemon)
+
+    def one(name: str, series: str, extra: dict[str, str] | None = None) -> float:
+        want = {"metric": "g", "type": "g", "n": series, **(extra or {})}
+        (value,) = [v for lab, v in got[name] if lab == want]
+        return value
+
+    for series in daemon.store:
+        key = series.tags[0].partition(":")[2]
+        held = series.window.values()
+        assert 1100 == held.shape[0]
+        want = mean_interval(held, 0.95)
+        scale = float(np.abs(held).max())
+        for name, value in (
+            ("perfwarden_series_mean", series.window.mean()),
+            ("perfwarden_series_ci_low", want.low),
+            ("perfwarden_series_ci_high", want.high),
+        ):
+            assert math.isclose(value, one(name, key), abs_tol=1e-12 * scale)
+        percentiles = np.percentile(held, [50, 95, 99]).tolist()
+        exposed = [
+            one("perfwarden_series_value", key, {"quantile": q})
+            for q in ("0.5", "0.95", "0.99")
+        ]
+        assert percentiles == exposed
 
 
 def test_alert_state_and_level_when_firing(daemon: Daemon) -> None:
@@ -338,6 +381,28 @@ def test_quantiles_equal_numpy_percentile(rows: int, data: st.DataObject) -> Non
     values = data.draw(
         st.lists(
             st.floats(-1e12, 1e12, allow_nan=False),
+            min_size=rows * n,
+            max_size=rows * n,
+        )
+    )
+    stacked = np.array(values, dtype=np.float64).reshape(rows, n)
+    expected = np.percentile(stacked, [50, 95, 99], axis=1).T
+    assert np.array_equal(expected, quantiles(stacked.copy()))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.integers(1, 6),
+    data=st.data(),
+)
+def test_quantiles_of_float32_exact_values_equal_numpy_percentile(
+    rows: int, data: st.DataObject
+) -> None:
+    """Values exact in float32 (sorted as float32) give np.percentile's result."""
+    n = data.draw(st.integers(1, 300))
+    values = data.draw(
+        st.lists(
+            st.integers(-(2**24), 2**24).map(lambda v: v / 4),
             min_size=rows * n,
             max_size=rows * n,
         )

@@ -3,17 +3,19 @@
 Nothing here runs on the ingest path. A scrape (:meth:`Exposition.scrape`) reads
 the store, the evaluator, the knobs, the ingest counters, the plugins and the last
 reload on the daemon's event loop (the one thread that owns them), in chunks of
-series with a yield to the loop between chunks: per chunk one vectorised partition
-per window length gives the percentiles, and the sample lines are written
-straight away (:mod:`perfwarden.views.exposition_text`).
+series with a yield to the loop between chunks. Per chunk, the windows whose
+samples changed are stacked by length in cache-sized blocks, and a dozen numpy
+calls per block give every window's mean, confidence interval
+(:mod:`perfwarden.series.batch`) and percentiles (one sort); the sample lines are
+written straight away (:mod:`perfwarden.views.exposition_text`).
 
 Between scrapes the exposition keeps, per series, the rendered label text, the
-percentiles with the window state they were computed at, and the rendered sample
+statistics with the window state they were computed at, and the rendered sample
 lines with everything they were written from (window state, labels, unit,
 statistics settings; the alert lines with the status), so a series that received
-nothing since the last scrape costs a few list appends, and a busy one its mean,
-interval, a share of one vectorised partition and its lines. One scrape
-runs at a time; concurrent scrapers wait for it.
+nothing since the last scrape costs a few list appends, and a busy one a share of
+its block's numpy calls and its lines. One scrape runs at a time; concurrent
+scrapers wait for it.
 
 Values are in base units (:mod:`perfwarden.views.exposition_units`): a series
 whose metric is in milliseconds is exposed in seconds, in families named
@@ -37,12 +39,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
-from perfwarden.series.stats import interval
+from perfwarden.series.batch import mean_intervals, row_means
 from perfwarden.views.exposition_daemon import daemon_families
 from perfwarden.views.exposition_text import (
     RESERVED_LABELS,
@@ -84,6 +86,10 @@ _QUANTILES: Final = (0.5, 0.95, 0.99)
 _QUANTILE_LABELS: Final = ("0.5", "0.95", "0.99")
 #: Series gathered between two yields to the event loop.
 _CHUNK: Final = 250
+#: Bytes of samples whose statistics are computed together: a block (32 windows
+#: of 1000) stays in a core's cache through the passes over it, where a chunk's
+#: 250 windows at once measured 1.25 times slower.
+_BLOCK_BYTES: Final = 256 * 1024
 
 
 def series_labels(series: Series) -> dict[str, str]:
@@ -104,20 +110,30 @@ def quantiles(stacked: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """The 0.5, 0.95 and 0.99 quantiles of each row of a 2-D array, exactly as
     ``np.percentile``'s default (linear) method computes them; shape ``(rows, 3)``.
 
-    Partitions ``stacked`` in place (one ``np.partition`` for all rows and
-    quantiles, where ``np.percentile`` would copy and partition per quantile).
+    Sorts the rows, in place or (when every value is exact in ``float32``, as
+    most timings and counts are) a ``float32`` copy of them: numpy's vectorised
+    sort of ``float32`` rows measured 2.6 times faster than the ``np.partition``
+    of the ``float64`` rows at the three quantiles' six positions.
     """
     n = stacked.shape[1]
+    with np.errstate(over="ignore"):  # beyond float32's range: inf, not equal
+        narrow = stacked.astype(np.float32)
+    ordered: npt.NDArray[np.floating[Any]]
+    if np.array_equal(narrow, stacked):
+        narrow.sort(axis=1)
+        ordered = narrow
+    else:
+        stacked.sort(axis=1)
+        ordered = stacked
     positions = np.array(_QUANTILES) * (n - 1)
     lower = np.floor(positions).astype(np.intp)
     upper = np.minimum(lower + 1, n - 1)
-    stacked.partition(np.unique(np.concatenate([lower, upper])), axis=1)
     out = np.empty((stacked.shape[0], len(_QUANTILES)), dtype=np.float64)
     for column, (low, high, position) in enumerate(
         zip(lower.tolist(), upper.tolist(), positions.tolist(), strict=True)
     ):
-        a = stacked[:, low]
-        b = stacked[:, high]
+        a = ordered[:, low].astype(np.float64)
+        b = ordered[:, high].astype(np.float64)
         t = position - low
         # numpy's _lerp: from the nearer end, so that t = 1 gives b exactly.
         out[:, column] = b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t
@@ -127,15 +143,19 @@ def quantiles(stacked: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 @dataclass(slots=True)
 class _Remembered:
     """What a scrape keeps of one series for the next: its label text, its
-    quantiles with the ``(window id, total_count, len)`` of the window they
-    describe, and its sample lines with everything they were written from."""
+    window's statistics with the ``(window id, total_count, len)`` of the window
+    they describe, and its sample lines with everything they were written from."""
 
     labels: str
     identity: frozenset[tuple[str, str]]
     #: The series' base unit, and the config it was read from.
     unit: BaseUnit = NONE
     unit_of: object = None
-    quantiles_at: tuple[int, int, int] = (-1, -1, -1)
+    #: The window's statistics, with the ``(window_at, statistics config)``
+    #: they were computed for.
+    statistics_at: tuple[object, ...] = ()
+    mean: float = 0.0
+    ci: tuple[float, float] | None = None
     quantiles: tuple[float, ...] = ()
     lines_at: tuple[object, ...] = ()
     #: The text of each value family's lines (:func:`_series_lines`).
@@ -150,7 +170,8 @@ class _Row:
     """One series in a scrape, read on the loop.
 
     ``key`` is what its value lines depend on: when the remembered lines were
-    written for the same key, they are used again and nothing is computed."""
+    written for the same key, they are used again and nothing is computed;
+    ``statistics_key`` is what the window's statistics depend on."""
 
     labels: str
     window: RollingWindow
@@ -162,6 +183,7 @@ class _Row:
     unit: BaseUnit
     statistics: StatisticsConfig
     key: tuple[object, ...]
+    statistics_key: tuple[object, ...]
 
 
 class Exposition:
@@ -207,20 +229,19 @@ class Exposition:
         seen: set[frozenset[tuple[str, str]]] = set()
         for start in range(0, len(everything), self._chunk):
             rows: list[_Row] = []
-            # Windows whose quantiles are due, by length: one partition per length.
-            due: dict[int, list[tuple[_Row, npt.NDArray[np.float64]]]] = {}
+            # Windows whose statistics are due, by length and settings: each
+            # group's computed in one go (:func:`_compute_statistics`).
+            due: dict[tuple[int, StatisticsConfig], list[_Row]] = {}
             for series in everything[start : start + self._chunk]:
                 row = self._row(series, seen)
                 rows.append(row)
-                if row.window_at[2] and row.remembered.quantiles_at != row.window_at:
-                    due.setdefault(row.window_at[2], []).append(
-                        (row, series.window.unordered())
-                    )
-            for group in due.values():
-                table = quantiles(np.stack([view for _, view in group])).tolist()
-                for (row, _), values in zip(group, table, strict=True):
-                    row.remembered.quantiles = tuple(values)
-                    row.remembered.quantiles_at = row.window_at
+                size = row.window_at[2]
+                if size and row.remembered.statistics_at != row.statistics_key:
+                    due.setdefault((size, row.statistics), []).append(row)
+            for (size, statistics), group in due.items():
+                block = max(8, _BLOCK_BYTES // (8 * size))
+                for first in range(0, len(group), block):
+                    _compute_statistics(group[first : first + block], size, statistics)
             families.add(rows)
             if start + self._chunk < len(everything):
                 yield
@@ -271,7 +292,35 @@ class Exposition:
             unit=unit,
             statistics=statistics,
             key=(window_at, text, unit, statistics),
+            statistics_key=(window_at, statistics),
         )
+
+
+def _compute_statistics(
+    rows: list[_Row], size: int, statistics: StatisticsConfig
+) -> None:
+    """Remember the mean, interval and quantiles of windows that all hold
+    ``size`` samples, computed for all of them at once (a dozen numpy calls for
+    the group instead of a dozen per window: the larger part of a scrape in which
+    every window changed)."""
+    table = np.empty((len(rows), size), dtype=np.float64)
+    for index, row in enumerate(rows):
+        table[index] = row.window.values()
+    intervals: list[tuple[float, float] | None]
+    if size >= max(statistics.min_samples, 2):
+        found = mean_intervals(table, statistics.confidence_level)
+        means = found.mean.tolist()
+        intervals = list(zip(found.low.tolist(), found.high.tolist(), strict=True))
+    else:  # too few samples for an interval
+        means = row_means(table).tolist()
+        intervals = [None] * len(rows)
+    at_quantiles = quantiles(table).tolist()  # sorts the table: last
+    for row, mean, ci, values in zip(rows, means, intervals, at_quantiles, strict=True):
+        remembered = row.remembered
+        remembered.mean = mean
+        remembered.ci = ci
+        remembered.quantiles = tuple(values)
+        remembered.statistics_at = row.statistics_key
 
 
 class _UnitFamilies:
@@ -387,11 +436,12 @@ def _series_lines(row: _Row) -> tuple[str, ...]:
     suffix, factor = row.unit
     end = f"_{suffix}" if suffix else ""
     mean = value = ci_low = ci_high = ""
+    remembered = row.remembered
     if size:
         mean = (
-            f"perfwarden_series_mean{end}{{{labels}}} {fmt(window.mean() * factor)}\n"
+            f"perfwarden_series_mean{end}{{{labels}}} {fmt(remembered.mean * factor)}\n"
         )
-        p50, p95, p99 = row.remembered.quantiles
+        p50, p95, p99 = remembered.quantiles
         name = f"perfwarden_series_value{end}{{{labels},quantile="
         value = (
             f'{name}"0.5"}} {fmt(p50 * factor)}\n'
@@ -403,8 +453,7 @@ def _series_lines(row: _Row) -> tuple[str, ...]:
         f"{fmt(window.observed_sum * factor)}\n"
         f"perfwarden_series_value{end}_count{{{labels}}} {window.observed_count}.0\n"
     )
-    statistics = row.statistics
-    ci = interval(window, statistics.confidence_level, statistics.min_samples)
+    ci = remembered.ci if size else None
     if ci is not None:
         low, high = ci
         ci_low = f"perfwarden_series_ci_low{end}{{{labels}}} {fmt(low * factor)}\n"

@@ -89,6 +89,7 @@ complete -c perfwarden -n '__fish_seen_subcommand_from learning && not __fish_se
 complete -c perfwarden -n '__fish_seen_subcommand_from learning && not __fish_seen_subcommand_from export import' -l json -d 'print JSON instead of text'
 complete -c perfwarden -n '__fish_seen_subcommand_from learning && __fish_seen_subcommand_from export' -s h -l help -d 'show this help message and exit'
 complete -c perfwarden -n '__fish_seen_subcommand_from learning && __fish_seen_subcommand_from export' -s o -l output -r -F -d 'write to FILE (default: stdout)'
+complete -c perfwarden -n '__fish_seen_subcommand_from learning && __fish_seen_subcommand_from export' -l state-dir -x -a '(__fish_complete_directories)' -d 'read DIR/state.db (read-only) instead of asking the daemon: no daemon needed, and safe while one runs (the last checkpoint\'s outcomes)'
 complete -c perfwarden -n '__fish_seen_subcommand_from learning && __fish_seen_subcommand_from export' -l socket-dir -x -a '(__fish_complete_directories)' -d 'where the daemon\'s sockets are (default: $PERFWARDEN_SOCKET_DIR, /run/perfwarden if present, $XDG_RUNTIME_DIR/perfwarden, or /tmp/perfwarden-$UID)'
 complete -c perfwarden -n '__fish_seen_subcommand_from learning && __fish_seen_subcommand_from import' -s h -l help -d 'show this help message and exit'
 complete -c perfwarden -n '__fish_seen_subcommand_from learning && __fish_seen_subcommand_from import' -l weight -x -d 'pseudo-outcomes per imported trial (default 1; 0.1 trusts the fleet a tenth as much as this host\'s own outcomes)'
