@@ -6,7 +6,7 @@ reload on the daemon's event loop (the one thread that owns them), in chunks of
 series with a yield to the loop between chunks. Per chunk, the windows whose
 samples changed are stacked by length in cache-sized blocks, and a dozen numpy
 calls per block give every window's mean, confidence interval
-(:mod:`perfwarden.series.batch`) and percentiles (one sort); the sample lines are
+(:mod:`perfwarden.series.bulk`) and percentiles (one sort); the sample lines are
 written straight away (:mod:`perfwarden.views.exposition_text`).
 
 Between scrapes the exposition keeps, per series, the rendered label text, the
@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from perfwarden.series.batch import mean_intervals, row_means
+from perfwarden.series.bulk import mean_intervals, row_means
 from perfwarden.views.exposition_daemon import daemon_families
 from perfwarden.views.exposition_text import (
     RESERVED_LABELS,

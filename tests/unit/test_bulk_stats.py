@@ -1,4 +1,4 @@
-"""perfwarden.series.batch against mean_interval row by row, and scipy."""
+"""perfwarden.series.bulk against mean_interval row by row, and scipy."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import scipy.stats
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from perfwarden.series.batch import mean_intervals, row_means
+from perfwarden.series.bulk import mean_intervals, row_means
 from perfwarden.series.stats import mean_interval
 
 LEVELS = (0.9, 0.95, 0.99)
