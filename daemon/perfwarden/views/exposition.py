@@ -305,7 +305,7 @@ def _compute_statistics(
     every window changed)."""
     table = np.empty((len(rows), size), dtype=np.float64)
     for index, row in enumerate(rows):
-        table[index] = row.window.values()
+        row.window.tail_into(table[index])  # straight into the row: no copy between
     intervals: list[tuple[float, float] | None]
     if size >= max(statistics.min_samples, 2):
         found = mean_intervals(table, statistics.confidence_level)
