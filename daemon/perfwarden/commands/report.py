@@ -29,6 +29,8 @@ def run(args: argparse.Namespace) -> int:
         control_path(args.socket_dir), "report", metrics=args.metrics
     )
     unknown: list[str] = data.pop("unknown", [])
+    for paging in ("total", "next_offset", "paged"):  # joined already
+        data.pop(paging, None)
     for name in unknown:
         print(f"perfwarden: no series or config for metric {name!r}", file=sys.stderr)
     if unknown and len(unknown) == len(args.metrics):
