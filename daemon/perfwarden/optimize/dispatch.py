@@ -51,8 +51,11 @@ class Dispatcher:
         self._knobs = knobs
         self._config = config
         self._in_flight: dict[str, asyncio.Task[None]] = {}
+        #: Called with the violation, the proposals and the violating series' key.
         self.on_proposals: (
-            Callable[[Violation, list[tuple[PluginHandle, Proposal]]], Awaitable[None]]
+            Callable[
+                [Violation, list[tuple[PluginHandle, Proposal]], str], Awaitable[None]
+            ]
             | None
         ) = None
         self.dispatched = 0
@@ -76,7 +79,7 @@ class Dispatcher:
         if violation is None:
             return
         task = asyncio.get_running_loop().create_task(
-            self._dispatch(violation), name=f"dispatch:{series_key}"
+            self._dispatch(violation, series_key), name=f"dispatch:{series_key}"
         )
         self._in_flight[series_key] = task
         task.add_done_callback(lambda _: self._in_flight.pop(series_key, None))
@@ -136,7 +139,7 @@ class Dispatcher:
             knobs=self._knobs.values(), specs=self._knobs.specs, options=handle.options
         )
 
-    async def _dispatch(self, violation: Violation) -> None:
+    async def _dispatch(self, violation: Violation, series_key: str) -> None:
         self.dispatched += 1
         metric = self._config().metrics.get(violation.metric)
         names = metric.optimizers if metric is not None else ()
@@ -161,7 +164,7 @@ class Dispatcher:
                 else [h.name for h in self._runtime.active()],
             )
         if self.on_proposals is not None:
-            await self.on_proposals(violation, pairs)
+            await self.on_proposals(violation, pairs, series_key)
 
     async def drain(self) -> None:
         """Wait for dispatches in flight (at shutdown)."""
