@@ -5,13 +5,17 @@ The dispatcher subscribes to the evaluator's event stream. On ``fired`` and
 trend, thresholds, a correlation id), asks the plugins the metric lists in
 ``optimizers:`` (or every plugin that ``handles()`` it) off the loop, and logs every
 proposal as ``optimizer.proposed``. At most one dispatch per series is in flight.
-What to do with the proposals is the closed loop's business (``on_proposals``).
+Violations are built in slices of at most 5 ms between which the loop runs: an
+incident fires thousands of alerts in one evaluation pass, and each violation's
+statistics cost a fraction of a millisecond (5,000 of them held the loop a
+second). What to do with the proposals is the closed loop's business (``on_proposals``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+import time
+from typing import TYPE_CHECKING, Any, Final
 
 from perfwarden.alerts.machine import AlertState, Level, Transition
 from perfwarden.logs.setup import get_logger
@@ -32,6 +36,8 @@ if TYPE_CHECKING:
 __all__ = ["Dispatcher", "proposal_fields"]
 
 _log = get_logger("perfwarden.optimizer")
+#: Loop time spent building violations before the loop runs again.
+_SLICE: Final = 0.005
 
 
 class Dispatcher:
@@ -51,6 +57,9 @@ class Dispatcher:
         self._knobs = knobs
         self._config = config
         self._in_flight: dict[str, asyncio.Task[None]] = {}
+        #: Series whose dispatch waits for its violation to be built (in order).
+        self._queued: dict[str, None] = {}
+        self._starter: asyncio.Task[None] | None = None
         #: Called with the violation, the proposals and the violating series' key.
         self.on_proposals: (
             Callable[
@@ -73,6 +82,25 @@ class Dispatcher:
             self._start(series_key)
 
     def _start(self, series_key: str) -> None:
+        if series_key in self._in_flight or series_key in self._queued:
+            return
+        self._queued[series_key] = None
+        if self._starter is None or self._starter.done():
+            self._starter = asyncio.get_running_loop().create_task(
+                self._start_queued(), name="dispatch:start"
+            )
+
+    async def _start_queued(self) -> None:
+        slice_started = time.perf_counter()
+        while self._queued:
+            series_key = next(iter(self._queued))
+            del self._queued[series_key]
+            self._begin(series_key)
+            if time.perf_counter() - slice_started >= _SLICE:
+                await asyncio.sleep(0)  # let ingest and clients in
+                slice_started = time.perf_counter()
+
+    def _begin(self, series_key: str) -> None:
         if series_key in self._in_flight:
             return
         violation = self.violation_for(series_key)
@@ -167,7 +195,10 @@ class Dispatcher:
             await self.on_proposals(violation, pairs, series_key)
 
     async def drain(self) -> None:
-        """Wait for dispatches in flight (at shutdown)."""
+        """Wait for dispatches in flight (at shutdown); queued ones are dropped."""
+        self._queued.clear()
+        if self._starter is not None:
+            await self._starter
         if self._in_flight:
             await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
 
