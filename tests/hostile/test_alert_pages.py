@@ -7,6 +7,7 @@ import json
 import socket
 import subprocess
 import sys
+import urllib.request
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -30,6 +31,7 @@ statistics: {min_samples: 2}
 evaluation: {interval: 0.5s, basis: sample, window: 2}
 metrics:
   lat: {unit: ms, bound: upper, warning: 10, critical: 20}
+http: {listen: "127.0.0.1:0"}
 """
 #: Optimizer plugins would get 5,000 violations: not what this is about.
 NO_PLUGINS = {"PERFWARDEN_DISABLE_PLUGIN_AUTOLOAD": "1"}
@@ -104,6 +106,13 @@ class TestAlertPages:
         shown = [x for x in result.stdout.splitlines() if x.startswith("CRITICAL: ")]
         assert ALERTS == len(set(shown))
         assert 1 == result.stdout.count("Performance Alert Summary")
+
+        port = int(daemon.wait_log("http.started")["port"])
+        url = f"http://127.0.0.1:{port}/api/state"
+        with urllib.request.urlopen(url, timeout=60) as response:
+            state = json.loads(response.read())
+        assert ALERTS == state["alerts_total"]
+        assert 0 < len(state["alerts"]) < ALERTS  # the first page: bounded
 
 
 class TestReportPages:

@@ -110,3 +110,16 @@ class TestNewCommandsEscape:
         daemon = make_daemon("version: 1\n", extra_env={"PYTHONPATH": site}).start()
         output = perfwarden("plugins", "--socket-dir", str(daemon.socket_dir))
         assert_shown_not_obeyed(output, "evil\\x1b[2J")
+
+
+class TestJsonStaysJson:
+    def test_report_json_with_c1_and_bidi_names(self, daemon: DaemonProcess) -> None:
+        """report --json keeps ✅ readable and names with C1 or bidi characters in
+        valid JSON escapes, not the text escapes JSON cannot read."""
+        name = "evil\x9b\u202e\x7f"
+        daemon.send_datagrams([f"{name}:1|g"])
+        daemon.wait_received(1)
+        output = perfwarden("report", "--json", "--socket-dir", str(daemon.socket_dir))
+        assert name in json.loads(output)["monitoring_dashboard"]["metrics"]
+        for raw in RAW:
+            assert raw not in output
