@@ -436,6 +436,7 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
     async def alerts(args: dict[str, Any]) -> dict[str, Any]:
         offset = _offset(args)
         order = _alert_order(daemon)
+        active = daemon.evaluator.silences.active()
         clocks = time.monotonic(), time.time()
         records: list[dict[str, Any]] = []
         blocks: list[str] = []
@@ -453,15 +454,24 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
             if time.perf_counter() - slice_started >= _STATS_SLICE:
                 await asyncio.sleep(0)  # let ingest and other clients in
                 slice_started = time.perf_counter()
-        end = offset + len(records)
+        # The silences follow the alerts in the same pages (offsets count both):
+        # twenty of them with 60 KB comments would fill a reply on their own.
+        silences: list[dict[str, Any]] = []
+        for silence in active[max(0, offset - len(order)) :]:
+            if (records or silences) and budget <= 0:
+                break
+            silences.append(silence.as_dict())
+            budget -= _json_size(silences[-1])
+        end = offset + len(records) + len(silences)
         head = _summary_head(daemon, order) if offset == 0 else ""
+        total = len(order) + len(active)
         return {
             "alerts": records,
             "report": head + "".join(blocks),
-            "silences": [s.as_dict() for s in daemon.evaluator.silences.active()],
-            "total": len(order),
-            "next_offset": end if end < len(order) else None,
-            "paged": ["alerts", "report"],
+            "silences": silences,
+            "total": total,
+            "next_offset": end if end < total else None,
+            "paged": ["alerts", "report", "silences"],
         }
 
     async def silence(args: dict[str, Any]) -> dict[str, Any]:
