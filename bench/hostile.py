@@ -3,8 +3,9 @@
 Each scenario starts a fresh daemon (``perfwarden.testing.DaemonProcess``) on the
 defaults unless said, does what an attacker did in the report, and measures the
 daemon: resident memory (``status``), open file descriptors (``/proc``), whether
-``status`` and a scrape still answer, and how long a ``ping`` waits while a big
-``stats`` is served. Runs in about two minutes:
+``status`` and a scrape still answer, and how long a ``ping`` (or ``status``)
+waits while a big ``stats`` or the ``alerts`` of 5,000 firing series is served.
+Runs in about two minutes:
 
     python bench/hostile.py
     python bench/hostile.py --only tags,sets
