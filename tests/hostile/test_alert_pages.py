@@ -66,16 +66,21 @@ def cli(daemon: DaemonProcess, output: Path, *args: str) -> subprocess.Popen[byt
         return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
 
 
-def answered_during(daemon: DaemonProcess, process: subprocess.Popen[bytes]) -> int:
-    """How many ``status`` requests were answered while ``process`` had its own
-    control connection open (``control.open`` counts it beside ours)."""
+def answered_during(
+    daemon: DaemonProcess, start: Callable[[], subprocess.Popen[bytes]]
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start a process with ``start()`` once ours is the daemon's only control
+    connection; count the ``status`` requests answered while the process had its
+    own connection open too (``control.open`` counts it beside ours)."""
     during = 0
     with ControlChannel(daemon.control_path, timeout=60) as channel:
+        wait_until(lambda: channel.call("status")["control"]["open"] == 1)
+        process = start()
         while process.poll() is None:
             status: dict[str, Any] = channel.call("status")
             if status["control"]["open"] >= 2 and process.poll() is None:
                 during += 1
-    return during
+    return process, during
 
 
 class TestAlertPages:
@@ -92,8 +97,9 @@ class TestAlertPages:
         assert page["report"].startswith("🚨 Performance Alert Summary")
 
         output = tmp_path / "alerts.json"
-        process = cli(daemon, output, "alerts", "--json")
-        during = answered_during(daemon, process)
+        process, during = answered_during(
+            daemon, lambda: cli(daemon, output, "alerts", "--json")
+        )
         assert 0 == process.wait(timeout=120), output.read_text()
         assert during >= 1
         data = json.loads(output.read_text())
