@@ -3,8 +3,9 @@
 Each scenario starts a fresh daemon (``perfwarden.testing.DaemonProcess``) on the
 defaults unless said, does what an attacker did in the report, and measures the
 daemon: resident memory (``status``), open file descriptors (``/proc``), whether
-``status`` and a scrape still answer, and how long a ``ping`` waits while a big
-``stats`` is served. Runs in about two minutes:
+``status`` and a scrape still answer, and how long a ``ping`` (or ``status``)
+waits while a big ``stats`` or the ``alerts`` of 5,000 firing series is served.
+Runs in about two minutes:
 
     python bench/hostile.py
     python bench/hostile.py --only tags,sets
@@ -150,58 +151,107 @@ def many_series(daemon: DaemonProcess, count: int = 9_900) -> None:
 _PINGER = """
 import json, select, sys, time
 from perfwarden.control.channel import request
-path = sys.argv[1]
+path, command = sys.argv[1:3]
 print("go", flush=True)
 waits = []
 while not select.select([sys.stdin], [], [], 0)[0]:
     started = time.perf_counter()
-    request(path, "ping")
+    request(path, command)
     waits.append((time.time(), time.perf_counter() - started))
 print(json.dumps(waits))
 """
+
+
+def _while_served(
+    daemon: DaemonProcess, command: str, read: Callable[[], int], pinged: str
+) -> list[tuple[str, str]]:
+    """``read()`` (a big paged command, returning how many records it got) while
+    another process sends ``pinged`` requests, each on a new connection: how long
+    those waited with the daemon idle and while ``read()`` ran."""
+    # The pings come from another process: no GIL shared with the reader.
+    pinger = subprocess.Popen(
+        [sys.executable, "-c", _PINGER, str(daemon.control_path), pinged],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.PIPE,
+    )
+    assert pinger.stdout is not None
+    assert pinger.stdin is not None
+    pinger.stdout.readline()  # it is pinging
+    time.sleep(2)  # pings with the daemon idle: the baseline
+    started = time.perf_counter()
+    count = read()
+    took = time.perf_counter() - started
+    time.sleep(0.2)
+    pinger.stdin.close()
+    output = pinger.stdout.read()
+    if not output:
+        msg = "the pinger died"
+        raise RuntimeError(msg)
+    pings: list[tuple[float, float]] = json.loads(output)
+    offset = time.perf_counter() - time.time()  # the pinger stamps wall time
+    idle = sorted(w for at, w in pings if at + offset < started - 0.2)
+    waits = sorted(w for at, w in pings if started <= at + offset <= started + took)
+    pinger.wait()
+    return [
+        (f"full {command} (pages joined)", f"{count} records in {took:.2f} s"),
+        (
+            f"{pinged} (a new connection each) idle: median / max",
+            f"{idle[len(idle) // 2] * 1000:.1f} / {idle[-1] * 1000:.0f} ms "
+            f"({len(idle)} requests)",
+        ),
+        (
+            f"{pinged} while {command} ran: median / max",
+            f"{waits[len(waits) // 2] * 1000:.1f} / {waits[-1] * 1000:.0f} ms "
+            f"({len(waits)} requests)",
+        ),
+    ]
 
 
 def stats_stall() -> list[tuple[str, str]]:
     """A read-only client's full ``stats`` at 10k series; pings meanwhile."""
     with DaemonProcess("version: 1\n") as daemon:
         many_series(daemon)
-        # The pings come from another process: no GIL shared with the reader.
-        pinger = subprocess.Popen(
-            [sys.executable, "-c", _PINGER, str(daemon.control_path)],
-            stdout=subprocess.PIPE,
-            stdin=subprocess.PIPE,
+        return _while_served(
+            daemon, "stats", lambda: len(daemon.request("stats")["series"]), "ping"
         )
-        assert pinger.stdout is not None
-        assert pinger.stdin is not None
-        pinger.stdout.readline()  # it is pinging
-        time.sleep(2)  # pings with the daemon idle: the baseline
+
+
+_INCIDENT = """\
+version: 1
+statistics: {min_samples: 2}
+evaluation: {basis: sample, window: 2}
+metrics:
+  lat: {unit: ms, bound: upper, warning: 10, critical: 20}
+"""
+
+
+def alerts_stall() -> list[tuple[str, str]]:
+    """``perfwarden alerts`` in an incident: 5,000 series of one metric firing
+    (plugins off: only the listing is measured); ``ping`` and ``status`` meanwhile."""
+    count = 5_000
+    env = {"PERFWARDEN_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    with DaemonProcess(_INCIDENT, extra_env=env) as daemon:
+        daemon.send_stream("".join(f"lat:250|ms|#id:{i}\n" for i in range(count)) * 2)
         started = time.perf_counter()
-        records = daemon.request("stats")["series"]
-        took = time.perf_counter() - started
-        time.sleep(0.2)
-        pinger.stdin.close()
-        output = pinger.stdout.read()
-        if not output:
-            msg = "the pinger died"
-            raise RuntimeError(msg)
-        pings: list[tuple[float, float]] = json.loads(output)
-        offset = time.perf_counter() - time.time()  # the pinger stamps wall time
-        idle = sorted(w for at, w in pings if at + offset < started - 0.2)
-        waits = sorted(w for at, w in pings if started <= at + offset <= started + took)
-        pinger.wait()
-        return [
-            ("full stats (pages joined)", f"{len(records)} series in {took:.2f} s"),
-            (
-                "ping (a new connection each) idle: median / max",
-                f"{idle[len(idle) // 2] * 1000:.1f} / {idle[-1] * 1000:.0f} ms "
-                f"({len(idle)} pings)",
-            ),
-            (
-                "ping while stats ran: median / max",
-                f"{waits[len(waits) // 2] * 1000:.1f} / {waits[-1] * 1000:.0f} ms "
-                f"({len(waits)} pings)",
-            ),
+        wait_until(
+            lambda: daemon.request("status")["evaluation"]["alerts_firing"] >= count,
+            timeout=120,
+        )
+        firing = time.perf_counter() - started
+        loop = daemon.request("status")["loop"]
+
+        def listing() -> int:
+            result = daemon.cli("alerts", timeout=120)
+            if result.returncode != 0:
+                raise RuntimeError(result.stderr)
+            return result.stdout.count("CRITICAL: ")
+
+        rows = [
+            (f"{count} series sent to all firing", f"{firing:.1f} s"),
+            ("loop's longest stall until then", f"{loop['max_lag_ms']:.0f} ms"),
         ]
+        rows += _while_served(daemon, "alerts", listing, "ping")
+        return rows + _while_served(daemon, "alerts", listing, "status")[1:]
 
 
 def unread_replies() -> list[tuple[str, str]]:
@@ -286,6 +336,7 @@ SCENARIOS: dict[str, Callable[[], list[tuple[str, str]]]] = {
     "sets": sets,
     "control-idle": control_idle,
     "stats-stall": stats_stall,
+    "alerts-stall": alerts_stall,
     "unread-replies": unread_replies,
     "http-unread": http_unread,
 }

@@ -15,8 +15,10 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
 __all__ = [
+    "ALERT_HEADER",
     "ALL_CLEAR",
     "action_line",
+    "alert_block",
     "alert_summary",
     "format_apart",
     "format_target",
@@ -27,6 +29,8 @@ __all__ = [
 ]
 
 ALL_CLEAR: Final = "✅ All performance metrics within optimal ranges"
+#: The summary's first lines when alerts fire (each alert's block follows).
+ALERT_HEADER: Final = "🚨 Performance Alert Summary\n" + "=" * 40
 #: Statuses that are not "all clear" although no (unsilenced) alert fires.
 _UNSETTLED: Final = frozenset({"pending", "warning", "critical", "no_data"})
 _RATIO_UNITS: Final = frozenset({"ratio", "score", "fraction"})
@@ -253,30 +257,36 @@ def alert_summary(
             lines.append("Off target, short of an alert level:")
             lines += [_off_target_line(r) for r in off]
         return "\n".join(lines)
-    lines = ["🚨 Performance Alert Summary", "=" * 40]
-    for alert in alerts:
-        unit = alert.get("unit")
-        name = series_name(alert["metric"], alert.get("tags"))
-        value, threshold = alert.get("value"), alert.get("threshold")
-        observed: list[float] = list(alert.get("observed") or ())
-        interval = len(observed) == 2 and observed[0] != observed[1]
-        if value is None or threshold is None:
-            current, limit = format_value(value, unit), format_value(threshold, unit)
-            interval = False
-        else:
-            numbers = [value, *observed] if interval else [value]
-            shown, limit = format_apart(numbers, threshold, unit)
-            current = shown[0]
-            if interval:
-                current += f" ({alert['basis']} [{shown[1]}, {shown[2]}])"
-        lines += [
-            f"{alert['level'].upper()}: {name}",
-            f"  Current: {current}",
-            f"  Threshold: {limit}",
-            f"  Action: {alert.get('action')}",
-            "",
-        ]
-    return "\n".join(lines)
+    return ALERT_HEADER + "".join(alert_block(alert) for alert in alerts)
+
+
+def alert_block(alert: Mapping[str, Any]) -> str:
+    """One firing alert's lines in the summary, after a blank line.
+
+    The summary is :data:`ALERT_HEADER` followed by one block per alert, so a
+    paged reply can send it in pieces that join to the same text.
+    """
+    unit = alert.get("unit")
+    name = series_name(alert["metric"], alert.get("tags"))
+    value, threshold = alert.get("value"), alert.get("threshold")
+    observed: list[float] = list(alert.get("observed") or ())
+    interval = len(observed) == 2 and observed[0] != observed[1]
+    if value is None or threshold is None:
+        current, limit = format_value(value, unit), format_value(threshold, unit)
+        interval = False
+    else:
+        numbers = [value, *observed] if interval else [value]
+        shown, limit = format_apart(numbers, threshold, unit)
+        current = shown[0]
+        if interval:
+            current += f" ({alert['basis']} [{shown[1]}, {shown[2]}])"
+    lines = [
+        f"{alert['level'].upper()}: {name}",
+        f"  Current: {current}",
+        f"  Threshold: {limit}",
+        f"  Action: {alert.get('action')}",
+    ]
+    return "\n" + "\n".join(lines) + "\n"
 
 
 def series_name(metric: str, tags: Mapping[str, str] | None) -> str:

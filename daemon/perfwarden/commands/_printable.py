@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 from typing import Any, Final, TextIO
 
-__all__ = ["EscapingWriter", "escaped", "printable"]
+__all__ = ["EscapingWriter", "escaped", "json_printable", "printable"]
 
 
 def _table() -> dict[int, str]:
@@ -36,6 +36,17 @@ _LINE_ESCAPES: Final = {**_ESCAPES, ord("\n"): "\\n", ord("\t"): "\\t"}
 def printable(text: str, *, lines: bool = True) -> str:
     """``text`` with its control characters escaped (``lines``: keep \\n and \\t)."""
     return text.translate(_ESCAPES if lines else _LINE_ESCAPES)
+
+
+_JSON_ESCAPES: Final = {code: f"\\u{code:04x}" for code in _ESCAPES if code >= 0x20}
+
+
+def json_printable(text: str) -> str:
+    """JSON text written with ``ensure_ascii=False`` (to keep ✅ readable) with the
+    controls JSON leaves raw (DEL, C1, bidi, line separators) as ``\\uNNNN``: still
+    valid JSON, and nothing left for :class:`EscapingWriter` to turn into ``\\xNN``,
+    which JSON does not read."""
+    return text.translate(_JSON_ESCAPES)
 
 
 def escaped(data: Any) -> Any:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from perfwarden.commands._common import control_path
+from perfwarden.commands._printable import json_printable
 from perfwarden.control.channel import request
 
 if TYPE_CHECKING:
@@ -29,13 +30,15 @@ def run(args: argparse.Namespace) -> int:
         control_path(args.socket_dir), "report", metrics=args.metrics
     )
     unknown: list[str] = data.pop("unknown", [])
+    for paging in ("total", "next_offset", "paged"):  # joined already
+        data.pop(paging, None)
     for name in unknown:
         print(f"perfwarden: no series or config for metric {name!r}", file=sys.stderr)
     if unknown and len(unknown) == len(args.metrics):
         return 1
     if args.format == "json" or args.json:
-        json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
+        text = json.dumps(data, indent=2, ensure_ascii=False)
+        sys.stdout.write(json_printable(text) + "\n")
     else:
         results = data.get("validation_results", {})
         if not args.verbose:

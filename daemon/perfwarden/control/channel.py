@@ -56,16 +56,18 @@ class ControlChannel:
     def call(self, command: str, **args: Any) -> Any:
         """Run one command; its ``data`` on success, :class:`ControlError` otherwise.
 
-        A paged reply (``next_offset`` set, ``paged`` naming its list fields) is
-        followed to its end, and the pages' lists are joined into one reply.
+        A paged reply (``next_offset`` set, ``paged`` naming the fields that grow
+        page by page, dotted for nested ones) is followed to its end, and the pages
+        are joined into one reply: lists concatenated, objects merged, text
+        appended. Every other field is the first page's.
         """
         data = self._call_once(command, args)
         while isinstance(data, dict) and data.get("next_offset") is not None:
             page = self._call_once(command, {**args, "offset": data["next_offset"]})
             if not isinstance(page, dict):
                 break
-            for name in data.get("paged") or ():
-                data[name] = [*data.get(name, []), *page.get(name, [])]
+            for path in data.get("paged") or ():
+                _join(data, page, str(path).split("."))
             data["next_offset"] = page.get("next_offset")
         return data
 
@@ -88,6 +90,25 @@ class ControlChannel:
             return response.get("data")
         error = response.get("error") or {}
         raise ControlError(str(error.get("code")), str(error.get("message")))
+
+
+def _join(data: dict[str, Any], page: dict[str, Any], path: list[str]) -> None:
+    """Add ``page``'s field at ``path`` to ``data``'s."""
+    *parents, name = path
+    for parent in parents:
+        inner, more = data.get(parent), page.get(parent)
+        if not isinstance(inner, dict) or not isinstance(more, dict):
+            return
+        data, page = inner, more
+    ours, theirs = data.get(name), page.get(name)
+    if isinstance(ours, list) and isinstance(theirs, list):
+        data[name] = [*ours, *theirs]
+    elif isinstance(ours, dict) and isinstance(theirs, dict):
+        data[name] = {**ours, **theirs}
+    elif isinstance(ours, str) and isinstance(theirs, str):
+        data[name] = ours + theirs
+    elif ours is None:
+        data[name] = theirs
 
 
 def request(path: Path, command: str, timeout: float = 10.0, **args: Any) -> Any:

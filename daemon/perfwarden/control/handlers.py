@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import math
 import os
 import platform
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import psutil
@@ -21,7 +22,9 @@ import psutil
 from perfwarden import __version__
 from perfwarden.alerts.machine import ACTIONS, AlertState, Level
 from perfwarden.alerts.report import (
+    ALERT_HEADER,
     action_line,
+    alert_block,
     alert_summary,
     monitoring_dashboard,
     validation_results,
@@ -39,6 +42,7 @@ from perfwarden.series.window import RollingWindow
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from perfwarden.alerts.machine import SeriesAlert
     from perfwarden.config.load import MetricConfig
     from perfwarden.readmodel import DaemonControl
     from perfwarden.series.store import Series
@@ -47,14 +51,12 @@ __all__ = ["MAX_SILENCE", "build_commands", "metric_record", "series_stats"]
 
 #: The most raw values ``stats`` returns per series (``recent`` argument).
 _MAX_RECENT = 1000
-#: What one page of ``stats`` may hold, estimated: a record is ~600 bytes of JSON
-#: plus ~20 per ``recent`` value. Pages keep each reply well under the protocol's
-#: MAX_LINE, and a client reading 10k series gets them in pieces, not in one
-#: multi-megabyte reply computed in one go.
+#: What one page of ``stats``, ``alerts`` or ``report`` may hold, as JSON (each
+#: record measured: a name may be 8 KB and escaping makes a byte six). Pages keep
+#: each reply well under the protocol's MAX_LINE, and a client reading 10k series
+#: gets them in pieces, not in one multi-megabyte reply computed in one go.
 _PAGE_BYTES = 256 * 1024
-_RECORD_BYTES = 700
-_VALUE_BYTES = 24
-#: Loop time ``stats`` takes before it lets the loop run (ingest, other clients).
+#: Loop time a paged command takes before it lets the loop run (ingest, clients).
 _STATS_SLICE = 0.005
 #: Samples a metric's aggregate over all its series (``report``) is computed from.
 _AGGREGATE_SAMPLES = 100_000
@@ -210,52 +212,93 @@ def _best_series(
     return best[1] if best else None
 
 
-def _alert_records(daemon: DaemonControl) -> list[dict[str, Any]]:
-    evaluator = daemon.evaluator
-    mono_now, wall_now = time.monotonic(), time.time()
-    records = []
-    for key, alert in evaluator.alerts.items():
+#: How the alert list is ordered: the most severe first.
+_LEVEL_ORDER: Final = {"critical": 0, "warning": 1, "pending": 2, "no_data": 3}
+
+
+def _alert_order(daemon: DaemonControl) -> list[tuple[Series, SeriesAlert]]:
+    """The series with an alert that is not ``ok``, most severe first, then by
+    metric and series: cheap enough to sort 10k of them for each page."""
+    found = []
+    for key, alert in daemon.evaluator.alerts.items():
         if alert.state is AlertState.OK:
             continue
         series = daemon.store.get(key)
         if series is None:
             continue
-        metric = daemon.config.metrics.get(series.name)
-        observed = evaluator.observations.get(key)
-        level = alert.level
-        threshold = None
-        if metric is not None and level is not None:
-            threshold = metric.critical if level is Level.CRITICAL else metric.warning
-        records.append(
-            {
-                "metric": series.name,
-                "tags": series.tag_dict,
-                "series": key,
-                "state": alert.state.value,
-                "level": level.value if level else alert.state.value,
-                "value": (observed[0] + observed[1]) / 2 if observed else None,
-                "observed": list(observed) if observed else None,
-                "basis": daemon.config.evaluation.basis.value,
-                "threshold": threshold,
-                "bound": metric.bound.value if metric else None,
-                "unit": metric.unit if metric else None,
-                "action": ACTIONS.get(level) if level else None,
-                "since": wall_now - (mono_now - alert.since),
-                "fired_at": (
-                    wall_now - (mono_now - alert.fired_at) if alert.fired_at else None
-                ),
-                "silenced": evaluator.silences.covers(series.name, series.tag_dict),
-            }
-        )
-    order = {"critical": 0, "warning": 1, "pending": 2, "no_data": 3}
-    records.sort(
-        key=lambda r: (
-            order.get(str(r["level"]), 9),
-            str(r["metric"]),
-            str(r["series"]),
-        )
+        level = alert.level.value if alert.level else alert.state.value
+        found.append(((_LEVEL_ORDER.get(level, 9), series.name, key), series, alert))
+    found.sort(key=lambda item: item[0])
+    return [(series, alert) for _, series, alert in found]
+
+
+def _alert_record(
+    daemon: DaemonControl,
+    series: Series,
+    alert: SeriesAlert,
+    clocks: tuple[float, float],
+) -> dict[str, Any]:
+    """What ``alerts`` says of one series' alert; ``clocks``: monotonic and wall now."""
+    mono_now, wall_now = clocks
+    evaluator = daemon.evaluator
+    metric = daemon.config.metrics.get(series.name)
+    observed = evaluator.observations.get(series.key)
+    level = alert.level
+    threshold = None
+    if metric is not None and level is not None:
+        threshold = metric.critical if level is Level.CRITICAL else metric.warning
+    return {
+        "metric": series.name,
+        "tags": series.tag_dict,
+        "series": series.key,
+        "state": alert.state.value,
+        "level": level.value if level else alert.state.value,
+        "value": (observed[0] + observed[1]) / 2 if observed else None,
+        "observed": list(observed) if observed else None,
+        "basis": daemon.config.evaluation.basis.value,
+        "threshold": threshold,
+        "bound": metric.bound.value if metric else None,
+        "unit": metric.unit if metric else None,
+        "action": ACTIONS.get(level) if level else None,
+        "since": wall_now - (mono_now - alert.since),
+        "fired_at": (
+            wall_now - (mono_now - alert.fired_at) if alert.fired_at else None
+        ),
+        "silenced": evaluator.silences.covers(series.name, series.tag_dict),
+    }
+
+
+def _summary_head(
+    daemon: DaemonControl, order: list[tuple[Series, SeriesAlert]]
+) -> str:
+    """How the alert summary starts: its header when an unsilenced alert fires,
+    else the whole no-alert text (all clear, or which metrics are not)."""
+    silences = daemon.evaluator.silences
+    if any(
+        alert.state is AlertState.FIRING
+        and not silences.covers(series.name, series.tag_dict)
+        for series, alert in order
+    ):
+        return ALERT_HEADER
+    return alert_summary(
+        [],
+        [
+            metric_record(daemon, name)
+            for name, metric in daemon.config.metrics.items()
+            if metric.target is not None and daemon.store.by_name(name)
+        ],
     )
-    return records
+
+
+def _json_size(data: Any) -> int:
+    return len(json.dumps(data, separators=(",", ":")))
+
+
+def _offset(args: dict[str, Any]) -> int:
+    offset = args.get("offset", 0)
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise ControlError("bad_request", "'offset' must be a whole number")
+    return offset
 
 
 def _unit(daemon: DaemonControl, action: dict[str, Any]) -> str | None:
@@ -352,9 +395,7 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
         if not isinstance(recent, int) or not 0 <= recent <= _MAX_RECENT:
             message = f"'recent' must be an integer from 0 to {_MAX_RECENT}"
             raise ControlError("bad_request", message)
-        offset = args.get("offset", 0)
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-            raise ControlError("bad_request", "'offset' must be a whole number")
+        offset = _offset(args)
         unknown = [name for name in names if not store.by_name(name)]
         everything = [series for name in names for series in store.by_name(name)]
         records: list[dict[str, Any]] = []
@@ -370,7 +411,7 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
                 record["recent"] = series.window.tail(size).tolist() if size else []
             records.append(record)
             end += 1
-            budget -= _RECORD_BYTES + _VALUE_BYTES * len(record.get("recent", ()))
+            budget -= _json_size(record)
             if time.perf_counter() - slice_started >= _STATS_SLICE:
                 await asyncio.sleep(0)  # let ingest and other clients in
                 slice_started = time.perf_counter()
@@ -393,19 +434,44 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
         }
 
     async def alerts(args: dict[str, Any]) -> dict[str, Any]:
-        records = _alert_records(daemon)
-        firing = [r for r in records if r["state"] == "firing"]
+        offset = _offset(args)
+        order = _alert_order(daemon)
+        active = daemon.evaluator.silences.active()
+        clocks = time.monotonic(), time.time()
+        records: list[dict[str, Any]] = []
+        blocks: list[str] = []
+        budget = _PAGE_BYTES
+        slice_started = time.perf_counter()
+        for series, alert in order[offset:]:
+            if records and budget <= 0:
+                break
+            record = _alert_record(daemon, series, alert, clocks)
+            records.append(record)
+            if record["state"] == "firing" and not record["silenced"]:
+                blocks.append(alert_block(record))
+                budget -= _json_size(blocks[-1])
+            budget -= _json_size(record)
+            if time.perf_counter() - slice_started >= _STATS_SLICE:
+                await asyncio.sleep(0)  # let ingest and other clients in
+                slice_started = time.perf_counter()
+        # The silences follow the alerts in the same pages (offsets count both):
+        # twenty of them with 60 KB comments would fill a reply on their own.
+        silences: list[dict[str, Any]] = []
+        for silence in active[max(0, offset - len(order)) :]:
+            if (records or silences) and budget <= 0:
+                break
+            silences.append(silence.as_dict())
+            budget -= _json_size(silences[-1])
+        end = offset + len(records) + len(silences)
+        head = _summary_head(daemon, order) if offset == 0 else ""
+        total = len(order) + len(active)
         return {
             "alerts": records,
-            "report": alert_summary(
-                [r for r in firing if not r["silenced"]],
-                [
-                    metric_record(daemon, name)
-                    for name, metric in daemon.config.metrics.items()
-                    if metric.target is not None and daemon.store.by_name(name)
-                ],
-            ),
-            "silences": [s.as_dict() for s in daemon.evaluator.silences.active()],
+            "report": head + "".join(blocks),
+            "silences": silences,
+            "total": total,
+            "next_offset": end if end < total else None,
+            "paged": ["alerts", "report", "silences"],
         }
 
     async def silence(args: dict[str, Any]) -> dict[str, Any]:
@@ -446,20 +512,32 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
             if name not in daemon.config.metrics and not daemon.store.by_name(name)
         ]
         names = [name for name in names if name not in unknown]
-        records = []
+        offset = _offset(args)
+        generated = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        dashboard: dict[str, Any] = {}
+        lines: dict[str, Any] = {}
+        budget = _PAGE_BYTES
+        end = offset
         slice_started = time.perf_counter()
-        for name in names:
-            records.append(metric_record(daemon, name))
+        for name in names[offset:]:
+            if end > offset and budget <= 0:
+                break
+            record = metric_record(daemon, name)
+            entry = monitoring_dashboard([record], generated)["metrics"]
+            line = validation_results([record])["confidence_intervals_95_percent"]
+            dashboard.update(entry)
+            lines.update(line)
+            budget -= _json_size(entry) + _json_size(line)
+            end += 1
             if time.perf_counter() - slice_started >= _STATS_SLICE:
                 await asyncio.sleep(0)  # let ingest and other clients in
                 slice_started = time.perf_counter()
-        generated = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         recent = list(daemon.optimizer.history)[-10:]
         return {
-            "monitoring_dashboard": monitoring_dashboard(records, generated),
+            "monitoring_dashboard": {"generated_at": generated, "metrics": dashboard},
             "learning_patterns": daemon.learning.learning_patterns(),
             "validation_results": {
-                **validation_results(records),
+                "confidence_intervals_95_percent": lines,
                 "optimization_effectiveness": _effectiveness(daemon),
                 "recent_actions_summary": [
                     action_line(action, _unit(daemon, action)) for action in recent
@@ -467,6 +545,12 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
                 "recent_actions": recent,
             },
             "unknown": unknown,
+            "total": len(names),
+            "next_offset": end if end < len(names) else None,
+            "paged": [
+                "monitoring_dashboard.metrics",
+                "validation_results.confidence_intervals_95_percent",
+            ],
         }
 
     async def plugins(args: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,10 @@ A connection may carry any number of requests, answered in order. A request line
 longer than ``control.max_request_bytes`` is answered with ``too_large`` and the
 connection is closed; a request nested deeper than ``control.max_json_depth`` is a
 ``bad_request``. A reply is at most :data:`MAX_LINE` bytes: commands whose answer
-could be longer (``stats``) answer in pages (``next_offset``, ``paged``), and any
+could be longer (``stats``, ``alerts``, ``report``) answer in pages: ``total``,
+``next_offset`` (ask again with ``"offset": next_offset``; ``null`` on the last
+page) and ``paged``, the fields that grow page by page (dotted for nested ones),
+which a client joins (lists concatenated, objects merged, text appended). Any
 other reply that would be longer is answered ``too_large`` instead. Error codes:
 ``bad_request``, ``unknown_command``, ``forbidden``, ``too_large``,
 ``too_many_connections``, ``failed`` (the command ran and failed; the message says why).

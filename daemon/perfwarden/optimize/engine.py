@@ -125,14 +125,20 @@ class OptimizerEngine:
     # -- deciding -------------------------------------------------------------------
 
     async def on_proposals(
-        self, violation: Violation, pairs: list[tuple[PluginHandle, Proposal]]
+        self,
+        violation: Violation,
+        pairs: list[tuple[PluginHandle, Proposal]],
+        series_key: str,
     ) -> None:
-        """Choose among ``pairs`` for ``violation`` and start an experiment."""
+        """Choose among ``pairs`` for ``violation`` of the series ``series_key`` and
+        start an experiment."""
         cid = violation.correlation_id
         metric = violation.metric
         config = self._config()
         now = self._clock()
-        series = self._series_for(violation)
+        # By key: a search among the metric's series per violation was quadratic
+        # in an incident across thousands of them (5,000: the loop stalled minutes).
+        series = self._store.get(series_key)
         blocked = self._policy.blocked(metric, now, config, self.in_flight)
         if blocked is not None:
             reason, retry = blocked
@@ -195,7 +201,8 @@ class OptimizerEngine:
                 **proposal_fields(proposal),
             )
             return
-        await self._apply(violation, handle, proposal, score)
+        if series is not None:
+            await self._apply(violation, series, handle, proposal, score)
 
     def _restart_sequence(self, metric: str, series_key: str) -> None:
         self._policy.forget_tried(metric)
@@ -206,14 +213,12 @@ class OptimizerEngine:
     async def _apply(
         self,
         violation: Violation,
+        series: Series,
         handle: PluginHandle,
         proposal: Proposal,
         score: float,
     ) -> None:
         cid = violation.correlation_id
-        series = self._series_for(violation)
-        if series is None:
-            return
         config = self._config()
         experiment = begin_experiment(
             violation,
@@ -268,12 +273,6 @@ class OptimizerEngine:
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    def _series_for(self, violation: Violation) -> Series | None:
-        for series in self._store.by_name(violation.metric):
-            if series.tag_dict == dict(violation.tags):
-                return series
-        return None
 
     # -- validating -----------------------------------------------------------------
 

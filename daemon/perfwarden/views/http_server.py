@@ -386,7 +386,9 @@ async def dashboard_state(
         },
         "series": series,
         "series_shown": len(series),
+        # The first page of alerts (~256 KiB): in an incident, not all of them.
         "alerts": alerts["alerts"],
+        "alerts_total": alerts["total"],
         "knobs": daemon.knobs.document()["knobs"],
         "actions": list(daemon.optimizer.history)[-_STATE_ACTIONS:],
     }
