@@ -9,43 +9,45 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
-import math
 import os
 import platform
 import time
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import psutil
 
 from perfwarden import __version__
-from perfwarden.alerts.machine import ACTIONS, AlertState, Level
+from perfwarden.alerts.machine import AlertState
 from perfwarden.alerts.report import (
-    ALERT_HEADER,
     action_line,
     alert_block,
-    alert_summary,
     monitoring_dashboard,
     validation_results,
 )
 from perfwarden.config.durations import parse_duration
+from perfwarden.control.records import (
+    action_unit,
+    alert_order,
+    alert_record,
+    effectiveness,
+    is_numeric,
+    json_size,
+    knob_value,
+    metric_record,
+    page_offset,
+    series_stats,
+    summary_head,
+)
 from perfwarden.control.server import Command
 from perfwarden.errors import ControlError
 from perfwarden.logs.setup import get_logger, log_stats
 from perfwarden.optimize.knobs import adjustment
 from perfwarden.optimize.learning import LearningFormatError
-from perfwarden.series.stats import is_non_negative_unit, summarize
-from perfwarden.series.trend import label
-from perfwarden.series.window import RollingWindow
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from perfwarden.alerts.machine import SeriesAlert
-    from perfwarden.config.load import MetricConfig
     from perfwarden.readmodel import DaemonControl
-    from perfwarden.series.store import Series
 
 __all__ = ["MAX_SILENCE", "build_commands", "metric_record", "series_stats"]
 
@@ -58,274 +60,9 @@ _MAX_RECENT = 1000
 _PAGE_BYTES = 256 * 1024
 #: Loop time a paged command takes before it lets the loop run (ingest, clients).
 _STATS_SLICE = 0.005
-#: Samples a metric's aggregate over all its series (``report``) is computed from.
-_AGGREGATE_SAMPLES = 100_000
 #: The longest silence: longer ones are a mistake (``--for 1e300``), not a wish.
 MAX_SILENCE = 366 * 86400.0
 MAX_SILENCE_TEXT = "366 days (8784h)"
-#: Digits a knob value sent as text or as a JSON integer may have.
-_MAX_KNOB_DIGITS = 32
-
-
-def _is_numeric(daemon: DaemonControl, name: str) -> bool:
-    spec = daemon.knobs.specs.get(name)
-    return spec is not None and spec.choices is None
-
-
-def _knob_value(name: str, value: float | str, *, numeric: bool) -> float | str:
-    """The value a ``knobs.set`` request asks for, checked before it reaches the knob.
-
-    Booleans are refused (JSON's ``true`` is an ``int`` in Python); numbers must be
-    finite and short (a 4000-digit integer cannot become a float); a numeric knob
-    takes a numeric string.
-    """
-    if isinstance(value, bool):
-        raise ControlError(
-            "bad_request", f"{name} needs a number or a choice, not {value}"
-        )
-    if isinstance(value, str):
-        if not numeric:
-            return value
-        if len(value) > _MAX_KNOB_DIGITS:
-            raise ControlError("bad_request", f"{name} needs a number (too long)")
-        try:
-            value = float(value)
-        except ValueError:
-            raise ControlError("bad_request", f"{name} needs a number") from None
-    elif isinstance(value, int) and len(str(abs(value))) > _MAX_KNOB_DIGITS:
-        raise ControlError("bad_request", f"{name} needs a number (too many digits)")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ControlError("bad_request", f"{name} needs a finite number")
-    return value
-
-
-def _metric_fields(metric: MetricConfig | None) -> dict[str, Any]:
-    return {
-        "unit": metric.unit if metric else None,
-        "bound": metric.bound.value if metric else None,
-        "target": metric.target if metric else None,
-        "warning": metric.warning if metric else None,
-        "critical": metric.critical if metric else None,
-    }
-
-
-def _record(daemon: DaemonControl, name: str, window: RollingWindow) -> dict[str, Any]:
-    config = daemon.config
-    statistics = config.statistics
-    metric = config.metrics.get(name)
-    summary = summarize(
-        window,
-        statistics.confidence_level,
-        statistics.min_samples,
-        non_negative=metric is not None and is_non_negative_unit(metric.unit),
-    )
-    trend = label(
-        window.values(),
-        bound=metric.bound if metric else None,
-        target=metric.target if metric else None,
-        interval=summary.interval,
-    )
-    return {
-        "metric": name,
-        **summary.as_dict(),
-        **_metric_fields(metric),
-        "trend": trend,
-    }
-
-
-def series_stats(daemon: DaemonControl, series: Series) -> dict[str, Any]:
-    """The ``stats`` record of one series."""
-    window = series.window
-    record = _record(daemon, series.name, window)
-    record.update(
-        type=series.type.value,
-        tags=series.tag_dict,
-        series=series.key,
-        last=float(window.tail(1)[0]) if len(window) else None,
-        status=daemon.evaluator.status_of(series),
-        window=window.capacity,
-        total_samples=window.total_count,
-    )
-    return record
-
-
-def metric_record(daemon: DaemonControl, name: str) -> dict[str, Any]:
-    """One metric's aggregate over all its series, with its best ``group_by`` value."""
-    all_series = daemon.store.by_name(name)
-    # The newest samples of each series, at most _AGGREGATE_SAMPLES in all: a
-    # metric split over 10k series must not cost a 10-million-sample copy.
-    share = max(1, _AGGREGATE_SAMPLES // max(len(all_series), 1))
-    values = [s.window.tail(min(share, len(s.window))) for s in all_series]
-    joined = np.concatenate(values) if values else np.empty(0)
-    window = RollingWindow(max(len(joined), 1))
-    window.extend(joined)
-    record = _record(daemon, name, window)
-    statuses = {daemon.evaluator.status_of(s) for s in all_series}
-    for status in ("critical", "warning", "pending", "no_data", "ok"):
-        if status in statuses:
-            record["status"] = status
-            break
-    else:
-        record["status"] = next(iter(statuses), "insufficient_data")
-    record["series_count"] = len(all_series)
-    record["best_series"] = _best_series(daemon, name, all_series)
-    record["judged"] = _judged(daemon, all_series, str(record["status"]))
-    return record
-
-
-def _judged(
-    daemon: DaemonControl, all_series: list[Series], status: str
-) -> dict[str, Any] | None:
-    """The observation the status was judged on (of a series with that status):
-    the interval of the newest ``evaluation.window`` samples on the ``ci`` basis,
-    which is not the interval of the whole window the report also shows."""
-    evaluation = daemon.config.evaluation
-    for series in all_series:
-        observed = daemon.evaluator.observations.get(series.key)
-        if observed is None or daemon.evaluator.status_of(series) != status:
-            continue
-        return {
-            "basis": evaluation.basis.value,
-            "newest": min(len(series.window), evaluation.window),
-            "low": observed[0],
-            "high": observed[1],
-            "series": series.key,
-        }
-    return None
-
-
-def _best_series(
-    daemon: DaemonControl, name: str, all_series: list[Series]
-) -> str | None:
-    metric = daemon.config.metrics.get(name)
-    if metric is None or metric.group_by is None:
-        return None
-    best: tuple[float, str] | None = None
-    for series in all_series:
-        value = series.tag_dict.get(metric.group_by)
-        if value is None or len(series.window) == 0:
-            continue
-        mean = series.window.mean()
-        score = mean if metric.bound.value == "upper" else -mean
-        if best is None or score < best[0]:
-            best = (score, value)
-    return best[1] if best else None
-
-
-#: How the alert list is ordered: the most severe first.
-_LEVEL_ORDER: Final = {"critical": 0, "warning": 1, "pending": 2, "no_data": 3}
-
-
-def _alert_order(daemon: DaemonControl) -> list[tuple[Series, SeriesAlert]]:
-    """The series with an alert that is not ``ok``, most severe first, then by
-    metric and series: cheap enough to sort 10k of them for each page."""
-    found = []
-    for key, alert in daemon.evaluator.alerts.items():
-        if alert.state is AlertState.OK:
-            continue
-        series = daemon.store.get(key)
-        if series is None:
-            continue
-        level = alert.level.value if alert.level else alert.state.value
-        found.append(((_LEVEL_ORDER.get(level, 9), series.name, key), series, alert))
-    found.sort(key=lambda item: item[0])
-    return [(series, alert) for _, series, alert in found]
-
-
-def _alert_record(
-    daemon: DaemonControl,
-    series: Series,
-    alert: SeriesAlert,
-    clocks: tuple[float, float],
-) -> dict[str, Any]:
-    """What ``alerts`` says of one series' alert; ``clocks``: monotonic and wall now."""
-    mono_now, wall_now = clocks
-    evaluator = daemon.evaluator
-    metric = daemon.config.metrics.get(series.name)
-    observed = evaluator.observations.get(series.key)
-    level = alert.level
-    threshold = None
-    if metric is not None and level is not None:
-        threshold = metric.critical if level is Level.CRITICAL else metric.warning
-    return {
-        "metric": series.name,
-        "tags": series.tag_dict,
-        "series": series.key,
-        "state": alert.state.value,
-        "level": level.value if level else alert.state.value,
-        "value": (observed[0] + observed[1]) / 2 if observed else None,
-        "observed": list(observed) if observed else None,
-        "basis": daemon.config.evaluation.basis.value,
-        "threshold": threshold,
-        "bound": metric.bound.value if metric else None,
-        "unit": metric.unit if metric else None,
-        "action": ACTIONS.get(level) if level else None,
-        "since": wall_now - (mono_now - alert.since),
-        "fired_at": (
-            wall_now - (mono_now - alert.fired_at) if alert.fired_at else None
-        ),
-        "silenced": evaluator.silences.covers(series.name, series.tag_dict),
-    }
-
-
-def _summary_head(
-    daemon: DaemonControl, order: list[tuple[Series, SeriesAlert]]
-) -> str:
-    """How the alert summary starts: its header when an unsilenced alert fires,
-    else the whole no-alert text (all clear, or which metrics are not)."""
-    silences = daemon.evaluator.silences
-    if any(
-        alert.state is AlertState.FIRING
-        and not silences.covers(series.name, series.tag_dict)
-        for series, alert in order
-    ):
-        return ALERT_HEADER
-    return alert_summary(
-        [],
-        [
-            metric_record(daemon, name)
-            for name, metric in daemon.config.metrics.items()
-            if metric.target is not None and daemon.store.by_name(name)
-        ],
-    )
-
-
-def _json_size(data: Any) -> int:
-    return len(json.dumps(data, separators=(",", ":")))
-
-
-def _offset(args: dict[str, Any]) -> int:
-    offset = args.get("offset", 0)
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise ControlError("bad_request", "'offset' must be a whole number")
-    return offset
-
-
-def _unit(daemon: DaemonControl, action: dict[str, Any]) -> str | None:
-    metric = daemon.config.metrics.get(str(action.get("metric")))
-    return metric.unit if metric else None
-
-
-def _effectiveness(daemon: DaemonControl) -> dict[str, Any]:
-    """The seed's ``optimization_effectiveness`` lines from the action history."""
-    history = list(daemon.optimizer.history)
-    judged = [h for h in history if h["verdict"] != "inconclusive"]
-    kept = [h for h in history if h["verdict"] == "kept"]
-    if not history:
-        return {"actions": 0}
-    effects = [h["effect_percent"] for h in kept if h["effect_percent"] is not None]
-    out: dict[str, Any] = {
-        "actions": len(history),
-        "kept": len(kept),
-        "reverted": sum(1 for h in history if h["verdict"] == "reverted"),
-        "inconclusive": len(history) - len(judged),
-    }
-    if judged:
-        rate = len(kept) / len(judged) * 100
-        out["automated_threshold_response"] = f"{rate:.0f}% success rate"
-    if effects:
-        out["average_improvement_when_kept"] = f"{sum(effects) / len(effects):.1f}%"
-    return out
 
 
 def build_commands(daemon: DaemonControl) -> dict[str, Command]:
@@ -395,7 +132,7 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
         if not isinstance(recent, int) or not 0 <= recent <= _MAX_RECENT:
             message = f"'recent' must be an integer from 0 to {_MAX_RECENT}"
             raise ControlError("bad_request", message)
-        offset = _offset(args)
+        offset = page_offset(args)
         unknown = [name for name in names if not store.by_name(name)]
         everything = [series for name in names for series in store.by_name(name)]
         records: list[dict[str, Any]] = []
@@ -411,7 +148,7 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
                 record["recent"] = series.window.tail(size).tolist() if size else []
             records.append(record)
             end += 1
-            budget -= _json_size(record)
+            budget -= json_size(record)
             if time.perf_counter() - slice_started >= _STATS_SLICE:
                 await asyncio.sleep(0)  # let ingest and other clients in
                 slice_started = time.perf_counter()
@@ -434,8 +171,8 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
         }
 
     async def alerts(args: dict[str, Any]) -> dict[str, Any]:
-        offset = _offset(args)
-        order = _alert_order(daemon)
+        offset = page_offset(args)
+        order = alert_order(daemon)
         active = daemon.evaluator.silences.active()
         clocks = time.monotonic(), time.time()
         records: list[dict[str, Any]] = []
@@ -445,12 +182,12 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
         for series, alert in order[offset:]:
             if records and budget <= 0:
                 break
-            record = _alert_record(daemon, series, alert, clocks)
+            record = alert_record(daemon, series, alert, clocks)
             records.append(record)
             if record["state"] == "firing" and not record["silenced"]:
                 blocks.append(alert_block(record))
-                budget -= _json_size(blocks[-1])
-            budget -= _json_size(record)
+                budget -= json_size(blocks[-1])
+            budget -= json_size(record)
             if time.perf_counter() - slice_started >= _STATS_SLICE:
                 await asyncio.sleep(0)  # let ingest and other clients in
                 slice_started = time.perf_counter()
@@ -461,9 +198,9 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
             if (records or silences) and budget <= 0:
                 break
             silences.append(silence.as_dict())
-            budget -= _json_size(silences[-1])
+            budget -= json_size(silences[-1])
         end = offset + len(records) + len(silences)
-        head = _summary_head(daemon, order) if offset == 0 else ""
+        head = summary_head(daemon, order) if offset == 0 else ""
         total = len(order) + len(active)
         return {
             "alerts": records,
@@ -512,7 +249,7 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
             if name not in daemon.config.metrics and not daemon.store.by_name(name)
         ]
         names = [name for name in names if name not in unknown]
-        offset = _offset(args)
+        offset = page_offset(args)
         generated = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         dashboard: dict[str, Any] = {}
         lines: dict[str, Any] = {}
@@ -527,7 +264,7 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
             line = validation_results([record])["confidence_intervals_95_percent"]
             dashboard.update(entry)
             lines.update(line)
-            budget -= _json_size(entry) + _json_size(line)
+            budget -= json_size(entry) + json_size(line)
             end += 1
             if time.perf_counter() - slice_started >= _STATS_SLICE:
                 await asyncio.sleep(0)  # let ingest and other clients in
@@ -538,9 +275,10 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
             "learning_patterns": daemon.learning.learning_patterns(),
             "validation_results": {
                 "confidence_intervals_95_percent": lines,
-                "optimization_effectiveness": _effectiveness(daemon),
+                "optimization_effectiveness": effectiveness(daemon),
                 "recent_actions_summary": [
-                    action_line(action, _unit(daemon, action)) for action in recent
+                    action_line(action, action_unit(daemon, action))
+                    for action in recent
                 ],
                 "recent_actions": recent,
             },
@@ -569,7 +307,7 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
         name, value = args.get("name"), args.get("value")
         if not isinstance(name, str) or not isinstance(value, int | float | str):
             raise ControlError("bad_request", "'name' and 'value' are required")
-        value = _knob_value(name, value, numeric=_is_numeric(daemon, name))
+        value = knob_value(name, value, numeric=is_numeric(daemon, name))
         reason = str(args.get("reason") or "set by hand")
         try:
             stored = daemon.knobs.set(name, value, source="manual", reason=reason)
