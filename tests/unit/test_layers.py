@@ -42,12 +42,10 @@ FORBIDDEN: dict[str, set[str]] = {
 
 #: The plugin contract imports nothing of the core but the deadline it exposes.
 PLUGIN_API_MAY_IMPORT = {"perfwarden.deadline"}
-#: The client is what applications import: the wire format, the socket paths and the
-#: plugin contract's value type, nothing of the daemon.
+#: The client is what applications import: its own modules and the plugin contract's
+#: value type, nothing of the daemon (the wire format and paths it needs are its own).
 CLIENT_MAY_IMPORT = {
     "perfwarden.client",
-    "perfwarden.paths",
-    "perfwarden.control.protocol",
     "perfwarden.plugin_api",  # for the KnobValue type only
 }
 
