@@ -256,8 +256,11 @@ class TestIngestAndStats:
         daemon.wait_received(40)
         stats = daemon.cli("stats")
         assert 0 == stats.returncode
-        assert "METRIC" in stats.stdout
-        assert "context_loading_time" in stats.stdout
+        header, row = stats.stdout.splitlines()
+        # The configured unit sits in its own column, aligned under UNIT.
+        assert header.index("UNIT") == row.index("ms ")
+        assert ["context_loading_time", "-", "40", "ms"] == row.split()[:4]
+        assert "100" == row.split()[-2]
         status = daemon.cli("status")
         assert "received 40" in status.stdout
 

@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
             r["metric"],
             _tags(r),
             str(r["sample_size"]),
+            r.get("unit") or "-",
             format_number(r["mean"]),
             _interval(r),
             format_number(r["p50"]),
@@ -61,8 +62,10 @@ def run(args: argparse.Namespace) -> int:
         for r in data["series"]
     ]
     if rows:
-        headers = ["METRIC", "TAGS", "N", "MEAN", "CI95", "P50", "P95", "P99", "TARGET"]
-        print_table([*headers, "STATUS"], rows)
+        # One UNIT column before the numbers it applies to keeps every cell short
+        # and aligned (the report formats each value with its unit instead).
+        headers = ["METRIC", "TAGS", "N", "UNIT", "MEAN", "CI95", "P50", "P95", "P99"]
+        print_table([*headers, "TARGET", "STATUS"], rows)
     elif not data["unknown"]:
         print(
             "no series yet: send a metric, e.g. perfwarden send context_loading_time 42"
