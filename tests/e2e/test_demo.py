@@ -95,7 +95,22 @@ class TestNarration:
         assert "KEPT         [abc] cache_optimization: significantly better" in str(
             line
         )
-        assert "+14.0%" in str(line)
+        assert str(line).endswith(", median 14.0% better")
+
+    def test_effect_reads_as_the_report_does(self) -> None:
+        """A reverted change reads ``N% worse`` as the report does, not signed."""
+        line = narrate(
+            {
+                "event": "optimizer.reverted",
+                "correlation_id": "abc",
+                "strategy": "compression_tuning",
+                "reason": "significantly worse (p=0.0001)",
+                "effect_percent": -120.34,
+            }
+        )
+        assert str(line).endswith(
+            ": significantly worse (p=0.0001), median 120.3% worse"
+        )
 
     def test_alert_values_carry_their_unit_and_lines_align(self) -> None:
         """An alert shows its metric's unit; every first word has one width."""

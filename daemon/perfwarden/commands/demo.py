@@ -79,7 +79,7 @@ def narrate(
     if name in {"optimizer.kept", "optimizer.reverted", "optimizer.inconclusive"}:
         verdict = name.split(".")[1].upper()
         effect = event.get("effect_percent")
-        shown = f", median {effect:+.1f}%" if effect is not None else ""
+        shown = f", median {_change(effect)}" if effect is not None else ""
         return f"{_label(verdict)}{tag} {event['strategy']}: {event['reason']}{shown}"
     if name == "learning.updated" and event.get("counted"):
         weight = event["weight"]
@@ -88,6 +88,13 @@ def narrate(
             f"weight {weight:.2f}"
         )
     return None
+
+
+def _change(effect_percent: float) -> str:
+    """A verdict's effect in the report's words: ``53.2% better``, ``120.3% worse``
+    (positive is better, whichever way the metric's bound points)."""
+    word = "better" if effect_percent >= 0 else "worse"
+    return f"{abs(effect_percent):.1f}% {word}"
 
 
 def _judged(event: Mapping[str, Any], unit: str | None) -> str:
