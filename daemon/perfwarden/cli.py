@@ -330,9 +330,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument(
         "--weight",
         type=float,
-        default=1.0,
-        help="pseudo-outcomes per imported trial (default 1; 0.1 trusts the "
-        "fleet a tenth as much as this host's own outcomes)",
+        default=None,
+        help="pseudo-outcomes per imported trial (default: optimizer."
+        "fleet_prior_weight, 1 unless configured; 0.1 trusts the fleet a tenth "
+        "as much as this host's own outcomes)",
     )
     add_socket_dir(q, nested=True)
     add_json(q, nested=True)

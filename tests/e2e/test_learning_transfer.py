@@ -1,6 +1,7 @@
 """``perfwarden learning export`` / ``import`` against a real daemon: the fleet
-prior moves the learned weight in ``/metrics``, survives a restart, and a bad
-file is refused with its name; ``export --state-dir`` reads the daemon's
+prior moves the learned weight in ``/metrics``, survives a restart, is weighted
+by ``--weight`` or else ``optimizer.fleet_prior_weight``, and a bad file is
+refused with its name; ``export --state-dir`` reads the daemon's
 ``state.db`` without it, or beside it, and never writes the file."""
 
 from __future__ import annotations
@@ -95,6 +96,35 @@ def test_export_import_and_metrics(
     daemon.stop()
     daemon.start()
     assert abs(weights(daemon)["context_compression"] - expected) < 1e-9
+
+
+def test_the_configured_weight_unless_the_flag_says_otherwise(
+    make_daemon: Callable[..., DaemonProcess], tmp_path: Path
+) -> None:
+    """Without ``--weight`` the import takes ``optimizer.fleet_prior_weight``;
+    with it, the flag wins."""
+    daemon = make_daemon(CONFIG + "optimizer:\n  fleet_prior_weight: 0.25\n").start()
+    export = tmp_path / "a.json"
+    export.write_text(
+        json.dumps(
+            {
+                "format": "perfwarden-learning",
+                "version": 1,
+                "host": "a",
+                "strategies": {"context_compression": {"successes": 8, "trials": 8}},
+            }
+        )
+    )
+    configured = daemon.cli("learning", "import", str(export))
+    assert 0 == configured.returncode, configured.stderr
+    assert "from a at weight 0.25" in configured.stdout
+    assert 0.25 == daemon.cli_json("status")["learning"]["fleet_import"]["weight"]
+    # Beta(1 + 0.25 * 8, 1): mean 3 / 4, relative to 0.5.
+    assert abs(weights(daemon)["context_compression"] - 1.5) < 1e-9
+    flagged = daemon.cli("learning", "import", str(export), "--weight", "2")
+    assert 0 == flagged.returncode, flagged.stderr
+    assert "from a at weight 2" in flagged.stdout
+    assert 2.0 == daemon.cli_json("status")["learning"]["fleet_import"]["weight"]
 
 
 def test_a_bad_file_is_refused_with_its_name(

@@ -1,18 +1,22 @@
 """The Alertmanager route's pushes, read by a small real HTTP receiver: what is
-sent as firing and resolved through an escalation, and what is kept for an
-Alertmanager that did not accept a push."""
+sent as firing and resolved through an escalation (each level's ``startsAt``
+checked on a fake clock), and what is kept for an Alertmanager that did not
+accept a push."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from perfwarden.alerts.evaluator import Evaluator
 from perfwarden.app import Daemon
 from perfwarden.config.load import parse_config
+from perfwarden.routes.alertmanager import AlertmanagerRoute
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
     from pathlib import Path
 
 
@@ -144,3 +148,130 @@ def test_resolutions_wait_for_an_alertmanager_that_refused(tmp_path: Path) -> No
     firing, refused, accepted = bodies
     assert firing[0]["labels"] == refused[0]["labels"] == accepted[0]["labels"]
     assert refused == accepted
+
+
+class Clock:
+    """A monotonic and a wall clock that move only when told to."""
+
+    def __init__(self) -> None:
+        self.mono = 1000.0
+        self.wall = 1_800_000_000.0
+
+    def advance(self, seconds: float) -> None:
+        self.mono += seconds
+        self.wall += seconds
+
+    def at(self, offset: float) -> str:
+        """The RFC 3339 text of ``offset`` seconds after the start."""
+        return datetime.fromtimestamp(1_800_000_000.0 + offset, UTC).isoformat(
+            timespec="milliseconds"
+        )
+
+
+def fake_clocked(
+    daemon: Daemon, clock: Clock
+) -> tuple[Evaluator, AlertmanagerRoute, Callable[[float], Awaitable[None]]]:
+    """An evaluator and route on *daemon*'s store, both on *clock*, and a step
+    that judges ten samples of a value, lets time pass and pushes."""
+    evaluator = Evaluator(
+        daemon.store,
+        lambda: daemon.config,
+        clock=lambda: clock.mono,
+        wall=lambda: clock.wall,
+    )
+    route = AlertmanagerRoute(
+        daemon.store,
+        evaluator,
+        config=lambda: daemon.config,
+        dashboard=lambda: None,
+        clock=lambda: clock.mono,
+        wall=lambda: clock.wall,
+    )
+    evaluator.subscribers.append(route.on_alert)
+
+    async def judge(value: float, then: float) -> None:
+        daemon.ingestor.feed(
+            "\n".join(f"latency:{value}|ms" for _ in range(10)).encode()
+        )
+        daemon.ingestor.commit()
+        evaluator.evaluate(list(daemon.store))
+        clock.advance(then)
+        assert await route.push()
+
+    return evaluator, route, judge
+
+
+def test_each_level_starts_when_it_was_reached(tmp_path: Path) -> None:
+    """The critical alert of an escalation starts at the escalation, not when the
+    warning fired, and keeps that start on resends; the warning ends at the push
+    that saw the escalation; a de-escalation's warning starts anew."""
+    clock = Clock()
+
+    async def scenario() -> list[list[dict[str, Any]]]:
+        receiver = Receiver()
+        daemon = make_daemon(tmp_path, await receiver.start())
+        _, route, judge = fake_clocked(daemon, clock)
+        try:
+            await judge(150, 60)  # warning fires at 0, pushed at 60
+            await judge(250, 5)  # critical at 60, pushed at 65
+            clock.advance(30)
+            assert await route.push()  # a resend at 95
+            await judge(150, 1)  # back to warning at 95, pushed at 96
+        finally:
+            await receiver.stop()
+        return receiver.bodies
+
+    fired, escalated, resent, deescalated = asyncio.run(scenario())
+    assert [("warning", clock.at(0))] == [
+        (a["labels"]["severity"], a["startsAt"]) for a in fired
+    ]
+    sent = by_severity(escalated)
+    assert (clock.at(0), clock.at(65)) == (
+        sent["warning"]["startsAt"],
+        sent["warning"]["endsAt"],
+    )
+    assert clock.at(60) == sent["critical"]["startsAt"]
+    assert [("critical", clock.at(60))] == [
+        (a["labels"]["severity"], a["startsAt"]) for a in resent
+    ]
+    sent = by_severity(deescalated)
+    assert (clock.at(60), clock.at(96)) == (
+        sent["critical"]["startsAt"],
+        sent["critical"]["endsAt"],
+    )
+    assert clock.at(95) == sent["warning"]["startsAt"]
+
+
+def test_an_escalation_under_a_silence_starts_when_a_push_saw_it(
+    tmp_path: Path,
+) -> None:
+    """A silenced series' transitions reach no subscriber, so the route dates an
+    escalation it did not hear by the first push that saw it (silenced or not),
+    never by when the warning fired."""
+    clock = Clock()
+
+    async def scenario() -> list[list[dict[str, Any]]]:
+        receiver = Receiver()
+        daemon = make_daemon(tmp_path, await receiver.start())
+        evaluator, route, judge = fake_clocked(daemon, clock)
+        try:
+            await judge(150, 10)  # warning fires at 0, pushed at 10
+            silence = evaluator.silences.add("latency", {}, 3600)
+            await judge(250, 10)  # critical at 10 (unheard), seen at 20
+            evaluator.silences.remove(silence.id)
+            clock.advance(10)
+            assert await route.push()  # at 30
+        finally:
+            await receiver.stop()
+        return receiver.bodies
+
+    fired, silenced, lifted = asyncio.run(scenario())
+    assert [("warning", clock.at(0))] == [
+        (a["labels"]["severity"], a["startsAt"]) for a in fired
+    ]
+    assert [("warning", clock.at(20))] == [
+        (a["labels"]["severity"], a["endsAt"]) for a in silenced
+    ]
+    assert [("critical", clock.at(20))] == [
+        (a["labels"]["severity"], a["startsAt"]) for a in lifted
+    ]

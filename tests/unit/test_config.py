@@ -704,3 +704,35 @@ class TestPluginTiming:
         """The defaults used here are the webhook plugin's own."""
         plugin = WebhookOptimizer({"url": "http://h/"})
         assert (WEBHOOK_RETRIES, WEBHOOK_BACKOFF) == (plugin.retries, plugin.backoff)
+
+
+class TestFleetPriorWeight:
+    """optimizer.fleet_prior_weight: more than 0, at most 10, a number."""
+
+    @pytest.mark.parametrize("value", ["0.01", "0.5", "1", "10"])
+    def test_accepted(self, value: str) -> None:
+        """Any number in (0, 10] is the weight; the default is 1."""
+        config = parse_config(
+            f"version: 1\noptimizer: {{fleet_prior_weight: {value}}}\n"
+        )
+        assert float(value) == config.optimizer.fleet_prior_weight
+        assert 1.0 == parse_config("version: 1\n").optimizer.fleet_prior_weight
+
+    @pytest.mark.parametrize(
+        ("value", "message"),
+        [
+            ("0", "must be greater than 0 and at most 10"),
+            ("-1", "must be greater than 0 and at most 10"),
+            ("10.5", "must be greater than 0 and at most 10"),
+            (".nan", "must be a finite number"),
+            ("half", "must be a number, got a string ('half')"),
+            ("true", "must be a number, got a boolean (true)"),
+        ],
+    )
+    def test_refused_with_its_line(self, value: str, message: str) -> None:
+        """A wrong weight is reported as PATH:LINE: key: message."""
+        text = (
+            f"version: 1\noptimizer:\n  cooldown: 1m\n  fleet_prior_weight: {value}\n"
+        )
+        problem = f"t.yaml:4: optimizer.fleet_prior_weight: {message}"
+        assert [problem] == problems_of(text)

@@ -4,7 +4,8 @@ Export writes this host's own judged outcomes (per strategy and per strategy and
 metric: ``successes`` and ``trials``) as JSON, asked of the running daemon or,
 with ``--state-dir``, read from its ``state.db`` (:func:`saved_learning`); import
 sums one or more hosts' exports and hands them to the daemon as its fleet prior,
-replacing the previous one. The format is documented in docs/fleet.md.
+replacing the previous one, at ``--weight`` or else the daemon's
+``optimizer.fleet_prior_weight``. The format is documented in docs/fleet.md.
 """
 
 from __future__ import annotations
@@ -45,11 +46,10 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write(text)
         return 0
     merged = merge_exports(_read(name) for name in args.files)
+    # Without --weight the daemon takes its optimizer.fleet_prior_weight.
+    weight = {} if args.weight is None else {"weight": args.weight}
     imported = request(
-        control_path(args.socket_dir),
-        "learning.import",
-        document=merged,
-        weight=args.weight,
+        control_path(args.socket_dir), "learning.import", document=merged, **weight
     )
     if args.json:
         print_json(imported)

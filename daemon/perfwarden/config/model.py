@@ -215,6 +215,8 @@ class OptimizerConfig:
     validation_timeout: Seconds = 300.0
     #: Actions validated at the same time, all metrics together (1: no confounding).
     concurrent_actions: int = 1
+    #: Pseudo-outcomes per imported trial of ``learning import`` without ``--weight``.
+    fleet_prior_weight: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,6 +72,7 @@ STATISTICS_KEYS: Final = (
 OPTIMIZER_KEYS: Final = (
     "validation_samples", "significance", "cooldown", "plugin_timeout", "max_failures",
     "mode", "max_actions_per_hour", "validation_timeout", "concurrent_actions",
+    "fleet_prior_weight",
 )  # fmt: skip
 _BOOL_TAG: Final = "tag:yaml.org,2002:bool"
 
@@ -247,7 +248,15 @@ def optimizer_section(c: Checker, s: Section) -> OptimizerConfig:
         concurrent_actions=or_default(
             c.integer(s, "concurrent_actions", at_least(1)), d.concurrent_actions
         ),
+        fleet_prior_weight=or_default(
+            c.number(s, "fleet_prior_weight", _prior_weight), d.fleet_prior_weight
+        ),
     )
+
+
+def _prior_weight(value: float) -> str | None:
+    """Check a fleet prior's weight: above 0, at most 10 of this host's trials."""
+    return None if 0 < value <= 10 else "must be greater than 0 and at most 10"
 
 
 #: Keys of ``plugins.NAME`` that are the daemon's, not the plugin's options.

@@ -330,7 +330,9 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
         return daemon.learning.export_document(platform.node(), now)
 
     async def learning_import(args: dict[str, Any]) -> dict[str, Any]:
-        weight = args.get("weight", 1.0)
+        weight = args.get("weight")
+        if weight is None:  # no --weight: the configured one
+            weight = daemon.config.optimizer.fleet_prior_weight
         if not isinstance(weight, int | float) or isinstance(weight, bool):
             raise ControlError("bad_request", "'weight' must be a number")
         document = args.get("document")

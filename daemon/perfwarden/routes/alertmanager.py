@@ -3,10 +3,13 @@
 Alertmanager is where a fleet's alerts are deduplicated, grouped, routed and
 silenced, so perfwarden speaks to it the way Prometheus does:
 
-* each push sends the *current* firing alerts (``startsAt`` when the alert fired,
-  ``endsAt`` four resend intervals ahead, so an Alertmanager resolves them by
-  itself should this daemon vanish) plus the alerts resolved since (``endsAt``
-  the resolution time);
+* each push sends the *current* firing alerts (``startsAt`` when the alert reached
+  its level, ``endsAt`` four resend intervals ahead, so an Alertmanager resolves
+  them by itself should this daemon vanish) plus the alerts resolved since
+  (``endsAt`` the resolution time);
+* the level is in the labels, so an escalation resolves the warning alert and
+  fires a critical one that starts at the escalation, a new alert as a
+  Prometheus rule's critical alert would be (a de-escalation likewise);
 * pushes happen at once on a transition (the evaluator's subscribers are called
   on the loop; this only sets an event) and every ``resend_interval`` while
   anything fires;
@@ -33,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from perfwarden.alerts.machine import AlertState, Transition
+from perfwarden.alerts.machine import AlertState, Level, Transition
 from perfwarden.logs.setup import get_logger
 from perfwarden.routes.post import PostError, post_json
 from perfwarden.views.exposition_text import label_name
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from perfwarden.alerts.evaluator import AlertEvent, Evaluator
+    from perfwarden.alerts.machine import SeriesAlert
     from perfwarden.config.load import Config
     from perfwarden.series.store import MetricStore, Series
 
@@ -61,6 +65,7 @@ _WAKING: Final = frozenset(
         Transition.NO_DATA,
     }
 )
+_LEVEL_CHANGES: Final = frozenset({Transition.ESCALATED, Transition.DEESCALATED})
 
 
 @dataclass(slots=True)
@@ -72,6 +77,14 @@ class UrlCounts:
     alerts_sent: int = 0
     last_error: str | None = None
     last_success: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Level:
+    """The level a series' alert fires at and since when (the route's clock)."""
+
+    level: Level
+    since: float
 
 
 @dataclass(slots=True)
@@ -105,6 +118,8 @@ class AlertmanagerRoute:
         #: Alerts sent as firing by the last push, by their label set.
         self._firing: dict[frozenset[tuple[str, str]], dict[str, Any]] = {}
         self._resolved: dict[frozenset[tuple[str, str]], _Resolved] = {}
+        #: Per series key, the level it fires at and since when.
+        self._levels: dict[str, _Level] = {}
         self.counts: dict[str, UrlCounts] = {}
         self._instance = socket.gethostname()
 
@@ -115,6 +130,8 @@ class AlertmanagerRoute:
         route (called on the loop; returns at once)."""
         if event.transition in _WAKING:
             self._wake.set()
+        if event.level is not None and event.transition in _LEVEL_CHANGES:
+            self._levels[event.series] = _Level(event.level, self._clock())
 
     # -- the task ---------------------------------------------------------------
 
@@ -217,6 +234,7 @@ class AlertmanagerRoute:
         mono = self._clock()
         evaluator = self._evaluator
         out: dict[frozenset[tuple[str, str]], dict[str, Any]] = {}
+        levels: dict[str, _Level] = {}
         for key, state in evaluator.alerts.items():
             if state.state is not AlertState.FIRING or state.level is None:
                 continue
@@ -224,6 +242,7 @@ class AlertmanagerRoute:
             metric = config.metrics.get(series.name) if series else None
             if series is None or metric is None:
                 continue
+            at_level = levels[key] = self._level_since(key, state, mono)
             tags = series.tag_dict
             if evaluator.silences.covers(series.name, tags):
                 continue
@@ -237,7 +256,6 @@ class AlertmanagerRoute:
                 "job": "perfwarden",
             }
             labels.setdefault("instance", self._instance)
-            fired = state.fired_at if state.fired_at is not None else mono
             threshold = metric.critical if level == "critical" else metric.warning
             alert: dict[str, Any] = {
                 "labels": labels,
@@ -249,13 +267,27 @@ class AlertmanagerRoute:
                     unit=metric.unit,
                     basis=config.evaluation.basis.value,
                 ),
-                "startsAt": _rfc3339(min(now, now - (mono - fired))),
+                "startsAt": _rfc3339(min(now, now - (mono - at_level.since))),
                 "endsAt": _rfc3339(now + 4 * settings.resend_interval),
             }
             if (generator := self._generator_url(series)) is not None:
                 alert["generatorURL"] = generator
             out[frozenset(labels.items())] = alert
+        self._levels = levels
         return out
+
+    def _level_since(self, key: str, state: SeriesAlert, mono: float) -> _Level:
+        """Since when the firing alert of *key* has been at its level: when it
+        fired, or when it last changed level (heard at the transition, or else
+        seen now, as for a series silenced then)."""
+        assert state.level is not None  # noqa: S101 - a firing alert has a level
+        fired = state.fired_at if state.fired_at is not None else mono
+        known = self._levels.get(key)
+        if known is None or known.since < fired:  # none, or an earlier episode's
+            return _Level(state.level, fired)
+        if known.level is not state.level:
+            return _Level(state.level, mono)
+        return known
 
     def _tag_labels(self, series: Series) -> dict[str, str]:
         labels: dict[str, str] = {}
