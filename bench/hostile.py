@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from perfwarden.testing import DaemonProcess, wait_until
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable
 
 
 def rss(daemon: DaemonProcess) -> float:
@@ -37,29 +37,12 @@ def fds(daemon: DaemonProcess) -> int:
     return len(os.listdir(f"/proc/{daemon.process.pid}/fd"))
 
 
-def blast(daemon: DaemonProcess, lines: Iterable[str], per_datagram: int) -> int:
-    sent = 0
-    batch: list[str] = []
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        sock.connect(str(daemon.socket_dir / "metrics.sock"))
-        for line in lines:
-            batch.append(line)
-            if len(batch) == per_datagram:
-                sock.send("\n".join(batch).encode())
-                sent += len(batch)
-                batch = []
-        if batch:
-            sock.send("\n".join(batch).encode())
-            sent += len(batch)
-    return sent
-
-
 def tags() -> list[tuple[str, str]]:
     """10k lines each with 1,450 tags (7.6 KB), then a checkpoint."""
     with DaemonProcess("version: 1\n") as daemon:
         before = rss(daemon)
         tag_set = ",".join(f"t{i}" for i in range(1450))
-        sent = blast(daemon, (f"m{i}:1|g|#{tag_set}" for i in range(10_000)), 8)
+        sent = daemon.send_lines((f"m{i}:1|g|#{tag_set}" for i in range(10_000)), 8)
         counters = daemon.wait_received(sent, timeout=120)
         time.sleep(2.5)  # one checkpoint
         size = (daemon.state_dir / "state.db").stat().st_size
@@ -79,11 +62,11 @@ def tags_at_limit() -> list[tuple[str, str]]:
             f"m:1|g|#id:{i}" + "".join(f",tag{j}:{i:06}{j:020}" for j in range(31))
             for i in range(9_900)
         ]
-        sent = blast(daemon, lines, 32)
+        sent = daemon.send_lines(lines, 32)
         daemon.wait_received(sent, timeout=120)
         plain = DaemonProcess("version: 1\n").start()
         try:
-            blast(plain, (f"m:1|g|#id:{i}" for i in range(9_900)), 32)
+            plain.send_lines((f"m:1|g|#id:{i}" for i in range(9_900)), 32)
             plain.wait_received(9_900, timeout=120)
             base = rss(plain)
         finally:
@@ -101,7 +84,7 @@ def sets() -> list[tuple[str, str]]:
         for sender in range(2):
             for block in range(4):
                 lines = (f"u:{sender}-{block}-{i}-{pad}|s" for i in range(2000))
-                blast(daemon, lines, 7)
+                daemon.send_lines(lines, 7)
                 peak = max(peak, rss(daemon))
         status = wait_until(
             lambda: (
@@ -144,7 +127,7 @@ def control_idle() -> list[tuple[str, str]]:
 
 def many_series(daemon: DaemonProcess, count: int = 9_900) -> None:
     lines = [f"s:{i}|g|#id:{i}" for i in range(count)]
-    blast(daemon, lines, 100)
+    daemon.send_lines(lines, 100)
     daemon.wait_received(count, timeout=120)
 
 
@@ -290,7 +273,7 @@ def http_unread() -> list[tuple[str, str]]:
     with DaemonProcess(config) as daemon:
         port = int(daemon.wait_log("http.started")["port"])
         lines = [f"w.{i}:{i}|g|#pad:{'x' * 100}" for i in range(8000)]
-        blast(daemon, lines, 50)
+        daemon.send_lines(lines, 50)
         daemon.wait_received(8000, timeout=120)
         before = rss(daemon)
         stuck = []

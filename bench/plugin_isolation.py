@@ -37,29 +37,15 @@ from perfwarden.optimize.plugin_loader import PluginSource
 from perfwarden.optimize.plugin_runtime import PluginCallError, PluginRuntime
 from perfwarden.plugin_api import (
     KnobSpec,
-    ObservedStats,
     OptimizerContext,
-    Violation,
 )
 from perfwarden.sampling.loop_watch import LoopWatch
+from perfwarden.testing import example_violation
 
 HERE = Path(__file__).resolve().parent
 GROUP = "perfwarden.optimizers"
 
-VIOLATION = Violation(
-    metric="latency",
-    tags=MappingProxyType({"host": "a"}),
-    severity="critical",
-    basis="ci",
-    bound="upper",
-    observed=(210.0, 230.5),
-    threshold=200.0,
-    target=100.0,
-    unit="ms",
-    trend="rising",
-    stats=ObservedStats(40, 220.0, 210.0, 230.5, 219.0, 250.0, 260.0, 150.0, 270.0),
-    correlation_id="c0ffee000001",
-)
+VIOLATION = example_violation()
 CONTEXT = OptimizerContext(
     knobs=MappingProxyType({"batch.size": 64}),
     specs=MappingProxyType({"batch.size": KnobSpec("batch.size", 64, 1, 256, 1)}),

@@ -22,10 +22,12 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from perfwarden.deadline import deadline_scope
 from perfwarden.paths import CONTROL_SOCKET, METRICS_SOCKET, METRICS_STREAM_SOCKET
+from perfwarden.plugin_api import ObservedStats, Violation
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -35,11 +37,31 @@ __all__ = [
     "DaemonProcess",
     "FakeClock",
     "SlowEndpoint",
+    "example_violation",
     "plugin_deadline",
     "process_running",
     "slow_http_endpoint",
     "wait_until",
 ]
+
+
+def example_violation() -> Violation:
+    """A typical violation to call a plugin with: ``latency`` (ms) of ``host:a``,
+    critical, its interval 210-230.5 above the 200 ms level."""
+    return Violation(
+        metric="latency",
+        tags=MappingProxyType({"host": "a"}),
+        severity="critical",
+        basis="ci",
+        bound="upper",
+        observed=(210.0, 230.5),
+        threshold=200.0,
+        target=100.0,
+        unit="ms",
+        trend="rising",
+        stats=ObservedStats(40, 220.0, 210.0, 230.5, 219.0, 250.0, 260.0, 150.0, 270.0),
+        correlation_id="c0ffee000001",
+    )
 
 
 def wait_until(
@@ -339,6 +361,16 @@ class DaemonProcess:
             sock.connect(str(self.socket_dir / METRICS_SOCKET))
             for payload in payloads:
                 sock.send(payload.encode() if isinstance(payload, str) else payload)
+
+    def send_lines(self, lines: Iterable[str], per_datagram: int) -> int:
+        """Send ``lines`` packed ``per_datagram`` to a datagram (blocking sends);
+        return how many lines were sent."""
+        held = list(lines)
+        step = per_datagram
+        self.send_datagrams(
+            "\n".join(held[i : i + step]) for i in range(0, len(held), step)
+        )
+        return len(held)
 
     def send_stream(self, data: bytes | str) -> None:
         """Write ``data`` on one connection to ``metrics.stream.sock`` and close it."""

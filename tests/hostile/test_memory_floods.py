@@ -4,7 +4,6 @@ memory ceiling past which new series are shed."""
 from __future__ import annotations
 
 import os
-import socket
 from typing import TYPE_CHECKING
 
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from perfwarden.testing import wait_until
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable
 
     from perfwarden.testing import DaemonProcess
 
@@ -25,30 +24,12 @@ def rss_mb(daemon: DaemonProcess) -> float:
     return float(daemon.request("status")["memory"]["rss_mb"])
 
 
-def blast(daemon: DaemonProcess, lines: Iterable[str], per_datagram: int) -> int:
-    """Send lines packed into datagrams, blocking when the socket is full."""
-    sent = 0
-    batch: list[str] = []
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        sock.connect(str(daemon.socket_dir / "metrics.sock"))
-        for line in lines:
-            batch.append(line)
-            if len(batch) == per_datagram:
-                sock.send("\n".join(batch).encode())
-                sent += len(batch)
-                batch = []
-        if batch:
-            sock.send("\n".join(batch).encode())
-            sent += len(batch)
-    return sent
-
-
 class TestTagFloods:
     def test_huge_tag_sets_are_refused(self, daemon: DaemonProcess) -> None:
         """10k lines with 1,450 tags each (7.6 KB): malformed, memory flat."""
         tags = ",".join(f"t{i}" for i in range(1450))
         lines = (f"m{i}:1|g|#{tags}" for i in range(10_000))
-        sent = blast(daemon, lines, per_datagram=8)
+        sent = daemon.send_lines(lines, per_datagram=8)
         counters = daemon.wait_received(sent, timeout=120)
         assert sent == counters["malformed_by_reason"]["too_many_tags"]
         assert 0 == daemon.request("status")["series"]
@@ -61,7 +42,7 @@ class TestTagFloods:
             for i in range(5_000)
         ]
         assert max(len(line) for line in lines) - len("m:1|g|#") <= 1024
-        sent = blast(daemon, lines, per_datagram=32)
+        sent = daemon.send_lines(lines, per_datagram=32)
         counters = daemon.wait_received(sent, timeout=120)
         assert sent == counters["accepted"]
         assert daemon.request("status")["series"] >= 5_000
@@ -81,7 +62,7 @@ class TestSetFloods:
         pad = "x" * 8000
         for sender in range(2):
             lines = (f"users:{sender}-{i}-{pad}|s" for i in range(4000))
-            blast(daemon, lines, per_datagram=7)
+            daemon.send_lines(lines, per_datagram=7)
         status = wait_until(
             lambda: (s := daemon.request("status"))["ingest"]["received"] >= 8000 and s,
             timeout=120,
