@@ -57,14 +57,9 @@ def socket_dir(
     system_dir: str = SYSTEM_SOCKET_DIR,
 ) -> str:
     """The socket directory a client talks to."""
-    if explicit:
-        return explicit
-    chosen = first_of(environ, "PERFWARDEN_SOCKET_DIR")
-    if chosen:
-        return chosen
-    if os.path.isdir(system_dir):
-        return system_dir
-    return user_socket_dir(environ)
+    return _search(explicit, environ, "PERFWARDEN_SOCKET_DIR", system_dir) or (
+        user_socket_dir(environ)
+    )
 
 
 def state_dir(
@@ -73,14 +68,22 @@ def state_dir(
     system_dir: str = SYSTEM_STATE_DIR,
 ) -> str:
     """The state directory a client reads ``knobs.json`` from."""
+    return _search(explicit, environ, "PERFWARDEN_STATE_DIR", system_dir) or (
+        user_state_dir(environ)
+    )
+
+
+def _search(
+    explicit: str | None, environ: Mapping[str, str], variable: str, system_dir: str
+) -> str | None:
+    """The explicit value, else ``$variable``, else ``system_dir`` when it exists
+    (never the application's own systemd directories); None: the per-user one."""
     if explicit:
         return explicit
-    chosen = first_of(environ, "PERFWARDEN_STATE_DIR")
+    chosen = first_of(environ, variable)
     if chosen:
         return chosen
-    if os.path.isdir(system_dir):
-        return system_dir
-    return user_state_dir(environ)
+    return system_dir if os.path.isdir(system_dir) else None
 
 
 def user_socket_dir(environ: Mapping[str, str]) -> str:
