@@ -115,32 +115,6 @@ class Saved:
             if key in self.alert_marks:
                 self.alert_marks[key] = STALE_ALERT
 
-    def snapshot(
-        self,
-        *,
-        store: MetricStore,
-        evaluator: Evaluator,
-        optimizer: OptimizerEngine,
-        learning: Learning,
-        mono: float,
-        wall: float,
-    ) -> Snapshot:
-        """What differs from the file now, in one go (call on the loop thread)."""
-        steps = self.snapshot_steps(
-            store=store,
-            evaluator=evaluator,
-            optimizer=optimizer,
-            learning=learning,
-            mono=mono,
-            wall=wall,
-        )
-        while True:
-            try:
-                next(steps)
-            except StopIteration as done:
-                snap: Snapshot = done.value
-                return snap
-
     def snapshot_steps(
         self,
         *,
@@ -151,8 +125,9 @@ class Saved:
         mono: float,
         wall: float,
     ) -> Generator[None, None, Snapshot]:
-        """:meth:`snapshot` as steps: yields after each series and alert (the caller
-        may let the loop run there) and returns the snapshot."""
+        """What differs from the file now, in steps: yields after each series and
+        alert (the caller lets the loop run there) and returns the snapshot; call it
+        on the loop thread."""
 
         def to_wall(at: float | None) -> float | None:
             return None if at is None else wall - (mono - at)
