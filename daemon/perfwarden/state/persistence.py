@@ -64,6 +64,7 @@ from perfwarden.state.file import (
     APPLICATION_ID,
     SCHEMA_VERSION,
     STATE_FILE,
+    MissingRows,
     UnusableFile,
     alert_from_row,
     read_all,
@@ -365,6 +366,8 @@ class StateStore:
         try:
             self.last_write_seconds = await asyncio.shield(writing)
         except Exception as exc:  # noqa: BLE001 - a checkpoint never stops the loop
+            if isinstance(exc, MissingRows):
+                self._saved.rewrite(exc.keys)
             self.failures += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
             _log.error(
@@ -418,7 +421,7 @@ class StateStore:
         self._saved.committed(snap)
         self.checkpoints += 1
         self.last_checkpoint_at = snap.at
-        self.last_series_written = len(snap.series)
+        self.last_series_written = len(snap.series) + len(snap.series_updates)
         self.last_error = None
 
     async def close(self) -> None:

@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from perfwarden.alerts.evaluator import Evaluator
     from perfwarden.optimize.engine import OptimizerEngine
     from perfwarden.optimize.learning import Learning
-    from perfwarden.series.store import MetricStore, Series
+    from perfwarden.series.store import MetricStore
+    from perfwarden.series.window import RollingWindow
 
 __all__ = [
     "MAX_CHUNKS",
@@ -70,7 +71,13 @@ class Snapshot:
     """One checkpoint's data, taken in the loop thread, written in a worker."""
 
     at: float
+    #: Whole rows, for series the file holds no (or a stale) row of.
     series: list[tuple[Any, ...]] = field(default_factory=list)
+    #: ``(capacity, total_count, pending, last_update, key)`` of series whose row
+    #: the file holds: their name, type and tags are as saved.
+    series_updates: list[tuple[int, int, float, float | None, str]] = field(
+        default_factory=list
+    )
     series_marks: dict[str, SeriesMark] = field(default_factory=dict)
     series_removed: list[str] = field(default_factory=list)
     #: New chunks ``(seq, key, first, values)``, and the seqs of chunks to delete.
@@ -115,6 +122,13 @@ class Saved:
             if key in self.alert_marks:
                 self.alert_marks[key] = STALE_ALERT
 
+    def rewrite(self, keys: Iterable[str]) -> None:
+        """Rows the file turned out not to hold: the next checkpoint writes them
+        whole."""
+        for key in keys:
+            if key in self.series_marks:
+                self.series_marks[key] = STALE_SERIES
+
     def snapshot_steps(
         self,
         *,
@@ -144,19 +158,25 @@ class Saved:
             saved = marks.get(key)
             if saved == mark:
                 continue
-            self._plan_chunks(snap, series, saved)
-            snap.series.append(
-                (
-                    key,
-                    series.name,
-                    series.type.value,
-                    json.dumps(list(series.tags)),
-                    window.capacity,
-                    window.total_count,
-                    series.pending,
-                    to_wall(series.last_update) if series.last_update else None,
+            total, capacity, pending = mark
+            self._plan_chunks(snap, key, window, saved)
+            last_update = series.last_update
+            at = wall - (mono - last_update) if last_update else None
+            if saved is None or saved[0] < 0:  # no row in the file, or a stale one
+                snap.series.append(
+                    (
+                        key,
+                        series.name,
+                        series.type.value,
+                        json.dumps(list(series.tags)),
+                        capacity,
+                        total,
+                        pending,
+                        at,
+                    )
                 )
-            )
+            else:
+                snap.series_updates.append((capacity, total, pending, at, key))
             snap.series_marks[key] = mark
             yield
         # A series forgotten while the steps ran is marked stale once this snapshot
@@ -200,35 +220,38 @@ class Saved:
         return snap
 
     def _plan_chunks(
-        self, snap: Snapshot, series: Series, saved: SeriesMark | None
+        self, snap: Snapshot, key: str, window: RollingWindow, saved: SeriesMark | None
     ) -> None:
-        """Add to ``snap`` the chunk that carries the series' new samples and the
+        """Add to ``snap`` the chunk that carries the window's new samples and the
         deletion of the chunks the window no longer reaches."""
-        window = series.window
         total, size = window.total_count, len(window)
-        chunks = list(chunk_triples(self.chunks.get(series.key, _NO_CHUNKS)))
+        chunks = self.chunks.get(key, _NO_CHUNKS)
         new = total - saved[0] if saved is not None else total
-        whole = (
+        if (
             saved is None
             or saved[1] != window.capacity
             or not 0 <= new < size
-            or len(chunks) >= MAX_CHUNKS
-        )
-        if whole:
-            snap.chunks_removed.extend(seq for seq, _, _ in chunks)
-            kept: list[Chunk] = []
+            or len(chunks) >= 3 * MAX_CHUNKS
+        ):
+            snap.chunks_removed.extend(chunks[0::3])
+            kept = array("q")
             new = size
         else:
-            start = total - size  # the number of the oldest sample still held
-            kept = [c for c in chunks if c[1] + c[2] > start]
-            snap.chunks_removed.extend(c[0] for c in chunks if c[1] + c[2] <= start)
+            # Chunks are kept in sample order, so the ones the window left behind
+            # (every sample older than its oldest) are a prefix.
+            start = total - size
+            drop = 0
+            while drop < len(chunks) and chunks[drop + 1] + chunks[drop + 2] <= start:
+                drop += 3
+            snap.chunks_removed.extend(chunks[0:drop:3])
+            kept = chunks[drop:]  # a copy: the marks move only at the commit
         if new:
             seq = self.next_seq
             self.next_seq += 1
             stored = window.tail_stored(new)  # converted to float64 by the writer
-            snap.chunks_added.append((seq, series.key, total - new, stored))
-            kept.append((seq, total - new, new))
-        snap.chunk_lists[series.key] = pack_chunks(kept)
+            snap.chunks_added.append((seq, key, total - new, stored))
+            kept.extend((seq, total - new, new))
+        snap.chunk_lists[key] = kept
 
     def committed(self, snap: Snapshot) -> None:
         """Move the marks to what ``snap`` wrote (after its commit)."""
