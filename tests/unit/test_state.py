@@ -290,6 +290,51 @@ class TestCheckpoints:
         assert a.state.last_series_written == 1
         assert a.state.last_error is None
 
+    def test_a_changed_series_updates_its_row(self, tmp_path: Path) -> None:
+        """A series the file holds gets its count and last update rewritten in
+        place; its name, type and tags stay as first written."""
+        a = make(tmp_path)
+        a.state.restore()
+        feed(a, "m|g|#b:2,a:1", [1.0])
+        assert checkpoint(a)
+        feed(a, "m|g|#b:2,a:1", [2.0, 3.0])
+        assert checkpoint(a)
+        with sqlite3.connect(tmp_path / STATE_FILE) as db:
+            rows = db.execute(
+                "SELECT key, name, type, tags, total_count FROM series"
+            ).fetchall()
+        assert [("m|g|#a:1,b:2", "m", "g", '["a:1", "b:2"]', 3)] == rows
+        b = restart(a, tmp_path)
+        series = b.store.get("m|g|#a:1,b:2")
+        assert series is not None
+        assert ("a:1", "b:2") == series.tags
+        assert [1.0, 2.0, 3.0] == series.window.values().tolist()
+
+    def test_a_row_missing_from_the_file_is_written_whole_next(
+        self, tmp_path: Path
+    ) -> None:
+        """An update that finds no row (deleted behind the daemon's back) fails that
+        checkpoint, rolled back; the next one writes the series whole."""
+        a = make(tmp_path)
+        a.state.restore()
+        feed(a, "m|g", [1.0])
+        feed(a, "n|g", [1.0])
+        assert checkpoint(a)
+        conn = a.state._conn
+        assert conn is not None
+        conn.execute("DELETE FROM series WHERE key = 'm|g'")
+        feed(a, "m|g", [2.0])
+        feed(a, "n|g", [2.0])
+        with capture_logs() as logs:
+            assert not checkpoint(a)
+        [failed] = [e for e in logs if e["event"] == "state.checkpoint_failed"]
+        assert "1 series rows missing" in failed["error"]
+        assert checkpoint(a)
+        b = restart(a, tmp_path)
+        assert {"m|g": [1.0, 2.0], "n|g": [1.0, 2.0]} == {
+            s.key: s.window.values().tolist() for s in b.store
+        }
+
     def test_the_file_is_wal_and_versioned(self, tmp_path: Path) -> None:
         a = make(tmp_path)
         a.state.restore()

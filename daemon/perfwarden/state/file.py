@@ -398,14 +398,23 @@ def _in_batches(conn: sqlite3.Connection, sql: str, rows: Iterable[Any]) -> int:
     return changed
 
 
+def _chunk_rows(snap: Snapshot) -> Iterator[tuple[int, str, int, bytes]]:
+    """The rows of ``snap``'s new chunks, each blob made as it is bound (10,000
+    changed series are many MiB), and each copied window tail freed once bound:
+    here, between batches, not all at once on the loop thread after the commit. A
+    failed write leaves the snapshot unusable, but it is never retried (the next
+    checkpoint takes a new one)."""
+    added = snap.chunks_added
+    added.reverse()
+    while added:
+        seq, key, first, values = added.pop()
+        yield seq, key, first, np.ascontiguousarray(values, dtype="<f8").tobytes()
+
+
 def write_snapshot(conn: sqlite3.Connection, snap: Snapshot, *, final: bool) -> None:
     """Write ``snap`` in one transaction; ``final`` then folds the WAL into the
     database file (which fsyncs)."""
-    # One blob at a time (not a list of all): 10,000 changed series are many MiB.
-    chunk_rows = (
-        (seq, key, first, np.ascontiguousarray(values, dtype="<f8").tobytes())
-        for seq, key, first, values in snap.chunks_added
-    )
+    chunk_rows = _chunk_rows(snap)
     with transaction(conn):
         if snap.downtime:
             # Series rows are small (the samples are in chunks).

@@ -12,7 +12,7 @@ checkpoint, so keeping a second copy here could only disagree with it.
 
 **Checkpoints.** Every ``state.checkpoint_interval`` (default 2 s; ``0`` turns
 periodic checkpoints off) and once on shutdown. The loop thread takes a snapshot
-in slices of at most :data:`SNAPSHOT_SLICE` (5 ms) between which the loop runs,
+in slices of at most :data:`SNAPSHOT_SLICE` (1 ms) between which the loop runs,
 copying only what changed since the last successful checkpoint (a window's
 ``(total_count, capacity, pending)`` is its cheap change mark); a worker thread
 (``asyncio.to_thread``) writes it in ONE transaction; a checkpoint still writing
@@ -100,8 +100,11 @@ __all__ = [
 ]
 
 _log = get_logger("perfwarden.state")
-#: Loop time a snapshot takes before it lets the loop run (bench/hostile.md).
-SNAPSHOT_SLICE: Final = 0.005
+#: Loop time a snapshot takes before it lets the loop run (bench/hostile.md). A
+#: task woken by a timer or a future waits up to three slices: the snapshot's next
+#: step is already in the ready queue when the timer's callback is, and again when
+#: the woken task's step is.
+SNAPSHOT_SLICE: Final = 0.001
 
 
 @dataclass(slots=True)
