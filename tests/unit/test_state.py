@@ -4,6 +4,7 @@ foreign, garbage and newer files moved aside; a checkpoint's cost at scale."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import sqlite3
 import time
@@ -23,6 +24,7 @@ from perfwarden.state.persistence import (
     STATE_FILE,
     StateStore,
 )
+from perfwarden.state.saved import chunk_triples
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -334,6 +336,24 @@ class TestCheckpoints:
         assert {"m|g": [1.0, 2.0], "n|g": [1.0, 2.0]} == {
             s.key: s.window.values().tolist() for s in b.store
         }
+
+    def test_the_saved_chunk_lists_are_not_walked_by_the_collector(
+        self, tmp_path: Path
+    ) -> None:
+        """What the state store keeps per series between checkpoints (its change mark
+        and chunk list) adds nothing a full collection walks: 10,000 series are
+        10,000 objects fewer to scan each time (bench/hostile.md)."""
+        a = make(tmp_path)
+        a.state.restore()
+        feed(a, "m|g", [1.0, 2.0])
+        assert checkpoint(a)
+        feed(a, "m|g", [3.0])
+        assert checkpoint(a)
+        saved = a.state._saved
+        gc.collect()  # tuples of plain values are untracked by a collection
+        assert not gc.is_tracked(saved.chunks["m|g"])
+        assert not gc.is_tracked(saved.series_marks["m|g"])
+        assert [(1, 0, 2), (2, 2, 1)] == list(chunk_triples(saved.chunks["m|g"]))
 
     def test_the_file_is_wal_and_versioned(self, tmp_path: Path) -> None:
         a = make(tmp_path)

@@ -18,7 +18,10 @@ copying only what changed since the last successful checkpoint (a window's
 (``asyncio.to_thread``) writes it in ONE transaction; a checkpoint still writing
 makes the next periodic one skip, never run alongside. A failed write is rolled
 back, logged as ``state.checkpoint_failed`` and retried in full next time (the
-change marks move only after a commit); it never stops the loop.
+change marks move only after a commit); it never stops the loop. A series whose
+row the file holds has that row updated in place (count, capacity, pending, last
+update), its name, type and tags are written once; an update that finds no row
+fails the checkpoint and marks the series to be written whole by the next.
 
 **Samples are appended, not rewritten.** A window is stored as *chunks*: rows of
 consecutive samples numbered by the series' ``total_count`` (``first`` is the
