@@ -11,8 +11,9 @@ all changed, it was resized or it holds :data:`MAX_CHUNKS` chunks). The marks
 move only once the snapshot is committed (:meth:`Saved.committed`), so a failed
 write is retried in full.
 
-At 10k series a snapshot is ~60 ms of work (a window's pending samples flushed
-and its new ones copied, ~6 us a series), so it is taken in
+At 10k series a snapshot is ~75 ms of work (bench/checkpoint_parts.py; half of
+it flushing each window's pending samples and copying its new ones), so it is
+taken in
 steps (:meth:`Saved.snapshot_steps` yields after each series and alert) that the
 checkpoint spreads over several loop turns: each series is copied whole at one
 instant, and a series that leaves the store meanwhile is forgotten as usual (its
