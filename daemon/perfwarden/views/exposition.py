@@ -259,13 +259,10 @@ def _write_lines(rows: list[_Row], size: int, statistics: StatisticsConfig) -> N
     for the block instead of a dozen per window: the larger part of a scrape in
     which every window changed)."""
     table = np.empty((len(rows), size), dtype=np.float64)
-    factors = np.empty(len(rows), dtype=np.float64)
-    sample_bytes = 2
-    for index, row in enumerate(rows):
-        window = row.window
-        window.tail_into(table[index])  # straight into the row: no copy between
-        factors[index] = row.unit.factor
-        sample_bytes = max(sample_bytes, window.sample_bytes)
+    for out, row in zip(table, rows, strict=True):
+        row.window.tail_into(out)  # straight into the row: no copy between
+    factors = np.array([row.unit.factor for row in rows], dtype=np.float64)
+    sample_bytes = max([row.window.sample_bytes for row in rows])
     level = (
         statistics.confidence_level
         if size >= max(statistics.min_samples, 2)
