@@ -5,7 +5,8 @@ carries one plugin per failure mode. As third-party plugins they run in plugin h
 processes by default: the daemon's loop never stalls on them, a hung call's host is
 killed, a 2 GiB allocation fails in the host, and each is switched off by the
 breaker. In the daemon (``isolation: in-process``), ``sys.exit()`` is a counted
-failure and a coroutine that blocks the loop is named and switched off at once.
+failure, a coroutine that blocks the loop is named and switched off at once, and a
+plain function whose thread holds the GIL is named and switched off by the breaker.
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ class TestIsolatedByDefault:
     ) -> None:
         """exit, os._exit, a blocked loop, 2 GiB and a hung apply: all disabled;
         the daemon's loop is never held by a plugin."""
-        daemon = make_daemon(config()).start()
+        daemon = make_daemon(config((*PROPOSE_FAILURES, "hostile_holds_gil"))).start()
         loaded = {e["plugin"]: e for e in daemon.log_events("plugin.loaded")}
         assert "process" == loaded["hostile_exit"]["isolation"]
         assert "in-process" == loaded["compression"]["isolation"]
@@ -157,6 +158,8 @@ class TestIsolatedByDefault:
         status = assert_healthy(daemon)
         assert [] == daemon.log_events("plugin.stalled_loop")
         assert all(e["plugin"] is None for e in daemon.log_events("loop.stalled"))
+        # Holding its host's GIL stalls nothing of the daemon's: not a failure.
+        assert "active" == plugins(daemon)["hostile_holds_gil"]["state"]
         # A 2 s block in the daemon would show here; a loaded machine's noise not.
         assert status["loop"]["max_lag_ms"] < 1000  # type: ignore[index]
         assert [] == daemon.log_events("daemon.stopped")
@@ -241,3 +244,40 @@ class TestInProcess:
         assert "hostile_blocks_loop" in attributed
         assert_healthy(daemon)
         assert [] == daemon.log_events("daemon.stopped")
+
+    def test_thread_holding_the_gil_named_and_switched_off(
+        self, make_daemon: Callable[..., DaemonProcess]
+    ) -> None:
+        """A plain propose inside one long C call stalls the loop from its worker
+        thread: each stall names it (``via: thread``), counts as a failure, and
+        ``max_failures`` of them switch it off."""
+        extra = "  hostile_holds_gil: {isolation: in-process}\n"
+        daemon = make_daemon(config(("hostile_holds_gil",), extra)).start()
+        for _ in range(2):
+            fire_and_resolve(daemon, "latency", "optimizer.no_proposal")
+        listed = wait_until(
+            lambda: (
+                (row := plugins(daemon)["hostile_holds_gil"])["state"] == "disabled"
+                and row
+            ),
+            timeout=30,
+        )
+        assert listed["stalls"] >= 1
+        stalled = daemon.log_events("plugin.stalled_loop")
+        assert stalled
+        assert {("hostile_holds_gil", "thread")} == {
+            (e["plugin"], e["via"]) for e in stalled
+        }
+        named = [
+            e for e in daemon.log_events("loop.stalled") if e["plugin"] is not None
+        ]
+        assert named
+        assert {("hostile_holds_gil", "thread")} == {
+            (e["plugin"], e["via"]) for e in named
+        }
+        assert "held the GIL" in str(listed["error"]) or any(
+            "held the GIL" in e["error"]
+            for e in daemon.log_events("plugin.call_failed")
+            if e["plugin"] == "hostile_holds_gil"
+        )
+        assert_healthy(daemon)

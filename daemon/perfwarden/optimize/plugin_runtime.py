@@ -11,7 +11,9 @@ it (:mod:`perfwarden.deadline`) that the plugin reads with
 included), times out or returns garbage counts as a failure;
 ``optimizer.max_failures`` consecutive failures of ``handles``/``propose``, or of
 ``apply``/``revert``, switch the plugin off (``plugin.disabled``) until the next
-reload, and so does one coroutine step that stalls the loop.
+reload, and so does one coroutine step that stalls the loop. A worker thread that
+holds the GIL through a stall is found by the loop watch (:mod:`.plugin_threads`)
+and counts as one failure of its call.
 
 Timeouts come in two kinds, both logged as ``plugin.timed_out`` and counted as a
 timeout and a failure: the plugin met its deadline and raised ``TimeoutError``
@@ -39,6 +41,7 @@ from perfwarden.logs.setup import get_logger
 from perfwarden.optimize.plugin_breaker import (
     check_stall,
     failed,
+    held_loop,
     succeeded,
     timed_out,
 )
@@ -69,6 +72,7 @@ from perfwarden.optimize.plugin_loader import (
     find,
     instantiate,
 )
+from perfwarden.optimize.plugin_threads import ThreadCall, ThreadCalls
 from perfwarden.plugin_api import Optimizer, OptimizerContext, Proposal, Violation
 
 if TYPE_CHECKING:
@@ -120,6 +124,8 @@ class PluginRuntime:
         #: The plugin whose coroutine step last held the loop too long, and when
         #: that step ended.
         self._stalled_by: tuple[str, float] | None = None
+        #: Plain plugin calls in worker threads, for the loop watch to blame.
+        self.threads = ThreadCalls(self._held_loop)
 
     @property
     def autoload(self) -> bool:
@@ -333,6 +339,7 @@ class PluginRuntime:
         started = time.monotonic()
         limit = asyncio.timeout(timeout)
         stepped: Stepped | None = None
+        threaded: ThreadCall | None = None
 
         def on_stall(ended: float) -> None:
             self._stalled_by = (handle.name, ended)
@@ -344,7 +351,12 @@ class PluginRuntime:
                         stepped = Stepped(function(*args), on_stall)
                         result: Any = await stepped
                     else:
-                        result = await in_daemon_thread(function, *args)
+                        threaded = self.threads.track(handle, what, function)
+                        result = await in_daemon_thread(threaded, *args)
+                        if time.monotonic() - started > STALL_LIMIT:
+                            # The loop watch's late wake-up is due in this same
+                            # iteration: let it judge the thread first.
+                            await asyncio.sleep(0)
                         if inspect.isawaitable(result):
                             stepped = Stepped(awaited(result), on_stall)
                             result = await stepped
@@ -379,10 +391,16 @@ class PluginRuntime:
             )
             self._failed(handle, what, described)
             raise PluginCallError(f"{handle.name}.{what} raised {exc!r}") from exc
-        if self._check_stall(handle, what, stepped):
+        if self._check_stall(handle, what, stepped) or (
+            threaded is not None and threaded.stalled
+        ):
+            # A thread's stall was counted when the loop watch blamed it.
             msg = f"{handle.name}.{what} stalled the event loop"
             raise PluginCallError(msg)
         return result  # type: ignore[no-any-return]
+
+    def _held_loop(self, call: ThreadCall, seconds: float) -> None:
+        held_loop(call.owner, call.what, seconds, self._max_failures())
 
     def _check_stall(
         self, handle: PluginHandle, what: str, stepped: Stepped | None

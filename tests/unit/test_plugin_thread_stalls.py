@@ -1,0 +1,210 @@
+"""A plain plugin whose worker thread holds the GIL: found, named and counted."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.metadata
+import threading
+import time
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from structlog.testing import capture_logs
+
+from perfwarden.config.load import Config, OptimizerConfig
+from perfwarden.optimize.plugin_calls import in_daemon_thread
+from perfwarden.optimize.plugin_loader import PluginSource
+from perfwarden.optimize.plugin_runtime import (
+    PluginCallError,
+    PluginHandle,
+    PluginRuntime,
+    PluginState,
+)
+from perfwarden.optimize.plugin_threads import ThreadCall, ThreadCalls
+from perfwarden.sampling.loop_watch import HELD_SHARE, GilProbe, LoopWatch, gil_holder
+
+#: Enough of one C call that never releases the GIL to hold it for ~0.5 s here.
+HOLD = 25_000_000
+
+
+def holds_gil() -> int:
+    """One C call that keeps the GIL throughout (``sum`` over a range)."""
+    return sum(range(HOLD))
+
+
+def make_handle(name: str = "probe") -> PluginHandle:
+    entry_point = importlib.metadata.EntryPoint(
+        name, f"{name}:Probe", "perfwarden.optimizers"
+    )
+    source = PluginSource(name, f"{name}:Probe", "probe-dist", "1.0", entry_point)
+    return PluginHandle(source, PluginState.ACTIVE)
+
+
+clocks = st.dictionaries(st.integers(0, 5), st.floats(0, 10), max_size=5)
+
+
+class TestGilHolder:
+    """The rule that blames a thread for a stall."""
+
+    @given(
+        lag=st.floats(0.1, 10),
+        loop_cpu=st.floats(0, 10),
+        probe_late=st.floats(0, 10),
+        before=clocks,
+        after=clocks,
+    )
+    def test_blames_only_the_busiest_thread_with_the_gil_taken(
+        self,
+        lag: float,
+        loop_cpu: float,
+        probe_late: float,
+        before: dict[int, float],
+        after: dict[int, float],
+    ) -> None:
+        """A blamed thread ran the most, for a share of the stall, longer than
+        the loop, while the probe waited too."""
+        key = gil_holder(lag, loop_cpu, probe_late, before, after)
+        if key is None:
+            return
+        used = {k: cpu - before.get(k, 0.0) for k, cpu in after.items()}
+        assert used[key] == max(used.values())
+        assert used[key] >= HELD_SHARE * lag
+        assert used[key] > loop_cpu
+        assert probe_late >= lag / 2
+
+    def test_the_three_cases(self) -> None:
+        """Held GIL: blamed; loop blocked with the GIL free, or the machine
+        busy elsewhere: nobody."""
+        before, after = {1: 0.2, 2: 5.0}, {1: 1.1, 2: 5.01, 3: 0.05}
+        assert 1 == gil_holder(1.0, 0.003, 1.0, before, after)
+        assert gil_holder(1.0, 0.003, 0.01, before, after) is None
+        assert gil_holder(1.0, 0.003, 1.0, before, {1: 0.25, 2: 5.01}) is None
+
+    def test_a_thread_started_in_the_stall_counts_from_zero(self) -> None:
+        """A call that began and ended within one stalled tick is found."""
+        assert 7 == gil_holder(0.5, 0.0, 0.5, {}, {7: 0.4})
+
+
+class TestThreadCalls:
+    """The registry of plugin calls in worker threads and their CPU clocks."""
+
+    def test_clock_grows_and_an_ended_call_is_shown_once(self) -> None:
+        """A spinning call's CPU clock advances; after it ends its last figure
+        appears once, then it is forgotten."""
+        calls = ThreadCalls(lambda call, seconds: None)
+        stop = threading.Event()
+
+        def spin() -> None:
+            while not stop.is_set():
+                pass
+
+        call = calls.track(make_handle(), "propose", spin)
+        worker = threading.Thread(target=call)
+        worker.start()
+        deadline = time.monotonic() + 30
+        while not calls.clocks() or max(calls.clocks().values()) < 0.05:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        stop.set()
+        worker.join()
+        assert call.final is not None
+        assert call.final >= 0.05
+        assert [call.final] == list(calls.clocks().values())
+        assert {} == calls.clocks()
+
+    def test_blame_counts_once_per_call(self) -> None:
+        """Two stalls in one call: reported twice, passed on once, longest kept."""
+        blamed: list[tuple[ThreadCall, float]] = []
+        calls = ThreadCalls(lambda call, seconds: blamed.append((call, seconds)))
+        call = calls.track(make_handle(), "apply", lambda: None)
+        call()
+        (key,) = calls.clocks()
+        assert "probe" == calls.blame(key, 0.3)
+        assert "probe" == calls.blame(key, 0.5)
+        assert [(call, 0.3)] == blamed
+        assert 0.5 == call.stalled
+        assert calls.blame(key + 1, 0.3) is None
+
+
+class TestGilProbe:
+    """The probe thread is late exactly when something holds the GIL."""
+
+    async def test_late_while_the_gil_is_held_not_while_the_loop_sleeps(
+        self,
+    ) -> None:
+        """A C call in a thread delays it; the loop thread blocked in a
+        system call (GIL released) does not."""
+        probe = GilProbe()
+        probe.start()
+        try:
+            since = time.monotonic()
+            time.sleep(0.3)  # noqa: ASYNC251 - the loop blocked, the GIL free
+            assert probe.late_since(since) < 0.15
+            since = time.monotonic()
+            await in_daemon_thread(holds_gil)
+            assert probe.late_since(since) > 0.1
+        finally:
+            probe.stop()
+
+
+class TestThroughTheRuntime:
+    """A real stall by a real thread, watched by the daemon's loop watch."""
+
+    async def test_gil_holder_named_and_counted(self) -> None:
+        """The call fails as a stall, counted once; the loop watch names the
+        plugin with ``via: thread``."""
+        config = Config(optimizer=OptimizerConfig(plugin_timeout=30, max_failures=3))
+        runtime = PluginRuntime(lambda: config, environ={})
+        handle = make_handle()
+        watch = LoopWatch(runtime.stalled_by, runtime.threads)
+        watching = asyncio.create_task(watch.run())
+        await asyncio.sleep(0.1)
+        try:
+            with capture_logs() as logs, pytest.raises(PluginCallError, match="stall"):
+                await runtime.call(handle, "propose", holds_gil)
+        finally:
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watching
+        assert (1, 1) == (handle.counts["stalls"], handle.counts["failures"])
+        assert {"propose": 1} == handle.streaks
+        assert PluginState.ACTIVE is handle.state
+        assert {"plugin": "probe", "via": "thread"}.items() <= (
+            watch.last_stall or {}
+        ).items()
+        events = {e["event"]: e for e in logs}
+        assert "thread" == events["plugin.stalled_loop"]["via"]
+        assert "probe" == events["loop.stalled"]["plugin"]
+
+    async def test_thread_waiting_on_io_is_not_blamed(self) -> None:
+        """A plain call that sleeps while the loop itself is blocked is innocent."""
+        config = Config(optimizer=OptimizerConfig(plugin_timeout=30))
+        runtime = PluginRuntime(lambda: config, environ={})
+        handle = make_handle()
+        watch = LoopWatch(runtime.stalled_by, runtime.threads)
+        watching = asyncio.create_task(watch.run())
+        await asyncio.sleep(0.1)
+
+        def block_the_loop() -> None:
+            time.sleep(0.4)
+
+        try:
+            with capture_logs() as logs:
+                calling = asyncio.create_task(
+                    runtime.call(handle, "propose", time.sleep, 0.6)
+                )
+                await asyncio.sleep(0.05)
+                block_the_loop()
+                assert await calling is None
+                await asyncio.sleep(0.1)
+        finally:
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watching
+        assert 0 == handle.counts["stalls"]
+        assert watch.stalls >= 1
+        stalls = [e for e in logs if e["event"] == "loop.stalled"]
+        assert stalls
+        assert all(e["plugin"] is None for e in stalls)
