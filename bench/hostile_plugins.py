@@ -1,4 +1,4 @@
-"""A daemon against plugins that exit, block, hang, hoard 2 GiB and spin: figures.
+"""A daemon against plugins that exit, block, hold the GIL, hang and hoard 2 GiB.
 
 Installs the test suite's hostile plugin distribution
 (``tests/data/plugins/hostile_plugins``) into this environment (``pip``), runs a
@@ -30,6 +30,7 @@ PLUGINS = (
     "hostile_hard_exit",
     "hostile_blocks_loop",
     "hostile_allocates",
+    "hostile_holds_gil",
 )
 
 CONFIG = """\
@@ -76,7 +77,7 @@ def run(mode: str) -> dict[str, Any]:
         CONFIG.format(names=", ".join(listed), plugins=plugins)
     ).start()
     try:
-        for _ in range(2):
+        for _ in range(3):
             cycle(daemon, "latency", "optimizer.no_proposal")
             cycle(daemon, "queue", "optimizer.apply_failed")
         status = daemon.request("status")
@@ -91,6 +92,11 @@ def run(mode: str) -> dict[str, Any]:
             "plugins": rows,
             "alive": daemon.process is not None and daemon.process.poll() is None,
             "host_exits": len(daemon.log_events("plugin.host_exited")),
+            "named": [
+                (e["plugin"], e["via"], e["seconds"])
+                for e in daemon.log_events("loop.stalled")
+                if e["plugin"] is not None
+            ],
         }
     finally:
         daemon.close()
@@ -115,6 +121,7 @@ def main() -> None:
                     f"(last: {loop['last_stall']}), host exits "
                     f"{result['host_exits']}"
                 )
+                print(f"  stalls named: {result['named']}")
                 for name, (state, error) in sorted(result["plugins"].items()):
                     print(f"  {name:<22} {state:<9} {error}")
         finally:

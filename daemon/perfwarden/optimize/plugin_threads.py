@@ -9,7 +9,9 @@ on the loop can notice until it ends. So each such call is a :class:`ThreadCall`
 that notes its thread's CPU clock; the loop watch
 (:mod:`perfwarden.sampling.loop_watch`) reads every clock on each tick
 (:meth:`ThreadCalls.clocks`) and, after a stall, blames the thread that was on the
-CPU for it (:meth:`ThreadCalls.blame`). The runtime then counts the stall toward
+CPU for it, while a :class:`~perfwarden.sampling.gil_probe.GilProbe` (running
+while any such call does) could not get the GIL either
+(:meth:`ThreadCalls.blame`). The runtime then counts the stall toward
 the plugin's circuit breaker (:func:`.plugin_breaker.held_loop`).
 
 Thread CPU clocks come from ``pthread_getcpuclockid``; where Python lacks it no
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from perfwarden.optimize.plugin_handle import PluginHandle
+
+from perfwarden.sampling.gil_probe import GilProbe
 
 __all__ = ["ThreadCall", "ThreadCalls"]
 
@@ -83,6 +87,7 @@ class ThreadCall:
             return self._function(*args)
         finally:
             self.final = time.thread_time() - self._started
+            self._calls.probe.unwant()
 
     def cpu(self) -> float | None:
         """CPU seconds the call has used so far; None if unknown (no clock, or
@@ -102,8 +107,13 @@ class ThreadCalls:
     """The plugin calls running in worker threads (and those that ended since the
     loop watch last looked), keyed by a serial number: thread idents are reused."""
 
-    def __init__(self, on_blame: Callable[[ThreadCall, float], None]) -> None:
+    def __init__(
+        self,
+        on_blame: Callable[[ThreadCall, float], None],
+        probe: GilProbe | None = None,
+    ) -> None:
         self._on_blame = on_blame
+        self.probe = GilProbe() if probe is None else probe
         self._serial = itertools.count()
         #: Written by worker threads (one insertion each, atomic under the GIL),
         #: read and pruned by the loop thread.
@@ -113,12 +123,14 @@ class ThreadCalls:
         self, owner: PluginHandle, what: str, function: Callable[..., Any]
     ) -> ThreadCall:
         """``function`` wrapped to be run in a worker thread as ``owner``'s
-        ``what`` call; the result tells whether a stall was blamed on it."""
+        ``what`` call; the result tells whether a stall was blamed on it. The
+        GIL probe runs from now until the call has run (so call the result)."""
         if len(self.running) > _UNWATCHED:
             # Nobody reads the clocks (a runtime without a loop watch): forget
             # the calls that ended.
             for key in [k for k, c in self.running.items() if c.final is not None]:
                 del self.running[key]
+        self.probe.want()
         return ThreadCall(self, next(self._serial), owner, what, function)
 
     def clocks(self) -> dict[int, float]:
@@ -135,6 +147,10 @@ class ThreadCalls:
             if used is not None:
                 seen[key] = used
         return seen
+
+    def gil_wait(self, since: float) -> float:
+        """How long the GIL probe was kept waiting since ``since``."""
+        return self.probe.late_since(since)
 
     def blame(self, key: int, seconds: float) -> str | None:
         """The call ``key`` held the event loop for ``seconds``: recorded on it,

@@ -13,16 +13,16 @@ while its own CPU clock runs. Three readings together name it (:func:`gil_holder
 ``via: thread``): the CPU clocks of the threads running plugin calls, read on every
 tick (:class:`ThreadSuspects`), show one on the CPU for at least
 :data:`HELD_SHARE` of the stall and longer than the loop thread; and
-:class:`GilProbe`, a thread that only sleeps, woke as late as the loop did, so the
-GIL itself was taken (a loop blocked in a system call leaves the GIL free and the
-probe on time, and a thread computing meanwhile is innocent). A stall in which no
-thread ran much is the machine's (the daemon was not scheduled) and names nobody.
+:class:`~.gil_probe.GilProbe`, a thread that only sleeps, woke as late as the
+loop did, so the GIL itself was taken (a loop blocked in a system call leaves the
+GIL free and the probe on time, and a thread computing meanwhile is innocent). A
+stall in which no thread ran much is the machine's (the daemon was not scheduled)
+and names nobody.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -35,7 +35,6 @@ __all__ = [
     "HELD_SHARE",
     "STALL",
     "TICK",
-    "GilProbe",
     "LoopWatch",
     "ThreadSuspects",
     "gil_holder",
@@ -60,6 +59,11 @@ class ThreadSuspects(Protocol):
         """CPU seconds each thread's call has used so far, by a key of its own."""
         ...
 
+    def gil_wait(self, since: float) -> float:
+        """How long a thread that only sleeps was kept from the GIL since
+        ``since`` (a clock value; 0 when none was watching)."""
+        ...
+
     def blame(self, key: int, seconds: float) -> str | None:
         """The call ``key`` held the loop ``seconds``; the name of whose call it
         was, or None if it is gone."""
@@ -70,52 +74,11 @@ class _NoThreads:
     def clocks(self) -> Mapping[int, float]:
         return {}
 
+    def gil_wait(self, since: float) -> float:
+        return 0.0
+
     def blame(self, key: int, seconds: float) -> str | None:
         return None
-
-
-class GilProbe:
-    """A thread that sleeps :data:`TICK` at a time and notes how late it wakes.
-
-    Waking needs the GIL: while another thread holds it, the probe is as late as
-    the loop. Its wake-ups are only kept for the last stretch, so it costs a
-    wake-up per tick and no memory.
-    """
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        #: When the current sleep began (the loop reads it: a probe still
-        #: waiting for the GIL has not recorded its lateness yet).
-        self._asleep_since = clock()
-        self._latest: tuple[float, float] = (0.0, 0.0)  # (woke at, late by)
-
-    def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._run, name="perfwarden-gil-probe", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=1)
-
-    def _run(self) -> None:
-        while True:
-            self._asleep_since = started = self._clock()
-            if self._stop.wait(TICK):
-                return
-            woke = self._clock()
-            self._latest = (woke, woke - started - TICK)
-
-    def late_since(self, since: float) -> float:
-        """The longest the probe has been kept from running since ``since``:
-        its last recorded lateness, or how overdue its current sleep is."""
-        woke, late = self._latest
-        overdue = self._clock() - self._asleep_since - TICK
-        return max(late if woke >= since else 0.0, overdue)
 
 
 def gil_holder(
@@ -130,7 +93,7 @@ def gil_holder(
     ``before`` and ``after`` are the threads' CPU clocks at the start and end of
     the tick (a thread absent from ``before`` started meanwhile, at zero);
     ``loop_cpu`` is what the loop thread itself used in the tick, and
-    ``probe_late`` how late the :class:`GilProbe` was meanwhile.
+    ``probe_late`` how long a sleeping thread was kept from the GIL meanwhile.
     """
     if probe_late < lag / 2:
         return None  # the GIL was free: the loop was blocked some other way
@@ -158,34 +121,26 @@ class LoopWatch:
         self._threads: ThreadSuspects = threads or _NoThreads()
         self._clock = clock
         self._cpu_clock = cpu_clock
-        self._probe = GilProbe(clock) if threads is not None else None
         self.max_lag = 0.0
         self.stalls = 0
         self.last_stall: dict[str, Any] | None = None
 
     async def run(self) -> None:
         """Watch until cancelled."""
-        probe = self._probe
-        if probe is not None:
-            probe.start()
-        try:
-            clocks = self._threads.clocks()
-            while True:
-                before, loop_cpu = self._clock(), self._cpu_clock()
-                await asyncio.sleep(TICK)
-                now = self._clock()
-                lag = now - before - TICK
-                after = self._threads.clocks()
-                holder = None
-                if lag > STALL and probe is not None:
-                    used = self._cpu_clock() - loop_cpu
-                    late = probe.late_since(before)
-                    holder = gil_holder(lag, used, late, clocks, after)
-                clocks = after
-                self.observe(lag, now, holder)
-        finally:
-            if probe is not None:
-                probe.stop()
+        clocks = self._threads.clocks()
+        while True:
+            before, loop_cpu = self._clock(), self._cpu_clock()
+            await asyncio.sleep(TICK)
+            now = self._clock()
+            lag = now - before - TICK
+            after = self._threads.clocks()
+            holder = None
+            if lag > STALL and after:
+                used = self._cpu_clock() - loop_cpu
+                late = self._threads.gil_wait(before)
+                holder = gil_holder(lag, used, late, clocks, after)
+            clocks = after
+            self.observe(lag, now, holder)
 
     def observe(self, lag: float, now: float, holder: int | None = None) -> None:
         """Record one wake-up ``lag`` seconds late, at ``now``; ``holder`` is the
