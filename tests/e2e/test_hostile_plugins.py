@@ -158,8 +158,10 @@ class TestIsolatedByDefault:
         status = assert_healthy(daemon)
         assert [] == daemon.log_events("plugin.stalled_loop")
         assert all(e["plugin"] is None for e in daemon.log_events("loop.stalled"))
-        # Holding its host's GIL stalls nothing of the daemon's: not a failure.
-        assert "active" == plugins(daemon)["hostile_holds_gil"]["state"]
+        # Holding its host's GIL stalls nothing of the daemon's; on a loaded
+        # machine the call may outlast plugin_timeout, and then its host goes.
+        holder = plugins(daemon)["hostile_holds_gil"]
+        assert holder["state"] == "active" or "host was killed" in str(holder["error"])
         # A 2 s block in the daemon would show here; a loaded machine's noise not.
         assert status["loop"]["max_lag_ms"] < 1000  # type: ignore[index]
         assert [] == daemon.log_events("daemon.stopped")

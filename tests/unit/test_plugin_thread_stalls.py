@@ -197,6 +197,25 @@ class TestThroughTheRuntime:
         assert "thread" == events["plugin.stalled_loop"]["via"]
         assert "probe" == events["loop.stalled"]["plugin"]
 
+    async def test_a_stall_past_the_timeout_is_one_failure(self) -> None:
+        """Blamed and timed out, in whichever order: one failure, one stall."""
+        config = Config(optimizer=OptimizerConfig(plugin_timeout=0.2, max_failures=3))
+        runtime = PluginRuntime(lambda: config, environ={})
+        handle = make_handle()
+        watch = LoopWatch(runtime.stalled_by, runtime.threads)
+        watching = asyncio.create_task(watch.run())
+        await asyncio.sleep(0.1)
+        try:
+            with pytest.raises(PluginCallError):
+                await runtime.call(handle, "propose", holds_gil)
+            await asyncio.sleep(0.1)
+        finally:
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watching
+        assert (1, 1) == (handle.counts["stalls"], handle.counts["failures"])
+        assert {"propose": 1} == handle.streaks
+
     async def test_computing_beside_a_blocked_loop_is_not_blamed(self) -> None:
         """A plain call computing in Python while the loop thread is blocked in a
         system call (the GIL free) is innocent, though it used the CPU."""

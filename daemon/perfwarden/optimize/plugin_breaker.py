@@ -110,9 +110,12 @@ def check_stall(handle: PluginHandle, what: str, longest: float, limit: int) -> 
     return True
 
 
-def held_loop(handle: PluginHandle, what: str, seconds: float, limit: int) -> None:
+def held_loop(
+    handle: PluginHandle, what: str, seconds: float, limit: int, *, failure: bool
+) -> None:
     """A call of ``handle`` in a worker thread held the GIL, so the event loop,
-    for ``seconds``: a stall and a failure (``plugin.stalled_loop``)."""
+    for ``seconds``: a stall (``plugin.stalled_loop``), and a failure unless the
+    call's failure was counted already (``failure`` false: it timed out)."""
     seconds = round(seconds, 3)
     handle.counts["stalls"] += 1
     _log.error(
@@ -126,7 +129,9 @@ def held_loop(handle: PluginHandle, what: str, seconds: float, limit: int) -> No
         "expression, a huge sum or sort); split the work or run the plugin in a "
         "host (isolation: process)",
     )
-    failed(handle, what, f"held the GIL, stalling the event loop {seconds:g}s", limit)
+    if failure:
+        error = f"held the GIL, stalling the event loop {seconds:g}s"
+        failed(handle, what, error, limit)
 
 
 def disable(handle: PluginHandle) -> None:

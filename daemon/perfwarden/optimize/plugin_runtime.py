@@ -371,14 +371,16 @@ class PluginRuntime:
                 error = (
                     f"no answer within {timeout:g}s; abandoned (a thread may still run)"
                 )
-            elapsed = time.monotonic() - started
-            self._timed_out(handle, what, error, elapsed, abandoned=abandoned)
+            if threaded is None or threaded.first_count():
+                elapsed, most = time.monotonic() - started, self._max_failures()
+                timed_out(handle, what, error, elapsed, most, abandoned=abandoned)
             raise PluginCallError(f"{handle.name}.{what} timed out: {error}") from exc
         except asyncio.CancelledError as exc:
             if cancelling():
                 raise
             self._check_stall(handle, what, stepped)
-            self._failed(handle, what, "raised CancelledError")
+            if threaded is None or threaded.first_count():
+                self._failed(handle, what, "raised CancelledError")
             raise PluginCallError(f"{handle.name}.{what} raised {exc!r}") from exc
         except BaseException as exc:
             # sys.exit() or KeyboardInterrupt raised by a plugin: a failure, not
@@ -389,18 +391,21 @@ class PluginRuntime:
                 if isinstance(exc, PluginRaised)
                 else f"{type(exc).__name__}: {exc}"
             )
-            self._failed(handle, what, described)
+            if threaded is None or threaded.first_count():
+                self._failed(handle, what, described)
             raise PluginCallError(f"{handle.name}.{what} raised {exc!r}") from exc
         if self._check_stall(handle, what, stepped) or (
             threaded is not None and threaded.stalled
         ):
-            # A thread's stall was counted when the loop watch blamed it.
+            # A thread's stall was counted as its failure when it was blamed.
             msg = f"{handle.name}.{what} stalled the event loop"
             raise PluginCallError(msg)
         return result  # type: ignore[no-any-return]
 
     def _held_loop(self, call: ThreadCall, seconds: float) -> None:
-        held_loop(call.owner, call.what, seconds, self._max_failures())
+        # One failure per call: not again if it already failed or timed out.
+        limit, failure = self._max_failures(), call.first_count()
+        held_loop(call.owner, call.what, seconds, limit, failure=failure)
 
     def _check_stall(
         self, handle: PluginHandle, what: str, stepped: Stepped | None
@@ -413,19 +418,6 @@ class PluginRuntime:
         """A call's result was valid: the failure streak of its kind ends (a good
         ``propose`` does not excuse a hanging ``apply``)."""
         succeeded(handle, what)
-
-    def _timed_out(
-        self,
-        handle: PluginHandle,
-        what: str,
-        error: str,
-        seconds: float,
-        *,
-        abandoned: bool,
-    ) -> None:
-        timed_out(
-            handle, what, error, seconds, self._max_failures(), abandoned=abandoned
-        )
 
     def _failed(self, handle: PluginHandle, what: str, error: str) -> None:
         failed(handle, what, error, self._max_failures())

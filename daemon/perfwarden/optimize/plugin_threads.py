@@ -48,6 +48,7 @@ class ThreadCall:
         "_function",
         "_key",
         "_started",
+        "counted",
         "final",
         "owner",
         "reported",
@@ -76,6 +77,13 @@ class ThreadCall:
         self.reported = False
         #: The longest stall of the event loop blamed on this call (seconds).
         self.stalled = 0.0
+        self.counted = False
+
+    def first_count(self) -> bool:
+        """True the first time only: the call's failure is counted once, whether
+        it stalled the loop, timed out or raised, in whatever order."""
+        first, self.counted = not self.counted, True
+        return first
 
     def __call__(self, *args: object) -> Any:
         getcpuclockid = getattr(time, "pthread_getcpuclockid", None)
