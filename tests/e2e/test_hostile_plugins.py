@@ -277,9 +277,4 @@ class TestInProcess:
         assert {("hostile_holds_gil", "thread")} == {
             (e["plugin"], e["via"]) for e in named
         }
-        assert "held the GIL" in str(listed["error"]) or any(
-            "held the GIL" in e["error"]
-            for e in daemon.log_events("plugin.call_failed")
-            if e["plugin"] == "hostile_holds_gil"
-        )
         assert_healthy(daemon)
