@@ -10,9 +10,10 @@ times interleaved:
 - ``one C call``: ``sum(range(40_000_000))``, which never gives the GIL up;
 - ``sleeping``: ``time.sleep(2)`` (no GIL, no CPU).
 
-For each, the loop's longest lateness, the stalls over 100 ms, and how many of
-them named the call (``loop.stalled via: thread``). Prints the medians of the
-max lag.
+For each, the loop's longest lateness, the stalls over 100 ms, how many of them
+named the call (``loop.stalled via: thread``) and each stall's evidence (the
+busiest plugin thread's and the loop thread's CPU and the GIL probe's wait, as
+shares of the stall). Prints the medians of the max lag.
 
 Usage: ``python bench/gil_holders.py [--rounds 3]``.
 """
@@ -72,7 +73,7 @@ def handle(name: str) -> PluginHandle:
     )
 
 
-async def one(kind: str) -> tuple[float, int, int]:
+async def one(kind: str) -> tuple[float, int, list[dict[str, Any]]]:
     config = Config(optimizer=OptimizerConfig(plugin_timeout=30, max_failures=9))
     runtime = PluginRuntime(lambda: config, environ={})
     watch = LoopWatch(runtime.stalled_by, runtime.threads)
@@ -86,8 +87,8 @@ async def one(kind: str) -> tuple[float, int, int]:
     watching.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await watching
-    named = [e for e in logs if e["event"] == "loop.stalled" and e["plugin"]]
-    return watch.max_lag, watch.stalls, len(named)
+    stalls = [e for e in logs if e["event"] == "loop.stalled"]
+    return watch.max_lag, watch.stalls, stalls
 
 
 def main() -> None:
@@ -97,12 +98,16 @@ def main() -> None:
     lags: dict[str, list[float]] = {kind: [] for kind in KINDS}
     for _ in range(args.rounds):
         for kind in KINDS:
-            lag, stalls, named = asyncio.run(one(kind))
+            lag, count, stalls = asyncio.run(one(kind))
             lags[kind].append(lag)
+            named = sum(e["via"] == "thread" for e in stalls)
             print(
-                f"{kind:>12}: max lag {lag * 1000:7.1f} ms, stalls {stalls}, "
+                f"{kind:>12}: max lag {lag * 1000:7.1f} ms, stalls {count}, "
                 f"of them named (via: thread) {named}"
             )
+            for e in stalls:
+                shares = {k: v for k, v in e.items() if k.endswith("_share")}
+                print(f"{'':>14}stall {e['seconds']} s: {shares}")
     for kind, values in lags.items():
         median = statistics.median(values) * 1000
         print(f"{kind:>12}: median max lag {median:.1f} ms")

@@ -13,11 +13,12 @@ while its own CPU clock runs. Three readings together name it (:func:`gil_holder
 ``via: thread``): the CPU clocks of the threads running plugin calls, read on every
 tick (:class:`ThreadSuspects`), show one on the CPU for at least
 :data:`HELD_SHARE` of the stall and longer than the loop thread; and
-:class:`~.gil_probe.GilProbe`, a thread that only sleeps, woke as late as the
-loop did, so the GIL itself was taken (a loop blocked in a system call leaves the
-GIL free and the probe on time, and a thread computing meanwhile is innocent). A
-stall in which no thread ran much is the machine's (the daemon was not scheduled)
-and names nobody.
+:class:`~.gil_probe.GilProbe`, a thread that only sleeps, woke about as late as
+the loop did (:data:`GIL_WAIT_SHARE`), so the GIL itself was taken (a loop
+blocked in a system call leaves the GIL free and the probe on time, and a thread
+computing meanwhile is innocent). A stall in which no thread ran much is the
+machine's (the daemon was not scheduled) and names nobody. Each stall that had
+plugin threads running logs this evidence as shares of the stall.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
 __all__ = [
+    "GIL_WAIT_SHARE",
     "HELD_SHARE",
     "STALL",
     "TICK",
@@ -45,10 +47,14 @@ TICK: Final = 0.02
 #: A lateness past this is a stall (seconds).
 STALL: Final = 0.1
 #: The share of a stall a thread must have spent on the CPU to be blamed for it.
-#: A thread holding the GIL runs for all of it on an idle machine, and for 40-60 %
-#: of it on a 2-core machine at load 5 (bench/hostile.md); threads merely running
-#: beside a stall the machine caused used 5 % of it.
-HELD_SHARE: Final = 0.25
+#: A thread holding the GIL runs for all of it on an idle machine, and for 27-39 %
+#: of it on a 2-core machine at load 5-6, preempted the rest of the time still
+#: holding it (bench/hostile.md, ``bench/gil_holders.py``).
+HELD_SHARE: Final = 0.2
+#: The share of a stall the GIL probe must have waited to run for the GIL to
+#: count as taken: 0.99 beside a thread holding it; a loop blocked in a system
+#: call leaves it on time.
+GIL_WAIT_SHARE: Final = 0.8
 _log = get_logger("perfwarden")
 
 
@@ -95,7 +101,7 @@ def gil_holder(
     ``loop_cpu`` is what the loop thread itself used in the tick, and
     ``probe_late`` how long a sleeping thread was kept from the GIL meanwhile.
     """
-    if probe_late < lag / 2:
+    if probe_late < GIL_WAIT_SHARE * lag:
         return None  # the GIL was free: the loop was blocked some other way
     used, key = max(
         ((cpu - before.get(k, 0.0), k) for k, cpu in after.items()),
@@ -134,17 +140,31 @@ class LoopWatch:
             now = self._clock()
             lag = now - before - TICK
             after = self._threads.clocks()
-            holder = None
+            holder, shares = None, {}
             if lag > STALL and after:
                 used = self._cpu_clock() - loop_cpu
                 late = self._threads.gil_wait(before)
                 holder = gil_holder(lag, used, late, clocks, after)
+                busiest = max(cpu - clocks.get(k, 0.0) for k, cpu in after.items())
+                shares = {
+                    "thread_cpu_share": round(busiest / lag, 3),
+                    "loop_cpu_share": round(used / lag, 3),
+                    "gil_wait_share": round(late / lag, 3),
+                }
             clocks = after
-            self.observe(lag, now, holder)
+            self.observe(lag, now, holder, shares)
 
-    def observe(self, lag: float, now: float, holder: int | None = None) -> None:
+    def observe(
+        self,
+        lag: float,
+        now: float,
+        holder: int | None = None,
+        shares: Mapping[str, float] | None = None,
+    ) -> None:
         """Record one wake-up ``lag`` seconds late, at ``now``; ``holder`` is the
-        key of the thread that held the GIL meanwhile, if one did."""
+        key of the thread that held the GIL meanwhile, if one did, and
+        ``shares`` the evidence (logged: the busiest plugin thread's and the
+        loop thread's CPU, and the probe's wait, as shares of the stall)."""
         self.max_lag = max(self.max_lag, lag)
         if lag <= STALL:
             return
@@ -156,7 +176,9 @@ class LoopWatch:
             culprit = self._threads.blame(holder, lag)
             via = None if culprit is None else "thread"
         self.last_stall = {"seconds": seconds, "plugin": culprit, "via": via}
-        _log.warning("loop.stalled", seconds=seconds, plugin=culprit, via=via)
+        _log.warning(
+            "loop.stalled", seconds=seconds, plugin=culprit, via=via, **(shares or {})
+        )
 
     def status(self) -> dict[str, Any]:
         """For ``perfwarden status``."""
