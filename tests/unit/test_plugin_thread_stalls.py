@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.metadata
+import textwrap
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import given
@@ -30,6 +32,9 @@ from perfwarden.sampling.loop_watch import (
     LoopWatch,
     gil_holder,
 )
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 #: Enough of one C call that never releases the GIL to hold it for ~0.5 s here.
 HOLD = 25_000_000
@@ -252,3 +257,53 @@ class TestThroughTheRuntime:
         stalls = [e for e in logs if e["event"] == "loop.stalled"]
         assert stalls
         assert all(e["plugin"] is None for e in stalls)
+
+    async def test_a_load_that_holds_the_gil_is_named_not_failed(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A constructor inside one long C call: the stall names the plugin
+        (``call: load``) and counts as a stall; the plugin still loads."""
+        (tmp_path / "gil_at_load.py").write_text(
+            textwrap.dedent(f"""
+                class Slow:
+                    def __init__(self, options):
+                        sum(range({HOLD}))
+
+                    def handles(self, violation):
+                        return True
+
+                    def propose(self, violation, context):
+                        return []
+            """),
+            encoding="utf-8",
+        )
+        monkeypatch.syspath_prepend(str(tmp_path))
+        entry_point = importlib.metadata.EntryPoint(
+            "slow", "gil_at_load:Slow", "perfwarden.optimizers"
+        )
+        # The built-ins' distribution: loaded in the daemon, not in a host.
+        source = PluginSource(
+            "slow", "gil_at_load:Slow", "perfwarden", "1", entry_point
+        )
+        handle = PluginHandle(source, PluginState.FAILED)
+        config = Config(optimizer=OptimizerConfig(plugin_timeout=30))
+        runtime = PluginRuntime(lambda: config, environ={})
+        watch = LoopWatch(runtime.stalled_by, runtime.threads)
+        watching = asyncio.create_task(watch.run())
+        await asyncio.sleep(0.1)
+        try:
+            with capture_logs() as logs:
+                assert await runtime._load(handle)
+                await asyncio.sleep(0.1)
+        finally:
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watching
+        assert (1, 0) == (handle.counts["stalls"], handle.counts["failures"])
+        assert PluginState.ACTIVE is handle.state
+        (stalled,) = [e for e in logs if e["event"] == "plugin.stalled_loop"]
+        assert ("slow", "load", "thread") == (
+            stalled["plugin"],
+            stalled["call"],
+            stalled["via"],
+        )

@@ -243,8 +243,9 @@ class PluginRuntime:
                         await host.load()
                         optimizer = IsolatedOptimizer(host)
                     else:
+                        loading = self.threads.track(handle, "load", instantiate)
                         optimizer = await in_daemon_thread(
-                            instantiate, source, handle.options
+                            loading, source, handle.options
                         )
         except PluginLoadError as exc:
             if host is not None:
@@ -403,8 +404,11 @@ class PluginRuntime:
         return result  # type: ignore[no-any-return]
 
     def _held_loop(self, call: ThreadCall, seconds: float) -> None:
-        # One failure per call: not again if it already failed or timed out.
-        limit, failure = self._max_failures(), call.first_count()
+        # One failure per call: not again if it already failed or timed out. A
+        # load's stall is named and counted, not a failure: the breaker is for
+        # calls (a slow import is paid once).
+        limit = self._max_failures()
+        failure = call.what != "load" and call.first_count()
         held_loop(call.owner, call.what, seconds, limit, failure=failure)
 
     def _check_stall(
