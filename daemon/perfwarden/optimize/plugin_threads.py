@@ -25,12 +25,12 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Final
 
+from perfwarden.sampling.gil_probe import GilProbe
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from perfwarden.optimize.plugin_handle import PluginHandle
-
-from perfwarden.sampling.gil_probe import GilProbe
 
 __all__ = ["ThreadCall", "ThreadCalls"]
 
@@ -77,6 +77,7 @@ class ThreadCall:
         self.reported = False
         #: The longest stall of the event loop blamed on this call (seconds).
         self.stalled = 0.0
+        #: Whether the call's one failure has been counted (:meth:`first_count`).
         self.counted = False
 
     def first_count(self) -> bool:
