@@ -6,7 +6,7 @@ holding the GIL (the probe is as late as the loop) from one in which the loop
 thread was blocked some other way, in a system call with the GIL free (the probe
 is on time). It runs only while wanted (:meth:`GilProbe.want`, by the plugin
 runtime for as long as a plain plugin call runs in a worker thread), so an idle
-daemon pays nothing for it (bench/hostile.md: 2.5 ms of CPU per second while on).
+daemon pays nothing for it (bench/hostile.md: 2 ms of CPU per second while on).
 A hung call abandoned at its timeout keeps it on: that thread may still take the
 GIL.
 """
