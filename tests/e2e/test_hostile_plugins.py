@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import psutil
 import pytest
 
+from perfwarden.sampling.loop_watch import GIL_WAIT_SHARE, HELD_SHARE
 from perfwarden.testing import DaemonProcess, wait_until
 
 if TYPE_CHECKING:
@@ -251,8 +252,8 @@ class TestInProcess:
         self, make_daemon: Callable[..., DaemonProcess]
     ) -> None:
         """A plain propose inside one long C call stalls the loop from its worker
-        thread: each stall names it (``via: thread``), counts as a failure, and
-        ``max_failures`` of them switch it off."""
+        thread: a stall whose evidence meets the rule names it (``via: thread``)
+        and counts as its failure; ``max_failures`` failures switch it off."""
         extra = "  hostile_holds_gil: {isolation: in-process}\n"
         daemon = make_daemon(config(("hostile_holds_gil",), extra)).start()
         for _ in range(2):
@@ -264,17 +265,24 @@ class TestInProcess:
             ),
             timeout=30,
         )
-        assert listed["stalls"] >= 1
-        stalled = daemon.log_events("plugin.stalled_loop")
-        assert stalled
-        assert {("hostile_holds_gil", "thread")} == {
-            (e["plugin"], e["via"]) for e in stalled
-        }
-        named = [
-            e for e in daemon.log_events("loop.stalled") if e["plugin"] is not None
+        # Each stall during its calls is named exactly when the evidence logged
+        # with it meets the rule (a loaded machine may leave it short: then the
+        # calls fail by their timeouts); a named one is counted as a stall.
+        evidenced = [
+            e for e in daemon.log_events("loop.stalled") if "thread_cpu_share" in e
         ]
-        assert named
-        assert {("hostile_holds_gil", "thread")} == {
-            (e["plugin"], e["via"]) for e in named
+        assert evidenced
+        for stall in evidenced:
+            held = (
+                stall["gil_wait_share"] >= GIL_WAIT_SHARE
+                and stall["thread_cpu_share"] >= HELD_SHARE
+                and stall["thread_cpu_share"] > stall["loop_cpu_share"]
+            )
+            expected = ("hostile_holds_gil", "thread") if held else (None, None)
+            assert expected == (stall["plugin"], stall["via"])
+        named = [e for e in evidenced if e["plugin"] is not None]
+        assert bool(named) == (listed["stalls"] > 0)
+        assert {"hostile_holds_gil"} >= {
+            e["plugin"] for e in daemon.log_events("plugin.stalled_loop")
         }
         assert_healthy(daemon)
