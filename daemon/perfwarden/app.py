@@ -152,7 +152,7 @@ class Daemon:
         self.evaluation_passes = 0
         self.evaluation_seconds = 0.0
         self.sampler = ProcessSampler(lambda: self.config, self._append_sample)
-        self.loop_watch = LoopWatch(self.plugins.stalled_by)
+        self.loop_watch = LoopWatch(self.plugins.stalled_by, self.plugins.threads)
         self.self_monitor = SelfMonitor(
             self._append_sample,
             ingest_lines=lambda: self.ingestor.counters.received,
