@@ -24,21 +24,21 @@ wins.
 
 from __future__ import annotations
 
+import math
 from enum import Enum
 from typing import TYPE_CHECKING, Final, NamedTuple
 
 import numpy as np
 
-from perfwarden.alerts.machine import AlertState, Verdict, judge_observation
+from perfwarden.alerts.machine import AlertState, Level, Verdict, judge_observation
 from perfwarden.alerts.observation import (
     Judgement,
-    beyond_level,
     judge_short_windows,
     judge_windows,
     short_windows_of,
     window_observation,
 )
-from perfwarden.config.load import Basis
+from perfwarden.config.load import Basis, Bound
 from perfwarden.series.bulk import exact_mean_intervals
 
 if TYPE_CHECKING:
@@ -129,8 +129,12 @@ def judge_many(series: Sequence[Judged], config: Config) -> list[Judgement | Non
     """``judge_one`` of each series, in order, computed in bulk where it pays."""
     judgements: list[Judgement | None] = [None] * len(series)
     groups: dict[_Shape, list[int]] = {}
+    shapes: dict[int, _Shape | None] = {}  # by window size: most share one
     for index, judged in enumerate(series):
-        shape = _shape_of(len(judged.window), config)
+        size = len(judged.window)
+        shape = shapes.get(size, _UNKNOWN)
+        if shape is _UNKNOWN:
+            shape = shapes[size] = _shape_of(size, config)
         if shape is not None:
             groups.setdefault(shape, []).append(index)
     for shape, members in groups.items():
@@ -144,6 +148,9 @@ def judge_many(series: Sequence[Judged], config: Config) -> list[Judgement | Non
         ):
             judgements[index] = judgement
     return judgements
+
+
+_UNKNOWN: Final = _Shape(0, 0, ())
 
 
 def _shape_of(size: int, config: Config) -> _Shape | None:
@@ -163,56 +170,120 @@ def _judge_group(
 ) -> list[Judgement]:
     """Judge series whose windows all have ``shape``."""
     table = np.empty((len(series), shape.take), dtype=np.float64)
-    for row, judged in zip(table, series, strict=True):
-        judged.window.tail_into(row)
+    for cells, judged in zip(table, series, strict=True):
+        judged.window.tail_into(cells)
     long = table[:, shape.take - shape.long :]
     if config.evaluation.basis is Basis.MEAN:
-        means = (np.add.reduce(long, axis=1) / shape.long).tolist()
-        return [
-            _only(judged, (mean, mean), config)
-            for judged, mean in zip(series, means, strict=True)
-        ]
-    found = exact_mean_intervals(long, config.statistics.confidence_level)
-    lows, highs = found.low.tolist(), found.high.tolist()
+        lows = highs = np.add.reduce(long, axis=1) / shape.long
+    else:
+        found = exact_mean_intervals(long, config.statistics.confidence_level)
+        lows, highs = found.low, found.high
+    levels = _Levels.of(series)
+    verdicts = levels.verdicts(lows, highs, config.evaluation.hysteresis)
+    judgements = [
+        Judgement((low, high), verdict)
+        for low, high, verdict in zip(
+            lows.tolist(), highs.tolist(), verdicts, strict=True
+        )
+    ]
     if not shape.shorts:
-        return [
-            _only(judged, (low, high), config)
-            for judged, low, high in zip(series, lows, highs, strict=True)
-        ]
-    return _with_short_windows(series, table, (lows, highs), shape, config)
-
-
-def _with_short_windows(
-    series: list[Judged],
-    table: npt.NDArray[np.float64],
-    intervals: tuple[list[float], list[float]],
-    shape: _Shape,
-    config: Config,
-) -> list[Judgement]:
+        return judgements
+    # The short windows, for the rows that need them (see judge_windows).
     newest = table[:, -max(shape.shorts) :]
-    highest = np.max(newest, axis=1).tolist()
-    lowest = np.min(newest, axis=1).tolist()
+    beyond = np.where(
+        levels.upper,
+        np.max(newest, axis=1) > levels.nearer,
+        np.min(newest, axis=1) < levels.nearer,
+    )
+    unsettled = np.array([not judged.settled for judged in series])
     shorts = list(shape.shorts)
-    judgements = []
-    for row, (judged, low, high) in enumerate(zip(series, *intervals, strict=True)):
-        judgement = _only(judged, (low, high), config)
-        if not judged.settled or beyond_level(highest[row], lowest[row], judged.metric):
-            judgement = judge_short_windows(
-                table[row],
-                shorts,
-                judgement.observation,
-                judgement.verdict,
-                config,
-                judged.metric,
-            )
-        judgements.append(judgement)
+    for row in np.flatnonzero(unsettled | beyond).tolist():
+        judgement = judgements[row]
+        judgements[row] = judge_short_windows(
+            table[row],
+            shorts,
+            judgement.observation,
+            judgement.verdict,
+            config,
+            series[row].metric,
+        )
     return judgements
 
 
-def _only(
-    judged: Judged, observation: tuple[float, float], config: Config
-) -> Judgement:
-    return Judgement(observation, _verdict(observation, judged.metric, config))
+class _Levels(NamedTuple):
+    """The levels of the rows of a group (NaN where a metric has none)."""
+
+    upper: npt.NDArray[np.bool_]
+    warning: npt.NDArray[np.float64]
+    critical: npt.NDArray[np.float64]
+    #: The level a value crosses first: ``observation.nearer_level``.
+    nearer: npt.NDArray[np.float64]
+
+    @classmethod
+    def of(cls, series: list[Judged]) -> _Levels:
+        nan = math.nan
+        metrics = [judged.metric for judged in series]
+        upper = np.array([metric.bound is Bound.UPPER for metric in metrics])
+        warning = np.array(
+            [nan if (m := metric.warning) is None else m for metric in metrics]
+        )
+        critical = np.array(
+            [nan if (m := metric.critical) is None else m for metric in metrics]
+        )
+        # fmin/fmax skip a NaN: min() of the levels that exist.
+        nearer = np.where(upper, np.fmin(warning, critical), np.fmax(warning, critical))
+        return cls(upper, warning, critical, nearer)
+
+    def verdicts(
+        self,
+        lows: npt.NDArray[np.float64],
+        highs: npt.NDArray[np.float64],
+        hysteresis: float,
+    ) -> list[Verdict]:
+        """``judge_observation`` of each row: the same comparisons, and the same
+        arithmetic for the margins, element by element."""
+        violated = np.where(
+            self._beyond(lows, highs, self.critical),
+            2,
+            np.where(self._beyond(lows, highs, self.warning), 1, 0),
+        )
+        clear_of_critical = self._clear(lows, highs, self.critical, hysteresis)
+        clear_of_warning = clear_of_critical & self._clear(
+            lows, highs, self.warning, hysteresis
+        )
+        codes = violated * 4 + clear_of_warning * 2 + clear_of_critical
+        return [_VERDICTS[code] for code in codes.tolist()]
+
+    def _beyond(
+        self,
+        lows: npt.NDArray[np.float64],
+        highs: npt.NDArray[np.float64],
+        level: npt.NDArray[np.float64],
+    ) -> npt.NDArray[np.bool_]:
+        """As ``machine._beyond`` (a NaN level compares false: never beyond)."""
+        return np.where(self.upper, lows > level, highs < level)
+
+    def _clear(
+        self,
+        lows: npt.NDArray[np.float64],
+        highs: npt.NDArray[np.float64],
+        level: npt.NDArray[np.float64],
+        margin: float,
+    ) -> npt.NDArray[np.bool_]:
+        """As ``machine._clear``; clear of a level that does not exist."""
+        slack = margin * np.abs(level)
+        clear = np.where(self.upper, highs < level - slack, lows > level + slack)
+        return clear | np.isnan(level)
+
+
+#: Every verdict, at ``violated * 4 + clear_of_warning * 2 + clear_of_critical``
+#: (``violated``: 0 none, 1 warning, 2 critical).
+_VERDICTS: Final = tuple(
+    Verdict(level, clear_of_warning, clear_of_critical)
+    for level in (None, Level.WARNING, Level.CRITICAL)
+    for clear_of_warning in (False, True)
+    for clear_of_critical in (False, True)
+)
 
 
 def _verdict(

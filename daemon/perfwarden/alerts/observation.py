@@ -57,7 +57,6 @@ __all__ = [
     "Judgement",
     "Reference",
     "any_beyond",
-    "beyond_level",
     "judge_short_windows",
     "judge_windows",
     "nearer_level",
@@ -223,17 +222,6 @@ def any_beyond(values: npt.NDArray[np.float64], metric: MetricConfig) -> bool:
     if metric.bound is Bound.UPPER:
         return float(values.max()) > level
     return float(values.min()) < level
-
-
-def beyond_level(highest: float, lowest: float, metric: MetricConfig) -> bool:
-    """Does the highest (upper bound) or lowest (lower) value lie beyond the
-    metric's nearer level?"""
-    level = nearer_level(metric)
-    if level is None:
-        return False
-    if metric.bound is Bound.UPPER:
-        return highest > level
-    return lowest < level
 
 
 def _judge(observation: Observation, metric: MetricConfig, margin: float) -> Verdict:
