@@ -147,6 +147,47 @@ class TestJudgeMany:
         assert all(j is not None for j in bulk)
         assert [judge_one(j, config) for j in judged] == bulk
 
+    @settings(max_examples=100, deadline=None)
+    @given(
+        basis=st.sampled_from(BASES),
+        upper=st.booleans(),
+        warning=st.floats(-500.0, 500.0).map(lambda v: round(v, 2)),
+        gap=st.floats(0.5, 100.0).map(lambda v: round(v, 2)),
+        picks=st.lists(st.integers(0, 11), min_size=MIN_ROWS, max_size=10),
+        settled=st.booleans(),
+    )
+    def test_values_on_the_edges_of_levels(  # noqa: PLR0917 - drawn parameters
+        self,
+        basis: str,
+        upper: bool,
+        warning: float,
+        gap: float,
+        picks: list[int],
+        settled: bool,
+    ) -> None:
+        """Constant windows exactly at a level, at its resolution margin, and one
+        ulp either side: the same verdicts in bulk as alone."""
+        critical = warning + gap if upper else warning - gap
+        bound = "upper" if upper else "lower"
+        metric = f"m: {{bound: {bound}, warning: {warning!r}, critical: {critical!r}}}"
+        config = make_config(basis, 20, 3, 5, 0.95, [metric])
+        hysteresis = config.evaluation.hysteresis
+        edges = []
+        for level in (warning, critical):
+            for at in (
+                level,
+                level - hysteresis * abs(level),
+                level + hysteresis * abs(level),
+            ):
+                edges += [at, float(np.nextafter(at, np.inf))]
+        judged = []
+        for pick in picks:
+            win = RollingWindow(100)
+            win.extend([edges[pick]] * 40)
+            judged.append(Judged(win, config.metrics["m"], settled))
+        bulk = judge_many(judged, config)
+        assert [judge_one(j, config) for j in judged] == bulk
+
 
 class TestExactMeanIntervals:
     @settings(max_examples=200, deadline=None)
