@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from perfwarden.alerts.bulk_judge import MIN_ROWS, Judged, judge_many, judge_one
 from perfwarden.alerts.evaluator import AlertEvent, Evaluator
+from perfwarden.alerts.machine import Transition
 from perfwarden.config.load import Config, parse_config
 from perfwarden.ingest.statsd import Batch, parse
 from perfwarden.series.bulk import exact_mean_intervals
@@ -268,3 +269,41 @@ class TestEvaluatorPasses:
         assert single.observations == bulk.observations
         assert single.alerts == bulk.alerts
         assert any(events[0])
+
+    def test_tick_judges_in_bulk_and_keeps_the_order(self) -> None:
+        """A tick over silent and live series: no_data in store order, the live
+        ones judged as alone."""
+        count = 2 * MIN_ROWS
+        metrics = [f"m{i}: {{bound: upper, warning: 120}}" for i in range(count)]
+        config = make_config("multiwindow", 40, 5, 10, 0.95, metrics)
+        clock = FakeClock()
+        store = MetricStore(config.metric_window, 100)
+        evaluator = Evaluator(store, lambda: config, clock=clock)
+        events: list[AlertEvent] = []
+        evaluator.subscribers.append(events.append)
+        rng = np.random.default_rng(5)
+
+        def feed(names: list[int]) -> None:
+            batch = Batch()
+            lines = [
+                f"m{i}:{float(v)!r}|ms" for i in names for v in rng.normal(100, 9, 60)
+            ]
+            parse("\n".join(lines).encode(), batch, 1 << 20)
+            store.ingest(batch, clock())
+            evaluator.evaluate_updated()
+
+        feed(list(range(count)))
+        clock.advance(config.evaluation.missing_after - 1.0)
+        feed(list(range(0, count, 2)))  # the odd ones fall silent
+        clock.advance(2.0)
+        evaluator.tick()
+        silent = [e.metric for e in events if e.transition is Transition.NO_DATA]
+        odd = [s.name for s in store if int(s.name[1:]) % 2]
+        assert odd == silent
+        for series in store:
+            if int(series.name[1:]) % 2 == 0:
+                alone = judge_one(
+                    Judged(series.window, config.metrics[series.name], True), config
+                )
+                assert alone is not None
+                assert alone.observation == evaluator.observations[series.key]

@@ -208,6 +208,7 @@ class Evaluator:
         config = self._config()
         now = self._clock()
         missing_after = config.evaluation.missing_after
+        due: list[tuple[Series, MetricConfig, SeriesAlert | None]] = []
         for series in self._store:
             metric = config.metrics.get(series.name)
             if metric is None or not metric.has_levels:
@@ -215,11 +216,18 @@ class Evaluator:
             alert = self.alerts.get(series.key, SeriesAlert(since=now))
             if alert.state is AlertState.NO_DATA:
                 continue
-            if series.last_update and now - series.last_update > missing_after:
-                silent = SeriesAlert(AlertState.NO_DATA, since=now)
-                self._set(series, metric, config, alert, silent, Transition.NO_DATA)
+            silent = series.last_update and now - series.last_update > missing_after
+            due.append((series, metric, alert if silent else None))
+        judged = [(series, metric) for series, metric, gone in due if gone is None]
+        judgements = iter(judge_pass(judged, self.alerts, config) or ())
+        for series, metric, gone in due:
+            if gone is not None:
+                silent_alert = SeriesAlert(AlertState.NO_DATA, since=now)
+                self._set(
+                    series, metric, config, gone, silent_alert, Transition.NO_DATA
+                )
                 continue
-            self._evaluate_one(series, metric, config, now)
+            self._evaluate_one(series, metric, config, now, next(judgements, UNJUDGED))
 
     def _evaluate_one(
         self,

@@ -109,21 +109,20 @@ def exact_mean_intervals(
     mean: FloatArray = first + np.add.reduce(rows - first[:, np.newaxis], axis=1) / n
     deviations = rows - mean[:, np.newaxis]
     squares = _row_dots(deviations, deviations)
-    effective = np.full(squares.shape[0], float(n))
+    rows_count = squares.shape[0]
+    effective = np.full(rows_count, float(n))
     if n >= 3:  # else no lag-1 pairs: the samples count as independent
-        varied = squares > 0.0
-        r = np.zeros_like(squares)
         lagged = _row_dots(deviations[:, :-1], deviations[:, 1:])
-        r[varied] = lagged[varied] / squares[varied]
+        r = np.divide(lagged, squares, out=np.zeros(rows_count), where=squares > 0.0)
         significant = r > _BARTLETT_Z / math.sqrt(n)
         if significant.any():
             capped = np.minimum(r[significant], 0.999)
             shrunk = n * (1.0 - capped) / (1.0 + capped)
             effective[significant] = np.minimum(float(n), np.maximum(2.0, shrunk))
-    degrees = np.maximum(np.floor(effective).astype(np.intp) - 1, 1)
-    critical = np.empty(degrees.shape[0], dtype=np.float64)
-    for df in np.unique(degrees).tolist():  # a few distinct values at most
-        critical[degrees == df] = two_sided_critical(confidence_level, df)
+    degrees = np.maximum(np.floor(effective).astype(np.intp) - 1, 1).tolist()
+    # A few distinct degrees at most (one, n - 1, unless autocorrelated).
+    criticals = {df: two_sided_critical(confidence_level, df) for df in set(degrees)}
+    critical = np.array([criticals[df] for df in degrees], dtype=np.float64)
     half = critical * (np.sqrt(squares / (n - 1)) / np.sqrt(effective))
     return MeanIntervals(mean, mean - half, mean + half)
 
