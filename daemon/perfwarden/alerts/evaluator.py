@@ -245,7 +245,7 @@ class Evaluator:
         now = max(now, alert.since)  # a late stamp does not step back in time
         window = series.window
         fresh = window.total_count - self._seen.get(series.key, 0)
-        if len(window) == 0:
+        if judged is UNJUDGED and len(window) == 0:  # judged: None when empty
             return
         if config.evaluation.basis is Basis.SAMPLE:
             self._seen[series.key] = window.total_count
@@ -259,6 +259,8 @@ class Evaluator:
             return
         self._seen[series.key] = window.total_count
         self.observations[series.key] = judgement.observation
+        if alert.state is AlertState.OK and judgement.verdict.violated is None:
+            return  # stays ok, as step() would say (the common case, cheaper)
         alert = self._resume(series, metric, config, alert, now)
         self._advance(series, metric, config, alert, judgement.verdict, now, fresh)
 
