@@ -10,9 +10,10 @@ from hypothesis import strategies as st
 from perfwarden.alerts.bulk_judge import MIN_ROWS, Judged, judge_many, judge_one
 from perfwarden.alerts.evaluator import AlertEvent, Evaluator
 from perfwarden.alerts.machine import Transition
+from perfwarden.alerts.observation import Reference
 from perfwarden.config.load import Config, parse_config
 from perfwarden.ingest.statsd import Batch, parse
-from perfwarden.series.bulk import exact_mean_intervals
+from perfwarden.series.bulk import exact_mean_intervals, exact_references
 from perfwarden.series.stats import mean_interval
 from perfwarden.series.store import MetricStore
 from perfwarden.series.window import RollingWindow
@@ -189,6 +190,29 @@ class TestJudgeMany:
         bulk = judge_many(judged, config)
         assert [judge_one(j, config) for j in judged] == bulk
 
+    def test_every_alert_firing_judges_short_windows_in_bulk(self) -> None:
+        """All rows need their short windows (alerts not ok, bursts beyond the
+        levels): the bulk short windows equal judge_windows row by row."""
+        count = 3 * MIN_ROWS
+        metrics = [
+            f"m{i}: {{bound: {'upper' if i % 3 else 'lower'}, warning: 100.0}}"
+            for i in range(count)
+        ]
+        config = make_config("multiwindow", 100, 10, 30, 0.95, metrics)
+        judged = []
+        for index in range(count):
+            win = RollingWindow(1000)
+            values = ar1(index, 300, 0.6, 4.0)
+            values[-12:] = [v + (-1) ** index * 40.0 for v in values[-12:]]
+            win.extend(values)
+            judged.append(Judged(win, config.metrics[f"m{index}"], settled=False))
+        bulk = judge_many(judged, config)
+        alone = [judge_one(j, config) for j in judged]
+        assert alone == bulk
+        ci = make_config("ci", 100, 10, 30, 0.95, metrics)
+        long_only = judge_many(judged, ci)  # the long window's interval alone
+        assert [j.observation for j in long_only] != [j.observation for j in bulk]
+
 
 class TestExactMeanIntervals:
     @settings(max_examples=200, deadline=None)
@@ -211,6 +235,31 @@ class TestExactMeanIntervals:
             want = mean_interval(row, level)
             got = (found.mean[index], found.low[index], found.high[index])
             assert (want.mean, want.low, want.high) == tuple(map(float, got))
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        rows=st.integers(1, 6),
+        columns=st.integers(2, 150),
+        seed=st.integers(0, 2**16),
+        phi=st.floats(0.0, 0.99),
+        level=st.sampled_from((0.9, 0.95, 0.99)),
+    )
+    def test_references_bit_for_bit(
+        self, rows: int, columns: int, seed: int, phi: float, level: float
+    ) -> None:
+        """Each row's t and inflated variance are Reference.of's, exactly, on
+        a column slice (as the short windows' reference is taken)."""
+        table = np.array(
+            [
+                ar1(seed + row, columns + 5, phi, 10.0 ** (row - 2))
+                for row in range(rows)
+            ]
+        )[:, :-5]
+        found = exact_references(table, level)
+        for index, row in enumerate(table):
+            want = Reference.of(row, level)
+            got = (float(found.t[index]), float(found.inflated_variance[index]))
+            assert (want.t, want.inflated_variance) == got
 
     def test_constant_rows_have_zero_width(self) -> None:
         """A constant row's interval is its value, exactly."""

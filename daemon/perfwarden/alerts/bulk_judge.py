@@ -39,7 +39,7 @@ from perfwarden.alerts.observation import (
     window_observation,
 )
 from perfwarden.config.load import Basis, Bound
-from perfwarden.series.bulk import exact_mean_intervals
+from perfwarden.series.bulk import exact_mean_intervals, exact_references
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -179,11 +179,11 @@ def _judge_group(
         found = exact_mean_intervals(long, config.statistics.confidence_level)
         lows, highs = found.low, found.high
     levels = _Levels.of(series)
-    verdicts = levels.verdicts(lows, highs, config.evaluation.hysteresis)
+    codes = levels.codes(lows, highs, config.evaluation.hysteresis)
     judgements = [
-        Judgement((low, high), verdict)
-        for low, high, verdict in zip(
-            lows.tolist(), highs.tolist(), verdicts, strict=True
+        Judgement((low, high), _VERDICTS[code])
+        for low, high, code in zip(
+            lows.tolist(), highs.tolist(), codes.tolist(), strict=True
         )
     ]
     if not shape.shorts:
@@ -196,8 +196,13 @@ def _judge_group(
         np.min(newest, axis=1) < levels.nearer,
     )
     unsettled = np.array([not judged.settled for judged in series])
+    needy = np.flatnonzero(unsettled | beyond)
+    if needy.shape[0] >= MIN_ROWS:
+        longs = _Long(lows, highs, codes)
+        _short_windows_in_bulk(table, needy, shape, levels, longs, judgements, config)
+        return judgements
     shorts = list(shape.shorts)
-    for row in np.flatnonzero(unsettled | beyond).tolist():
+    for row in needy.tolist():
         judgement = judgements[row]
         judgements[row] = judge_short_windows(
             table[row],
@@ -208,6 +213,65 @@ def _judge_group(
             series[row].metric,
         )
     return judgements
+
+
+class _Long(NamedTuple):
+    """The long window's observations and verdict codes of a group's rows."""
+
+    lows: npt.NDArray[np.float64]
+    highs: npt.NDArray[np.float64]
+    codes: npt.NDArray[np.intp]
+
+
+def _short_windows_in_bulk(  # noqa: PLR0917 - the parts of one group's judgement
+    table: npt.NDArray[np.float64],
+    rows: npt.NDArray[np.intp],
+    shape: _Shape,
+    levels: _Levels,
+    long: _Long,
+    judgements: list[Judgement],
+    config: Config,
+) -> None:
+    """``judge_short_windows`` of ``rows`` of the group, all at once: the same
+    operations per row (``math.fsum`` for the trimmed sums, as ``observe``)."""
+    hysteresis = config.evaluation.hysteresis
+    chosen = table[rows]
+    levels = levels.take(rows)
+    reference = exact_references(
+        chosen[:, : -max(shape.shorts)], config.statistics.confidence_level
+    )
+    long_violated = long.codes[rows] // 4
+    violated = long_violated
+    worst_low, worst_high = long.lows[rows], long.highs[rows]
+    clear_of_warning = clear_of_critical = np.ones(rows.shape[0], dtype=np.bool_)
+    for short in shape.shorts:
+        current = chosen[:, -short:]
+        kept = short - 2
+        sums = np.array([math.fsum(values) for values in current.tolist()])
+        trimmed = (sums - np.max(current, axis=1) - np.min(current, axis=1)) / kept
+        half = reference.t * np.sqrt(reference.inflated_variance / kept)
+        low, high = trimmed - half, trimmed + half
+        violated = np.maximum(violated, levels.codes(low, high, hysteresis) // 4)
+        middle = (low + high) / 2
+        point = levels.codes(middle, middle, hysteresis)
+        clear_of_warning = clear_of_warning & ((point & 2) > 0)
+        clear_of_critical = clear_of_critical & ((point & 1) > 0)
+        further = np.where(levels.upper, low >= worst_low, high <= worst_high)
+        worst_low = np.where(further, low, worst_low)
+        worst_high = np.where(further, high, worst_high)
+    codes = (
+        violated * 4
+        + (clear_of_warning & (long_violated == 0)) * 2
+        + (clear_of_critical & (long_violated != 2))  # 2: critical
+    )
+    for row, low, high, code in zip(
+        rows.tolist(),
+        worst_low.tolist(),
+        worst_high.tolist(),
+        codes.tolist(),
+        strict=True,
+    ):
+        judgements[row] = Judgement((low, high), _VERDICTS[code])
 
 
 class _Levels(NamedTuple):
@@ -234,14 +298,21 @@ class _Levels(NamedTuple):
         nearer = np.where(upper, np.fmin(warning, critical), np.fmax(warning, critical))
         return cls(upper, warning, critical, nearer)
 
-    def verdicts(
+    def take(self, rows: npt.NDArray[np.intp]) -> _Levels:
+        """The levels of some rows."""
+        return _Levels(
+            self.upper[rows], self.warning[rows], self.critical[rows], self.nearer[rows]
+        )
+
+    def codes(
         self,
         lows: npt.NDArray[np.float64],
         highs: npt.NDArray[np.float64],
         hysteresis: float,
-    ) -> list[Verdict]:
-        """``judge_observation`` of each row: the same comparisons, and the same
-        arithmetic for the margins, element by element."""
+    ) -> npt.NDArray[np.intp]:
+        """``judge_observation`` of each row as an index in :data:`_VERDICTS`:
+        the same comparisons, and the same arithmetic for the margins, element
+        by element."""
         violated = np.where(
             self._beyond(lows, highs, self.critical),
             2,
@@ -251,8 +322,10 @@ class _Levels(NamedTuple):
         clear_of_warning = clear_of_critical & self._clear(
             lows, highs, self.warning, hysteresis
         )
-        codes = violated * 4 + clear_of_warning * 2 + clear_of_critical
-        return [_VERDICTS[code] for code in codes.tolist()]
+        codes: npt.NDArray[np.intp] = (
+            violated * 4 + clear_of_warning * 2 + clear_of_critical
+        )
+        return codes
 
     def _beyond(
         self,
