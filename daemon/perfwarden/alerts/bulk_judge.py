@@ -3,8 +3,8 @@
 Responsibility: the judgements of :mod:`perfwarden.alerts.observation` for every
 series of a pass, equal bit for bit to judging them one by one, with the window
 statistics computed in a handful of numpy calls for all series instead of a
-dozen per series (a pass judges ~100 series 20 times a second at 20 k lines/s;
-per series the numpy calls cost more than the arithmetic).
+dozen per series (at 20 k lines/s over 100 series a pass judges ~100 series up to
+20 times a second; per series the numpy calls cost more than the arithmetic).
 
 Series whose windows hold the same number of samples go in one group: their
 newest samples are copied into the rows of one array
@@ -13,11 +13,15 @@ window's interval (``multiwindow``, ``ci``) or mean (``mean``) of every row come
 from :func:`perfwarden.series.bulk.exact_mean_intervals`. The short windows of
 ``multiwindow`` need their reference only for the rows whose alert is not ok or
 whose short windows hold a value beyond a level (the maxima of all rows at once
-say which): those few rows are judged as alone, by the same function
-(:func:`~perfwarden.alerts.observation.judge_short_windows`). A group of fewer
+say which). A few such rows are judged as alone, by the same function
+(:func:`~perfwarden.alerts.observation.judge_short_windows`); from
+:data:`MIN_ROWS` of them on (many alerts firing at once) their references come
+from :func:`perfwarden.series.bulk.exact_references` and their trimmed means from
+``math.fsum`` row by row, the same operations as ``Reference``. A group of fewer
 than :data:`MIN_ROWS` series (a window still filling, a metric with its own
 smaller window) is judged series by series: there the per-call cost of numpy
-wins.
+wins. The judgements are equal, float for float, to the one-by-one ones
+(``tests/unit/test_bulk_judge.py``).
 
 ``sample`` is not a window basis and is not judged here.
 """
