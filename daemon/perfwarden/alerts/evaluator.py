@@ -30,6 +30,13 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from perfwarden.alerts.bulk_judge import (
+    UNJUDGED,
+    Judged,
+    Unjudged,
+    judge_one,
+    judge_pass,
+)
 from perfwarden.alerts.machine import (
     ACTIONS,
     AlertState,
@@ -169,17 +176,26 @@ class Evaluator:
     # -- evaluating -----------------------------------------------------------------
 
     def evaluate(self, series_list: Iterable[Series]) -> None:
-        """Observe and step each series (those of metrics with levels)."""
+        """Observe and step each series (those of metrics with levels).
+
+        On the window bases the series are judged first, all at once
+        (:mod:`perfwarden.alerts.bulk_judge`, the same judgements as one by
+        one), then stepped one by one in order.
+        """
         config = self._config()
         now = self._clock()
+        chosen = []
         for series in series_list:
             metric = config.metrics.get(series.name)
-            if metric is None or not metric.has_levels:
-                continue
+            if metric is not None and metric.has_levels:
+                chosen.append((series, metric))
+        judgements = judge_pass(chosen, self.alerts, config)
+        for index, (series, metric) in enumerate(chosen):
             # A sample counts at its own time: a line stamped with |T judges
             # its series as of that stamp (the store caps it at arrival).
             at = min(now, series.last_update) if series.last_update else now
-            self._evaluate_one(series, metric, config, at)
+            judged = UNJUDGED if judgements is None else judgements[index]
+            self._evaluate_one(series, metric, config, at, judged)
 
     def evaluate_updated(self) -> None:
         """Evaluate the series that received samples since the last call."""
@@ -192,6 +208,7 @@ class Evaluator:
         config = self._config()
         now = self._clock()
         missing_after = config.evaluation.missing_after
+        due: list[tuple[Series, MetricConfig, SeriesAlert | None]] = []
         for series in self._store:
             metric = config.metrics.get(series.name)
             if metric is None or not metric.has_levels:
@@ -199,15 +216,28 @@ class Evaluator:
             alert = self.alerts.get(series.key, SeriesAlert(since=now))
             if alert.state is AlertState.NO_DATA:
                 continue
-            if series.last_update and now - series.last_update > missing_after:
-                silent = SeriesAlert(AlertState.NO_DATA, since=now)
-                self._set(series, metric, config, alert, silent, Transition.NO_DATA)
+            silent = series.last_update and now - series.last_update > missing_after
+            due.append((series, metric, alert if silent else None))
+        judged = [(series, metric) for series, metric, gone in due if gone is None]
+        judgements = iter(judge_pass(judged, self.alerts, config) or ())
+        for series, metric, gone in due:
+            if gone is not None:
+                silent_alert = SeriesAlert(AlertState.NO_DATA, since=now)
+                self._set(
+                    series, metric, config, gone, silent_alert, Transition.NO_DATA
+                )
                 continue
-            self._evaluate_one(series, metric, config, now)
+            self._evaluate_one(series, metric, config, now, next(judgements, UNJUDGED))
 
     def _evaluate_one(
-        self, series: Series, metric: MetricConfig, config: Config, now: float
+        self,
+        series: Series,
+        metric: MetricConfig,
+        config: Config,
+        now: float,
+        judged: Judgement | Unjudged | None = UNJUDGED,
     ) -> None:
+        """Judge (unless ``judged`` already) and step one series."""
         self.evaluations += 1
         alert = self.alerts.get(series.key)
         if alert is None:
@@ -215,31 +245,30 @@ class Evaluator:
         now = max(now, alert.since)  # a late stamp does not step back in time
         window = series.window
         fresh = window.total_count - self._seen.get(series.key, 0)
-        if len(window) == 0:
+        if judged is UNJUDGED and len(window) == 0:  # judged: None when empty
             return
         if config.evaluation.basis is Basis.SAMPLE:
             self._seen[series.key] = window.total_count
             alert = self._resume(series, metric, config, alert, now)
             self._step_values(series, metric, config, alert, now, fresh)
             return
-        judgement = self._judge(series, metric, config, alert)
+        judgement = (
+            self._judge(series, metric, config, alert) if judged is UNJUDGED else judged
+        )
         if judgement is None:
             return
         self._seen[series.key] = window.total_count
         self.observations[series.key] = judgement.observation
+        if alert.state is AlertState.OK and judgement.verdict.violated is None:
+            return  # stays ok, as step() would say (the common case, cheaper)
         alert = self._resume(series, metric, config, alert, now)
         self._advance(series, metric, config, alert, judgement.verdict, now, fresh)
 
     def _judge(
         self, series: Series, metric: MetricConfig, config: Config, alert: SeriesAlert
     ) -> Judgement | None:
-        if config.evaluation.basis is Basis.MULTIWINDOW:
-            settled = alert.state is AlertState.OK
-            return judge_windows(series.window, config, metric, only_violation=settled)
-        observation = window_observation(series.window, config)
-        if observation is None:
-            return None
-        return Judgement(observation, _verdict(observation, metric, config))
+        settled = alert.state is AlertState.OK
+        return judge_one(Judged(series.window, metric, settled), config)
 
     def _resume(
         self,

@@ -56,7 +56,11 @@ if TYPE_CHECKING:
 __all__ = [
     "Judgement",
     "Reference",
+    "any_beyond",
+    "judge_short_windows",
     "judge_windows",
+    "nearer_level",
+    "short_windows_of",
     "window_observation",
 ]
 
@@ -140,7 +144,7 @@ def judge_windows(
     count = min(size, evaluation.window)
     if count < minimum:
         return None
-    shorts = [short for short in evaluation.short_windows if size - short >= minimum]
+    shorts = short_windows_of(size, config)
     longest = max(shorts, default=0)
     values = window.tail(min(size, evaluation.window + longest))
     found = mean_interval(values[-count:], statistics.confidence_level)
@@ -148,10 +152,37 @@ def judge_windows(
     verdict = _judge(long_observation, metric, evaluation.hysteresis)
     if not shorts:
         return Judgement(long_observation, verdict)
-    newest = values[-longest:].tolist()
-    if only_violation and not _any_beyond(newest, metric):
+    if only_violation and not any_beyond(values[-longest:], metric):
         return Judgement(long_observation, verdict)
-    reference = Reference.of(values[:-longest], statistics.confidence_level)
+    return judge_short_windows(
+        values, shorts, long_observation, verdict, config, metric
+    )
+
+
+def short_windows_of(size: int, config: Config) -> list[int]:
+    """The short windows judged in a window of ``size`` samples: those that
+    leave a reference of ``statistics.min_samples`` (and 2) before them."""
+    minimum = max(config.statistics.min_samples, 2)
+    return [
+        short for short in config.evaluation.short_windows if size - short >= minimum
+    ]
+
+
+def judge_short_windows(  # noqa: PLR0917 - the parts of one judgement
+    values: npt.NDArray[np.float64],
+    shorts: list[int],
+    long_observation: Observation,
+    verdict: Verdict,
+    config: Config,
+    metric: MetricConfig,
+) -> Judgement:
+    """The ``multiwindow`` judgement from the long window's and the short
+    windows': ``values`` are the newest ``evaluation.window + max(shorts)``
+    samples (or all of them), oldest first."""
+    evaluation = config.evaluation
+    longest = max(shorts)
+    newest = values[-longest:].tolist()
+    reference = Reference.of(values[:-longest], config.statistics.confidence_level)
     violated = verdict.violated
     worst = long_observation
     clear_of_warning = clear_of_critical = True
@@ -175,6 +206,24 @@ def judge_windows(
     return Judgement(worst, combined)
 
 
+def nearer_level(metric: MetricConfig) -> float | None:
+    """The level a value crosses first (``None`` without levels)."""
+    levels = [v for v in (metric.warning, metric.critical) if v is not None]
+    if not levels:
+        return None
+    return min(levels) if metric.bound is Bound.UPPER else max(levels)
+
+
+def any_beyond(values: npt.NDArray[np.float64], metric: MetricConfig) -> bool:
+    """Does any of ``values`` lie beyond the metric's nearer level?"""
+    level = nearer_level(metric)
+    if level is None:
+        return False
+    if metric.bound is Bound.UPPER:
+        return float(values.max()) > level
+    return float(values.min()) < level
+
+
 def _judge(observation: Observation, metric: MetricConfig, margin: float) -> Verdict:
     return judge_observation(
         *observation,
@@ -183,16 +232,6 @@ def _judge(observation: Observation, metric: MetricConfig, margin: float) -> Ver
         critical=metric.critical,
         hysteresis=margin,
     )
-
-
-def _any_beyond(values: list[float], metric: MetricConfig) -> bool:
-    """Does any value lie beyond the metric's nearer level?"""
-    levels = [v for v in (metric.warning, metric.critical) if v is not None]
-    if not levels:
-        return False
-    if metric.bound is Bound.UPPER:
-        return max(values) > min(levels)
-    return min(values) < max(levels)
 
 
 def _worse(a: Level | None, b: Level | None) -> Level | None:
