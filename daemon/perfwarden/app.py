@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from perfwarden import __version__
 from perfwarden.alerts.evaluator import Evaluator
 from perfwarden.alerts.pacing import EvaluationPacer
+from perfwarden.alerts.publisher import SlicedPublisher
 from perfwarden.alerts.tick import evaluation_tick
 from perfwarden.config.changes import describe_changes
 from perfwarden.config.load import Config, ConfigError, SignedGauges, load_config
@@ -99,6 +100,8 @@ class Daemon:
         )
         self._apply_ingest_limits(config)
         self.evaluator = Evaluator(self.store, lambda: self.config)
+        self.publisher = SlicedPublisher(self.evaluator.publish)
+        self.evaluator.deliver = self.publisher.put
         self.ingestor.on_commit = self._schedule_evaluation
         self.knobs = KnobStore(_knob_specs(config), state_dir)
         self.plugins = PluginRuntime(lambda: self.config)
@@ -384,6 +387,7 @@ class Daemon:
             receiver.close()
             receiver.drain_now()
             self.flush_evaluation()
+            self.publisher.flush()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

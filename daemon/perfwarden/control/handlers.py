@@ -107,6 +107,8 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
                 "ticks": daemon.ticks,
                 "evaluations": daemon.evaluator.evaluations,
                 "alerts_firing": firing,
+                # Transitions made, their log lines and subscribers still to come.
+                "events_waiting": daemon.publisher.waiting,
             },
             "plugins": [
                 {"name": h.name, "state": h.state.value}
