@@ -36,7 +36,10 @@ from perfwarden.control.records import (
     metric_record,
     page_offset,
     series_stats,
+    stats_limit,
+    stats_order,
     summary_head,
+    top_row,
 )
 from perfwarden.control.server import Command
 from perfwarden.errors import ControlError
@@ -135,14 +138,19 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
             message = f"'recent' must be an integer from 0 to {_MAX_RECENT}"
             raise ControlError("bad_request", message)
         offset = page_offset(args)
+        limit = stats_limit(args)
         unknown = [name for name in names if not store.by_name(name)]
         everything = [series for name in names for series in store.by_name(name)]
+        if stats_order(args) == "top":
+            everything.sort(key=lambda series: top_row(daemon, series))
         records: list[dict[str, Any]] = []
         budget = _PAGE_BYTES
         end = offset
         slice_started = time.perf_counter()
         for series in everything[offset:]:
             if records and budget <= 0:
+                break
+            if limit is not None and len(records) >= limit:
                 break
             record = series_stats(daemon, series)
             if recent:
@@ -154,11 +162,12 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
             if time.perf_counter() - slice_started >= _STATS_SLICE:
                 await asyncio.sleep(0)  # let ingest and other clients in
                 slice_started = time.perf_counter()
+        more = end < len(everything) and limit is None  # a limit asks for one page
         return {
             "series": records,
             "unknown": unknown,
             "total": len(everything),
-            "next_offset": end if end < len(everything) else None,
+            "next_offset": end if more else None,
             "paged": ["series"],
         }
 

@@ -36,6 +36,7 @@ from perfwarden.views.tui_layout import (
     SIZE_WIDTH,
     STATE_WIDTH,
     TREND_WIDTH,
+    row_order,
 )
 
 if TYPE_CHECKING:
@@ -71,18 +72,28 @@ _KNOB_ROWS: Final = 8
 
 def _row_order(record: Mapping[str, Any]) -> tuple[bool, bool, str, str]:
     """Configured metrics first, perfwarden's own last, then by name and series."""
-    name = str(record.get("metric", ""))
     configured = record.get("warning") is not None or record.get("critical") is not None
-    own = name.startswith("perfwarden.")
-    return own, not configured, name, str(record.get("series", ""))
+    return row_order(
+        str(record.get("metric", "")),
+        configured=configured,
+        series=str(record.get("series", "")),
+    )
 
 
 def metrics_table(
-    records: Sequence[Mapping[str, Any]], tier: Tier, *, limit: int | None = None
+    records: Sequence[Mapping[str, Any]],
+    tier: Tier,
+    *,
+    limit: int | None = None,
+    total: int | None = None,
+    first: int = 0,
 ) -> Table:
     """One row per series; the columns that ``tier`` has room for.
 
     With ``limit``, at most that many lines of rows: the last says how many more.
+    ``records`` may be one page of the table (the daemon sorts and pages ``stats``
+    for ``top``): ``first`` is the index of its first row in the whole table of
+    ``total`` rows, and the last line says where the page is.
     """
     table = Table(box=None, padding=(0, 1, 0, 0), pad_edge=False, header_style="bold")
 
@@ -110,11 +121,10 @@ def metrics_table(
     if tier.trend:
         column("TREND", TREND_WIDTH)
     rows = sorted(records, key=_row_order)
-    hidden = 0
-    if limit is not None and len(rows) > limit:
-        keep = max(0, limit - 1)
-        hidden = len(rows) - keep
-        rows = rows[:keep]
+    count = len(rows) + first if total is None else max(total, first + len(rows))
+    if limit is not None and (count - first > limit or first):
+        rows = rows[: max(0, limit - 1)]  # one line says where the page is
+    hidden = count - first - len(rows)
     for record in rows:
         status = str(record.get("status") or "-")
         row: list[RenderableType] = [
@@ -138,9 +148,23 @@ def metrics_table(
         if tier.trend:
             row.append(trend_cell(record.get("trend")))
         table.add_row(*row)
-    if hidden:
-        table.add_row(Text(f"+{hidden} more series", style="dim"))
+    if first or hidden:
+        table.add_row(
+            Text(
+                _page_line(first, len(rows), hidden, paged=total is not None),
+                style="dim",
+            )
+        )
     return table
+
+
+def _page_line(first: int, shown: int, hidden: int, *, paged: bool) -> str:
+    """The table's last line: how many more rows, and the paging keys."""
+    if not first:
+        line = f"+{hidden} more series"
+        return f"{line}  (n: next page)" if paged else line
+    line = f"series {first + 1}-{first + shown} of {first + shown + hidden}  (p: back"
+    return line + (", n: next page)" if hidden else ")")
 
 
 def alerts_panel(
