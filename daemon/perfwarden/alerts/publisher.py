@@ -25,7 +25,7 @@ import time
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from perfwarden.alerts.evaluator import AlertEvent
 
@@ -42,8 +42,13 @@ class SlicedPublisher:
         self,
         publish: Callable[[AlertEvent], None],
         clock: Callable[[], float] = time.perf_counter,
+        judged: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """``judged`` (the daemon's evaluation passes' ``settled``) is awaited
+        before each slice of waiting events: judging goes first, so an incident's
+        alerts all fire as soon as unsliced, and their publishing follows."""
         self._publish = publish
+        self._judged = judged
         self._clock = clock
         self._waiting: collections.deque[AlertEvent] = collections.deque()
         self._drainer: asyncio.Task[None] | None = None
@@ -90,6 +95,10 @@ class SlicedPublisher:
         self.drains += 1
         while self._waiting:
             await asyncio.sleep(0)  # the loop runs between slices
+            if self._judged is not None:
+                await self._judged()
             ends = self._clock() + SLICE
-            while self._waiting and self._clock() < ends:
+            while self._waiting:  # at least one a slice, however slow the clock
                 self._publish(self._waiting.popleft())
+                if self._clock() >= ends:
+                    break
