@@ -209,6 +209,15 @@ class TestSlicedPublisher:
         expected = [(key, "fired") for key in order]
         assert expected == logged == seen
 
+    def test_without_a_loop_events_go_out_at_once(self) -> None:
+        """A synchronous caller (a test, a tool) has no loop to yield to."""
+        harness = Harness()
+        publisher = SlicedPublisher(harness.evaluator.publish, clock=Ticking(0.01))
+        harness.evaluator.deliver = publisher.put
+        harness.ingest(storm(50))
+        harness.evaluator.evaluate_updated()
+        assert (50, 0) == (len(harness.events), publisher.waiting)
+
     async def test_flush_publishes_what_waits(self) -> None:
         """Shutdown loses no event."""
         harness = Harness()
@@ -231,10 +240,10 @@ class TestSlicedPublisher:
         harness.ingest(storm(400))
         passes.start()
         while passes.waiting:
-            published = len(harness.events)
+            before = len(harness.events)
             await asyncio.sleep(0)
             if passes.waiting:
                 # Only the slices' own inline events came out meanwhile.
-                assert len(harness.events) - published <= 10
+                assert len(harness.events) - before <= 10
         await published(publisher)
         assert 400 == len(harness.events)

@@ -70,8 +70,13 @@ class SlicedPublisher:
         if not self._waiting:
             now = self._clock()
             if self._slice_ends is None:
+                try:
+                    loop = asyncio.get_running_loop()
+                except RuntimeError:  # a synchronous caller: no loop to yield to
+                    self._publish(event)
+                    return
                 self._slice_ends = now + SLICE
-                asyncio.get_running_loop().call_soon(self._new_turn)
+                loop.call_soon(self._new_turn)
             if now < self._slice_ends:
                 self._publish(event)
                 return
