@@ -121,9 +121,14 @@ def measure(daemon_dir: Path, hook_dir: Path, out: Path) -> Run:
             "max_lag_ms": float(status["loop"]["max_lag_ms"]),
         }
     run.update(dict.fromkeys((*KINDS, "other"), 0.0))
+    other = ""
     for took, name in ast.literal_eval(out.read_text()):
         kind = kind_of(name)
+        if kind == "other" and took > run[kind]:
+            other = name
         run[kind] = max(run[kind], took)
+    if other:
+        print(f"  longest other: {other[:90]}", flush=True)
     return run
 
 
@@ -169,7 +174,11 @@ def main() -> None:
         now = statistics.median(r[key] for r in runs["now"])
         ratio = f"{now / before:.2f}" if before else "-"
         digits = 2 if unit == "s" else 0
-        cells = f"{before:.{digits}f} {unit} | {now:.{digits}f} {unit}"
+        cells = " | ".join(
+            # Only callbacks over 20 ms were recorded.
+            f"{v:.{digits}f} {unit}" if v or unit == "s" else "< 20 ms"
+            for v in (before, now)
+        )
         print(f"| {what} | {cells} | {ratio} |")
 
 
