@@ -450,6 +450,7 @@ class Daemon:
             if self.config.state.checkpoint_interval > 0:
                 written = await self.state.checkpoint()
                 if written and self.state.last_series_written:
+                    await asyncio.sleep(0)  # the commit had its turn; trim in the next
                     # The snapshot's copies of the changed windows (and the
                     # writer thread's blobs) are freed now; without this the
                     # heaps keep them resident.
