@@ -157,7 +157,7 @@ class Daemon:
         self._sockets_bound = False
         self.loop_errors = LoopErrors()
         self.sampler = ProcessSampler(lambda: self.config, self._append_sample)
-        self.loop_watch = LoopWatch(self.plugins.stalled_by)
+        self.loop_watch = LoopWatch(self.plugins.stalled_by, self.plugins.threads)
         self.self_monitor = SelfMonitor(
             self._append_sample,
             ingest_lines=lambda: self.ingestor.counters.received,
