@@ -248,6 +248,30 @@ class TestStatsPages:
         everything = daemon.request("stats")  # no limit: every page, joined
         assert MANY + 1 == len(everything["series"])
 
+    def test_the_first_alerts_and_their_totals(
+        self, make_daemon: Callable[..., DaemonProcess]
+    ) -> None:
+        """``alerts`` with a ``limit`` answers the worst few, one page, with the
+        totals ``top``'s panel counts from."""
+        daemon = make_daemon(CONFIG).start()
+        daemon.send_stream(
+            "".join(
+                f"latency:{250 + j % 7}|ms|#id:{i}\n"
+                for i in range(30)
+                for j in range(20)
+            )
+        )
+        wait_until(
+            lambda: daemon.request("status")["evaluation"]["alerts_firing"] >= 30
+        )
+        page = daemon.request("alerts", limit=6)
+        assert 6 == len(page["alerts"])
+        assert (30, 30, None) == (
+            page["alerts_total"],
+            page["firing_total"],
+            page["next_offset"],
+        )
+
     @pytest.mark.parametrize(
         "args", [{"limit": 0}, {"limit": "5"}, {"limit": True}, {"order": "size"}]
     )

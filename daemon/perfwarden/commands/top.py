@@ -1,14 +1,15 @@
 """``perfwarden top``: a live terminal dashboard of the daemon (rich).
 
-Every ``--interval`` seconds (default 1) it asks the daemon for ``status``, ``stats``
-(with ``recent`` so a daemon that supports it returns the newest values for the
-sparklines), ``alerts``, ``knobs`` and ``report`` (for the optimizer's recent
-actions), and redraws with :func:`perfwarden.views.tui.render_frame`. The live view
-asks ``stats`` for one screen of the table only (``order: top`` sorts it in the
-daemon, ``offset`` and ``limit`` cut the page), so a refresh at 10k series costs
-the daemon a screen's statistics; ``n`` (or space) and ``p`` page through the
-series. ``q`` or Ctrl-C quits; keys are read from stdin in cbreak mode when it is a
-terminal, and the terminal is restored on every way out.
+Every ``--interval`` seconds (default 1) it asks the daemon for ``status``,
+``stats`` (with ``recent`` so a daemon that supports it returns the newest values
+for the sparklines), ``alerts``, ``knobs`` and ``report`` (for the optimizer's
+recent actions), and redraws with :func:`perfwarden.views.tui.render_frame`. The
+live view asks ``stats`` for one screen of the table only (``order: top`` sorts it
+in the daemon, ``offset`` and ``limit`` cut the page), so a refresh at 10k series
+costs the daemon a screen's statistics; ``alerts`` likewise for the panel's rows
+(with the totals). ``n`` (or space) and ``p`` page through the series. ``q`` or
+Ctrl-C quits; keys are read from stdin in cbreak mode when it is a terminal, and the
+terminal is restored on every way out.
 
 When the daemon's records carry no ``recent`` values, the poller keeps the ``last``
 value of each series per refresh (when new samples arrived) and draws those.
@@ -42,7 +43,13 @@ from perfwarden.commands._common import control_path
 from perfwarden.commands._printable import escaped
 from perfwarden.control.channel import ControlChannel
 from perfwarden.errors import ControlError, DaemonUnreachableError
-from perfwarden.views.tui import UNREACHABLE, Snapshot, page_rows, render_frame
+from perfwarden.views.tui import (
+    ALERT_ROWS,
+    UNREACHABLE,
+    Snapshot,
+    page_rows,
+    render_frame,
+)
 
 if TYPE_CHECKING:
     import argparse
@@ -99,7 +106,9 @@ class Poller:
         if rows is not None:
             page = {"order": "top", "offset": first, "limit": rows}
         stats = escaped(channel.call("stats", recent=self.recent, **page))
-        alerts = escaped(channel.call("alerts"))
+        # The panel's rows only: the reply's totals count the rest.
+        few: dict[str, Any] = {} if rows is None else {"limit": ALERT_ROWS}
+        alerts = escaped(channel.call("alerts", **few))
         knobs = escaped(channel.call("knobs"))
         report = escaped(channel.call("report"))
         actions = (report.get("validation_results") or {}).get("recent_actions") or []
@@ -113,6 +122,8 @@ class Poller:
             fetched_at=time.time(),
             series_total=stats.get("total") if rows is not None else None,
             first=first if rows is not None else 0,
+            alerts_total=alerts.get("alerts_total") if rows is not None else None,
+            firing_total=alerts.get("firing_total") if rows is not None else None,
         )
 
     def _with_recent(self, record: dict[str, Any]) -> dict[str, Any]:

@@ -286,8 +286,8 @@ def page_offset(args: dict[str, Any]) -> int:
 #: ``stats`` orders: as asked (by metric name, series in arrival order), or as
 #: ``perfwarden top``'s table shows them.
 STATS_ORDERS: Final = ("name", "top")
-#: The most series a ``stats`` reply with a ``limit`` holds.
-MAX_STATS_LIMIT: Final = 10_000
+#: The most records a reply with a ``limit`` holds (``stats``, ``alerts``).
+MAX_PAGE_LIMIT: Final = 10_000
 
 
 def stats_order(args: dict[str, Any]) -> str:
@@ -299,15 +299,16 @@ def stats_order(args: dict[str, Any]) -> str:
     return str(order)
 
 
-def stats_limit(args: dict[str, Any]) -> int | None:
-    """The ``limit`` of a ``stats`` request: at most that many series, one page."""
+def page_limit(args: dict[str, Any]) -> int | None:
+    """The ``limit`` of a ``stats`` or ``alerts`` request: at most that many
+    records, in one page."""
     limit = args.get("limit")
     if limit is None:
         return None
     if isinstance(limit, bool) or not isinstance(limit, int):
         raise ControlError("bad_request", "'limit' must be a whole number")
-    if not 1 <= limit <= MAX_STATS_LIMIT:
-        message = f"'limit' must be from 1 to {MAX_STATS_LIMIT}"
+    if not 1 <= limit <= MAX_PAGE_LIMIT:
+        message = f"'limit' must be from 1 to {MAX_PAGE_LIMIT}"
         raise ControlError("bad_request", message)
     return limit
 

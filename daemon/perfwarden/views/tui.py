@@ -48,6 +48,7 @@ from perfwarden.views.tui_cells import (
 )
 from perfwarden.views.tui_layout import Tier, tier_for
 from perfwarden.views.tui_panels import (
+    ALERT_ROWS,
     actions_panel,
     alerts_panel,
     knobs_panel,
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
 __all__ = [
+    "ALERT_ROWS",
     "BAR_BAND",
     "BAR_LINE",
     "BAR_MEAN",
@@ -98,6 +100,9 @@ class Snapshot:
     #: of the page's first row.
     series_total: int | None = None
     first: int = 0
+    #: When ``alerts`` is the first page of them: all alerts, and those firing.
+    alerts_total: int | None = None
+    firing_total: int | None = None
 
 
 def _header(snapshot: Snapshot | None, now: float, source: str, width: int) -> Text:
@@ -153,6 +158,7 @@ def _table_lines(
         snapshot.actions,
         snapshot.knobs,
         side_by_side=tier.side_by_side,
+        alert_total=snapshot.alerts_total,
     )
     limit = height - fixed - alert_lines - (side_lines if side_panels else 0)
     if limit < 3 and side_panels:
@@ -219,7 +225,15 @@ def render_frame(
             )
         )
     compact = width < 80
-    parts.append(alerts_panel(snapshot.alerts, now, compact=compact))
+    parts.append(
+        alerts_panel(
+            snapshot.alerts,
+            now,
+            compact=compact,
+            total=snapshot.alerts_total,
+            firing=snapshot.firing_total,
+        )
+    )
     if side_panels:
         actions = actions_panel(snapshot.actions, now, compact=compact)
         knobs = knobs_panel(snapshot.knobs, compact=compact)

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from perfwarden.views.tui_layout import Tier
 
 __all__ = [
+    "ALERT_ROWS",
     "actions_panel",
     "alerts_panel",
     "knobs_panel",
@@ -65,7 +66,8 @@ _VERDICT_STYLES: Final = {
     "reverted": "bold red",
     "inconclusive": "yellow",
 }
-_ALERT_ROWS: Final = 6
+#: Alerts the alerts panel lists (the rest are counted).
+ALERT_ROWS: Final = 6
 _ACTION_ROWS: Final = 5
 _KNOB_ROWS: Final = 8
 
@@ -168,9 +170,19 @@ def _page_line(first: int, shown: int, hidden: int, *, paged: bool) -> str:
 
 
 def alerts_panel(
-    alerts: Sequence[Mapping[str, Any]], now: float, *, compact: bool = False
+    alerts: Sequence[Mapping[str, Any]],
+    now: float,
+    *,
+    compact: bool = False,
+    total: int | None = None,
+    firing: int | None = None,
 ) -> Panel:
-    """Active alerts, worst first (the daemon's order), with level colours."""
+    """Active alerts, worst first (the daemon's order), with level colours.
+
+    ``alerts`` may be the first few of a longer list (``top`` asks for a page):
+    ``total`` and ``firing`` then count the whole list.
+    """
+    count = len(alerts) if total is None else max(total, len(alerts))
     if not alerts:
         body: RenderableType = Text("no active alerts", style="green")
     else:
@@ -181,7 +193,7 @@ def alerts_panel(
         if not compact:
             table.add_column("threshold", no_wrap=True)
             table.add_column("since", no_wrap=True, justify="right")
-        for alert in alerts[:_ALERT_ROWS]:
+        for alert in alerts[:ALERT_ROWS]:
             level = str(alert.get("level") or alert.get("state") or "-")
             name = series_label(alert) + (
                 " (silenced)" if alert.get("silenced") else ""
@@ -199,10 +211,11 @@ def alerts_panel(
                 )
                 row.append(age(now - since) if since is not None else "")
             table.add_row(*row)
-        if len(alerts) > _ALERT_ROWS:
-            table.add_row("", Text(f"+{len(alerts) - _ALERT_ROWS} more", style="dim"))
+        if count > ALERT_ROWS:
+            table.add_row("", Text(f"+{count - ALERT_ROWS} more", style="dim"))
         body = table
-    firing = sum(1 for a in alerts if a.get("state") == "firing")
+    if firing is None:
+        firing = sum(1 for a in alerts if a.get("state") == "firing")
     title = f"Alerts ({firing} firing)" if alerts else "Alerts"
     return Panel(body, title=title, title_align="left", border_style="bright_black")
 
@@ -278,15 +291,16 @@ def panel_lines(
     knobs: Mapping[str, Any],
     *,
     side_by_side: bool,
+    alert_total: int | None = None,
 ) -> tuple[int, int]:
     """Lines of the alerts panel and of the actions + knobs panels.
 
-    ``knobs`` is the ``knobs`` command's answer, as :func:`knobs_panel` takes it.
+    ``knobs`` is the ``knobs`` command's answer, as :func:`knobs_panel` takes it;
+    ``alert_total`` counts the alerts when ``alerts`` is the first page of them.
     """
-    alert_count, knob_count = len(alerts), len(knobs.get("knobs") or {})
-    alert_lines = 2 + max(
-        1, min(alert_count, _ALERT_ROWS) + (alert_count > _ALERT_ROWS)
-    )
+    alert_count = len(alerts) if alert_total is None else alert_total
+    knob_count = len(knobs.get("knobs") or {})
+    alert_lines = 2 + max(1, min(alert_count, ALERT_ROWS) + (alert_count > ALERT_ROWS))
     action_lines = 2 + max(1, min(len(actions), _ACTION_ROWS))
     knob_lines = 2 + max(1, min(knob_count, _KNOB_ROWS) + (knob_count > _KNOB_ROWS))
     if side_by_side:
