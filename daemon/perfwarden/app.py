@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 from perfwarden import __version__
 from perfwarden.alerts.evaluator import Evaluator
 from perfwarden.alerts.pacing import EvaluationPacer
+from perfwarden.alerts.passes import SlicedPasses
+from perfwarden.alerts.publisher import SlicedPublisher
 from perfwarden.alerts.tick import evaluation_tick
 from perfwarden.config.changes import describe_changes
 from perfwarden.config.load import Config, ConfigError, SignedGauges, load_config
@@ -99,6 +101,11 @@ class Daemon:
         )
         self._apply_ingest_limits(config)
         self.evaluator = Evaluator(self.store, lambda: self.config)
+        self.passes = SlicedPasses(self.store, self.evaluator)
+        self.publisher = SlicedPublisher(
+            self.evaluator.publish, judged=self.passes.settled
+        )
+        self.evaluator.deliver = self.publisher.put
         self.ingestor.on_commit = self._schedule_evaluation
         self.knobs = KnobStore(_knob_specs(config), state_dir)
         self.plugins = PluginRuntime(lambda: self.config)
@@ -149,14 +156,12 @@ class Daemon:
         self.control_counters = ControlCounters()
         self._sockets_bound = False
         self.loop_errors = LoopErrors()
-        self.evaluation_passes = 0
-        self.evaluation_seconds = 0.0
         self.sampler = ProcessSampler(lambda: self.config, self._append_sample)
         self.loop_watch = LoopWatch(self.plugins.stalled_by, self.plugins.threads)
         self.self_monitor = SelfMonitor(
             self._append_sample,
             ingest_lines=lambda: self.ingestor.counters.received,
-            evaluation=lambda: (self.evaluation_passes, self.evaluation_seconds),
+            evaluation=lambda: (self.passes.passes, self.passes.seconds),
         )
         self.pacer: EvaluationPacer | None = None
         self.started_monotonic = time.monotonic()
@@ -269,7 +274,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         loop.set_exception_handler(self.loop_errors.handle)
         self.pacer = EvaluationPacer(
-            self._evaluate_updated, loop, lambda: self.config.evaluation.coalesce
+            self.passes.start, loop, lambda: self.config.evaluation.coalesce
         )
         prepare_directory(self.socket_dir, self.config.sockets)
         # Unwritable: the state store says so and runs without persistence.
@@ -312,7 +317,7 @@ class Daemon:
             self.config.plugins, set(self.plugins.plugins), str(self.config_path)
         )
         control = ControlServer(
-            judged_first(build_commands(self), self.flush_evaluation),
+            judged_first(build_commands(self), self.judged),
             lambda: self.config.control,
             self.control_counters,
         )
@@ -384,6 +389,7 @@ class Daemon:
             receiver.close()
             receiver.drain_now()
             self.flush_evaluation()
+            self.publisher.flush()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -428,6 +434,7 @@ class Daemon:
             next_tick += interval
             await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
             self.recorder.on_tick(time.monotonic())
+            await self.passes.settled()  # the tick follows a pass, as unsliced
             evaluation_tick(self.store, self.evaluator, self.expiry, interval)
             self.ceiling.check()
             self.ticks += 1
@@ -455,15 +462,17 @@ class Daemon:
             self.pacer.request(urgent=self.store.take_urgent())
 
     def flush_evaluation(self) -> None:
-        """Judge every series updated so far now, if a pass is waiting."""
+        """Judge every series updated so far now (shutdown)."""
         if self.pacer is not None:
             self.pacer.flush()
+        self.passes.finish()
 
-    def _evaluate_updated(self) -> None:
-        started = time.perf_counter()
-        self.evaluator.evaluate_updated()
-        self.evaluation_passes += 1
-        self.evaluation_seconds += time.perf_counter() - started
+    async def judged(self) -> None:
+        """Wait until every series updated so far is judged (before a command):
+        a waiting pass starts now, and its slices run while this waits."""
+        if self.pacer is not None:
+            self.pacer.flush()
+        await self.passes.settled()
 
     def _append_sample(self, name: str, tags: dict[str, str], value: float) -> None:
         """A sample from inside the daemon (sampler, self-monitor), as a gauge."""

@@ -227,7 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "top",
         help="live dashboard: statistics, intervals, alerts, actions, knobs",
-        description="A live terminal dashboard; q or Ctrl-C quits. Exits 3 if the "
+        description="A live terminal dashboard; n (or space) and p page through "
+        "the series, q or Ctrl-C quits. Exits 3 if the "
         "daemon did not answer within --wait seconds; once it has answered, top "
         "keeps retrying while it is away.",
     )

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from perfwarden.alerts.evaluator import Evaluator
+    from perfwarden.alerts.publisher import SlicedPublisher
     from perfwarden.config.model import Config
     from perfwarden.control.server import ControlCounters
     from perfwarden.ingest.receivers import Ingestor
@@ -89,6 +90,8 @@ class DaemonView(Protocol):
     def ingestor(self) -> Ingestor: ...
     @property
     def evaluator(self) -> Evaluator: ...
+    @property
+    def publisher(self) -> SlicedPublisher: ...
     @property
     def expiry(self) -> SeriesExpiry: ...
     @property

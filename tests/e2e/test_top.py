@@ -72,6 +72,19 @@ def busy_daemon(make_daemon: Callable[..., DaemonProcess]) -> DaemonProcess:
     return daemon
 
 
+#: Enough series that a screen shows a small part of them.
+MANY = 1_500
+
+
+def many_series(make_daemon: Callable[..., DaemonProcess]) -> DaemonProcess:
+    """A daemon with one configured metric and MANY unconfigured series."""
+    daemon = make_daemon(CONFIG).start()
+    send(daemon, "latency", [120.0 + i % 5 for i in range(20)], "ms")
+    daemon.send_stream("".join(f"many:{i}|g|#id:{i:04d}\n" for i in range(MANY)))
+    wait_until(lambda: daemon.request("status")["series"] >= MANY + 1, timeout=60)
+    return daemon
+
+
 def top_command(daemon: DaemonProcess, *extra: str) -> list[str]:
     return [
         sys.executable,
@@ -219,8 +232,81 @@ def _tmux(tmp_path: Path) -> Iterator[Tmux]:
         server.kill()
 
 
+class TestStatsPages:
+    def test_a_page_of_tops_order(
+        self, make_daemon: Callable[..., DaemonProcess]
+    ) -> None:
+        """``stats`` with ``order: top`` and a ``limit`` answers one page of the
+        table's order (configured metrics first) and says how many there are."""
+        daemon = many_series(make_daemon)
+        first = daemon.request("stats", order="top", limit=10)
+        assert (MANY + 1, None) == (first["total"], first["next_offset"])
+        assert ["latency"] + ["many"] * 9 == [r["metric"] for r in first["series"]]
+        page = daemon.request("stats", order="top", offset=101, limit=5)
+        tags = [r["tags"]["id"] for r in page["series"]]
+        assert ["0100", "0101", "0102", "0103", "0104"] == tags
+        everything = daemon.request("stats")  # no limit: every page, joined
+        assert MANY + 1 == len(everything["series"])
+
+    def test_the_first_alerts_and_their_totals(
+        self, make_daemon: Callable[..., DaemonProcess]
+    ) -> None:
+        """``alerts`` with a ``limit`` answers the worst few, one page, with the
+        totals ``top``'s panel counts from."""
+        daemon = make_daemon(CONFIG).start()
+        daemon.send_stream(
+            "".join(
+                f"latency:{250 + j % 7}|ms|#id:{i}\n"
+                for i in range(30)
+                for j in range(20)
+            )
+        )
+        wait_until(
+            lambda: daemon.request("status")["evaluation"]["alerts_firing"] >= 30
+        )
+        page = daemon.request("alerts", limit=6)
+        assert 6 == len(page["alerts"])
+        assert (30, 30, None) == (
+            page["alerts_total"],
+            page["firing_total"],
+            page["next_offset"],
+        )
+
+    @pytest.mark.parametrize(
+        "args", [{"limit": 0}, {"limit": "5"}, {"limit": True}, {"order": "size"}]
+    )
+    def test_bad_page_arguments(
+        self, daemon: DaemonProcess, args: dict[str, object]
+    ) -> None:
+        """A limit that is not a whole number from 1, or an unknown order, is a
+        ``bad_request``."""
+        from perfwarden.errors import ControlError
+
+        with pytest.raises(ControlError) as caught:
+            daemon.request("stats", **args)
+        assert "bad_request" == caught.value.code
+
+
 @needs_tmux
 class TestLive:
+    def test_pages_through_many_series(
+        self, make_daemon: Callable[..., DaemonProcess], tmux: Tmux
+    ) -> None:
+        """At 1,500 series top shows one screen of them, ``n`` the next page and
+        ``p`` the previous one, in the table's order."""
+        daemon = many_series(make_daemon)
+        tmux.start(top_command(daemon), width=120, height=30)
+        screen = tmux.wait_screen(lambda s: "more series" in s and "latency" in s)
+        assert "n: next page" in screen
+        assert "many{id=0000}" in screen
+        tmux.keys("n")
+        screen = tmux.wait_screen(lambda s: f"of {MANY + 1}" in s)
+        assert "latency" not in screen  # page 1's first row
+        assert "many{id=0000}" not in screen
+        tmux.keys("p")
+        tmux.wait_screen(lambda s: "more series" in s and "many{id=0000}" in s)
+        assert 0 == tmux.quit_with("q")
+
     def test_updates_and_quits_on_q(
         self, make_daemon: Callable[..., DaemonProcess], tmux: Tmux
     ) -> None:

@@ -275,3 +275,63 @@ def test_an_escalation_under_a_silence_starts_when_a_push_saw_it(
     assert [("critical", clock.at(20))] == [
         (a["labels"]["severity"], a["startsAt"]) for a in lifted
     ]
+
+
+def test_thousands_firing_are_built_in_slices(tmp_path: Path) -> None:
+    """3,000 alerts firing: the push builds them while the loop keeps turning
+    (a ticker task runs meanwhile), and sends every one."""
+
+    async def scenario() -> tuple[int, int]:
+        receiver = Receiver()
+        port = await receiver.start()
+        daemon = make_daemon(tmp_path, port)
+        daemon.ingestor.feed(
+            "\n".join(
+                f"latency:250|ms|#route:/{i}" for i in range(3000) for _ in range(5)
+            ).encode()
+        )
+        daemon.ingestor.commit()
+        daemon.evaluator.evaluate(list(daemon.store))
+        turns = 0
+        building = True
+
+        async def ticker() -> None:
+            nonlocal turns
+            while building:
+                turns += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(ticker())
+        try:
+            await asyncio.sleep(0)
+            turns = 0
+            built = await daemon.alertmanager._current(daemon.alertmanager._wall())
+            building = False
+            await task
+            assert 3000 == len(built)
+            assert await daemon.alertmanager.push()
+        finally:
+            await receiver.stop()
+        (body,) = receiver.bodies
+        return len(body), turns
+
+    sent, turns = asyncio.run(scenario())
+    assert 3000 == sent
+    assert turns > 1  # the loop ran another task while the alerts were built
+
+
+def test_without_urls_nothing_is_built(tmp_path: Path) -> None:
+    """No URL configured: a push builds and sends nothing, however much fires."""
+
+    async def scenario() -> int:
+        config = parse_config(
+            "version: 1\nstatistics: {min_samples: 5}\n"
+            "evaluation: {window: 10, basis: mean}\n"
+            "metrics:\n  latency: {bound: upper, warning: 100, critical: 200}\n"
+        )
+        daemon = Daemon(config, tmp_path / "c.yaml", tmp_path / "run", tmp_path)
+        feed(daemon, 250)
+        assert await daemon.alertmanager.push()
+        return int(daemon.alertmanager.status()["firing"])
+
+    assert 0 == asyncio.run(scenario())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -313,6 +314,21 @@ class TestColours:
         assert "260 ms" in text
         assert "1m30s" in text
         assert "\x1b[1;31mCRITICAL" in render(frame, 120, styles=True)
+
+    def test_first_alerts_of_many(self) -> None:
+        """A page of alerts (``top`` asks for the panel's rows): the title and the
+        "+N more" line count the whole list, as the daemon totals it."""
+        alerts = [
+            {"metric": "lat", "tags": {"id": str(i)}, "state": "firing",
+             "level": "critical", "value": 250.0, "threshold": 20.0, "since": NOW}
+            for i in range(6)
+        ]  # fmt: skip
+        page = dataclasses.replace(
+            snapshot(latency(), alerts=alerts), alerts_total=5000, firing_total=4990
+        )
+        text = render(render_frame(page, width=120, height=40, now=NOW), 120)
+        assert "Alerts (4990 firing)" in text
+        assert "+4994 more" in text
 
     def test_no_alerts(self) -> None:
         """A quiet system says so."""

@@ -20,13 +20,15 @@ huge batch together), on the window bases every new sample of a batch whose
 observation violates counts.
 
 Every transition is logged once as ``alert.<transition>`` and handed to subscribers
-(the optimizer engine) as an :class:`AlertEvent` unless a silence matches.
+(the optimizer engine) as an :class:`AlertEvent` unless a silence matches; the
+state changes at once, the publishing goes through :attr:`Evaluator.deliver`
+(the daemon's publishes in slices, :mod:`perfwarden.alerts.publisher`).
 """
 
 from __future__ import annotations
 
+import random
 import time
-import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -65,6 +67,9 @@ __all__ = ["AlertEvent", "Evaluator", "Silence", "Silences"]
 
 _log = get_logger("perfwarden.alerts")
 _LOUD = {Transition.FIRED, Transition.ESCALATED, Transition.NO_DATA}
+#: Correlation ids: 48 random bits as uuid4().hex[:12] had, without its system
+#: call per id (5,000 alerts firing at once make 5,000 ids).
+_IDS: Final = random.Random()  # noqa: S311 - an id, not a secret
 #: On the sample basis, the newest values of a batch judged one by one.
 _MAX_SINGLE_STEPS: Final = 256
 
@@ -139,6 +144,9 @@ class Evaluator:
         self.subscribers: list[Callable[[AlertEvent], None]] = []
         #: Told of every event, silenced ones included (a backtest's timeline).
         self.watchers: list[Callable[[AlertEvent], None]] = []
+        #: Where a transition's event goes: :meth:`publish` at once, unless the
+        #: daemon publishes in slices (:mod:`perfwarden.alerts.publisher`).
+        self.deliver: Callable[[AlertEvent], None] = self.publish
         #: Evaluations run (one per series per pass), for self-monitoring.
         self.evaluations = 0
         self._correlation_ids: dict[str, str] = {}
@@ -373,6 +381,12 @@ class Evaluator:
         )
         if new.state is AlertState.OK:
             self._correlation_ids.pop(series.key, None)
+        self.deliver(event)
+
+    def publish(self, event: AlertEvent) -> None:
+        """Log ``event`` and tell the watchers, then (unless silenced) the
+        subscribers."""
+        transition = event.transition
         log = _log.warning if transition in _LOUD else _log.info
         log(f"alert.{transition.value}", **event.as_dict())
         for watcher in self.watchers:
@@ -389,7 +403,8 @@ class Evaluator:
         """The id of the series' current alert episode (made on first use)."""
         cid = self._correlation_ids.get(series_key)
         if cid is None:
-            cid = self._correlation_ids[series_key] = uuid.uuid4().hex[:12]
+            cid = f"{_IDS.getrandbits(48):012x}"
+            self._correlation_ids[series_key] = cid
         return cid
 
     # -- reading --------------------------------------------------------------------

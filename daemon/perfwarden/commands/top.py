@@ -1,12 +1,15 @@
 """``perfwarden top``: a live terminal dashboard of the daemon (rich).
 
-Every ``--interval`` seconds (default 1) it asks the daemon for ``status``, ``stats``
-(with ``recent`` so a daemon that supports it returns the newest values for the
-sparklines), ``alerts``, ``knobs`` and ``report`` (for the optimizer's recent
-actions), and redraws with :func:`perfwarden.views.tui.render_frame`. ``q`` or Ctrl-C
-quits; keys are read from stdin in cbreak mode when it is a terminal, and the terminal
-is
-restored on every way out.
+Every ``--interval`` seconds (default 1) it asks the daemon for ``status``,
+``stats`` (with ``recent`` so a daemon that supports it returns the newest values
+for the sparklines), ``alerts``, ``knobs`` and ``report`` (for the optimizer's
+recent actions), and redraws with :func:`perfwarden.views.tui.render_frame`. The
+live view asks ``stats`` for one screen of the table only (``order: top`` sorts it
+in the daemon, ``offset`` and ``limit`` cut the page), so a refresh at 10k series
+costs the daemon a screen's statistics; ``alerts`` likewise for the panel's rows
+(with the totals). ``n`` (or space) and ``p`` page through the series. ``q`` or
+Ctrl-C quits; keys are read from stdin in cbreak mode when it is a terminal, and the
+terminal is restored on every way out.
 
 When the daemon's records carry no ``recent`` values, the poller keeps the ``last``
 value of each series per refresh (when new samples arrived) and draws those.
@@ -40,7 +43,13 @@ from perfwarden.commands._common import control_path
 from perfwarden.commands._printable import escaped
 from perfwarden.control.channel import ControlChannel
 from perfwarden.errors import ControlError, DaemonUnreachableError
-from perfwarden.views.tui import UNREACHABLE, Snapshot, render_frame
+from perfwarden.views.tui import (
+    ALERT_ROWS,
+    UNREACHABLE,
+    Snapshot,
+    page_rows,
+    render_frame,
+)
 
 if TYPE_CHECKING:
     import argparse
@@ -54,6 +63,8 @@ __all__ = ["KeyReader", "Poller", "run"]
 RECENT: Final = 60
 _CALL_TIMEOUT: Final = 3.0
 _QUIT_KEYS: Final = frozenset("qQ")
+_NEXT_KEYS: Final = frozenset("nN ")
+_BACK_KEYS: Final = frozenset("pPbB")
 
 
 class Poller:
@@ -73,21 +84,31 @@ class Poller:
                 self._channel.close()
             self._channel = None
 
-    def fetch(self) -> Snapshot:
-        """One round of requests; raises DaemonUnreachableError / ControlError."""
+    def fetch(self, first: int = 0, rows: int | None = None) -> Snapshot:
+        """One round of requests; raises DaemonUnreachableError / ControlError.
+
+        With ``rows``, only that many series from the ``first`` row of the table
+        on (the daemon sorts them as the table does): a refresh at 10k series
+        costs the daemon the statistics of one screen, not of every series.
+        """
         if self._channel is None:
             self._channel = ControlChannel(self.path, timeout=_CALL_TIMEOUT)
         try:
-            return self._fetch(self._channel)
+            return self._fetch(self._channel, first, rows)
         except (DaemonUnreachableError, ControlError):
             self.close()
             raise
 
-    def _fetch(self, channel: ControlChannel) -> Snapshot:
+    def _fetch(self, channel: ControlChannel, first: int, rows: int | None) -> Snapshot:
         # Names, tags and reasons come from senders: escaped before they are drawn.
         status = escaped(channel.call("status"))
-        stats = escaped(channel.call("stats", recent=self.recent))
-        alerts = escaped(channel.call("alerts"))
+        page: dict[str, Any] = {}
+        if rows is not None:
+            page = {"order": "top", "offset": first, "limit": rows}
+        stats = escaped(channel.call("stats", recent=self.recent, **page))
+        # The panel's rows only: the reply's totals count the rest.
+        few: dict[str, Any] = {} if rows is None else {"limit": ALERT_ROWS}
+        alerts = escaped(channel.call("alerts", **few))
         knobs = escaped(channel.call("knobs"))
         report = escaped(channel.call("report"))
         actions = (report.get("validation_results") or {}).get("recent_actions") or []
@@ -99,6 +120,10 @@ class Poller:
             knobs=knobs,
             actions=actions,
             fetched_at=time.time(),
+            series_total=stats.get("total") if rows is not None else None,
+            first=first if rows is not None else 0,
+            alerts_total=alerts.get("alerts_total") if rows is not None else None,
+            firing_total=alerts.get("firing_total") if rows is not None else None,
         )
 
     def _with_recent(self, record: dict[str, Any]) -> dict[str, Any]:
@@ -234,11 +259,16 @@ def _live(poller: Poller, wait: float, interval: float) -> int:
         KeyReader() as keys,
         Live(console=console, screen=True, auto_refresh=False, transient=True) as live,
     ):
+        first = 0  # the table's first row shown (n / p page)
         while True:
             tick = time.monotonic()
+            width, height = _terminal_size(console)
             try:
-                snapshot = poller.fetch()
+                # A screen's worth of rows at most: the frame cuts what does not fit.
+                snapshot = poller.fetch(first, rows=max(1, height))
                 problem = None
+                if first and first >= (snapshot.series_total or 0):
+                    first = 0  # the series shrank under the page: start over
             except DaemonUnreachableError as exc:
                 detail = str(exc)
                 if snapshot is None:
@@ -251,7 +281,6 @@ def _live(poller: Poller, wait: float, interval: float) -> int:
                 if snapshot is None:
                     raise
                 problem = f"daemon error, retrying... {exc.message}"
-            width, height = _terminal_size(console)
             frame = render_frame(
                 snapshot,
                 width=width,
@@ -263,8 +292,30 @@ def _live(poller: Poller, wait: float, interval: float) -> int:
             live.update(frame, refresh=True)
             deadline = tick + interval
             while (remaining := deadline - time.monotonic()) > 0:
-                if _QUIT_KEYS & set(keys.wait(remaining)):
+                typed = set(keys.wait(remaining))
+                if _QUIT_KEYS & typed:
                     return 0
+                if snapshot is not None and typed & (_NEXT_KEYS | _BACK_KEYS):
+                    first = _paged(snapshot, first, typed, width, height, problem)
+                    break  # show the new page at once
+
+
+def _paged(  # noqa: PLR0917 - private; one call site
+    snapshot: Snapshot,
+    first: int,
+    typed: set[str],
+    width: int,
+    height: int,
+    problem: str | None,
+) -> int:
+    """The first row after a paging key: a page on (``n``, space) or back (``p``)."""
+    step = page_rows(snapshot, width=width, height=height, problem=problem)
+    total = snapshot.series_total or 0
+    if typed & _NEXT_KEYS and first + step < total:
+        return first + step
+    if typed & _BACK_KEYS:
+        return max(0, first - step)
+    return first
 
 
 def run(args: argparse.Namespace) -> int:

@@ -34,9 +34,12 @@ from perfwarden.control.records import (
     json_size,
     knob_value,
     metric_record,
+    page_limit,
     page_offset,
     series_stats,
+    stats_order,
     summary_head,
+    top_row,
 )
 from perfwarden.control.server import Command
 from perfwarden.errors import ControlError
@@ -107,6 +110,8 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
                 "ticks": daemon.ticks,
                 "evaluations": daemon.evaluator.evaluations,
                 "alerts_firing": firing,
+                # Transitions made, their log lines and subscribers still to come.
+                "events_waiting": daemon.publisher.waiting,
             },
             "plugins": [
                 {"name": h.name, "state": h.state.value}
@@ -133,14 +138,19 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
             message = f"'recent' must be an integer from 0 to {_MAX_RECENT}"
             raise ControlError("bad_request", message)
         offset = page_offset(args)
+        limit = page_limit(args)
         unknown = [name for name in names if not store.by_name(name)]
         everything = [series for name in names for series in store.by_name(name)]
+        if stats_order(args) == "top":
+            everything.sort(key=lambda series: top_row(daemon, series))
         records: list[dict[str, Any]] = []
         budget = _PAGE_BYTES
         end = offset
         slice_started = time.perf_counter()
         for series in everything[offset:]:
             if records and budget <= 0:
+                break
+            if limit is not None and len(records) >= limit:
                 break
             record = series_stats(daemon, series)
             if recent:
@@ -152,11 +162,12 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
             if time.perf_counter() - slice_started >= _STATS_SLICE:
                 await asyncio.sleep(0)  # let ingest and other clients in
                 slice_started = time.perf_counter()
+        more = end < len(everything) and limit is None  # a limit asks for one page
         return {
             "series": records,
             "unknown": unknown,
             "total": len(everything),
-            "next_offset": end if end < len(everything) else None,
+            "next_offset": end if more else None,
             "paged": ["series"],
         }
 
@@ -172,6 +183,7 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
 
     async def alerts(args: dict[str, Any]) -> dict[str, Any]:
         offset = page_offset(args)
+        limit = page_limit(args)
         order = alert_order(daemon)
         active = daemon.evaluator.silences.active()
         clocks = time.monotonic(), time.time()
@@ -181,6 +193,8 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
         slice_started = time.perf_counter()
         for series, alert in order[offset:]:
             if records and budget <= 0:
+                break
+            if limit is not None and len(records) >= limit:
                 break
             record = alert_record(daemon, series, alert, clocks)
             records.append(record)
@@ -197,17 +211,24 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
         for silence in active[max(0, offset - len(order)) :]:
             if (records or silences) and budget <= 0:
                 break
+            if limit is not None and len(records) + len(silences) >= limit:
+                break
             silences.append(silence.as_dict())
             budget -= json_size(silences[-1])
         end = offset + len(records) + len(silences)
         head = summary_head(daemon, order) if offset == 0 else ""
         total = len(order) + len(active)
+        firing = sum(1 for _, alert in order if alert.state is AlertState.FIRING)
+        more = end < total and limit is None  # a limit asks for one page
         return {
             "alerts": records,
             "report": head + "".join(blocks),
             "silences": silences,
             "total": total,
-            "next_offset": end if end < total else None,
+            # What a page of a long list cannot count itself (``top``'s panel).
+            "alerts_total": len(order),
+            "firing_total": firing,
+            "next_offset": end if more else None,
             "paged": ["alerts", "report", "silences"],
         }
 

@@ -14,10 +14,13 @@ connection is closed; a request nested deeper than ``control.max_json_depth`` is
 could be longer (``stats``, ``alerts``, ``report``) answer in pages: ``total``,
 ``next_offset`` (ask again with ``"offset": next_offset``; ``null`` on the last
 page) and ``paged``, the fields that grow page by page (dotted for nested ones),
-which a client joins (lists concatenated, objects merged, text appended). Any
-other reply that would be longer is answered ``too_large`` instead. Error codes:
-``bad_request``, ``unknown_command``, ``forbidden``, ``too_large``,
-``too_many_connections``, ``failed`` (the command ran and failed; the message says why).
+which a client joins (lists concatenated, objects merged, text appended); ``stats``
+and ``alerts`` with a ``limit`` answer one page of at most that many records (its
+``next_offset`` is ``null``), ``stats`` sorted as ``perfwarden top`` shows them with
+``"order": "top"``. Any other reply that would be longer is answered ``too_large``
+instead. Error codes: ``bad_request``, ``unknown_command``, ``forbidden``,
+``too_large``, ``too_many_connections``, ``failed`` (the command ran and failed; the
+message says why).
 """
 
 from __future__ import annotations

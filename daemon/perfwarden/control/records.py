@@ -23,6 +23,7 @@ from perfwarden.errors import ControlError
 from perfwarden.series.stats import is_non_negative_unit, summarize
 from perfwarden.series.trend import label
 from perfwarden.series.window import RollingWindow
+from perfwarden.views.tui_layout import row_order
 
 if TYPE_CHECKING:
     from perfwarden.alerts.machine import SeriesAlert
@@ -280,6 +281,46 @@ def page_offset(args: dict[str, Any]) -> int:
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise ControlError("bad_request", "'offset' must be a whole number")
     return offset
+
+
+#: ``stats`` orders: as asked (by metric name, series in arrival order), or as
+#: ``perfwarden top``'s table shows them.
+STATS_ORDERS: Final = ("name", "top")
+#: The most records a reply with a ``limit`` holds (``stats``, ``alerts``).
+MAX_PAGE_LIMIT: Final = 10_000
+
+
+def stats_order(args: dict[str, Any]) -> str:
+    """The ``order`` of a ``stats`` request."""
+    order = args.get("order", "name")
+    if order not in STATS_ORDERS:
+        message = f"'order' must be one of {', '.join(STATS_ORDERS)}"
+        raise ControlError("bad_request", message)
+    return str(order)
+
+
+def page_limit(args: dict[str, Any]) -> int | None:
+    """The ``limit`` of a ``stats`` or ``alerts`` request: at most that many
+    records, in one page."""
+    limit = args.get("limit")
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise ControlError("bad_request", "'limit' must be a whole number")
+    if not 1 <= limit <= MAX_PAGE_LIMIT:
+        message = f"'limit' must be from 1 to {MAX_PAGE_LIMIT}"
+        raise ControlError("bad_request", message)
+    return limit
+
+
+def top_row(daemon: DaemonControl, series: Series) -> tuple[bool, bool, str, str]:
+    """Where ``series`` goes in ``perfwarden top``'s table (without its statistics:
+    sorting 10k series must not cost 10k summaries)."""
+    metric = daemon.config.metrics.get(series.name)
+    configured = metric is not None and (
+        metric.warning is not None or metric.critical is not None
+    )
+    return row_order(series.name, configured=configured, series=series.key)
 
 
 def action_unit(daemon: DaemonControl, action: dict[str, Any]) -> str | None:

@@ -362,15 +362,15 @@ class ControlServer:
 
 
 def judged_first(
-    commands: dict[str, Command], flush: Callable[[], None]
+    commands: dict[str, Command], judged: Callable[[], Awaitable[None]]
 ) -> dict[str, Command]:
-    """Commands that first run ``flush`` (a waiting evaluation pass), so that what
-    they read (stats, alerts, a ping after a send) reflects every committed sample;
-    streaming commands are left as they are."""
+    """Commands that first await ``judged`` (the evaluation of every committed
+    sample), so that what they read (stats, alerts, a ping after a send) reflects
+    every committed sample; streaming commands are left as they are."""
 
-    def judged(handler: Handler) -> Handler:
+    def judged_before(handler: Handler) -> Handler:
         async def run(args: dict[str, Any]) -> Any:
-            flush()
+            await judged()
             return await handler(args)
 
         return run
@@ -379,7 +379,7 @@ def judged_first(
         name: command
         if command.stream
         else dataclasses.replace(
-            command, handler=judged(cast("Handler", command.handler))
+            command, handler=judged_before(cast("Handler", command.handler))
         )
         for name, command in commands.items()
     }

@@ -56,6 +56,8 @@ _log = get_logger("perfwarden.alertmanager")
 #: Labels perfwarden sets on every alert; a tag of the same name gets ``tag_``.
 _OWN_LABELS: Final = frozenset({"alertname", "metric", "severity", "job", "instance"})
 _FIRST_RETRY: Final = 1.0
+#: Loop time spent building the firing alerts before the loop runs again.
+_SLICE: Final = 0.005
 _WAKING: Final = frozenset(
     {
         Transition.FIRED,
@@ -159,8 +161,14 @@ class AlertmanagerRoute:
     async def push(self) -> bool:
         """Send the current state to every URL; whether all accepted it."""
         settings = self._config().alertmanager
+        if not settings.urls:
+            # Nobody to tell: building thousands of alerts in an incident would
+            # only hold the loop. A URL added by a reload gets the whole state.
+            self._firing = {}
+            self._resolved.clear()
+            return True
         now = self._wall()
-        firing = self._current(now)
+        firing = await self._current(now)
         for identity in self._firing.keys() - firing.keys():
             alert = {**self._firing[identity], "endsAt": _rfc3339(now)}
             self._resolved[identity] = _Resolved(
@@ -175,8 +183,6 @@ class AlertmanagerRoute:
             key for key, gone in self._resolved.items() if gone.moot_after < now
         ]:
             del self._resolved[identity]
-        if not settings.urls:
-            return True
         results = await asyncio.gather(
             *(self._send(url, firing, settings.timeout) for url in settings.urls)
         )
@@ -228,16 +234,29 @@ class AlertmanagerRoute:
 
     # -- what fires now -----------------------------------------------------------
 
-    def _current(self, now: float) -> dict[frozenset[tuple[str, str]], dict[str, Any]]:
+    async def _current(
+        self, now: float
+    ) -> dict[frozenset[tuple[str, str]], dict[str, Any]]:
+        """The firing alerts as Alertmanager takes them, built in slices of at
+        most :data:`_SLICE` seconds of loop time (an incident fires thousands)."""
         config = self._config()
         settings = config.alertmanager
         mono = self._clock()
         evaluator = self._evaluator
+        ends_at = _rfc3339(now + 4 * settings.resend_interval)
         out: dict[frozenset[tuple[str, str]], dict[str, Any]] = {}
         levels: dict[str, _Level] = {}
-        for key, state in evaluator.alerts.items():
-            if state.state is not AlertState.FIRING or state.level is None:
-                continue
+        firing = [
+            (key, state)
+            for key, state in evaluator.alerts.items()
+            if state.state is AlertState.FIRING and state.level is not None
+        ]
+        slice_started = time.perf_counter()
+        for key, state in firing:
+            if time.perf_counter() - slice_started >= _SLICE:
+                await asyncio.sleep(0)  # let ingest and clients in
+                slice_started = time.perf_counter()
+            assert state.level is not None  # noqa: S101 - filtered above
             series = self._store.get(key)
             metric = config.metrics.get(series.name) if series else None
             if series is None or metric is None:
@@ -268,11 +287,15 @@ class AlertmanagerRoute:
                     basis=config.evaluation.basis.value,
                 ),
                 "startsAt": _rfc3339(min(now, now - (mono - at_level.since))),
-                "endsAt": _rfc3339(now + 4 * settings.resend_interval),
+                "endsAt": ends_at,
             }
             if (generator := self._generator_url(series)) is not None:
                 alert["generatorURL"] = generator
             out[frozenset(labels.items())] = alert
+        for key, heard in self._levels.items():
+            # A level change heard between slices, after its series was built.
+            if key in levels and heard.since > levels[key].since:
+                levels[key] = heard
         self._levels = levels
         return out
 

@@ -48,6 +48,7 @@ from perfwarden.views.tui_cells import (
 )
 from perfwarden.views.tui_layout import Tier, tier_for
 from perfwarden.views.tui_panels import (
+    ALERT_ROWS,
     actions_panel,
     alerts_panel,
     knobs_panel,
@@ -61,6 +62,7 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
 __all__ = [
+    "ALERT_ROWS",
     "BAR_BAND",
     "BAR_LINE",
     "BAR_MEAN",
@@ -73,6 +75,7 @@ __all__ = [
     "ci_bar",
     "knobs_panel",
     "metrics_table",
+    "page_rows",
     "render_frame",
     "series_label",
     "sparkline",
@@ -93,6 +96,13 @@ class Snapshot:
     knobs: Mapping[str, Any] = field(default_factory=dict)
     actions: Sequence[Mapping[str, Any]] = ()
     fetched_at: float = 0.0
+    #: When ``series`` is one page of the table: all the series, and the index
+    #: of the page's first row.
+    series_total: int | None = None
+    first: int = 0
+    #: When ``alerts`` is the first page of them: all alerts, and those firing.
+    alerts_total: int | None = None
+    firing_total: int | None = None
 
 
 def _header(snapshot: Snapshot | None, now: float, source: str, width: int) -> Text:
@@ -133,6 +143,39 @@ def _legend() -> Text:
     return text
 
 
+def _table_lines(
+    snapshot: Snapshot, tier: Tier, width: int, height: int | None, problem: str | None
+) -> tuple[int | None, bool]:
+    """How many lines the metrics table gets (None: all), and whether the actions
+    and knobs panels still fit below it."""
+    side_panels = tier.side_panels
+    if height is None:
+        return None, side_panels
+    banner_lines = -(-(len(problem) + 25) // width) if problem else 0
+    fixed = 1 + banner_lines + 1 + (1 if tier.legend and tier.bar_width else 0)
+    alert_lines, side_lines = panel_lines(
+        snapshot.alerts,
+        snapshot.actions,
+        snapshot.knobs,
+        side_by_side=tier.side_by_side,
+        alert_total=snapshot.alerts_total,
+    )
+    limit = height - fixed - alert_lines - (side_lines if side_panels else 0)
+    if limit < 3 and side_panels:
+        side_panels = False
+        limit += side_lines
+    return max(1, limit), side_panels
+
+
+def page_rows(
+    snapshot: Snapshot, *, width: int, height: int, problem: str | None = None
+) -> int:
+    """How many series rows one page of the table shows in a ``width`` x
+    ``height`` terminal (``top``'s paging step)."""
+    limit, _ = _table_lines(snapshot, tier_for(width), width, height, problem)
+    return max(1, (limit or 1) - 1)
+
+
 def render_frame(
     snapshot: Snapshot | None,
     *,
@@ -161,24 +204,16 @@ def render_frame(
         parts.append(banner)
     if snapshot is None:
         return Group(*parts)
-    side_panels = tier.side_panels
-    limit: int | None = None
-    if height is not None:
-        banner_lines = -(-(len(problem) + 25) // width) if problem else 0
-        fixed = 1 + banner_lines + 1 + (1 if tier.legend and tier.bar_width else 0)
-        alert_lines, side_lines = panel_lines(
-            snapshot.alerts,
-            snapshot.actions,
-            snapshot.knobs,
-            side_by_side=tier.side_by_side,
-        )
-        limit = height - fixed - alert_lines - (side_lines if side_panels else 0)
-        if limit < 3 and side_panels:
-            side_panels = False
-            limit += side_lines
-        limit = max(1, limit)
+    limit, side_panels = _table_lines(snapshot, tier, width, height, problem)
     if snapshot.series:
-        parts.append(metrics_table(snapshot.series, tier, limit=limit))
+        table = metrics_table(
+            snapshot.series,
+            tier,
+            limit=limit,
+            total=snapshot.series_total,
+            first=snapshot.first,
+        )
+        parts.append(table)
         if tier.legend and tier.bar_width:
             parts.append(_legend())
     else:
@@ -190,7 +225,15 @@ def render_frame(
             )
         )
     compact = width < 80
-    parts.append(alerts_panel(snapshot.alerts, now, compact=compact))
+    parts.append(
+        alerts_panel(
+            snapshot.alerts,
+            now,
+            compact=compact,
+            total=snapshot.alerts_total,
+            firing=snapshot.firing_total,
+        )
+    )
     if side_panels:
         actions = actions_panel(snapshot.actions, now, compact=compact)
         knobs = knobs_panel(snapshot.knobs, compact=compact)

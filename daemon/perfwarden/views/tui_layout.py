@@ -19,6 +19,7 @@ __all__ = [
     "STATE_WIDTH",
     "TREND_WIDTH",
     "Tier",
+    "row_order",
     "tier_for",
 ]
 
@@ -70,3 +71,13 @@ def tier_for(width: int) -> Tier:
     used = sum(w + 1 for w in widths if w)
     name_width = max(8, min(40, width - used))
     return dataclasses.replace(tier, name_width=name_width)
+
+
+def row_order(
+    metric: str, *, configured: bool, series: str
+) -> tuple[bool, bool, str, str]:
+    """Where a series' row goes in the metrics table: configured metrics first,
+    perfwarden's own last, then by name and series. The daemon sorts ``stats``
+    with it for ``top`` (``order: top``), so a page it sends is a page of the table.
+    """
+    return metric.startswith("perfwarden."), not configured, metric, series

@@ -36,6 +36,7 @@ from perfwarden.views.tui_layout import (
     SIZE_WIDTH,
     STATE_WIDTH,
     TREND_WIDTH,
+    row_order,
 )
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from perfwarden.views.tui_layout import Tier
 
 __all__ = [
+    "ALERT_ROWS",
     "actions_panel",
     "alerts_panel",
     "knobs_panel",
@@ -64,25 +66,36 @@ _VERDICT_STYLES: Final = {
     "reverted": "bold red",
     "inconclusive": "yellow",
 }
-_ALERT_ROWS: Final = 6
+#: Alerts the alerts panel lists (the rest are counted).
+ALERT_ROWS: Final = 6
 _ACTION_ROWS: Final = 5
 _KNOB_ROWS: Final = 8
 
 
 def _row_order(record: Mapping[str, Any]) -> tuple[bool, bool, str, str]:
     """Configured metrics first, perfwarden's own last, then by name and series."""
-    name = str(record.get("metric", ""))
     configured = record.get("warning") is not None or record.get("critical") is not None
-    own = name.startswith("perfwarden.")
-    return own, not configured, name, str(record.get("series", ""))
+    return row_order(
+        str(record.get("metric", "")),
+        configured=configured,
+        series=str(record.get("series", "")),
+    )
 
 
 def metrics_table(
-    records: Sequence[Mapping[str, Any]], tier: Tier, *, limit: int | None = None
+    records: Sequence[Mapping[str, Any]],
+    tier: Tier,
+    *,
+    limit: int | None = None,
+    total: int | None = None,
+    first: int = 0,
 ) -> Table:
     """One row per series; the columns that ``tier`` has room for.
 
     With ``limit``, at most that many lines of rows: the last says how many more.
+    ``records`` may be one page of the table (the daemon sorts and pages ``stats``
+    for ``top``): ``first`` is the index of its first row in the whole table of
+    ``total`` rows, and the last line says where the page is.
     """
     table = Table(box=None, padding=(0, 1, 0, 0), pad_edge=False, header_style="bold")
 
@@ -110,11 +123,10 @@ def metrics_table(
     if tier.trend:
         column("TREND", TREND_WIDTH)
     rows = sorted(records, key=_row_order)
-    hidden = 0
-    if limit is not None and len(rows) > limit:
-        keep = max(0, limit - 1)
-        hidden = len(rows) - keep
-        rows = rows[:keep]
+    count = len(rows) + first if total is None else max(total, first + len(rows))
+    if limit is not None and (count - first > limit or first):
+        rows = rows[: max(0, limit - 1)]  # one line says where the page is
+    hidden = count - first - len(rows)
     for record in rows:
         status = str(record.get("status") or "-")
         row: list[RenderableType] = [
@@ -138,15 +150,39 @@ def metrics_table(
         if tier.trend:
             row.append(trend_cell(record.get("trend")))
         table.add_row(*row)
-    if hidden:
-        table.add_row(Text(f"+{hidden} more series", style="dim"))
+    if first or hidden:
+        table.add_row(
+            Text(
+                _page_line(first, len(rows), hidden, paged=total is not None),
+                style="dim",
+            )
+        )
     return table
 
 
+def _page_line(first: int, shown: int, hidden: int, *, paged: bool) -> str:
+    """The table's last line: how many more rows, and the paging keys."""
+    if not first:
+        line = f"+{hidden} more series"
+        return f"{line}  (n: next page)" if paged else line
+    line = f"series {first + 1}-{first + shown} of {first + shown + hidden}  (p: back"
+    return line + (", n: next page)" if hidden else ")")
+
+
 def alerts_panel(
-    alerts: Sequence[Mapping[str, Any]], now: float, *, compact: bool = False
+    alerts: Sequence[Mapping[str, Any]],
+    now: float,
+    *,
+    compact: bool = False,
+    total: int | None = None,
+    firing: int | None = None,
 ) -> Panel:
-    """Active alerts, worst first (the daemon's order), with level colours."""
+    """Active alerts, worst first (the daemon's order), with level colours.
+
+    ``alerts`` may be the first few of a longer list (``top`` asks for a page):
+    ``total`` and ``firing`` then count the whole list.
+    """
+    count = len(alerts) if total is None else max(total, len(alerts))
     if not alerts:
         body: RenderableType = Text("no active alerts", style="green")
     else:
@@ -157,7 +193,7 @@ def alerts_panel(
         if not compact:
             table.add_column("threshold", no_wrap=True)
             table.add_column("since", no_wrap=True, justify="right")
-        for alert in alerts[:_ALERT_ROWS]:
+        for alert in alerts[:ALERT_ROWS]:
             level = str(alert.get("level") or alert.get("state") or "-")
             name = series_label(alert) + (
                 " (silenced)" if alert.get("silenced") else ""
@@ -175,10 +211,11 @@ def alerts_panel(
                 )
                 row.append(age(now - since) if since is not None else "")
             table.add_row(*row)
-        if len(alerts) > _ALERT_ROWS:
-            table.add_row("", Text(f"+{len(alerts) - _ALERT_ROWS} more", style="dim"))
+        if count > ALERT_ROWS:
+            table.add_row("", Text(f"+{count - ALERT_ROWS} more", style="dim"))
         body = table
-    firing = sum(1 for a in alerts if a.get("state") == "firing")
+    if firing is None:
+        firing = sum(1 for a in alerts if a.get("state") == "firing")
     title = f"Alerts ({firing} firing)" if alerts else "Alerts"
     return Panel(body, title=title, title_align="left", border_style="bright_black")
 
@@ -254,15 +291,16 @@ def panel_lines(
     knobs: Mapping[str, Any],
     *,
     side_by_side: bool,
+    alert_total: int | None = None,
 ) -> tuple[int, int]:
     """Lines of the alerts panel and of the actions + knobs panels.
 
-    ``knobs`` is the ``knobs`` command's answer, as :func:`knobs_panel` takes it.
+    ``knobs`` is the ``knobs`` command's answer, as :func:`knobs_panel` takes it;
+    ``alert_total`` counts the alerts when ``alerts`` is the first page of them.
     """
-    alert_count, knob_count = len(alerts), len(knobs.get("knobs") or {})
-    alert_lines = 2 + max(
-        1, min(alert_count, _ALERT_ROWS) + (alert_count > _ALERT_ROWS)
-    )
+    alert_count = len(alerts) if alert_total is None else alert_total
+    knob_count = len(knobs.get("knobs") or {})
+    alert_lines = 2 + max(1, min(alert_count, ALERT_ROWS) + (alert_count > ALERT_ROWS))
     action_lines = 2 + max(1, min(len(actions), _ACTION_ROWS))
     knob_lines = 2 + max(1, min(knob_count, _KNOB_ROWS) + (knob_count > _KNOB_ROWS))
     if side_by_side:
