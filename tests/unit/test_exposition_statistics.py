@@ -72,7 +72,8 @@ class TestBlockValues:
         factors = np.full(rows, factor)
         factors[::2] = 1.0  # rows of different units in one block
         found = block_values(table, factors, level, sample_bytes)
-        at = np.percentile(table, [50, 95, 99], axis=1).T
+        # + 0.0: a zero quantile is written 0.0 whichever signed zero sorted first.
+        at = np.percentile(table, [50, 95, 99], axis=1).T + 0.0
         if level is None:
             means = row_means(table)
             ends = [("", "")] * rows
