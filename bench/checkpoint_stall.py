@@ -8,15 +8,19 @@ samples (fed in slices that yield, so that feeding is not what is measured). The
 same run alternates the sliced snapshot (the daemon's) with the old one taken all
 at once (``slice_seconds = None``), checkpoint by checkpoint, so both see the same
 machine load. The first checkpoint (every window written whole) is reported apart.
+The garbage collections during each checkpoint (any thread) are counted and timed
+with ``gc.callbacks``; ``--gc-threshold`` sets ``gc.set_threshold`` for the run.
 
     python bench/checkpoint_stall.py                 # ~1-2 minutes
     python bench/checkpoint_stall.py --series 2000   # quicker
+    PYTHONPATH=OTHER/daemon python bench/checkpoint_stall.py   # another checkout
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import statistics
 import tempfile
 import time
@@ -31,6 +35,33 @@ from perfwarden.ingest.statsd import Batch
 from perfwarden.state.persistence import SNAPSHOT_SLICE
 
 TICK = 0.001
+
+
+class Collections:
+    """Garbage collections seen through ``gc.callbacks``: count per generation and
+    the CPU time of the collecting thread."""
+
+    def __init__(self) -> None:
+        self.counts = [0, 0, 0]
+        self.seconds = 0.0
+        self._started = 0.0
+        gc.callbacks.append(self._seen)
+
+    def _seen(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.thread_time()
+            return
+        self.counts[info["generation"]] += 1
+        self.seconds += time.thread_time() - self._started
+
+    def take(self) -> tuple[list[int], float]:
+        """What was seen since the last take."""
+        seen = (self.counts, self.seconds)
+        self.counts, self.seconds = [0, 0, 0], 0.0
+        return seen
+
+
+COLLECTIONS = Collections()
 
 
 def feed(daemon: Daemon, keys: list[str], values: np.ndarray) -> None:
@@ -51,12 +82,14 @@ async def ticker(lags: list[float], busy: list[float], stop: asyncio.Event) -> N
         busy.append(time.thread_time() - cpu)
 
 
-Measured = tuple[list[float], list[float], float]
+Measured = tuple[list[float], list[float], float, float, tuple[list[int], float]]
 
 
 async def measured(daemon: Daemon, sliced: bool | None) -> Measured:
     """Loop lags and loop-thread CPU per wake-up during one checkpoint (None: no
-    checkpoint, 100 ms of the ticker alone), and the checkpoint's wall time."""
+    checkpoint, 100 ms of the ticker alone), the checkpoint's wall time, the
+    process CPU it took (loop thread and writer; the ticker's own is ~1%) and the
+    garbage collections meanwhile."""
     daemon.state.slice_seconds = SNAPSHOT_SLICE if sliced else None
     lags: list[float] = []
     busy: list[float] = []
@@ -65,16 +98,18 @@ async def measured(daemon: Daemon, sliced: bool | None) -> Measured:
     await asyncio.sleep(0.01)
     lags.clear()
     busy.clear()
-    started = time.perf_counter()
+    COLLECTIONS.take()
+    started, cpu = time.perf_counter(), time.process_time()
     if sliced is None:
         await asyncio.sleep(0.1)
     else:
         assert await daemon.state.checkpoint()
-        trim()  # as the daemon's checkpoint loop does after a checkpoint
-    took = time.perf_counter() - started
+        await asyncio.sleep(0)  # as the daemon's checkpoint loop does after one
+        trim()
+    took, cpu = time.perf_counter() - started, time.process_time() - cpu
     stop.set()
     await task
-    return lags, busy, took
+    return lags, busy, took, cpu, COLLECTIONS.take()
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -88,6 +123,8 @@ async def run(args: argparse.Namespace) -> None:
         daemon.state.restore()
         if not args.no_freeze:
             freeze_startup()  # as the daemon does at the end of its start-up
+        if args.gc_threshold:
+            gc.set_threshold(*(int(n) for n in args.gc_threshold.split(",")))
         rng = np.random.default_rng(1)
         keys = [f"bench|ms|#series:{i}" for i in range(args.series)]
         for start in range(0, args.series, 500):
@@ -112,20 +149,26 @@ async def run(args: argparse.Namespace) -> None:
             return values[min(len(values) - 1, int(len(values) * 0.99))]
 
         took = statistics.median(part[2] for part in parts) * 1000
+        cpu = statistics.median(part[3] for part in parts) * 1000
+        gcs = [sum(part[4][0][g] for part in parts) / len(parts) for g in range(3)]
+        gc_ms = sum(part[4][1] for part in parts) / len(parts) * 1000
         return (
             f"| {name} | {p99(lags):.1f} | {lags[-1]:.1f} | {p99(busy):.1f} | "
-            f"{busy[-1]:.1f} | {took:.0f} |"
+            f"{busy[-1]:.1f} | {took:.0f} | {cpu:.0f} | "
+            f"{gcs[0]:.1f} / {gcs[1]:.1f} / {gcs[2]:.2f} | {gc_ms:.1f} |"
         )
 
     print(
         f"\n{args.series} series x {args.window} samples, +{args.new} samples per "
-        f"series between checkpoints, {args.rounds} rounds (shared machine)\n"
+        f"series between checkpoints, {args.rounds} rounds (shared machine), "
+        f"gc thresholds {gc.get_threshold()}, per checkpoint\n"
     )
     print(
         "| loop during | lag p99 ms | lag max ms | loop CPU per turn p99 ms | "
-        "max ms | checkpoint ms |"
+        "max ms | checkpoint ms | CPU ms | collections young / middle / full | "
+        "GC CPU ms |"
     )
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     print(row("first checkpoint (every window whole), sliced", [first]))
     print(row("steady checkpoints, sliced snapshot (now)", runs[True]))
     print(row("steady checkpoints, snapshot at once (before)", runs[False]))
@@ -140,6 +183,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument(
         "--no-freeze", action="store_true", help="skip the start-up's gc.freeze()"
+    )
+    parser.add_argument(
+        "--gc-threshold", help="gc.set_threshold for the run, e.g. 700,10,10"
     )
     asyncio.run(run(parser.parse_args()))
 

@@ -1,4 +1,4 @@
-"""A daemon against plugins that exit, block, hang, hoard 2 GiB and spin: figures.
+"""A daemon against plugins that exit, block, hold the GIL, hang and hoard 2 GiB.
 
 Installs the test suite's hostile plugin distribution
 (``tests/data/plugins/hostile_plugins``) into this environment (``pip``), runs a
@@ -8,7 +8,9 @@ isolation mode, the daemon's RSS, the event loop's longest lateness and stall co
 (``perfwarden status``), and each plugin's state and last error. Uninstalls the
 distribution at the end. About a minute per mode on a quiet machine.
 
-Usage: ``python bench/hostile_plugins.py [--modes process,in-process]``.
+Usage: ``python bench/hostile_plugins.py [--modes process,in-process]
+[--only hostile_holds_gil,...]`` (``--only`` lists just those on the alerting
+metric; ``hostile_hangs_apply`` always has its own).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ PLUGINS = (
     "hostile_hard_exit",
     "hostile_blocks_loop",
     "hostile_allocates",
+    "hostile_holds_gil",
 )
 
 CONFIG = """\
@@ -65,12 +68,17 @@ def cycle(daemon: DaemonProcess, metric: str, until: str) -> None:
     wait_until(lambda: count("alert.resolved") > resolved, timeout=60)
 
 
-def run(mode: str) -> dict[str, Any]:
+def run(mode: str, only: set[str]) -> dict[str, Any]:
     names = (*PLUGINS, "hostile_hangs_apply")
     # In the daemon, os._exit() ends the daemon and 2 GiB would be its own: what
     # only a host survives is left out there.
     only_a_host_survives = {"hostile_hard_exit", "hostile_allocates"}
-    listed = [n for n in PLUGINS if mode == "process" or n not in only_a_host_survives]
+    listed = [
+        n
+        for n in PLUGINS
+        if (mode == "process" or n not in only_a_host_survives)
+        and (not only or n in only)
+    ]
     plugins = "".join(f"  {n}: {{isolation: {mode}}}\n" for n in names)
     daemon = DaemonProcess(
         CONFIG.format(names=", ".join(listed), plugins=plugins)
@@ -79,6 +87,9 @@ def run(mode: str) -> dict[str, Any]:
         for _ in range(2):
             cycle(daemon, "latency", "optimizer.no_proposal")
             cycle(daemon, "queue", "optimizer.apply_failed")
+        # A third alert: the GIL holder's first stall may hide in the blocking
+        # coroutine's (one stall, one culprit named), so it needs two more.
+        cycle(daemon, "latency", "optimizer.no_proposal")
         status = daemon.request("status")
         rows = {
             p["name"]: (p["state"], p["error"])
@@ -91,6 +102,11 @@ def run(mode: str) -> dict[str, Any]:
             "plugins": rows,
             "alive": daemon.process is not None and daemon.process.poll() is None,
             "host_exits": len(daemon.log_events("plugin.host_exited")),
+            "named": [
+                (e["plugin"], e["via"], e["seconds"])
+                for e in daemon.log_events("loop.stalled")
+                if e["plugin"] is not None
+            ],
         }
     finally:
         daemon.close()
@@ -99,14 +115,18 @@ def run(mode: str) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modes", default="process,in-process")
+    parser.add_argument(
+        "--only", default="", help="comma-separated: the latency plugins to list"
+    )
     args = parser.parse_args()
+    only = set(filter(None, args.only.split(",")))
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "hostile_plugins"
         shutil.copytree(DIST, source)
         pip("install", "--no-build-isolation", "--no-deps", str(source))
         try:
             for mode in args.modes.split(","):
-                result = run(mode)
+                result = run(mode, only)
                 loop = result["loop"]
                 print(
                     f"{mode}: daemon alive {result['alive']}, RSS "
@@ -115,6 +135,7 @@ def main() -> None:
                     f"(last: {loop['last_stall']}), host exits "
                     f"{result['host_exits']}"
                 )
+                print(f"  stalls named: {result['named']}")
                 for name, (state, error) in sorted(result["plugins"].items()):
                     print(f"  {name:<22} {state:<9} {error}")
         finally:

@@ -152,7 +152,7 @@ class Daemon:
         self.evaluation_passes = 0
         self.evaluation_seconds = 0.0
         self.sampler = ProcessSampler(lambda: self.config, self._append_sample)
-        self.loop_watch = LoopWatch(self.plugins.stalled_by)
+        self.loop_watch = LoopWatch(self.plugins.stalled_by, self.plugins.threads)
         self.self_monitor = SelfMonitor(
             self._append_sample,
             ingest_lines=lambda: self.ingestor.counters.received,
@@ -443,6 +443,7 @@ class Daemon:
             if self.config.state.checkpoint_interval > 0:
                 written = await self.state.checkpoint()
                 if written and self.state.last_series_written:
+                    await asyncio.sleep(0)  # the commit had its turn; trim in the next
                     # The snapshot's copies of the changed windows (and the
                     # writer thread's blobs) are freed now; without this the
                     # heaps keep them resident.

@@ -5,7 +5,8 @@ carries one plugin per failure mode. As third-party plugins they run in plugin h
 processes by default: the daemon's loop never stalls on them, a hung call's host is
 killed, a 2 GiB allocation fails in the host, and each is switched off by the
 breaker. In the daemon (``isolation: in-process``), ``sys.exit()`` is a counted
-failure and a coroutine that blocks the loop is named and switched off at once.
+failure, a coroutine that blocks the loop is named and switched off at once, and a
+plain function whose thread holds the GIL is named and switched off by the breaker.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 import psutil
 import pytest
 
+from perfwarden.sampling.loop_watch import GIL_WAIT_SHARE, HELD_SHARE
 from perfwarden.testing import DaemonProcess, wait_until
 
 if TYPE_CHECKING:
@@ -120,7 +122,7 @@ class TestIsolatedByDefault:
     ) -> None:
         """exit, os._exit, a blocked loop, 2 GiB and a hung apply: all disabled;
         the daemon's loop is never held by a plugin."""
-        daemon = make_daemon(config()).start()
+        daemon = make_daemon(config((*PROPOSE_FAILURES, "hostile_holds_gil"))).start()
         loaded = {e["plugin"]: e for e in daemon.log_events("plugin.loaded")}
         assert "process" == loaded["hostile_exit"]["isolation"]
         assert "in-process" == loaded["compression"]["isolation"]
@@ -157,6 +159,10 @@ class TestIsolatedByDefault:
         status = assert_healthy(daemon)
         assert [] == daemon.log_events("plugin.stalled_loop")
         assert all(e["plugin"] is None for e in daemon.log_events("loop.stalled"))
+        # Holding its host's GIL stalls nothing of the daemon's; on a loaded
+        # machine the call may outlast plugin_timeout, and then its host goes.
+        holder = plugins(daemon)["hostile_holds_gil"]
+        assert holder["state"] == "active" or "host was killed" in str(holder["error"])
         # A 2 s block in the daemon would show here; a loaded machine's noise not.
         assert status["loop"]["max_lag_ms"] < 1000  # type: ignore[index]
         assert [] == daemon.log_events("daemon.stopped")
@@ -241,3 +247,42 @@ class TestInProcess:
         assert "hostile_blocks_loop" in attributed
         assert_healthy(daemon)
         assert [] == daemon.log_events("daemon.stopped")
+
+    def test_thread_holding_the_gil_named_and_switched_off(
+        self, make_daemon: Callable[..., DaemonProcess]
+    ) -> None:
+        """A plain propose inside one long C call stalls the loop from its worker
+        thread: a stall whose evidence meets the rule names it (``via: thread``)
+        and counts as its failure; ``max_failures`` failures switch it off."""
+        extra = "  hostile_holds_gil: {isolation: in-process}\n"
+        daemon = make_daemon(config(("hostile_holds_gil",), extra)).start()
+        for _ in range(2):
+            fire_and_resolve(daemon, "latency", "optimizer.no_proposal")
+        listed = wait_until(
+            lambda: (
+                (row := plugins(daemon)["hostile_holds_gil"])["state"] == "disabled"
+                and row
+            ),
+            timeout=30,
+        )
+        # Each stall during its calls is named exactly when the evidence logged
+        # with it meets the rule (a loaded machine may leave it short: then the
+        # calls fail by their timeouts); a named one is counted as a stall.
+        evidenced = [
+            e for e in daemon.log_events("loop.stalled") if "thread_cpu_share" in e
+        ]
+        assert evidenced
+        for stall in evidenced:
+            held = (
+                stall["gil_wait_share"] >= GIL_WAIT_SHARE
+                and stall["thread_cpu_share"] >= HELD_SHARE
+                and stall["thread_cpu_share"] > stall["loop_cpu_share"]
+            )
+            expected = ("hostile_holds_gil", "thread") if held else (None, None)
+            assert expected == (stall["plugin"], stall["via"])
+        named = [e for e in evidenced if e["plugin"] is not None]
+        assert bool(named) == (listed["stalls"] > 0)
+        assert {"hostile_holds_gil"} >= {
+            e["plugin"] for e in daemon.log_events("plugin.stalled_loop")
+        }
+        assert_healthy(daemon)

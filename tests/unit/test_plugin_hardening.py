@@ -219,7 +219,9 @@ class TestLoopWatch:
         with capture_logs() as logs:
             watch.observe(2.0, now=110.0)
         assert (1, 2.0) == (watch.stalls, watch.max_lag)
-        assert {"seconds": 2.0, "plugin": "blocker"} == watch.last_stall
+        assert {"seconds": 2.0, "plugin": "blocker", "via": "coroutine"} == (
+            watch.last_stall
+        )
         assert [108.0 - TICK] == since
         (event,) = logs
         assert ("loop.stalled", "blocker") == (event["event"], event["plugin"])

@@ -8,7 +8,10 @@ switched off once a streak reaches ``optimizer.max_failures``. A coroutine step 
 held the event loop past
 :data:`~perfwarden.optimize.plugin_calls.STALL_LIMIT` switches the plugin off at
 once: nothing can interrupt it, and its next blocking step would stall ingest and
-control again.
+control again. A worker thread blamed for holding the GIL through a stall (see
+:mod:`.plugin_threads`) counts as one failure of its call (:func:`held_loop`): the
+blame rests on CPU clocks, not on a measured step, and a plain function may
+legitimately compute, so it takes ``max_failures`` such calls to switch it off.
 """
 
 from __future__ import annotations
@@ -17,7 +20,15 @@ from perfwarden.logs.setup import get_logger
 from perfwarden.optimize.plugin_calls import STALL_LIMIT
 from perfwarden.optimize.plugin_handle import PluginHandle, PluginState, streak_of
 
-__all__ = ["STALL_LIMIT", "check_stall", "disable", "failed", "succeeded", "timed_out"]
+__all__ = [
+    "STALL_LIMIT",
+    "check_stall",
+    "disable",
+    "failed",
+    "held_loop",
+    "succeeded",
+    "timed_out",
+]
 
 _log = get_logger("perfwarden.plugins")
 
@@ -90,12 +101,37 @@ def check_stall(handle: PluginHandle, what: str, longest: float, limit: int) -> 
         call=what,
         seconds=seconds,
         limit=STALL_LIMIT,
+        via="coroutine",
         hint="a coroutine must not block; make the method a plain function "
         "(run in a thread) or await the I/O",
     )
     failed(handle, what, f"blocked the event loop for {seconds:g}s", limit)
     disable(handle)
     return True
+
+
+def held_loop(
+    handle: PluginHandle, what: str, seconds: float, limit: int, *, failure: bool
+) -> None:
+    """A call of ``handle`` in a worker thread held the GIL, so the event loop,
+    for ``seconds``: a stall (``plugin.stalled_loop``), and a failure unless the
+    call's failure was counted already (``failure`` false: it timed out)."""
+    seconds = round(seconds, 3)
+    handle.counts["stalls"] += 1
+    _log.error(
+        "plugin.stalled_loop",
+        plugin=handle.name,
+        call=what,
+        seconds=seconds,
+        limit=STALL_LIMIT,
+        via="thread",
+        hint="a call in a worker thread held the GIL (one long C call: a regular "
+        "expression, a huge sum or sort); split the work or run the plugin in a "
+        "host (isolation: process)",
+    )
+    if failure:
+        error = f"held the GIL, stalling the event loop {seconds:g}s"
+        failed(handle, what, error, limit)
 
 
 def disable(handle: PluginHandle) -> None:

@@ -11,7 +11,9 @@ it (:mod:`perfwarden.deadline`) that the plugin reads with
 included), times out or returns garbage counts as a failure;
 ``optimizer.max_failures`` consecutive failures of ``handles``/``propose``, or of
 ``apply``/``revert``, switch the plugin off (``plugin.disabled``) until the next
-reload, and so does one coroutine step that stalls the loop.
+reload, and so does one coroutine step that stalls the loop. A worker thread that
+holds the GIL through a stall is found by the loop watch (:mod:`.plugin_threads`)
+and counts as one failure of its call.
 
 Timeouts come in two kinds, both logged as ``plugin.timed_out`` and counted as a
 timeout and a failure: the plugin met its deadline and raised ``TimeoutError``
@@ -39,6 +41,7 @@ from perfwarden.logs.setup import get_logger
 from perfwarden.optimize.plugin_breaker import (
     check_stall,
     failed,
+    held_loop,
     succeeded,
     timed_out,
 )
@@ -69,6 +72,7 @@ from perfwarden.optimize.plugin_loader import (
     find,
     instantiate,
 )
+from perfwarden.optimize.plugin_threads import ThreadCall, ThreadCalls
 from perfwarden.plugin_api import Optimizer, OptimizerContext, Proposal, Violation
 
 if TYPE_CHECKING:
@@ -120,6 +124,8 @@ class PluginRuntime:
         #: The plugin whose coroutine step last held the loop too long, and when
         #: that step ended.
         self._stalled_by: tuple[str, float] | None = None
+        #: Plain plugin calls in worker threads, for the loop watch to blame.
+        self.threads = ThreadCalls(self._held_loop)
 
     @property
     def autoload(self) -> bool:
@@ -237,8 +243,9 @@ class PluginRuntime:
                         await host.load()
                         optimizer = IsolatedOptimizer(host)
                     else:
+                        loading = self.threads.track(handle, "load", instantiate)
                         optimizer = await in_daemon_thread(
-                            instantiate, source, handle.options
+                            loading, source, handle.options
                         )
         except PluginLoadError as exc:
             if host is not None:
@@ -333,6 +340,7 @@ class PluginRuntime:
         started = time.monotonic()
         limit = asyncio.timeout(timeout)
         stepped: Stepped | None = None
+        threaded: ThreadCall | None = None
 
         def on_stall(ended: float) -> None:
             self._stalled_by = (handle.name, ended)
@@ -344,7 +352,12 @@ class PluginRuntime:
                         stepped = Stepped(function(*args), on_stall)
                         result: Any = await stepped
                     else:
-                        result = await in_daemon_thread(function, *args)
+                        threaded = self.threads.track(handle, what, function)
+                        result = await in_daemon_thread(threaded, *args)
+                        if time.monotonic() - started > STALL_LIMIT:
+                            # The loop watch's late wake-up is due in this same
+                            # iteration: let it judge the thread first.
+                            await asyncio.sleep(0)
                         if inspect.isawaitable(result):
                             stepped = Stepped(awaited(result), on_stall)
                             result = await stepped
@@ -359,14 +372,16 @@ class PluginRuntime:
                 error = (
                     f"no answer within {timeout:g}s; abandoned (a thread may still run)"
                 )
-            elapsed = time.monotonic() - started
-            self._timed_out(handle, what, error, elapsed, abandoned=abandoned)
+            if threaded is None or threaded.first_count():
+                elapsed, most = time.monotonic() - started, self._max_failures()
+                timed_out(handle, what, error, elapsed, most, abandoned=abandoned)
             raise PluginCallError(f"{handle.name}.{what} timed out: {error}") from exc
         except asyncio.CancelledError as exc:
             if cancelling():
                 raise
             self._check_stall(handle, what, stepped)
-            self._failed(handle, what, "raised CancelledError")
+            if threaded is None or threaded.first_count():
+                self._failed(handle, what, "raised CancelledError")
             raise PluginCallError(f"{handle.name}.{what} raised {exc!r}") from exc
         except BaseException as exc:
             # sys.exit() or KeyboardInterrupt raised by a plugin: a failure, not
@@ -377,12 +392,24 @@ class PluginRuntime:
                 if isinstance(exc, PluginRaised)
                 else f"{type(exc).__name__}: {exc}"
             )
-            self._failed(handle, what, described)
+            if threaded is None or threaded.first_count():
+                self._failed(handle, what, described)
             raise PluginCallError(f"{handle.name}.{what} raised {exc!r}") from exc
-        if self._check_stall(handle, what, stepped):
+        if self._check_stall(handle, what, stepped) or (
+            threaded is not None and threaded.stalled
+        ):
+            # A thread's stall was counted as its failure when it was blamed.
             msg = f"{handle.name}.{what} stalled the event loop"
             raise PluginCallError(msg)
         return result  # type: ignore[no-any-return]
+
+    def _held_loop(self, call: ThreadCall, seconds: float) -> None:
+        # One failure per call: not again if it already failed or timed out. A
+        # load's stall is named and counted, not a failure: the breaker is for
+        # calls (a slow import is paid once).
+        limit = self._max_failures()
+        failure = call.what != "load" and call.first_count()
+        held_loop(call.owner, call.what, seconds, limit, failure=failure)
 
     def _check_stall(
         self, handle: PluginHandle, what: str, stepped: Stepped | None
@@ -395,19 +422,6 @@ class PluginRuntime:
         """A call's result was valid: the failure streak of its kind ends (a good
         ``propose`` does not excuse a hanging ``apply``)."""
         succeeded(handle, what)
-
-    def _timed_out(
-        self,
-        handle: PluginHandle,
-        what: str,
-        error: str,
-        seconds: float,
-        *,
-        abandoned: bool,
-    ) -> None:
-        timed_out(
-            handle, what, error, seconds, self._max_failures(), abandoned=abandoned
-        )
 
     def _failed(self, handle: PluginHandle, what: str, error: str) -> None:
         failed(handle, what, error, self._max_failures())

@@ -59,6 +59,7 @@ __all__ = [
     "MAX_CAPACITY",
     "SCHEMA_VERSION",
     "STATE_FILE",
+    "MissingRows",
     "UnusableFile",
     "alert_from_row",
     "check",
@@ -123,6 +124,20 @@ TABLES: Final = frozenset(
 
 class UnusableFile(Exception):
     """The file is not a state database this perfwarden can read (the reason)."""
+
+
+class MissingRows(Exception):
+    """A checkpoint meant to update series rows the file does not hold (``keys``):
+    the checkpoint is rolled back, and the next one writes them whole."""
+
+    def __init__(self, keys: list[str]) -> None:
+        super().__init__(f"{len(keys)} series rows missing from the file")
+        self.keys = keys
+
+
+def _missing(conn: sqlite3.Connection, keys: list[str]) -> list[str]:
+    held = {str(k) for (k,) in conn.execute("SELECT key FROM series")}
+    return [key for key in keys if key not in held]
 
 
 def check(conn: sqlite3.Connection) -> None:
@@ -363,31 +378,43 @@ _BATCH_ROWS: Final = 128
 _BATCH_PAUSE: Final = 0.001
 
 
-def _in_batches(conn: sqlite3.Connection, sql: str, rows: Iterable[Any]) -> None:
+def _in_batches(conn: sqlite3.Connection, sql: str, rows: Iterable[Any]) -> int:
     """``executemany`` in batches with a short sleep between them.
 
     The writer thread binds every row holding the GIL and gives it up only during
     SQLite's own steps, so a long ``executemany`` leaves the event loop thread
     waiting for the GIL in bursts; the sleeps hand it over (bench/hostile.md).
     ``rows`` may be a generator, so that large blobs are made one batch at a time.
+    Returns the number of rows the statements changed.
     """
     rows = iter(rows)
     first = True
+    changed = 0
     while batch := list(itertools.islice(rows, _BATCH_ROWS)):
         if not first:
             time.sleep(_BATCH_PAUSE)
         first = False
-        conn.executemany(sql, batch)
+        changed += conn.executemany(sql, batch).rowcount
+    return changed
+
+
+def _chunk_rows(snap: Snapshot) -> Iterator[tuple[int, str, int, bytes]]:
+    """The rows of ``snap``'s new chunks, each blob made as it is bound (10,000
+    changed series are many MiB), and each copied window tail freed once bound:
+    here, between batches, not all at once on the loop thread after the commit. A
+    failed write leaves the snapshot unusable, but it is never retried (the next
+    checkpoint takes a new one)."""
+    added = snap.chunks_added
+    added.reverse()
+    while added:
+        seq, key, first, values = added.pop()
+        yield seq, key, first, np.ascontiguousarray(values, dtype="<f8").tobytes()
 
 
 def write_snapshot(conn: sqlite3.Connection, snap: Snapshot, *, final: bool) -> None:
     """Write ``snap`` in one transaction; ``final`` then folds the WAL into the
     database file (which fsyncs)."""
-    # One blob at a time (not a list of all): 10,000 changed series are many MiB.
-    chunk_rows = (
-        (seq, key, first, np.ascontiguousarray(values, dtype="<f8").tobytes())
-        for seq, key, first, values in snap.chunks_added
-    )
+    chunk_rows = _chunk_rows(snap)
     with transaction(conn):
         if snap.downtime:
             # Series rows are small (the samples are in chunks).
@@ -401,6 +428,14 @@ def write_snapshot(conn: sqlite3.Connection, snap: Snapshot, *, final: bool) -> 
             "INSERT OR REPLACE INTO series VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             snap.series,
         )
+        updated = _in_batches(
+            conn,
+            "UPDATE series SET capacity = ?, total_count = ?, pending = ?,"
+            " last_update = ? WHERE key = ?",
+            snap.series_updates,
+        )
+        if updated != len(snap.series_updates):
+            raise MissingRows(_missing(conn, [row[4] for row in snap.series_updates]))
         conn.executemany(
             "DELETE FROM series WHERE key = ?",
             [(k,) for k in snap.series_removed],

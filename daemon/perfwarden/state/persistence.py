@@ -12,13 +12,16 @@ checkpoint, so keeping a second copy here could only disagree with it.
 
 **Checkpoints.** Every ``state.checkpoint_interval`` (default 2 s; ``0`` turns
 periodic checkpoints off) and once on shutdown. The loop thread takes a snapshot
-in slices of at most :data:`SNAPSHOT_SLICE` (5 ms) between which the loop runs,
+in slices of at most :data:`SNAPSHOT_SLICE` (1 ms) between which the loop runs,
 copying only what changed since the last successful checkpoint (a window's
 ``(total_count, capacity, pending)`` is its cheap change mark); a worker thread
 (``asyncio.to_thread``) writes it in ONE transaction; a checkpoint still writing
 makes the next periodic one skip, never run alongside. A failed write is rolled
 back, logged as ``state.checkpoint_failed`` and retried in full next time (the
-change marks move only after a commit); it never stops the loop.
+change marks move only after a commit); it never stops the loop. A series whose
+row the file holds has that row updated in place (count, capacity, pending, last
+update), its name, type and tags are written once; an update that finds no row
+fails the checkpoint and marks the series to be written whole by the next.
 
 **Samples are appended, not rewritten.** A window is stored as *chunks*: rows of
 consecutive samples numbered by the series' ``total_count`` (``first`` is the
@@ -64,6 +67,7 @@ from perfwarden.state.file import (
     APPLICATION_ID,
     SCHEMA_VERSION,
     STATE_FILE,
+    MissingRows,
     UnusableFile,
     alert_from_row,
     read_all,
@@ -99,8 +103,11 @@ __all__ = [
 ]
 
 _log = get_logger("perfwarden.state")
-#: Loop time a snapshot takes before it lets the loop run (bench/hostile.md).
-SNAPSHOT_SLICE: Final = 0.005
+#: Loop time a snapshot takes before it lets the loop run (bench/hostile.md). A
+#: task woken by a timer or a future waits up to three slices: the snapshot's next
+#: step is already in the ready queue when the timer's callback is, and again when
+#: the woken task's step is.
+SNAPSHOT_SLICE: Final = 0.001
 
 
 @dataclass(slots=True)
@@ -365,6 +372,8 @@ class StateStore:
         try:
             self.last_write_seconds = await asyncio.shield(writing)
         except Exception as exc:  # noqa: BLE001 - a checkpoint never stops the loop
+            if isinstance(exc, MissingRows):
+                self._saved.rewrite(exc.keys)
             self.failures += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
             _log.error(
@@ -418,7 +427,7 @@ class StateStore:
         self._saved.committed(snap)
         self.checkpoints += 1
         self.last_checkpoint_at = snap.at
-        self.last_series_written = len(snap.series)
+        self.last_series_written = len(snap.series) + len(snap.series_updates)
         self.last_error = None
 
     async def close(self) -> None:

@@ -4,13 +4,16 @@ Responsibility: decide what a checkpoint writes. Per series the mark is the
 window's ``(total_count, capacity, pending)`` and the list of its sample chunks in
 the file; per alert its state, observation and sample count; per document its
 JSON text; for the history a version. A snapshot (taken on the loop thread)
-carries only what differs from the marks: the rows to write or delete, and each
+carries only what differs from the marks: the rows to write, update or delete
+(a series the file holds a row of gets the short update: no tags JSON), and each
 changed window's new samples as one chunk (or the whole window, when its samples
 all changed, it was resized or it holds :data:`MAX_CHUNKS` chunks). The marks
 move only once the snapshot is committed (:meth:`Saved.committed`), so a failed
 write is retried in full.
 
-At 10k series a snapshot is hundreds of milliseconds of work, so it is taken in
+At 10k series a snapshot is ~75 ms of work (bench/checkpoint_parts.py; half of
+it flushing each window's pending samples and copying its new ones), so it is
+taken in
 steps (:meth:`Saved.snapshot_steps` yields after each series and alert) that the
 checkpoint spreads over several loop turns: each series is copied whole at one
 instant, and a series that leaves the store meanwhile is forgotten as usual (its
@@ -20,7 +23,7 @@ row is deleted by the next checkpoint).
 from __future__ import annotations
 
 import json
-from array import array
+import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
@@ -34,7 +37,8 @@ if TYPE_CHECKING:
     from perfwarden.alerts.evaluator import Evaluator
     from perfwarden.optimize.engine import OptimizerEngine
     from perfwarden.optimize.learning import Learning
-    from perfwarden.series.store import MetricStore, Series
+    from perfwarden.series.store import MetricStore
+    from perfwarden.series.window import RollingWindow
 
 __all__ = [
     "MAX_CHUNKS",
@@ -56,9 +60,11 @@ MAX_CHUNKS: Final = 64
 SeriesMark = tuple[int, int, float]
 #: A chunk of a series' samples in the file: ``(seq, first, count)``.
 Chunk = tuple[int, int, int]
-#: A series' chunks as flat ``seq, first, count`` triples: 24 bytes a chunk where a
-#: list of tuples takes ~130, and 10,000 series hold up to 64 chunks each.
-ChunkList: TypeAlias = "array[int]"
+#: A series' chunks as flat ``seq, first, count`` triples of native int64: 24 bytes
+#: a chunk where a list of tuples takes ~130, and 10,000 series hold up to 64 chunks
+#: each. Bytes, not ``array``: the collector tracks arrays (10,000 more objects that
+#: every full collection walks, a quarter of one at 10k series) and not bytes.
+ChunkList: TypeAlias = bytes
 AlertMark = tuple[SeriesAlert, tuple[float, float] | None, int | None]
 #: The marks of a row the file holds but memory does not match: rewritten or deleted.
 STALE_SERIES: Final[SeriesMark] = (-1, -1, 0.0)
@@ -70,10 +76,17 @@ class Snapshot:
     """One checkpoint's data, taken in the loop thread, written in a worker."""
 
     at: float
+    #: Whole rows, for series the file holds no (or a stale) row of.
     series: list[tuple[Any, ...]] = field(default_factory=list)
+    #: ``(capacity, total_count, pending, last_update, key)`` of series whose row
+    #: the file holds: their name, type and tags are as saved.
+    series_updates: list[tuple[int, int, float, float | None, str]] = field(
+        default_factory=list
+    )
     series_marks: dict[str, SeriesMark] = field(default_factory=dict)
     series_removed: list[str] = field(default_factory=list)
-    #: New chunks ``(seq, key, first, values)``, and the seqs of chunks to delete.
+    #: New chunks ``(seq, key, first, values)`` (the writer empties the list as it
+    #: binds them), and the seqs of chunks to delete.
     chunks_added: list[tuple[int, str, int, Any]] = field(default_factory=list)
     chunks_removed: list[int] = field(default_factory=list)
     #: Each touched series' chunk list once this snapshot is committed.
@@ -115,6 +128,13 @@ class Saved:
             if key in self.alert_marks:
                 self.alert_marks[key] = STALE_ALERT
 
+    def rewrite(self, keys: Iterable[str]) -> None:
+        """Rows the file turned out not to hold: the next checkpoint writes them
+        whole."""
+        for key in keys:
+            if key in self.series_marks:
+                self.series_marks[key] = STALE_SERIES
+
     def snapshot_steps(
         self,
         *,
@@ -144,26 +164,33 @@ class Saved:
             saved = marks.get(key)
             if saved == mark:
                 continue
-            self._plan_chunks(snap, series, saved)
-            snap.series.append(
-                (
-                    key,
-                    series.name,
-                    series.type.value,
-                    json.dumps(list(series.tags)),
-                    window.capacity,
-                    window.total_count,
-                    series.pending,
-                    to_wall(series.last_update) if series.last_update else None,
+            total, capacity, pending = mark
+            self._plan_chunks(snap, key, window, saved)
+            last_update = series.last_update
+            at = wall - (mono - last_update) if last_update else None
+            if saved is None or saved[0] < 0:  # no row in the file, or a stale one
+                snap.series.append(
+                    (
+                        key,
+                        series.name,
+                        series.type.value,
+                        json.dumps(list(series.tags)),
+                        capacity,
+                        total,
+                        pending,
+                        at,
+                    )
                 )
-            )
+            else:
+                snap.series_updates.append((capacity, total, pending, at, key))
             snap.series_marks[key] = mark
             yield
         # A series forgotten while the steps ran is marked stale once this snapshot
         # is committed (as during the write), so the next checkpoint deletes it.
         snap.series_removed = [key for key in marks if key not in present]
         for key in snap.series_removed:
-            snap.chunks_removed.extend(self.chunks.get(key, _NO_CHUNKS)[0::3])
+            chunks = memoryview(self.chunks.get(key, _NO_CHUNKS)).cast("q")
+            snap.chunks_removed.extend(chunks[0::3])
         snap.chunks_removed.extend(self.orphan_chunks)
         alert_marks = self.alert_marks
         for key, alert in list(evaluator.alerts.items()):
@@ -200,35 +227,39 @@ class Saved:
         return snap
 
     def _plan_chunks(
-        self, snap: Snapshot, series: Series, saved: SeriesMark | None
+        self, snap: Snapshot, key: str, window: RollingWindow, saved: SeriesMark | None
     ) -> None:
-        """Add to ``snap`` the chunk that carries the series' new samples and the
+        """Add to ``snap`` the chunk that carries the window's new samples and the
         deletion of the chunks the window no longer reaches."""
-        window = series.window
         total, size = window.total_count, len(window)
-        chunks = list(chunk_triples(self.chunks.get(series.key, _NO_CHUNKS)))
+        packed = self.chunks.get(key, _NO_CHUNKS)
+        chunks = memoryview(packed).cast("q")
         new = total - saved[0] if saved is not None else total
-        whole = (
+        if (
             saved is None
             or saved[1] != window.capacity
             or not 0 <= new < size
-            or len(chunks) >= MAX_CHUNKS
-        )
-        if whole:
-            snap.chunks_removed.extend(seq for seq, _, _ in chunks)
-            kept: list[Chunk] = []
+            or len(chunks) >= 3 * MAX_CHUNKS
+        ):
+            snap.chunks_removed.extend(chunks[0::3])
+            kept = _NO_CHUNKS
             new = size
         else:
-            start = total - size  # the number of the oldest sample still held
-            kept = [c for c in chunks if c[1] + c[2] > start]
-            snap.chunks_removed.extend(c[0] for c in chunks if c[1] + c[2] <= start)
+            # Chunks are kept in sample order, so the ones the window left behind
+            # (every sample older than its oldest) are a prefix.
+            start = total - size
+            drop = 0
+            while drop < len(chunks) and chunks[drop + 1] + chunks[drop + 2] <= start:
+                drop += 3
+            snap.chunks_removed.extend(chunks[0:drop:3])
+            kept = packed[drop * 8 :]
         if new:
             seq = self.next_seq
             self.next_seq += 1
             stored = window.tail_stored(new)  # converted to float64 by the writer
-            snap.chunks_added.append((seq, series.key, total - new, stored))
-            kept.append((seq, total - new, new))
-        snap.chunk_lists[series.key] = pack_chunks(kept)
+            snap.chunks_added.append((seq, key, total - new, stored))
+            kept += _CHUNK.pack(seq, total - new, new)
+        snap.chunk_lists[key] = kept
 
     def committed(self, snap: Snapshot) -> None:
         """Move the marks to what ``snap`` wrote (after its commit)."""
@@ -253,15 +284,16 @@ class Saved:
 
 def pack_chunks(chunks: Iterable[Chunk]) -> ChunkList:
     """Chunks as a :data:`ChunkList`."""
-    return array("q", [number for chunk in chunks for number in chunk])
+    return b"".join(_CHUNK.pack(*chunk) for chunk in chunks)
 
 
 def chunk_triples(chunks: ChunkList) -> Iterable[Chunk]:
     """The ``(seq, first, count)`` triples of a :data:`ChunkList`."""
-    return zip(chunks[0::3], chunks[1::3], chunks[2::3], strict=True)
+    return _CHUNK.iter_unpack(chunks)
 
 
-_NO_CHUNKS: Final[ChunkList] = array("q")
+_CHUNK: Final = struct.Struct("=3q")
+_NO_CHUNKS: Final[ChunkList] = b""
 
 
 def _documents_now(

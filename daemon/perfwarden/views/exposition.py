@@ -4,18 +4,17 @@ Nothing here runs on the ingest path. A scrape (:meth:`Exposition.scrape`) reads
 the store, the evaluator, the knobs, the ingest counters, the plugins and the last
 reload on the daemon's event loop (the one thread that owns them), in chunks of
 series with a yield to the loop between chunks. Per chunk, the windows whose
-samples changed are stacked by length in cache-sized blocks, and a dozen numpy
-calls per block give every window's mean, confidence interval
-(:mod:`perfwarden.series.bulk`) and percentiles (one sort); the sample lines are
-written straight away (:mod:`perfwarden.views.exposition_text`).
+samples changed are stacked by length in cache-sized blocks, and a handful of
+numpy calls per block give every window's mean, confidence interval and
+quantiles as text (:mod:`perfwarden.views.exposition_statistics`); the sample
+lines are written straight away.
 
-Between scrapes the exposition keeps, per series, the rendered label text, the
-statistics with the window state they were computed at, and the rendered sample
-lines with everything they were written from (window state, labels, unit,
-statistics settings; the alert lines with the status), so a series that received
-nothing since the last scrape costs a few list appends, and a busy one a share of
-its block's numpy calls and its lines. One scrape runs at a time; concurrent
-scrapers wait for it.
+Between scrapes the exposition keeps, per series, the rendered label text and
+the rendered sample lines with everything they were written from (window state,
+labels, unit, statistics settings; the alert lines with the status), so a series
+that received nothing since the last scrape costs a few list appends, and a busy
+one a share of its block's numpy calls and its lines. One scrape runs at a time;
+concurrent scrapers wait for it.
 
 Values are in base units (:mod:`perfwarden.views.exposition_units`): a series
 whose metric is in milliseconds is exposed in seconds, in families named
@@ -39,13 +38,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
-import numpy.typing as npt
 
-from perfwarden.series.bulk import mean_intervals, row_means
 from perfwarden.views.exposition_daemon import daemon_families
+from perfwarden.views.exposition_statistics import Values, block_values, quantiles
 from perfwarden.views.exposition_text import (
     RESERVED_LABELS,
     Family,
@@ -81,9 +79,6 @@ ALERT_STATES: Final = (
 )  # fmt: skip
 #: ``perfwarden_alert_level``: 0 ok (also pending, no data), 1 warning, 2 critical.
 ALERT_LEVELS: Final = {"warning": 1, "critical": 2}
-#: The exposed quantiles, as fractions and as their label values.
-_QUANTILES: Final = (0.5, 0.95, 0.99)
-_QUANTILE_LABELS: Final = ("0.5", "0.95", "0.99")
 #: Series gathered between two yields to the event loop.
 _CHUNK: Final = 250
 #: Bytes of samples whose statistics are computed together: a block (32 windows
@@ -106,57 +101,17 @@ def series_labels(series: Series) -> dict[str, str]:
     return labels
 
 
-def quantiles(stacked: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """The 0.5, 0.95 and 0.99 quantiles of each row of a 2-D array, exactly as
-    ``np.percentile``'s default (linear) method computes them; shape ``(rows, 3)``.
-
-    Sorts the rows, in place or (when every value is exact in ``float32``, as
-    most timings and counts are) a ``float32`` copy of them: numpy's vectorised
-    sort of ``float32`` rows measured 2.6 times faster than the ``np.partition``
-    of the ``float64`` rows at the three quantiles' six positions.
-    """
-    n = stacked.shape[1]
-    with np.errstate(over="ignore"):  # beyond float32's range: inf, not equal
-        narrow = stacked.astype(np.float32)
-    ordered: npt.NDArray[np.floating[Any]]
-    if np.array_equal(narrow, stacked):
-        narrow.sort(axis=1)
-        ordered = narrow
-    else:
-        stacked.sort(axis=1)
-        ordered = stacked
-    positions = np.array(_QUANTILES) * (n - 1)
-    lower = np.floor(positions).astype(np.intp)
-    upper = np.minimum(lower + 1, n - 1)
-    out = np.empty((stacked.shape[0], len(_QUANTILES)), dtype=np.float64)
-    for column, (low, high, position) in enumerate(
-        zip(lower.tolist(), upper.tolist(), positions.tolist(), strict=True)
-    ):
-        a = ordered[:, low].astype(np.float64)
-        b = ordered[:, high].astype(np.float64)
-        t = position - low
-        # numpy's _lerp: from the nearer end, so that t = 1 gives b exactly.
-        out[:, column] = b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t
-    return out
-
-
 @dataclass(slots=True)
 class _Remembered:
     """What a scrape keeps of one series for the next: its label text, its
-    window's statistics with the ``(window id, total_count, len)`` of the window
-    they describe, and its sample lines with everything they were written from."""
+    base unit, and its sample lines with everything they were written from."""
 
     labels: str
     identity: frozenset[tuple[str, str]]
     #: The series' base unit, and the config it was read from.
     unit: BaseUnit = NONE
     unit_of: object = None
-    #: The window's statistics, with the ``(window_at, statistics config)``
-    #: they were computed for.
-    statistics_at: tuple[object, ...] = ()
-    mean: float = 0.0
-    ci: tuple[float, float] | None = None
-    quantiles: tuple[float, ...] = ()
+    #: The ``_Row.key`` the lines were written for.
     lines_at: tuple[object, ...] = ()
     #: The text of each value family's lines (:func:`_series_lines`).
     lines: tuple[str, ...] = ()
@@ -170,8 +125,7 @@ class _Row:
     """One series in a scrape, read on the loop.
 
     ``key`` is what its value lines depend on: when the remembered lines were
-    written for the same key, they are used again and nothing is computed;
-    ``statistics_key`` is what the window's statistics depend on."""
+    written for the same key, they are used again and nothing is computed."""
 
     labels: str
     window: RollingWindow
@@ -183,7 +137,6 @@ class _Row:
     unit: BaseUnit
     statistics: StatisticsConfig
     key: tuple[object, ...]
-    statistics_key: tuple[object, ...]
 
 
 class Exposition:
@@ -229,19 +182,24 @@ class Exposition:
         seen: set[frozenset[tuple[str, str]]] = set()
         for start in range(0, len(everything), self._chunk):
             rows: list[_Row] = []
-            # Windows whose statistics are due, by length and settings: each
-            # group's computed in one go (:func:`_compute_statistics`).
+            # Windows whose lines are due, by length and settings: each group's
+            # statistics are computed in one go (:func:`_write_lines`).
             due: dict[tuple[int, StatisticsConfig], list[_Row]] = {}
             for series in everything[start : start + self._chunk]:
                 row = self._row(series, seen)
                 rows.append(row)
-                size = row.window_at[2]
-                if size and row.remembered.statistics_at != row.statistics_key:
-                    due.setdefault((size, row.statistics), []).append(row)
+                remembered = row.remembered
+                if remembered.lines_at != row.key:
+                    size = row.window_at[2]
+                    if size:
+                        due.setdefault((size, row.statistics), []).append(row)
+                    else:
+                        remembered.lines = _series_lines(row, _NO_VALUES)
+                        remembered.lines_at = row.key
             for (size, statistics), group in due.items():
                 block = max(8, _BLOCK_BYTES // (8 * size))
                 for first in range(0, len(group), block):
-                    _compute_statistics(group[first : first + block], size, statistics)
+                    _write_lines(group[first : first + block], size, statistics)
             families.add(rows)
             if start + self._chunk < len(everything):
                 yield
@@ -292,35 +250,29 @@ class Exposition:
             unit=unit,
             statistics=statistics,
             key=(window_at, text, unit, statistics),
-            statistics_key=(window_at, statistics),
         )
 
 
-def _compute_statistics(
-    rows: list[_Row], size: int, statistics: StatisticsConfig
-) -> None:
-    """Remember the mean, interval and quantiles of windows that all hold
-    ``size`` samples, computed for all of them at once (a dozen numpy calls for
-    the group instead of a dozen per window: the larger part of a scrape in which
-    every window changed)."""
+def _write_lines(rows: list[_Row], size: int, statistics: StatisticsConfig) -> None:
+    """Write and remember the lines of windows that all hold ``size`` samples,
+    their statistics computed for all of them at once (a handful of numpy calls
+    for the block instead of a dozen per window: the larger part of a scrape in
+    which every window changed)."""
     table = np.empty((len(rows), size), dtype=np.float64)
-    for index, row in enumerate(rows):
-        row.window.tail_into(table[index])  # straight into the row: no copy between
-    intervals: list[tuple[float, float] | None]
-    if size >= max(statistics.min_samples, 2):
-        found = mean_intervals(table, statistics.confidence_level)
-        means = found.mean.tolist()
-        intervals = list(zip(found.low.tolist(), found.high.tolist(), strict=True))
-    else:  # too few samples for an interval
-        means = row_means(table).tolist()
-        intervals = [None] * len(rows)
-    at_quantiles = quantiles(table).tolist()  # sorts the table: last
-    for row, mean, ci, values in zip(rows, means, intervals, at_quantiles, strict=True):
+    for out, row in zip(table, rows, strict=True):
+        row.window.tail_into(out)  # straight into the row: no copy between
+    factors = np.array([row.unit.factor for row in rows], dtype=np.float64)
+    sample_bytes = max([row.window.sample_bytes for row in rows])
+    level = (
+        statistics.confidence_level
+        if size >= max(statistics.min_samples, 2)
+        else None  # too few samples for an interval
+    )
+    found = block_values(table, factors, level, sample_bytes)
+    for row, values in zip(rows, found, strict=True):
         remembered = row.remembered
-        remembered.mean = mean
-        remembered.ci = ci
-        remembered.quantiles = tuple(values)
-        remembered.statistics_at = row.statistics_key
+        remembered.lines = _series_lines(row, values)
+        remembered.lines_at = row.key
 
 
 class _UnitFamilies:
@@ -363,9 +315,9 @@ class _UnitFamilies:
 
 class _SeriesFamilies:
     """The per-series families (those with a unit, per base unit), filled a
-    chunk of rows at a time. The hot loop of a scrape: each series' lines are
-    the remembered ones when nothing they depend on changed, else written by
-    :func:`_series_lines` with f-strings rather than through :meth:`Family.add`."""
+    chunk of rows at a time from the lines :meth:`Exposition._gather` remembered
+    for each (written by :func:`_series_lines` with f-strings rather than
+    through :meth:`Family.add`)."""
 
     def __init__(self) -> None:
         self.by_unit: dict[str, _UnitFamilies] = {}
@@ -404,9 +356,6 @@ class _SeriesFamilies:
         by_unit = self.by_unit
         for row in rows:
             remembered = row.remembered
-            if remembered.lines_at != row.key:
-                remembered.lines = _series_lines(row)
-                remembered.lines_at = row.key
             alert_at = (row.labels, row.status)
             if remembered.alert_at != alert_at:
                 remembered.alert_lines = _alert_lines(row.labels, row.status)
@@ -426,38 +375,33 @@ class _SeriesFamilies:
             alert_level.append(remembered.alert_lines[1])
 
 
-def _series_lines(row: _Row) -> tuple[str, ...]:
+#: The values of an empty window: none.
+_NO_VALUES: Final[Values] = ("", "", "", "", "", "")
+
+
+def _series_lines(row: _Row, values: Values) -> tuple[str, ...]:
     """One series' value lines, as the text of each family (``""`` for none):
-    samples, received, mean, value (quantiles, sum, count), ci_low, ci_high."""
-    fmt = format_value
+    samples, received, mean, value (quantiles, sum, count), ci_low, ci_high.
+    ``values`` are the window's statistics (:func:`block_values`) in base units."""
     labels = row.labels
     window = row.window
     _, total, size = row.window_at
     suffix, factor = row.unit
     end = f"_{suffix}" if suffix else ""
+    mean_text, p50, p95, p99, low, high = values
     mean = value = ci_low = ci_high = ""
-    remembered = row.remembered
     if size:
-        mean = (
-            f"perfwarden_series_mean{end}{{{labels}}} {fmt(remembered.mean * factor)}\n"
-        )
-        p50, p95, p99 = remembered.quantiles
+        mean = f"perfwarden_series_mean{end}{{{labels}}} {mean_text}\n"
         name = f"perfwarden_series_value{end}{{{labels},quantile="
-        value = (
-            f'{name}"0.5"}} {fmt(p50 * factor)}\n'
-            f'{name}"0.95"}} {fmt(p95 * factor)}\n'
-            f'{name}"0.99"}} {fmt(p99 * factor)}\n'
-        )
+        value = f'{name}"0.5"}} {p50}\n{name}"0.95"}} {p95}\n{name}"0.99"}} {p99}\n'
     value += (
         f"perfwarden_series_value{end}_sum{{{labels}}} "
-        f"{fmt(window.observed_sum * factor)}\n"
+        f"{format_value(window.observed_sum * factor)}\n"
         f"perfwarden_series_value{end}_count{{{labels}}} {window.observed_count}.0\n"
     )
-    ci = remembered.ci if size else None
-    if ci is not None:
-        low, high = ci
-        ci_low = f"perfwarden_series_ci_low{end}{{{labels}}} {fmt(low * factor)}\n"
-        ci_high = f"perfwarden_series_ci_high{end}{{{labels}}} {fmt(high * factor)}\n"
+    if low:
+        ci_low = f"perfwarden_series_ci_low{end}{{{labels}}} {low}\n"
+        ci_high = f"perfwarden_series_ci_high{end}{{{labels}}} {high}\n"
     return (
         f"perfwarden_series_samples{{{labels}}} {size}.0\n",
         f"perfwarden_series_received_samples_total{{{labels}}} {total}.0\n",

@@ -52,6 +52,18 @@ class BlocksLoopOptimizer(_Base):
         return []
 
 
+class HoldsGilOptimizer(_Base):
+    """A plain ``propose`` inside one long C call that never releases the GIL
+    (about half a second of ``sum`` over a range): its worker thread stalls
+    every other thread of the process, the event loop included."""
+
+    def propose(
+        self, violation: Violation, context: OptimizerContext
+    ) -> Sequence[Proposal]:
+        sum(range(40_000_000))
+        return []
+
+
 class HangsApplyOptimizer(_Base):
     """Proposes well every time; its action's ``apply`` never returns."""
 
