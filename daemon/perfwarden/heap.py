@@ -63,7 +63,7 @@ def freeze_startup() -> None:
     container allocations instead of CPython's 700: with thousands of series a
     batch makes a list per series (the parser's grouping), so at 700 a stream
     batch of 5,000 lines ran several young collections, each walking the lists
-    still alive and promoting them to be walked again (12-20 % of the ingest
+    still alive and promoting them to be walked again (12-23 % of the ingest
     time at 10,000 series, bench/scaling.md). A young collection of 10,000
     objects takes well under a millisecond.
     """
