@@ -6,11 +6,18 @@ loaded machine (``bench/ingest.py`` does): it feeds the same datagrams (32 lines
 ``Ingestor.commit`` (parse, store, accounting), and the same through a stream
 connection's ``data_received`` in 64 KiB chunks, for the working tree and for
 ``--base`` (a ``git archive`` of that revision's ``daemon/``), alternating
-subprocesses, and prints the nanoseconds per line of each (the least of the runs,
-the best estimate of the cost itself on a loaded machine, and the median) and the
-ratio of the least.
+subprocesses, and prints the nanoseconds of CPU time (the process', so that
+waiting for a core on a loaded machine does not count) per line of each (the least
+of the runs, the best estimate of the cost itself on a loaded machine, and the
+median) and the ratio of the least.
+
+``--shape peers --names N`` feeds what the shared harness's load generator sends
+(``../shared/peers/bench/pw_loadgen.py``: N names round-robin, types ms/g/c, 10
+lines a datagram, a commit per 10 datagrams) to a fresh store each run, so the
+cost of creating the N series is in the figure, as in the harness's runs.
 
     python bench/ingest_overhead.py --base d90a0cf     # ~1 minute
+    python bench/ingest_overhead.py --base main --shape peers --names 10000 --repeats 5
 """
 
 from __future__ import annotations
@@ -28,25 +35,54 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 _MEASURE = r"""
-import asyncio, json, sys, time
+import asyncio, json, os, random, sys, time
 from perfwarden.ingest import receivers
 from perfwarden.series.store import MetricStore
 
-lines = [f"bench.metric:{i % 997}.5|ms|#series:{i % 100}" for i in range(32 * 2000)]
-datagrams = ["\n".join(lines[i:i + 32]).encode() for i in range(0, len(lines), 32)]
+names = int(os.environ["PW_NAMES"])
+if os.environ["PW_SHAPE"] == "peers":
+    # ../shared/peers/bench/pw_loadgen.py's lines: name k % names, types ms, g, c
+    # round-robin by name, 10 lines a datagram, a commit per 10 datagrams (what
+    # one wake-up drains at net.unix.max_dgram_qlen = 10).
+    rng = random.Random(1)
+    def line(k: int) -> str:
+        i = k % names
+        kind = ("ms", "g", "c")[i % 3]
+        value = {"ms": lambda: str(rng.randint(1, 2500)),
+                 "g": lambda: f"{rng.uniform(0, 100):.1f}", "c": lambda: "1"}[kind]()
+        return f"bench_metric_{i:05d}:{value}|{kind}|#svc:api"
+    lines = [line(k) for k in range(int(os.environ["PW_LINES"]))]
+    per_datagram, per_commit = 10, 10
+    def new_store() -> MetricStore:  # no levels, as the harness's pw-bench.yaml
+        return MetricStore(lambda _: 1000, 20000, lambda _: None)
+else:
+    lines = [f"bench.metric:{i % 997}.5|ms|#series:{i % names}"
+             for i in range(32 * 2000)]
+    per_datagram, per_commit = 32, 1
+    def new_store() -> MetricStore:
+        return MetricStore(lambda _: 1000, 20000)
+datagrams = ["\n".join(lines[i:i + per_datagram]).encode()
+             for i in range(0, len(lines), per_datagram)]
 stream = ("\n".join(lines) + "\n").encode()
 chunks = [stream[i:i + 65536] for i in range(0, len(stream), 65536)]
+try:  # what the daemon does at the end of its start-up (when it exists)
+    from perfwarden.heap import freeze_startup
+except ImportError:
+    pass
+else:
+    freeze_startup()
 
 def dgram() -> float:
-    ingestor = receivers.Ingestor(MetricStore(lambda _: 1000, 10000), 8192)
-    started = time.perf_counter()
-    for payload in datagrams:
-        ingestor.feed(payload)
+    ingestor = receivers.Ingestor(new_store(), 8192)
+    started = time.process_time()
+    for first in range(0, len(datagrams), per_commit):
+        for payload in datagrams[first:first + per_commit]:
+            ingestor.feed(payload)
         ingestor.commit()
-    return (time.perf_counter() - started) / len(lines)
+    return (time.process_time() - started) / len(lines)
 
 async def streamed() -> float:
-    ingestor = receivers.Ingestor(MetricStore(lambda _: 1000, 10000), 8192)
+    ingestor = receivers.Ingestor(new_store(), 8192)
     class Config:
         max_connections = max_connections_per_uid = 512
         idle_timeout = 60.0
@@ -56,10 +92,10 @@ async def streamed() -> float:
     except TypeError:  # before the limits: (ingestor, max_connections, max_frame)
         server = receivers.StreamIngestServer(ingestor, 512, 65536)
     protocol = server.protocol_factory()
-    started = time.perf_counter()
+    started = time.process_time()
     for chunk in chunks:
         protocol.data_received(chunk)
-    return (time.perf_counter() - started) / len(lines)
+    return (time.process_time() - started) / len(lines)
 
 for _ in range(2):  # warm the caches
     dgram()
@@ -68,8 +104,14 @@ print(json.dumps({"dgram": min(dgram() for _ in range(5)),
 """
 
 
-def measure(pythonpath: Path) -> dict[str, float]:
-    env = {**os.environ, "PYTHONPATH": str(pythonpath)}
+def measure(pythonpath: Path, args: argparse.Namespace) -> dict[str, float]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(pythonpath),
+        "PW_NAMES": str(args.names),
+        "PW_LINES": str(args.lines),
+        "PW_SHAPE": args.shape,
+    }
     result = subprocess.run(
         [sys.executable, "-c", _MEASURE],
         env=env,
@@ -85,6 +127,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", default="HEAD~1", help="git revision to compare")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--names", type=int, default=100, help="distinct series")
+    parser.add_argument(
+        "--shape",
+        choices=("own", "peers"),
+        default="own",
+        help="own: 32-line datagrams of one timing metric; peers: the shared "
+        "harness's load generator (10-line datagrams, types ms/g/c by name)",
+    )
+    parser.add_argument(
+        "--lines", type=int, default=250_000, help="lines per run (peers shape)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pw-overhead-") as tmp:
         archive = Path(tmp) / "base.tar"
@@ -108,9 +161,10 @@ def main() -> None:
         for repeat in range(args.repeats):
             order = ("base", "now") if repeat % 2 == 0 else ("now", "base")
             for name in order:
-                runs[name].append(measure(paths[name]))
+                runs[name].append(measure(paths[name], args))
     print(
-        f"\nbase {args.base}, {args.repeats} interleaved runs, medians (shared machine)"
+        f"\nbase {args.base}, {args.repeats} interleaved runs, {args.names} series, "
+        f"{args.shape} shape, medians (shared machine)"
     )
     print(
         "| path | base ns/line, min (median) | now, min (median) | now / base (min) |"

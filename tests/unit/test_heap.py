@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import platform
 from typing import TYPE_CHECKING
 
@@ -31,3 +32,19 @@ class TestTrim:
         missing: Callable[[], None] = lambda: None  # noqa: E731
         monkeypatch.setattr(heap, "_malloc_trim", missing)
         assert heap.trim() is False
+
+
+class TestFreezeStartup:
+    """freeze_startup() freezes what exists and collects the young less often."""
+
+    def test_freezes_and_raises_the_young_threshold(self):
+        """Objects alive at the call are frozen; the youngest generation's
+        threshold becomes YOUNG_THRESHOLD, the older two are kept."""
+        before = gc.get_threshold()
+        try:
+            heap.freeze_startup()
+            assert gc.get_freeze_count() > 0
+            assert gc.get_threshold() == (heap.YOUNG_THRESHOLD, *before[1:])
+        finally:
+            gc.unfreeze()
+            gc.set_threshold(*before)

@@ -8,7 +8,7 @@ import pytest
 
 from perfwarden.alerts.evaluator import Silence
 from perfwarden.ingest.statsd import Batch, parse
-from perfwarden.series.store import MetricStore
+from perfwarden.series.store import MetricStore, canonical_tags
 from perfwarden.testing import FakeClock
 
 HOUR = 3600.0
@@ -258,3 +258,65 @@ class TestUrgent:
         batch = Batch(received=1, accepted=1, values={"x|g": [1e99]})
         store.ingest(batch, clock())
         assert not store.take_urgent()
+
+
+class TestOwnedBatches:
+    def test_given_lists_become_pending_and_values_stay_exact(self) -> None:
+        """With owned=True a window keeps a batch's list instead of a copy; what
+        the windows hold is the same as without it."""
+        given = MetricStore(lambda name: 100, 10, lambda name: None)
+        copied = MetricStore(lambda name: 100, 10, lambda name: None)
+        for values in ([1.0], [2.5, -3.0], [4.0]):
+            for store, owned in ((given, True), (copied, False)):
+                batch = Batch(values={"m|g": list(values), "c|c": [1.0]})
+                first = batch.values["m|g"]
+                store.ingest(batch, 0.0, owned=owned)
+                held = store.get("m|g")
+                assert held is not None
+                if owned and values == [1.0]:  # nothing pending yet: kept as is
+                    assert held.window._pending is first
+        for key in ("m|g", "c|c"):
+            a, b = given.get(key), copied.get(key)
+            assert a is not None
+            assert b is not None
+            assert a.window.values().tolist() == b.window.values().tolist()
+            assert a.pending == b.pending
+        assert [1.0, 2.5, -3.0, 4.0] == given.by_name("m")[0].window.values().tolist()
+
+    def test_lists_the_recording_holds_are_copied(self) -> None:
+        """While on_ingest notes batches (the recording keeps their lists for its
+        writer), owned=True is ignored: later samples never reach those lists."""
+        store = MetricStore(lambda name: 100, 10, lambda name: None)
+        noted: list[list[float]] = []
+        store.on_ingest = lambda batch, now, offset: noted.extend(batch.values.values())
+        for value in (1.0, 2.0, 3.0):
+            store.ingest(Batch(values={"m|g": [value]}), 0.0, owned=True)
+        assert [[1.0], [2.0], [3.0]] == noted
+        assert [1.0, 2.0, 3.0] == store.by_name("m")[0].window.values().tolist()
+
+    def test_urgency_is_judged_on_the_batch_values(self, clock: FakeClock) -> None:
+        """A given list that became a window's pending list is still checked
+        against the band; an earlier pending value past it does not count again."""
+        store = MetricStore(lambda name: 100, 10, {"m": (-5.0, 150.0)}.get)
+        store.ingest(Batch(values={"m|g": [400.0]}), clock(), owned=True)
+        assert store.take_urgent()
+        store.ingest(Batch(values={"m|g": [1.0]}), clock(), owned=True)
+        assert not store.take_urgent()
+        assert {"m|g"} == {s.key for s in store.take_updated()}
+
+
+class TestCanonicalTags:
+    @pytest.mark.parametrize(
+        ("raw", "tags"),
+        [
+            ("", ()),
+            ("svc:api", ("svc:api",)),
+            ("b:2,a:1", ("a:1", "b:2")),
+            ("a:1,a:1,", ("a:1",)),
+            (",", ()),
+        ],
+    )
+    def test_sorted_and_deduplicated(self, raw: str, tags: tuple[str, ...]) -> None:
+        """One tag is kept as it is; several are sorted, de-duplicated, empty ones
+        dropped."""
+        assert tags == canonical_tags(raw)

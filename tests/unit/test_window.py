@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import struct
 
 import numpy as np
 import numpy.typing as npt
@@ -56,6 +57,13 @@ def assert_moments_match(window: RollingWindow) -> None:
     assert expected_var == pytest.approx(
         window.variance(), rel=1e-9, abs=scale * scale + subnormal
     )
+
+
+def _fits_float32(value: float) -> bool:
+    try:
+        return struct.unpack("f", struct.pack("f", value))[0] == value
+    except OverflowError:
+        return False
 
 
 class TestRingBuffer:
@@ -259,6 +267,8 @@ class TestStorage:
             ([1240.0, 0.0, -32767.0, 32767.0], 2),
             ([1240.0, 0.5, -3.25, 16777216.0], 4),
             ([1240.0, 32768.0], 4),
+            ([5.0, -32768.0], 4),
+            ([-0.0, 7.0], 2),
             ([1.0, 0.1], 8),
             ([1.0, 1e100], 8),
         ],
@@ -284,6 +294,47 @@ class TestStorage:
                 window.sample_bytes,
                 window.tail(len(window)).tolist(),
             )
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        st.lists(
+            st.one_of(
+                st.integers(-40000, 40000).map(float),
+                st.integers(-(2**25), 2**25).map(lambda v: v / 4),
+                st.floats(-1e100, 1e100),
+                st.integers(-40000, 40000),  # ints appended as they are
+            ),
+            min_size=1,
+            max_size=80,
+        )
+    )
+    def test_flushes_keep_the_narrowest_exact_type(self, values: list[float]) -> None:
+        """Whatever mix is flushed, in lists of any length, the buffer holds the
+        narrowest of int16 / float32 / float64 that keeps every value exact."""
+        window = RollingWindow(100)
+        for start in range(0, len(values), 7):
+            window.extend(values[start : start + 7])
+            window.flush()
+        kept = [float(v) for v in values[-100:]]
+        assert kept == window.values().tolist()
+        if all(v.is_integer() and abs(v) <= 32767 for v in kept):
+            expected = 2
+        elif all(_fits_float32(v) for v in kept):
+            expected = 4
+        else:
+            expected = 8
+        assert expected == window.sample_bytes
+
+    def test_a_given_list_is_kept_not_copied(self) -> None:
+        """extend(give=True) keeps the list as the pending samples when none are
+        pending, and appends it to them otherwise; the values are the same."""
+        window = RollingWindow(10)
+        first = [1.0, 2.0]
+        window.extend(first, give=True)
+        assert window._pending is first  # what give=True means
+        window.extend([3.0], give=True)
+        assert [1.0, 2.0, 3.0] == window.values().tolist()
+        assert (3, 6.0) == (window.total_count, window.observed_sum)
 
     def test_a_wider_sample_widens_the_buffer_for_good(self) -> None:
         """Samples already held keep their values when the buffer widens."""

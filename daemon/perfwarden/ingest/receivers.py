@@ -168,7 +168,7 @@ class Ingestor:
         before, shed_before = store.dropped_lines, store.shed_lines
         now = self._clock()
         offset = now - self._wall() if batch.stamped else 0.0
-        store.ingest(batch, now, offset)
+        store.ingest(batch, now, offset, owned=True)  # the batch is cleared below
         dropped = store.dropped_lines - before
         shed = store.shed_lines - shed_before
         counters.received += batch.received

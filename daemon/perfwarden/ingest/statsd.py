@@ -268,11 +268,15 @@ def _stamp_in_bounds(batch: Batch, stamp: int) -> bool:
 def _parse_fast(lines: list[str], batch: Batch, max_line: int) -> None:
     """Lines known to hold no ``\\r`` and none longer than ``max_line``."""
     values = batch.values
-    fast_keys = _fast_keys
+    bucket_of = values.get
+    names_of = _fast_keys.get
+    # Locals, not the module constant: "-MAX_ABS_VALUE" in the loop would load
+    # a global and make a new float on every line.
+    lowest, highest = -MAX_ABS_VALUE, MAX_ABS_VALUE
     skipped = 0
     for line in lines:
         head, _, rest = line.partition("|")
-        names = fast_keys.get(rest)
+        names = names_of(rest)
         if names is not None:
             name, _, raw_value = head.partition(":")
             key = names.get(name)
@@ -284,10 +288,8 @@ def _parse_fast(lines: list[str], batch: Batch, max_line: int) -> None:
                 else:
                     # False for NaN and infinities too; float() reads "1_0" as 10,
                     # statsd does not: such a line takes the full checks.
-                    if -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE and (
-                        "_" not in raw_value
-                    ):
-                        bucket = values.get(key)
+                    if lowest <= value <= highest and "_" not in raw_value:
+                        bucket = bucket_of(key)
                         if bucket is None:
                             values[key] = [value]
                         else:

@@ -43,12 +43,17 @@ MAX_SET_BYTES: Final = 16 << 20
 #: What one remembered member costs beyond its text (str object, set slot).
 SET_MEMBER_OVERHEAD: Final = 64
 _MAX_ALIASES_PER_SERIES: Final = 4
+#: A raw key's type field -> its MetricType (a dict lookup costs less than the
+#: enum's own ``MetricType(value)``, paid once per new series).
+_TYPES: Final = {member.value: member for member in MetricType}
 
 
 def canonical_tags(raw: str) -> tuple[str, ...]:
     """Sorted, de-duplicated tags from a raw ``a:1,b:2`` string (empty tags dropped)."""
     if not raw:
         return ()
+    if "," not in raw:
+        return (raw,)
     return tuple(sorted({tag for tag in raw.split(",") if tag}))
 
 
@@ -168,13 +173,23 @@ class MetricStore:
         updated, self._updated = self._updated, set()
         return updated
 
-    def ingest(self, batch: Batch, now: float, stamp_offset: float = 0.0) -> None:
+    def ingest(
+        self,
+        batch: Batch,
+        now: float,
+        stamp_offset: float = 0.0,
+        *,
+        owned: bool = False,
+    ) -> None:
         """Append a parsed batch to the windows; account lines the cap drops.
 
         ``now`` is the arrival time on the store's clock; a stamped sample (``|T``)
         counts at its own time, ``stamp + stamp_offset`` on that clock (never later
         than ``now``), so a late line does not refresh its series' ``last_update``
-        beyond its own time.
+        beyond its own time. ``owned``: the caller gives the batch's value lists
+        up (the ingestor, which clears its batch after): unless :attr:`on_ingest`
+        holds them too, a window keeps such a list as its pending list instead of
+        copying it.
 
         Per series this is a dict lookup and a list append (the window writes its
         numpy buffer in bulk later): with thousands of series a batch brings each
@@ -182,41 +197,62 @@ class MetricStore:
         """
         if self.on_ingest is not None:
             self.on_ingest(batch, now, stamp_offset)
-        updated = self._updated
+            owned = False
+        if batch.gauge_deltas:
+            self._ingest_deltas(batch, now)
         aliases = self._aliases
         count = MetricType.COUNT
-        urgent = False
+        judged: list[tuple[Series, list[float]]] = []
+        for key, values in batch.values.items():
+            series = aliases.get(key)
+            if series is None:
+                series = self._resolve(key)
+                if series is None:
+                    self._count_dropped(batch.lines_for(key))
+                    continue
+            series.last_update = now
+            if series.type is count:
+                series.pending += sum(values)
+                continue
+            series.window.extend(values, give=owned)
+            if series.band is not None:
+                judged.append((series, values))
+        if judged:
+            self._note_judged(judged)
+        if batch.members:
+            self._ingest_members(batch, now)
+        if batch.stamped:
+            self._ingest_stamped(batch, now, stamp_offset)
+
+    def _ingest_deltas(self, batch: Batch, now: float) -> None:
+        """Signed gauge changes, before the batch's values (they came first)."""
         for key, delta in batch.gauge_deltas.items():
-            # Before the batch's values: these deltas came before any of them.
             series = self._resolve(key)
             if series is None:
-                if key not in batch.values:  # else counted with the values below
+                if key not in batch.values:  # else counted with the values
                     self._count_dropped(batch.lines_for(key))
                 continue
             window = series.window
             latest = float(window.tail(1)[0]) if len(window) else 0.0
             window.extend([latest + delta])
+            self._updated.add(series)
+            series.last_update = now
+
+    def _note_judged(self, judged: list[tuple[Series, list[float]]]) -> None:
+        """Report judged series as updated; a value at or past a band's edge makes
+        the batch urgent. Read after the windows took the lists: a list given
+        to a window may have grown since by the values of another raw key of the
+        same series (tags in another order), values of this batch too."""
+        updated = self._updated
+        urgent = self._urgent
+        for series, values in judged:
             updated.add(series)
-            series.last_update = now
-        for key, values in batch.values.items():
-            series = aliases.get(key) or self._resolve(key)
-            if series is None:
-                self._count_dropped(batch.lines_for(key))
-                continue
-            if series.type is count:
-                series.pending += sum(values)
-            else:
-                series.window.extend(values)
-                band = series.band
-                if band is not None:
-                    updated.add(series)
-                    if not urgent and (
-                        min(values) <= band[0] or max(values) >= band[1]
-                    ):
-                        urgent = True
-            series.last_update = now
-        if urgent:
-            self._urgent = True
+            band = series.band
+            if not urgent and band is not None:
+                urgent = min(values) <= band[0] or max(values) >= band[1]
+        self._urgent = urgent
+
+    def _ingest_members(self, batch: Batch, now: float) -> None:
         for key, members in batch.members.items():
             series = self._resolve(key)
             if series is None:
@@ -227,8 +263,6 @@ class MetricStore:
                 held = series.members = set()
             self._add_members(held, members)
             series.last_update = now
-        if batch.stamped:
-            self._ingest_stamped(batch, now, stamp_offset)
 
     def _ingest_stamped(self, batch: Batch, now: float, stamp_offset: float) -> None:
         updated = self._updated
@@ -400,7 +434,7 @@ class MetricStore:
             series = Series(
                 key=key,
                 name=name,
-                type=MetricType(type_),
+                type=_TYPES[type_],
                 tags=tags,
                 window=RollingWindow(self._window_for(name)),
                 band=self._band(name),

@@ -34,6 +34,8 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from perfwarden.series.exact import SHORT_MAX, exact_moments, fits_int16
+
 __all__ = ["RollingWindow"]
 
 FloatArray = npt.NDArray[np.float64]
@@ -55,7 +57,12 @@ _NARROW = np.dtype(np.float32)
 _WIDE = np.dtype(np.float64)
 #: Storage types from narrowest to widest.
 _RANK: Final = {_SHORT: 0, _NARROW: 1, _WIDE: 2}
-_SHORT_MAX: Final = 32767
+_SHORT_MAX: Final = SHORT_MAX
+#: The buffer of every window that has not flushed yet: shared, as nothing is ever
+#: written to a zero-length buffer (the first flush allocates), and read-only so
+#: that a mistake would raise.
+_NO_BUFFER = np.empty(0, dtype=_SHORT)
+_NO_BUFFER.flags.writeable = False
 _FLOAT32_MAX: Final = float(np.finfo(np.float32).max)
 
 
@@ -83,11 +90,13 @@ class RollingWindow:
     def __init__(self, capacity: int) -> None:
         """Create an empty window holding at most ``capacity`` (>= 1) samples."""
         self._capacity = _checked_capacity(capacity)
-        self._buf: npt.NDArray[Any] = np.empty(0, dtype=_SHORT)
+        self._buf: npt.NDArray[Any] = _NO_BUFFER
         self._head = 0  # next write position once the ring is full
         self._size = 0  # samples in the buffer (pending ones not included)
-        self._total = 0  # samples ever appended, pending ones included
-        self._count_base = 0  # _total when this window was created or restored
+        # The totals leave out the pending samples (counted when they are
+        # flushed): an append touches the pending list alone.
+        self._total = 0  # samples ever appended
+        self._count_base = 0  # total_count when this window was created or restored
         self._sum_total = 0.0  # sum of the samples appended since then
         self._pending: list[float] | None = None  # a list only while not empty
         self._settled_at = 0  # total_count at the last settle()
@@ -103,7 +112,7 @@ class RollingWindow:
     def __repr__(self) -> str:
         return (
             f"RollingWindow(capacity={self._capacity}, len={len(self)}, "
-            f"total_count={self._total})"
+            f"total_count={self.total_count})"
         )
 
     @property
@@ -114,7 +123,7 @@ class RollingWindow:
     @property
     def total_count(self) -> int:
         """Samples ever appended, including those already evicted."""
-        return self._total
+        return self._total + len(self._pending or ())
 
     @property
     def nbytes(self) -> int:
@@ -125,12 +134,13 @@ class RollingWindow:
     def observed_count(self) -> int:
         """Samples appended since this window was created or restored (this
         daemon process' share of ``total_count``: a Prometheus summary's count)."""
-        return self._total - self._count_base
+        return self.total_count - self._count_base
 
     @property
     def observed_sum(self) -> float:
         """The sum of the samples counted by :attr:`observed_count`."""
-        return self._sum_total
+        pending = self._pending
+        return self._sum_total + sum(pending) if pending else self._sum_total
 
     @property
     def sample_bytes(self) -> int:
@@ -139,34 +149,35 @@ class RollingWindow:
 
     # -- appending -----------------------------------------------------------
 
-    def extend(self, values: npt.ArrayLike) -> None:
+    def extend(self, values: npt.ArrayLike, *, give: bool = False) -> None:
         """Append a batch (oldest first); a batch longer than the capacity keeps
         its last ``capacity`` values. O(len(values)) amortised.
+
+        ``give``: the caller gives a list up (the store, with a parsed batch's
+        lists that nothing else holds); it may become the window's pending list
+        itself instead of a copy, so the caller must not touch it again.
 
         Raises ``ValueError`` (window unchanged) for non-finite or huge values.
         """
         if isinstance(values, list):
-            if not values:
-                return
-            if len(values) == 1:
-                total = values[0]
-                if not -_MAX_ABS <= total <= _MAX_ABS:  # False for NaN too
+            count = len(values)
+            if count == 1:  # the common case with many series: one value a batch
+                if not -_MAX_ABS <= values[0] <= _MAX_ABS:  # False for NaN too
                     _raise_for(np.array(values, dtype=np.float64))
-            else:
-                total = sum(values)
+            elif count:
                 if not (
                     min(values) >= -_MAX_ABS
                     and max(values) <= _MAX_ABS
-                    and math.isfinite(total)  # catches NaN, which min/max skip
+                    and math.isfinite(sum(values))  # NaN, which min/max skip
                 ):
                     _raise_for(np.array(values, dtype=np.float64))
-            self._sum_total += total
+            else:
+                return
             pending = self._pending
             if pending is None:
-                pending = self._pending = list(values)
+                pending = self._pending = values if give else list(values)
             else:
                 pending += values
-            self._total += len(values)
             if len(pending) >= _FLUSH_AT:
                 self.flush()
             return
@@ -192,8 +203,6 @@ class RollingWindow:
             pending.append(v)
             if len(pending) >= _FLUSH_AT:
                 self.flush()
-        self._total += 1
-        self._sum_total += v
 
     def flush(self) -> None:
         """Write pending samples into the buffer (readers call this themselves)."""
@@ -201,6 +210,8 @@ class RollingWindow:
         if not pending:
             return
         self._pending = None
+        self._total += len(pending)
+        self._sum_total += sum(pending)
         size = self._size
         if len(pending) <= _PUT_ONE_BY_ONE and (
             size == self._capacity or size + len(pending) <= len(self._buf)
@@ -209,6 +220,9 @@ class RollingWindow:
                 self._put(value)
             return
         kind = self._buf.dtype
+        if kind is _SHORT and fits_int16(pending):
+            self._write(np.array(pending, dtype=np.float64).astype(_SHORT))
+            return
         if kind is not _WIDE:
             narrow = array("f", pending)
             if narrow.tolist() == pending:  # every value survives float32
@@ -230,9 +244,10 @@ class RollingWindow:
         once per evaluation interval): a window that went quiet keeps its samples
         in the compact buffer, while a busy one flushes at the threshold anyway
         and is not made to flush a few values more often."""
-        if self._pending and self._total == self._settled_at:
+        total = self.total_count
+        if self._pending and total == self._settled_at:
             self.flush()
-        self._settled_at = self._total
+        self._settled_at = total
 
     def _narrowed(self, batch: FloatArray) -> npt.NDArray[Any]:
         """A validated ``float64`` batch in the buffer's type when that is exact."""
@@ -400,13 +415,13 @@ class RollingWindow:
 
     def _computed(self) -> tuple[int, float, float]:
         moments = self._moments
-        if moments[0] == self._total:
+        if moments[0] == self.total_count:
             return moments
         self.flush()
         n = self._size
         mean = variance = math.nan
         if n:
-            shift, s1, s2 = _exact_moments(self._buf[:n].astype(_WIDE))
+            shift, s1, s2 = exact_moments(self._buf[:n].astype(_WIDE))
             mean = shift + s1 / n
             if n > 1:
                 variance = max(s2 - s1 * s1 / n, 0.0) / (n - 1)
@@ -429,7 +444,7 @@ class RollingWindow:
         """A JSON-serialisable snapshot: capacity, total count and samples."""
         return {
             "capacity": self._capacity,
-            "total_count": self._total,
+            "total_count": self.total_count,
             "values": self.values().tolist(),
         }
 
@@ -478,16 +493,3 @@ def _raise_for(batch: FloatArray) -> None:
         raise ValueError(msg)
     msg = f"sample values too large (beyond {_MAX_ABS:g} in magnitude)"
     raise ValueError(msg)
-
-
-def _exact_moments(data: FloatArray) -> tuple[float, float, float]:
-    """Return ``(K, sum(x - K), sum((x - K)**2))`` with ``K`` the mean of ``data``
-    (or its value when constant, which makes both sums exactly zero); ``data`` is
-    overwritten."""
-    lowest = float(data.min())
-    highest = float(data.max())
-    shift = lowest if lowest == highest else float(data.mean())
-    np.subtract(data, shift, out=data)
-    s1 = float(data.sum())
-    np.square(data, out=data)
-    return shift, s1, float(data.sum())
