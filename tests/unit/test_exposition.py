@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from perfwarden.app import Daemon
 from perfwarden.config.load import ConfigError, parse_config
-from perfwarden.series.stats import mean_interval
+from perfwarden.series.stats import mean_interval, summarize
 from perfwarden.views.exposition import (
     Exposition,
     label_name,
@@ -460,3 +460,25 @@ def test_bad_http_sections_are_reported_with_lines(section: str, message: str) -
     with pytest.raises(ConfigError) as caught:
         parse_config(f"version: 1\nhttp:\n{section}\n")
     assert str(caught.value).startswith(message)
+
+
+def test_a_duration_interval_is_the_one_stats_gives(daemon: Daemon) -> None:
+    """A skewed timing whose symmetric interval dips below zero is exposed with
+    the log-scale interval `stats` shows (``ci_method: log-t``), never below 0,
+    while a metric without a unit keeps the symmetric one."""
+    skewed = [1.0] * 40 + [4000.0]
+    feed(
+        daemon,
+        *(f"latency:{v}|ms" for v in skewed),
+        *(f"queue:{v}|g" for v in skewed),
+    )
+    exposed = samples(daemon)
+    (latency,) = [s for s in daemon.store if s.name == "latency"]
+    shown = summarize(latency.window, 0.95, 10, non_negative=True)
+    assert shown.ci_method == "log-t"
+    (low,) = [v for labels, v in exposed["perfwarden_series_ci_low_seconds"]]
+    (high,) = [v for labels, v in exposed["perfwarden_series_ci_high_seconds"]]
+    assert low == pytest.approx(shown.ci_low / 1000, rel=1e-9)
+    assert high == pytest.approx(shown.ci_high / 1000, rel=1e-9)
+    (plain_low,) = [v for labels, v in exposed["perfwarden_series_ci_low"]]
+    assert plain_low < 0.0

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from perfwarden.series.bulk import mean_intervals, row_means
+from perfwarden.series.stats import mean_interval
 from perfwarden.views.exposition_statistics import block_values, quantiles
 from perfwarden.views.exposition_text import format_value
 
@@ -113,3 +114,43 @@ class TestBlockValues:
         )
         found = block_values(table, np.ones(4), 0.95, sample_bytes)
         assert {("499.5", "499.5", "949.05", "989.01")} == {v[:4] for v in found}
+
+
+class TestNonNegativeRows:
+    """A quantity that cannot be negative gets the log-scale interval where the
+    symmetric one would dip below zero, as ``stats`` gives it."""
+
+    @settings(max_examples=60, deadline=None)
+    @given(
+        row=st.lists(
+            st.floats(0.0, 1e6, allow_nan=False), min_size=2, max_size=120
+        ).map(lambda values: np.array(values, dtype=np.float64)),
+        level=st.sampled_from((0.9, 0.95, 0.99)),
+    )
+    def test_ends_are_mean_intervals_with_non_negative(
+        self, row: np.ndarray[tuple[int], np.dtype[np.float64]], level: float
+    ) -> None:
+        table = np.vstack([row, row])
+        found = block_values(
+            table, np.ones(2), level, 8, np.array([True, False], dtype=np.bool_)
+        )
+        expected = mean_interval(row, level, non_negative=True)
+        low, high = float(found[0][4]), float(found[0][5])
+        assert low == pytest.approx(expected.low, rel=1e-9, abs=1e-300)
+        assert high == pytest.approx(expected.high, rel=1e-9, abs=1e-300)
+        if expected.mean > 0.0:
+            assert low >= 0.0
+        plain = mean_intervals(table, level)
+        assert found[1][4:] == (format_value(plain.low[1]), format_value(plain.high[1]))
+
+    def test_a_skewed_timing_keeps_its_interval_above_zero(self) -> None:
+        row = np.array([1.0] * 40 + [4000.0], dtype=np.float64)
+        symmetric = mean_intervals(row[np.newaxis, :], 0.95)
+        assert symmetric.low[0] < 0.0  # the case this is about
+        (values,) = block_values(
+            row[np.newaxis, :], np.full(1, 1e-3), 0.95, 8, np.array([True])
+        )
+        expected = mean_interval(row, 0.95, non_negative=True)
+        assert expected.method == "log-t"
+        assert float(values[4]) == pytest.approx(expected.low * 1e-3, rel=1e-9)
+        assert float(values[5]) == pytest.approx(expected.high * 1e-3, rel=1e-9)

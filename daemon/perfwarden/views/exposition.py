@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
+from perfwarden.series.stats import is_non_negative_unit
 from perfwarden.views.exposition_daemon import daemon_families
 from perfwarden.views.exposition_statistics import Values, block_values, quantiles
 from perfwarden.views.exposition_text import (
@@ -111,6 +112,9 @@ class _Remembered:
     #: The series' base unit, and the config it was read from.
     unit: BaseUnit = NONE
     unit_of: object = None
+    #: Whether its configured unit cannot be negative (the log-scale interval
+    #: where the symmetric one dips below zero, as ``stats`` gives it).
+    non_negative: bool = False
     #: The ``_Row.key`` the lines were written for.
     lines_at: tuple[object, ...] = ()
     #: The text of each value family's lines (:func:`_series_lines`).
@@ -135,6 +139,7 @@ class _Row:
     status: str
     remembered: _Remembered
     unit: BaseUnit
+    non_negative: bool
     statistics: StatisticsConfig
     key: tuple[object, ...]
 
@@ -229,6 +234,9 @@ class Exposition:
             remembered.unit = base_unit(
                 metric.unit if metric is not None else None, series.type.value
             )
+            remembered.non_negative = metric is not None and is_non_negative_unit(
+                metric.unit
+            )
             remembered.unit_of = config
         unit = remembered.unit
         text = remembered.labels
@@ -248,8 +256,9 @@ class Exposition:
             status=daemon.evaluator.status_of(series),
             remembered=remembered,
             unit=unit,
+            non_negative=remembered.non_negative,
             statistics=statistics,
-            key=(window_at, text, unit, statistics),
+            key=(window_at, text, unit, remembered.non_negative, statistics),
         )
 
 
@@ -268,7 +277,8 @@ def _write_lines(rows: list[_Row], size: int, statistics: StatisticsConfig) -> N
         if size >= max(statistics.min_samples, 2)
         else None  # too few samples for an interval
     )
-    found = block_values(table, factors, level, sample_bytes)
+    non_negative = np.array([row.non_negative for row in rows], dtype=np.bool_)
+    found = block_values(table, factors, level, sample_bytes, non_negative)
     for row, values in zip(rows, found, strict=True):
         remembered = row.remembered
         remembered.lines = _series_lines(row, values)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
-from perfwarden.series.bulk import mean_intervals, row_means
+from perfwarden.series.bulk import MeanIntervals, mean_intervals, row_means
 from perfwarden.views.exposition_text import format_value
 
 if TYPE_CHECKING:
@@ -94,10 +94,14 @@ def block_values(
     factors: npt.NDArray[np.float64],
     confidence_level: float | None,
     sample_bytes: int = 8,
+    non_negative: npt.NDArray[np.bool_] | None = None,
 ) -> list[Values]:
     """Each row's :data:`Values` in its base unit: the row's statistics times its
     ``factors`` entry. ``confidence_level`` ``None``: no interval (too few
-    samples). ``sample_bytes`` as for :func:`quantiles`. ``stacked`` is unchanged.
+    samples). ``sample_bytes`` as for :func:`quantiles`. Rows marked in
+    ``non_negative`` (a quantity that cannot be negative) get the log-scale
+    interval where the symmetric one dips below zero, as ``stats`` does
+    (:func:`perfwarden.series.stats.mean_interval`). ``stacked`` is unchanged.
     """
     rows = stacked.shape[0]
     columns = np.empty((6, rows), dtype=np.float64)
@@ -106,9 +110,10 @@ def block_values(
     with np.errstate(over="ignore", invalid="ignore"):
         if confidence_level is not None:
             found = mean_intervals(stacked, confidence_level)
+            lowest, highest = _within_range(found, non_negative)
             np.multiply(found.mean, factors, out=columns[0])
-            np.multiply(found.low, factors, out=columns[4])
-            np.multiply(found.high, factors, out=columns[5])
+            np.multiply(lowest, factors, out=columns[4])
+            np.multiply(highest, factors, out=columns[5])
         else:
             np.multiply(row_means(stacked), factors, out=columns[0])
             columns[4:] = 0.0  # not exposed: any finite value
@@ -120,3 +125,24 @@ def block_values(
     if confidence_level is None:
         low = high = [""] * rows
     return list(zip(mean, p50, p95, p99, low, high, strict=True))
+
+
+def _within_range(
+    found: MeanIntervals, non_negative: npt.NDArray[np.bool_] | None
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The interval ends, log-scale (``mean * exp(+-half / mean)``) for the rows
+    of ``non_negative`` whose mean is positive and symmetric interval dips below
+    zero; the half-width is taken back from the symmetric interval, so the ends
+    may differ from ``mean_interval``'s in the last bits."""
+    low, high = found.low, found.high
+    if non_negative is None:
+        return low, high
+    swap = non_negative & (found.mean > 0.0) & (low < 0.0)
+    if not swap.any():
+        return low, high
+    mean = found.mean[swap]
+    spread = np.exp((mean - low[swap]) / mean)
+    low, high = low.copy(), high.copy()
+    low[swap] = mean / spread
+    high[swap] = mean * spread
+    return low, high
