@@ -51,6 +51,9 @@ class TestDemo:
         # The raw records stay out of the demo's report; the readable lines and
         # the evidence of each status are in.
         assert "recent_actions:" not in out
+        # The report's pages are joined: no paging fields in what is printed.
+        assert "next_offset:" not in out
+        assert "paged:" not in out
         assert "recent_actions_summary:" in out
         assert "status_judged_on:" in out
         assert re.search(
@@ -78,6 +81,12 @@ def assert_only_what_happened(out: str) -> None:
     )
     assert verdicts is not None
     assert sum(int(n) for n in verdicts.groups()) <= applied
+    # An action still validating at the end is said to be, in its knob's line
+    # and in the count: the daemon reverts it as it stops.
+    validating = re.search(r"(\d+) still under validation", out)
+    assert validating is not None
+    marked = "still under validation: reverted when the daemon stops" in out
+    assert marked == (int(validating.group(1)) > 0)
 
 
 class TestNarration:

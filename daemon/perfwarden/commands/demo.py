@@ -295,15 +295,23 @@ def _drive(  # noqa: PLR0917 - private; one call site
         workload.stop()
         client.knobs.close()
     report = request(control, "report")
-    report.pop("unknown", None)
+    for internal in ("unknown", "total", "next_offset", "paged"):  # pages joined
+        report.pop(internal, None)
     # The readable lines say it; the raw records are for --json and `top`.
     report.get("validation_results", {}).pop("recent_actions", None)
     knobs = request(control, "knobs")["knobs"]
+    in_flight = request(control, "status")["optimizer"]["in_flight"]
+    validating = {knob for action in in_flight for knob in action.get("knobs", ())}
     echo("\n=== final knobs ===")
     for name, knob in knobs.items():
+        note = (
+            "; still under validation: reverted when the daemon stops"
+            if name in validating
+            else ""
+        )
         echo(
             f"  {name}: {knob['initial']} -> {knob['value']} "
-            f"(last change: {knob['changed_by']})"
+            f"(last change: {knob['changed_by']}{note})"
         )
     echo("\n=== perfwarden report ===")
     echo(yaml.safe_dump(report, sort_keys=False, allow_unicode=True, width=100))
@@ -316,7 +324,8 @@ def _drive(  # noqa: PLR0917 - private; one call site
     echo(_ending(report))
     echo(
         f"demo finished: {workload.requests} requests, {kept} action(s) kept, "
-        f"{reverted} reverted, {unsure} inconclusive"
+        f"{reverted} reverted, {unsure} inconclusive, {len(in_flight)} still "
+        "under validation (reverted as the daemon stops)"
     )
     return 0
 

@@ -406,6 +406,7 @@ class OptimizerEngine:
                     "metric": e.violation.metric,
                     "strategy": e.proposal.strategy,
                     "plugin": e.handle.name,
+                    "knobs": sorted(e.knobs),
                 }
                 for e in self.in_flight.values()
             ],
