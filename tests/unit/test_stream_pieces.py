@@ -128,7 +128,7 @@ class TestStreamPieces:
         receiver = received(text(70_000), 256 << 10)
         assert 70_000 == receiver.counters.accepted
         assert expected(70_000) == receiver.values()
-        assert receiver.largest_commit() <= receivers.STREAM_PIECE // SHORTEST + 1
+        assert receiver.largest_commit() <= receivers.STREAM_MIN_PIECE // SHORTEST + 1
         assert receiver.deferred
 
     def test_frames_are_committed_in_pieces_in_order(
@@ -138,8 +138,8 @@ class TestStreamPieces:
         receiver = received(frames(40_000, 30), 256 << 10)
         assert 40_000 == receiver.counters.accepted
         assert expected(40_000) == receiver.values()
-        # A piece ends after the frame that crosses STREAM_PIECE bytes.
-        assert receiver.largest_commit() <= receivers.STREAM_PIECE // SHORTEST + 30
+        # A piece ends after the frame that crosses STREAM_MIN_PIECE bytes.
+        assert receiver.largest_commit() <= receivers.STREAM_MIN_PIECE // SHORTEST + 30
         assert receiver.deferred
 
     @settings(max_examples=25, deadline=None)

@@ -7,7 +7,9 @@ loop turn. :class:`~perfwarden.alerts.pacing.EvaluationPacer` decides when a
 pass starts; this decides how much of it runs at once.
 
 A pass queues the updated series and judges them a chunk at a time until its
-slice is spent; the rest follows on the next loop turns. A pass that starts
+slice is spent; the rest follows on the next loop turns, a slice each (a pass
+that starts while a slice is due adds its series to the queue and leaves the
+judging to that slice). A pass that starts
 while another is unfinished queues behind it (a series already queued keeps its
 place and is judged once, with every sample that arrived meanwhile), so each
 series is still judged in order, once per pass, and every transition is the one
@@ -115,14 +117,14 @@ class SlicedPasses:
                 if series.key not in part:
                     part[series.key] = series
                     self.queued += 1
-        self._slice(SLICE)
+        self._slice_unless_scheduled()
 
     async def tick(self) -> None:
         """Queue an evaluation tick behind what waits; return once it is done."""
         done = asyncio.get_running_loop().create_future()
         self._queue.append(_Tick(done))
         self.queued += 1
-        self._slice(SLICE)
+        self._slice_unless_scheduled()
         await done
 
     def finish(self) -> None:
@@ -137,6 +139,12 @@ class SlicedPasses:
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append((self.queued, waiter))
         await waiter
+
+    def _slice_unless_scheduled(self) -> None:
+        """Judge a slice now, unless one is due this loop turn (one slice a
+        turn, however many passes start in it)."""
+        if self._handle is None:
+            self._slice(SLICE)
 
     def _slice(self, budget: float) -> None:
         if self._handle is not None:

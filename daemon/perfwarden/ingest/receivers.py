@@ -16,10 +16,13 @@ for ``ingest.idle_timeout`` is closed, so idle or trickling clients give their s
 back. The limits are read when they apply, so a reload changes them.
 
 A stream read (up to 256 KiB: 10,000 short lines, perhaps as many new series) is
-parsed and committed :data:`STREAM_PIECE` bytes of whole lines (or frames) at a
-time, for at most :data:`STREAM_SLICE` seconds of loop time per loop turn: past
-that the connection stops reading and takes the rest on the next turns, in order,
-then reads again, so one huge write does not hold the loop (bench/hostile.md).
+parsed and committed a piece of whole lines (or frames) at a time, for at most
+:data:`STREAM_SLICE` seconds of loop time per loop turn: past that the connection
+stops reading and takes the rest on the next turns, in order, then reads again,
+so one huge write does not hold the loop (bench/hostile.md). A piece is as many
+bytes as fit in what is left of the slice at the connection's last cost per
+byte (lines of new series cost ten times those of known ones), at least
+:data:`STREAM_MIN_PIECE`: an ordinary read is still one piece, one commit.
 
 Every line is accounted: ``received = accepted + malformed + ignored + dropped``.
 """
@@ -44,7 +47,7 @@ if TYPE_CHECKING:
     from perfwarden.series.store import MetricStore
 
 __all__ = [
-    "STREAM_PIECE",
+    "STREAM_MIN_PIECE",
     "STREAM_SLICE",
     "DatagramReceiver",
     "IngestCounters",
@@ -62,11 +65,13 @@ _RCVBUF_BYTES: Final = 8 << 20
 #: privileged daemon exceed net.core.rmem_max.
 _SO_RCVBUFFORCE: Final = 33
 
-#: Bytes of a stream connection's whole lines (or frames) parsed and committed
-#: at a time: ~800 short lines, 1-3 ms with their series new.
-STREAM_PIECE: Final = 16 << 10
 #: Loop time a stream connection's data may take before the loop runs again.
 STREAM_SLICE: Final = 0.005
+#: The least bytes of whole lines (or frames) parsed and committed at a time.
+STREAM_MIN_PIECE: Final = 2 << 10
+#: A new connection's guess at its seconds per byte (short lines, new series:
+#: ~0.4 us a byte in the daemon, so a first piece of ~12 KiB).
+_FIRST_BYTE_COST: Final = 4e-7
 
 #: The default ``ingest.max_timestamp_age``: ``|T`` stamps older than this many
 #: seconds are dropped as ``late_timestamp``. Ten minutes covers a client's retry
@@ -286,6 +291,8 @@ class StreamIngestProtocol(asyncio.Protocol):
         self._idle_timer: asyncio.TimerHandle | None = None
         #: The next loop turn's share of what was read (reading paused till then).
         self._next_piece: asyncio.Handle | None = None
+        #: Loop seconds per byte parsed and committed, as last measured.
+        self._byte_cost = _FIRST_BYTE_COST
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)  # noqa: S101 - stream server
@@ -324,7 +331,7 @@ class StreamIngestProtocol(asyncio.Protocol):
         if self._next_piece is not None:  # what was read is taken now, in order
             self._next_piece.cancel()
             self._next_piece = None
-            while self._take_piece():
+            while self._take_piece(len(self._buffer)):
                 self._ingestor.commit()
         self._server.release(self)
         if self._buffer and not self._framed and not self._discarding:
@@ -348,24 +355,36 @@ class StreamIngestProtocol(asyncio.Protocol):
         """Parse and commit what was read, a piece at a time; past the slice,
         stop reading and go on next loop turn."""
         self._next_piece = None
-        ends = time.perf_counter() + STREAM_SLICE
-        while self._take_piece():
+        clock = time.perf_counter
+        started = clock()
+        ends = started + STREAM_SLICE
+        while True:
+            size = max(STREAM_MIN_PIECE, int((ends - started) / self._byte_cost))
+            before = len(self._buffer)
+            more = self._take_piece(size)
             self._ingestor.commit()
-            if time.perf_counter() >= ends:
+            now = clock()
+            taken = before - len(self._buffer)
+            if taken >= STREAM_MIN_PIECE:  # smaller ones time the clock
+                self._byte_cost = max((now - started) / taken, 1e-9)
+            started = now
+            if not more:
+                break
+            if now >= ends:
                 if self._transport is not None:
                     self._transport.pause_reading()
                 loop = asyncio.get_running_loop()
                 self._next_piece = loop.call_soon(self._take)
                 return
-        self._ingestor.commit()
         if self._transport is not None:
             self._transport.resume_reading()  # nothing if it was not paused
 
-    def _take_piece(self) -> bool:
-        """Feed a piece of whole lines or frames; is there more to take now?"""
-        return self._take_frames() if self._framed else self._take_lines()
+    def _take_piece(self, size: int) -> bool:
+        """Feed about ``size`` bytes of whole lines or frames (at least one);
+        is there more to take now?"""
+        return self._take_frames(size) if self._framed else self._take_lines(size)
 
-    def _take_lines(self) -> bool:
+    def _take_lines(self, size: int) -> bool:
         buffer = self._buffer
         ingestor = self._ingestor
         max_line = ingestor.max_line
@@ -376,7 +395,7 @@ class StreamIngestProtocol(asyncio.Protocol):
                 return False
             del buffer[: newline + 1]
             self._discarding = False
-        end = buffer.rfind(b"\n", 0, STREAM_PIECE)
+        end = buffer.rfind(b"\n", 0, size)
         if end < 0:  # a line longer than a piece, or no whole line
             end = buffer.find(b"\n")
         if end >= 0:
@@ -394,13 +413,13 @@ class StreamIngestProtocol(asyncio.Protocol):
             self._discarding = True
         return False
 
-    def _take_frames(self) -> bool:
+    def _take_frames(self, size: int) -> bool:
         buffer = self._buffer
         max_frame = self._server.max_frame
         offset = 0
         view = memoryview(buffer)
         try:
-            while len(buffer) - offset >= 4 and offset < STREAM_PIECE:
+            while len(buffer) - offset >= 4 and offset < size:
                 size = int.from_bytes(view[offset : offset + 4], "little")
                 if size > max_frame:
                     self._ingestor.counters.drop("oversize_frame", 1)
@@ -417,7 +436,7 @@ class StreamIngestProtocol(asyncio.Protocol):
         if offset:
             self.progress = asyncio.get_running_loop().time()
         del buffer[:offset]
-        return offset >= STREAM_PIECE and len(buffer) >= 4
+        return offset >= size and len(buffer) >= 4
 
 
 def _peer_uid(transport: asyncio.Transport) -> int:
