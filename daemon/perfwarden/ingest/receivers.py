@@ -15,14 +15,12 @@ one sender cannot take every slot; a connection that completes no line (or frame
 for ``ingest.idle_timeout`` is closed, so idle or trickling clients give their slots
 back. The limits are read when they apply, so a reload changes them.
 
-A stream read (up to 256 KiB: 10,000 short lines, perhaps as many new series) is
-parsed and committed a piece of whole lines (or frames) at a time, for at most
-:data:`STREAM_SLICE` seconds of loop time per loop turn: past that the connection
-stops reading and takes the rest on the next turns, in order, then reads again,
-so one huge write does not hold the loop (bench/hostile.md). A piece is as many
-bytes as fit in what is left of the slice at the connection's last cost per
-byte (lines of new series cost ten times those of known ones), at least
-:data:`STREAM_MIN_PIECE`: an ordinary read is still one piece, one commit.
+A stream read (up to 256 KiB: 10,000 lines, perhaps as many new series) is parsed
+and committed in pieces of whole lines (or frames), at most :data:`STREAM_SLICE`
+seconds a loop turn; past that the connection stops reading and takes the rest on
+the next turns, in order (bench/hostile.md). A piece is what fits in the rest of
+the slice at the connection's last cost per byte (at least
+:data:`STREAM_MIN_PIECE`): an ordinary read is one piece, one commit.
 
 Every line is accounted: ``received = accepted + malformed + ignored + dropped``.
 """
@@ -69,8 +67,7 @@ _SO_RCVBUFFORCE: Final = 33
 STREAM_SLICE: Final = 0.005
 #: The least bytes of whole lines (or frames) parsed and committed at a time.
 STREAM_MIN_PIECE: Final = 2 << 10
-#: A new connection's guess at its seconds per byte (short lines, new series:
-#: ~0.4 us a byte in the daemon, so a first piece of ~12 KiB).
+#: A new connection's guess at its seconds per byte (a first piece of ~12 KiB).
 _FIRST_BYTE_COST: Final = 4e-7
 
 #: The default ``ingest.max_timestamp_age``: ``|T`` stamps older than this many
@@ -352,8 +349,7 @@ class StreamIngestProtocol(asyncio.Protocol):
             self._take()
 
     def _take(self) -> None:
-        """Parse and commit what was read, a piece at a time; past the slice,
-        stop reading and go on next loop turn."""
+        """Parse and commit what was read in pieces; past the slice, pause."""
         self._next_piece = None
         clock = time.perf_counter
         started = clock()
