@@ -13,12 +13,17 @@ after all fired); and the longest single loop callback of each kind from the
 write on, recorded by a ``sitecustomize`` that times every callback the loop runs
 (those over 20 ms):
 
-* ingest: the stream socket's read (parsing 10,000 lines, creating 5,000 series);
+* ingest: the stream socket's read (parsing 10,000 lines, creating 5,000 series),
+  or a piece of it;
 * pass: an evaluation pass or one of its slices, with the events it publishes;
 * events: the publisher's slices of waiting events (log lines, subscribers);
 * alertmanager: the Alertmanager route's push (no URL configured);
 * tick: the evaluation tick (every series judged each ``evaluation.interval``);
-* other: anything else (the dispatcher's slices, checkpoints, commands).
+* other: anything else (the dispatcher's slices, checkpoints, commands);
+
+and the longest loop turn (the callbacks it ran one after another, the wait for
+events left out: what a timer due in it is kept waiting, preemption aside).
+``loop.max_lag_ms`` is read before the write too (the start-up's).
 
     python bench/alert_storm.py --base main --repeats 3    # ~1 minute
 """
@@ -48,7 +53,8 @@ evaluation: {basis: sample, window: 2}
 metrics:
   lat: {unit: ms, bound: upper, warning: 10, critical: 20}
 """
-#: Times every loop callback; those over 20 ms are written out at exit.
+#: Times every loop callback, and every loop turn (its callbacks one after the
+#: other, without the wait for events); those over 20 ms are written out at exit.
 HOOK = """
 import asyncio.events, atexit, os, time
 _run = asyncio.events.Handle._run
@@ -65,18 +71,40 @@ def _timed(self):
             name = getattr(owner.get_coro(), "__qualname__", name)
         _long.append((took * 1000, name, time.time() - took))
 asyncio.events.Handle._run = _timed
+import asyncio.base_events, selectors
+_select = selectors.EpollSelector.select
+_waited = [0.0]
+def _timed_select(self, timeout=None):
+    started = time.perf_counter()
+    try:
+        return _select(self, timeout)
+    finally:
+        _waited[0] += time.perf_counter() - started
+selectors.EpollSelector.select = _timed_select
+_run_once = asyncio.base_events.BaseEventLoop._run_once
+def _timed_turn(self):
+    _waited[0] = 0.0
+    started = time.perf_counter()
+    _run_once(self)
+    took = time.perf_counter() - started - _waited[0]
+    if took > 0.02:
+        _long.append((took * 1000, "<loop turn>", time.time() - took))
+asyncio.base_events.BaseEventLoop._run_once = _timed_turn
 def _dump():
     with open(os.environ["PW_BENCH_CALLBACKS"], "w") as out:
         out.write(repr(_long))
 atexit.register(_dump)
 """
 KINDS = {
-    "ingest": ("_read_ready",),
+    "ingest": ("_read_ready", "StreamIngestProtocol._take"),
     "pass": ("EvaluationPacer._pass", "SlicedPasses._next_slice"),
     "events": ("SlicedPublisher._drain",),
     "alertmanager": ("AlertmanagerRoute.run",),
     "tick": ("_interval_loop",),
 }
+#: The longest loop turn: what a timer due in it waits at most (the callbacks
+#: that ran one after another), preemption and the wait for events aside.
+TURN = "<loop turn>"
 Run = dict[str, float]
 
 
@@ -103,6 +131,8 @@ def measure(daemon_dir: Path, hook_dir: Path, out: Path) -> Run:
     }
     with DaemonProcess(CONFIG, extra_env=env) as daemon:
         time.sleep(1)  # start-up's own callbacks settle
+        status = request(daemon.control_path, "status", timeout=300)
+        lag_before = float(status["loop"]["max_lag_ms"])
         started, written = time.perf_counter(), time.time()
         daemon.send_stream("".join(f"lat:250|ms|#id:{i}\n" for i in range(SERIES)) * 2)
 
@@ -120,13 +150,14 @@ def measure(daemon_dir: Path, hook_dir: Path, out: Path) -> Run:
             "firing_s": fired,
             "logged_s": logged,
             "max_lag_ms": float(status["loop"]["max_lag_ms"]),
+            "lag_before_ms": lag_before,
         }
-    run.update(dict.fromkeys((*KINDS, "other"), 0.0))
+    run.update(dict.fromkeys((*KINDS, "other", "turn"), 0.0))
     other = ""
     for took, name, at in ast.literal_eval(out.read_text()):
         if at < written:
             continue  # the start-up's
-        kind = kind_of(name)
+        kind = "turn" if name == TURN else kind_of(name)
         if kind == "other" and took > run[kind]:
             other = name
         run[kind] = max(run[kind], took)
@@ -170,6 +201,8 @@ def main() -> None:
         ("firing_s", "write to all 5,000 firing (`status`)", "s"),
         ("logged_s", "write to all 5,000 `alert.fired` lines in the log", "s"),
         ("max_lag_ms", "the loop's longest stall (`loop.max_lag_ms`)", "ms"),
+        ("lag_before_ms", "... of which before the write (start-up)", "ms"),
+        ("turn", "longest loop turn (its callbacks one after another)", "ms"),
         *((kind, f"longest callback: {kind}", "ms") for kind in (*KINDS, "other")),
     ]
     for key, what, unit in rows:

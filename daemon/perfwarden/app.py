@@ -25,7 +25,7 @@ from perfwarden.alerts.evaluator import Evaluator
 from perfwarden.alerts.pacing import EvaluationPacer
 from perfwarden.alerts.passes import SlicedPasses
 from perfwarden.alerts.publisher import SlicedPublisher
-from perfwarden.alerts.tick import evaluation_tick
+from perfwarden.alerts.tick import sliced_evaluation_tick
 from perfwarden.config.changes import describe_changes
 from perfwarden.config.load import Config, ConfigError, SignedGauges, load_config
 from perfwarden.config.plugin_names import warn_unknown_plugins
@@ -435,7 +435,7 @@ class Daemon:
             await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
             self.recorder.on_tick(time.monotonic())
             await self.passes.settled()  # the tick follows a pass, as unsliced
-            evaluation_tick(self.store, self.evaluator, self.expiry, interval)
+            await sliced_evaluation_tick(self.store, self.passes, self.expiry, interval)
             self.ceiling.check()
             self.ticks += 1
             if self.ticks % 10 == 0:

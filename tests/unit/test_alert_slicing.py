@@ -79,6 +79,18 @@ async def turns(count: int = 3) -> None:
 
 
 class TestSlicedPasses:
+    async def test_one_slice_a_loop_turn_however_many_passes_start(self) -> None:
+        """A pass that starts while a slice is due leaves the judging to it."""
+        harness = Harness()
+        harness.ingest(storm(3 * CHUNK))
+        passes = SlicedPasses(harness.store, harness.evaluator, clock=Ticking(1.0))
+        passes.start()
+        harness.ingest(["lat:250|ms|#id:later", "lat:250|ms|#id:later"])
+        passes.start()
+        assert (1, 2 * CHUNK + 1) == (passes.slices, passes.waiting)
+        await turns(3)
+        assert (4, 0) == (passes.slices, passes.waiting)
+
     async def test_a_pass_in_slices_makes_the_same_transitions_in_order(self) -> None:
         """1,000 series firing: judged in several loop turns, the events are the
         ones one all-at-once pass makes, in the same order."""
@@ -164,7 +176,8 @@ class TestSlicedPasses:
         passes = SlicedPasses(harness.store, harness.evaluator, clock=Ticking(1.0))
         passes.start()
         harness.ingest(["other:250|ms", "other:250|ms"])
-        passes.start()  # judges the second chunk; "other" waits behind it
+        passes.start()  # queues "other" behind the second chunk
+        await asyncio.sleep(0)  # the turn's slice judges the second chunk
         assert 1 == passes.waiting
         harness.store.drop_names(lambda name: name != "other")
         await passes.settled()

@@ -151,6 +151,10 @@ class Evaluator:
         self.evaluations = 0
         self._correlation_ids: dict[str, str] = {}
 
+    def now(self) -> float:
+        """The evaluator's clock (the time a tick judges as of)."""
+        return self._clock()
+
     # -- observing ------------------------------------------------------------------
 
     def observe(
@@ -213,11 +217,17 @@ class Evaluator:
 
     def tick(self) -> None:
         """Periodic pass: hold times elapse, silent series become ``no_data``."""
+        self.tick_series(list(self._store), self._clock())
+
+    def tick_series(self, series_list: Iterable[Series], now: float) -> None:
+        """The periodic pass over ``series_list`` as of ``now``: a tick in parts
+        (:mod:`perfwarden.alerts.passes`) makes the same transitions in the
+        same order as :meth:`tick` at once (each series' judgement depends on
+        its own state alone)."""
         config = self._config()
-        now = self._clock()
         missing_after = config.evaluation.missing_after
         due: list[tuple[Series, MetricConfig, SeriesAlert | None]] = []
-        for series in self._store:
+        for series in series_list:
             metric = config.metrics.get(series.name)
             if metric is None or not metric.has_levels:
                 continue

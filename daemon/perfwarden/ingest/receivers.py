@@ -15,6 +15,13 @@ one sender cannot take every slot; a connection that completes no line (or frame
 for ``ingest.idle_timeout`` is closed, so idle or trickling clients give their slots
 back. The limits are read when they apply, so a reload changes them.
 
+A stream read (up to 256 KiB: 10,000 lines, perhaps as many new series) is parsed
+and committed in pieces of whole lines (or frames), at most :data:`STREAM_SLICE`
+seconds a loop turn; past that the connection stops reading and takes the rest on
+the next turns, in order (bench/hostile.md). A piece is what fits in the rest of
+the slice at the connection's last cost per byte (at least
+:data:`STREAM_MIN_PIECE`): an ordinary read is one piece, one commit.
+
 Every line is accounted: ``received = accepted + malformed + ignored + dropped``.
 """
 
@@ -38,6 +45,8 @@ if TYPE_CHECKING:
     from perfwarden.series.store import MetricStore
 
 __all__ = [
+    "STREAM_MIN_PIECE",
+    "STREAM_SLICE",
     "DatagramReceiver",
     "IngestCounters",
     "Ingestor",
@@ -53,6 +62,13 @@ _RCVBUF_BYTES: Final = 8 << 20
 #: Linux's SO_RCVBUFFORCE (not exported by Python's socket module): lets a
 #: privileged daemon exceed net.core.rmem_max.
 _SO_RCVBUFFORCE: Final = 33
+
+#: Loop time a stream connection's data may take before the loop runs again.
+STREAM_SLICE: Final = 0.005
+#: The least bytes of whole lines (or frames) parsed and committed at a time.
+STREAM_MIN_PIECE: Final = 2 << 10
+#: A new connection's guess at its seconds per byte (a first piece of ~12 KiB).
+_FIRST_BYTE_COST: Final = 4e-7
 
 #: The default ``ingest.max_timestamp_age``: ``|T`` stamps older than this many
 #: seconds are dropped as ``late_timestamp``. Ten minutes covers a client's retry
@@ -270,6 +286,10 @@ class StreamIngestProtocol(asyncio.Protocol):
         #: Loop time of the last completed line or frame (or of the connection).
         self.progress = 0.0
         self._idle_timer: asyncio.TimerHandle | None = None
+        #: The next loop turn's share of what was read (reading paused till then).
+        self._next_piece: asyncio.Handle | None = None
+        #: Loop seconds per byte parsed and committed, as last measured.
+        self._byte_cost = _FIRST_BYTE_COST
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)  # noqa: S101 - stream server
@@ -296,10 +316,20 @@ class StreamIngestProtocol(asyncio.Protocol):
         assert self._transport is not None  # noqa: S101 - set before the timer
         self._transport.abort()
 
+    @property
+    def pending(self) -> bool:
+        """Is read data waiting for the next loop turn?"""
+        return self._next_piece is not None
+
     def connection_lost(self, exc: Exception | None) -> None:
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
+        if self._next_piece is not None:  # what was read is taken now, in order
+            self._next_piece.cancel()
+            self._next_piece = None
+            while self._take_piece(len(self._buffer)):
+                self._ingestor.commit()
         self._server.release(self)
         if self._buffer and not self._framed and not self._discarding:
             self._ingestor.feed(self._buffer)  # a last line without its newline
@@ -315,13 +345,42 @@ class StreamIngestProtocol(asyncio.Protocol):
             if len(buffer) < 4 and b"\n" not in buffer:
                 return
             self._framed = 0 in buffer[:4]
-        if self._framed:
-            self._take_frames()
-        else:
-            self._take_lines()
-        self._ingestor.commit()
+        if self._next_piece is None:  # else the next turn takes it, in order
+            self._take()
 
-    def _take_lines(self) -> None:
+    def _take(self) -> None:
+        """Parse and commit what was read in pieces; past the slice, pause."""
+        self._next_piece = None
+        clock = time.perf_counter
+        started = clock()
+        ends = started + STREAM_SLICE
+        while True:
+            size = max(STREAM_MIN_PIECE, int((ends - started) / self._byte_cost))
+            before = len(self._buffer)
+            more = self._take_piece(size)
+            self._ingestor.commit()
+            now = clock()
+            taken = before - len(self._buffer)
+            if taken >= STREAM_MIN_PIECE:  # smaller ones time the clock
+                self._byte_cost = max((now - started) / taken, 1e-9)
+            started = now
+            if not more:
+                break
+            if now >= ends:
+                if self._transport is not None:
+                    self._transport.pause_reading()
+                loop = asyncio.get_running_loop()
+                self._next_piece = loop.call_soon(self._take)
+                return
+        if self._transport is not None:
+            self._transport.resume_reading()  # nothing if it was not paused
+
+    def _take_piece(self, size: int) -> bool:
+        """Feed about ``size`` bytes of whole lines or frames (at least one);
+        is there more to take now?"""
+        return self._take_frames(size) if self._framed else self._take_lines(size)
+
+    def _take_lines(self, size: int) -> bool:
         buffer = self._buffer
         ingestor = self._ingestor
         max_line = ingestor.max_line
@@ -329,14 +388,18 @@ class StreamIngestProtocol(asyncio.Protocol):
             newline = buffer.find(b"\n")
             if newline < 0:
                 buffer.clear()
-                return
+                return False
             del buffer[: newline + 1]
             self._discarding = False
-        end = buffer.rfind(b"\n")
+        end = buffer.rfind(b"\n", 0, size)
+        if end < 0:  # a line longer than a piece, or no whole line
+            end = buffer.find(b"\n")
         if end >= 0:
             ingestor.feed(memoryview(buffer)[: end + 1])
             del buffer[: end + 1]
             self.progress = asyncio.get_running_loop().time()
+            if b"\n" in buffer:
+                return True
         if len(buffer) > max_line:
             # An endless line: count it once as too long, then skip to its end.
             ingestor.counters.received += 1
@@ -344,14 +407,15 @@ class StreamIngestProtocol(asyncio.Protocol):
             malformed["too_long"] = malformed.get("too_long", 0) + 1
             buffer.clear()
             self._discarding = True
+        return False
 
-    def _take_frames(self) -> None:
+    def _take_frames(self, size: int) -> bool:
         buffer = self._buffer
         max_frame = self._server.max_frame
         offset = 0
         view = memoryview(buffer)
         try:
-            while len(buffer) - offset >= 4:
+            while len(buffer) - offset >= 4 and offset < size:
                 size = int.from_bytes(view[offset : offset + 4], "little")
                 if size > max_frame:
                     self._ingestor.counters.drop("oversize_frame", 1)
@@ -368,6 +432,7 @@ class StreamIngestProtocol(asyncio.Protocol):
         if offset:
             self.progress = asyncio.get_running_loop().time()
         del buffer[:offset]
+        return offset >= size and len(buffer) >= 4
 
 
 def _peer_uid(transport: asyncio.Transport) -> int:
