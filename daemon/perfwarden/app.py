@@ -63,7 +63,7 @@ from perfwarden.series.ceiling import MemoryCeiling
 from perfwarden.series.expiry import SeriesExpiry
 from perfwarden.series.store import MetricStore
 from perfwarden.state.persistence import StateStore
-from perfwarden.systemd import Notifier, watchdog
+from perfwarden.systemd import Notifier, monotonic_usec, watchdog
 from perfwarden.views.http_server import HttpServer
 
 if TYPE_CHECKING:
@@ -186,7 +186,7 @@ class Daemon:
         """Re-read the config; swap it in only if the whole file validates; rescan
         plugins. One code path for SIGHUP and ``perfwarden reload``."""
         async with self._reload_lock:
-            self.notifier.notify("RELOADING=1", _monotonic_usec())
+            self.notifier.notify("RELOADING=1", monotonic_usec())
             try:
                 return await self._reload()
             finally:
@@ -415,13 +415,7 @@ class Daemon:
 
     def _dashboard_url(self) -> str | None:
         """The web dashboard's URL (the base of alerts' ``generatorURL``)."""
-        address = self.http.address if self.http is not None else None
-        if address is None:
-            return None
-        host, port = address
-        if host in {"0.0.0.0", "::"}:  # noqa: S104 - naming the wildcard, not binding
-            host = platform.node() or host
-        return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+        return self.http.public_url if self.http is not None else None
 
     def _status_line(self) -> str:
         counters = self.ingestor.counters
@@ -496,7 +490,3 @@ class Daemon:
 
 def _knob_specs(config: Config) -> dict[str, KnobSpec]:
     return {name: spec_of(knob) for name, knob in config.knobs.items()}
-
-
-def _monotonic_usec() -> str:
-    return f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}"

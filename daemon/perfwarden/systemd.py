@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-__all__ = ["Notifier", "watchdog"]
+__all__ = ["Notifier", "monotonic_usec", "watchdog"]
 
 
 class Notifier:
@@ -52,6 +52,11 @@ class Notifier:
             ) as sock,
         ):
             sock.sendto(message, socket.MSG_DONTWAIT, self._address)
+
+
+def monotonic_usec() -> str:
+    """The ``MONOTONIC_USEC=`` field that goes with ``RELOADING=1``."""
+    return f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}"
 
 
 async def watchdog(

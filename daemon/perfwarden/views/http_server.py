@@ -43,6 +43,7 @@ import gzip
 import ipaddress
 import json
 import math
+import platform
 import time
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Final, TypeAlias, cast
@@ -114,6 +115,17 @@ class HttpServer:
         self._bodies_in_flight = 0
         #: Refusals and drops, for ``status --json`` under ``http``.
         self.counters = {"busy": 0, "slow_readers": 0, "timeouts": 0, "bad_host": 0}
+
+    @property
+    def public_url(self) -> str | None:
+        """The URL others reach this server at (a wildcard bind named by the
+        host's name), or None while unbound: the base of alerts' generatorURL."""
+        if self.address is None:
+            return None
+        host, port = self.address
+        if host in {"0.0.0.0", "::"}:  # noqa: S104 - naming the wildcard, not binding
+            host = platform.node() or host
+        return f"http://{_authority(host, port)}/"
 
     async def start(self) -> None:
         """Bind if configured, and follow the config from now on."""
