@@ -49,6 +49,8 @@ __all__ = [
 _RECV_BUFFER: Final = 1 << 20
 #: Datagrams taken per wake-up before yielding to the rest of the loop.
 _DRAIN_LIMIT: Final = 512
+#: A stream connection's first buffer: a read takes at most what is free of it.
+_STREAM_BUFFER: Final = 1 << 18
 _RCVBUF_BYTES: Final = 8 << 20
 #: Linux's SO_RCVBUFFORCE (not exported by Python's socket module): lets a
 #: privileged daemon exceed net.core.rmem_max.
@@ -256,13 +258,25 @@ class DatagramReceiver:
         ingestor.commit()
 
 
-class StreamIngestProtocol(asyncio.Protocol):
-    """One stream connection: detects its framing, then splits it into payloads."""
+class StreamIngestProtocol(asyncio.BufferedProtocol):
+    """One stream connection: detects its framing, then splits it into payloads.
+
+    A buffered protocol: the transport reads straight into this connection's
+    buffer, so a read allocates nothing (a plain protocol gets a new ``bytes``
+    of up to 256 KiB per read and copies it into its own buffer). The buffer is
+    an anonymous mmap, as the datagram receiver's: only the pages a connection's
+    reads reach become resident. It is replaced (never resized: the transport
+    may still hold a view of it) by a larger one when a line or a frame does not
+    fit, and what follows the last complete line or frame moves to its start.
+    """
 
     def __init__(self, ingestor: Ingestor, server: StreamIngestServer) -> None:
         self._ingestor = ingestor
         self._server = server
-        self._buffer = bytearray()
+        self._buffer = mmap.mmap(-1, _STREAM_BUFFER)
+        self._view = memoryview(self._buffer)
+        self._filled = 0  # bytes of self._buffer not yet taken
+        self._frame_bytes = 0  # the size of the frame being received, prefix included
         self._framed: bool | None = None
         self._discarding = False  # inside an over-long line, until its newline
         self._transport: asyncio.Transport | None = None
@@ -301,73 +315,91 @@ class StreamIngestProtocol(asyncio.Protocol):
             self._idle_timer.cancel()
             self._idle_timer = None
         self._server.release(self)
-        if self._buffer and not self._framed and not self._discarding:
-            self._ingestor.feed(self._buffer)  # a last line without its newline
-        elif self._buffer and self._framed:
+        filled = self._filled
+        if filled and not self._framed and not self._discarding:
+            self._ingestor.feed(self._view[:filled])  # a last line without its newline
+        elif filled and self._framed:
             self._ingestor.counters.drop("truncated_frame", 1)
-        self._buffer.clear()
+        self._filled = 0
         self._ingestor.commit()
 
-    def data_received(self, data: bytes) -> None:
-        buffer = self._buffer
-        buffer += data
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._filled == len(self._buffer):  # a line or frame longer than it
+            self._grow(2 * len(self._buffer))
+        return self._view[self._filled :]
+
+    def _grow(self, size: int) -> None:
+        """Move to a larger buffer (the old one may still be exported)."""
+        larger = mmap.mmap(-1, size)
+        larger[: self._filled] = self._view[: self._filled]
+        self._buffer = larger
+        self._view = memoryview(larger)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        filled = self._filled + nbytes
+        self._filled = filled
         if self._framed is None:
-            if len(buffer) < 4 and b"\n" not in buffer:
+            if filled < 4 and self._buffer.find(b"\n", 0, filled) < 0:
                 return
-            self._framed = 0 in buffer[:4]
+            self._framed = 0 in self._buffer[: min(filled, 4)]
         if self._framed:
-            self._take_frames()
+            taken = self._take_frames(filled)
         else:
-            self._take_lines()
+            taken = self._take_lines(filled)
+        left = filled - taken
+        if taken and left:
+            self._buffer.move(0, taken, left)
+        self._filled = left
+        if self._frame_bytes > len(self._buffer):
+            self._grow(self._frame_bytes)
         self._ingestor.commit()
 
-    def _take_lines(self) -> None:
+    def _take_lines(self, filled: int) -> int:
+        """Feed the complete lines of the buffer; how many bytes were taken."""
         buffer = self._buffer
         ingestor = self._ingestor
-        max_line = ingestor.max_line
+        start = 0
         if self._discarding:
-            newline = buffer.find(b"\n")
+            newline = buffer.find(b"\n", 0, filled)
             if newline < 0:
-                buffer.clear()
-                return
-            del buffer[: newline + 1]
+                return filled
+            start = newline + 1
             self._discarding = False
-        end = buffer.rfind(b"\n")
+        end = buffer.rfind(b"\n", start, filled)
         if end >= 0:
-            ingestor.feed(memoryview(buffer)[: end + 1])
-            del buffer[: end + 1]
+            ingestor.feed(self._view[start : end + 1])
+            start = end + 1
             self.progress = asyncio.get_running_loop().time()
-        if len(buffer) > max_line:
+        if filled - start > ingestor.max_line:
             # An endless line: count it once as too long, then skip to its end.
             ingestor.counters.received += 1
             malformed = ingestor.counters.malformed
             malformed["too_long"] = malformed.get("too_long", 0) + 1
-            buffer.clear()
             self._discarding = True
+            return filled
+        return start
 
-    def _take_frames(self) -> None:
-        buffer = self._buffer
+    def _take_frames(self, filled: int) -> int:
+        """Feed the complete frames of the buffer; how many bytes were taken."""
         max_frame = self._server.max_frame
+        view = self._view
         offset = 0
-        view = memoryview(buffer)
-        try:
-            while len(buffer) - offset >= 4:
-                size = int.from_bytes(view[offset : offset + 4], "little")
-                if size > max_frame:
-                    self._ingestor.counters.drop("oversize_frame", 1)
-                    assert self._transport is not None  # noqa: S101
-                    self._transport.abort()
-                    offset = len(buffer)
-                    break
-                if len(buffer) - offset - 4 < size:
-                    break
-                self._ingestor.feed(view[offset + 4 : offset + 4 + size])
-                offset += 4 + size
-        finally:
-            view.release()
+        self._frame_bytes = 0
+        while filled - offset >= 4:
+            size = int.from_bytes(view[offset : offset + 4], "little")
+            if size > max_frame:
+                self._ingestor.counters.drop("oversize_frame", 1)
+                assert self._transport is not None  # noqa: S101
+                self._transport.abort()
+                return filled
+            if filled - offset - 4 < size:
+                self._frame_bytes = 4 + size
+                break
+            self._ingestor.feed(view[offset + 4 : offset + 4 + size])
+            offset += 4 + size
         if offset:
             self.progress = asyncio.get_running_loop().time()
-        del buffer[:offset]
+        return offset
 
 
 def _peer_uid(transport: asyncio.Transport) -> int:
