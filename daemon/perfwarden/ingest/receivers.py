@@ -342,10 +342,8 @@ class StreamIngestProtocol(asyncio.BufferedProtocol):
             if filled < 4 and self._buffer.find(b"\n", 0, filled) < 0:
                 return
             self._framed = 0 in self._buffer[: min(filled, 4)]
-        if self._framed:
-            taken = self._take_frames(filled)
-        else:
-            taken = self._take_lines(filled)
+        take = self._take_frames if self._framed else self._take_lines
+        taken = take(filled)
         left = filled - taken
         if taken and left:
             self._buffer.move(0, taken, left)

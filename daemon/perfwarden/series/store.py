@@ -187,9 +187,10 @@ class MetricStore:
         counts at its own time, ``stamp + stamp_offset`` on that clock (never later
         than ``now``), so a late line does not refresh its series' ``last_update``
         beyond its own time. ``owned``: the caller gives the batch's value lists
-        up (the ingestor, which clears its batch after): unless :attr:`on_ingest`
-        holds them too, a window keeps such a list as its pending list instead of
-        copying it.
+        up (the ingestor, which clears its batch after), lists the parser filled
+        (so checked values, see :func:`perfwarden.ingest.statsd.parse`): unless
+        :attr:`on_ingest` holds them too, a window takes such a list as it is,
+        without a copy or a second check.
 
         Per series this is a dict lookup and a list append (the window writes its
         numpy buffer in bulk later): with thousands of series a batch brings each
@@ -214,7 +215,10 @@ class MetricStore:
             if series.type is count:
                 series.pending += sum(values)
                 continue
-            series.window.extend(values, give=owned)
+            if owned:
+                series.window.take(values)
+            else:
+                series.window.extend(values)
             if series.band is not None:
                 judged.append((series, values))
         if judged:
