@@ -123,7 +123,7 @@ ingest:
 
 
 class TestStreamBuffer:
-    """A stream connection's buffer (256 KiB at first) grows for a line or a frame
+    """A stream connection's buffer (64 KiB at first) grows for a line or a frame
     that does not fit, and keeps every line exact across its reads."""
 
     def test_frame_larger_than_the_first_buffer(

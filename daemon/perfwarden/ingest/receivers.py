@@ -50,7 +50,9 @@ _RECV_BUFFER: Final = 1 << 20
 #: Datagrams taken per wake-up before yielding to the rest of the loop.
 _DRAIN_LIMIT: Final = 512
 #: A stream connection's first buffer: a read takes at most what is free of it.
-_STREAM_BUFFER: Final = 1 << 18
+#: Pages a read touched stay resident while the connection lasts, so this bounds
+#: what busy connections hold: 32 MiB at the default 512 connections.
+_STREAM_BUFFER: Final = 1 << 16
 _RCVBUF_BYTES: Final = 8 << 20
 #: Linux's SO_RCVBUFFORCE (not exported by Python's socket module): lets a
 #: privileged daemon exceed net.core.rmem_max.
@@ -262,12 +264,13 @@ class StreamIngestProtocol(asyncio.BufferedProtocol):
     """One stream connection: detects its framing, then splits it into payloads.
 
     A buffered protocol: the transport reads straight into this connection's
-    buffer, so a read allocates nothing (a plain protocol gets a new ``bytes``
-    of up to 256 KiB per read and copies it into its own buffer). The buffer is
-    an anonymous mmap, as the datagram receiver's: only the pages a connection's
-    reads reach become resident. It is replaced (never resized: the transport
-    may still hold a view of it) by a larger one when a line or a frame does not
-    fit, and what follows the last complete line or frame moves to its start.
+    buffer (64 KiB), so a read allocates nothing (a plain protocol gets a new
+    ``bytes`` of up to 256 KiB per read and copies it into its own buffer). The
+    buffer is an anonymous mmap, as the datagram receiver's: only the pages a
+    connection's reads reach become resident. It is replaced (never resized: the
+    transport may still hold a view of it) by a larger one when a line or a frame
+    does not fit, and what follows the last complete line or frame moves to its
+    start.
     """
 
     def __init__(self, ingestor: Ingestor, server: StreamIngestServer) -> None:
