@@ -34,7 +34,7 @@ from perfwarden.control.handlers import build_commands
 from perfwarden.control.server import ControlCounters, ControlServer, judged_first
 from perfwarden.errors import PerfwardenError
 from perfwarden.heap import freeze_startup, trim
-from perfwarden.ingest.receivers import DatagramReceiver, Ingestor, StreamIngestServer
+from perfwarden.ingest.receivers import DatagramReceiver, Ingestor
 from perfwarden.ingest.sockets import (
     BoundSockets,
     DirectoryLock,
@@ -43,6 +43,7 @@ from perfwarden.ingest.sockets import (
     prepare_directory,
 )
 from perfwarden.ingest.statsd import Batch, set_tag_limits
+from perfwarden.ingest.stream import StreamIngestServer
 from perfwarden.logs.loop_errors import LoopErrors
 from perfwarden.logs.setup import begin_shutdown, get_logger, set_log_level
 from perfwarden.optimize.dispatch import Dispatcher

@@ -112,3 +112,51 @@ class TestHostileInput:
         wait_until(
             lambda: daemon.request("status")["ingest"]["connections"]["open"] == 0
         )
+
+
+LARGE = """\
+version: 1
+ingest:
+  max_line_bytes: 1048576
+  max_datagram_bytes: 2097152
+"""
+
+
+class TestStreamBuffer:
+    """A stream connection's buffer (64 KiB at first) grows for a line or a frame
+    that does not fit, and keeps every line exact across its reads."""
+
+    def test_frame_larger_than_the_first_buffer(
+        self, make_daemon: Callable[..., DaemonProcess]
+    ) -> None:
+        daemon = make_daemon(LARGE).start()
+        lines = [f"big.frame:{i}|ms" for i in range(60_000)]  # ~1 MiB in one frame
+        body = "\n".join(lines).encode()
+        small = b"after.frame:7|g"
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(str(daemon.socket_dir / "metrics.stream.sock"))
+            for payload in (body, small):
+                sock.sendall(len(payload).to_bytes(4, "little") + payload)
+        counters = daemon.wait_received(60_001)
+        assert 60_001 == counters["accepted"]
+        assert balanced(counters)
+        record = daemon.cli_json("stats", "big.frame")["series"][0]
+        assert 1000 == record["sample_size"]  # the window's newest 1000
+        assert (59_000 + 59_999) / 2 == record["mean"]
+
+    def test_line_longer_than_the_first_buffer(
+        self, make_daemon: Callable[..., DaemonProcess]
+    ) -> None:
+        daemon = make_daemon(LARGE).start()
+        tags = ",".join(f"t{i}" for i in range(20))
+        long_line = f"long.line:{'0' * 600_000}5|g|#{tags}\n".encode()
+        payload = b"before.long:1|g\n" + long_line + b"after.long:2|g\n"
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(str(daemon.socket_dir / "metrics.stream.sock"))
+            for start in range(0, len(payload), 100_003):
+                sock.sendall(payload[start : start + 100_003])
+        counters = daemon.wait_received(3)
+        assert 3 == counters["accepted"]
+        assert balanced(counters)
+        assert 2.0 == daemon.cli_json("stats", "after.long")["series"][0]["mean"]
+        assert 5.0 == daemon.cli_json("stats", "long.line")["series"][0]["mean"]

@@ -285,14 +285,31 @@ class TestOwnedBatches:
 
     def test_lists_the_recording_holds_are_copied(self) -> None:
         """While on_ingest notes batches (the recording keeps their lists for its
-        writer), owned=True is ignored: later samples never reach those lists."""
+        writer) and says so, owned=True is ignored: later samples never reach
+        those lists."""
         store = MetricStore(lambda name: 100, 10, lambda name: None)
         noted: list[list[float]] = []
-        store.on_ingest = lambda batch, now, offset: noted.extend(batch.values.values())
+
+        def note(batch: Batch, now: float, offset: float) -> bool:
+            noted.extend(batch.values.values())
+            return True
+
+        store.on_ingest = note
         for value in (1.0, 2.0, 3.0):
             store.ingest(Batch(values={"m|g": [value]}), 0.0, owned=True)
         assert [[1.0], [2.0], [3.0]] == noted
         assert [1.0, 2.0, 3.0] == store.by_name("m")[0].window.values().tolist()
+        window = store.by_name("m")[0].window
+        assert all(kept is not window._pending for kept in noted)
+
+    def test_lists_a_hook_did_not_keep_are_taken(self) -> None:
+        """A hook that kept nothing (the recording while off) leaves the lists to
+        the windows, as without a hook."""
+        store = MetricStore(lambda name: 100, 10, lambda name: None)
+        store.on_ingest = lambda batch, now, offset: False
+        given = [1.0]
+        store.ingest(Batch(values={"m|g": given}), 0.0, owned=True)
+        assert store.by_name("m")[0].window._pending is given
 
     def test_urgency_is_judged_on_the_batch_values(self, clock: FakeClock) -> None:
         """A given list that became a window's pending list is still checked

@@ -1,4 +1,4 @@
-"""perfwarden.ingest.receivers: a huge stream read is parsed and committed a
+"""perfwarden.ingest.stream: a huge stream read is parsed and committed a
 piece at a time, over several loop turns, every line kept, in order."""
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from perfwarden.config.model import IngestConfig
-from perfwarden.ingest import receivers
-from perfwarden.ingest.receivers import Ingestor, StreamIngestServer
+from perfwarden.ingest import stream as receivers
+from perfwarden.ingest.receivers import Ingestor
+from perfwarden.ingest.stream import StreamIngestServer
 from perfwarden.series.store import MetricStore
 
 if TYPE_CHECKING:

@@ -133,6 +133,23 @@ class TestRingBuffer:
         assert_moments_match(one_by_one)
 
     @settings(max_examples=100, deadline=None)
+    @given(capacity_and_batches())
+    def test_take_equals_extend(self, case: tuple[int, list[list[float]]]) -> None:
+        """take() of checked lists gives the same window as extend()."""
+        capacity, batches = case
+        taking = RollingWindow(capacity)
+        extending = RollingWindow(capacity)
+        for batch in batches:
+            extending.extend(list(batch))
+            if batch:
+                taking.take(list(batch))
+            assert taking.total_count == extending.total_count
+            assert taking.observed_sum == extending.observed_sum
+        assert taking.values().tolist() == extending.values().tolist()
+        assert taking.sample_bytes == extending.sample_bytes
+        assert_moments_match(taking)
+
+    @settings(max_examples=100, deadline=None)
     @given(capacity_and_batches(), st.integers(1, 40))
     def test_resize_keeps_newest(
         self, case: tuple[int, list[list[float]]], new_capacity: int
@@ -326,13 +343,13 @@ class TestStorage:
         assert expected == window.sample_bytes
 
     def test_a_given_list_is_kept_not_copied(self) -> None:
-        """extend(give=True) keeps the list as the pending samples when none are
-        pending, and appends it to them otherwise; the values are the same."""
+        """take() keeps the list as the pending samples when none are pending,
+        and appends it to them otherwise; the values are the same."""
         window = RollingWindow(10)
         first = [1.0, 2.0]
-        window.extend(first, give=True)
-        assert window._pending is first  # what give=True means
-        window.extend([3.0], give=True)
+        window.take(first)
+        assert window._pending is first  # what take() saves: a copy
+        window.take([3.0])
         assert [1.0, 2.0, 3.0] == window.values().tolist()
         assert (3, 6.0) == (window.total_count, window.observed_sum)
 

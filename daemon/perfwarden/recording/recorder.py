@@ -200,11 +200,13 @@ class Recorder:
 
     # -- noting (loop thread) ------------------------------------------------------
 
-    def on_ingest(self, batch: Batch, now: float, stamp_offset: float) -> None:
+    def on_ingest(self, batch: Batch, now: float, stamp_offset: float) -> bool:
         """The store's hook: note a batch it is about to take (``now`` on the
-        store's clock; stamped samples at their own ``|T`` time)."""
+        store's clock; stamped samples at their own ``|T`` time). True when it
+        kept or replaced any of ``batch.values``' lists (the windows must copy
+        them then); False while not recording, so the windows may take them."""
         if self._thread is None:
-            return
+            return False
         del stamp_offset  # stamps are unix seconds already
         pending = self._pending
         wanted = self._wanted
@@ -226,6 +228,7 @@ class Recorder:
                 values_of[key] = cast("list[float]", values)
             pending.append((key, at, values, _NO_STAMP))
             count += len(values)
+        held = count > 0
         for key, pairs in batch.stamped.items():
             keep = wanted.get(key)
             if keep is None:
@@ -236,6 +239,7 @@ class Recorder:
         self._pending_values += count
         if self._pending_values >= FLUSH_VALUES:
             self.flush()
+        return held
 
     def _want(self, key: str) -> bool:
         names = self._names

@@ -138,8 +138,9 @@ class MetricStore:
         #: Set members not counted because of the member or byte limits.
         self.set_overflow = 0
         #: Told of every batch before it is taken (the recording), with the
-        #: arguments of :meth:`ingest`.
-        self.on_ingest: Callable[[Batch, float, float], None] | None = None
+        #: arguments of :meth:`ingest`; returns True when it kept (or replaced)
+        #: any of the batch's value lists, which the windows must then not take.
+        self.on_ingest: Callable[[Batch, float, float], bool] | None = None
         self.max_set_members = MAX_SET_MEMBERS
         self.max_set_bytes = MAX_SET_BYTES
         self._set_bytes_left = MAX_SET_BYTES
@@ -187,16 +188,16 @@ class MetricStore:
         counts at its own time, ``stamp + stamp_offset`` on that clock (never later
         than ``now``), so a late line does not refresh its series' ``last_update``
         beyond its own time. ``owned``: the caller gives the batch's value lists
-        up (the ingestor, which clears its batch after): unless :attr:`on_ingest`
-        holds them too, a window keeps such a list as its pending list instead of
-        copying it.
+        up (the ingestor, which clears its batch after), lists the parser filled
+        (so checked values, see :func:`perfwarden.ingest.statsd.parse`): unless
+        :attr:`on_ingest` kept them too (a recording that notes them), a window
+        takes such a list as it is, without a copy or a second check.
 
         Per series this is a dict lookup and a list append (the window writes its
         numpy buffer in bulk later): with thousands of series a batch brings each
         only a value or two, so anything heavier here is paid per line.
         """
-        if self.on_ingest is not None:
-            self.on_ingest(batch, now, stamp_offset)
+        if self.on_ingest is not None and self.on_ingest(batch, now, stamp_offset):
             owned = False
         if batch.gauge_deltas:
             self._ingest_deltas(batch, now)
@@ -214,7 +215,10 @@ class MetricStore:
             if series.type is count:
                 series.pending += sum(values)
                 continue
-            series.window.extend(values, give=owned)
+            if owned:
+                series.window.take(values)
+            else:
+                series.window.extend(values)
             if series.band is not None:
                 judged.append((series, values))
         if judged:

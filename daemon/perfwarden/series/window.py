@@ -149,13 +149,9 @@ class RollingWindow:
 
     # -- appending -----------------------------------------------------------
 
-    def extend(self, values: npt.ArrayLike, *, give: bool = False) -> None:
+    def extend(self, values: npt.ArrayLike) -> None:
         """Append a batch (oldest first); a batch longer than the capacity keeps
         its last ``capacity`` values. O(len(values)) amortised.
-
-        ``give``: the caller gives a list up (the store, with a parsed batch's
-        lists that nothing else holds); it may become the window's pending list
-        itself instead of a copy, so the caller must not touch it again.
 
         Raises ``ValueError`` (window unchanged) for non-finite or huge values.
         """
@@ -175,7 +171,7 @@ class RollingWindow:
                 return
             pending = self._pending
             if pending is None:
-                pending = self._pending = values if give else list(values)
+                pending = self._pending = list(values)
             else:
                 pending += values
             if len(pending) >= _FLUSH_AT:
@@ -190,6 +186,21 @@ class RollingWindow:
         self._total += int(batch.shape[0])
         self._sum_total += float(batch.sum())
         self._write(self._narrowed(batch))
+
+    def take(self, values: list[float]) -> None:
+        """Append a non-empty list the caller gives up, of values already checked
+        (finite, within the parser's ``MAX_ABS_VALUE``, below this window's
+        limit): :meth:`extend` without its checks and its copy, for the store's
+        hot path, where a batch brings each of thousands of series one value.
+        The list may become the pending list itself: the caller must not touch
+        it again."""
+        pending = self._pending
+        if pending is None:
+            self._pending = pending = values
+        else:
+            pending += values
+        if len(pending) >= _FLUSH_AT:
+            self.flush()
 
     def append(self, value: float) -> None:
         """Append one sample. O(1) amortised."""
