@@ -34,12 +34,13 @@ from typing import TYPE_CHECKING, Final, NamedTuple
 
 import numpy as np
 
-from perfwarden.alerts.machine import AlertState, Level, Verdict, judge_observation
+from perfwarden.alerts.machine import AlertState, Level, Verdict
 from perfwarden.alerts.observation import (
     Judgement,
     judge_short_windows,
     judge_windows,
     short_windows_of,
+    verdict_of,
     window_observation,
 )
 from perfwarden.config.load import Basis, Bound
@@ -106,7 +107,9 @@ def judge_one(judged: Judged, config: Config) -> Judgement | None:
     observation = window_observation(window, config)
     if observation is None:
         return None
-    return Judgement(observation, _verdict(observation, metric, config))
+    return Judgement(
+        observation, verdict_of(observation, metric, config.evaluation.hysteresis)
+    )
 
 
 def judge_pass(
@@ -361,15 +364,3 @@ _VERDICTS: Final = tuple(
     for clear_of_warning in (False, True)
     for clear_of_critical in (False, True)
 )
-
-
-def _verdict(
-    observation: tuple[float, float], metric: MetricConfig, config: Config
-) -> Verdict:
-    return judge_observation(
-        *observation,
-        bound=metric.bound,
-        warning=metric.warning,
-        critical=metric.critical,
-        hysteresis=config.evaluation.hysteresis,
-    )

@@ -46,12 +46,12 @@ from perfwarden.alerts.machine import (
     SeriesAlert,
     Transition,
     Verdict,
-    judge_observation,
     step,
 )
 from perfwarden.alerts.observation import (
     Judgement,
     judge_windows,
+    verdict_of,
     window_observation,
 )
 from perfwarden.alerts.silences import Silence, Silences
@@ -318,20 +318,20 @@ class Evaluator:
         upper = metric.bound is Bound.UPPER
         worst = float(values.max() if upper else values.min())
         self.observations[series.key] = (worst, worst)
-        verdict = _verdict((worst, worst), metric, config)
+        verdict = verdict_of((worst, worst), metric, config.evaluation.hysteresis)
         if fresh <= 1 or (alert.state is AlertState.OK and verdict.violated is None):
             self._advance(series, metric, config, alert, verdict, now, min(fresh, 1))
             return
         older = values[:-_MAX_SINGLE_STEPS]
         if older.size:
             value = float(older.max() if upper else older.min())
-            verdict = _verdict((value, value), metric, config)
+            verdict = verdict_of((value, value), metric, config.evaluation.hysteresis)
             alert = self._advance(
                 series, metric, config, alert, verdict, now, int(older.size)
             )
         for value in values[-_MAX_SINGLE_STEPS:].tolist():
             self.observations[series.key] = (value, value)
-            verdict = _verdict((value, value), metric, config)
+            verdict = verdict_of((value, value), metric, config.evaluation.hysteresis)
             alert = self._advance(series, metric, config, alert, verdict, now, 1)
 
     def _advance(  # noqa: PLR0917 - private; the call sites read clearly
@@ -484,15 +484,3 @@ class Evaluator:
 _NEUTRAL: Final = Verdict(violated=None, clear_of_warning=True, clear_of_critical=True)
 #: Stands in for the metric of a series observed without configured levels.
 _UNLEVELLED: Final = MetricConfig(name="", bound=Bound.UPPER)
-
-
-def _verdict(
-    observation: tuple[float, float], metric: MetricConfig, config: Config
-) -> Verdict:
-    return judge_observation(
-        *observation,
-        bound=metric.bound,
-        warning=metric.warning,
-        critical=metric.critical,
-        hysteresis=config.evaluation.hysteresis,
-    )

@@ -61,6 +61,7 @@ __all__ = [
     "judge_windows",
     "nearer_level",
     "short_windows_of",
+    "verdict_of",
     "window_observation",
 ]
 
@@ -149,7 +150,7 @@ def judge_windows(
     values = window.tail(min(size, evaluation.window + longest))
     found = mean_interval(values[-count:], statistics.confidence_level)
     long_observation = (found.low, found.high)
-    verdict = _judge(long_observation, metric, evaluation.hysteresis)
+    verdict = verdict_of(long_observation, metric, evaluation.hysteresis)
     if not shorts:
         return Judgement(long_observation, verdict)
     if only_violation and not any_beyond(values[-longest:], metric):
@@ -189,12 +190,12 @@ def judge_short_windows(  # noqa: PLR0917 - the parts of one judgement
     for short in shorts:
         observation = reference.observe(newest[-short:])
         violated = _worse(
-            violated, _judge(observation, metric, evaluation.hysteresis).violated
+            violated, verdict_of(observation, metric, evaluation.hysteresis).violated
         )
         # Cleared on the trimmed mean itself: after a burst the reference holds
         # the burst for a while and its interval is too wide to ever look clear.
         middle = (observation[0] + observation[1]) / 2
-        point = _judge((middle, middle), metric, evaluation.hysteresis)
+        point = verdict_of((middle, middle), metric, evaluation.hysteresis)
         clear_of_warning = clear_of_warning and point.clear_of_warning
         clear_of_critical = clear_of_critical and point.clear_of_critical
         worst = _further(observation, worst, metric.bound)
@@ -224,7 +225,11 @@ def any_beyond(values: npt.NDArray[np.float64], metric: MetricConfig) -> bool:
     return float(values.min()) < level
 
 
-def _judge(observation: Observation, metric: MetricConfig, margin: float) -> Verdict:
+def verdict_of(
+    observation: Observation, metric: MetricConfig, margin: float
+) -> Verdict:
+    """The verdict of one observation on the metric's levels, ``margin`` the
+    hysteresis."""
     return judge_observation(
         *observation,
         bound=metric.bound,
