@@ -368,6 +368,21 @@ class TestPanels:
         assert "\x1b[1;32mkept" in styled
         assert "\x1b[1;31mreverted" in styled
 
+    def test_an_action_awaiting_its_verdict_says_so(self) -> None:
+        """An in-flight action (from ``status``) is listed first, as validating,
+        with its change; no "no optimizer actions yet" while one runs."""
+        validating = {
+            "verdict": "validating",
+            "metric": "context_loading_time",
+            "strategy": "caching",
+            "changes": {"cache.size": 512},
+            "originals": {"cache.size": 256},
+        }
+        text = render(actions_panel([validating], NOW), 100)
+        assert "validating" in text
+        assert "cache.size 256→512" in text
+        assert "no optimizer actions yet" not in text
+
     def test_knobs(self) -> None:
         """Knob values and who changed them; a moved knob is highlighted."""
         document = snapshot().knobs

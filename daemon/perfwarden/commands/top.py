@@ -112,6 +112,9 @@ class Poller:
         knobs = escaped(channel.call("knobs"))
         report = escaped(channel.call("report"))
         actions = (report.get("validation_results") or {}).get("recent_actions") or []
+        # Actions awaiting their verdict are the newest: they come last.
+        in_flight = (status.get("optimizer") or {}).get("in_flight") or []
+        actions = [*actions, *({**a, "verdict": "validating"} for a in in_flight)]
         series = [self._with_recent(dict(r)) for r in stats.get("series", [])]
         return Snapshot(
             status=status,

@@ -407,6 +407,8 @@ class OptimizerEngine:
                     "strategy": e.proposal.strategy,
                     "plugin": e.handle.name,
                     "knobs": sorted(e.knobs),
+                    "changes": dict(e.applied),
+                    "originals": dict(e.originals),
                 }
                 for e in self.in_flight.values()
             ],

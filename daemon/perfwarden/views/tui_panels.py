@@ -65,6 +65,7 @@ _VERDICT_STYLES: Final = {
     "kept": "bold green",
     "reverted": "bold red",
     "inconclusive": "yellow",
+    "validating": "cyan",
 }
 #: Alerts the alerts panel lists (the rest are counted).
 ALERT_ROWS: Final = 6
@@ -235,7 +236,8 @@ def _line() -> Text:
 def actions_panel(
     actions: Sequence[Mapping[str, Any]], now: float, *, compact: bool = False
 ) -> Panel:
-    """The optimizer's recent actions, newest first, with their verdicts.
+    """The optimizer's recent actions, newest first, with their verdicts
+    (``validating`` for one still awaiting it).
 
     One line each: verdict, effect, age, then what was changed (cut at the edge).
     """
