@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 
@@ -251,15 +250,17 @@ class TestRingBuffer:
         with pytest.raises(ValueError, match="capacity"):
             RollingWindow(3).resize(capacity)
 
-    def test_state_round_trip(self) -> None:
-        """state() survives JSON and from_state() rebuilds the same window."""
+    def test_restored_is_the_same_window(self) -> None:
+        """restored() (how state.db brings a window back) holds the same samples
+        and counts, and keeps the newest capacity samples of a longer history."""
         window = RollingWindow(5)
         window.extend(np.arange(8.0))
-        restored = RollingWindow.from_state(json.loads(json.dumps(window.state())))
+        restored = RollingWindow.restored(5, window.values(), window.total_count)
         assert window.values().tolist() == restored.values().tolist()
-        expected = (5, 8)
-        assert expected == (restored.capacity, restored.total_count)
+        assert (5, 8) == (restored.capacity, restored.total_count)
         assert window.variance() == pytest.approx(restored.variance(), rel=1e-15)
+        smaller = RollingWindow.restored(3, window.values(), window.total_count)
+        assert [5.0, 6.0, 7.0] == smaller.values().tolist()
 
 
 class TestStorage:

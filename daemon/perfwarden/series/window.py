@@ -451,27 +451,6 @@ class RollingWindow:
         self._head = self._size % capacity
         self._moments = _NOT_COMPUTED
 
-    def state(self) -> dict[str, Any]:
-        """A JSON-serialisable snapshot: capacity, total count and samples."""
-        return {
-            "capacity": self._capacity,
-            "total_count": self.total_count,
-            "values": self.values().tolist(),
-        }
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> RollingWindow:
-        """Rebuild a window from :meth:`state` output (raises on bad input)."""
-        window = cls(int(state["capacity"]))
-        values = np.asarray(state["values"], dtype=np.float64)
-        if values.ndim != 1 or values.shape[0] > window.capacity:
-            msg = "state values must be a list of at most capacity numbers"
-            raise ValueError(msg)
-        window.extend(values)
-        window._total = max(int(state["total_count"]), int(values.shape[0]))
-        window._count_base, window._sum_total = window._total, 0.0
-        return window
-
     @classmethod
     def restored(
         cls, capacity: int, values: npt.ArrayLike, total_count: int
