@@ -312,7 +312,10 @@ class DaemonProcess:
             self._tmp.cleanup()
 
     def __enter__(self) -> DaemonProcess:
-        return self.start()
+        # ``with DaemonProcess(...).start() as d`` reads naturally too: a daemon
+        # already started is not started twice (the second would find the
+        # first's lock and exit, leaving the first running unowned).
+        return self if self.process is not None else self.start()
 
     def __exit__(
         self,

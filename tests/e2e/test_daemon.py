@@ -17,6 +17,8 @@ from scipy import stats as scipy_stats
 from perfwarden.errors import ControlError
 from perfwarden.testing import DaemonProcess, wait_until
 
+from .conftest import BASE_CONFIG
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -53,6 +55,18 @@ class TestStartAndStop:
         daemon.wait_notification("STOPPING=1", timeout=5)
         assert not (daemon.socket_dir / "control.sock").exists()
         assert not (daemon.socket_dir / "metrics.sock").exists()
+
+    def test_started_daemon_as_context_manager_runs_once(self) -> None:
+        """``with DaemonProcess(...).start() as d``: the same daemon, not a second
+        start that would find the first's lock, and stopped at the end."""
+        started = DaemonProcess(BASE_CONFIG).start()
+        first = started.process
+        with started as daemon:
+            assert daemon.process is first
+            assert daemon.request("ping")["pong"]
+        assert first is not None
+        assert first.poll() is not None
+        assert "already running" not in started.log_text()
 
     def test_second_instance_refused(
         self, daemon: DaemonProcess, make_daemon: Callable[..., DaemonProcess]
