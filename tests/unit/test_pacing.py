@@ -106,9 +106,9 @@ class TestPacer:
 
 
 class TestConfig:
-    def test_coalesce_defaults_to_50ms_and_takes_durations(self) -> None:
-        """evaluation.coalesce: 50 ms unless set; durations such as 5ms or 0."""
-        assert parse_config("version: 1\n").evaluation.coalesce == 0.05
+    def test_coalesce_defaults_to_200ms_and_takes_durations(self) -> None:
+        """evaluation.coalesce: 200 ms unless set; durations such as 5ms or 0."""
+        assert parse_config("version: 1\n").evaluation.coalesce == 0.2
         for text, expected in (("5ms", 0.005), ("0", 0.0), ("1s", 1.0)):
             config = parse_config(f"version: 1\nevaluation: {{coalesce: {text}}}\n")
             assert expected == config.evaluation.coalesce, text
