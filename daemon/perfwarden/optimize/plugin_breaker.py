@@ -93,14 +93,10 @@ def check_stall(handle: PluginHandle, what: str, longest: float, limit: int) -> 
     :data:`STALL_LIMIT` (``plugin.stalled_loop``, then ``plugin.disabled``)."""
     if longest <= STALL_LIMIT:
         return False
-    seconds = round(longest, 3)
-    handle.counts["stalls"] += 1
-    _log.error(
-        "plugin.stalled_loop",
-        plugin=handle.name,
-        call=what,
-        seconds=seconds,
-        limit=STALL_LIMIT,
+    seconds = _stalled(
+        handle,
+        what,
+        longest,
         via="coroutine",
         hint="a coroutine must not block; make the method a plain function "
         "(run in a thread) or await the I/O",
@@ -116,14 +112,10 @@ def held_loop(
     """A call of ``handle`` in a worker thread held the GIL, so the event loop,
     for ``seconds``: a stall (``plugin.stalled_loop``), and a failure unless the
     call's failure was counted already (``failure`` false: it timed out)."""
-    seconds = round(seconds, 3)
-    handle.counts["stalls"] += 1
-    _log.error(
-        "plugin.stalled_loop",
-        plugin=handle.name,
-        call=what,
-        seconds=seconds,
-        limit=STALL_LIMIT,
+    seconds = _stalled(
+        handle,
+        what,
+        seconds,
         via="thread",
         hint="a call in a worker thread held the GIL (one long C call: a regular "
         "expression, a huge sum or sort); split the work or run the plugin in a "
@@ -149,3 +141,21 @@ def disable(handle: PluginHandle) -> None:
         error=handle.error,
         until="the next reload",
     )
+
+
+def _stalled(
+    handle: PluginHandle, what: str, seconds: float, *, via: str, hint: str
+) -> float:
+    """Count and log one stall of the loop by ``handle``; its seconds, rounded."""
+    seconds = round(seconds, 3)
+    handle.counts["stalls"] += 1
+    _log.error(
+        "plugin.stalled_loop",
+        plugin=handle.name,
+        call=what,
+        seconds=seconds,
+        limit=STALL_LIMIT,
+        via=via,
+        hint=hint,
+    )
+    return seconds

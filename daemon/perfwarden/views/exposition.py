@@ -139,7 +139,6 @@ class _Row:
     status: str
     remembered: _Remembered
     unit: BaseUnit
-    non_negative: bool
     statistics: StatisticsConfig
     key: tuple[object, ...]
 
@@ -256,7 +255,6 @@ class Exposition:
             status=daemon.evaluator.status_of(series),
             remembered=remembered,
             unit=unit,
-            non_negative=remembered.non_negative,
             statistics=statistics,
             key=(window_at, text, unit, remembered.non_negative, statistics),
         )
@@ -277,7 +275,9 @@ def _write_lines(rows: list[_Row], size: int, statistics: StatisticsConfig) -> N
         if size >= max(statistics.min_samples, 2)
         else None  # too few samples for an interval
     )
-    non_negative = np.array([row.non_negative for row in rows], dtype=np.bool_)
+    non_negative = np.array(
+        [row.remembered.non_negative for row in rows], dtype=np.bool_
+    )
     found = block_values(table, factors, level, sample_bytes, non_negative)
     for row, values in zip(rows, found, strict=True):
         remembered = row.remembered
