@@ -223,6 +223,7 @@ class Daemon:
         self.evaluator.forget(self._has_levels)
         self.knobs.reconfigure(_knob_specs(new))
         self.recorder.apply()
+        self.store.set_direct(not self.recorder.running)
         before = set(self.plugins.plugins)
         set_log_level(new.logging.level)
         loaded = await self.plugins.rescan()
@@ -302,6 +303,8 @@ class Daemon:
         self.optimizer.revert_unfinished()
         self.state.restore()
         self.recorder.apply()
+        # A recording notes every batch whole; else plain samples skip it.
+        self.store.set_direct(not self.recorder.running)
         receiver = DatagramReceiver(
             sockets.metrics,
             self.ingestor,

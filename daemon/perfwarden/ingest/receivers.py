@@ -141,7 +141,13 @@ class Ingestor:
         self.counters.bytes += len(payload)
         if not self._batch.received:  # the first payload of a batch
             self._set_stamp_bounds()
-        parse(payload, self._batch, self.max_line, gauge_deltas=self.gauge_deltas)
+        parse(
+            payload,
+            self._batch,
+            self.max_line,
+            gauge_deltas=self.gauge_deltas,
+            sinks=self.store.sinks,
+        )
 
     def commit(self) -> None:
         """Move the parsed batch into the store and the counters."""

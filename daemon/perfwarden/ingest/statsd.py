@@ -38,9 +38,13 @@ key, not here per line.
 from __future__ import annotations
 
 import math
-from typing import Final
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Final
 
 from perfwarden.ingest.batch import Batch, MetricType, RawKey
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = [
     "MALFORMED_REASONS",
@@ -76,6 +80,7 @@ MALFORMED_REASONS: Final = (
 _SAMPLE_TYPES: Final = frozenset({"g", "ms", "h", "d", "c"})
 _NAME_FORBIDDEN: Final = frozenset(" \t\r\x00")
 _MAX_FIELD_CACHE: Final = 4096
+_NO_SINKS: Final[Mapping[RawKey, list[float]]] = MappingProxyType({})
 #: Larger magnitudes are refused: their squares would overflow the running moments.
 MAX_ABS_VALUE: Final = 1e100
 
@@ -211,12 +216,16 @@ def parse(
     max_line: int,
     *,
     gauge_deltas: bool = False,
+    sinks: Mapping[RawKey, list[float]] = _NO_SINKS,
 ) -> None:
     """Parse one datagram (or a chunk of complete lines) into ``batch``.
 
     Empty lines are skipped and not counted; every other line is counted once in
     ``batch.received`` and once as accepted, ignored or malformed. Never raises.
     ``gauge_deltas`` reads signed gauge values as changes (see the module notes).
+    ``sinks``: raw key -> a list that a plain sample of that key is appended to
+    instead of :attr:`Batch.values` (the store's direct appends,
+    :mod:`perfwarden.series.direct`); such lines count as accepted all the same.
     """
     global _fast_deltas, _fast_size  # noqa: PLW0603 - module-level caches
     if gauge_deltas is not _fast_deltas:
@@ -227,16 +236,18 @@ def parse(
     try:
         text = str(data, "utf-8")
     except UnicodeDecodeError:
-        _parse_undecodable(bytes(data), batch, max_line)
+        _parse_undecodable(bytes(data), batch, max_line, sinks)
         return
     lines = text.split("\n")
     if "\r" in text or (len(text) > max_line and max(map(len, lines)) > max_line):
-        _parse_lines(lines, batch, max_line, learn=False)
+        _parse_lines(lines, batch, max_line, sinks, learn=False)
     else:
-        _parse_fast(lines, batch, max_line)
+        _parse_fast(lines, batch, max_line, sinks)
 
 
-def _parse_undecodable(data: bytes, batch: Batch, max_line: int) -> None:
+def _parse_undecodable(
+    data: bytes, batch: Batch, max_line: int, sinks: Mapping[RawKey, list[float]]
+) -> None:
     for raw in data.split(b"\n"):
         if not raw or raw == b"\r":
             continue
@@ -246,7 +257,7 @@ def _parse_undecodable(data: bytes, batch: Batch, max_line: int) -> None:
             batch.received += 1
             _malformed(batch, "not_utf8", raw.decode("utf-8", "replace"))
             continue
-        _parse_lines(line.split("\n"), batch, max_line, learn=False)
+        _parse_lines(line.split("\n"), batch, max_line, sinks, learn=False)
 
 
 def _malformed(batch: Batch, reason: str, line: str) -> None:
@@ -265,10 +276,13 @@ def _stamp_in_bounds(batch: Batch, stamp: int) -> bool:
     return False
 
 
-def _parse_fast(lines: list[str], batch: Batch, max_line: int) -> None:
+def _parse_fast(
+    lines: list[str], batch: Batch, max_line: int, sinks: Mapping[RawKey, list[float]]
+) -> None:
     """Lines known to hold no ``\\r`` and none longer than ``max_line``."""
     values = batch.values
     bucket_of = values.get
+    sink_of = sinks.get
     names_of = _fast_keys.get
     # Locals, not the module constant: "-MAX_ABS_VALUE" in the loop would load
     # a global and make a new float on every line.
@@ -289,6 +303,10 @@ def _parse_fast(lines: list[str], batch: Batch, max_line: int) -> None:
                     # False for NaN and infinities too; float() reads "1_0" as 10,
                     # statsd does not: such a line takes the full checks.
                     if lowest <= value <= highest and "_" not in raw_value:
+                        sink = sink_of(key)
+                        if sink is not None:
+                            sink.append(value)
+                            continue
                         bucket = bucket_of(key)
                         if bucket is None:
                             values[key] = [value]
@@ -298,7 +316,7 @@ def _parse_fast(lines: list[str], batch: Batch, max_line: int) -> None:
         # Not a known plain sample: full checks (and learn it if it is one).
         skipped += 1
         if line:
-            _parse_lines([line], batch, max_line, learn=True)
+            _parse_lines([line], batch, max_line, sinks, learn=True)
     fast = len(lines) - skipped
     batch.received += fast
     batch.accepted += fast
@@ -316,7 +334,14 @@ def _add_delta(batch: Batch, key: RawKey, delta: float) -> None:
     batch.extra_values[key] = batch.extra_values.get(key, 0) - 1
 
 
-def _parse_lines(lines: list[str], batch: Batch, max_line: int, *, learn: bool) -> None:
+def _parse_lines(
+    lines: list[str],
+    batch: Batch,
+    max_line: int,
+    sinks: Mapping[RawKey, list[float]],
+    *,
+    learn: bool,
+) -> None:
     values = batch.values
     isfinite = math.isfinite
     received = accepted = 0
@@ -404,7 +429,11 @@ def _parse_lines(lines: list[str], batch: Batch, max_line: int, *, learn: bool) 
                     batch.stamped.setdefault(key, []).append((stamp, value))
                     accepted += 1
                 continue
-            bucket = values.get(key)
+            # The fast path's lines of this key go to its sink: keep the order
+            # (but not a gauge's while signed ones are changes, kept apart).
+            bucket = None if type_ == "g" and _fast_deltas else sinks.get(key)
+            if bucket is None:
+                bucket = values.get(key)
             if bucket is None:
                 values[key] = [value]
             else:
@@ -429,6 +458,11 @@ def _parse_lines(lines: list[str], batch: Batch, max_line: int, *, learn: bool) 
                 continue
             batch.stamped.setdefault(key, []).extend((stamp, v) for v in many)
         else:
+            sink = None if type_ == "g" and _fast_deltas else sinks.get(key)
+            if sink is not None:  # as for one value, above
+                sink.extend(many)
+                accepted += 1
+                continue
             values.setdefault(key, []).extend(many)
         batch.extra_values[key] = batch.extra_values.get(key, 0) + len(many) - 1
         accepted += 1

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from perfwarden.ingest.statsd import Batch, MetricType, RawKey, split_raw_key
+from perfwarden.series.direct import DirectAppends
 from perfwarden.series.window import RollingWindow
 
 if TYPE_CHECKING:
@@ -81,6 +82,11 @@ class Series:
     #: value at or beyond either edge makes its batch urgent
     #: (:meth:`MetricStore.take_urgent`).
     band: Band | None = (-math.inf, math.inf)
+    #: Does the parser append to this series' window directly, and the window's
+    #: ``total_count`` at the last sync of those appends
+    #: (:mod:`perfwarden.series.direct`)?
+    direct: bool = False
+    synced_total: int = 0
 
     @property
     def judged(self) -> bool:
@@ -144,6 +150,25 @@ class MetricStore:
         self.max_set_members = MAX_SET_MEMBERS
         self.max_set_bytes = MAX_SET_BYTES
         self._set_bytes_left = MAX_SET_BYTES
+        self._direct = DirectAppends()
+
+    @property
+    def sinks(self) -> dict[RawKey, list[float]]:
+        """Raw key -> the pending list the parser may append a checked plain
+        sample of that key to (:mod:`perfwarden.series.direct`); empty unless
+        :meth:`set_direct` turned direct appends on. The same dict for life."""
+        return self._direct.sinks
+
+    def set_direct(self, enabled: bool) -> None:
+        """Turn direct appends on (the daemon) or off (while a recording wants
+        every batch whole; the default, for replays and tests of batches)."""
+        if enabled != self._direct.enabled:
+            self._direct.enabled = enabled
+            self._direct.rebuild(self._aliases)
+
+    def sync_direct(self) -> None:
+        """Bring ``last_update`` of the series fed directly up to date."""
+        self._direct.sync()
 
     def __len__(self) -> int:
         return len(self._series)
@@ -187,11 +212,9 @@ class MetricStore:
         ``now`` is the arrival time on the store's clock; a stamped sample (``|T``)
         counts at its own time, ``stamp + stamp_offset`` on that clock (never later
         than ``now``), so a late line does not refresh its series' ``last_update``
-        beyond its own time. ``owned``: the caller gives the batch's value lists
-        up (the ingestor, which clears its batch after), lists the parser filled
-        (so checked values, see :func:`perfwarden.ingest.statsd.parse`): unless
-        :attr:`on_ingest` kept them too (a recording that notes them), a window
-        takes such a list as it is, without a copy or a second check.
+        beyond its own time. ``owned``: the batch's value lists are the parser's
+        (so checked values, see :func:`perfwarden.ingest.statsd.parse`), and a
+        window takes them without a second check.
 
         Per series this is a dict lookup and a list append (the window writes its
         numpy buffer in bulk later): with thousands of series a batch brings each
@@ -221,12 +244,16 @@ class MetricStore:
                 series.window.extend(values)
             if series.band is not None:
                 judged.append((series, values))
+            elif series.direct:  # last_update is now: not the next sync's business
+                series.synced_total = series.window.total_count
         if judged:
             self._note_judged(judged)
         if batch.members:
             self._ingest_members(batch, now)
         if batch.stamped:
             self._ingest_stamped(batch, now, stamp_offset)
+        if self._direct.sinks and batch.accepted:
+            self._direct.note(batch.accepted, now)
 
     def _ingest_deltas(self, batch: Batch, now: float) -> None:
         """Signed gauge changes, before the batch's values (they came first)."""
@@ -241,6 +268,7 @@ class MetricStore:
             window.extend([latest + delta])
             self._updated.add(series)
             series.last_update = now
+            series.synced_total = window.total_count
 
     def _note_judged(self, judged: list[tuple[Series, list[float]]]) -> None:
         """Report judged series as updated; a value at or past a band's edge makes
@@ -280,7 +308,11 @@ class MetricStore:
             if series.type is MetricType.COUNT:
                 series.pending += sum(values)
             else:
-                series.window.extend(values)
+                window = series.window
+                if series.direct and series.synced_total != window.total_count:
+                    series.last_update = now  # lines the parser fed it since the sync
+                window.extend(values)
+                series.synced_total = window.total_count
                 updated.add(series)
             newest = min(now, max(stamp for stamp, _ in pairs) + stamp_offset)
             series.last_update = max(series.last_update, newest)
@@ -316,6 +348,7 @@ class MetricStore:
         pending samples of windows that went quiet go to their buffers here too,
         so that a series that stopped holds its samples compactly, not in a list.
         """
+        self._direct.sync()
         for series in self._series.values():
             series.window.settle()
             if series.type is MetricType.COUNT:
@@ -353,6 +386,7 @@ class MetricStore:
             capacity = window_for(series.name)
             if capacity != series.window.capacity:
                 series.window.resize(capacity)
+        self._direct.rebuild(self._aliases)
 
     def drop_names(self, keep: Callable[[str], bool]) -> list[str]:
         """Forget every series whose name ``keep`` rejects; return those names."""
@@ -371,6 +405,7 @@ class MetricStore:
         once, and a later line for the same key starts a new, empty series. A series
         whose last update is unknown (``last_update == 0``) starts its idle time now.
         """
+        self._direct.sync()
         limits: dict[str, float] = {}
         expired: list[tuple[Series, float]] = []
         for series in self._series.values():
@@ -407,6 +442,7 @@ class MetricStore:
         self._aliases = {
             raw: s for raw, s in self._aliases.items() if series_of(s.key) is s
         }
+        self._direct.rebuild(self._aliases)
 
     def restore(self, series: Series) -> bool:
         """Add a series saved by a previous run (state restore, before ingest).
@@ -449,4 +485,5 @@ class MetricStore:
         # the alias table without bound; beyond that, lookups canonicalise again.
         if len(self._aliases) < _MAX_ALIASES_PER_SERIES * max(len(self._series), 1):
             self._aliases[raw_key] = series
+            self._direct.add(raw_key, series)
         return series

@@ -98,7 +98,7 @@ class RollingWindow:
         self._total = 0  # samples ever appended
         self._count_base = 0  # total_count when this window was created or restored
         self._sum_total = 0.0  # sum of the samples appended since then
-        self._pending: list[float] | None = None  # a list only while not empty
+        self._pending: list[float] = []  # the same list for life (see sink())
         self._settled_at = 0  # total_count at the last settle()
         #: (total_count, mean, variance) of the last computation.
         self._moments: tuple[int, float, float] = _NOT_COMPUTED
@@ -107,7 +107,7 @@ class RollingWindow:
 
     def __len__(self) -> int:
         """Number of samples currently held."""
-        return min(self._size + len(self._pending or ()), self._capacity)
+        return min(self._size + len(self._pending), self._capacity)
 
     def __repr__(self) -> str:
         return (
@@ -123,7 +123,7 @@ class RollingWindow:
     @property
     def total_count(self) -> int:
         """Samples ever appended, including those already evicted."""
-        return self._total + len(self._pending or ())
+        return self._total + len(self._pending)
 
     @property
     def nbytes(self) -> int:
@@ -170,10 +170,7 @@ class RollingWindow:
             else:
                 return
             pending = self._pending
-            if pending is None:
-                pending = self._pending = list(values)
-            else:
-                pending += values
+            pending += values
             if len(pending) >= _FLUSH_AT:
                 self.flush()
             return
@@ -188,18 +185,26 @@ class RollingWindow:
         self._write(self._narrowed(batch))
 
     def take(self, values: list[float]) -> None:
-        """Append a non-empty list the caller gives up, of values already checked
-        (finite, within the parser's ``MAX_ABS_VALUE``, below this window's
-        limit): :meth:`extend` without its checks and its copy, for the store's
-        hot path, where a batch brings each of thousands of series one value.
-        The list may become the pending list itself: the caller must not touch
-        it again."""
+        """Append a list of values already checked (finite, within the parser's
+        ``MAX_ABS_VALUE``, below this window's limit): :meth:`extend` without its
+        checks, for the store's hot path."""
         pending = self._pending
-        if pending is None:
-            self._pending = pending = values
-        else:
-            pending += values
+        pending += values
         if len(pending) >= _FLUSH_AT:
+            self.flush()
+
+    def sink(self) -> list[float]:
+        """The list of pending samples, for a caller that appends checked values
+        (as :meth:`take` takes them) to it directly, one line at a time: the
+        parser, for series nobody judges. They count at once (``len``,
+        ``total_count``, every reader); the caller bounds the list with
+        :meth:`bound_pending` now and then."""
+        return self._pending
+
+    def bound_pending(self) -> None:
+        """Flush when :meth:`sink`'s list is as long as :meth:`take` lets one
+        grow."""
+        if len(self._pending) >= _FLUSH_AT:
             self.flush()
 
     def append(self, value: float) -> None:
@@ -208,19 +213,18 @@ class RollingWindow:
         if not -_MAX_ABS <= v <= _MAX_ABS:
             _raise_for(np.array([v]))
         pending = self._pending
-        if pending is None:
-            self._pending = [v]
-        else:
-            pending.append(v)
-            if len(pending) >= _FLUSH_AT:
-                self.flush()
+        pending.append(v)
+        if len(pending) >= _FLUSH_AT:
+            self.flush()
 
     def flush(self) -> None:
         """Write pending samples into the buffer (readers call this themselves)."""
         pending = self._pending
-        if not pending:
-            return
-        self._pending = None
+        if pending:
+            self._store(pending)
+            pending.clear()
+
+    def _store(self, pending: list[float]) -> None:
         self._total += len(pending)
         self._sum_total += sum(pending)
         size = self._size

@@ -153,6 +153,7 @@ class Saved:
             return None if at is None else wall - (mono - at)
 
         snap = Snapshot(at=wall, downtime=self.downtime)
+        store.sync_direct()  # last_update of the series the parser feeds
         self.forgotten.clear()
         marks = self.series_marks
         present: set[str] = set()

@@ -1,0 +1,163 @@
+"""Direct appends (perfwarden.series.direct): the parser writes plain samples of
+series nobody judges straight into their windows. Whatever the lines, a store fed
+that way holds what a store fed batch by batch holds, and accounts the same."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from perfwarden.ingest.receivers import Ingestor
+from perfwarden.series.store import MetricStore
+from perfwarden.testing import FakeClock
+
+_TAGS = ("", "|#x:1,y:2", "|#y:2,x:1")
+_BANDS = {"judged": (-5.0, 50.0)}
+
+
+def _line() -> st.SearchStrategy[str]:
+    name = st.sampled_from(("a", "b", "judged", "c"))
+    value = st.sampled_from(("1", "2.5", "-3", "+4", "40000", "0.1", "x", "1:2:3"))
+    kind = st.sampled_from(("ms", "g", "c", "h", "d", "s", "c|@0.5", "ms|@0.5"))
+    extra = st.sampled_from(("", "|c:abc", "|T1", "|@bad"))
+    return st.builds(
+        lambda n, v, k, t, e: f"{n}:{v}|{k}{t}{e}",
+        name,
+        value,
+        kind,
+        st.sampled_from(_TAGS),
+        extra,
+    )
+
+
+def _store(*, direct: bool) -> MetricStore:
+    store = MetricStore(lambda _: 50, 6, _BANDS.get)
+    store.set_direct(direct)
+    return store
+
+
+def _held(store: MetricStore) -> dict[str, Any]:
+    store.sync_direct()
+    return {
+        s.key: (
+            s.window.values().tolist(),
+            s.window.total_count,
+            s.pending,
+            sorted(s.members or ()),
+            s.last_update,
+        )
+        for s in store
+    }
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    commits=st.lists(st.lists(st.lists(_line(), max_size=6), max_size=3), max_size=8),
+    deltas=st.booleans(),
+)
+def test_a_store_fed_directly_holds_what_batches_give(
+    commits: list[list[list[str]]], deltas: bool
+) -> None:
+    """Same windows (values in order), counts, sets, last updates, judged and
+    urgent series, and line accounting; the series cap (6) drops alike."""
+    clocks = FakeClock(), FakeClock()
+    stores = _store(direct=True), _store(direct=False)
+    ingestors = [
+        Ingestor(s, 8192, c, wall=lambda: 100.0)
+        for s, c in zip(stores, clocks, strict=True)
+    ]
+    for commit in commits:
+        for ingestor, clock in zip(ingestors, clocks, strict=True):
+            ingestor.gauge_deltas = deltas
+            for payload in commit:
+                ingestor.feed("\n".join(payload).encode())
+            ingestor.commit()
+            # Synced after each batch, last_update is exact (else it may be up
+            # to a sync period later than the series' last line).
+            ingestor.store.sync_direct()
+            clock.advance(0.5)
+        direct, batched = stores
+        assert direct.take_urgent() == batched.take_urgent()
+        assert {s.key for s in direct.take_updated()} == {
+            s.key for s in batched.take_updated()
+        }
+    assert _held(stores[0]) == _held(stores[1])
+    for store in stores:
+        store.roll_interval(10.0)
+    assert _held(stores[0]) == _held(stores[1])
+    assert ingestors[0].counters.as_dict() == ingestors[1].counters.as_dict()
+
+
+def _fed(lines: bytes, clock: FakeClock, store: MetricStore) -> Ingestor:
+    ingestor = Ingestor(store, 8192, clock)
+    ingestor.feed(lines)
+    ingestor.commit()
+    return ingestor
+
+
+class TestBookkeeping:
+    def test_last_update_is_the_latest_batch_at_the_next_sync(self) -> None:
+        clock = FakeClock()
+        store = _store(direct=True)
+        ingestor = _fed(b"m:1|ms", clock, store)  # the first line: the batch path
+        assert {"m|ms"} == set(store.sinks)
+        clock.advance(30.0)
+        ingestor.feed(b"m:2|ms")
+        ingestor.commit()
+        held = store.get("m|ms")
+        assert held is not None
+        assert 2 == held.window.total_count  # counted at once
+        first = held.last_update
+        store.sync_direct()
+        assert held.last_update == first + 30.0
+
+    def test_expiry_syncs_first(self) -> None:
+        """A series fed only directly for longer than its expiry is not idle."""
+        clock = FakeClock()
+        store = _store(direct=True)
+        ingestor = _fed(b"m:1|ms", clock, store)
+        for _ in range(5):
+            clock.advance(20.0)
+            ingestor.feed(b"m:1|ms")
+            ingestor.commit()
+        assert not store.expire(clock(), lambda name: 60.0)
+        clock.advance(61.0)
+        assert [("m|ms", 61.0)] == [
+            (s.key, idle) for s, idle in store.expire(clock(), lambda name: 60.0)
+        ]
+        assert not store.sinks  # its list is no longer fed
+
+    def test_counts_add_up_at_the_interval(self) -> None:
+        clock = FakeClock()
+        store = _store(direct=True)
+        ingestor = _fed(b"n:1|c", clock, store)
+        ingestor.feed(b"n:2|c\nn:3|c|@0.5")
+        ingestor.commit()
+        store.roll_interval(1.0)
+        held = store.get("n|c")
+        assert held is not None
+        assert [9.0] == held.window.values().tolist()
+
+    def test_judged_series_and_sets_keep_the_batch_path(self) -> None:
+        store = _store(direct=True)
+        _fed(b"judged:1|ms\nu:x|s\nm:1|g", FakeClock(), store)
+        assert {"m|g"} == set(store.sinks)
+
+    def test_levels_given_by_a_reload_take_the_sink_away(self) -> None:
+        clock = FakeClock()
+        store = _store(direct=True)
+        ingestor = _fed(b"m:1|ms", clock, store)
+        store.reconfigure(lambda _: 50, 6, {"m": (0.0, 10.0)}.get)
+        assert not store.sinks
+        ingestor.feed(b"m:20|ms")
+        ingestor.commit()
+        assert store.take_urgent()
+        assert ["m|ms"] == [s.key for s in store.take_updated()]
+
+    def test_turned_off_nothing_is_fed_directly(self) -> None:
+        store = _store(direct=True)
+        _fed(b"m:1|ms", FakeClock(), store)
+        store.set_direct(False)
+        assert not store.sinks
