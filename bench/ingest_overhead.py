@@ -16,7 +16,10 @@ median) and the ratio of the least.
 ``--shape peers --names N`` feeds what the shared harness's load generator sends
 (``../shared/peers/bench/pw_loadgen.py``: N names round-robin, types ms/g/c, 10
 lines a datagram, a commit per 10 datagrams) to a fresh store each run, so the
-cost of creating the N series is in the figure, as in the harness's runs.
+cost of creating the N series is in the figure, as in the harness's runs. Nothing
+is judged there, so the parser appends to the windows directly, as in the daemon
+(``perfwarden.series.direct``); the default shape judges every series (the store's
+default band), so it measures the batch path.
 
     python bench/ingest_overhead.py --base d90a0cf     # ~1 minute
     python bench/ingest_overhead.py --base main --shape peers --names 10000 --repeats 5
@@ -56,12 +59,15 @@ if os.environ["PW_SHAPE"] == "peers":
     lines = [line(k) for k in range(int(os.environ["PW_LINES"]))]
     per_datagram, per_commit = 10, 10
     def new_store() -> MetricStore:  # no levels, as the harness's pw-bench.yaml
-        return MetricStore(lambda _: 1000, 20000, lambda _: None)
+        store = MetricStore(lambda _: 1000, 20000, lambda _: None)
+        if hasattr(store, "set_direct"):  # as the daemon runs it (not recording)
+            store.set_direct(True)
+        return store
 else:
     lines = [f"bench.metric:{i % 997}.5|ms|#series:{i % names}"
              for i in range(32 * 2000)]
     per_datagram, per_commit = 32, 1
-    def new_store() -> MetricStore:
+    def new_store() -> MetricStore:  # every series judged: the batch path
         return MetricStore(lambda _: 1000, 20000)
 datagrams = ["\n".join(lines[i:i + per_datagram]).encode()
              for i in range(0, len(lines), per_datagram)]

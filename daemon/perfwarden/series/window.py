@@ -6,7 +6,7 @@ proportional to the samples held, and give their mean, variance and recent tail.
 Appending is the hot path (with thousands of series a batch brings each only one or
 two values), so it costs a list append: new samples wait in a short Python list
 and are written to the numpy buffer in one slice assignment when that list is full
-(:data:`_FLUSH_AT`), when anything reads the window, or when the window has gone
+(:data:`FLUSH_AT`), when anything reads the window, or when the window has gone
 quiet (:meth:`RollingWindow.settle`, once per evaluation interval). Reading never
 sees a difference: every reader flushes first (or reads the list too).
 
@@ -36,12 +36,12 @@ import numpy.typing as npt
 
 from perfwarden.series.exact import SHORT_MAX, exact_moments, fits_int16
 
-__all__ = ["RollingWindow"]
+__all__ = ["FLUSH_AT", "RollingWindow"]
 
 FloatArray = npt.NDArray[np.float64]
 
 #: Pending samples written to the buffer in one go.
-_FLUSH_AT: Final = 32
+FLUSH_AT: Final = 32
 #: Pending samples up to this many are written one by one (:meth:`_put`).
 _PUT_ONE_BY_ONE: Final = 4
 #: Smallest buffer allocated (samples); it then doubles up to the capacity.
@@ -84,7 +84,7 @@ class RollingWindow:
         "_settled_at",
         "_size",
         "_sum_total",
-        "_total",
+        "flushed",
     )
 
     def __init__(self, capacity: int) -> None:
@@ -95,7 +95,9 @@ class RollingWindow:
         self._size = 0  # samples in the buffer (pending ones not included)
         # The totals leave out the pending samples (counted when they are
         # flushed): an append touches the pending list alone.
-        self._total = 0  # samples ever appended
+        #: Samples ever appended and written to the buffer: ``total_count``
+        #: less the pending ones (read-only outside the window).
+        self.flushed = 0
         self._count_base = 0  # total_count when this window was created or restored
         self._sum_total = 0.0  # sum of the samples appended since then
         self._pending: list[float] = []  # the same list for life (see sink())
@@ -123,7 +125,7 @@ class RollingWindow:
     @property
     def total_count(self) -> int:
         """Samples ever appended, including those already evicted."""
-        return self._total + len(self._pending)
+        return self.flushed + len(self._pending)
 
     @property
     def nbytes(self) -> int:
@@ -171,7 +173,7 @@ class RollingWindow:
                 return
             pending = self._pending
             pending += values
-            if len(pending) >= _FLUSH_AT:
+            if len(pending) >= FLUSH_AT:
                 self.flush()
             return
         batch: npt.NDArray[Any] = np.asarray(values, dtype=np.float64).reshape(-1)
@@ -180,7 +182,7 @@ class RollingWindow:
         if not float(np.abs(batch).max()) <= _MAX_ABS:
             _raise_for(batch)
         self.flush()
-        self._total += int(batch.shape[0])
+        self.flushed += int(batch.shape[0])
         self._sum_total += float(batch.sum())
         self._write(self._narrowed(batch))
 
@@ -190,7 +192,7 @@ class RollingWindow:
         checks, for the store's hot path."""
         pending = self._pending
         pending += values
-        if len(pending) >= _FLUSH_AT:
+        if len(pending) >= FLUSH_AT:
             self.flush()
 
     def sink(self) -> list[float]:
@@ -204,7 +206,7 @@ class RollingWindow:
     def bound_pending(self) -> None:
         """Flush when :meth:`sink`'s list is as long as :meth:`take` lets one
         grow."""
-        if len(self._pending) >= _FLUSH_AT:
+        if len(self._pending) >= FLUSH_AT:
             self.flush()
 
     def append(self, value: float) -> None:
@@ -214,7 +216,7 @@ class RollingWindow:
             _raise_for(np.array([v]))
         pending = self._pending
         pending.append(v)
-        if len(pending) >= _FLUSH_AT:
+        if len(pending) >= FLUSH_AT:
             self.flush()
 
     def flush(self) -> None:
@@ -225,7 +227,7 @@ class RollingWindow:
             pending.clear()
 
     def _store(self, pending: list[float]) -> None:
-        self._total += len(pending)
+        self.flushed += len(pending)
         self._sum_total += sum(pending)
         size = self._size
         if len(pending) <= _PUT_ONE_BY_ONE and (
@@ -440,7 +442,7 @@ class RollingWindow:
             mean = shift + s1 / n
             if n > 1:
                 variance = max(s2 - s1 * s1 / n, 0.0) / (n - 1)
-        moments = self._moments = (self._total, mean, variance)
+        moments = self._moments = (self.flushed, mean, variance)
         return moments
 
     # -- reshaping -----------------------------------------------------------
@@ -468,8 +470,8 @@ class RollingWindow:
         window = cls(capacity)
         data = np.asarray(values, dtype=np.float64).reshape(-1)[-capacity:]
         window.extend(data)
-        window._total = max(int(total_count), int(data.shape[0]))
-        window._count_base, window._sum_total = window._total, 0.0
+        window.flushed = max(int(total_count), int(data.shape[0]))
+        window._count_base, window._sum_total = window.flushed, 0.0
         return window
 
 
