@@ -114,7 +114,7 @@ class DirectAppends:
         """A batch of ``lines`` accepted lines was committed at ``now``."""
         self._latest = now
         self._lines += lines
-        if self._lines >= max(_MIN_LINES, _LINES_PER_SERIES * len(self._series)):
+        if self._lines >= max(_MIN_LINES, _LINES_PER_SERIES * len(self)):
             self.sync()
 
     def sync(self) -> None:
