@@ -311,6 +311,16 @@ class TestOwnedBatches:
         store.ingest(Batch(values={"m|g": given}), 0.0, owned=True)
         assert store.by_name("m")[0].window._pending is given
 
+    def test_a_long_given_list_is_judged_whole(self) -> None:
+        """A given list long enough to be flushed at once is still the batch's
+        when the band is checked (a flush must not empty it)."""
+        store = MetricStore(lambda name: 100, 10, {"m": (-5.0, 150.0)}.get)
+        store.ingest(Batch(values={"m|g": [1.0] * 40 + [400.0]}), 0.0, owned=True)
+        assert store.take_urgent()
+        held = store.get("m|g")
+        assert held is not None
+        assert 41 == held.window.total_count
+
     def test_urgency_is_judged_on_the_batch_values(self, clock: FakeClock) -> None:
         """A given list that became a window's pending list is still checked
         against the band; an earlier pending value past it does not count again."""

@@ -226,7 +226,10 @@ class RollingWindow:
         pending = self._pending
         if pending:
             self._store(pending)
-            pending.clear()
+            if self._shared:  # the list others append to: keep it
+                pending.clear()
+            else:  # maybe a list take() kept: its giver may still read it
+                self._pending = []
 
     def _store(self, pending: list[float]) -> None:
         self.flushed += len(pending)
