@@ -3,7 +3,8 @@
 A *series* is a metric name, its DogStatsD type and its sorted, de-duplicated tags;
 ``name|type|#tags`` is its canonical key. Raw keys as they arrive (tags in the
 sender's order) are resolved to series once and then cached, so the hot path is a
-dict lookup and one vectorised window append per series per batch.
+dict lookup and one window append per series per batch; for series nobody judges
+the parser appends to the window itself (:mod:`perfwarden.series.direct`).
 
 Gauges, timings, histograms and distributions append every value to the window.
 Counts accumulate until the end of each evaluation interval, when their rate (per

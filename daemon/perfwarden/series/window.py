@@ -8,7 +8,8 @@ two values), so it costs a list append: new samples wait in a short Python list
 and are written to the numpy buffer in one slice assignment when that list is full
 (:data:`FLUSH_AT`), when anything reads the window, or when the window has gone
 quiet (:meth:`RollingWindow.settle`, once per evaluation interval). Reading never
-sees a difference: every reader flushes first (or reads the list too).
+sees a difference: every reader flushes first (or reads the list too). For series
+nobody judges the parser appends to that list itself (:meth:`RollingWindow.sink`).
 
 Storage is a ring buffer that grows with the series: it starts small at the first
 flush and doubles (up to ``capacity``) as samples arrive; the ring wraps only once
