@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
     from pathlib import Path
 
+    from perfwarden.sampling.process_source import MatchField
+
 MIB = 2**20
 ALLOCATED_MB = 80
 
@@ -347,8 +349,16 @@ class FakeSource:
             raise psutil.NoSuchProcess(pid)
         return self.process
 
-    def processes(self) -> list[ProcessInfo]:
-        return [ProcessInfo(self.process.pid, "fake", ("fake", "--serve"), 1000.0)]
+    def identities(self) -> dict[int, int]:
+        return {self.process.pid: 1}
+
+    def match_bytes(self, pid: int, field: MatchField) -> bytes:
+        return self.info(pid).name.encode() if field == "name" else b"fake --serve"
+
+    def info(self, pid: int) -> ProcessInfo:
+        if pid != self.process.pid:
+            raise psutil.NoSuchProcess(pid)
+        return ProcessInfo(pid, "fake", ("fake", "--serve"), 1000.0)
 
     def pids(self) -> list[int]:
         return [self.process.pid]

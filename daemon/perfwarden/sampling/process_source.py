@@ -9,16 +9,30 @@ was read before (for rates) is the sampler's business.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Literal, Protocol
 
 import psutil
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-__all__ = ["ProcessHandle", "ProcessInfo", "ProcessSource", "PsutilSource"]
+__all__ = [
+    "MatchField",
+    "ProcessHandle",
+    "ProcessInfo",
+    "ProcessSource",
+    "PsutilSource",
+]
+
+MatchField = Literal["name", "cmdline"]
+"""What a match reads of a process: its name or its command line."""
+
+#: The kernel keeps 15 bytes of a name (``TASK_COMM_LEN`` - 1); psutil completes a
+#: name that long from the command line, so both are part of what a name match reads.
+_NAME_KEPT: Final = 15
 
 
 class ProcessHandle(Protocol):
@@ -83,8 +97,19 @@ class ProcessSource(Protocol):
         """A handle on ``pid``; raises ``psutil.NoSuchProcess`` when there is none."""
         ...
 
-    def processes(self) -> Iterable[ProcessInfo]:
-        """Every visible process, for name and command-line matching."""
+    def identities(self) -> dict[int, int]:
+        """Every visible pid with a token that differs once the pid is another
+        process's (the same token: the same process)."""
+        ...
+
+    def match_bytes(self, pid: int, field: MatchField) -> bytes:
+        """The raw bytes ``field`` is made of, to see whether it changed (``b""``
+        when unreadable); raises ``psutil.NoSuchProcess`` when the pid is gone."""
+        ...
+
+    def info(self, pid: int) -> ProcessInfo:
+        """``pid``'s name, command line and start time, as psutil reads them (an
+        unreadable name or command line is empty); raises ``psutil.NoSuchProcess``."""
         ...
 
     def pids(self) -> Iterable[int]:
@@ -141,16 +166,35 @@ class PsutilSource:
         """A handle on ``pid``."""
         return _PsutilProcess(psutil.Process(pid))
 
-    def processes(self) -> Iterable[ProcessInfo]:
-        """Every process with its name and command line (empty when unreadable)."""
-        for process in psutil.process_iter(["name", "cmdline", "create_time"]):
-            info = process.info
-            yield ProcessInfo(
-                pid=process.pid,
-                name=info.get("name") or "",
-                cmdline=tuple(info.get("cmdline") or ()),
-                create_time=info.get("create_time") or 0.0,
-            )
+    def identities(self) -> dict[int, int]:
+        """Every pid with the inode number of its ``/proc/PID`` (module doc)."""
+        with os.scandir("/proc") as entries:
+            return {int(e.name): e.inode() for e in entries if e.name.isdigit()}
+
+    def match_bytes(self, pid: int, field: MatchField) -> bytes:
+        """``/proc/PID/cmdline``, or ``comm`` (and ``cmdline`` when the name is
+        as long as the kernel keeps: psutil then completes it from there)."""
+        if field == "cmdline":
+            return _read_proc(pid, "cmdline")
+        name = _read_proc(pid, "comm")
+        if len(name.rstrip(b"\n")) >= _NAME_KEPT:
+            return name + b"\0" + _read_proc(pid, "cmdline")
+        return name
+
+    def info(self, pid: int) -> ProcessInfo:
+        """Name, command line and start time through psutil (as ``process_iter``
+        reads them: an unreadable name or command line is empty)."""
+        process = psutil.Process(pid)
+        with process.oneshot():
+            try:
+                name = process.name()
+            except (psutil.AccessDenied, psutil.ZombieProcess):
+                name = ""
+            try:
+                cmdline = tuple(process.cmdline())
+            except (psutil.AccessDenied, psutil.ZombieProcess):
+                cmdline = ()
+            return ProcessInfo(pid, name, cmdline, process.create_time())
 
     def pids(self) -> Iterable[int]:
         """Every pid."""
@@ -162,3 +206,15 @@ class PsutilSource:
             return Path(f"/proc/{pid}/cgroup").read_text()
         except OSError:
             return ""
+
+
+def _read_proc(pid: int, name: str) -> bytes:
+    """``/proc/PID/NAME``'s bytes, ``b""`` when refused; raises
+    ``psutil.NoSuchProcess`` when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/{name}", "rb") as file:
+            return file.read()
+    except (FileNotFoundError, ProcessLookupError):
+        raise psutil.NoSuchProcess(pid) from None
+    except PermissionError:
+        return b""
