@@ -104,9 +104,9 @@ class MatchMemory:
                     self._matched.add(pid)
                 else:
                     self._matched.discard(pid)
-        except psutil.NoSuchProcess:
-            # Gone since the listing; should the next listing still show it, it is
-            # new to us then.
+        except (psutil.Error, OSError):
+            # Gone since the listing (or unreadable this once): should the next
+            # listing still show it, it is new to us then.
             self._forget(pid)
             self._identities.pop(pid, None)
             return

@@ -4,7 +4,15 @@
 unit) and opens a :class:`ProcessHandle` on a pid; a handle reads one process's
 fields. :class:`PsutilSource` is the real implementation over psutil and ``/proc``;
 tests pass fakes with the same shape. Nothing here keeps state between calls: what
-was read before (for rates) is the sampler's business.
+was read before (for rates, or to read only new processes) is the sampler's
+business.
+
+The listing gives each pid an identity token, the inode number of ``/proc/PID``
+(the ``d_ino`` of the directory read, so no call per pid): the kernel makes that
+inode for one process's ``struct pid`` and drops it once the process is reaped, so
+a pid another process takes comes back with another inode. The same token means
+the same process; another token may also be the same process whose entry the
+kernel evicted under memory pressure, which costs a re-read, not a wrong answer.
 """
 
 from __future__ import annotations
