@@ -12,7 +12,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from perfwarden.sampling.match_memory import RECHECK_EVERY, MatchMemory
-from perfwarden.sampling.process_source import MatchField, ProcessInfo
+from perfwarden.sampling.process_source import (
+    MatchField,
+    ProcessHandle,
+    ProcessInfo,
+    ProcessSource,
+)
 
 
 @dataclass
@@ -46,6 +51,9 @@ class FakeTable:
         self.rows[pid].name = name
         self.rows[pid].cmdline = (name, *args)
 
+    def open(self, pid: int) -> ProcessHandle:
+        raise psutil.NoSuchProcess(pid)  # the memory never opens a process
+
     def identities(self) -> dict[int, int]:
         return {pid: row.token for pid, row in self.rows.items()}
 
@@ -65,14 +73,14 @@ class FakeTable:
         return self.rows[pid]
 
 
-def named_app(info: ProcessInfo) -> bool:
+def named_app(source: ProcessSource, pid: int, _raw: bytes) -> bool:
     """The test's match: processes named ``app``."""
-    return info.name == "app"
+    return source.info(pid).name == "app"
 
 
 def expected(table: FakeTable) -> list[int]:
     """What a full re-match of every process finds."""
-    return sorted(pid for pid in table.rows if named_app(table.info(pid)))
+    return sorted(pid for pid in table.rows if table.rows[pid].name == "app")
 
 
 def memory(interval: float = 0.1) -> MatchMemory:

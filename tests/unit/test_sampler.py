@@ -183,18 +183,17 @@ class FakeSource:
         return {self.process.pid: 1}
 
     def match_bytes(self, pid: int, field: MatchField) -> bytes:
-        return self.info(pid).name.encode() if field == "name" else b"fake --serve"
+        info = self.info(pid)
+        return {
+            "name": info.name.encode(),
+            "cmdline": "\0".join(info.cmdline).encode(),
+            "cgroup": b"0::/system.slice/fake.service\n",
+        }[field]
 
     def info(self, pid: int) -> ProcessInfo:
         if pid != self.process.pid:
             raise psutil.NoSuchProcess(pid)
         return ProcessInfo(pid, "fake", ("fake", "--serve"), 1000.0)
-
-    def pids(self) -> list[int]:
-        return [self.process.pid]
-
-    def cgroup(self, pid: int) -> str:
-        return "0::/system.slice/fake.service\n"
 
 
 class TestFakeSource:

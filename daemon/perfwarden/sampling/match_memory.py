@@ -1,9 +1,10 @@
-"""Which processes match a ``name`` or ``cmdline`` entry, remembered between scans.
+"""Which processes match a ``name``, ``cmdline`` or ``unit`` entry, remembered
+between scans.
 
-Reading every process's name and command line at every scan costs in proportion to
-the host, not to what is sampled. :class:`MatchMemory` keeps, per pid, whether the
-process matched and a digest of the bytes that decision read. A scan lists the pids
-with their identity tokens (one directory read,
+Reading every process's name, command line or cgroup at every scan costs in
+proportion to the host, not to what is sampled. :class:`MatchMemory` keeps, per
+pid, whether the process matched and a digest of the bytes that decision read. A
+scan lists the pids with their identity tokens (one directory read,
 :meth:`~perfwarden.sampling.process_source.ProcessSource.identities`) and reads only:
 
 * the pids it has not seen, and those now held by another process (a reused pid
@@ -12,12 +13,12 @@ with their identity tokens (one directory read,
   process listed between its fork and its ``exec`` (with its parent's name and
   command line until then);
 * a rolling share of the others, each again within :data:`RECHECK_EVERY` seconds,
-  for a process that changes its name or command line while it keeps its pid
-  (``exec`` without a fork, ``setproctitle``, a child that runs ``exec`` only
-  after a while).
+  for a process that changes its name, command line or cgroup while it keeps its
+  pid (``exec`` without a fork, ``setproctitle``, a child that runs ``exec`` only
+  after a while, a move to another cgroup).
 
-Only when those bytes differ from what was judged does it ask the source for the
-process's name and command line (psutil, so the rules of matching are psutil's
+Only when those bytes differ from what was judged is the process judged again
+(for a name or command line through psutil, so the rules of matching are psutil's
 names and command lines as before). Runs in the sampler's worker thread; one memory
 per entry, touched by one scan at a time.
 """
@@ -34,30 +35,28 @@ import psutil
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from perfwarden.sampling.process_source import (
-        MatchField,
-        ProcessInfo,
-        ProcessSource,
-    )
+    from perfwarden.sampling.process_source import MatchField, ProcessSource
 
 __all__ = ["RECHECK_EVERY", "MatchMemory"]
 
-#: Seconds within which a remembered process is read again: one that renames itself
-#: or runs ``exec`` under its pid is matched (or no longer) within this time.
+#: Seconds within which a remembered process is read again: one that renames itself,
+#: runs ``exec`` or moves to another cgroup under its pid is matched (or no longer)
+#: within this time.
 RECHECK_EVERY: Final = 10.0
 
 
 class MatchMemory:
     """Remembers which pids matched, and reads only new pids and a rolling share.
 
-    ``matches`` decides on a process's :class:`ProcessInfo`; ``interval`` is the
-    entry's scan interval (seconds), which sets the share read again per scan.
+    ``matches(source, pid, raw)`` decides on a process from the bytes of ``field``
+    just read (``raw``), asking ``source`` for more if it needs; ``interval`` is
+    the entry's scan interval (seconds), which sets the share read again per scan.
     """
 
     def __init__(
         self,
         field: MatchField,
-        matches: Callable[[ProcessInfo], bool],
+        matches: Callable[[ProcessSource, int, bytes], bool],
         interval: float,
     ) -> None:
         self._field: MatchField = field
@@ -68,7 +67,7 @@ class MatchMemory:
         self._digests: OrderedDict[int, int] = OrderedDict()
         self._matched: set[int] = set()
         self._new: list[int] = []  # pids new at the latest scan
-        #: Processes whose name and command line were asked for (for tests, bench).
+        #: Processes judged, on new bytes (for tests and benchmarks).
         self.judged = 0
         #: Processes whose match bytes were read.
         self.read = 0
@@ -97,10 +96,11 @@ class MatchMemory:
     def _read(self, source: ProcessSource, pid: int) -> None:
         try:
             self.read += 1
-            digest = hash(source.match_bytes(pid, self._field))
+            raw = source.match_bytes(pid, self._field)
+            digest = hash(raw)
             if self._digests.get(pid) != digest:
                 self.judged += 1
-                if self._matches(source.info(pid)):
+                if self._matches(source, pid, raw):
                     self._matched.add(pid)
                 else:
                     self._matched.discard(pid)

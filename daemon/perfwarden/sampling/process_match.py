@@ -5,7 +5,7 @@
 ``cmdline`` regular expression searched in ``' '.join(cmdline)``, or a systemd
 ``unit`` found in ``/proc/PID/cgroup``; with ``children: true`` each match's
 descendants too. The daemon itself is never matched by name, command line or unit.
-A ``name`` or ``cmdline`` entry remembers its matches between scans
+A ``name``, ``cmdline`` or ``unit`` entry remembers its matches between scans
 (:func:`remember_matches`, :mod:`.match_memory`), so a scan reads only processes
 new since the last one and a rolling share of the others. Every matched pid is
 opened afresh at each scan and keyed by its start time, so a pid reused by another
@@ -30,11 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
     from perfwarden.config.model import ProcessConfig
-    from perfwarden.sampling.process_source import (
-        ProcessHandle,
-        ProcessInfo,
-        ProcessSource,
-    )
+    from perfwarden.sampling.process_source import ProcessHandle, ProcessSource
 
 __all__ = ["NoMatchError", "ProcessKey", "match_processes", "remember_matches"]
 
@@ -49,27 +45,39 @@ class NoMatchError(Exception):
 def remember_matches(
     entry: ProcessConfig, pattern: re.Pattern[str] | None, own_pid: int
 ) -> MatchMemory | None:
-    """The memory a ``name`` or ``cmdline`` entry matches through (None for the
-    other kinds); ``pattern`` is the entry's compiled ``cmdline`` expression."""
-    if "name" in entry.match:
-        name = str(entry.match["name"])
+    """The memory a ``name``, ``cmdline`` or ``unit`` entry matches through (None
+    for ``pid`` and ``pidfile``); ``pattern`` is the entry's compiled ``cmdline``
+    expression."""
+    match = entry.match
+    if "name" in match:
+        name = str(match["name"])
 
-        def has_name(info: ProcessInfo) -> bool:
-            return info.name == name and info.pid != own_pid
+        def has_name(source: ProcessSource, pid: int, _raw: bytes) -> bool:
+            return pid != own_pid and source.info(pid).name == name
 
         return MatchMemory("name", has_name, entry.interval)
-    if pattern is None:
-        return None
-    search = pattern.search
+    if pattern is not None:
+        search = pattern.search
 
-    def has_cmdline(info: ProcessInfo) -> bool:
-        return (
-            info.pid != own_pid
-            and bool(info.cmdline)
-            and search(" ".join(info.cmdline)) is not None
-        )
+        def has_cmdline(source: ProcessSource, pid: int, _raw: bytes) -> bool:
+            if pid == own_pid:
+                return False
+            cmdline = source.info(pid).cmdline
+            return bool(cmdline) and search(" ".join(cmdline)) is not None
 
-    return MatchMemory("cmdline", has_cmdline, entry.interval)
+        return MatchMemory("cmdline", has_cmdline, entry.interval)
+    if "unit" in match:
+        unit = str(match["unit"])
+        if "." not in unit:
+            unit += ".service"
+        in_unit = re.compile(rf"/{re.escape(unit)}(/|$)", re.MULTILINE).search
+
+        def in_cgroup(_source: ProcessSource, pid: int, raw: bytes) -> bool:
+            text = raw.decode(errors="replace")
+            return pid != own_pid and in_unit(text) is not None
+
+        return MatchMemory("cgroup", in_cgroup, entry.interval)
+    return None
 
 
 def match_processes(
@@ -81,8 +89,8 @@ def match_processes(
 ) -> dict[ProcessKey, ProcessHandle]:
     """The entry's processes now, keyed by (pid, create_time).
 
-    ``memory`` is the entry's :func:`remember_matches` (None for the other kinds of
-    match); ``known`` holds the handles of the processes matched before.
+    ``memory`` is the entry's :func:`remember_matches` (None for ``pid`` and
+    ``pidfile``); ``known`` holds the handles of the processes matched before.
     """
     match = entry.match
     roots: list[ProcessHandle] = []
@@ -99,17 +107,6 @@ def match_processes(
         if not text.isdigit():
             raise NoMatchError(f"pidfile {path}: no pid in {text[:40]!r}")
         roots = _open_all(source, [int(text)])
-    elif "unit" in match:
-        unit = str(match["unit"])
-        if "." not in unit:
-            unit += ".service"
-        in_unit = re.compile(rf"/{re.escape(unit)}(/|$)", re.MULTILINE)
-        pids = [
-            pid
-            for pid in source.pids()
-            if pid != own_pid and in_unit.search(source.cgroup(pid))
-        ]
-        roots = _open_all(source, pids)
     targets: dict[ProcessKey, ProcessHandle] = {}
     for handle in roots:
         _add(known, targets, handle)

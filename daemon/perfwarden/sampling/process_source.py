@@ -1,11 +1,11 @@
 """Where the process sampler's processes come from: the OS seam and its psutil side.
 
-:class:`ProcessSource` lists processes (for matching by name, command line or systemd
-unit) and opens a :class:`ProcessHandle` on a pid; a handle reads one process's
-fields. :class:`PsutilSource` is the real implementation over psutil and ``/proc``;
-tests pass fakes with the same shape. Nothing here keeps state between calls: what
-was read before (for rates, or to read only new processes) is the sampler's
-business.
+:class:`ProcessSource` lists processes, reads what matching by name, command line
+or systemd unit needs of them and opens a :class:`ProcessHandle` on a pid; a handle
+reads one process's fields. :class:`PsutilSource` is the real implementation over
+psutil and ``/proc``; tests pass fakes with the same shape. Nothing here keeps
+state between calls: what was read before (for rates, or to read only new
+processes) is the sampler's business.
 
 The listing gives each pid an identity token, the inode number of ``/proc/PID``
 (the ``d_ino`` of the directory read, so no call per pid): the kernel makes that
@@ -19,13 +19,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Final, Literal, Protocol
+from typing import Final, Literal, Protocol
 
 import psutil
-
-if TYPE_CHECKING:
-    from collections.abc import Iterable
 
 __all__ = [
     "MatchField",
@@ -35,8 +31,8 @@ __all__ = [
     "PsutilSource",
 ]
 
-MatchField = Literal["name", "cmdline"]
-"""What a match reads of a process: its name or its command line."""
+MatchField = Literal["name", "cmdline", "cgroup"]
+"""What a match reads of a process: its name, command line or cgroup."""
 
 #: The kernel keeps 15 bytes of a name (``TASK_COMM_LEN`` - 1); psutil completes a
 #: name that long from the command line, so both are part of what a name match reads.
@@ -120,14 +116,6 @@ class ProcessSource(Protocol):
         unreadable name or command line is empty); raises ``psutil.NoSuchProcess``."""
         ...
 
-    def pids(self) -> Iterable[int]:
-        """Every pid, for unit matching."""
-        ...
-
-    def cgroup(self, pid: int) -> str:
-        """The text of ``/proc/PID/cgroup`` (``""`` when unreadable)."""
-        ...
-
 
 class _PsutilProcess:
     """:class:`ProcessHandle` over a ``psutil.Process``."""
@@ -180,10 +168,11 @@ class PsutilSource:
             return {int(e.name): e.inode() for e in entries if e.name.isdigit()}
 
     def match_bytes(self, pid: int, field: MatchField) -> bytes:
-        """``/proc/PID/cmdline``, or ``comm`` (and ``cmdline`` when the name is
-        as long as the kernel keeps: psutil then completes it from there)."""
-        if field == "cmdline":
-            return _read_proc(pid, "cmdline")
+        """``/proc/PID/cmdline`` or ``cgroup``; for a name ``comm`` (and
+        ``cmdline`` when the name is as long as the kernel keeps: psutil then
+        completes it from there)."""
+        if field != "name":
+            return _read_proc(pid, field)
         name = _read_proc(pid, "comm")
         if len(name.rstrip(b"\n")) >= _NAME_KEPT:
             return name + b"\0" + _read_proc(pid, "cmdline")
@@ -203,17 +192,6 @@ class PsutilSource:
             except (psutil.AccessDenied, psutil.ZombieProcess):
                 cmdline = ()
             return ProcessInfo(pid, name, cmdline, process.create_time())
-
-    def pids(self) -> Iterable[int]:
-        """Every pid."""
-        return psutil.pids()
-
-    def cgroup(self, pid: int) -> str:
-        """``/proc/PID/cgroup``, or ``""``."""
-        try:
-            return Path(f"/proc/{pid}/cgroup").read_text()
-        except OSError:
-            return ""
 
 
 def _read_proc(pid: int, name: str) -> bytes:

@@ -24,10 +24,10 @@ Metrics, per process, tagged ``process:<entry name>`` and ``pid:<pid>``::
 ``cpu_percent`` and the I/O rates need a previous reading, so they start with a
 process's second sample; the readings are kept per ``(pid, create_time)``, so a pid
 reused by another process starts afresh. A process that exits is dropped; one that
-restarts, or starts after the daemon, is found again at the next match. A ``name``
-or ``cmdline`` entry reads only the processes new since its previous scan (and a
-rolling share of the others): a process that changes its name or command line
-under its pid (``exec``, ``setproctitle``) is judged again within
+restarts, or starts after the daemon, is found again at the next match. A ``name``,
+``cmdline`` or ``unit`` entry reads only the processes new since its previous scan
+(and a rolling share of the others): a process that changes its name, command line
+or cgroup under its pid (``exec``, ``setproctitle``) is judged again within
 :data:`~perfwarden.sampling.match_memory.RECHECK_EVERY` (10 s).
 A field the OS refuses (``AccessDenied``: USS, I/O and fds of another user's
 process) is not read again for that process, counted in ``denied`` and logged once
@@ -113,7 +113,7 @@ class _EntryState:
     """One ``processes:`` entry: schedule, tracked processes, counters."""
 
     entry: ProcessConfig
-    memory: MatchMemory | None  # name and cmdline entries: what matched before
+    memory: MatchMemory | None  # name, cmdline and unit: what matched before
     next_due: float = 0.0
     tracked: dict[ProcessKey, _Tracked] = field(default_factory=dict)
     matched_pids: list[int] = field(default_factory=list)
