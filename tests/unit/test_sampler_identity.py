@@ -76,8 +76,9 @@ class TestSamePid:
     def test_exec_in_place(
         self, sample: Callable[..., Harness], spawner: Spawner, tmp_path: Path
     ) -> None:
-        """A process that runs ``exec`` into a matching command line under its pid
-        is matched by a later re-read of the remembered processes."""
+        """A process that runs ``exec`` into a matching command line under its pid,
+        long after it started, is matched by the rolling re-read (every process
+        at each scan for an entry scanned every RECHECK_EVERY)."""
         clock = ManualClock()
         go = tmp_path / "go"
         process = spawner.exec_later(go)
@@ -85,6 +86,8 @@ class TestSamePid:
             entry(interval=RECHECK_EVERY, cmdline=spawner.marker), clock=clock
         )
         wait_until(lambda: harness.entry().get("scans", 0) >= 1)
+        clock.now += RECHECK_EVERY  # past the second look at new processes
+        wait_until(lambda: harness.entry().get("scans", 0) >= 2)
         assert [] == harness.entry()["pids"]
         go.touch()
         wait_until(lambda: spawner.marker in psutil.Process(process.pid).cmdline())
