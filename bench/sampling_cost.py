@@ -6,7 +6,9 @@ process every 0.2 s, matched by ``pid``, by ``cmdline`` regular expression or by
 ``pw-cost-probe``, so each match samples exactly that one process), waits for
 ``--scans`` scans, and prints the sampler's own accounting from ``status``: the
 wall time of a scan (match and read, in its worker thread, off the event loop)
-per sampled process, averaged over the daemon's scans (its first included).
+per sampled process, averaged over the daemon's scans (its first included: ``all``)
+and over those after the first ``WARM`` (``steady``: what each scan costs once the
+daemon runs; the difference of two readings of the cumulative figure).
 
     python bench/sampling_cost.py            # ~15 s
     python bench/sampling_cost.py --scans 100 --repeats 3
@@ -38,6 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 _MARK = "perfwarden-sampling-cost-probe"
 _NAME = "pw-cost-probe"
 KINDS = ("pid", "cmdline", "name")
+MEASURES = ("all", "steady")
+WARM = 5
 
 
 def main() -> None:
@@ -56,27 +60,29 @@ def main() -> None:
         sleepers = [subprocess.Popen(["sleep", "3600"]) for _ in range(args.sleepers)]
         try:
             costs = measure(trees, program, args)
+            host = len(psutil.pids())
         finally:
             for sleeper in sleepers:
                 sleeper.kill()
                 sleeper.wait()
     load = os.getloadavg()
     print(
-        f"processes on this machine: {len(psutil.pids())} during the runs "
+        f"processes on this machine: {host} at the end of the runs "
         f"(with {args.sleepers} sleepers); load average {load[0]:.1f} / {load[1]:.1f}"
     )
     for kind in KINDS:
-        medians = {}
-        for tree in trees:
-            runs = costs[tree, kind]
-            medians[tree] = statistics.median(runs)
-            shown = ", ".join(f"{c:.3f}" for c in runs)
-            print(
-                f"{tree:4} match by {kind:8} median {medians[tree]:.3f} ms "
-                f"per process per scan (runs: {shown})"
-            )
-        if medians.get("base"):
-            print(f"     now / base: {medians['now'] / medians['base']:.2f}")
+        for what in MEASURES:
+            medians = {}
+            for tree in trees:
+                runs = costs[tree, kind, what]
+                medians[tree] = statistics.median(runs)
+                shown = ", ".join(f"{c:.3f}" for c in runs)
+                print(
+                    f"{tree:4} match by {kind:8} {what:6} median "
+                    f"{medians[tree]:.3f} ms per process per scan (runs: {shown})"
+                )
+            if medians.get("base"):
+                print(f"     now / base: {medians['now'] / medians['base']:.2f}")
 
 
 def checkout(revision: str, into: Path) -> Path:
@@ -91,21 +97,24 @@ def checkout(revision: str, into: Path) -> Path:
 
 def measure(
     trees: dict[str, Path], program: Path, args: argparse.Namespace
-) -> dict[tuple[str, str], list[float]]:
-    """Every (tree, kind)'s cost per repeat, the trees and kinds interleaved."""
-    costs: dict[tuple[str, str], list[float]] = {}
+) -> dict[tuple[str, str, str], list[float]]:
+    """Every (tree, kind, measure)'s cost per repeat, trees and kinds interleaved."""
+    costs: dict[tuple[str, str, str], list[float]] = {}
     for repeat in range(args.repeats):
         order = list(trees) if repeat % 2 == 0 else list(reversed(trees))
         for kind in KINDS:
             for tree in order:
-                cost = one_run(trees[tree], program, kind, args.scans)
-                costs.setdefault((tree, kind), []).append(cost)
+                run = one_run(trees[tree], program, kind, args.scans)
+                for measure, cost in zip(MEASURES, run, strict=True):
+                    costs.setdefault((tree, kind, measure), []).append(cost)
     return costs
 
 
-def one_run(daemon_dir: Path, program: Path, kind: str, scans: int) -> float:
+def one_run(
+    daemon_dir: Path, program: Path, kind: str, scans: int
+) -> tuple[float, float]:
     """Cost per process per scan (ms) of one entry matching a sleeping child by
-    ``kind``, from the daemon's status."""
+    ``kind``, from the daemon's status: over all scans, and after the first WARM."""
     probe = subprocess.Popen(
         [str(program), "-c", f"import time; time.sleep(600)  # {_MARK}"]
     )
@@ -125,11 +134,18 @@ processes:
                 found: dict[str, float] = daemon.request("status")["sampler"]["probe"]
                 return found
 
-            wait_until(lambda: entry()["scans"] >= scans, timeout=60 + scans)
-            found = entry()
+            warm = wait_until(lambda: (e := entry())["scans"] >= WARM and e, 60)
+            found = wait_until(
+                lambda: (e := entry())["scans"] >= scans and e, timeout=60 + scans
+            )
             if found["matched"] != 1:
                 sys.exit(f"{kind} matched {found['matched']} processes, not 1")
-            return found["cost_per_process_ms"]
+            # One process sampled at each scan: the cumulative seconds are
+            # cost x scans.
+            total = found["cost_per_process_ms"] * found["scans"]
+            before = warm["cost_per_process_ms"] * warm["scans"]
+            steady = (total - before) / (found["scans"] - warm["scans"])
+            return found["cost_per_process_ms"], steady
     finally:
         probe.kill()
         probe.wait()
