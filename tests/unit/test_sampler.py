@@ -3,12 +3,6 @@ fake."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import subprocess
-import sys
-import threading
-import uuid
 from typing import TYPE_CHECKING, Any
 
 import psutil
@@ -16,179 +10,17 @@ import pytest
 from structlog.testing import capture_logs
 
 from perfwarden.config.model import Config, ProcessConfig
-from perfwarden.sampling.sampler import (
-    ProcessHandle,
-    ProcessInfo,
-    ProcessSampler,
-)
+from perfwarden.sampling.sampler import ProcessHandle, ProcessInfo
 from perfwarden.sampling.self_monitor import SelfMonitor
 from perfwarden.testing import wait_until
 
+from .conftest import MIB, Harness, Spawner, about_allocated, entry
+
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable
     from pathlib import Path
 
-MIB = 2**20
-ALLOCATED_MB = 80
-
-# Allocates and touches 80 MiB, then says so in argv[1] (a file) and sleeps.
-# argv[2] is a unique marker so that a cmdline regex matches only this test's child.
-ALLOCATE = f"""
-import sys, time
-block = bytearray({ALLOCATED_MB} * {MIB})
-for i in range(0, len(block), 4096):
-    block[i] = 1
-open(sys.argv[1], "w").write("ready")
-time.sleep(120)
-"""
-
-# Starts the allocating child, writes its pid to argv[1], waits for it.
-PARENT = """
-import subprocess, sys
-pid_file, ready, marker, code = sys.argv[1:5]
-child = subprocess.Popen([sys.executable, "-c", code, ready, marker])
-open(pid_file, "w").write(str(child.pid))
-child.wait()
-"""
-
-
-class Harness:
-    """A ProcessSampler running on its own event loop in a thread."""
-
-    def __init__(self, entries: Iterable[ProcessConfig], source: Any = None) -> None:
-        self.config = Config(processes=tuple(entries))
-        self.samples: list[tuple[str, dict[str, str], float]] = []
-        self.sampler = ProcessSampler(lambda: self.config, self._sink, source)
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._thread = threading.Thread(target=asyncio.run, args=(self._main(),))
-
-    def _sink(self, name: str, tags: dict[str, str], value: float) -> None:
-        self.samples.append((name, dict(tags), value))
-
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._task = asyncio.current_task()
-        self._ready.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.sampler.run()
-
-    def start(self) -> Harness:
-        """Start sampling."""
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def stop(self) -> None:
-        """Cancel the sampler and join its thread."""
-        if self._loop is not None and self._task is not None:
-            self._loop.call_soon_threadsafe(self._task.cancel)
-        self._thread.join(30)
-
-    def values(self, metric: str, pid: int | None = None) -> list[float]:
-        """Every value of ``metric`` sent so far (of one pid, if given)."""
-        return [
-            value
-            for name, tags, value in list(self.samples)
-            if name == metric and (pid is None or tags["pid"] == str(pid))
-        ]
-
-    def entry(self, name: str = "target") -> dict[str, Any]:
-        """The status of one entry."""
-        status: dict[str, Any] = self.sampler.status().get(name, {})
-        return status
-
-    def wait_scans(self, more: int, name: str = "target") -> None:
-        """Wait until the entry was scanned ``more`` more times."""
-        target = self.entry(name).get("scans", 0) + more
-        wait_until(lambda: self.entry(name).get("scans", 0) >= target)
-
-
-@pytest.fixture(name="harnesses")
-def _harnesses() -> Iterator[list[Harness]]:
-    """Harnesses to stop at the end of the test."""
-    started: list[Harness] = []
-    yield started
-    for harness in started:
-        harness.stop()
-
-
-@pytest.fixture(name="sample")
-def _sample(harnesses: list[Harness]) -> Callable[..., Harness]:
-    """Start a sampler on some entries."""
-
-    def start(*entries: ProcessConfig, source: Any = None) -> Harness:
-        harness = Harness(entries, source)
-        harnesses.append(harness)
-        return harness.start()
-
-    return start
-
-
-class Spawner:
-    """Starts test processes and kills whatever is left at the end."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
-        self.marker = f"pw-sampler-{uuid.uuid4().hex}"
-        self.processes: list[subprocess.Popen[bytes]] = []
-
-    def allocating(self) -> subprocess.Popen[bytes]:
-        """A process holding ~80 MiB, ready when this returns."""
-        ready = self.tmp_path / f"ready-{len(self.processes)}"
-        process = subprocess.Popen(
-            [sys.executable, "-c", ALLOCATE, str(ready), self.marker]
-        )
-        self.processes.append(process)
-        wait_until(ready.exists)
-        return process
-
-    def parent(self) -> tuple[subprocess.Popen[bytes], int]:
-        """A process whose child holds ~80 MiB; returns (parent, child pid)."""
-        pid_file = self.tmp_path / "child.pid"
-        ready = self.tmp_path / "child.ready"
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                PARENT,
-                str(pid_file),
-                str(ready),
-                self.marker,
-                ALLOCATE,
-            ]
-        )
-        self.processes.append(process)
-        child_pid = int(wait_until(lambda: pid_file.exists() and pid_file.read_text()))
-        return process, child_pid
-
-    def close(self) -> None:
-        for process in self.processes:
-            with contextlib.suppress(psutil.Error):
-                for child in psutil.Process(process.pid).children(recursive=True):
-                    child.kill()
-            process.kill()
-            process.wait()
-
-
-@pytest.fixture(name="spawner")
-def _spawner(tmp_path: Path) -> Iterator[Spawner]:
-    """A Spawner whose processes are killed at the end."""
-    spawner = Spawner(tmp_path)
-    yield spawner
-    spawner.close()
-
-
-def entry(interval: float = 0.1, children: bool = False, **match: Any) -> ProcessConfig:
-    """A ``processes:`` entry named ``target``."""
-    return ProcessConfig("target", match, interval, children)
-
-
-def about_allocated(harness: Harness, pid: int) -> bool:
-    """The last memory sample of ``pid`` is about the allocated size (±25%)."""
-    values = harness.values("memory_usage_mb", pid)
-    return bool(values) and 0.75 * ALLOCATED_MB <= values[-1] <= 1.25 * ALLOCATED_MB
+    from perfwarden.sampling.process_source import MatchField
 
 
 class TestMatching:
@@ -347,14 +179,21 @@ class FakeSource:
             raise psutil.NoSuchProcess(pid)
         return self.process
 
-    def processes(self) -> list[ProcessInfo]:
-        return [ProcessInfo(self.process.pid, "fake", ("fake", "--serve"), 1000.0)]
+    def identities(self) -> dict[int, int]:
+        return {self.process.pid: 1}
 
-    def pids(self) -> list[int]:
-        return [self.process.pid]
+    def match_bytes(self, pid: int, field: MatchField) -> bytes:
+        info = self.info(pid)
+        return {
+            "name": info.name.encode(),
+            "cmdline": "\0".join(info.cmdline).encode(),
+            "cgroup": b"0::/system.slice/fake.service\n",
+        }[field]
 
-    def cgroup(self, pid: int) -> str:
-        return "0::/system.slice/fake.service\n"
+    def info(self, pid: int) -> ProcessInfo:
+        if pid != self.process.pid:
+            raise psutil.NoSuchProcess(pid)
+        return ProcessInfo(pid, "fake", ("fake", "--serve"), 1000.0)
 
 
 class TestFakeSource:

@@ -1,24 +1,42 @@
 """Where the process sampler's processes come from: the OS seam and its psutil side.
 
-:class:`ProcessSource` lists processes (for matching by name, command line or systemd
-unit) and opens a :class:`ProcessHandle` on a pid; a handle reads one process's
-fields. :class:`PsutilSource` is the real implementation over psutil and ``/proc``;
-tests pass fakes with the same shape. Nothing here keeps state between calls: what
-was read before (for rates) is the sampler's business.
+:class:`ProcessSource` lists processes, reads what matching by name, command line
+or systemd unit needs of them and opens a :class:`ProcessHandle` on a pid; a handle
+reads one process's fields. :class:`PsutilSource` is the real implementation over
+psutil and ``/proc``; tests pass fakes with the same shape. Nothing here keeps
+state between calls: what was read before (for rates, or to read only new
+processes) is the sampler's business.
+
+The listing gives each pid an identity token, the inode number of ``/proc/PID``
+(the ``d_ino`` of the directory read, so no call per pid): the kernel makes that
+inode for one process's ``struct pid`` and drops it once the process is reaped, so
+a pid another process takes comes back with another inode. The same token means
+the same process; another token may also be the same process whose entry the
+kernel evicted under memory pressure, which costs a re-read, not a wrong answer.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Final, Literal, Protocol
 
 import psutil
 
-if TYPE_CHECKING:
-    from collections.abc import Iterable
+__all__ = [
+    "MatchField",
+    "ProcessHandle",
+    "ProcessInfo",
+    "ProcessSource",
+    "PsutilSource",
+]
 
-__all__ = ["ProcessHandle", "ProcessInfo", "ProcessSource", "PsutilSource"]
+MatchField = Literal["name", "cmdline", "cgroup"]
+"""What a match reads of a process: its name, command line or cgroup."""
+
+#: The kernel keeps 15 bytes of a name (``TASK_COMM_LEN`` - 1); psutil completes a
+#: name that long from the command line, so both are part of what a name match reads.
+_NAME_KEPT: Final = 15
 
 
 class ProcessHandle(Protocol):
@@ -83,16 +101,19 @@ class ProcessSource(Protocol):
         """A handle on ``pid``; raises ``psutil.NoSuchProcess`` when there is none."""
         ...
 
-    def processes(self) -> Iterable[ProcessInfo]:
-        """Every visible process, for name and command-line matching."""
+    def identities(self) -> dict[int, int]:
+        """Every visible pid with a token that differs once the pid is another
+        process's (the same token: the same process)."""
         ...
 
-    def pids(self) -> Iterable[int]:
-        """Every pid, for unit matching."""
+    def match_bytes(self, pid: int, field: MatchField) -> bytes:
+        """The raw bytes ``field`` is made of, to see whether it changed (``b""``
+        when unreadable); raises ``psutil.NoSuchProcess`` when the pid is gone."""
         ...
 
-    def cgroup(self, pid: int) -> str:
-        """The text of ``/proc/PID/cgroup`` (``""`` when unreadable)."""
+    def info(self, pid: int) -> ProcessInfo:
+        """``pid``'s name, command line and start time, as psutil reads them (an
+        unreadable name or command line is empty); raises ``psutil.NoSuchProcess``."""
         ...
 
 
@@ -141,24 +162,45 @@ class PsutilSource:
         """A handle on ``pid``."""
         return _PsutilProcess(psutil.Process(pid))
 
-    def processes(self) -> Iterable[ProcessInfo]:
-        """Every process with its name and command line (empty when unreadable)."""
-        for process in psutil.process_iter(["name", "cmdline", "create_time"]):
-            info = process.info
-            yield ProcessInfo(
-                pid=process.pid,
-                name=info.get("name") or "",
-                cmdline=tuple(info.get("cmdline") or ()),
-                create_time=info.get("create_time") or 0.0,
-            )
+    def identities(self) -> dict[int, int]:
+        """Every pid with the inode number of its ``/proc/PID`` (module doc)."""
+        with os.scandir("/proc") as entries:
+            return {int(e.name): e.inode() for e in entries if e.name.isdigit()}
 
-    def pids(self) -> Iterable[int]:
-        """Every pid."""
-        return psutil.pids()
+    def match_bytes(self, pid: int, field: MatchField) -> bytes:
+        """``/proc/PID/cmdline`` or ``cgroup``; for a name ``comm`` (and
+        ``cmdline`` when the name is as long as the kernel keeps: psutil then
+        completes it from there)."""
+        if field != "name":
+            return _read_proc(pid, field)
+        name = _read_proc(pid, "comm")
+        if len(name.rstrip(b"\n")) >= _NAME_KEPT:
+            return name + b"\0" + _read_proc(pid, "cmdline")
+        return name
 
-    def cgroup(self, pid: int) -> str:
-        """``/proc/PID/cgroup``, or ``""``."""
-        try:
-            return Path(f"/proc/{pid}/cgroup").read_text()
-        except OSError:
-            return ""
+    def info(self, pid: int) -> ProcessInfo:
+        """Name, command line and start time through psutil (as ``process_iter``
+        reads them: an unreadable name or command line is empty)."""
+        process = psutil.Process(pid)
+        with process.oneshot():
+            try:
+                name = process.name()
+            except (psutil.AccessDenied, psutil.ZombieProcess):
+                name = ""
+            try:
+                cmdline = tuple(process.cmdline())
+            except (psutil.AccessDenied, psutil.ZombieProcess):
+                cmdline = ()
+            return ProcessInfo(pid, name, cmdline, process.create_time())
+
+
+def _read_proc(pid: int, name: str) -> bytes:
+    """``/proc/PID/NAME``'s bytes, ``b""`` when refused; raises
+    ``psutil.NoSuchProcess`` when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/{name}", "rb") as file:
+            return file.read()
+    except (FileNotFoundError, ProcessLookupError):
+        raise psutil.NoSuchProcess(pid) from None
+    except PermissionError:
+        return b""

@@ -24,11 +24,16 @@ Metrics, per process, tagged ``process:<entry name>`` and ``pid:<pid>``::
 ``cpu_percent`` and the I/O rates need a previous reading, so they start with a
 process's second sample; the readings are kept per ``(pid, create_time)``, so a pid
 reused by another process starts afresh. A process that exits is dropped; one that
-restarts is found again at the next match. A field the OS refuses (``AccessDenied``:
-USS, I/O and fds of another user's process) is not read again for that process,
-counted in ``denied`` and logged once per (entry, field) as ``sampler.access_denied``;
-the readable fields are still sent. An entry that matches nothing logs
-``sampler.no_match`` once, and ``sampler.matched`` when it matches again.
+restarts, or starts after the daemon, is found again at the next match. A ``name``,
+``cmdline`` or ``unit`` entry reads only the processes new since its previous scan
+(and a rolling share of the others): a process that changes its name, command line
+or cgroup under its pid (``exec``, ``setproctitle``) is judged again within
+:data:`~perfwarden.sampling.match_memory.RECHECK_EVERY` (10 s).
+A field the OS refuses (``AccessDenied``: USS, I/O and fds of another user's
+process) is not read again for that process, counted in ``denied`` and logged once
+per (entry, field) as ``sampler.access_denied``; the readable fields are still sent.
+An entry that matches nothing logs ``sampler.no_match`` once, and
+``sampler.matched`` when it matches again.
 
 
 The daemon's own process is sampled by
@@ -48,7 +53,12 @@ from typing import TYPE_CHECKING, Any, Final
 import psutil
 
 from perfwarden.logs.setup import RateLimiter, get_logger
-from perfwarden.sampling.process_match import NoMatchError, ProcessKey, match_processes
+from perfwarden.sampling.process_match import (
+    NoMatchError,
+    ProcessKey,
+    match_processes,
+    remember_matches,
+)
 from perfwarden.sampling.process_source import (
     ProcessHandle,
     ProcessInfo,
@@ -61,6 +71,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     from perfwarden.config.model import Config, ProcessConfig
+    from perfwarden.sampling.match_memory import MatchMemory
 
 __all__ = [
     "USS_EVERY",
@@ -102,7 +113,7 @@ class _EntryState:
     """One ``processes:`` entry: schedule, tracked processes, counters."""
 
     entry: ProcessConfig
-    pattern: re.Pattern[str] | None
+    memory: MatchMemory | None  # name, cmdline and unit: what matched before
     next_due: float = 0.0
     tracked: dict[ProcessKey, _Tracked] = field(default_factory=dict)
     matched_pids: list[int] = field(default_factory=list)
@@ -197,7 +208,8 @@ class ProcessSampler:
             except re.error as exc:  # the config validator should have refused it
                 _log.error("sampler.bad_pattern", entry=name, error=str(exc))
                 continue
-            self._states[name] = _EntryState(entry, pattern, next_due=self._clock())
+            memory = remember_matches(entry, pattern, self._own_pid)
+            self._states[name] = _EntryState(entry, memory, next_due=self._clock())
 
     def _emit(
         self, state: _EntryState, samples: list[_Sample], events: list[_Event]
@@ -222,7 +234,7 @@ class ProcessSampler:
         known = {key: tracked.handle for key, tracked in state.tracked.items()}
         try:
             targets = match_processes(
-                state.entry, state.pattern, self._source, self._own_pid, known
+                state.entry, state.memory, self._source, self._own_pid, known
             )
         except NoMatchError as exc:
             targets, reason = {}, str(exc)
