@@ -45,6 +45,27 @@ def feed(daemon: Daemon, keys: list[str], values: np.ndarray) -> None:
     daemon.store.ingest(batch, time.monotonic())
 
 
+def feed_new(
+    daemon: Daemon, keys: list[str], new: tuple[int, int], rng: np.random.Generator
+) -> None:
+    """Each series ``new[0]`` to ``new[1]`` new samples (as many as the range
+    says, drawn per series), in one batch."""
+    counts = rng.integers(new[0], new[1] + 1, len(keys))
+    values = rng.uniform(1, 1000, int(counts.sum())).tolist()
+    batch = Batch(received=len(values), accepted=len(values))
+    at = 0
+    for key, count in zip(keys, counts.tolist(), strict=True):
+        batch.values[key] = values[at : at + count]
+        at += count
+    daemon.store.ingest(batch, time.monotonic())
+
+
+def new_samples(text: str) -> tuple[int, int]:
+    """``--new``: ``10`` or a range ``1-5``."""
+    low, _, high = text.partition("-")
+    return int(low), int(high or low)
+
+
 def writer_cpu(daemon: Daemon, snap: Snapshot, cpu: list[float]) -> None:
     """The write, in the worker thread, with that thread's CPU time."""
     started = time.thread_time()
@@ -89,7 +110,7 @@ async def run(args: argparse.Namespace) -> None:
         state.slice_seconds = None
         for _ in range(args.rounds):
             for start in range(0, args.series, 500):
-                feed(daemon, keys[start : start + 500], rng.uniform(1, 1000, args.new))
+                feed_new(daemon, keys[start : start + 500], args.new, rng)
             started = time.thread_time()
             snap = await state._snapshot()
             rows["snapshot, loop CPU"].append((time.thread_time() - started) * 1000)
@@ -117,7 +138,8 @@ async def run(args: argparse.Namespace) -> None:
         gc.collect()
         full = (time.thread_time() - started) * 1000
     print(
-        f"\n{args.series} series x {args.window} samples, +{args.new} per series, "
+        f"\n{args.series} series x {args.window} samples, "
+        f"+{args.new[0]}-{args.new[1]} per series, "
         f"{args.rounds} checkpoints: median (min..max) ms\n"
     )
     print("| part | ms |\n| --- | --- |")
@@ -136,7 +158,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", type=int, default=10_000)
     parser.add_argument("--window", type=int, default=1000)
-    parser.add_argument("--new", type=int, default=10)
+    parser.add_argument(
+        "--new",
+        type=new_samples,
+        default=(10, 10),
+        help="new samples per series between checkpoints: 10, or a range 1-5",
+    )
     parser.add_argument("--rounds", type=int, default=5)
     asyncio.run(run(parser.parse_args()))
 

@@ -71,6 +71,27 @@ def feed(daemon: Daemon, keys: list[str], values: np.ndarray) -> None:
     daemon.store.ingest(batch, time.monotonic())
 
 
+def feed_new(
+    daemon: Daemon, keys: list[str], new: tuple[int, int], rng: np.random.Generator
+) -> None:
+    """Each series ``new[0]`` to ``new[1]`` new samples (as many as the range
+    says, drawn per series), in one batch."""
+    counts = rng.integers(new[0], new[1] + 1, len(keys))
+    values = rng.uniform(1, 1000, int(counts.sum())).tolist()
+    batch = Batch(received=len(values), accepted=len(values))
+    at = 0
+    for key, count in zip(keys, counts.tolist(), strict=True):
+        batch.values[key] = values[at : at + count]
+        at += count
+    daemon.store.ingest(batch, time.monotonic())
+
+
+def new_samples(text: str) -> tuple[int, int]:
+    """``--new``: ``10`` or a range ``1-5``."""
+    low, _, high = text.partition("-")
+    return int(low), int(high or low)
+
+
 async def ticker(lags: list[float], busy: list[float], stop: asyncio.Event) -> None:
     """Wake every TICK; record how much later than asked each wake-up came (wall
     time: includes being preempted on a shared machine) and how much CPU the loop
@@ -130,14 +151,21 @@ async def run(args: argparse.Namespace) -> None:
         for start in range(0, args.series, 500):
             feed(daemon, keys[start : start + 500], rng.uniform(1, 1000, args.window))
         first = await measured(daemon, sliced=True)
-        kinds = (None, True, False)
-        runs: dict[bool | None, list[Measured]] = {kind: [] for kind in kinds}
+        kinds: tuple[bool | None, ...] = (
+            (None, True) if args.no_at_once else (None, True, False)
+        )
+        runs: dict[bool | None, list[Measured]] = {
+            kind: [] for kind in (None, True, False)
+        }
+        fed: list[float] = []  # ingest CPU of the new samples, per round
         for round_ in range(args.rounds):
-            for kind in kinds[round_ % 3 :] + kinds[: round_ % 3]:
+            turn = round_ % len(kinds)
+            for kind in kinds[turn:] + kinds[:turn]:
+                cpu = time.process_time()
                 for start in range(0, args.series, 500):
-                    values = rng.uniform(1, 1000, args.new)
-                    feed(daemon, keys[start : start + 500], values)
+                    feed_new(daemon, keys[start : start + 500], args.new, rng)
                     await asyncio.sleep(0)
+                fed.append(time.process_time() - cpu)
                 runs[kind].append(await measured(daemon, kind))
         await daemon.state.close()
 
@@ -159,7 +187,8 @@ async def run(args: argparse.Namespace) -> None:
         )
 
     print(
-        f"\n{args.series} series x {args.window} samples, +{args.new} samples per "
+        f"\n{args.series} series x {args.window} samples, +{args.new[0]}-{args.new[1]} "
+        "samples per "
         f"series between checkpoints, {args.rounds} rounds (shared machine), "
         f"gc thresholds {gc.get_threshold()}, per checkpoint\n"
     )
@@ -171,18 +200,35 @@ async def run(args: argparse.Namespace) -> None:
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     print(row("first checkpoint (every window whole), sliced", [first]))
     print(row("steady checkpoints, sliced snapshot (now)", runs[True]))
-    print(row("steady checkpoints, snapshot at once (before)", runs[False]))
+    if runs[False]:
+        print(row("steady checkpoints, snapshot at once (before)", runs[False]))
     print(row("no checkpoint (the machine's noise floor)", runs[None]))
+    sliced = statistics.median(part[3] for part in runs[True]) * 1000
+    print(
+        f"\ningest of the new samples between two checkpoints: median "
+        f"{statistics.median(fed) * 1000:.0f} ms CPU; with a sliced checkpoint "
+        f"{statistics.median(fed) * 1000 + sliced:.0f} ms"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", type=int, default=10_000)
     parser.add_argument("--window", type=int, default=1000)
-    parser.add_argument("--new", type=int, default=10)
+    parser.add_argument(
+        "--new",
+        type=new_samples,
+        default=(10, 10),
+        help="new samples per series between checkpoints: 10, or a range 1-5",
+    )
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument(
         "--no-freeze", action="store_true", help="skip the start-up's gc.freeze()"
+    )
+    parser.add_argument(
+        "--no-at-once",
+        action="store_true",
+        help="leave out the snapshot taken at once (the sliced one's baseline)",
     )
     parser.add_argument(
         "--gc-threshold", help="gc.set_threshold for the run, e.g. 700,10,10"

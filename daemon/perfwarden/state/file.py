@@ -408,7 +408,9 @@ def _chunk_rows(snap: Snapshot) -> Iterator[tuple[int, str, int, bytes]]:
     added.reverse()
     while added:
         seq, key, first, values = added.pop()
-        yield seq, key, first, np.ascontiguousarray(values, dtype="<f8").tobytes()
+        if not isinstance(values, bytes):
+            values = np.ascontiguousarray(values, dtype="<f8").tobytes()
+        yield seq, key, first, values
 
 
 def write_snapshot(conn: sqlite3.Connection, snap: Snapshot, *, final: bool) -> None:

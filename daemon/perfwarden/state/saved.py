@@ -11,19 +11,21 @@ all changed, it was resized or it holds :data:`MAX_CHUNKS` chunks). The marks
 move only once the snapshot is committed (:meth:`Saved.committed`), so a failed
 write is retried in full.
 
-At 10k series a snapshot is ~75 ms of work (bench/checkpoint_parts.py; half of
-it flushing each window's pending samples and copying its new ones), so it is
-taken in
-steps (:meth:`Saved.snapshot_steps` yields after each series and alert) that the
-checkpoint spreads over several loop turns: each series is copied whole at one
-instant, and a series that leaves the store meanwhile is forgotten as usual (its
-row is deleted by the next checkpoint).
+At 10k series a snapshot is tens of ms of work (bench/checkpoint_parts.py), so
+it is taken in steps (:meth:`Saved.snapshot_steps` yields after every few series
+and each alert) that the checkpoint spreads over several loop turns: each series
+is copied whole at one instant, and a series that leaves the store meanwhile is
+forgotten as usual (its row is deleted by the next checkpoint). A series' few new
+samples are usually still in its window's pending list: they are copied from it
+as the file's bytes, without flushing them into the window's buffer.
 """
 
 from __future__ import annotations
 
+import array
 import json
 import struct
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
@@ -85,8 +87,9 @@ class Snapshot:
     )
     series_marks: dict[str, SeriesMark] = field(default_factory=dict)
     series_removed: list[str] = field(default_factory=list)
-    #: New chunks ``(seq, key, first, values)`` (the writer empties the list as it
-    #: binds them), and the seqs of chunks to delete.
+    #: New chunks ``(seq, key, first, values)``, values as the file's bytes or as
+    #: an array (the writer empties the list as it binds them), and the seqs of
+    #: chunks to delete.
     chunks_added: list[tuple[int, str, int, Any]] = field(default_factory=list)
     chunks_removed: list[int] = field(default_factory=list)
     #: Each touched series' chunk list once this snapshot is committed.
@@ -145,9 +148,9 @@ class Saved:
         mono: float,
         wall: float,
     ) -> Generator[None, None, Snapshot]:
-        """What differs from the file now, in steps: yields after each series and
-        alert (the caller lets the loop run there) and returns the snapshot; call it
-        on the loop thread."""
+        """What differs from the file now, in steps: yields after every
+        :data:`_SERIES_A_STEP` changed series and each alert (the caller lets the
+        loop run there) and returns the snapshot; call it on the loop thread."""
 
         def to_wall(at: float | None) -> float | None:
             return None if at is None else wall - (mono - at)
@@ -157,15 +160,19 @@ class Saved:
         self.forgotten.clear()
         marks = self.series_marks
         present: set[str] = set()
+        changed = 0
         for series in list(store):
             key = series.key
             present.add(key)
             window = series.window
-            mark = (window.total_count, window.capacity, series.pending)
+            total, capacity, pending = mark = (
+                window.total_count,
+                window.capacity,
+                series.pending,
+            )
             saved = marks.get(key)
             if saved == mark:
                 continue
-            total, capacity, pending = mark
             self._plan_chunks(snap, key, window, saved)
             last_update = series.last_update
             at = wall - (mono - last_update) if last_update else None
@@ -185,7 +192,9 @@ class Saved:
             else:
                 snap.series_updates.append((capacity, total, pending, at, key))
             snap.series_marks[key] = mark
-            yield
+            changed += 1
+            if not changed % _SERIES_A_STEP:
+                yield
         # A series forgotten while the steps ran is marked stale once this snapshot
         # is committed (as during the write), so the next checkpoint deletes it.
         snap.series_removed = [key for key in marks if key not in present]
@@ -234,30 +243,36 @@ class Saved:
         deletion of the chunks the window no longer reaches."""
         total, size = window.total_count, len(window)
         packed = self.chunks.get(key, _NO_CHUNKS)
-        chunks = memoryview(packed).cast("q")
         new = total - saved[0] if saved is not None else total
         if (
             saved is None
             or saved[1] != window.capacity
             or not 0 <= new < size
-            or len(chunks) >= 3 * MAX_CHUNKS
+            or len(packed) >= _CHUNK.size * MAX_CHUNKS
         ):
-            snap.chunks_removed.extend(chunks[0::3])
+            snap.chunks_removed.extend(memoryview(packed).cast("q")[0::3])
             kept = _NO_CHUNKS
             new = size
-        else:
+        elif packed and sum(_CHUNK.unpack_from(packed)[1:]) <= total - size:
             # Chunks are kept in sample order, so the ones the window left behind
             # (every sample older than its oldest) are a prefix.
+            chunks = memoryview(packed).cast("q")
             start = total - size
             drop = 0
             while drop < len(chunks) and chunks[drop + 1] + chunks[drop + 2] <= start:
                 drop += 3
             snap.chunks_removed.extend(chunks[0:drop:3])
             kept = packed[drop * 8 :]
+        else:
+            kept = packed  # the common case: the oldest chunk is still needed
         if new:
             seq = self.next_seq
             self.next_seq += 1
-            stored = window.tail_stored(new)  # converted to float64 by the writer
+            # A few new samples are usually all still pending: copied from that
+            # list as bytes, the window's buffer is left alone (no flush) and the
+            # snapshot holds nothing the collector tracks.
+            fresh = window.pending_tail(new)
+            stored = window.tail_stored(new) if fresh is None else _as_f8(fresh)
             snap.chunks_added.append((seq, key, total - new, stored))
             kept += _CHUNK.pack(seq, total - new, new)
         snap.chunk_lists[key] = kept
@@ -295,6 +310,17 @@ def chunk_triples(chunks: ChunkList) -> Iterable[Chunk]:
 
 _CHUNK: Final = struct.Struct("=3q")
 _NO_CHUNKS: Final[ChunkList] = b""
+#: Changed series a snapshot step handles before it yields to the caller (who
+#: lets the loop run once a slice is used up): a few microseconds each.
+_SERIES_A_STEP: Final = 16
+
+
+def _as_f8(values: list[float]) -> bytes:
+    """``values`` as the file's little-endian float64."""
+    packed = array.array("d", values)
+    if sys.byteorder != "little":
+        packed.byteswap()
+    return packed.tobytes()
 
 
 def _documents_now(
