@@ -5,9 +5,11 @@ window's ``(total_count, capacity, pending)`` and the list of its sample chunks 
 the file; per alert its state, observation and sample count; per document its
 JSON text; for the history a version. A snapshot (taken on the loop thread)
 carries only what differs from the marks: the rows to write, update or delete
-(a series the file holds a row of gets the short update: no tags JSON), and each
-changed window's new samples as one chunk (or the whole window, when its samples
-all changed, it was resized or it holds :data:`MAX_CHUNKS` chunks). The marks
+(a series row, with its tags' JSON, only for a series the file holds none of),
+and each changed window's new samples as one chunk that carries the series'
+changing fields (or the whole window, when its samples all changed, it was
+resized or it holds :data:`MAX_CHUNKS` chunks; without new samples, the update of
+its newest chunk's fields). The marks
 move only once the snapshot is committed (:meth:`Saved.committed`), so a failed
 write is retried in full.
 
@@ -80,25 +82,31 @@ class Snapshot:
     at: float
     #: Whole rows, for series the file holds no (or a stale) row of.
     series: list[tuple[Any, ...]] = field(default_factory=list)
-    #: ``(capacity, total_count, pending, last_update, key)`` of series whose row
-    #: the file holds: their name, type and tags are as saved.
-    series_updates: list[tuple[int, int, float, float | None, str]] = field(
-        default_factory=list
-    )
+    #: The series rows the file holds once this snapshot is written.
+    series_rows: int = 0
+    #: Series that changed (each gets a chunk or an update of its fields).
+    series_written: int = 0
     series_marks: dict[str, SeriesMark] = field(default_factory=dict)
     series_removed: list[str] = field(default_factory=list)
-    #: New chunks ``(seq, key, first, values)``, values as the file's bytes or as
-    #: an array (the writer empties the list as it binds them), and the seqs of
+    #: New chunks ``(seq, key, first, values, *fields)``: values as the file's
+    #: bytes or as an array, then the series' ``(capacity, total_count, pending,
+    #: last_update)`` (the writer empties the list as it binds them); the seqs of
     #: chunks to delete.
-    chunks_added: list[tuple[int, str, int, Any]] = field(default_factory=list)
+    chunks_added: list[tuple[Any, ...]] = field(default_factory=list)
     chunks_removed: list[int] = field(default_factory=list)
+    #: ``(*fields, seq, key)`` of changed series without new samples: the fields
+    #: go to their newest chunk; ``(*fields, key)`` of those without a chunk (an
+    #: empty window): to their series row.
+    chunk_fields: list[tuple[Any, ...]] = field(default_factory=list)
+    series_fields: list[tuple[Any, ...]] = field(default_factory=list)
     #: Each touched series' chunk list once this snapshot is committed.
     chunk_lists: dict[str, ChunkList] = field(default_factory=dict)
     alerts: list[tuple[Any, ...]] = field(default_factory=list)
     alert_marks: dict[str, AlertMark] = field(default_factory=dict)
     alerts_removed: list[str] = field(default_factory=list)
-    #: Seconds added to every saved ``last_update`` (the downtime before a restore).
-    downtime: float = 0.0
+    #: The file's ``offline_seconds``: its saved ``last_update`` times are wall
+    #: clock less this.
+    offline: float = 0.0
     documents: dict[str, str] = field(default_factory=dict)
     history: list[str] | None = None
     history_version: int = 0
@@ -118,8 +126,9 @@ class Saved:
         self.history_version = -1
         #: Keys forgotten since the last snapshot.
         self.forgotten: set[str] = set()
-        #: The downtime not yet moved into the file's last_update times.
-        self.downtime = 0.0
+        #: Seconds the daemon was offline, over the file's life: saved
+        #: ``last_update`` times are wall clock less this (set at the restore).
+        self.offline = 0.0
 
     def forget(self, keys: Iterable[str]) -> None:
         """Series that left the store (and their alerts): the next checkpoint deletes
@@ -155,12 +164,12 @@ class Saved:
         def to_wall(at: float | None) -> float | None:
             return None if at is None else wall - (mono - at)
 
-        snap = Snapshot(at=wall, downtime=self.downtime)
+        snap = Snapshot(at=wall, offline=self.offline)
+        online = wall - self.offline  # wall clock less the time offline
         store.sync_direct()  # last_update of the series the parser feeds
         self.forgotten.clear()
         marks = self.series_marks
         present: set[str] = set()
-        changed = 0
         for series in list(store):
             key = series.key
             present.add(key)
@@ -173,9 +182,13 @@ class Saved:
             saved = marks.get(key)
             if saved == mark:
                 continue
-            self._plan_chunks(snap, key, window, saved)
             last_update = series.last_update
-            at = wall - (mono - last_update) if last_update else None
+            fields = (
+                capacity,
+                total,
+                pending,
+                online - (mono - last_update) if last_update else None,
+            )
             if saved is None or saved[0] < 0:  # no row in the file, or a stale one
                 snap.series.append(
                     (
@@ -183,21 +196,20 @@ class Saved:
                         series.name,
                         series.type.value,
                         json.dumps(list(series.tags)),
-                        capacity,
-                        total,
-                        pending,
-                        at,
+                        *fields,
                     )
                 )
-            else:
-                snap.series_updates.append((capacity, total, pending, at, key))
+                snap.series_rows += saved is None
+                saved = None
+            self._plan_chunks(snap, key, window, saved, fields)
             snap.series_marks[key] = mark
-            changed += 1
-            if not changed % _SERIES_A_STEP:
+            snap.series_written += 1
+            if not snap.series_written % _SERIES_A_STEP:
                 yield
         # A series forgotten while the steps ran is marked stale once this snapshot
         # is committed (as during the write), so the next checkpoint deletes it.
         snap.series_removed = [key for key in marks if key not in present]
+        snap.series_rows += len(marks) - len(snap.series_removed)
         for key in snap.series_removed:
             chunks = memoryview(self.chunks.get(key, _NO_CHUNKS)).cast("q")
             snap.chunks_removed.extend(chunks[0::3])
@@ -237,10 +249,17 @@ class Saved:
         return snap
 
     def _plan_chunks(
-        self, snap: Snapshot, key: str, window: RollingWindow, saved: SeriesMark | None
+        self,
+        snap: Snapshot,
+        key: str,
+        window: RollingWindow,
+        saved: SeriesMark | None,
+        fields: tuple[Any, ...],
     ) -> None:
         """Add to ``snap`` the chunk that carries the window's new samples and the
-        deletion of the chunks the window no longer reaches."""
+        series' ``fields`` (or, without new samples, the update of its newest
+        chunk's fields), and the deletion of the chunks the window no longer
+        reaches. ``saved`` None: the series' row is written whole."""
         total, size = window.total_count, len(window)
         packed = self.chunks.get(key, _NO_CHUNKS)
         new = total - saved[0] if saved is not None else total
@@ -273,8 +292,13 @@ class Saved:
             # snapshot holds nothing the collector tracks.
             fresh = window.pending_tail(new)
             stored = window.tail_stored(new) if fresh is None else _as_f8(fresh)
-            snap.chunks_added.append((seq, key, total - new, stored))
+            snap.chunks_added.append((seq, key, total - new, stored, *fields))
             kept += _CHUNK.pack(seq, total - new, new)
+        elif kept:
+            newest = _CHUNK.unpack_from(kept, len(kept) - _CHUNK.size)[0]
+            snap.chunk_fields.append((*fields, newest, key))
+        elif saved is not None:  # an empty window: its row holds the fields
+            snap.series_fields.append((*fields, key))
         snap.chunk_lists[key] = kept
 
     def committed(self, snap: Snapshot) -> None:
@@ -292,7 +316,6 @@ class Saved:
             self.alert_marks.pop(key, None)
         # Forgotten while this checkpoint was writing: stale again.
         self.forget(list(self.forgotten))
-        self.downtime -= snap.downtime
         self.documents.update(snap.documents)
         if snap.history is not None:
             self.history_version = snap.history_version
