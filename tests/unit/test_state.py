@@ -364,6 +364,30 @@ class TestCheckpoints:
             s.key: s.window.values().tolist() for s in b.store
         }
 
+    def test_a_newest_chunk_missing_from_the_file_is_written_whole_next(
+        self, tmp_path: Path
+    ) -> None:
+        """An update of a newest chunk's fields that finds no chunk fails that
+        checkpoint, rolled back; the next one writes the series whole."""
+        a = make(tmp_path)
+        a.state.restore()
+        feed(a, "hits|c", [1.0])
+        a.store.roll_interval(1.0)
+        assert checkpoint(a)
+        conn = a.state._conn
+        assert conn is not None
+        conn.execute("DELETE FROM samples WHERE key = 'hits|c'")
+        feed(a, "hits|c", [2.0])  # its pending sum alone changes
+        with capture_logs() as logs:
+            assert not checkpoint(a)
+        [failed] = [e for e in logs if e["event"] == "state.checkpoint_failed"]
+        assert "1 series rows missing" in failed["error"]
+        assert checkpoint(a)
+        b = restart(a, tmp_path)
+        hits = b.store.get("hits|c")
+        assert hits is not None
+        assert (2.0, [1.0]) == (hits.pending, hits.window.values().tolist())
+
     def test_the_saved_chunk_lists_are_not_walked_by_the_collector(
         self, tmp_path: Path
     ) -> None:
