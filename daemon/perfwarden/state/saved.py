@@ -183,12 +183,7 @@ class Saved:
             if saved == mark:
                 continue
             last_update = series.last_update
-            fields = (
-                capacity,
-                total,
-                pending,
-                online - (mono - last_update) if last_update else None,
-            )
+            at = online - (mono - last_update) if last_update else None
             if saved is None or saved[0] < 0:  # no row in the file, or a stale one
                 snap.series.append(
                     (
@@ -196,12 +191,15 @@ class Saved:
                         series.name,
                         series.type.value,
                         json.dumps(list(series.tags)),
-                        *fields,
+                        capacity,
+                        total,
+                        pending,
+                        at,
                     )
                 )
                 snap.series_rows += saved is None
                 saved = None
-            self._plan_chunks(snap, key, window, saved, fields)
+            self._plan_chunks(snap, key, window, saved, (capacity, total, pending, at))
             snap.series_marks[key] = mark
             snap.series_written += 1
             if not snap.series_written % _SERIES_A_STEP:
@@ -260,12 +258,13 @@ class Saved:
         series' ``fields`` (or, without new samples, the update of its newest
         chunk's fields), and the deletion of the chunks the window no longer
         reaches. ``saved`` None: the series' row is written whole."""
-        total, size = window.total_count, len(window)
+        capacity, total, pending, at = fields
+        size = len(window)
         packed = self.chunks.get(key, _NO_CHUNKS)
         new = total - saved[0] if saved is not None else total
         if (
             saved is None
-            or saved[1] != window.capacity
+            or saved[1] != capacity
             or not 0 <= new < size
             or len(packed) >= _CHUNK.size * MAX_CHUNKS
         ):
@@ -292,13 +291,15 @@ class Saved:
             # snapshot holds nothing the collector tracks.
             fresh = window.pending_tail(new)
             stored = window.tail_stored(new) if fresh is None else _as_f8(fresh)
-            snap.chunks_added.append((seq, key, total - new, stored, *fields))
+            snap.chunks_added.append(
+                (seq, key, total - new, stored, capacity, total, pending, at)
+            )
             kept += _CHUNK.pack(seq, total - new, new)
         elif kept:
             newest = _CHUNK.unpack_from(kept, len(kept) - _CHUNK.size)[0]
-            snap.chunk_fields.append((*fields, newest, key))
+            snap.chunk_fields.append((capacity, total, pending, at, newest, key))
         elif saved is not None:  # an empty window: its row holds the fields
-            snap.series_fields.append((*fields, key))
+            snap.series_fields.append((capacity, total, pending, at, key))
         snap.chunk_lists[key] = kept
 
     def committed(self, snap: Snapshot) -> None:

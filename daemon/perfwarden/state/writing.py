@@ -83,10 +83,11 @@ def _chunk_rows(snap: Snapshot) -> Iterator[tuple[Any, ...]]:
     added = snap.chunks_added
     added.reverse()
     while added:
-        seq, key, first, values, *fields = added.pop()
-        if not isinstance(values, bytes):
-            values = np.ascontiguousarray(values, dtype="<f8").tobytes()
-        yield seq, key, first, values, *fields
+        row = added.pop()
+        if not isinstance(row[3], bytes):  # a window's tail in its buffer's type
+            data = np.ascontiguousarray(row[3], dtype="<f8").tobytes()
+            row = (*row[:3], data, *row[4:])
+        yield row
 
 
 def write_snapshot(conn: sqlite3.Connection, snap: Snapshot, *, final: bool) -> None:
