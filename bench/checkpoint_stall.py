@@ -10,8 +10,13 @@ at once (``slice_seconds = None``), checkpoint by checkpoint, so both see the sa
 machine load. The first checkpoint (every window written whole) is reported apart.
 The garbage collections during each checkpoint (any thread) are counted and timed
 with ``gc.callbacks``; ``--gc-threshold`` sets ``gc.set_threshold`` for the run.
+``--new 1-5`` gives each series 1 to 5 new samples (drawn per series) instead of
+10; the CPU of ingesting them is reported beside the checkpoint's (work a
+checkpoint leaves to ingest shows there); ``--no-at-once`` leaves out the
+all-at-once snapshot.
 
-    python bench/checkpoint_stall.py                 # ~1-2 minutes
+    python bench/checkpoint_stall.py                 # ~15-30 s
+    python bench/checkpoint_stall.py --new 1-5 --no-at-once
     python bench/checkpoint_stall.py --series 2000   # quicker
     PYTHONPATH=OTHER/daemon python bench/checkpoint_stall.py   # another checkout
 """
