@@ -7,7 +7,9 @@ snapshot taken at once (loop-thread CPU), the write run in a worker thread while
 ticker on the loop records how late it wakes (the writer's CPU, its wall time and
 the loop's lag meanwhile), then the commit of the marks, freeing the snapshot and
 the heap trim (CPU each). At the end: the objects the collector tracks outside the
-frozen start-up, by type, and the CPU of one full collection.
+frozen start-up, by type, the CPU of one full collection, the process' resident
+memory and the samples left in the windows' pending lists (not yet in their
+buffers) after the last checkpoint.
 
     python bench/checkpoint_parts.py
     PYTHONPATH=OTHER/daemon python bench/checkpoint_parts.py   # another checkout
@@ -131,6 +133,8 @@ async def run(args: argparse.Namespace) -> None:
             started = time.thread_time()
             trim()
             rows["heap trim, loop CPU"].append((time.thread_time() - started) * 1000)
+        pending = sum(len(series.window.sink()) for series in daemon.store)
+        resident = _resident_mib()
         await state.close()
         gc.collect()
         tracked = collections.Counter(type(o).__name__ for o in gc.get_objects())
@@ -152,6 +156,15 @@ async def run(args: argparse.Namespace) -> None:
     print(f"\ntracked objects outside the frozen start-up: {sum(tracked.values())}")
     print(f"most common: {top}")
     print(f"one full collection: {full:.2f} ms CPU")
+    print(f"resident: {resident:.1f} MiB, samples pending in lists: {pending}")
+
+
+def _resident_mib() -> float:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def main() -> None:
