@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from perfwarden.ingest.receivers import Ingestor
 from perfwarden.series.store import MetricStore
+from perfwarden.series.window import FLUSH_AT
 from perfwarden.testing import FakeClock
 
 _TAGS = ("", "|#x:1,y:2", "|#y:2,x:1")
@@ -98,6 +99,46 @@ def _fed(lines: bytes, clock: FakeClock, store: MetricStore) -> Ingestor:
     ingestor.feed(lines)
     ingestor.commit()
     return ingestor
+
+
+class TestVisits:
+    def test_batches_pay_for_visits_round_the_series(self) -> None:
+        """Without any full sync, every series is visited once its share of
+        lines arrived: last_update moves, counts add up, lists stay short."""
+        clock = FakeClock()
+        store = MetricStore(lambda _: 1000, 1000, lambda _: None)
+        store.set_direct(True)
+        ingestor = Ingestor(store, 8192, clock)
+        names = [f"m{i}:1|ms" if i % 3 else f"n{i}:1|c" for i in range(200)]
+        for _ in range(3):  # the first round creates the series (batch path)
+            for first in range(0, 200, 50):
+                ingestor.feed("\n".join(names[first : first + 50]).encode())
+                ingestor.commit()
+        start = clock()
+        longest = 0
+        for _ in range(16 * 3):  # each series visited at least twice
+            clock.advance(1.0)
+            for first in range(0, 200, 50):
+                ingestor.feed("\n".join(names[first : first + 50]).encode())
+                ingestor.commit()
+            longest = max(longest, *(len(sink) for sink in store.sinks.values()))
+        assert longest <= 2 * FLUSH_AT  # a visit every 16 x 200 lines or so
+        for series in store:
+            assert series.last_update > start + 16.0
+        count = store.get("n0|c")
+        assert count is not None
+        assert count.pending >= 3 + 16  # increments added without a roll
+
+    def test_a_full_sync_leaves_the_flushing_to_the_readers(self) -> None:
+        store = _store(direct=True)
+        ingestor = _fed(b"m:1|ms", FakeClock(), store)
+        ingestor.feed(b"\n".join([b"m:2|ms"] * 40))
+        ingestor.commit()
+        held = store.get("m|ms")
+        assert held is not None
+        store.sync_direct()
+        assert 41 == len(held.window.sink())  # the first value too
+        assert 41 == len(held.window)
 
 
 class TestBookkeeping:

@@ -261,9 +261,9 @@ class TestUrgent:
 
 
 class TestOwnedBatches:
-    def test_owned_lists_give_the_same_values(self) -> None:
-        """With owned=True a window takes a batch's list unchecked; what the
-        windows hold is the same as without it, and the list stays the batch's."""
+    def test_given_lists_become_pending_and_values_stay_exact(self) -> None:
+        """With owned=True a window keeps a batch's list instead of a copy; what
+        the windows hold is the same as without it."""
         given = MetricStore(lambda name: 100, 10, lambda name: None)
         copied = MetricStore(lambda name: 100, 10, lambda name: None)
         for values in ([1.0], [2.5, -3.0], [4.0]):
@@ -273,7 +273,8 @@ class TestOwnedBatches:
                 store.ingest(batch, 0.0, owned=owned)
                 held = store.get("m|g")
                 assert held is not None
-                assert held.window.sink() is not first
+                if owned and values == [1.0]:  # nothing pending yet: kept as is
+                    assert held.window._pending is first
         for key in ("m|g", "c|c"):
             a, b = given.get(key), copied.get(key)
             assert a is not None
@@ -300,6 +301,25 @@ class TestOwnedBatches:
         assert [1.0, 2.0, 3.0] == store.by_name("m")[0].window.values().tolist()
         window = store.by_name("m")[0].window
         assert all(kept is not window._pending for kept in noted)
+
+    def test_lists_a_hook_did_not_keep_are_taken(self) -> None:
+        """A hook that kept nothing (the recording while off) leaves the lists to
+        the windows, as without a hook."""
+        store = MetricStore(lambda name: 100, 10, lambda name: None)
+        store.on_ingest = lambda batch, now, offset: False
+        given = [1.0]
+        store.ingest(Batch(values={"m|g": given}), 0.0, owned=True)
+        assert store.by_name("m")[0].window._pending is given
+
+    def test_a_long_given_list_is_judged_whole(self) -> None:
+        """A given list long enough to be flushed at once is still the batch's
+        when the band is checked (a flush must not empty it)."""
+        store = MetricStore(lambda name: 100, 10, {"m": (-5.0, 150.0)}.get)
+        store.ingest(Batch(values={"m|g": [1.0] * 40 + [400.0]}), 0.0, owned=True)
+        assert store.take_urgent()
+        held = store.get("m|g")
+        assert held is not None
+        assert 41 == held.window.total_count
 
     def test_urgency_is_judged_on_the_batch_values(self, clock: FakeClock) -> None:
         """A given list that became a window's pending list is still checked

@@ -343,9 +343,20 @@ class TestStorage:
             expected = 8
         assert expected == window.sample_bytes
 
+    def test_a_given_list_is_kept_not_copied(self) -> None:
+        """take() keeps the list as the pending samples when none are pending,
+        and appends it to them otherwise; the values are the same."""
+        window = RollingWindow(10)
+        first = [1.0, 2.0]
+        window.take(first)
+        assert window._pending is first  # what take() saves: a copy
+        window.take([3.0])
+        assert [1.0, 2.0, 3.0] == window.values().tolist()
+        assert (3, 6.0) == (window.total_count, window.observed_sum)
+
     def test_take_and_the_sink_share_one_pending_list(self) -> None:
-        """take() appends to the list sink() gives (the same for the window's
-        life, flushes included); what is appended there counts at once."""
+        """Once sink() gave the pending list out, take() appends to it (never
+        swaps it), flushes keep it, and what is appended there counts at once."""
         window = RollingWindow(10)
         sink = window.sink()
         window.take([1.0, 2.0])
@@ -354,8 +365,8 @@ class TestStorage:
         assert [1.0, 2.0, 3.0] == window.values().tolist()
         assert window.sink() is sink
         assert not sink  # values() flushed it
-        sink.extend([4.0] * 40)
-        window.bound_pending()
+        window.take([4.0] * 40)
+        assert window.sink() is sink
         assert not sink
         assert 43 == window.total_count
 

@@ -159,7 +159,13 @@ class Ingestor:
         before, shed_before = store.dropped_lines, store.shed_lines
         now = self._clock()
         offset = now - self._wall() if batch.stamped else 0.0
-        store.ingest(batch, now, offset, owned=True)  # the batch is cleared below
+        try:
+            store.ingest(batch, now, offset, owned=True)  # the batch is cleared below
+        except Exception as exc:  # noqa: BLE001 - a bug: lose this batch, not the rest
+            _log.exception("ingest.commit_failed", error=str(exc), lines=batch.received)
+            counters.drop("internal_error", batch.received)
+            batch.clear()
+            return
         dropped = store.dropped_lines - before
         shed = store.shed_lines - shed_before
         counters.received += batch.received

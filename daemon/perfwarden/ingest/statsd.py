@@ -303,11 +303,8 @@ def _parse_fast(
                     # False for NaN and infinities too; float() reads "1_0" as 10,
                     # statsd does not: such a line takes the full checks.
                     if lowest <= value <= highest and "_" not in raw_value:
-                        sink = sink_of(key)
-                        if sink is not None:
-                            sink.append(value)
-                            continue
-                        bucket = bucket_of(key)
+                        # A key has a bucket in this batch or a sink, not both.
+                        bucket = bucket_of(key) or sink_of(key)
                         if bucket is None:
                             values[key] = [value]
                         else:

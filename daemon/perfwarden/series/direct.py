@@ -9,14 +9,16 @@ series by, and a plain line costs a dict lookup and a list append, nothing per
 series per batch. A gauge, timing, histogram or distribution's list is its
 window's pending list (:meth:`RollingWindow.sink`); a count's holds increments.
 
-What the batch path did per series is done here in bulk instead, at a
-:meth:`DirectAppends.sync`: each series that got lines since the last one gets
-``last_update`` (the time of the latest batch: a series is at most one sync
-period fresher than it is), a pending list grown long is flushed, and a count's
-increments are added to its ``pending`` sum. The store syncs after every
-``16 x series`` lines (so a sync costs a few ns a line and the lists stay short),
-and before anything reads ``last_update`` or ``pending``: the interval's roll,
-expiry and the checkpoint's snapshot.
+What the batch path did per series is done here in bulk instead, by visiting
+the series: each that got lines since its last visit gets ``last_update`` (the
+time of the latest batch: a series is at most one visit period fresher than it
+is), a count's increments are added to its ``pending`` sum, and a pending list
+grown long is flushed. Each batch pays for visiting the next ``lines / 16``
+series, round the table (so a visit costs a few ns a line, comes spread over
+the batches with its flushes, and a series is visited every ``16 x series``
+lines); :meth:`DirectAppends.sync` visits them all, without flushing, before
+anything reads ``last_update`` or ``pending``: the interval's roll, expiry and
+the checkpoint's snapshot.
 
 Values keep their order: a line the parser takes the long way appends to the
 same list. The store rebuilds the lists' table whenever a series leaves or the
@@ -39,9 +41,12 @@ __all__ = ["DirectAppends"]
 _SAMPLE_TYPES: Final = frozenset(
     {MetricType.GAUGE, MetricType.TIMING, MetricType.HISTOGRAM, MetricType.DISTRIBUTION}
 )
-#: Lines between syncs, per series fed directly (and at least this many).
-_LINES_PER_SERIES: Final = 16
-_MIN_LINES: Final = 1024
+#: Lines a series may get, on average, between two visits of the sync (a
+#: visit costs ~70 ns, so a few ns a line; a pending list then holds about
+#: ``FLUSH_AT + 16`` values at most, on average).
+_LINES_PER_VISIT: Final = 16
+#: Series visited in one step at least (a step has its own overhead).
+_MIN_STEP: Final = 64
 
 
 class Series(Protocol):
@@ -59,82 +64,121 @@ class Series(Protocol):
 
 
 class DirectAppends:
-    """The pending lists the parser appends to, and their bookkeeping."""
+    """The lists the parser appends to, and their bookkeeping."""
 
-    __slots__ = ("_counts", "_latest", "_lines", "_series", "enabled", "sinks")
+    __slots__ = (
+        "_counts",
+        "_credit",
+        "_cursor",
+        "_entries",
+        "_latest",
+        "enabled",
+        "sinks",
+    )
 
     def __init__(self) -> None:
-        #: Raw key -> the pending list of its series' window (what the parser
-        #: appends to; the same dict object for life, emptied and refilled).
+        #: Raw key -> the list its lines are appended to (the same dict object
+        #: for life, emptied and refilled).
         self.sinks: dict[RawKey, list[float]] = {}
         self.enabled = False
-        #: Sample series fed directly: canonical key -> (series, its window,
-        #: the window's pending list), all three at hand for a cheap sync.
-        self._series: dict[str, tuple[Series, RollingWindow, list[float]]] = {}
-        #: Count series fed directly, with their increments since the last sync.
-        self._counts: dict[str, tuple[Series, list[float]]] = {}
-        self._lines = 0
+        #: Every series fed directly: (series, its window, the window's pending
+        #: list) or, for a count, (series, None, its increments), all at hand
+        #: for a cheap visit.
+        self._entries: list[tuple[Series, RollingWindow | None, list[float]]] = []
+        #: A count's increments list by its canonical key (for its aliases).
+        self._counts: dict[str, list[float]] = {}
+        #: Where the next step of the sync starts, and lines not yet visited for.
+        self._cursor = 0
+        self._credit = 0
         self._latest = 0.0
 
     def __len__(self) -> int:
         """Series fed directly."""
-        return len(self._series) + len(self._counts)
+        return len(self._entries)
 
     def add(self, raw_key: RawKey, series: Series) -> None:
         """Feed ``series`` directly under ``raw_key`` if it qualifies."""
         if not self.enabled or series.band is not None:
             return
+        window: RollingWindow | None = None
         if series.type in _SAMPLE_TYPES:
             window = series.window
             sink = window.sink()
-            self.sinks[raw_key] = sink
-            if not series.direct:
-                series.direct = True
-                series.synced_total = window.total_count
-                self._series[series.key] = (series, window, sink)
         elif series.type is MetricType.COUNT:
-            held = self._counts.get(series.key)
-            if held is None:
-                held = self._counts[series.key] = (series, [])
-            self.sinks[raw_key] = held[1]
+            sink = self._counts.setdefault(series.key, [])
+        else:
+            return
+        self.sinks[raw_key] = sink
+        if not series.direct:
+            series.direct = True
+            series.synced_total = series.window.total_count
+            self._entries.append((series, window, sink))
 
     def rebuild(self, aliases: Mapping[RawKey, Series]) -> None:
         """Sync, then list again every raw key (of ``aliases``) that qualifies:
         after a series left, the bands changed or :attr:`enabled` did."""
         self.sync()
         self.sinks.clear()
-        for series, _, _ in self._series.values():
+        for series, _, _ in self._entries:
             series.direct = False
-        self._series.clear()
+        self._entries.clear()
         self._counts.clear()
+        self._cursor = 0
         for raw_key, series in aliases.items():
             self.add(raw_key, series)
 
     def note(self, lines: int, now: float) -> None:
-        """A batch of ``lines`` accepted lines was committed at ``now``."""
+        """A batch of ``lines`` accepted lines was committed at ``now``: visit
+        the next few series, as many as those lines pay for, so the sync's work
+        (and the flushes it makes) come spread over the batches, in proportion."""
         self._latest = now
-        self._lines += lines
-        if self._lines >= max(_MIN_LINES, _LINES_PER_SERIES * len(self._series)):
-            self.sync()
+        credit = self._credit + lines
+        step = credit // _LINES_PER_VISIT
+        if step < _MIN_STEP:
+            self._credit = credit
+            return
+        entries = self._entries
+        count = len(entries)
+        if step >= count:  # every series once is enough
+            self._credit = 0
+            self._visit(entries, flush=True)
+            return
+        self._credit = credit - step * _LINES_PER_VISIT
+        start = self._cursor
+        end = start + step
+        self._visit(entries[start:end], flush=True)
+        if end > count:
+            self._visit(entries[: end - count], flush=True)
+        self._cursor = end % count
 
     def sync(self) -> None:
-        """Give every series that got lines since the last sync the latest
-        batch's time as ``last_update``; bound its pending list, or add up its
-        increments."""
-        self._lines = 0
+        """Visit every series now (before ``last_update`` or ``pending`` is
+        read), without flushing: the readers flush what they read."""
+        self._visit(self._entries, flush=False)
+
+    def _visit(
+        self,
+        entries: list[tuple[Series, RollingWindow | None, list[float]]],
+        *,
+        flush: bool,
+    ) -> None:
+        """Give each series that got lines since its last visit the latest
+        batch's time as ``last_update``; add up a count's increments; flush a
+        pending list grown long (when ``flush``)."""
         latest = self._latest
-        for series, increments in self._counts.values():
-            if increments:
-                series.pending += sum(increments)
-                increments.clear()
-                series.last_update = max(series.last_update, latest)
-        # Per series at every sync: attributes, no calls (a property or max()
-        # would double what a sync costs).
-        for series, window, sink in self._series.values():
+        # Attributes, no calls (a property or max() would double a visit).
+        for series, window, sink in entries:
+            if window is None:
+                if sink:
+                    series.pending += sum(sink)
+                    sink.clear()
+                    if series.last_update < latest:  # noqa: PLR1730 - see above
+                        series.last_update = latest
+                continue
             total = window.flushed + len(sink)
             if total != series.synced_total:
                 series.synced_total = total
                 if series.last_update < latest:  # noqa: PLR1730 - see above
                     series.last_update = latest
-                if len(sink) >= FLUSH_AT:
-                    window.flush()
+            if flush and len(sink) >= FLUSH_AT:
+                window.flush()

@@ -3,7 +3,8 @@
 A *series* is a metric name, its DogStatsD type and its sorted, de-duplicated tags;
 ``name|type|#tags`` is its canonical key. Raw keys as they arrive (tags in the
 sender's order) are resolved to series once and then cached, so the hot path is a
-dict lookup and one vectorised window append per series per batch.
+dict lookup and one window append per series per batch; for series nobody judges
+the parser appends to the window itself (:mod:`perfwarden.series.direct`).
 
 Gauges, timings, histograms and distributions append every value to the window.
 Counts accumulate until the end of each evaluation interval, when their rate (per
@@ -212,9 +213,12 @@ class MetricStore:
         ``now`` is the arrival time on the store's clock; a stamped sample (``|T``)
         counts at its own time, ``stamp + stamp_offset`` on that clock (never later
         than ``now``), so a late line does not refresh its series' ``last_update``
-        beyond its own time. ``owned``: the batch's value lists are the parser's
-        (so checked values, see :func:`perfwarden.ingest.statsd.parse`), and a
-        window takes them without a second check.
+        beyond its own time. ``owned``: the caller gives the batch's value lists
+        up (the ingestor, which clears its batch after), lists the parser filled
+        (so checked values, see :func:`perfwarden.ingest.statsd.parse`): unless
+        :attr:`on_ingest` kept them too (a recording that notes them), a window
+        takes such a list as it is, without a second check (and without a copy
+        when it can).
 
         Per series this is a dict lookup and a list append (the window writes its
         numpy buffer in bulk later): with thousands of series a batch brings each

@@ -8,7 +8,8 @@ two values), so it costs a list append: new samples wait in a short Python list
 and are written to the numpy buffer in one slice assignment when that list is full
 (:data:`FLUSH_AT`), when anything reads the window, or when the window has gone
 quiet (:meth:`RollingWindow.settle`, once per evaluation interval). Reading never
-sees a difference: every reader flushes first (or reads the list too).
+sees a difference: every reader flushes first (or reads the list too). For series
+nobody judges the parser appends to that list itself (:meth:`RollingWindow.sink`).
 
 Storage is a ring buffer that grows with the series: it starts small at the first
 flush and doubles (up to ``capacity``) as samples arrive; the ring wraps only once
@@ -82,6 +83,7 @@ class RollingWindow:
         "_moments",
         "_pending",
         "_settled_at",
+        "_shared",
         "_size",
         "_sum_total",
         "flushed",
@@ -100,8 +102,9 @@ class RollingWindow:
         self.flushed = 0
         self._count_base = 0  # total_count when this window was created or restored
         self._sum_total = 0.0  # sum of the samples appended since then
-        self._pending: list[float] = []  # the same list for life (see sink())
+        self._pending: list[float] = []  # never None: see sink()
         self._settled_at = 0  # total_count at the last settle()
+        self._shared = False  # has sink() given the pending list out?
         #: (total_count, mean, variance) of the last computation.
         self._moments: tuple[int, float, float] = _NOT_COMPUTED
 
@@ -187,11 +190,16 @@ class RollingWindow:
         self._write(self._narrowed(batch))
 
     def take(self, values: list[float]) -> None:
-        """Append a list of values already checked (finite, within the parser's
-        ``MAX_ABS_VALUE``, below this window's limit): :meth:`extend` without its
-        checks, for the store's hot path."""
+        """Append a list the caller gives up, of values already checked (finite,
+        within the parser's ``MAX_ABS_VALUE``, below this window's limit):
+        :meth:`extend` without its checks, for the store's hot path. With
+        nothing pending the list becomes the pending list, uncopied (unless
+        :meth:`sink` gave that out)."""
         pending = self._pending
-        pending += values
+        if pending or self._shared:
+            pending += values
+        else:
+            self._pending = pending = values
         if len(pending) >= FLUSH_AT:
             self.flush()
 
@@ -199,15 +207,10 @@ class RollingWindow:
         """The list of pending samples, for a caller that appends checked values
         (as :meth:`take` takes them) to it directly, one line at a time: the
         parser, for series nobody judges. They count at once (``len``,
-        ``total_count``, every reader); the caller bounds the list with
-        :meth:`bound_pending` now and then."""
+        ``total_count``, every reader); the list stays the same for the window's
+        life, and the caller flushes it when it is :data:`FLUSH_AT` long."""
+        self._shared = True
         return self._pending
-
-    def bound_pending(self) -> None:
-        """Flush when :meth:`sink`'s list is as long as :meth:`take` lets one
-        grow."""
-        if len(self._pending) >= FLUSH_AT:
-            self.flush()
 
     def append(self, value: float) -> None:
         """Append one sample. O(1) amortised."""
@@ -224,7 +227,10 @@ class RollingWindow:
         pending = self._pending
         if pending:
             self._store(pending)
-            pending.clear()
+            if self._shared:  # the list others append to: keep it
+                pending.clear()
+            else:  # maybe a list take() kept: its giver may still read it
+                self._pending = []
 
     def _store(self, pending: list[float]) -> None:
         self.flushed += len(pending)
