@@ -133,7 +133,7 @@ async def run(args: argparse.Namespace) -> None:
             started = time.thread_time()
             trim()
             rows["heap trim, loop CPU"].append((time.thread_time() - started) * 1000)
-        pending = sum(len(series.window.sink()) for series in daemon.store)
+        pending = sum(s.window.total_count - s.window.flushed for s in daemon.store)
         resident = _resident_mib()
         await state.close()
         gc.collect()

@@ -396,24 +396,6 @@ class TestStorage:
             assert stored.itemsize == window.sample_bytes
             assert window.tail(5).tolist() == stored.astype(np.float64).tolist()
 
-    @given(capacity_and_batches(), st.integers(0, 80))
-    def test_pending_tail_is_the_tail_without_a_flush(
-        self, case: tuple[int, list[list[float]]], k: int
-    ) -> None:
-        """pending_tail(k) equals tail(k) whenever every one of those samples is
-        still pending (None otherwise), and leaves them pending."""
-        capacity, batches = case
-        window = RollingWindow(capacity)
-        for batch in batches:
-            window.extend(batch)
-        pending = len(window.sink())
-        tail = window.pending_tail(k)
-        assert pending == len(window.sink())
-        if k > min(pending, capacity):
-            assert tail is None
-        else:
-            assert window.tail(k).tolist() == tail
-
     def test_settle_flushes_a_window_that_went_quiet(self) -> None:
         """settle() leaves a busy window's pending samples alone and flushes them
         once nothing arrived since the previous call."""

@@ -398,14 +398,6 @@ class RollingWindow:
             return buf[head - k : head].copy()
         return np.concatenate((buf[head - k :], buf[:head]))
 
-    def pending_tail(self, k: int) -> list[float] | None:
-        """The newest ``k`` samples (oldest first) in a new list if all are still
-        pending, else None: a checkpoint's copy that does not flush them."""
-        pending = self._pending
-        if k > len(pending) or k > self._capacity:
-            return None
-        return pending[len(pending) - k :]
-
     def tail_into(self, out: FloatArray) -> None:
         """Copy the newest ``len(out)`` samples, oldest first, into ``out`` (a row
         of a caller's array, for statistics over many windows at once). The window

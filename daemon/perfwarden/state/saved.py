@@ -19,15 +19,13 @@ and each alert) that the checkpoint spreads over several loop turns: each series
 is copied whole at one instant, and a series that leaves the store meanwhile is
 forgotten as usual (its row is deleted by the next checkpoint). A series' few new
 samples are usually still in its window's pending list: they are copied from it
-as the file's bytes, without flushing them into the window's buffer.
+(``tail_into``) without flushing them into the window's buffer.
 """
 
 from __future__ import annotations
 
-import array
 import json
 import struct
-import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
@@ -88,10 +86,10 @@ class Snapshot:
     series_written: int = 0
     series_marks: dict[str, SeriesMark] = field(default_factory=dict)
     series_removed: list[str] = field(default_factory=list)
-    #: New chunks ``(seq, key, first, values, *fields)``: values as the file's
-    #: bytes or as an array, then the series' ``(capacity, total_count, pending,
-    #: last_update)`` (the writer empties the list as it binds them); the seqs of
-    #: chunks to delete.
+    #: New chunks ``(seq, key, first, values, *fields)``: values as an array
+    #: (float64, or a window's buffer type), then the series' ``(capacity,
+    #: total_count, pending, last_update)`` (the writer empties the list as it
+    #: binds them); the seqs of chunks to delete.
     chunks_added: list[tuple[Any, ...]] = field(default_factory=list)
     chunks_removed: list[int] = field(default_factory=list)
     #: ``(*fields, seq, key)`` of changed series without new samples: the fields
@@ -286,11 +284,14 @@ class Saved:
         if new:
             seq = self.next_seq
             self.next_seq += 1
-            # A few new samples are usually all still pending: copied from that
-            # list as bytes, the window's buffer is left alone (no flush) and the
-            # snapshot holds nothing the collector tracks.
-            fresh = window.pending_tail(new)
-            stored = window.tail_stored(new) if fresh is None else _as_f8(fresh)
+            if new <= total - window.flushed:
+                # A few new samples are usually all still pending: copied from
+                # that list, they are left to ingest to flush into the buffer
+                # (32 at a time) instead of a few per series at every checkpoint.
+                stored = np.empty(new)
+                window.tail_into(stored)
+            else:
+                stored = window.tail_stored(new)  # float64 by the writer
             snap.chunks_added.append(
                 (seq, key, total - new, stored, capacity, total, pending, at)
             )
@@ -337,14 +338,6 @@ _NO_CHUNKS: Final[ChunkList] = b""
 #: Changed series a snapshot step handles before it yields to the caller (who
 #: lets the loop run once a slice is used up): a few microseconds each.
 _SERIES_A_STEP: Final = 16
-
-
-def _as_f8(values: list[float]) -> bytes:
-    """``values`` as the file's little-endian float64."""
-    packed = array.array("d", values)
-    if sys.byteorder != "little":
-        packed.byteswap()
-    return packed.tobytes()
 
 
 def _documents_now(

@@ -83,11 +83,9 @@ def _chunk_rows(snap: Snapshot) -> Iterator[tuple[Any, ...]]:
     added = snap.chunks_added
     added.reverse()
     while added:
-        row = added.pop()
-        if not isinstance(row[3], bytes):  # a window's tail in its buffer's type
-            data = np.ascontiguousarray(row[3], dtype="<f8").tobytes()
-            row = (*row[:3], data, *row[4:])
-        yield row
+        seq, key, first, values, capacity, total, pending, at = added.pop()
+        data = np.ascontiguousarray(values, dtype="<f8").tobytes()
+        yield seq, key, first, data, capacity, total, pending, at
 
 
 def write_snapshot(conn: sqlite3.Connection, snap: Snapshot, *, final: bool) -> None:
