@@ -7,7 +7,9 @@ snapshot taken at once (loop-thread CPU), the write run in a worker thread while
 ticker on the loop records how late it wakes (the writer's CPU, its wall time and
 the loop's lag meanwhile), then the commit of the marks, freeing the snapshot and
 the heap trim (CPU each). At the end: the objects the collector tracks outside the
-frozen start-up, by type, and the CPU of one full collection.
+frozen start-up, by type, the CPU of one full collection, the process' resident
+memory and the samples left in the windows' pending lists (not yet in their
+buffers) after the last checkpoint.
 
     python bench/checkpoint_parts.py
     PYTHONPATH=OTHER/daemon python bench/checkpoint_parts.py   # another checkout
@@ -43,6 +45,27 @@ def feed(daemon: Daemon, keys: list[str], values: np.ndarray) -> None:
     for key in keys:
         batch.values[key] = values.tolist()
     daemon.store.ingest(batch, time.monotonic())
+
+
+def feed_new(
+    daemon: Daemon, keys: list[str], new: tuple[int, int], rng: np.random.Generator
+) -> None:
+    """Each series ``new[0]`` to ``new[1]`` new samples (as many as the range
+    says, drawn per series), in one batch."""
+    counts = rng.integers(new[0], new[1] + 1, len(keys))
+    values = rng.uniform(1, 1000, int(counts.sum())).tolist()
+    batch = Batch(received=len(values), accepted=len(values))
+    at = 0
+    for key, count in zip(keys, counts.tolist(), strict=True):
+        batch.values[key] = values[at : at + count]
+        at += count
+    daemon.store.ingest(batch, time.monotonic())
+
+
+def new_samples(text: str) -> tuple[int, int]:
+    """``--new``: ``10`` or a range ``1-5``."""
+    low, _, high = text.partition("-")
+    return int(low), int(high or low)
 
 
 def writer_cpu(daemon: Daemon, snap: Snapshot, cpu: list[float]) -> None:
@@ -89,7 +112,7 @@ async def run(args: argparse.Namespace) -> None:
         state.slice_seconds = None
         for _ in range(args.rounds):
             for start in range(0, args.series, 500):
-                feed(daemon, keys[start : start + 500], rng.uniform(1, 1000, args.new))
+                feed_new(daemon, keys[start : start + 500], args.new, rng)
             started = time.thread_time()
             snap = await state._snapshot()
             rows["snapshot, loop CPU"].append((time.thread_time() - started) * 1000)
@@ -110,6 +133,8 @@ async def run(args: argparse.Namespace) -> None:
             started = time.thread_time()
             trim()
             rows["heap trim, loop CPU"].append((time.thread_time() - started) * 1000)
+        pending = sum(s.window.total_count - s.window.flushed for s in daemon.store)
+        resident = _resident_mib()
         await state.close()
         gc.collect()
         tracked = collections.Counter(type(o).__name__ for o in gc.get_objects())
@@ -117,7 +142,8 @@ async def run(args: argparse.Namespace) -> None:
         gc.collect()
         full = (time.thread_time() - started) * 1000
     print(
-        f"\n{args.series} series x {args.window} samples, +{args.new} per series, "
+        f"\n{args.series} series x {args.window} samples, "
+        f"+{args.new[0]}-{args.new[1]} per series, "
         f"{args.rounds} checkpoints: median (min..max) ms\n"
     )
     print("| part | ms |\n| --- | --- |")
@@ -130,13 +156,27 @@ async def run(args: argparse.Namespace) -> None:
     print(f"\ntracked objects outside the frozen start-up: {sum(tracked.values())}")
     print(f"most common: {top}")
     print(f"one full collection: {full:.2f} ms CPU")
+    print(f"resident: {resident:.1f} MiB, samples pending in lists: {pending}")
+
+
+def _resident_mib() -> float:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", type=int, default=10_000)
     parser.add_argument("--window", type=int, default=1000)
-    parser.add_argument("--new", type=int, default=10)
+    parser.add_argument(
+        "--new",
+        type=new_samples,
+        default=(10, 10),
+        help="new samples per series between checkpoints: 10, or a range 1-5",
+    )
     parser.add_argument("--rounds", type=int, default=5)
     asyncio.run(run(parser.parse_args()))
 

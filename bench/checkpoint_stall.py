@@ -10,8 +10,13 @@ at once (``slice_seconds = None``), checkpoint by checkpoint, so both see the sa
 machine load. The first checkpoint (every window written whole) is reported apart.
 The garbage collections during each checkpoint (any thread) are counted and timed
 with ``gc.callbacks``; ``--gc-threshold`` sets ``gc.set_threshold`` for the run.
+``--new 1-5`` gives each series 1 to 5 new samples (drawn per series) instead of
+10; the CPU of ingesting them is reported beside the checkpoint's (work a
+checkpoint leaves to ingest shows there); ``--no-at-once`` leaves out the
+all-at-once snapshot.
 
-    python bench/checkpoint_stall.py                 # ~1-2 minutes
+    python bench/checkpoint_stall.py                 # ~15-30 s
+    python bench/checkpoint_stall.py --new 1-5 --no-at-once
     python bench/checkpoint_stall.py --series 2000   # quicker
     PYTHONPATH=OTHER/daemon python bench/checkpoint_stall.py   # another checkout
 """
@@ -69,6 +74,27 @@ def feed(daemon: Daemon, keys: list[str], values: np.ndarray) -> None:
     for key in keys:
         batch.values[key] = values.tolist()
     daemon.store.ingest(batch, time.monotonic())
+
+
+def feed_new(
+    daemon: Daemon, keys: list[str], new: tuple[int, int], rng: np.random.Generator
+) -> None:
+    """Each series ``new[0]`` to ``new[1]`` new samples (as many as the range
+    says, drawn per series), in one batch."""
+    counts = rng.integers(new[0], new[1] + 1, len(keys))
+    values = rng.uniform(1, 1000, int(counts.sum())).tolist()
+    batch = Batch(received=len(values), accepted=len(values))
+    at = 0
+    for key, count in zip(keys, counts.tolist(), strict=True):
+        batch.values[key] = values[at : at + count]
+        at += count
+    daemon.store.ingest(batch, time.monotonic())
+
+
+def new_samples(text: str) -> tuple[int, int]:
+    """``--new``: ``10`` or a range ``1-5``."""
+    low, _, high = text.partition("-")
+    return int(low), int(high or low)
 
 
 async def ticker(lags: list[float], busy: list[float], stop: asyncio.Event) -> None:
@@ -130,14 +156,21 @@ async def run(args: argparse.Namespace) -> None:
         for start in range(0, args.series, 500):
             feed(daemon, keys[start : start + 500], rng.uniform(1, 1000, args.window))
         first = await measured(daemon, sliced=True)
-        kinds = (None, True, False)
-        runs: dict[bool | None, list[Measured]] = {kind: [] for kind in kinds}
+        kinds: tuple[bool | None, ...] = (
+            (None, True) if args.no_at_once else (None, True, False)
+        )
+        runs: dict[bool | None, list[Measured]] = {
+            kind: [] for kind in (None, True, False)
+        }
+        fed: list[float] = []  # ingest CPU of the new samples, per round
         for round_ in range(args.rounds):
-            for kind in kinds[round_ % 3 :] + kinds[: round_ % 3]:
+            turn = round_ % len(kinds)
+            for kind in kinds[turn:] + kinds[:turn]:
+                cpu = time.process_time()
                 for start in range(0, args.series, 500):
-                    values = rng.uniform(1, 1000, args.new)
-                    feed(daemon, keys[start : start + 500], values)
+                    feed_new(daemon, keys[start : start + 500], args.new, rng)
                     await asyncio.sleep(0)
+                fed.append(time.process_time() - cpu)
                 runs[kind].append(await measured(daemon, kind))
         await daemon.state.close()
 
@@ -159,7 +192,8 @@ async def run(args: argparse.Namespace) -> None:
         )
 
     print(
-        f"\n{args.series} series x {args.window} samples, +{args.new} samples per "
+        f"\n{args.series} series x {args.window} samples, +{args.new[0]}-{args.new[1]} "
+        "samples per "
         f"series between checkpoints, {args.rounds} rounds (shared machine), "
         f"gc thresholds {gc.get_threshold()}, per checkpoint\n"
     )
@@ -171,18 +205,35 @@ async def run(args: argparse.Namespace) -> None:
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     print(row("first checkpoint (every window whole), sliced", [first]))
     print(row("steady checkpoints, sliced snapshot (now)", runs[True]))
-    print(row("steady checkpoints, snapshot at once (before)", runs[False]))
+    if runs[False]:
+        print(row("steady checkpoints, snapshot at once (before)", runs[False]))
     print(row("no checkpoint (the machine's noise floor)", runs[None]))
+    sliced = statistics.median(part[3] for part in runs[True]) * 1000
+    print(
+        f"\ningest of the new samples between two checkpoints: median "
+        f"{statistics.median(fed) * 1000:.0f} ms CPU; with a sliced checkpoint "
+        f"{statistics.median(fed) * 1000 + sliced:.0f} ms"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", type=int, default=10_000)
     parser.add_argument("--window", type=int, default=1000)
-    parser.add_argument("--new", type=int, default=10)
+    parser.add_argument(
+        "--new",
+        type=new_samples,
+        default=(10, 10),
+        help="new samples per series between checkpoints: 10, or a range 1-5",
+    )
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument(
         "--no-freeze", action="store_true", help="skip the start-up's gc.freeze()"
+    )
+    parser.add_argument(
+        "--no-at-once",
+        action="store_true",
+        help="leave out the snapshot taken at once (the sliced one's baseline)",
     )
     parser.add_argument(
         "--gc-threshold", help="gc.set_threshold for the run, e.g. 700,10,10"

@@ -36,7 +36,7 @@ class TestSlicedCheckpoint:
         in the file as they are in memory once the next checkpoint ran."""
         a = make(tmp_path)
         a.state.restore()
-        for i in range(50):
+        for i in range(200):  # a step is 16 series: 12 steps
             feed(a, f"m|g|#i:{i}", [float(i)] * 3)
         turns = 0
 

@@ -94,6 +94,8 @@ class TestTamperedState:
         daemon = seeded(make_daemon)
         with sqlite3.connect(daemon.state_dir / "state.db") as conn:
             conn.execute("UPDATE series SET capacity = 10000000000000")
+            # a series' newest chunk carries its capacity too
+            conn.execute("UPDATE samples SET capacity = 10000000000000")
             infinite = "('inf|g', 'inf', 'g', '[]', 1e999, 0, 0, NULL)"
             conn.execute(f"INSERT INTO series VALUES {infinite}")  # noqa: S608
         conn.close()

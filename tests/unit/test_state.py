@@ -18,6 +18,7 @@ from perfwarden.alerts.machine import AlertState, Level, SeriesAlert, Transition
 from perfwarden.app import Daemon
 from perfwarden.config.load import parse_config
 from perfwarden.ingest.statsd import Batch
+from perfwarden.state.file import check, read_all
 from perfwarden.state.persistence import (
     APPLICATION_ID,
     SCHEMA_VERSION,
@@ -292,25 +293,51 @@ class TestCheckpoints:
         assert a.state.last_series_written == 1
         assert a.state.last_error is None
 
-    def test_a_changed_series_updates_its_row(self, tmp_path: Path) -> None:
-        """A series the file holds gets its count and last update rewritten in
-        place; its name, type and tags stay as first written."""
+    def test_a_changed_series_writes_one_row(self, tmp_path: Path) -> None:
+        """A series the file holds gets its new chunk, which carries its count and
+        last update, or without new samples its newest chunk's fields updated; its
+        row (name, type and tags) stays as first written."""
         a = make(tmp_path)
         a.state.restore()
+        feed(a, "hits|c", [1.0])
+        feed(a, "idle|c", [1.0])
+        a.store.roll_interval(1.0)  # each count gets its first rate sample
         feed(a, "m|g|#b:2,a:1", [1.0])
+        feed(a, "empty|c", [1.0])  # no sample yet: a pending sum alone
         assert checkpoint(a)
         feed(a, "m|g|#b:2,a:1", [2.0, 3.0])
+        feed(a, "hits|c", [4.0])  # its pending sum alone changes
+        feed(a, "empty|c", [2.0])
         assert checkpoint(a)
+        assert 3 == a.state.last_series_written
         with sqlite3.connect(tmp_path / STATE_FILE) as db:
             rows = db.execute(
-                "SELECT key, name, type, tags, total_count FROM series"
+                "SELECT key, name, type, tags, total_count, pending FROM series"
+                " ORDER BY key"
             ).fetchall()
-        assert [("m|g|#a:1,b:2", "m", "g", '["a:1", "b:2"]', 3)] == rows
+            chunks = db.execute(
+                "SELECT key, first, total_count, pending FROM samples ORDER BY seq"
+            ).fetchall()
+        assert [
+            ("empty|c", "empty", "c", "[]", 0, 3.0),  # no chunk: its row's fields
+            ("hits|c", "hits", "c", "[]", 1, 0.0),
+            ("idle|c", "idle", "c", "[]", 1, 0.0),
+            ("m|g|#a:1,b:2", "m", "g", '["a:1", "b:2"]', 1, 0.0),
+        ] == rows
+        assert [
+            ("hits|c", 0, 1, 4.0),  # its fields updated in place
+            ("idle|c", 0, 1, 0.0),
+            ("m|g|#a:1,b:2", 0, 1, 0.0),
+            ("m|g|#a:1,b:2", 1, 3, 0.0),
+        ] == chunks
         b = restart(a, tmp_path)
         series = b.store.get("m|g|#a:1,b:2")
         assert series is not None
         assert ("a:1", "b:2") == series.tags
         assert [1.0, 2.0, 3.0] == series.window.values().tolist()
+        restored = {s.key: (s.pending, s.window.values().tolist()) for s in b.store}
+        assert (4.0, [1.0]) == restored["hits|c"]
+        assert (3.0, []) == restored["empty|c"]
 
     def test_a_row_missing_from_the_file_is_written_whole_next(
         self, tmp_path: Path
@@ -336,6 +363,30 @@ class TestCheckpoints:
         assert {"m|g": [1.0, 2.0], "n|g": [1.0, 2.0]} == {
             s.key: s.window.values().tolist() for s in b.store
         }
+
+    def test_a_newest_chunk_missing_from_the_file_is_written_whole_next(
+        self, tmp_path: Path
+    ) -> None:
+        """An update of a newest chunk's fields that finds no chunk fails that
+        checkpoint, rolled back; the next one writes the series whole."""
+        a = make(tmp_path)
+        a.state.restore()
+        feed(a, "hits|c", [1.0])
+        a.store.roll_interval(1.0)
+        assert checkpoint(a)
+        conn = a.state._conn
+        assert conn is not None
+        conn.execute("DELETE FROM samples WHERE key = 'hits|c'")
+        feed(a, "hits|c", [2.0])  # its pending sum alone changes
+        with capture_logs() as logs:
+            assert not checkpoint(a)
+        [failed] = [e for e in logs if e["event"] == "state.checkpoint_failed"]
+        assert "1 series rows missing" in failed["error"]
+        assert checkpoint(a)
+        b = restart(a, tmp_path)
+        hits = b.store.get("hits|c")
+        assert hits is not None
+        assert (2.0, [1.0]) == (hits.pending, hits.window.values().tolist())
 
     def test_the_saved_chunk_lists_are_not_walked_by_the_collector(
         self, tmp_path: Path
@@ -446,22 +497,49 @@ class TestCheckpoints:
             assert stored[key] < len(series.window) + 130
 
     def test_a_gap_in_the_chunks_skips_the_series(self, tmp_path: Path) -> None:
+        """A series whose counts say it has samples no chunk holds is skipped."""
         a = make(tmp_path)
         a.state.restore()
         feed(a, "latency|ms", np.arange(100.0))
         feed(a, "small|g", [1.0, 2.0])
         assert checkpoint(a)
         feed(a, "latency|ms", np.arange(5.0))
+        assert checkpoint(a)
+        feed(a, "latency|ms", np.arange(5.0))
         assert checkpoint(a, final=True)
         with sqlite3.connect(tmp_path / STATE_FILE) as db:
-            db.execute("DELETE FROM samples WHERE key = 'latency|ms' AND first = 100")
+            db.execute("DELETE FROM samples WHERE key = 'latency|ms' AND first = 105")
+            db.execute(
+                "UPDATE samples SET total_count = 110"
+                " WHERE key = 'latency|ms' AND first = 100"
+            )
         b = make(tmp_path)
         with capture_logs() as logs:
             b.state.restore()
         assert b.store.get("latency|ms") is None
         assert b.store.get("small|g") is not None
         skipped = [e for e in logs if e["event"] == "state.row_skipped"]
-        assert "no chunk ends at sample 104" in str(skipped[0]["error"])
+        assert "no chunk ends at sample 109" in str(skipped[0]["error"])
+
+    def test_without_its_newest_chunk_a_series_is_as_at_the_one_before(
+        self, tmp_path: Path
+    ) -> None:
+        """Each chunk carries its series' counts: the newest chunk gone, the series
+        restores as the checkpoint before left it, whole."""
+        a = make(tmp_path)
+        a.state.restore()
+        feed(a, "latency|ms", np.arange(100.0))
+        assert checkpoint(a)
+        feed(a, "latency|ms", np.arange(5.0))
+        assert checkpoint(a, final=True)
+        with sqlite3.connect(tmp_path / STATE_FILE) as db:
+            db.execute("DELETE FROM samples WHERE key = 'latency|ms' AND first = 100")
+        b = make(tmp_path)
+        b.state.restore()
+        latency = b.store.get("latency|ms")
+        assert latency is not None
+        assert 100 == latency.window.total_count
+        np.testing.assert_array_equal(np.arange(100.0), latency.window.values())
 
     def test_a_schema_1_file_is_migrated(self, tmp_path: Path) -> None:
         """The first release stored each window as one blob in the series row."""
@@ -510,6 +588,93 @@ class TestCheckpoints:
         assert restored is not None
         assert [*range(151, 250), 1.0] == restored.window.values().tolist()
 
+    @staticmethod
+    def _schema_2_file(path: Path, saved_at: float) -> None:
+        """A file as schema 2 (main before schema 3) left it: the series' changing
+        fields in its row, chunks without them, no time offline recorded."""
+        with sqlite3.connect(path) as db:
+            db.executescript(
+                """
+                CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                CREATE TABLE series (key TEXT PRIMARY KEY, name TEXT NOT NULL,
+                    type TEXT NOT NULL, tags TEXT NOT NULL, capacity INTEGER NOT NULL,
+                    total_count INTEGER NOT NULL, pending REAL NOT NULL,
+                    last_update REAL);
+                CREATE TABLE samples (seq INTEGER PRIMARY KEY, key TEXT NOT NULL,
+                    first INTEGER NOT NULL, data BLOB NOT NULL);
+                CREATE TABLE alerts (key TEXT PRIMARY KEY, state TEXT NOT NULL,
+                    level TEXT, since REAL NOT NULL, fired_at REAL,
+                    observed_low REAL, observed_high REAL, seen INTEGER);
+                CREATE TABLE documents (name TEXT PRIMARY KEY, data TEXT NOT NULL);
+                CREATE TABLE history (seq INTEGER PRIMARY KEY, data TEXT NOT NULL);
+                INSERT INTO meta VALUES ('schema_version', '2');
+                """
+            )
+            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            db.execute(
+                "INSERT INTO meta VALUES ('last_checkpoint_at', ?)", (repr(saved_at),)
+            )
+            db.execute(
+                "INSERT INTO series VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                ("latency|ms", "latency", "ms", "[]", 100, 130, 0.0, saved_at - 60),
+            )
+            for seq, first, count in ((1, 0, 100), (2, 100, 30)):
+                data = np.arange(first, first + count, dtype="<f8").tobytes()
+                db.execute(
+                    "INSERT INTO samples VALUES (?, 'latency|ms', ?, ?)",
+                    (seq, first, data),
+                )
+
+    def test_a_schema_2_file_is_migrated(self, tmp_path: Path) -> None:
+        """A schema 2 file restores as it was (counts and idle time from the series
+        row), gains the chunk columns, and its series then write one row each."""
+        self._schema_2_file(tmp_path / STATE_FILE, time.time() - 3600)
+        a = make(tmp_path)
+        with capture_logs() as logs:
+            a.state.restore()
+        [migrated] = [e for e in logs if e["event"] == "state.migrated"]
+        assert (2, 3) == (migrated["from_version"], migrated["to_version"])
+        latency = a.store.get("latency|ms")
+        assert latency is not None
+        assert 130 == latency.window.total_count
+        np.testing.assert_array_equal(np.arange(30.0, 130.0), latency.window.values())
+        # idle a minute at the last checkpoint, an hour ago: the hour does not count
+        assert time.monotonic() - latency.last_update == pytest.approx(60.0, abs=1.0)
+        feed(a, "latency|ms", [1.0])
+        assert checkpoint(a)
+        with sqlite3.connect(tmp_path / STATE_FILE) as db:
+            # schema 2's chunks carry no fields; the new one does
+            assert [(1, None), (2, None), (3, 131)] == db.execute(
+                "SELECT seq, total_count FROM samples ORDER BY seq"
+            ).fetchall()
+            assert (130,) == db.execute(
+                "SELECT total_count FROM series WHERE key = 'latency|ms'"
+            ).fetchone()
+        b = restart(a, tmp_path)
+        restored = b.store.get("latency|ms")
+        assert restored is not None
+        assert 131 == restored.window.total_count
+        assert [*range(31, 130), 1.0] == restored.window.values().tolist()
+        assert time.monotonic() - restored.last_update == pytest.approx(0.0, abs=1.0)
+
+    def test_a_read_only_schema_2_file_is_read_as_it_is(self, tmp_path: Path) -> None:
+        """A schema 2 file the daemon may not write is read without migrating."""
+        path = tmp_path / STATE_FILE
+        self._schema_2_file(path, time.time())
+        uri = f"{path.absolute().as_uri()}?mode=ro&immutable=1"
+        conn = sqlite3.connect(uri, uri=True)
+        try:
+            check(conn, migrate=False)
+            data = read_all(conn)
+        finally:
+            conn.close()
+        assert {} == data["fields"]
+        assert [1, 2] == [seq for seq, _, _ in data["chunks"]["latency|ms"]]
+        with sqlite3.connect(path) as db:
+            assert ("2",) == db.execute(
+                "SELECT value FROM meta WHERE key = 'schema_version'"
+            ).fetchone()
+
     def test_timing_1000_series_of_1000_samples(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
@@ -557,11 +722,18 @@ def restart_later(daemon: Daemon, state_dir: Path, seconds: float) -> Daemon:
 
 
 def saved_rows(state_dir: Path) -> dict[str, tuple[float, list[float]]]:
-    """``key: (last_update, samples)`` of every series in the file (its chunks'
-    samples in order)."""
+    """``key: (last_update, samples)`` of every series in the file (its newest
+    chunk's last update, or its row's; its chunks' samples in order)."""
     with sqlite3.connect(state_dir / STATE_FILE) as db:
         rows = db.execute("SELECT key, last_update FROM series").fetchall()
+        newest = dict(
+            db.execute(
+                "SELECT key, last_update FROM samples WHERE total_count NOT NULL"
+                " ORDER BY seq"
+            ).fetchall()
+        )
         chunks = db.execute("SELECT key, data FROM samples ORDER BY first").fetchall()
+    rows = [(key, newest.get(key, at)) for key, at in rows]
     values: dict[str, list[float]] = {}
     for key, data in chunks:
         values.setdefault(key, []).extend(np.frombuffer(data, dtype="<f8").tolist())
@@ -629,7 +801,8 @@ class TestExpiredSeries:
 
     def test_downtime_does_not_count_as_idle(self, tmp_path: Path) -> None:
         """A series idle 10 minutes at a checkpoint is idle 10 minutes after a restart
-        two hours later; the first checkpoint moves the saved time, not the samples."""
+        two hours later; the first checkpoint records the time offline in the file,
+        rewriting no series."""
         a = make(tmp_path)
         a.state.restore()
         feed(a, "m|g", [1.0, 2.0])
@@ -643,7 +816,12 @@ class TestExpiredSeries:
         assert checkpoint(b)
         assert 0 == b.state.last_series_written
         saved_at, values = saved_rows(tmp_path)["m|g"]
-        assert saved_at == pytest.approx(time.time() + 7200.0 - 600.0, abs=1.0)
+        assert saved_at == pytest.approx(time.time() - 600.0, abs=1.0)
+        with sqlite3.connect(tmp_path / STATE_FILE) as db:
+            (offline,) = db.execute(
+                "SELECT value FROM meta WHERE key = 'offline_seconds'"
+            ).fetchone()
+        assert float(offline) == pytest.approx(7200.0, abs=1.0)
         assert [1.0, 2.0] == values
         # a later restart without downtime: still 10 minutes, not two hours more
         c = restart_later(b, tmp_path, 7200.0)

@@ -1,8 +1,9 @@
 """The state database's file: its schema, how it is opened, recognised and
 migrated, and how its rows become series, windows and alerts again.
 
-Responsibility: everything that knows the layout of ``state.db``; what is saved
-when, and how it is put back into the daemon, is :mod:`perfwarden.state.persistence`.
+Responsibility: everything that knows the layout of ``state.db`` but the SQL of a
+checkpoint's write (:mod:`perfwarden.state.writing`); what is saved when, and how
+it is put back into the daemon, is :mod:`perfwarden.state.persistence`.
 
 **Durability.** ``journal_mode=WAL``: a checkpoint is one atomic commit and the
 reader of a crashed file sees the last commit, never half of one. ``synchronous=
@@ -13,25 +14,32 @@ suits a state that is by design a few seconds behind: ``FULL`` would add an fsyn
 every interval for no gain against ``kill -9``. The shutdown checkpoint ends with
 ``wal_checkpoint(TRUNCATE)``, which fsyncs, so a clean stop is durable outright.
 
-The writer binds its rows in batches with a 1 ms pause between them, all in the
-one transaction: binding holds the GIL, and one ``executemany`` of 10k rows held
-the event loop thread off it in bursts (bench/hostile.md).
-
 **Recognition.** ``PRAGMA application_id`` is :data:`APPLICATION_ID` and the ``meta``
 table carries ``schema_version``. A file that is not SQLite, a SQLite database of
 another application, a newer schema or a failed ``quick_check`` is renamed to
 ``state.db.corrupt-<timestamp>`` (with its ``-wal``/``-shm``), logged as
 ``state.discarded`` with the reason, and the daemon starts fresh.
 
+**Series fields.** A series row is written whole once (name, type, tags and the
+fields of that moment); what changes at every checkpoint (capacity, total count,
+pending, last update) goes with the series' newest chunk: a changed series costs
+one statement, the ``INSERT`` of its new chunk, or, without new samples, an
+``UPDATE`` of its newest chunk's fields by ``seq``. The fields of the chunk with
+the highest ``seq`` that carries them are the series'; without one, the row's.
+A series' ``last_update`` is wall-clock time less the daemon's time offline
+before it was written (``meta.offline_seconds``, grown at each restore): a restart
+need not rewrite every series to keep the downtime out of their idle times.
+
 **Migration.** Schema 1 (the first release) kept each window as one blob in the
-``series`` row; it is converted in place, in one transaction, to schema 2's chunks
-(``state.migrated``).
+``series`` row; it is converted in place, in one transaction, to schema 2's chunks.
+Schema 2 kept the changing fields in the series row, updated at every checkpoint
+(two statements per changed series); schema 3 adds the chunk columns, which old
+rows leave NULL, and starts ``offline_seconds`` at 0 (``state.migrated``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import math
 import sqlite3
@@ -49,9 +57,7 @@ from perfwarden.series.store import Series
 from perfwarden.series.window import RollingWindow
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
-
-    from perfwarden.state.saved import Snapshot
+    from collections.abc import Callable, Iterator
 
 __all__ = [
     "APPLICATION_ID",
@@ -59,7 +65,6 @@ __all__ = [
     "MAX_CAPACITY",
     "SCHEMA_VERSION",
     "STATE_FILE",
-    "MissingRows",
     "UnusableFile",
     "alert_from_row",
     "check",
@@ -70,7 +75,6 @@ __all__ = [
     "series_from_row",
     "transaction",
     "window_values",
-    "write_snapshot",
 ]
 
 _log = get_logger("perfwarden.state")
@@ -78,7 +82,7 @@ _log = get_logger("perfwarden.state")
 #: The database file in the state directory.
 STATE_FILE: Final = "state.db"
 #: The layout this perfwarden writes; a newer one is not read.
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 #: ``PRAGMA application_id`` of a perfwarden state database (``"PWD1"``).
 APPLICATION_ID: Final = 0x50574431
 
@@ -92,13 +96,17 @@ CREATE TABLE series (
     capacity INTEGER NOT NULL,
     total_count INTEGER NOT NULL,
     pending REAL NOT NULL,         -- a count's sum since the last interval roll
-    last_update REAL               -- wall clock (NULL: never)
+    last_update REAL               -- as in samples (NULL: never)
 );
 CREATE TABLE samples (
     seq INTEGER PRIMARY KEY,       -- grows with every chunk written
     key TEXT NOT NULL,             -- the series
     first INTEGER NOT NULL,        -- number of the first sample (0: the first ever)
-    data BLOB NOT NULL             -- little-endian float64, oldest first
+    data BLOB NOT NULL,            -- little-endian float64, oldest first
+    capacity INTEGER,              -- the series' fields when this chunk was its
+    total_count INTEGER,           -- newest (NULL in chunks of schema 2)
+    pending REAL,
+    last_update REAL               -- wall clock less meta.offline_seconds
 );
 CREATE TABLE alerts (
     key TEXT PRIMARY KEY,
@@ -113,6 +121,13 @@ CREATE TABLE alerts (
 CREATE TABLE documents (name TEXT PRIMARY KEY, data TEXT NOT NULL);  -- JSON
 CREATE TABLE history (seq INTEGER PRIMARY KEY, data TEXT NOT NULL);  -- JSON rows
 """
+#: The columns schema 3 added to ``samples`` (the series' changing fields).
+FIELD_COLUMNS: Final = (
+    "capacity INTEGER",
+    "total_count INTEGER",
+    "pending REAL",
+    "last_update REAL",
+)
 CACHE_KIB: Final = 256  # SQLite page cache per connection, KiB
 #: The largest window a saved row may claim: a damaged or forged row with a larger
 #: one is skipped instead of allocating it (capacity 1e13 is 80 TB of float64).
@@ -126,23 +141,11 @@ class UnusableFile(Exception):
     """The file is not a state database this perfwarden can read (the reason)."""
 
 
-class MissingRows(Exception):
-    """A checkpoint meant to update series rows the file does not hold (``keys``):
-    the checkpoint is rolled back, and the next one writes them whole."""
-
-    def __init__(self, keys: list[str]) -> None:
-        super().__init__(f"{len(keys)} series rows missing from the file")
-        self.keys = keys
-
-
-def _missing(conn: sqlite3.Connection, keys: list[str]) -> list[str]:
-    held = {str(k) for (k,) in conn.execute("SELECT key FROM series")}
-    return [key for key in keys if key not in held]
-
-
-def check(conn: sqlite3.Connection) -> None:
-    """Recognise a perfwarden state database (creating the schema in an empty one);
-    raise :class:`UnusableFile` or ``sqlite3.DatabaseError`` otherwise."""
+def check(conn: sqlite3.Connection, *, migrate: bool = True) -> None:
+    """Recognise a perfwarden state database (creating the schema in an empty one,
+    migrating an older one); raise :class:`UnusableFile` or
+    ``sqlite3.DatabaseError`` otherwise. ``migrate=False`` (a file the daemon may
+    not write): a schema 2 file is read as it is."""
     app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
     tables = {
         str(row[0])
@@ -162,9 +165,12 @@ def check(conn: sqlite3.Connection) -> None:
             f"{SCHEMA_VERSION} (written by a later release)"
         )
         raise UnusableFile(msg)
-    if version == 1 and TABLES - {"samples"} <= tables:
+    if version == 1 and TABLES - {"samples"} <= tables and migrate:
         _migrate_from_v1(conn)
         tables.add("samples")
+        version = 2
+    if version == 2 and tables >= TABLES and migrate:
+        _migrate_from_v2(conn)
         version = SCHEMA_VERSION
     if version < 1 or not TABLES.issubset(tables):
         msg = f"unknown schema (version {version}, tables {sorted(tables)})"
@@ -201,6 +207,7 @@ def _create(conn: sqlite3.Connection) -> None:
                 ("application", "perfwarden"),
                 ("created_by", __version__),
                 ("created_at", repr(time.time())),
+                ("offline_seconds", "0.0"),
             ],
         )
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
@@ -211,20 +218,36 @@ def _migrate_from_v1(conn: sqlite3.Connection) -> None:
     """Schema 1 kept each window as one blob in ``series.samples``: make each blob
     the series' one chunk (its first sample numbered ``total_count - len``)."""
     with transaction(conn):
-        samples_table = SCHEMA[SCHEMA.index("CREATE TABLE samples") :]
-        conn.execute(samples_table[: samples_table.index(";")])
+        conn.execute(
+            "CREATE TABLE samples (seq INTEGER PRIMARY KEY, key TEXT NOT NULL,"
+            " first INTEGER NOT NULL, data BLOB NOT NULL)"
+        )
         conn.execute(
             "INSERT INTO samples (key, first, data)"
             " SELECT key, total_count - length(samples) / 8, samples FROM series"
             " WHERE length(samples) > 0"
         )
         conn.execute("ALTER TABLE series DROP COLUMN samples")
-        conn.execute(
-            "UPDATE meta SET value = ? WHERE key = 'schema_version'",
-            (str(SCHEMA_VERSION),),
-        )
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-    _log.info("state.migrated", from_version=1, to_version=SCHEMA_VERSION)
+        _set_version(conn, 2)
+    _log.info("state.migrated", from_version=1, to_version=2)
+
+
+def _migrate_from_v2(conn: sqlite3.Connection) -> None:
+    """Schema 2 kept the changing fields in the series rows (and their last update
+    as plain wall-clock time: no time offline yet)."""
+    with transaction(conn):
+        for column in FIELD_COLUMNS:
+            conn.execute(f"ALTER TABLE samples ADD COLUMN {column}")
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('offline_seconds', '0.0')")
+        _set_version(conn, SCHEMA_VERSION)
+    _log.info("state.migrated", from_version=2, to_version=SCHEMA_VERSION)
+
+
+def _set_version(conn: sqlite3.Connection, version: int) -> None:
+    conn.execute(
+        "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),)
+    )
+    conn.execute(f"PRAGMA user_version = {version}")
 
 
 def configure(conn: sqlite3.Connection) -> None:
@@ -250,10 +273,19 @@ def read_all(conn: sqlite3.Connection) -> dict[str, Any]:
         " FROM series"
     ).fetchall()
     chunks: dict[str, list[tuple[int, int, bytes]]] = {}
-    for seq, key, first, data in conn.execute(
-        "SELECT seq, key, first, data FROM samples ORDER BY seq"
+    fields: dict[str, tuple[Any, ...]] = {}  # of each series' newest chunk
+    columns = {str(row[1]) for row in conn.execute("PRAGMA table_info(samples)")}
+    fields_of = (  # NULL in a schema 2 file read without migrating
+        "capacity, total_count, pending, last_update"
+        if "total_count" in columns
+        else "NULL, NULL, NULL, NULL"
+    )
+    for seq, key, first, data, *newest in conn.execute(
+        f"SELECT seq, key, first, data, {fields_of} FROM samples ORDER BY seq"  # noqa: S608 - fixed column lists
     ):
         chunks.setdefault(str(key), []).append((int(seq), int(first), data))
+        if newest[1] is not None:
+            fields[str(key)] = tuple(newest)
     (last_seq,) = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM samples").fetchone()
     alerts = conn.execute(
         "SELECT key, state, level, since, fired_at, observed_low, observed_high, seen"
@@ -277,33 +309,42 @@ def read_all(conn: sqlite3.Connection) -> dict[str, Any]:
     return {
         "series": series,
         "chunks": chunks,
+        "fields": fields,
         "next_seq": int(last_seq) + 1,
         "alerts": alerts,
         "documents": documents,
         "document_texts": texts,
         "history": history,
         "saved_at": saved_at(conn),
+        "offline": _meta_seconds(conn, "offline_seconds") or 0.0,
     }
 
 
 def saved_at(conn: sqlite3.Connection) -> float | None:
     """The wall-clock time of the last committed checkpoint, if the file says."""
-    row = conn.execute(
-        "SELECT value FROM meta WHERE key = 'last_checkpoint_at'"
-    ).fetchone()
+    return _meta_seconds(conn, "last_checkpoint_at")
+
+
+def _meta_seconds(conn: sqlite3.Connection, name: str) -> float | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (name,)).fetchone()
     try:
-        saved_at = float(row[0]) if row is not None else math.nan
+        seconds = float(row[0]) if row is not None else math.nan
     except (TypeError, ValueError):
         return None
-    return saved_at if math.isfinite(saved_at) else None
+    return seconds if math.isfinite(seconds) else None
 
 
 def series_from_row(
     row: tuple[Any, ...],
     chunks: list[tuple[int, int, bytes]],
     to_mono: Callable[[float | None], float | None],
+    fields: tuple[Any, ...] | None = None,
 ) -> Series:
+    """A series from its row, its chunks and the fields of its newest chunk that
+    carries them (None: the row's)."""
     key, name, type_, tags, capacity, total, pending, last_update = row
+    if fields is not None:
+        capacity, total, pending, last_update = fields
     if not 1 <= int(capacity) <= MAX_CAPACITY:
         msg = f"capacity {capacity} is not between 1 and {MAX_CAPACITY}"
         raise ValueError(msg)
@@ -371,102 +412,3 @@ def reason_of(exc: BaseException) -> str:
     if isinstance(exc, UnusableFile):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
-
-
-#: Rows bound per ``executemany`` call of a checkpoint, and the pause between calls.
-_BATCH_ROWS: Final = 128
-_BATCH_PAUSE: Final = 0.001
-
-
-def _in_batches(conn: sqlite3.Connection, sql: str, rows: Iterable[Any]) -> int:
-    """``executemany`` in batches with a short sleep between them.
-
-    The writer thread binds every row holding the GIL and gives it up only during
-    SQLite's own steps, so a long ``executemany`` leaves the event loop thread
-    waiting for the GIL in bursts; the sleeps hand it over (bench/hostile.md).
-    ``rows`` may be a generator, so that large blobs are made one batch at a time.
-    Returns the number of rows the statements changed.
-    """
-    rows = iter(rows)
-    first = True
-    changed = 0
-    while batch := list(itertools.islice(rows, _BATCH_ROWS)):
-        if not first:
-            time.sleep(_BATCH_PAUSE)
-        first = False
-        changed += conn.executemany(sql, batch).rowcount
-    return changed
-
-
-def _chunk_rows(snap: Snapshot) -> Iterator[tuple[int, str, int, bytes]]:
-    """The rows of ``snap``'s new chunks, each blob made as it is bound (10,000
-    changed series are many MiB), and each copied window tail freed once bound:
-    here, between batches, not all at once on the loop thread after the commit. A
-    failed write leaves the snapshot unusable, but it is never retried (the next
-    checkpoint takes a new one)."""
-    added = snap.chunks_added
-    added.reverse()
-    while added:
-        seq, key, first, values = added.pop()
-        yield seq, key, first, np.ascontiguousarray(values, dtype="<f8").tobytes()
-
-
-def write_snapshot(conn: sqlite3.Connection, snap: Snapshot, *, final: bool) -> None:
-    """Write ``snap`` in one transaction; ``final`` then folds the WAL into the
-    database file (which fsyncs)."""
-    chunk_rows = _chunk_rows(snap)
-    with transaction(conn):
-        if snap.downtime:
-            # Series rows are small (the samples are in chunks).
-            conn.execute(
-                "UPDATE series SET last_update = last_update + ?"
-                " WHERE last_update IS NOT NULL",
-                (snap.downtime,),
-            )
-        _in_batches(
-            conn,
-            "INSERT OR REPLACE INTO series VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            snap.series,
-        )
-        updated = _in_batches(
-            conn,
-            "UPDATE series SET capacity = ?, total_count = ?, pending = ?,"
-            " last_update = ? WHERE key = ?",
-            snap.series_updates,
-        )
-        if updated != len(snap.series_updates):
-            raise MissingRows(_missing(conn, [row[4] for row in snap.series_updates]))
-        conn.executemany(
-            "DELETE FROM series WHERE key = ?",
-            [(k,) for k in snap.series_removed],
-        )
-        _in_batches(
-            conn,
-            "DELETE FROM samples WHERE seq = ?",
-            [(seq,) for seq in snap.chunks_removed],
-        )
-        _in_batches(conn, "INSERT INTO samples VALUES (?, ?, ?, ?)", chunk_rows)
-        conn.executemany(
-            "INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            snap.alerts,
-        )
-        conn.executemany(
-            "DELETE FROM alerts WHERE key = ?",
-            [(k,) for k in snap.alerts_removed],
-        )
-        conn.executemany(
-            "INSERT OR REPLACE INTO documents VALUES (?, ?)",
-            list(snap.documents.items()),
-        )
-        if snap.history is not None:
-            conn.execute("DELETE FROM history")
-            conn.executemany(
-                "INSERT INTO history (data) VALUES (?)",
-                [(row,) for row in snap.history],
-            )
-        conn.execute(
-            "INSERT OR REPLACE INTO meta VALUES ('last_checkpoint_at', ?)",
-            (repr(snap.at),),
-        )
-    if final:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

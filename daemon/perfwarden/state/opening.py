@@ -147,7 +147,7 @@ def _read_only(opened: Opened, path: Path, reason: str) -> Opened:
         try:
             conn = sqlite3.connect(uri, uri=True, isolation_level=None)
             try:
-                check(conn)
+                check(conn, migrate=False)
                 opened.read_only_data = read_all(conn)
             finally:
                 conn.close()

@@ -18,10 +18,11 @@ copying only what changed since the last successful checkpoint (a window's
 (``asyncio.to_thread``) writes it in ONE transaction; a checkpoint still writing
 makes the next periodic one skip, never run alongside. A failed write is rolled
 back, logged as ``state.checkpoint_failed`` and retried in full next time (the
-change marks move only after a commit); it never stops the loop. A series whose
-row the file holds has that row updated in place (count, capacity, pending, last
-update), its name, type and tags are written once; an update that finds no row
-fails the checkpoint and marks the series to be written whole by the next.
+change marks move only after a commit); it never stops the loop. A series' row
+(name, type, tags) is written once; what changes (count, capacity, pending, last
+update) goes with its newest chunk, so a changed series costs one statement
+(:mod:`perfwarden.state.writing`); a row or chunk the write finds missing fails
+the checkpoint and marks the series to be written whole by the next.
 
 **Samples are appended, not rewritten.** A window is stored as *chunks*: rows of
 consecutive samples numbered by the series' ``total_count`` (``first`` is the
@@ -36,15 +37,18 @@ that has piled up :data:`~perfwarden.state.saved.MAX_CHUNKS` chunks is written
 whole, as one chunk.
 
 This module runs the restore and the checkpoints; what a checkpoint writes is
-decided in :mod:`perfwarden.state.saved`, opening the file (a damaged one moved
-aside, a read-only one read and left alone) is :mod:`perfwarden.state.opening`, and
-the file itself (schema, durability settings, recognition, migration, the SQL) is
+decided in :mod:`perfwarden.state.saved` and written by
+:mod:`perfwarden.state.writing`, opening the file (a damaged one moved aside, a
+read-only one read and left alone) is :mod:`perfwarden.state.opening`, and the
+file itself (schema, durability settings, recognition, migration, reading) is
 :mod:`perfwarden.state.file`.
 
-**Idle time.** A series' last update is saved as wall-clock time, but the time the
-daemon was down does not count as idle (as the monotonic clock does not count a
-suspend): at restore a series is as idle as it was at the last checkpoint, and the
-first checkpoint after the restore moves the saved times forward by the downtime.
+**Idle time.** A series' last update is saved as wall-clock time less the time the
+daemon was offline over the file's life (``offline_seconds``), so that downtime
+does not count as idle (as the monotonic clock does not count a suspend): at
+restore a series is as idle as it was at the last checkpoint, and the time since
+then is added to the file's ``offline_seconds`` by the next checkpoint, without
+rewriting any series.
 Series that expire (:meth:`StateStore.forget`) leave the file at the next checkpoint.
 """
 
@@ -67,13 +71,11 @@ from perfwarden.state.file import (
     APPLICATION_ID,
     SCHEMA_VERSION,
     STATE_FILE,
-    MissingRows,
     UnusableFile,
     alert_from_row,
     read_all,
     reason_of,
     series_from_row,
-    write_snapshot,
 )
 from perfwarden.state.opening import Opened, discard, open_state, unavailable
 from perfwarden.state.saved import (
@@ -83,6 +85,7 @@ from perfwarden.state.saved import (
     Snapshot,
     pack_chunks,
 )
+from perfwarden.state.writing import MissingRows, write_snapshot
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -227,19 +230,21 @@ class StateStore:
         mono, wall = self._clock(), self._wall()
         saved = self._saved
         saved_at: float | None = data["saved_at"]  # the last checkpoint's time
+        offline: float = data["offline"]  # saved last_update = wall - offline
 
         def to_mono(at: float | None) -> float | None:
             return None if at is None else mono - (wall - at)
 
         def idle_since(at: float | None) -> float | None:
-            # Idle as at the last checkpoint: the downtime does not count.
+            # Idle as at the last checkpoint: the time offline does not count.
             if at is None or saved_at is None:
                 return to_mono(at)
-            return mono - max(0.0, saved_at - at)
+            return mono - max(0.0, saved_at - offline - at)
 
         if saved_at is not None:
-            saved.downtime = max(0.0, wall - saved_at)
+            saved.offline = offline + max(0.0, wall - saved_at)
         chunks: dict[str, list[tuple[int, int, bytes]]] = data["chunks"]
+        fields: dict[str, tuple[Any, ...]] = data["fields"]
         saved.next_seq = data["next_seq"]
         for row in data["series"]:
             key = row[0]
@@ -249,7 +254,7 @@ class StateStore:
                 (seq, first, len(d) // 8) for seq, first, d in owned
             )
             try:
-                series = series_from_row(row, owned, idle_since)
+                series = series_from_row(row, owned, idle_since, fields.get(key))
             except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
                 report.skipped += 1
                 _log.warning(
@@ -372,10 +377,12 @@ class StateStore:
         try:
             self.last_write_seconds = await asyncio.shield(writing)
         except Exception as exc:  # noqa: BLE001 - a checkpoint never stops the loop
-            if isinstance(exc, MissingRows):
-                self._saved.rewrite(exc.keys)
             self.failures += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, MissingRows):
+                keys = exc.keys(self._saved.series_marks)
+                self._saved.rewrite(keys)
+                self.last_error = f"MissingRows: {len(keys)} series rows missing"
             _log.error(
                 "state.checkpoint_failed", path=str(self.path), error=self.last_error
             )
@@ -427,7 +434,7 @@ class StateStore:
         self._saved.committed(snap)
         self.checkpoints += 1
         self.last_checkpoint_at = snap.at
-        self.last_series_written = len(snap.series) + len(snap.series_updates)
+        self.last_series_written = snap.series_written
         self.last_error = None
 
     async def close(self) -> None:

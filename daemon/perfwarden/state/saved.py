@@ -5,19 +5,21 @@ window's ``(total_count, capacity, pending)`` and the list of its sample chunks 
 the file; per alert its state, observation and sample count; per document its
 JSON text; for the history a version. A snapshot (taken on the loop thread)
 carries only what differs from the marks: the rows to write, update or delete
-(a series the file holds a row of gets the short update: no tags JSON), and each
-changed window's new samples as one chunk (or the whole window, when its samples
-all changed, it was resized or it holds :data:`MAX_CHUNKS` chunks). The marks
+(a series row, with its tags' JSON, only for a series the file holds none of),
+and each changed window's new samples as one chunk that carries the series'
+changing fields (or the whole window, when its samples all changed, it was
+resized or it holds :data:`MAX_CHUNKS` chunks; without new samples, the update of
+its newest chunk's fields). The marks
 move only once the snapshot is committed (:meth:`Saved.committed`), so a failed
 write is retried in full.
 
-At 10k series a snapshot is ~75 ms of work (bench/checkpoint_parts.py; half of
-it flushing each window's pending samples and copying its new ones), so it is
-taken in
-steps (:meth:`Saved.snapshot_steps` yields after each series and alert) that the
-checkpoint spreads over several loop turns: each series is copied whole at one
-instant, and a series that leaves the store meanwhile is forgotten as usual (its
-row is deleted by the next checkpoint).
+At 10k series a snapshot is tens of ms of work (bench/checkpoint_parts.py), so
+it is taken in steps (:meth:`Saved.snapshot_steps` yields after every few series
+and each alert) that the checkpoint spreads over several loop turns: each series
+is copied whole at one instant, and a series that leaves the store meanwhile is
+forgotten as usual (its row is deleted by the next checkpoint). A series' few new
+samples are usually still in its window's pending list: they are copied from it
+(``tail_into``) without flushing them into the window's buffer.
 """
 
 from __future__ import annotations
@@ -78,24 +80,31 @@ class Snapshot:
     at: float
     #: Whole rows, for series the file holds no (or a stale) row of.
     series: list[tuple[Any, ...]] = field(default_factory=list)
-    #: ``(capacity, total_count, pending, last_update, key)`` of series whose row
-    #: the file holds: their name, type and tags are as saved.
-    series_updates: list[tuple[int, int, float, float | None, str]] = field(
-        default_factory=list
-    )
+    #: The series rows the file holds once this snapshot is written.
+    series_rows: int = 0
+    #: Series that changed (each gets a chunk or an update of its fields).
+    series_written: int = 0
     series_marks: dict[str, SeriesMark] = field(default_factory=dict)
     series_removed: list[str] = field(default_factory=list)
-    #: New chunks ``(seq, key, first, values)`` (the writer empties the list as it
-    #: binds them), and the seqs of chunks to delete.
-    chunks_added: list[tuple[int, str, int, Any]] = field(default_factory=list)
+    #: New chunks ``(seq, key, first, values, *fields)``: values as an array
+    #: (float64, or a window's buffer type), then the series' ``(capacity,
+    #: total_count, pending, last_update)`` (the writer empties the list as it
+    #: binds them); the seqs of chunks to delete.
+    chunks_added: list[tuple[Any, ...]] = field(default_factory=list)
     chunks_removed: list[int] = field(default_factory=list)
+    #: ``(*fields, seq, key)`` of changed series without new samples: the fields
+    #: go to their newest chunk; ``(*fields, key)`` of those without a chunk (an
+    #: empty window): to their series row.
+    chunk_fields: list[tuple[Any, ...]] = field(default_factory=list)
+    series_fields: list[tuple[Any, ...]] = field(default_factory=list)
     #: Each touched series' chunk list once this snapshot is committed.
     chunk_lists: dict[str, ChunkList] = field(default_factory=dict)
     alerts: list[tuple[Any, ...]] = field(default_factory=list)
     alert_marks: dict[str, AlertMark] = field(default_factory=dict)
     alerts_removed: list[str] = field(default_factory=list)
-    #: Seconds added to every saved ``last_update`` (the downtime before a restore).
-    downtime: float = 0.0
+    #: The file's ``offline_seconds``: its saved ``last_update`` times are wall
+    #: clock less this.
+    offline: float = 0.0
     documents: dict[str, str] = field(default_factory=dict)
     history: list[str] | None = None
     history_version: int = 0
@@ -115,8 +124,9 @@ class Saved:
         self.history_version = -1
         #: Keys forgotten since the last snapshot.
         self.forgotten: set[str] = set()
-        #: The downtime not yet moved into the file's last_update times.
-        self.downtime = 0.0
+        #: Seconds the daemon was offline, over the file's life: saved
+        #: ``last_update`` times are wall clock less this (set at the restore).
+        self.offline = 0.0
 
     def forget(self, keys: Iterable[str]) -> None:
         """Series that left the store (and their alerts): the next checkpoint deletes
@@ -145,14 +155,15 @@ class Saved:
         mono: float,
         wall: float,
     ) -> Generator[None, None, Snapshot]:
-        """What differs from the file now, in steps: yields after each series and
-        alert (the caller lets the loop run there) and returns the snapshot; call it
-        on the loop thread."""
+        """What differs from the file now, in steps: yields after every
+        :data:`_SERIES_A_STEP` changed series and each alert (the caller lets the
+        loop run there) and returns the snapshot; call it on the loop thread."""
 
         def to_wall(at: float | None) -> float | None:
             return None if at is None else wall - (mono - at)
 
-        snap = Snapshot(at=wall, downtime=self.downtime)
+        snap = Snapshot(at=wall, offline=self.offline)
+        online = wall - self.offline  # wall clock less the time offline
         store.sync_direct()  # last_update of the series the parser feeds
         self.forgotten.clear()
         marks = self.series_marks
@@ -161,14 +172,16 @@ class Saved:
             key = series.key
             present.add(key)
             window = series.window
-            mark = (window.total_count, window.capacity, series.pending)
+            total, capacity, pending = mark = (
+                window.total_count,
+                window.capacity,
+                series.pending,
+            )
             saved = marks.get(key)
             if saved == mark:
                 continue
-            total, capacity, pending = mark
-            self._plan_chunks(snap, key, window, saved)
             last_update = series.last_update
-            at = wall - (mono - last_update) if last_update else None
+            at = online - (mono - last_update) if last_update else None
             if saved is None or saved[0] < 0:  # no row in the file, or a stale one
                 snap.series.append(
                     (
@@ -182,13 +195,17 @@ class Saved:
                         at,
                     )
                 )
-            else:
-                snap.series_updates.append((capacity, total, pending, at, key))
+                snap.series_rows += saved is None
+                saved = None
+            self._plan_chunks(snap, key, window, saved, (capacity, total, pending, at))
             snap.series_marks[key] = mark
-            yield
+            snap.series_written += 1
+            if not snap.series_written % _SERIES_A_STEP:
+                yield
         # A series forgotten while the steps ran is marked stale once this snapshot
         # is committed (as during the write), so the next checkpoint deletes it.
         snap.series_removed = [key for key in marks if key not in present]
+        snap.series_rows += len(marks) - len(snap.series_removed)
         for key in snap.series_removed:
             chunks = memoryview(self.chunks.get(key, _NO_CHUNKS)).cast("q")
             snap.chunks_removed.extend(chunks[0::3])
@@ -228,38 +245,62 @@ class Saved:
         return snap
 
     def _plan_chunks(
-        self, snap: Snapshot, key: str, window: RollingWindow, saved: SeriesMark | None
+        self,
+        snap: Snapshot,
+        key: str,
+        window: RollingWindow,
+        saved: SeriesMark | None,
+        fields: tuple[Any, ...],
     ) -> None:
         """Add to ``snap`` the chunk that carries the window's new samples and the
-        deletion of the chunks the window no longer reaches."""
-        total, size = window.total_count, len(window)
+        series' ``fields`` (or, without new samples, the update of its newest
+        chunk's fields), and the deletion of the chunks the window no longer
+        reaches. ``saved`` None: the series' row is written whole."""
+        capacity, total, pending, at = fields
+        size = len(window)
         packed = self.chunks.get(key, _NO_CHUNKS)
-        chunks = memoryview(packed).cast("q")
         new = total - saved[0] if saved is not None else total
         if (
             saved is None
-            or saved[1] != window.capacity
+            or saved[1] != capacity
             or not 0 <= new < size
-            or len(chunks) >= 3 * MAX_CHUNKS
+            or len(packed) >= _CHUNK.size * MAX_CHUNKS
         ):
-            snap.chunks_removed.extend(chunks[0::3])
+            snap.chunks_removed.extend(memoryview(packed).cast("q")[0::3])
             kept = _NO_CHUNKS
             new = size
-        else:
+        elif packed and sum(_CHUNK.unpack_from(packed)[1:]) <= total - size:
             # Chunks are kept in sample order, so the ones the window left behind
             # (every sample older than its oldest) are a prefix.
+            chunks = memoryview(packed).cast("q")
             start = total - size
             drop = 0
             while drop < len(chunks) and chunks[drop + 1] + chunks[drop + 2] <= start:
                 drop += 3
             snap.chunks_removed.extend(chunks[0:drop:3])
             kept = packed[drop * 8 :]
+        else:
+            kept = packed  # the common case: the oldest chunk is still needed
         if new:
             seq = self.next_seq
             self.next_seq += 1
-            stored = window.tail_stored(new)  # converted to float64 by the writer
-            snap.chunks_added.append((seq, key, total - new, stored))
+            if new <= total - window.flushed:
+                # A few new samples are usually all still pending: copied from
+                # that list, they are left to ingest to flush into the buffer
+                # (32 at a time) instead of a few per series at every checkpoint.
+                stored = np.empty(new)
+                window.tail_into(stored)
+            else:
+                stored = window.tail_stored(new)  # float64 by the writer
+            snap.chunks_added.append(
+                (seq, key, total - new, stored, capacity, total, pending, at)
+            )
             kept += _CHUNK.pack(seq, total - new, new)
+        elif kept:
+            newest = _CHUNK.unpack_from(kept, len(kept) - _CHUNK.size)[0]
+            snap.chunk_fields.append((capacity, total, pending, at, newest, key))
+        elif saved is not None:  # an empty window: its row holds the fields
+            snap.series_fields.append((capacity, total, pending, at, key))
         snap.chunk_lists[key] = kept
 
     def committed(self, snap: Snapshot) -> None:
@@ -277,7 +318,6 @@ class Saved:
             self.alert_marks.pop(key, None)
         # Forgotten while this checkpoint was writing: stale again.
         self.forget(list(self.forgotten))
-        self.downtime -= snap.downtime
         self.documents.update(snap.documents)
         if snap.history is not None:
             self.history_version = snap.history_version
@@ -295,6 +335,9 @@ def chunk_triples(chunks: ChunkList) -> Iterable[Chunk]:
 
 _CHUNK: Final = struct.Struct("=3q")
 _NO_CHUNKS: Final[ChunkList] = b""
+#: Changed series a snapshot step handles before it yields to the caller (who
+#: lets the loop run once a slice is used up): a few microseconds each.
+_SERIES_A_STEP: Final = 16
 
 
 def _documents_now(
