@@ -29,43 +29,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+# Run from bench/ (as `python bench/checkpoint_parts.py`): the stall bench's feeders.
+from checkpoint_stall import feed, feed_new, new_samples
+
 from perfwarden.app import Daemon
 from perfwarden.config.load import parse_config
 from perfwarden.heap import freeze_startup, trim
-from perfwarden.ingest.statsd import Batch
 
 if TYPE_CHECKING:
     from perfwarden.state.saved import Snapshot
 
 TICK = 0.001
-
-
-def feed(daemon: Daemon, keys: list[str], values: np.ndarray) -> None:
-    batch = Batch(received=len(keys), accepted=len(keys))
-    for key in keys:
-        batch.values[key] = values.tolist()
-    daemon.store.ingest(batch, time.monotonic())
-
-
-def feed_new(
-    daemon: Daemon, keys: list[str], new: tuple[int, int], rng: np.random.Generator
-) -> None:
-    """Each series ``new[0]`` to ``new[1]`` new samples (as many as the range
-    says, drawn per series), in one batch."""
-    counts = rng.integers(new[0], new[1] + 1, len(keys))
-    values = rng.uniform(1, 1000, int(counts.sum())).tolist()
-    batch = Batch(received=len(values), accepted=len(values))
-    at = 0
-    for key, count in zip(keys, counts.tolist(), strict=True):
-        batch.values[key] = values[at : at + count]
-        at += count
-    daemon.store.ingest(batch, time.monotonic())
-
-
-def new_samples(text: str) -> tuple[int, int]:
-    """``--new``: ``10`` or a range ``1-5``."""
-    low, _, high = text.partition("-")
-    return int(low), int(high or low)
 
 
 def writer_cpu(daemon: Daemon, snap: Snapshot, cpu: list[float]) -> None:
