@@ -10,6 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from perfwarden.ingest.receivers import Ingestor
+from perfwarden.ingest.routes import MAX_ROUTES, Routes
+from perfwarden.ingest.statsd import set_tag_limits
 from perfwarden.series.store import MetricStore
 from perfwarden.series.window import FLUSH_AT
 from perfwarden.testing import FakeClock
@@ -46,9 +48,11 @@ def _held(store: MetricStore) -> dict[str, Any]:
     store.sync_direct()
     return {
         s.key: (
-            s.window.values().tolist(),
+            [_summed(v) for v in s.window.values().tolist()]
+            if s.type == "c"
+            else s.window.values().tolist(),
             s.window.total_count,
-            s.pending,
+            _summed(s.pending),
             sorted(s.members or ()),
             s.last_update,
         )
@@ -56,13 +60,19 @@ def _held(store: MetricStore) -> dict[str, Any]:
     }
 
 
+def _summed(total: float) -> float:
+    """A count's sum to 12 digits: fed directly, its increments are added in
+    another order (0.1 + 0.1 + 1 is not 0.1 + 1 + 0.1 in binary)."""
+    return float(f"{total:.12g}")
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     commits=st.sampled_from(_TAGS).flatmap(_commits),
-    deltas=st.booleans(),
+    deltas=st.lists(st.booleans(), min_size=8, max_size=8),
 )
 def test_a_store_fed_directly_holds_what_batches_give(
-    commits: list[list[list[str]]], deltas: bool
+    commits: list[list[list[str]]], deltas: list[bool]
 ) -> None:
     """Same windows (values in order), counts, sets, last updates, judged and
     urgent series, and line accounting; the series cap (6) drops alike."""
@@ -72,9 +82,9 @@ def test_a_store_fed_directly_holds_what_batches_give(
         Ingestor(s, 8192, c, wall=lambda: 100.0)
         for s, c in zip(stores, clocks, strict=True)
     ]
-    for commit in commits:
+    for commit, reading in zip(commits, deltas, strict=False):
         for ingestor, clock in zip(ingestors, clocks, strict=True):
-            ingestor.gauge_deltas = deltas
+            ingestor.gauge_deltas = reading  # a flip voids the parser's routes
             for payload in commit:
                 ingestor.feed("\n".join(payload).encode())
             ingestor.commit()
@@ -141,6 +151,57 @@ class TestVisits:
         assert 41 == len(held.window)
 
 
+class TestRoutes:
+    def test_lines_are_routed_after_their_first_fast_one(self) -> None:
+        store = _store(direct=True)
+        ingestor = _fed(b"m:1|ms|#x:1", FakeClock(), store)  # learned, sink made
+        ingestor.feed(b"m:2|ms|#x:1")  # found through the raw key: routed
+        ingestor.commit()
+        assert {"ms|#x:1": {"m": store.sinks["m|ms|#x:1"]}} == store.routes.table
+        ingestor.feed(b"m:3|ms|#x:1\nm:x|ms|#x:1")  # routed; not a number: checked
+        ingestor.commit()
+        held = store.get("m|ms|#x:1")
+        assert held is not None
+        assert [1.0, 2.0, 3.0] == held.window.values().tolist()
+        assert {"bad_value": 1} == ingestor.counters.malformed
+
+    def test_new_tag_limits_void_the_routes(self) -> None:
+        """A route learned under the old limits must not let a line past the new."""
+        store = _store(direct=True)
+        ingestor = _fed(b"m:1|ms|#x:1,y:2", FakeClock(), store)
+        ingestor.feed(b"m:2|ms|#x:1,y:2")
+        ingestor.commit()
+        assert store.routes.table
+        try:
+            set_tag_limits(1024, 1)
+            ingestor.feed(b"m:3|ms|#x:1,y:2")
+            ingestor.commit()
+        finally:
+            set_tag_limits(1024, 32)
+        assert {"too_many_tags": 1} == ingestor.counters.malformed
+        assert not store.routes.table
+
+    def test_a_new_gauge_reading_voids_the_routes(self) -> None:
+        """Routed as an absolute value before, a signed gauge is a change after."""
+        store = _store(direct=True)
+        ingestor = _fed(b"g:5|g", FakeClock(), store)
+        ingestor.feed(b"g:6|g")
+        ingestor.commit()
+        ingestor.gauge_deltas = True
+        ingestor.feed(b"g:+1|g")
+        ingestor.commit()
+        held = store.get("g|g")
+        assert held is not None
+        assert [5.0, 6.0, 7.0] == held.window.values().tolist()
+
+    def test_the_table_is_bounded(self) -> None:
+        routes = Routes()
+        target: list[float] = []
+        for i in range(MAX_ROUTES + 1):
+            routes.add(f"ms|c:{i}", "m", target)
+        assert 1 == routes.entries == len(routes.table)
+
+
 class TestBookkeeping:
     def test_last_update_is_the_latest_batch_at_the_next_sync(self) -> None:
         clock = FakeClock()
@@ -172,6 +233,7 @@ class TestBookkeeping:
             (s.key, idle) for s, idle in store.expire(clock(), lambda name: 60.0)
         ]
         assert not store.sinks  # its list is no longer fed
+        assert not store.routes.table
 
     def test_counts_add_up_at_the_interval(self) -> None:
         clock = FakeClock()

@@ -147,6 +147,7 @@ class Ingestor:
             self.max_line,
             gauge_deltas=self.gauge_deltas,
             sinks=self.store.sinks,
+            routes=self.store.routes,
         )
 
     def commit(self) -> None:

@@ -29,10 +29,9 @@ for the store to add to the series' latest sample (or 0). So pystatsd's
 ``m:0|g`` + ``m:-5|g`` for an absolute -5 is one sample, -5. Lines with several
 values are read as absolute values in both modes.
 
-Samples are grouped per *raw series key* (the metric name, type and raw tag string,
-``"name|type|#tags"``) into plain lists so that the store can append each group to its
-numpy window in one call; tags are canonicalised (sorted) by the store, once per new
-key, not here per line.
+Samples are grouped per *raw series key* (``"name|type|#tags"``, tags as sent: the
+store sorts them once per new key) into plain lists, or appended to the store's
+lists directly (``sinks``, ``routes``).
 """
 
 from __future__ import annotations
@@ -44,6 +43,8 @@ from perfwarden.ingest.batch import Batch, MetricType, RawKey
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from perfwarden.ingest.routes import Routes
 
 __all__ = [
     "MALFORMED_REASONS",
@@ -79,8 +80,9 @@ MALFORMED_REASONS: Final = (
 _SAMPLE_TYPES: Final = frozenset({"g", "ms", "h", "d", "c"})
 _NAME_FORBIDDEN: Final = frozenset(" \t\r\x00")
 _MAX_FIELD_CACHE: Final = 4096
-#: No direct appends (never written: a plain dict's ``get`` is the cheapest).
+#: No direct appends, no routes (never written: a plain dict's ``get`` is cheapest).
 _NO_SINKS: Final[Mapping[RawKey, list[float]]] = {}
+_NO_ROUTES: Final[dict[str, dict[str, list[float]]]] = {}
 #: Larger magnitudes are refused: their squares would overflow the running moments.
 MAX_ABS_VALUE: Final = 1e100
 
@@ -99,12 +101,13 @@ _max_tags = 32
 
 def set_tag_limits(max_bytes: int, max_tags: int) -> None:
     """Set the longest tag set and the most tags a line may carry (caches rebuilt)."""
-    global _max_tag_bytes, _max_tags, _fast_size  # noqa: PLW0603 - module-level caches
+    global _max_tag_bytes, _max_tags, _fast_size, _epoch  # noqa: PLW0603 - caches
     if (max_bytes, max_tags) != (_max_tag_bytes, _max_tags):
         _max_tag_bytes, _max_tags = max_bytes, max_tags
         _field_cache.clear()
         _fast_keys.clear()
         _fast_size = 0
+        _epoch += 1
 
 
 def _parse_fields(rest: str) -> _FieldInfo:
@@ -183,21 +186,21 @@ _fast_size = 0
 #: deltas on, since a sign changes what their value means).
 _fast_deltas = False
 _MAX_FAST_KEYS: Final = 16384
+#: Changes whenever the fast path's cache is emptied for a new reading of lines
+#: (tag limits, the gauge reading): routes learned before are void.
+_epoch = 0
 
 
 def _learn(rest: str, name: str, key: RawKey) -> None:
     global _fast_size  # noqa: PLW0603 - a module-level cache, like _field_cache
     names = _fast_keys.get(rest)
-    if names is None:
-        if _fast_size >= _MAX_FAST_KEYS:
-            _fast_keys.clear()
-            _fast_size = 0
-        names = _fast_keys[rest] = {}
-    elif name in names:
+    if names is not None and name in names:
         return
-    elif _fast_size >= _MAX_FAST_KEYS:
+    if _fast_size >= _MAX_FAST_KEYS:
         _fast_keys.clear()
         _fast_size = 0
+        names = None
+    if names is None:
         names = _fast_keys[rest] = {}
     names[name] = key
     _fast_size += 1
@@ -217,6 +220,7 @@ def parse(
     *,
     gauge_deltas: bool = False,
     sinks: Mapping[RawKey, list[float]] = _NO_SINKS,
+    routes: Routes | None = None,
 ) -> None:
     """Parse one datagram (or a chunk of complete lines) into ``batch``.
 
@@ -226,13 +230,18 @@ def parse(
     ``sinks``: raw key -> a list that a plain sample of that key is appended to
     instead of :attr:`Batch.values` (the store's direct appends,
     :mod:`perfwarden.series.direct`); such lines count as accepted all the same.
+    ``routes``: where the parser remembers ``sinks`` (:mod:`perfwarden.ingest.routes`).
     """
-    global _fast_deltas, _fast_size  # noqa: PLW0603 - module-level caches
+    global _fast_deltas, _fast_size, _epoch  # noqa: PLW0603 - module-level caches
     if gauge_deltas is not _fast_deltas:
         # Gauge keys learned for the fast path read every value as absolute.
         _fast_keys.clear()
         _fast_size = 0
         _fast_deltas = gauge_deltas
+        _epoch += 1
+    if routes is not None and routes.epoch != _epoch:
+        routes.clear()
+        routes.epoch = _epoch
     try:
         text = str(data, "utf-8")
     except UnicodeDecodeError:
@@ -242,7 +251,7 @@ def parse(
     if "\r" in text or (len(text) > max_line and max(map(len, lines)) > max_line):
         _parse_lines(lines, batch, max_line, sinks, learn=False)
     else:
-        _parse_fast(lines, batch, max_line, sinks)
+        _parse_fast(lines, batch, max_line, sinks, routes)
 
 
 def _parse_undecodable(
@@ -277,19 +286,37 @@ def _stamp_in_bounds(batch: Batch, stamp: int) -> bool:
 
 
 def _parse_fast(
-    lines: list[str], batch: Batch, max_line: int, sinks: Mapping[RawKey, list[float]]
+    lines: list[str],
+    batch: Batch,
+    max_line: int,
+    sinks: Mapping[RawKey, list[float]],
+    routes: Routes | None,
 ) -> None:
     """Lines known to hold no ``\\r`` and none longer than ``max_line``."""
     values = batch.values
     bucket_of = values.get
     sink_of = sinks.get
     names_of = _fast_keys.get
+    routes_of = (_NO_ROUTES if routes is None else routes.table).get
     # Locals, not the module constant: "-MAX_ABS_VALUE" in the loop would load
     # a global and make a new float on every line.
     lowest, highest = -MAX_ABS_VALUE, MAX_ABS_VALUE
     skipped = 0
     for line in lines:
         head, _, rest = line.partition("|")
+        routed = routes_of(rest)
+        if routed is not None:
+            name, _, raw_value = head.partition(":")
+            sink = routed.get(name)
+            if sink is not None:
+                try:
+                    value = float(raw_value)
+                except ValueError:
+                    pass
+                else:
+                    if lowest <= value <= highest and "_" not in raw_value:
+                        sink.append(value)
+                        continue
         names = names_of(rest)
         if names is not None:
             name, _, raw_value = head.partition(":")
@@ -304,11 +331,15 @@ def _parse_fast(
                     # statsd does not: such a line takes the full checks.
                     if lowest <= value <= highest and "_" not in raw_value:
                         # A key has a bucket in this batch or a sink, not both.
-                        bucket = bucket_of(key) or sink_of(key)
+                        bucket = bucket_of(key)
                         if bucket is None:
-                            values[key] = [value]
-                        else:
-                            bucket.append(value)
+                            bucket = sink_of(key)
+                            if bucket is None:
+                                values[key] = [value]
+                                continue
+                            if routes is not None:
+                                routes.add(rest, name, bucket)
+                        bucket.append(value)
                         continue
         # Not a known plain sample: full checks (and learn it if it is one).
         skipped += 1

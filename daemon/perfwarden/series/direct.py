@@ -30,6 +30,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final, Protocol
 
 from perfwarden.ingest.batch import MetricType, RawKey
+from perfwarden.ingest.routes import Routes
 from perfwarden.series.window import FLUSH_AT, RollingWindow
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ class DirectAppends:
         "_entries",
         "_latest",
         "enabled",
+        "routes",
         "sinks",
     )
 
@@ -80,6 +82,8 @@ class DirectAppends:
         #: Raw key -> the list its lines are appended to (the same dict object
         #: for life, emptied and refilled).
         self.sinks: dict[RawKey, list[float]] = {}
+        #: What the parser learned of :attr:`sinks` (emptied with them).
+        self.routes = Routes()
         self.enabled = False
         #: Every series fed directly: (series, its window, the window's pending
         #: list) or, for a count, (series, None, its increments), all at hand
@@ -119,6 +123,7 @@ class DirectAppends:
         after a series left, the bands changed or :attr:`enabled` did."""
         self.sync()
         self.sinks.clear()
+        self.routes.clear()
         for series, _, _ in self._entries:
             series.direct = False
         self._entries.clear()

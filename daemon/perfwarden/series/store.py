@@ -32,6 +32,8 @@ from perfwarden.series.window import RollingWindow
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+    from perfwarden.ingest.routes import Routes
+
 __all__ = ["Band", "MetricStore", "Series", "canonical_tags"]
 
 #: ``(low, high)``: values at or below ``low`` or at or above ``high`` are urgent.
@@ -155,10 +157,14 @@ class MetricStore:
 
     @property
     def sinks(self) -> dict[RawKey, list[float]]:
-        """Raw key -> the pending list the parser may append a checked plain
-        sample of that key to (:mod:`perfwarden.series.direct`); empty unless
-        :meth:`set_direct` turned direct appends on. The same dict for life."""
+        """Raw key -> the list the parser appends the key's plain samples to
+        (:mod:`perfwarden.series.direct`; empty unless :meth:`set_direct`)."""
         return self._direct.sinks
+
+    @property
+    def routes(self) -> Routes:
+        """Where the parser remembers :attr:`sinks` (emptied with them)."""
+        return self._direct.routes
 
     def set_direct(self, enabled: bool) -> None:
         """Turn direct appends on (the daemon) or off (while a recording wants
