@@ -304,32 +304,24 @@ def _parse_fast(
     skipped = 0
     for line in lines:
         head, _, rest = line.partition("|")
+        name, _, raw_value = head.partition(":")
+        # Where a known plain sample goes: a routed list, else its raw key.
         routed = routes_of(rest)
-        if routed is not None:
-            name, _, raw_value = head.partition(":")
-            sink = routed.get(name)
-            if sink is not None:
-                try:
-                    value = float(raw_value)
-                except ValueError:
-                    pass
-                else:
-                    if lowest <= value <= highest and "_" not in raw_value:
-                        sink.append(value)
-                        continue
-        names = names_of(rest)
-        if names is not None:
-            name, _, raw_value = head.partition(":")
-            key = names.get(name)
-            if key is not None:
-                try:
-                    value = float(raw_value)
-                except ValueError:
-                    pass
-                else:
-                    # False for NaN and infinities too; float() reads "1_0" as 10,
-                    # statsd does not: such a line takes the full checks.
-                    if lowest <= value <= highest and "_" not in raw_value:
+        target = None if routed is None else routed.get(name)
+        key = ""
+        if target is None:
+            names = names_of(rest)
+            key = "" if names is None else names.get(name, "")
+        if target is not None or key:
+            try:
+                value = float(raw_value)
+            except ValueError:
+                pass
+            else:
+                # False for NaN and infinities too; float() reads "1_0" as 10,
+                # statsd does not: such a line takes the full checks.
+                if lowest <= value <= highest and "_" not in raw_value:
+                    if key:
                         # A key has a bucket in this batch or a sink, not both.
                         bucket = bucket_of(key)
                         if bucket is None:
@@ -340,7 +332,9 @@ def _parse_fast(
                             if routes is not None:
                                 routes.add(rest, name, bucket)
                         bucket.append(value)
-                        continue
+                    elif target is not None:
+                        target.append(value)
+                    continue
         # Not a known plain sample: full checks (and learn it if it is one).
         skipped += 1
         if line:
