@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 # Run from bench/ (as `python bench/checkpoint_parts.py`): the stall bench's feeders.
-from checkpoint_stall import feed, feed_new, new_samples
+from checkpoint_stall import feed, feed_new, store_arguments
 
 from perfwarden.app import Daemon
 from perfwarden.config.load import parse_config
@@ -143,14 +143,7 @@ def _resident_mib() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--series", type=int, default=10_000)
-    parser.add_argument("--window", type=int, default=1000)
-    parser.add_argument(
-        "--new",
-        type=new_samples,
-        default=(10, 10),
-        help="new samples per series between checkpoints: 10, or a range 1-5",
-    )
+    store_arguments(parser)
     parser.add_argument("--rounds", type=int, default=5)
     asyncio.run(run(parser.parse_args()))
 

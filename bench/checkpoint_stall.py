@@ -216,8 +216,9 @@ async def run(args: argparse.Namespace) -> None:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def store_arguments(parser: argparse.ArgumentParser) -> None:
+    """The store's size and what changes between checkpoints (shared with
+    bench/checkpoint_parts.py)."""
     parser.add_argument("--series", type=int, default=10_000)
     parser.add_argument("--window", type=int, default=1000)
     parser.add_argument(
@@ -226,6 +227,11 @@ def main() -> None:
         default=(10, 10),
         help="new samples per series between checkpoints: 10, or a range 1-5",
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    store_arguments(parser)
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument(
         "--no-freeze", action="store_true", help="skip the start-up's gc.freeze()"

@@ -25,6 +25,9 @@ from typing import TYPE_CHECKING
 
 import psutil
 
+# Run from bench/ (as `python bench/top_refresh.py`), as judgement_daemon.py does.
+from alert_storm import CONFIG as STORM_CONFIG
+
 from perfwarden.commands.top import Poller
 from perfwarden.testing import DaemonProcess, wait_until
 
@@ -39,13 +42,7 @@ metrics:
 """
 ALERTS = 5_000
 #: bench/alert_storm.py's incident: every series of ``lat`` critical.
-INCIDENT = """\
-version: 1
-statistics: {min_samples: 2}
-evaluation: {basis: sample, window: 2}
-metrics:
-  lat: {unit: ms, bound: upper, warning: 10, critical: 20}
-"""
+INCIDENT = STORM_CONFIG
 
 
 def cpu(process: psutil.Process) -> float:
