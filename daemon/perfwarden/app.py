@@ -140,6 +140,7 @@ class Daemon:
             state_dir / RECORDING_DIR, lambda: self.config.recording
         )
         self.store.on_ingest = self.recorder.on_ingest
+        self.passes.on_tick = self.recorder.on_tick
         self.evaluator.silences.listeners.append(
             lambda active: self.recorder.on_silences([s.as_dict() for s in active])
         )
@@ -431,8 +432,12 @@ class Daemon:
             interval = self.config.evaluation.interval
             next_tick += interval
             await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
-            self.recorder.on_tick(time.monotonic())
             await self.passes.settled()  # the tick follows a pass, as unsliced
+            if self.pacer is not None:
+                # A pass still waiting on the coalescing judges its series as of
+                # their samples (a |T stamp's time), as the replay does, before
+                # the tick judges them as of now.
+                self.pacer.flush()
             await sliced_evaluation_tick(self.store, self.passes, self.expiry, interval)
             self.ceiling.check()
             self.ticks += 1

@@ -252,6 +252,32 @@ class TestUrgent:
         store.ingest(batch, clock())
         assert (urgent, False) == (store.take_urgent(), store.take_urgent())
 
+    @pytest.mark.parametrize(
+        ("text", "urgent"),
+        [
+            ("latency:400|ms|T1700000000", True),
+            ("latency:40|ms|T1700000000", False),
+            ("gauge_latency:+400|g", True),
+            ("gauge_latency:+40|g", False),
+        ],
+    )
+    def test_stamped_lines_and_gauge_deltas_are_judged_against_the_band_too(
+        self, clock: FakeClock, text: str, urgent: bool
+    ) -> None:
+        """A |T line or a gauge delta at or past a level is as urgent as a plain
+        line: its pass must not wait on the coalescing (nor on the next tick,
+        which judges as of its own time, not the stamp's)."""
+        band = (-5.0, 150.0)
+        store = MetricStore(
+            lambda name: 10, 10, {"latency": band, "gauge_latency": band}.get
+        )
+        batch = Batch()
+        parse(text.encode(), batch, 8192, gauge_deltas=True)
+        assert batch.stamped or batch.gauge_deltas
+        store.ingest(batch, clock())
+        assert (urgent, False) == (store.take_urgent(), store.take_urgent())
+        assert 1 == len(store.take_updated())
+
     def test_unjudged_series_are_never_urgent(self, clock: FakeClock) -> None:
         """A metric without levels has no band: nothing it sends is urgent."""
         store = MetricStore(lambda name: 10, 10, lambda name: None)

@@ -130,6 +130,22 @@ class TestSlicedTick:
         assert [("lat|ms|#id:new", "pending")] == harness.seen()[3 * CHUNK :]
         assert ["fired"] * 3 * CHUNK == [t for _, t in harness.seen()[: 3 * CHUNK]]
 
+    async def test_on_tick_hears_the_time_the_tick_judges_as_of(self) -> None:
+        """The recording's tick mark: the time the tick takes when it starts, after
+        the passes queued before it, not when it was queued."""
+        harness = incident("sample", [], ids(0, 3 * CHUNK), [])
+        passes = SlicedPasses(harness.store, harness.evaluator, clock=Ticking(1.0))
+        heard: list[tuple[float, int]] = []
+        passes.on_tick = lambda now: heard.append((now, len(harness.events)))
+        harness.store.ingest(_batch("lat:250|ms|#id:new\nlat:250|ms|#id:new"), 0.0)
+        passes.start()  # a slice now, the rest on later turns
+        ticking = asyncio.ensure_future(passes.tick())
+        harness.clock.advance(5)
+        await ticking
+        # The pass judged everything before the tick started, on the clock then.
+        assert [(harness.clock(), 1)] == heard
+        assert ("lat|ms|#id:new", "pending") == harness.seen()[0]
+
     async def test_a_series_that_left_the_store_is_not_ticked(self) -> None:
         """A series dropped during the tick (a reload) gets no transition."""
         harness = incident("sample", ids(0, 2 * CHUNK), [], [])

@@ -88,6 +88,9 @@ class SlicedPasses:
         self._handle: asyncio.Handle | None = None
         #: Commands waiting for what was queued before them: (target, future).
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        #: Called with a tick's time as the tick takes it (its first chunk): the
+        #: recording's tick mark, in order with the batches the tick judges.
+        self.on_tick: Callable[[float], None] | None = None
         #: Series (a tick counts as one) ever queued and ever judged (or
         #: dropped); FIFO, so a command that arrived when ``queued`` was N is
         #: served once ``judged`` reaches N.
@@ -181,6 +184,8 @@ class SlicedPasses:
         if tick.series is None:
             tick.series = list(self._store)
             tick.now = self._evaluator.now()
+            if self.on_tick is not None:
+                self.on_tick(tick.now)
         chunk = tick.series[tick.next : tick.next + CHUNK]
         tick.next += CHUNK
         store = self._store

@@ -276,7 +276,7 @@ class MetricStore:
             window = series.window
             latest = float(window.tail(1)[0]) if len(window) else 0.0
             window.extend([latest + delta])
-            self._updated.add(series)
+            self._note_judged([(series, [latest + delta])])
             series.last_update = now
             series.synced_total = window.total_count
 
@@ -307,7 +307,6 @@ class MetricStore:
             series.last_update = now
 
     def _ingest_stamped(self, batch: Batch, now: float, stamp_offset: float) -> None:
-        updated = self._updated
         for key, pairs in batch.stamped.items():
             series = self._resolve(key)
             if series is None:
@@ -323,7 +322,7 @@ class MetricStore:
                     series.last_update = now  # lines the parser fed it since the sync
                 window.extend(values)
                 series.synced_total = window.total_count
-                updated.add(series)
+                self._note_judged([(series, values)])
             newest = min(now, max(stamp for stamp, _ in pairs) + stamp_offset)
             series.last_update = max(series.last_update, newest)
 
