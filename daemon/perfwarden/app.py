@@ -433,11 +433,8 @@ class Daemon:
             next_tick += interval
             await asyncio.sleep(max(0.0, next_tick - time.monotonic()))
             await self.passes.settled()  # the tick follows a pass, as unsliced
-            if self.pacer is not None:
-                # A pass still waiting on the coalescing judges its series as of
-                # their samples (a |T stamp's time), as the replay does, before
-                # the tick judges them as of now.
-                self.pacer.flush()
+            if self.pacer is not None:  # a waiting pass judges as of the samples
+                self.pacer.flush()  # (a |T stamp), as the replay does
             await sliced_evaluation_tick(self.store, self.passes, self.expiry, interval)
             self.ceiling.check()
             self.ticks += 1
