@@ -188,7 +188,7 @@ class Saved:
                         key,
                         series.name,
                         series.type.value,
-                        json.dumps(list(series.tags)),
+                        json.dumps(list(series.tags)) if series.tags else "[]",
                         capacity,
                         total,
                         pending,
