@@ -373,3 +373,12 @@ class TestCanonicalTags:
         """One tag is kept as it is; several are sorted, de-duplicated, empty ones
         dropped."""
         assert tags == canonical_tags(raw)
+
+    def test_a_key_whose_tags_are_all_empty_is_the_untagged_series(self) -> None:
+        """``m|g|#,`` names the series ``m|g``, as the untagged key does."""
+        store = MetricStore(lambda name: 10, 10, lambda name: None)
+        for raw in ("m|g|#,", "m|g", "m|g|#"):
+            store.ingest(Batch(received=1, accepted=1, values={raw: [1.0]}), 0.0)
+        assert [("m|g", (), 3)] == [
+            (s.key, s.tags, s.window.total_count) for s in store
+        ]

@@ -474,20 +474,18 @@ class MetricStore:
         if series is not None:
             return series
         name, type_, raw_tags = split_raw_key(raw_key)
-        tags = canonical_tags(raw_tags)
-        key = f"{name}|{type_}|#{','.join(tags)}" if tags else f"{name}|{type_}"
+        if len(raw_key) == len(name) + len(type_) + 1:  # no tags: it is the key
+            tags, key = (), raw_key
+        else:
+            tags = canonical_tags(raw_tags)
+            key = f"{name}|{type_}|#{','.join(tags)}" if tags else f"{name}|{type_}"
         series = self._series.get(key)
         if series is None:
             if self.shedding or len(self._series) >= self._max_series:
                 return None
-            series = Series(
-                key=key,
-                name=name,
-                type=_TYPES[type_],
-                tags=tags,
-                window=RollingWindow(self._window_for(name)),
-                band=self._band(name),
-            )
+            window = RollingWindow(self._window_for(name))
+            band = self._band(name)
+            series = Series(key, name, _TYPES[type_], tags, window, band=band)
             self._series[key] = series
             self._by_name.setdefault(name, []).append(series)
         # Tag permutations of one series are bounded so a hostile sender cannot grow
