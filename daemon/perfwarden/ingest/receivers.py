@@ -115,6 +115,9 @@ class Ingestor:
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        # The same objects for the store's life (emptied and refilled).
+        self._sinks = store.sinks
+        self._routes = store.routes
         self.max_line = max_line
         #: ``ingest.signed_gauges: delta``: signed gauge values are changes.
         self.gauge_deltas = False
@@ -146,8 +149,8 @@ class Ingestor:
             self._batch,
             self.max_line,
             gauge_deltas=self.gauge_deltas,
-            sinks=self.store.sinks,
-            routes=self.store.routes,
+            sinks=self._sinks,
+            routes=self._routes,
         )
 
     def commit(self) -> None:
