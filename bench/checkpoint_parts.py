@@ -88,7 +88,7 @@ async def run(args: argparse.Namespace) -> None:
             for start in range(0, args.series, 500):
                 feed_new(daemon, keys[start : start + 500], args.new, rng)
             started = time.thread_time()
-            snap = await state._snapshot()
+            snap, _ = await state._snapshot()
             rows["snapshot, loop CPU"].append((time.thread_time() - started) * 1000)
             cpu, wall, lag = await write_with_lag(daemon, snap)
             rows["write, writer CPU"].append(cpu)

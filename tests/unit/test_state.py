@@ -272,6 +272,27 @@ class TestCheckpoints:
         assert "m4|g" not in keys
         assert len(keys) == 19
 
+    def test_a_checkpoint_reports_its_cpu_and_the_spacing_it_asks_for(
+        self, tmp_path: Path
+    ) -> None:
+        """Both threads' CPU of the last checkpoint; the next comes after the
+        interval or after that CPU over checkpoint_max_cpu, whichever is later."""
+        a = make(tmp_path)
+        a.state.restore()
+        for i in range(200):
+            feed(a, f"m{i}|g", [1.0, 2.0])
+        assert checkpoint(a)
+        cpu = a.state.last_cpu_seconds
+        assert 0 < cpu <= a.state.last_snapshot_seconds + a.state.last_write_seconds
+        cheap = parse_config("version: 1\n").state
+        costly = parse_config(
+            "version: 1\nstate: {checkpoint_max_cpu: 0.000001}\n"
+        ).state
+        assert 2.0 == a.state.status(cheap)["spacing_seconds"]
+        status = a.state.status(costly)
+        assert round(cpu * 1e6, 3) == status["spacing_seconds"]
+        assert round(cpu * 1000, 3) == status["last_cpu_ms"]
+
     def test_a_failed_checkpoint_is_logged_and_retried_in_full(
         self, tmp_path: Path
     ) -> None:
@@ -687,7 +708,7 @@ class TestCheckpoints:
         started = time.perf_counter()
         assert checkpoint(a)
         total = time.perf_counter() - started
-        status = a.state.status()
+        status = a.state.status(config.state)
         checkpoint(a, final=True)
         b = Daemon(config, tmp_path / "c.yaml", tmp_path / "run", tmp_path)
         b.state.restore()
@@ -790,7 +811,7 @@ class TestExpiredSeries:
         a = make(tmp_path)
         a.state.restore()
         feed(a, "m|g", [2.0])
-        snap = asyncio.run(a.state._snapshot())
+        snap, _ = asyncio.run(a.state._snapshot())
         gone = a.store.expire(time.monotonic() + 7200, lambda name: 3600.0)
         a.state.forget(series.key for series, _ in gone)
         feed(a, "m|g", [5.0])

@@ -474,8 +474,9 @@ class MetricStore:
         if series is not None:
             return series
         name, type_, raw_tags = split_raw_key(raw_key)
+        tags: tuple[str, ...] = ()
         if len(raw_key) == len(name) + len(type_) + 1:  # no tags: it is the key
-            tags, key = (), raw_key
+            key = raw_key
         else:
             tags = canonical_tags(raw_tags)
             key = f"{name}|{type_}|#{','.join(tags)}" if tags else f"{name}|{type_}"

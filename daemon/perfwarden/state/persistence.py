@@ -11,7 +11,9 @@ store writes atomically on every change: it is always at least as new as the las
 checkpoint, so keeping a second copy here could only disagree with it.
 
 **Checkpoints.** Every ``state.checkpoint_interval`` (default 2 s; ``0`` turns
-periodic checkpoints off) and once on shutdown. The loop thread takes a snapshot
+periodic checkpoints off), further apart while the last took more CPU than
+``state.checkpoint_max_cpu`` of a core allows (:meth:`StateConfig.spacing`), and
+once on shutdown. The loop thread takes a snapshot
 in slices of at most :data:`SNAPSHOT_SLICE` (1 ms) between which the loop runs,
 copying only what changed since the last successful checkpoint (a window's
 ``(total_count, capacity, pending)`` is its cheap change mark); a worker thread
@@ -91,6 +93,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     from perfwarden.alerts.evaluator import Evaluator
+    from perfwarden.config.model import StateConfig
     from perfwarden.optimize.engine import OptimizerEngine
     from perfwarden.optimize.knobs import KnobStore
     from perfwarden.optimize.learning import Learning
@@ -171,7 +174,7 @@ class StateStore:
         self._wall = wall
         self._conn: sqlite3.Connection | None = None
         self._write_lock = threading.Lock()
-        self._writing: asyncio.Future[float] | None = None
+        self._writing: asyncio.Future[tuple[float, float]] | None = None
         #: What the database holds, as change marks (moved only after a commit).
         self._saved = Saved()
         self.restored: RestoreReport | None = None
@@ -181,6 +184,8 @@ class StateStore:
         self.last_checkpoint_at: float | None = None
         self.last_snapshot_seconds = 0.0
         self.last_write_seconds = 0.0
+        #: CPU time of the last checkpoint, the loop's and the writer's thread.
+        self.last_cpu_seconds = 0.0
         self.last_series_written = 0
         self.last_error: str | None = None
         #: Why nothing is saved (read-only or unusable state), None when saving.
@@ -369,13 +374,14 @@ class StateStore:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._writing)
         started = time.perf_counter()
-        snapshot = await self._snapshot()
+        snapshot, snapshot_cpu = await self._snapshot()
         self.last_snapshot_seconds = time.perf_counter() - started
         writing = asyncio.ensure_future(asyncio.to_thread(self._write, snapshot, final))
         writing.add_done_callback(_retrieve)
         self._writing = writing
         try:
-            self.last_write_seconds = await asyncio.shield(writing)
+            self.last_write_seconds, write_cpu = await asyncio.shield(writing)
+            self.last_cpu_seconds = snapshot_cpu + write_cpu
         except Exception as exc:  # noqa: BLE001 - a checkpoint never stops the loop
             self.failures += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
@@ -395,8 +401,9 @@ class StateStore:
         their rows, or rewrites them in full should the key be back by then."""
         self._saved.forget(keys)
 
-    async def _snapshot(self) -> Snapshot:
-        """Take the snapshot in slices of at most ``slice_seconds`` of loop time."""
+    async def _snapshot(self) -> tuple[Snapshot, float]:
+        """Take the snapshot in slices of at most ``slice_seconds`` of loop time;
+        return it and the loop thread's CPU time it took."""
         steps = self._saved.snapshot_steps(
             store=self._store,
             evaluator=self._evaluator,
@@ -406,12 +413,15 @@ class StateStore:
             wall=self._wall(),
         )
         slice_started = time.perf_counter()
+        cpu = 0.0
         while True:
+            began = time.thread_time()
             try:
                 next(steps)
             except StopIteration as done:
                 snapshot: Snapshot = done.value
-                return snapshot
+                return snapshot, cpu + time.thread_time() - began
+            cpu += time.thread_time() - began
             if (
                 self.slice_seconds is not None
                 and time.perf_counter() - slice_started >= self.slice_seconds
@@ -419,16 +429,17 @@ class StateStore:
                 await asyncio.sleep(0)
                 slice_started = time.perf_counter()
 
-    def _write(self, snap: Snapshot, final: bool) -> float:
-        """One transaction (worker thread); returns the seconds it took."""
+    def _write(self, snap: Snapshot, final: bool) -> tuple[float, float]:
+        """One transaction (worker thread); returns the seconds it took, wall
+        and this thread's CPU."""
         conn = self._conn
         if conn is None:
             msg = "state database is closed"
             raise ValueError(msg)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         with self._write_lock:
             write_snapshot(conn, snap, final=final)
-        return time.perf_counter() - started
+        return time.perf_counter() - started, time.thread_time() - cpu
 
     def _committed(self, snap: Snapshot) -> None:
         self._saved.committed(snap)
@@ -446,8 +457,9 @@ class StateStore:
             self._conn.close()
             self._conn = None
 
-    def status(self) -> dict[str, Any]:
-        """For ``perfwarden status``: the file, the last checkpoint, the restore."""
+    def status(self, settings: StateConfig) -> dict[str, Any]:
+        """For ``perfwarden status``: the file, the last checkpoint, the restore,
+        and the time from the last checkpoint to the next (``settings``)."""
         size = 0
         for suffix in ("", "-wal"):
             with contextlib.suppress(OSError):
@@ -467,6 +479,8 @@ class StateStore:
             ),
             "last_snapshot_ms": round(self.last_snapshot_seconds * 1000, 3),
             "last_write_ms": round(self.last_write_seconds * 1000, 3),
+            "last_cpu_ms": round(self.last_cpu_seconds * 1000, 3),
+            "spacing_seconds": round(settings.spacing(self.last_cpu_seconds), 3),
             "last_series_written": self.last_series_written,
             "last_error": self.last_error,
             "bytes": size,
@@ -474,7 +488,7 @@ class StateStore:
         }
 
 
-def _retrieve(future: asyncio.Future[float]) -> None:
+def _retrieve(future: asyncio.Future[tuple[float, float]]) -> None:
     # A write whose waiter was cancelled (shutdown) must not warn about an
     # unretrieved exception; the next checkpoint reports and retries.
     if not future.cancelled():
