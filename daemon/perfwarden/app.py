@@ -443,11 +443,10 @@ class Daemon:
 
     async def _checkpoint_loop(self) -> None:
         """A state checkpoint every ``state.checkpoint_interval`` (``0``: none until
-        shutdown) or further apart (``checkpoint_max_cpu``); read each time, so a
-        reload changes it."""
+        shutdown); read each time, so a reload changes it."""
         while True:
-            state = self.config.state
-            await asyncio.sleep(state.spacing(self.state.last_cpu_seconds))
+            interval = self.config.state.checkpoint_interval
+            await asyncio.sleep(interval if interval > 0 else 1.0)
             if self.config.state.checkpoint_interval > 0:
                 written = await self.state.checkpoint()
                 if written and self.state.last_series_written:

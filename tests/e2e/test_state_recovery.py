@@ -97,29 +97,6 @@ def test_windows_survive_a_sigterm_restart(
     assert status["enabled"] is True
 
 
-def test_a_checkpoint_costlier_than_its_share_of_a_core_spaces_the_next(
-    make_daemon: Callable[..., DaemonProcess],
-) -> None:
-    """``checkpoint_max_cpu``: the next checkpoint waits the last one's CPU over
-    the share, here a millionth of a core (so a minute or more), not 200 ms; the
-    status says so, and a reload to a whole core brings the interval back."""
-    costly = config("200ms") + "  checkpoint_max_cpu: 0.000001\n"
-    daemon = make_daemon(costly).start()
-    daemon.send_datagrams([f"latency:{v}|ms" for v in range(1, 101)])
-    daemon.wait_received(100)
-    state = wait_until(
-        lambda: (s := daemon.request("status")["state"])["checkpoints"] and s
-    )
-    assert state["spacing_seconds"] >= 60, state
-    assert abs(state["spacing_seconds"] - state["last_cpu_ms"] * 1000) <= 1, state
-    time.sleep(1.0)  # five intervals: no second checkpoint in them
-    assert 1 == daemon.request("status")["state"]["checkpoints"]
-    assert daemon.config_path is not None
-    daemon.config_path.write_text(config("200ms") + "  checkpoint_max_cpu: 1\n")
-    daemon.wait_log("config.reloaded")
-    wait_until(lambda: daemon.request("status")["state"]["spacing_seconds"] == 0.2)
-
-
 def test_kill_9_at_random_moments_keeps_a_consistent_state(
     make_daemon: Callable[..., DaemonProcess],
 ) -> None:

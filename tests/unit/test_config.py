@@ -248,9 +248,7 @@ class TestUnknownKeys:
     def test_no_close_match_lists_the_keys(self) -> None:
         """With nothing close, the message lists every allowed key."""
         [problem] = problems_of("version: 1\nstate: {zzz: 1}\n")
-        assert problem.endswith(
-            "expected one of: checkpoint_interval, checkpoint_max_cpu"
-        )
+        assert problem.endswith("expected one of: checkpoint_interval")
 
     def test_enum_value_suggestion(self) -> None:
         """A misspelt enum value gets a hint too."""
@@ -738,33 +736,3 @@ class TestFleetPriorWeight:
         )
         problem = f"t.yaml:4: optimizer.fleet_prior_weight: {message}"
         assert [problem] == problems_of(text)
-
-
-class TestCheckpointSpacing:
-    def test_the_default_is_five_percent_of_a_core(self) -> None:
-        state = parse_config("version: 1\n").state
-        assert (2.0, 0.05) == (state.checkpoint_interval, state.checkpoint_max_cpu)
-
-    @pytest.mark.parametrize(
-        ("last_cpu", "spacing"),
-        [(0.0, 2.0), (0.05, 2.0), (0.1, 2.0), (0.3, 6.0), (1.0, 20.0)],
-    )
-    def test_a_costly_checkpoint_puts_the_next_further_off(
-        self, last_cpu: float, spacing: float
-    ) -> None:
-        """The interval, or the last checkpoint's CPU over the share allowed."""
-        state = parse_config("version: 1\n").state
-        assert spacing == pytest.approx(state.spacing(last_cpu))
-
-    def test_off_is_polled_every_second(self) -> None:
-        text = "version: 1\nstate: {checkpoint_interval: 0, checkpoint_max_cpu: 0.01}\n"
-        assert 1.0 == parse_config(text).state.spacing(5.0)
-
-    @pytest.mark.parametrize("value", ["0", "-0.1", "1.5", "x"])
-    def test_the_share_is_above_0_and_at_most_1(self, value: str) -> None:
-        [problem] = problems_of(f"version: 1\nstate: {{checkpoint_max_cpu: {value}}}\n")
-        assert "state.checkpoint_max_cpu" in problem
-
-    def test_one_core_is_allowed(self) -> None:
-        text = "version: 1\nstate: {checkpoint_max_cpu: 1}\n"
-        assert 1.0 == parse_config(text).state.checkpoint_max_cpu

@@ -348,23 +348,11 @@ class StateConfig:
     """How the daemon's state (``state.db`` in the state directory) is kept.
 
     ``checkpoint_interval`` is the most a ``kill -9`` can lose, in seconds of
-    samples, while checkpoints are cheap; ``0`` turns periodic checkpoints off
-    (the state is still restored at start and written on a clean shutdown).
-    ``checkpoint_max_cpu`` is the share of one core checkpoints may take on
-    average: one that took C seconds of CPU puts the next at least
-    C / ``checkpoint_max_cpu`` after it (:meth:`spacing`), so thousands of busy
-    series space checkpoints out instead of taking a growing part of the daemon.
+    samples; ``0`` turns periodic checkpoints off (the state is still restored at
+    start and written on a clean shutdown).
     """
 
     checkpoint_interval: Seconds = 2.0
-    checkpoint_max_cpu: float = 0.05
-
-    def spacing(self, last_cpu: float) -> float:
-        """Seconds from a periodic checkpoint that took ``last_cpu`` seconds of
-        CPU to the next (1 s while they are off: a reload may turn them on)."""
-        if self.checkpoint_interval <= 0:
-            return 1.0
-        return max(self.checkpoint_interval, last_cpu / self.checkpoint_max_cpu)
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,7 +82,7 @@ INGEST_KEYS: Final = (
     "max_timestamp_age",
     "max_timestamp_ahead",
 )
-STATE_KEYS: Final = ("checkpoint_interval", "checkpoint_max_cpu")
+STATE_KEYS: Final = ("checkpoint_interval",)
 HTTP_KEYS: Final = ("listen", "timeout", "max_connections", "allowed_hosts")
 
 
@@ -223,15 +223,7 @@ def ingest_section(c: Checker, s: Section) -> IngestConfig:
 def state_section(c: Checker, s: Section) -> StateConfig:
     d = StateConfig()
     interval = c.duration(s, "checkpoint_interval", non_negative)
-    max_cpu = c.number(s, "checkpoint_max_cpu", _share_of_a_core)
-    return StateConfig(
-        checkpoint_interval=or_default(interval, d.checkpoint_interval),
-        checkpoint_max_cpu=or_default(max_cpu, d.checkpoint_max_cpu),
-    )
-
-
-def _share_of_a_core(value: float) -> str | None:
-    return None if 0 < value <= 1 else "must be above 0 and at most 1"
+    return StateConfig(checkpoint_interval=or_default(interval, d.checkpoint_interval))
 
 
 def http_section(c: Checker, s: Section) -> HttpConfig:

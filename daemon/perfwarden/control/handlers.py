@@ -121,7 +121,7 @@ def build_commands(daemon: DaemonControl) -> dict[str, Command]:
             "learning": {"fleet_import": daemon.learning.fleet_import},
             "alertmanager": daemon.alertmanager.status(),
             "sampler": daemon.sampler.status(),
-            "state": daemon.state.status(daemon.config.state),
+            "state": daemon.state.status(),
         }
 
     def wanted_names(args: dict[str, Any]) -> list[str]:

@@ -11,9 +11,7 @@ store writes atomically on every change: it is always at least as new as the las
 checkpoint, so keeping a second copy here could only disagree with it.
 
 **Checkpoints.** Every ``state.checkpoint_interval`` (default 2 s; ``0`` turns
-periodic checkpoints off), further apart while the last took more CPU than
-``state.checkpoint_max_cpu`` of a core allows (:meth:`StateConfig.spacing`), and
-once on shutdown. The loop thread takes a snapshot
+periodic checkpoints off) and once on shutdown. The loop thread takes a snapshot
 in slices of at most :data:`SNAPSHOT_SLICE` (1 ms) between which the loop runs,
 copying only what changed since the last successful checkpoint (a window's
 ``(total_count, capacity, pending)`` is its cheap change mark); a worker thread
@@ -93,7 +91,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     from perfwarden.alerts.evaluator import Evaluator
-    from perfwarden.config.model import StateConfig
     from perfwarden.optimize.engine import OptimizerEngine
     from perfwarden.optimize.knobs import KnobStore
     from perfwarden.optimize.learning import Learning
@@ -457,9 +454,8 @@ class StateStore:
             self._conn.close()
             self._conn = None
 
-    def status(self, settings: StateConfig) -> dict[str, Any]:
-        """For ``perfwarden status``: the file, the last checkpoint, the restore,
-        and the time from the last checkpoint to the next (``settings``)."""
+    def status(self) -> dict[str, Any]:
+        """For ``perfwarden status``: the file, the last checkpoint, the restore."""
         size = 0
         for suffix in ("", "-wal"):
             with contextlib.suppress(OSError):
@@ -480,7 +476,6 @@ class StateStore:
             "last_snapshot_ms": round(self.last_snapshot_seconds * 1000, 3),
             "last_write_ms": round(self.last_write_seconds * 1000, 3),
             "last_cpu_ms": round(self.last_cpu_seconds * 1000, 3),
-            "spacing_seconds": round(settings.spacing(self.last_cpu_seconds), 3),
             "last_series_written": self.last_series_written,
             "last_error": self.last_error,
             "bytes": size,
