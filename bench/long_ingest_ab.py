@@ -58,7 +58,7 @@ def one_run(
             try:
                 request(control, "status")
                 break
-            except OSError:
+            except Exception:  # not up yet, whatever the client raises
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
