@@ -165,6 +165,19 @@ class TestRoutes:
         assert [1.0, 2.0, 3.0] == held.window.values().tolist()
         assert {"bad_value": 1} == ingestor.counters.malformed
 
+    def test_a_new_series_is_routed_from_its_second_line_on(self) -> None:
+        """The store gives the parser a new series' route with its list, so its
+        second line takes the one lookup; not a gauge's, whose signed values may
+        be changes (the parser learns those routes only while they are not)."""
+        store = _store(direct=True)
+        _fed(b"t:1|ms|#x:1\nc:1|c\nh:1|h\ng:1|g", FakeClock(), store)
+        sinks = store.sinks
+        assert {
+            "ms|#x:1": {"t": sinks["t|ms|#x:1"]},
+            "c": {"c": sinks["c|c"]},
+            "h": {"h": sinks["h|h"]},
+        } == store.routes.table
+
     def test_new_tag_limits_void_the_routes(self) -> None:
         """A route learned under the old limits must not let a line past the new."""
         store = _store(direct=True)

@@ -55,6 +55,7 @@ class Series(Protocol):
     (:class:`perfwarden.series.store.Series`, which imports this module)."""
 
     key: str
+    name: str
     type: MetricType
     window: RollingWindow
     band: tuple[float, float] | None
@@ -113,6 +114,10 @@ class DirectAppends:
         else:
             return
         self.sinks[raw_key] = sink
+        if series.type is not MetricType.GAUGE:  # a signed gauge may be a change
+            # Its route now, not at its second line: a plain line's trailing
+            # fields are its raw key's (``name|fields``).
+            self.routes.add(raw_key[len(series.name) + 1 :], series.name, sink)
         if not series.direct:
             series.direct = True
             series.synced_total = series.window.total_count
