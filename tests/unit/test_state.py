@@ -74,6 +74,25 @@ def restart(daemon: Daemon, state_dir: Path, window: int = 50) -> Daemon:
     return fresh
 
 
+#: The tables every schema has had alike.
+_TABLES_OF_EVERY_SCHEMA = """
+CREATE TABLE alerts (key TEXT PRIMARY KEY, state TEXT NOT NULL,
+    level TEXT, since REAL NOT NULL, fired_at REAL,
+    observed_low REAL, observed_high REAL, seen INTEGER);
+CREATE TABLE documents (name TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE history (seq INTEGER PRIMARY KEY, data TEXT NOT NULL);
+"""
+
+
+def old_schema(db: sqlite3.Connection, version: int, tables: str) -> None:
+    """An empty state file of an older ``version``: its own ``tables`` (series and
+    samples, written out in the test), and those every schema has had alike."""
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.executescript(tables + _TABLES_OF_EVERY_SCHEMA)
+    db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(version),))
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+
+
 class TestRoundTrip:
     def test_windows(self, tmp_path: Path) -> None:
         rng = np.random.default_rng(7)
@@ -555,22 +574,16 @@ class TestCheckpoints:
     def test_a_schema_1_file_is_migrated(self, tmp_path: Path) -> None:
         """The first release stored each window as one blob in the series row."""
         with sqlite3.connect(tmp_path / STATE_FILE) as db:
-            db.executescript(
+            old_schema(
+                db,
+                1,
                 """
-                CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
                 CREATE TABLE series (key TEXT PRIMARY KEY, name TEXT NOT NULL,
                     type TEXT NOT NULL, tags TEXT NOT NULL, capacity INTEGER NOT NULL,
                     total_count INTEGER NOT NULL, pending REAL NOT NULL,
                     last_update REAL, samples BLOB NOT NULL);
-                CREATE TABLE alerts (key TEXT PRIMARY KEY, state TEXT NOT NULL,
-                    level TEXT, since REAL NOT NULL, fired_at REAL,
-                    observed_low REAL, observed_high REAL, seen INTEGER);
-                CREATE TABLE documents (name TEXT PRIMARY KEY, data TEXT NOT NULL);
-                CREATE TABLE history (seq INTEGER PRIMARY KEY, data TEXT NOT NULL);
-                INSERT INTO meta VALUES ('schema_version', '1');
-                """
+                """,
             )
-            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             db.execute(
                 "INSERT INTO series VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -604,24 +617,18 @@ class TestCheckpoints:
         """A file as schema 2 (main before schema 3) left it: the series' changing
         fields in its row, chunks without them, no time offline recorded."""
         with sqlite3.connect(path) as db:
-            db.executescript(
+            old_schema(
+                db,
+                2,
                 """
-                CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
                 CREATE TABLE series (key TEXT PRIMARY KEY, name TEXT NOT NULL,
                     type TEXT NOT NULL, tags TEXT NOT NULL, capacity INTEGER NOT NULL,
                     total_count INTEGER NOT NULL, pending REAL NOT NULL,
                     last_update REAL);
                 CREATE TABLE samples (seq INTEGER PRIMARY KEY, key TEXT NOT NULL,
                     first INTEGER NOT NULL, data BLOB NOT NULL);
-                CREATE TABLE alerts (key TEXT PRIMARY KEY, state TEXT NOT NULL,
-                    level TEXT, since REAL NOT NULL, fired_at REAL,
-                    observed_low REAL, observed_high REAL, seen INTEGER);
-                CREATE TABLE documents (name TEXT PRIMARY KEY, data TEXT NOT NULL);
-                CREATE TABLE history (seq INTEGER PRIMARY KEY, data TEXT NOT NULL);
-                INSERT INTO meta VALUES ('schema_version', '2');
-                """
+                """,
             )
-            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             db.execute(
                 "INSERT INTO meta VALUES ('last_checkpoint_at', ?)", (repr(saved_at),)
             )

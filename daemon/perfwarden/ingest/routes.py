@@ -3,8 +3,10 @@
 The parser's fast path finds a line's raw key from its trailing fields and metric
 name, and then (for a series fed directly, :mod:`perfwarden.series.direct`) the
 list to append to from the raw key: two lookups in tables of thousands, each a
-likely cache miss. :class:`Routes` remembers the result, trailing fields ->
-name -> list, so the next such line takes one.
+likely cache miss. :class:`Routes` holds the result, trailing fields -> name ->
+list, so such a line takes one: the store registers a series' route when it gives
+the series' list (not a gauge's, whose signed values may be changes), and the
+parser learns the others at a key's first line found through its raw key.
 
 A route is only as valid as what it was learned from. The parser empties the
 table when its own cache is emptied for a new reading of lines (tag limits, the

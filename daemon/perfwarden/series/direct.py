@@ -83,7 +83,8 @@ class DirectAppends:
         #: Raw key -> the list its lines are appended to (the same dict object
         #: for life, emptied and refilled).
         self.sinks: dict[RawKey, list[float]] = {}
-        #: What the parser learned of :attr:`sinks` (emptied with them).
+        #: Where the parser finds :attr:`sinks` by fields and name (registered
+        #: by :meth:`add`, learned by the parser; emptied with them).
         self.routes = Routes()
         self.enabled = False
         #: Every series fed directly: (series, its window, the window's pending

@@ -257,7 +257,7 @@ class MetricStore:
             elif series.direct:  # last_update is now: not the next sync's business
                 series.synced_total = series.window.total_count
         if judged:
-            self._note_judged(judged)
+            self._note_updated(judged)
         if batch.members:
             self._ingest_members(batch, now)
         if batch.stamped:
@@ -276,15 +276,17 @@ class MetricStore:
             window = series.window
             latest = float(window.tail(1)[0]) if len(window) else 0.0
             window.extend([latest + delta])
-            self._note_judged([(series, [latest + delta])])
+            self._note_updated([(series, [latest + delta])])
             series.last_update = now
             series.synced_total = window.total_count
 
-    def _note_judged(self, judged: list[tuple[Series, list[float]]]) -> None:
-        """Report judged series as updated; a value at or past a band's edge makes
-        the batch urgent. Read after the windows took the lists: a list given
-        to a window may have grown since by the values of another raw key of the
-        same series (tags in another order), values of this batch too."""
+    def _note_updated(self, judged: list[tuple[Series, list[float]]]) -> None:
+        """Report series as updated with these values (the values path passes the
+        judged ones; stamped lines and gauge changes any); a value at or past a
+        band's edge makes the batch urgent. Read after the windows took the
+        lists: a list given to a window may have grown since by the values of
+        another raw key of the same series (tags in another order), values of
+        this batch too."""
         updated = self._updated
         urgent = self._urgent
         for series, values in judged:
@@ -322,7 +324,7 @@ class MetricStore:
                     series.last_update = now  # lines the parser fed it since the sync
                 window.extend(values)
                 series.synced_total = window.total_count
-                self._note_judged([(series, values)])
+                self._note_updated([(series, values)])
             newest = min(now, max(stamp for stamp, _ in pairs) + stamp_offset)
             series.last_update = max(series.last_update, newest)
 
