@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import struct
+from array import array
 
 import numpy as np
 import numpy.typing as npt
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from perfwarden.series.window import RollingWindow
+from perfwarden.series.window import SINK_FLUSH_AT, RollingWindow
 
 EPS = float(np.finfo(np.float64).eps)
 
@@ -342,6 +343,53 @@ class TestStorage:
         else:
             expected = 8
         assert expected == window.sample_bytes
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        st.lists(
+            st.one_of(
+                st.integers(-40000, 40000).map(float),
+                st.integers(-(2**25), 2**25).map(lambda v: v / 4),
+                st.floats(-1e100, 1e100),
+            ),
+            min_size=1,
+            max_size=300,
+        ),
+        st.lists(st.integers(1, SINK_FLUSH_AT + 20), min_size=1, max_size=8),
+    )
+    def test_a_sink_flushes_as_a_list_does(
+        self, values: list[float], runs: list[int]
+    ) -> None:
+        """Values appended to a sink, flushed in runs of any length (short ones
+        through the list's checks, long ones through numpy), are held as if
+        appended to the window: same values, same narrowest exact type."""
+        through_sink, through_list = RollingWindow(200), RollingWindow(200)
+        sink = through_sink.sink()
+        start = 0
+        for length in runs * (len(values) // sum(runs) + 1):
+            chunk = values[start : start + length]
+            sink.extend(chunk)
+            through_sink.flush()
+            through_list.extend(chunk)
+            through_list.flush()
+            start += length
+        assert through_list.values().tolist() == through_sink.values().tolist()
+        assert through_list.sample_bytes == through_sink.sample_bytes
+        assert through_list.total_count == through_sink.total_count == len(values)
+        assert through_sink.sink() is sink
+        assert not sink
+
+    def test_a_sink_holds_its_values_inline(self) -> None:
+        """A sink is an array of doubles (8 bytes a pending sample, no float
+        object each), made from what was pending when it was asked for."""
+        window = RollingWindow(10)
+        window.take([1.0, 2.0])
+        sink = window.sink()
+        assert isinstance(sink, array)
+        assert "d" == sink.typecode
+        assert [1.0, 2.0] == sink.tolist()
+        sink.append(3.0)
+        assert [1.0, 2.0, 3.0] == window.values().tolist()
 
     def test_a_given_list_is_kept_not_copied(self) -> None:
         """take() keeps the list as the pending samples when none are pending,

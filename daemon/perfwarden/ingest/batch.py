@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING, TypeAlias
 
-__all__ = ["Batch", "MetricType", "RawKey"]
+if TYPE_CHECKING:
+    from array import array
+
+__all__ = ["Batch", "MetricType", "RawKey", "Sink"]
 
 
 class MetricType(StrEnum):
@@ -26,6 +30,10 @@ class MetricType(StrEnum):
 
 #: A raw series key: ``"name|type"`` or ``"name|type|#tags"`` with tags as sent.
 RawKey = str
+
+#: Where the parser appends a series' plain samples itself, by raw key: its
+#: window's pending samples or a count's increments (:mod:`perfwarden.series.direct`).
+Sink: TypeAlias = "array[float]"
 
 
 @dataclass(slots=True)

@@ -2,22 +2,25 @@
 
 The parser's fast path finds a line's raw key from its trailing fields and metric
 name, and then (for a series fed directly, :mod:`perfwarden.series.direct`) the
-list to append to from the raw key: two lookups in tables of thousands, each a
+sink to append to from the raw key: two lookups in tables of thousands, each a
 likely cache miss. :class:`Routes` holds the result, trailing fields -> name ->
-list, so such a line takes one: the store registers a series' route when it gives
-the series' list (not a gauge's, whose signed values may be changes), and the
+sink, so such a line takes one: the store registers a series' route when it gives
+the series' sink (not a gauge's, whose signed values may be changes), and the
 parser learns the others at a key's first line found through its raw key.
 
 A route is only as valid as what it was learned from. The parser empties the
 table when its own cache is emptied for a new reading of lines (tag limits, the
-gauge reading: :attr:`Routes.epoch`); the owner of the lists empties it whenever
+gauge reading: :attr:`Routes.epoch`); the owner of the sinks empties it whenever
 they change. The table is bounded like the parser's cache: trailing fields are
 the sender's to vary.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from perfwarden.ingest.batch import Sink
 
 __all__ = ["MAX_ROUTES", "Routes"]
 
@@ -26,12 +29,12 @@ MAX_ROUTES: Final = 16384
 
 
 class Routes:
-    """Trailing fields -> metric name -> the list its plain samples go to."""
+    """Trailing fields -> metric name -> the sink its plain samples go to."""
 
     __slots__ = ("entries", "epoch", "table")
 
     def __init__(self) -> None:
-        self.table: dict[str, dict[str, list[float]]] = {}
+        self.table: dict[str, dict[str, Sink]] = {}
         self.entries = 0
         #: The parser's reading the routes were learned under.
         self.epoch = 0
@@ -41,7 +44,7 @@ class Routes:
         self.table.clear()
         self.entries = 0
 
-    def add(self, fields: str, name: str, target: list[float]) -> None:
+    def add(self, fields: str, name: str, target: Sink) -> None:
         """Send lines of ``name`` with these trailing fields to ``target``."""
         if self.entries >= MAX_ROUTES:
             self.clear()

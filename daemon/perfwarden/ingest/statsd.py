@@ -31,7 +31,7 @@ values are read as absolute values in both modes.
 
 Samples are grouped per *raw series key* (``"name|type|#tags"``, tags as sent: the
 store sorts them once per new key) into plain lists, or appended to the store's
-lists directly (``sinks``, ``routes``).
+sinks directly (``sinks``, ``routes``).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Final
 
-from perfwarden.ingest.batch import Batch, MetricType, RawKey
+from perfwarden.ingest.batch import Batch, MetricType, RawKey, Sink
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -81,8 +81,8 @@ _SAMPLE_TYPES: Final = frozenset({"g", "ms", "h", "d", "c"})
 _NAME_FORBIDDEN: Final = frozenset(" \t\r\x00")
 _MAX_FIELD_CACHE: Final = 4096
 #: No direct appends, no routes (never written: a plain dict's ``get`` is cheapest).
-_NO_SINKS: Final[Mapping[RawKey, list[float]]] = {}
-_NO_ROUTES: Final[dict[str, dict[str, list[float]]]] = {}
+_NO_SINKS: Final[Mapping[RawKey, Sink]] = {}
+_NO_ROUTES: Final[dict[str, dict[str, Sink]]] = {}
 #: Larger magnitudes are refused: their squares would overflow the running moments.
 MAX_ABS_VALUE: Final = 1e100
 
@@ -219,7 +219,7 @@ def parse(
     max_line: int,
     *,
     gauge_deltas: bool = False,
-    sinks: Mapping[RawKey, list[float]] = _NO_SINKS,
+    sinks: Mapping[RawKey, Sink] = _NO_SINKS,
     routes: Routes | None = None,
 ) -> None:
     """Parse one datagram (or a chunk of complete lines) into ``batch``.
@@ -227,7 +227,7 @@ def parse(
     Empty lines are skipped and not counted; every other line is counted once in
     ``batch.received`` and once as accepted, ignored or malformed. Never raises.
     ``gauge_deltas`` reads signed gauge values as changes (see the module notes).
-    ``sinks``: raw key -> a list that a plain sample of that key is appended to
+    ``sinks``: raw key -> an array that a plain sample of that key is appended to
     instead of :attr:`Batch.values` (the store's direct appends,
     :mod:`perfwarden.series.direct`); such lines count as accepted all the same.
     ``routes``: where the parser remembers ``sinks`` (:mod:`perfwarden.ingest.routes`).
@@ -255,7 +255,7 @@ def parse(
 
 
 def _parse_undecodable(
-    data: bytes, batch: Batch, max_line: int, sinks: Mapping[RawKey, list[float]]
+    data: bytes, batch: Batch, max_line: int, sinks: Mapping[RawKey, Sink]
 ) -> None:
     for raw in data.split(b"\n"):
         if not raw or raw == b"\r":
@@ -289,7 +289,7 @@ def _parse_fast(
     lines: list[str],
     batch: Batch,
     max_line: int,
-    sinks: Mapping[RawKey, list[float]],
+    sinks: Mapping[RawKey, Sink],
     routes: Routes | None,
 ) -> None:
     """Lines known to hold no ``\\r`` and none longer than ``max_line``."""
@@ -323,7 +323,7 @@ def _parse_fast(
                 if lowest <= value <= highest and "_" not in raw_value:
                     if key:
                         # A key has a bucket in this batch or a sink, not both.
-                        bucket = bucket_of(key)
+                        bucket: list[float] | Sink | None = bucket_of(key)
                         if bucket is None:
                             bucket = sink_of(key)
                             if bucket is None:
@@ -360,7 +360,7 @@ def _parse_lines(
     lines: list[str],
     batch: Batch,
     max_line: int,
-    sinks: Mapping[RawKey, list[float]],
+    sinks: Mapping[RawKey, Sink],
     *,
     learn: bool,
 ) -> None:
@@ -453,7 +453,9 @@ def _parse_lines(
                 continue
             # The fast path's lines of this key go to its sink: keep the order
             # (but not a gauge's while signed ones are changes, kept apart).
-            bucket = None if type_ == "g" and _fast_deltas else sinks.get(key)
+            bucket: list[float] | Sink | None = (
+                None if type_ == "g" and _fast_deltas else sinks.get(key)
+            )
             if bucket is None:
                 bucket = values.get(key)
             if bucket is None:

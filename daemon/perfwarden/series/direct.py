@@ -4,34 +4,36 @@ With thousands of series a batch brings each one a value or two, and the work a
 batch does per series (the store's lookup, the window's :meth:`take`, the
 batch's own dict and list) cost more than parsing the line (bench/scaling.md).
 So for a series nobody judges (no levels: nothing to report as updated, no band
-to check) the store gives the parser a list under each raw key it knows the
-series by, and a plain line costs a dict lookup and a list append, nothing per
-series per batch. A gauge, timing, histogram or distribution's list is its
-window's pending list (:meth:`RollingWindow.sink`); a count's holds increments.
+to check) the store gives the parser a sink under each raw key it knows the
+series by, and a plain line costs a dict lookup and an append, nothing per
+series per batch. A sink is an ``array('d')``: a gauge, timing, histogram or
+distribution's is its window's pending samples (:meth:`RollingWindow.sink`); a
+count's holds increments.
 
 What the batch path did per series is done here in bulk instead, by visiting
 the series: each that got lines since its last visit gets ``last_update`` (the
 time of the latest batch: a series is at most one visit period fresher than it
-is), a count's increments are added to its ``pending`` sum, and a pending list
-grown long is flushed. Each batch pays for visiting the next ``lines / 16``
-series, round the table (so a visit costs a few ns a line, comes spread over
-the batches with its flushes, and a series is visited every ``16 x series``
-lines); :meth:`DirectAppends.sync` visits them all, without flushing, before
-anything reads ``last_update`` or ``pending``: the interval's roll, expiry and
-the checkpoint's snapshot.
+is), a count's increments are added to its ``pending`` sum, and a sink grown
+to :data:`SINK_FLUSH_AT` is flushed. Each batch pays for visiting the next
+``lines / 16`` series, round the table (so a visit costs a few ns a line,
+comes spread over the batches with its flushes, and a series is visited every
+``16 x series`` lines); :meth:`DirectAppends.sync` visits them all, without
+flushing, before anything reads ``last_update`` or ``pending``: the interval's
+roll, expiry and the checkpoint's snapshot.
 
 Values keep their order: a line the parser takes the long way appends to the
-same list. The store rebuilds the lists' table whenever a series leaves or the
+same sink. The store rebuilds the sinks' table whenever a series leaves or the
 bands change, and turns direct appends off while a recording wants every batch.
 """
 
 from __future__ import annotations
 
+from array import array
 from typing import TYPE_CHECKING, Final, Protocol
 
-from perfwarden.ingest.batch import MetricType, RawKey
+from perfwarden.ingest.batch import MetricType, RawKey, Sink
 from perfwarden.ingest.routes import Routes
-from perfwarden.series.window import FLUSH_AT, RollingWindow
+from perfwarden.series.window import SINK_FLUSH_AT, RollingWindow
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -43,8 +45,8 @@ _SAMPLE_TYPES: Final = frozenset(
     {MetricType.GAUGE, MetricType.TIMING, MetricType.HISTOGRAM, MetricType.DISTRIBUTION}
 )
 #: Lines a series may get, on average, between two visits of the sync (a
-#: visit costs ~70 ns, so a few ns a line; a pending list then holds about
-#: ``FLUSH_AT + 16`` values at most, on average).
+#: visit costs ~70 ns, so a few ns a line; a sink then holds about
+#: ``SINK_FLUSH_AT + 16`` values at most, on average).
 _LINES_PER_VISIT: Final = 16
 #: Series visited in one step at least (a step has its own overhead).
 _MIN_STEP: Final = 64
@@ -66,7 +68,7 @@ class Series(Protocol):
 
 
 class DirectAppends:
-    """The lists the parser appends to, and their bookkeeping."""
+    """The sinks the parser appends to, and their bookkeeping."""
 
     __slots__ = (
         "_counts",
@@ -80,9 +82,9 @@ class DirectAppends:
     )
 
     def __init__(self) -> None:
-        #: Raw key -> the list its lines are appended to (the same dict object
+        #: Raw key -> the sink its lines are appended to (the same dict object
         #: for life, emptied and refilled).
-        self.sinks: dict[RawKey, list[float]] = {}
+        self.sinks: dict[RawKey, Sink] = {}
         #: Where the parser finds :attr:`sinks` by fields and name (registered
         #: by :meth:`add`, learned by the parser; emptied with them).
         self.routes = Routes()
@@ -90,9 +92,9 @@ class DirectAppends:
         #: Every series fed directly: (series, its window, the window's pending
         #: list) or, for a count, (series, None, its increments), all at hand
         #: for a cheap visit.
-        self._entries: list[tuple[Series, RollingWindow | None, list[float]]] = []
-        #: A count's increments list by its canonical key (for its aliases).
-        self._counts: dict[str, list[float]] = {}
+        self._entries: list[tuple[Series, RollingWindow | None, array[float]]] = []
+        #: A count's increments by its canonical key (for its aliases).
+        self._counts: dict[str, array[float]] = {}
         #: Where the next step of the sync starts, and lines not yet visited for.
         self._cursor = 0
         self._credit = 0
@@ -111,7 +113,10 @@ class DirectAppends:
             window = series.window
             sink = window.sink()
         elif series.type is MetricType.COUNT:
-            sink = self._counts.setdefault(series.key, [])
+            counted = self._counts.get(series.key)
+            if counted is None:
+                counted = self._counts[series.key] = array("d")
+            sink = counted
         else:
             return
         self.sinks[raw_key] = sink
@@ -169,20 +174,20 @@ class DirectAppends:
 
     def _visit(
         self,
-        entries: list[tuple[Series, RollingWindow | None, list[float]]],
+        entries: list[tuple[Series, RollingWindow | None, array[float]]],
         *,
         flush: bool,
     ) -> None:
         """Give each series that got lines since its last visit the latest
         batch's time as ``last_update``; add up a count's increments; flush a
-        pending list grown long (when ``flush``)."""
+        sink grown long (when ``flush``)."""
         latest = self._latest
         # Attributes, no calls (a property or max() would double a visit).
         for series, window, sink in entries:
             if window is None:
                 if sink:
                     series.pending += sum(sink)
-                    sink.clear()
+                    del sink[:]
                     if series.last_update < latest:  # noqa: PLR1730 - see above
                         series.last_update = latest
                 continue
@@ -191,5 +196,5 @@ class DirectAppends:
                 series.synced_total = total
                 if series.last_update < latest:  # noqa: PLR1730 - see above
                     series.last_update = latest
-            if flush and len(sink) >= FLUSH_AT:
+            if flush and len(sink) >= SINK_FLUSH_AT:
                 window.flush()

@@ -32,6 +32,7 @@ from perfwarden.series.window import RollingWindow
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+    from perfwarden.ingest.batch import Sink
     from perfwarden.ingest.routes import Routes
 
 __all__ = ["Band", "MetricStore", "Series", "canonical_tags"]
@@ -47,8 +48,7 @@ MAX_SET_BYTES: Final = 16 << 20
 #: What one remembered member costs beyond its text (str object, set slot).
 SET_MEMBER_OVERHEAD: Final = 64
 _MAX_ALIASES_PER_SERIES: Final = 4
-#: A raw key's type field -> its MetricType (a dict lookup costs less than the
-#: enum's own ``MetricType(value)``, paid once per new series).
+#: A raw key's type field -> its MetricType (cheaper than ``MetricType(value)``).
 _TYPES: Final = {member.value: member for member in MetricType}
 
 
@@ -156,8 +156,8 @@ class MetricStore:
         self._direct = DirectAppends()
 
     @property
-    def sinks(self) -> dict[RawKey, list[float]]:
-        """Raw key -> the list the parser appends the key's plain samples to
+    def sinks(self) -> dict[RawKey, Sink]:
+        """Raw key -> where the parser appends the key's plain samples
         (:mod:`perfwarden.series.direct`; empty unless :meth:`set_direct`)."""
         return self._direct.sinks
 

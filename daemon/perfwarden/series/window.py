@@ -9,7 +9,9 @@ and are written to the numpy buffer in one slice assignment when that list is fu
 (:data:`FLUSH_AT`), when anything reads the window, or when the window has gone
 quiet (:meth:`RollingWindow.settle`, once per evaluation interval). Reading never
 sees a difference: every reader flushes first (or reads the list too). For series
-nobody judges the parser appends to that list itself (:meth:`RollingWindow.sink`).
+nobody judges the parser appends to the pending samples itself, then held in an
+``array('d')`` (:meth:`RollingWindow.sink`), which its owner flushes at
+:data:`SINK_FLUSH_AT`.
 
 Storage is a ring buffer that grows with the series: it starts small at the first
 flush and doubles (up to ``capacity``) as samples arrive; the ring wraps only once
@@ -35,14 +37,28 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from perfwarden.series.exact import SHORT_MAX, exact_moments, fits_int16
+from perfwarden.series.exact import (
+    RANK,
+    SHORT,
+    WIDE,
+    exact_moments,
+    kind_for,
+    narrowed,
+    narrowed_list,
+)
 
-__all__ = ["FLUSH_AT", "RollingWindow"]
+__all__ = ["FLUSH_AT", "SINK_FLUSH_AT", "RollingWindow"]
 
 FloatArray = npt.NDArray[np.float64]
 
 #: Pending samples written to the buffer in one go.
 FLUSH_AT: Final = 32
+#: Pending samples of a :meth:`RollingWindow.sink` written in one go by its
+#: owner: at 8 bytes each (a list's cost 32: a pointer and a float object),
+#: four times as many take less memory than FLUSH_AT in a list, and a flush
+#: of that many costs about what a list's of FLUSH_AT does (a few numpy
+#: calls, whatever the length), so a quarter as much a sample.
+SINK_FLUSH_AT: Final = 128
 #: Pending samples up to this many are written one by one (:meth:`_put`).
 _PUT_ONE_BY_ONE: Final = 4
 #: Smallest buffer allocated (samples); it then doubles up to the capacity.
@@ -53,18 +69,11 @@ _MAX_ABS: Final = 1e150
 #: The moments of a window that has not computed them yet.
 _NOT_COMPUTED: Final = (-1, math.nan, math.nan)
 
-_SHORT = np.dtype(np.int16)
-_NARROW = np.dtype(np.float32)
-_WIDE = np.dtype(np.float64)
-#: Storage types from narrowest to widest.
-_RANK: Final = {_SHORT: 0, _NARROW: 1, _WIDE: 2}
-_SHORT_MAX: Final = SHORT_MAX
 #: The buffer of every window that has not flushed yet: shared, as nothing is ever
 #: written to a zero-length buffer (the first flush allocates), and read-only so
 #: that a mistake would raise.
-_NO_BUFFER = np.empty(0, dtype=_SHORT)
+_NO_BUFFER = np.empty(0, dtype=SHORT)
 _NO_BUFFER.flags.writeable = False
-_FLOAT32_MAX: Final = float(np.finfo(np.float32).max)
 
 
 class RollingWindow:
@@ -102,7 +111,9 @@ class RollingWindow:
         self.flushed = 0
         self._count_base = 0  # total_count when this window was created or restored
         self._sum_total = 0.0  # sum of the samples appended since then
-        self._pending: list[float] = []  # never None: see sink()
+        #: A list (maybe one :meth:`take` adopted), or the array :meth:`sink`
+        #: gave out. Never None: see sink().
+        self._pending: list[float] | array[float] = []
         self._settled_at = 0  # total_count at the last settle()
         self._shared = False  # has sink() given the pending list out?
         #: (total_count, mean, variance) of the last computation.
@@ -175,7 +186,7 @@ class RollingWindow:
             else:
                 return
             pending = self._pending
-            pending += values
+            pending.extend(values)
             if len(pending) >= FLUSH_AT:
                 self.flush()
             return
@@ -185,9 +196,7 @@ class RollingWindow:
         if not float(np.abs(batch).max()) <= _MAX_ABS:
             _raise_for(batch)
         self.flush()
-        self.flushed += int(batch.shape[0])
-        self._sum_total += float(batch.sum())
-        self._write(self._narrowed(batch))
+        self._store_batch(batch)
 
     def take(self, values: list[float]) -> None:
         """Append a list the caller gives up, of values already checked (finite,
@@ -197,20 +206,29 @@ class RollingWindow:
         :meth:`sink` gave that out)."""
         pending = self._pending
         if pending or self._shared:
-            pending += values
+            pending.extend(values)
         else:
             self._pending = pending = values
         if len(pending) >= FLUSH_AT:
             self.flush()
 
-    def sink(self) -> list[float]:
-        """The list of pending samples, for a caller that appends checked values
-        (as :meth:`take` takes them) to it directly, one line at a time: the
+    def sink(self) -> array[float]:
+        """The pending samples, for a caller that appends checked values (as
+        :meth:`take` takes them) to them directly, one line at a time: the
         parser, for series nobody judges. They count at once (``len``,
-        ``total_count``, every reader); the list stays the same for the window's
-        life, and the caller flushes it when it is :data:`FLUSH_AT` long."""
+        ``total_count``, every reader); the array stays the same for the
+        window's life, and the caller flushes it when it is
+        :data:`SINK_FLUSH_AT` long.
+
+        An ``array('d')``, not a list: it holds the values themselves, where a
+        list holds float objects made one line apart, scattered over the heap.
+        With thousands of series a flush would read each of them from memory
+        (bench/scaling.md)."""
+        pending = self._pending
+        if not isinstance(pending, array):
+            pending = self._pending = array("d", pending)
         self._shared = True
-        return self._pending
+        return pending
 
     def append(self, value: float) -> None:
         """Append one sample. O(1) amortised."""
@@ -226,11 +244,21 @@ class RollingWindow:
         """Write pending samples into the buffer (readers call this themselves)."""
         pending = self._pending
         if pending:
-            self._store(pending)
-            if self._shared:  # the list others append to: keep it
-                pending.clear()
+            if isinstance(pending, array):  # the sink others append to: keep it
+                if len(pending) < FLUSH_AT:  # cheaper as a list (its checks)
+                    self._store(pending.tolist())
+                else:  # cheaper in numpy: a few calls, whatever the length
+                    self._store_batch(np.array(pending, dtype=np.float64))
+                del pending[:]
             else:  # maybe a list take() kept: its giver may still read it
+                self._store(pending)
                 self._pending = []
+
+    def _store_batch(self, batch: FloatArray) -> None:
+        """Store validated ``float64`` samples, narrowed when exact."""
+        self.flushed += int(batch.shape[0])
+        self._sum_total += float(batch.sum())
+        self._write(narrowed(batch, self._buf.dtype))
 
     def _store(self, pending: list[float]) -> None:
         self.flushed += len(pending)
@@ -242,25 +270,7 @@ class RollingWindow:
             for value in pending:
                 self._put(value)
             return
-        kind = self._buf.dtype
-        if kind is _SHORT and fits_int16(pending):
-            self._write(np.array(pending, dtype=np.float64).astype(_SHORT))
-            return
-        if kind is not _WIDE:
-            narrow = array("f", pending)
-            if narrow.tolist() == pending:  # every value survives float32
-                batch: npt.NDArray[Any] = np.frombuffer(narrow, dtype=np.float32)
-                if (
-                    kind is _SHORT
-                    and min(pending) >= -_SHORT_MAX
-                    and max(pending) <= _SHORT_MAX
-                ):
-                    short = batch.astype(_SHORT)  # in range: truncates, no warning
-                    if bool((short == batch).all()):
-                        batch = short
-                self._write(batch)
-                return
-        self._write(np.array(pending, dtype=np.float64))
+        self._write(narrowed_list(pending, self._buf.dtype))
 
     def settle(self) -> None:
         """Flush if no sample arrived since the previous call (the store calls this
@@ -271,22 +281,6 @@ class RollingWindow:
         if self._pending and total == self._settled_at:
             self.flush()
         self._settled_at = total
-
-    def _narrowed(self, batch: FloatArray) -> npt.NDArray[Any]:
-        """A validated ``float64`` batch in the buffer's type when that is exact."""
-        kind = self._buf.dtype
-        if kind is _WIDE:
-            return batch
-        peak = float(np.abs(batch).max())
-        if kind is _SHORT and peak <= _SHORT_MAX:
-            short = batch.astype(_SHORT)
-            if bool((short == batch).all()):
-                return short
-        if peak <= _FLOAT32_MAX:  # casting beyond it warns (and is not exact)
-            narrow = batch.astype(_NARROW)
-            if bool((narrow == batch).all()):
-                return narrow
-        return batch
 
     def _put(self, value: float) -> None:
         """Store one validated sample where the buffer has room for it (the ring
@@ -301,13 +295,7 @@ class RollingWindow:
         else:
             at = self._head
             self._head = (at + 1) % self._capacity
-        kind = buf.dtype
-        if kind is _SHORT and not (
-            -_SHORT_MAX <= value <= _SHORT_MAX and value == int(value)
-        ):
-            kind = _NARROW
-        if kind is _NARROW and array("f", (value,))[0] != value:
-            kind = _WIDE
+        kind = kind_for(value, buf.dtype)
         if kind is not buf.dtype:
             buf = self._buf = buf.astype(kind)
         buf[at] = value
@@ -315,7 +303,7 @@ class RollingWindow:
     def _write(self, batch: npt.NDArray[Any]) -> None:
         """Store a validated batch given in the narrowest type that holds it
         exactly: a wider one than the buffer's widens the buffer for good."""
-        if _RANK[batch.dtype] > _RANK[self._buf.dtype]:
+        if RANK[batch.dtype] > RANK[self._buf.dtype]:
             self._buf = self._buf.astype(batch.dtype)
         cap = self._capacity
         m = int(batch.shape[0])
@@ -364,8 +352,8 @@ class RollingWindow:
         ``float64`` (valid until the next append), else a copy."""
         self.flush()
         view = self._buf[: self._size]
-        if view.dtype is not _WIDE:
-            view = view.astype(_WIDE)
+        if view.dtype is not WIDE:
+            view = view.astype(WIDE)
         view.flags.writeable = False
         return view
 
@@ -377,11 +365,11 @@ class RollingWindow:
             return np.empty(0, dtype=np.float64)
         buf = self._buf
         if self._size < self._capacity:
-            return buf[self._size - k : self._size].astype(_WIDE)
+            return buf[self._size - k : self._size].astype(WIDE)
         head = self._head
         if k <= head:
-            return buf[head - k : head].astype(_WIDE)
-        return np.concatenate((buf[head - k :], buf[:head]), dtype=_WIDE)
+            return buf[head - k : head].astype(WIDE)
+        return np.concatenate((buf[head - k :], buf[:head]), dtype=WIDE)
 
     def tail_stored(self, k: int) -> npt.NDArray[Any]:
         """The newest ``min(k, len)`` samples, oldest first, as a copy in the
@@ -444,7 +432,7 @@ class RollingWindow:
         n = self._size
         mean = variance = math.nan
         if n:
-            shift, s1, s2 = exact_moments(self._buf[:n].astype(_WIDE))
+            shift, s1, s2 = exact_moments(self._buf[:n].astype(WIDE))
             mean = shift + s1 / n
             if n > 1:
                 variance = max(s2 - s1 * s1 / n, 0.0) / (n - 1)
