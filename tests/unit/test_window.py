@@ -66,6 +66,14 @@ def _fits_float32(value: float) -> bool:
         return False
 
 
+#: Samples that int16, float32 and only float64 storage hold exactly, mixed.
+_ANY_STORAGE = st.one_of(
+    st.integers(-40000, 40000).map(float),
+    st.integers(-(2**25), 2**25).map(lambda v: v / 4),
+    st.floats(-1e100, 1e100),
+)
+
+
 class TestRingBuffer:
     @settings(max_examples=300, deadline=None)
     @given(capacity_and_batches())
@@ -318,9 +326,7 @@ class TestStorage:
     @given(
         st.lists(
             st.one_of(
-                st.integers(-40000, 40000).map(float),
-                st.integers(-(2**25), 2**25).map(lambda v: v / 4),
-                st.floats(-1e100, 1e100),
+                _ANY_STORAGE,
                 st.integers(-40000, 40000),  # ints appended as they are
             ),
             min_size=1,
@@ -346,15 +352,7 @@ class TestStorage:
 
     @settings(max_examples=200, deadline=None)
     @given(
-        st.lists(
-            st.one_of(
-                st.integers(-40000, 40000).map(float),
-                st.integers(-(2**25), 2**25).map(lambda v: v / 4),
-                st.floats(-1e100, 1e100),
-            ),
-            min_size=1,
-            max_size=300,
-        ),
+        st.lists(_ANY_STORAGE, min_size=1, max_size=300),
         st.lists(st.integers(1, SINK_FLUSH_AT + 20), min_size=1, max_size=8),
     )
     def test_a_sink_flushes_as_a_list_does(
