@@ -56,8 +56,8 @@ FLUSH_AT: Final = 32
 #: Pending samples of a :meth:`RollingWindow.sink` written in one go by its
 #: owner: at 8 bytes each (a list's cost 32: a pointer and a float object),
 #: four times as many take less memory than FLUSH_AT in a list, and a flush
-#: of that many costs about what a list's of FLUSH_AT does (a few numpy
-#: calls, whatever the length), so a quarter as much a sample.
+#: of that many through numpy (a few calls, whatever the length) costs 0.4x
+#: as much a sample as a list's of FLUSH_AT through its checks.
 SINK_FLUSH_AT: Final = 128
 #: Pending samples up to this many are written one by one (:meth:`_put`).
 _PUT_ONE_BY_ONE: Final = 4
