@@ -15,7 +15,6 @@ checkpoint count and last checkpoint CPU from ``status``.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import signal
 import statistics
@@ -26,12 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ingest import cpu_seconds
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def one_run(

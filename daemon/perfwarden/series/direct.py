@@ -113,10 +113,7 @@ class DirectAppends:
             window = series.window
             sink = window.sink()
         elif series.type is MetricType.COUNT:
-            counted = self._counts.get(series.key)
-            if counted is None:
-                counted = self._counts[series.key] = array("d")
-            sink = counted
+            sink = self._counts.setdefault(series.key, array("d"))
         else:
             return
         self.sinks[raw_key] = sink

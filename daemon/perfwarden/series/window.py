@@ -92,7 +92,6 @@ class RollingWindow:
         "_moments",
         "_pending",
         "_settled_at",
-        "_shared",
         "_size",
         "_sum_total",
         "flushed",
@@ -115,7 +114,6 @@ class RollingWindow:
         #: gave out. Never None: see sink().
         self._pending: list[float] | array[float] = []
         self._settled_at = 0  # total_count at the last settle()
-        self._shared = False  # has sink() given the pending list out?
         #: (total_count, mean, variance) of the last computation.
         self._moments: tuple[int, float, float] = _NOT_COMPUTED
 
@@ -205,7 +203,7 @@ class RollingWindow:
         nothing pending the list becomes the pending list, uncopied (unless
         :meth:`sink` gave that out)."""
         pending = self._pending
-        if pending or self._shared:
+        if pending or isinstance(pending, array):  # or the array sink() gave out
             pending.extend(values)
         else:
             self._pending = pending = values
@@ -227,7 +225,6 @@ class RollingWindow:
         pending = self._pending
         if not isinstance(pending, array):
             pending = self._pending = array("d", pending)
-        self._shared = True
         return pending
 
     def append(self, value: float) -> None:
